@@ -1,0 +1,3 @@
+// Package rules reacts to ticket events with actions: acknowledgements,
+// follow-through timers, nudges, escalations.
+package rules
