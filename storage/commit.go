@@ -1,0 +1,140 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"gorm.io/gorm"
+)
+
+// Committer is the one writer of the ingest path. Sessions hand it a
+// message and wait; it takes every message that arrived while the previous
+// batch was committing, applies each inside a savepoint of one transaction
+// and answers them all once the transaction is durable (group commit). A
+// durable commit costs one fsync, so batching is what lets many concurrent
+// SMTP sessions each wait for durability without queueing behind each
+// other's fsyncs.
+type Committer struct {
+	s        *Store
+	reqs     chan *commitReq
+	maxBatch int
+	onCommit func(Delivered)
+}
+
+type commitReq struct {
+	ctx  context.Context
+	in   *Incoming
+	done chan commitRes
+}
+
+type commitRes struct {
+	d   Delivered
+	err error
+}
+
+// NewCommitter returns a Committer for s. onCommit, when not nil, is called
+// after each committed message (outside the transaction), for example to
+// wake the worker that processes it.
+func (s *Store) NewCommitter(maxBatch int, onCommit func(Delivered)) *Committer {
+	if maxBatch <= 0 {
+		maxBatch = 128
+	}
+	return &Committer{s: s, reqs: make(chan *commitReq, maxBatch), maxBatch: maxBatch, onCommit: onCommit}
+}
+
+// Deliver commits in and returns once it is durable. An error means the
+// message is not stored; errors that mean "try again later" wrap
+// ErrUnavailable.
+func (c *Committer) Deliver(ctx context.Context, in *Incoming) (Delivered, error) {
+	if in.MessageID == "" || in.Hash == "" {
+		return Delivered{}, errors.New("deliver: message id and hash are required")
+	}
+	r := &commitReq{ctx: ctx, in: in, done: make(chan commitRes, 1)}
+	select {
+	case c.reqs <- r:
+	case <-ctx.Done():
+		return Delivered{}, fmt.Errorf("deliver: %w: %w", ErrUnavailable, ctx.Err())
+	}
+	// Once handed over, wait for the verdict even if ctx ends: the
+	// committer may already have stored the message, and the caller must
+	// not answer "not stored" for a stored message.
+	res := <-r.done
+	return res.d, res.err
+}
+
+// Run commits batches until ctx ends.
+func (c *Committer) Run(ctx context.Context) error {
+	for {
+		var batch []*commitReq
+		select {
+		case <-ctx.Done():
+			c.drain(ctx.Err())
+			return nil
+		case r := <-c.reqs:
+			batch = append(batch, r)
+		}
+	fill:
+		for len(batch) < c.maxBatch {
+			select {
+			case r := <-c.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		c.commit(ctx, batch)
+	}
+}
+
+// drain answers whatever is queued when the committer stops.
+func (c *Committer) drain(cause error) {
+	for {
+		select {
+		case r := <-c.reqs:
+			r.done <- commitRes{err: fmt.Errorf("deliver: %w: shutting down: %w", ErrUnavailable, cause)}
+		default:
+			return
+		}
+	}
+}
+
+func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
+	results := make([]commitRes, len(batch))
+	// The transaction must outlive a cancelled caller: it is cancelled only
+	// by shutdown, and then nothing in it is answered 250.
+	err := c.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for i, r := range batch {
+			if r.ctx.Err() != nil {
+				results[i].err = fmt.Errorf("deliver: %w: %w", ErrUnavailable, r.ctx.Err())
+				continue
+			}
+			sp := "m" + strconv.Itoa(i)
+			if err := tx.SavePoint(sp).Error; err != nil {
+				return err
+			}
+			d, err := c.s.deliver(r.ctx, tx, r.in)
+			if err != nil {
+				if rerr := tx.RollbackTo(sp).Error; rerr != nil {
+					return rerr
+				}
+				results[i].err = fmt.Errorf("deliver: %w", err)
+				continue
+			}
+			results[i].d = d
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range results {
+			results[i] = commitRes{err: fmt.Errorf("deliver: %w: %w", ErrUnavailable, err)}
+		}
+	}
+	for i, r := range batch {
+		r.done <- results[i]
+		if results[i].err == nil && c.onCommit != nil {
+			c.onCommit(results[i].d)
+		}
+	}
+}

@@ -1,0 +1,296 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Incoming is a received message, with the header fields the ingest path
+// extracted cheaply before the full MIME parse.
+type Incoming struct {
+	Raw         []byte
+	Hash        string // hex SHA-256 of Raw
+	MessageID   string // without brackets; never empty (derived from Hash when absent)
+	InReplyTo   string
+	References  []string
+	ThreadRoot  string
+	ThreadTopic string
+	From        string // lowercased address
+	FromName    string
+	To, Cc      []string
+	EnvFrom     string
+	EnvTo       []string
+	Subject     string // decoded
+	NormSubject string
+	Date        *time.Time
+	Class       string // human, auto-reply, bounce, list, own, spam, report
+	Role        string // customer, agent, system
+	Inboxes     []string // inbox addresses the message reached (envelope); at least one
+	Source      string
+	Imported    bool
+	// Place decides the ticket inside the delivery transaction, so that it
+	// sees every message committed before it, including those earlier in
+	// the same group commit.
+	Place func(ctx context.Context, tx *Tx) (Placement, error)
+}
+
+// Placement is where a message goes: the outcome of threading.
+type Placement struct {
+	Ticket   int64 // 0: open a new ticket
+	NoTicket bool  // store the message on no ticket (a bounce that matched nothing, our own mail)
+	// Evidence is the JSON of the threading evidence, stored with the
+	// message; Summary is its one-line form for the timeline.
+	Evidence string
+	Summary  string
+	// Participants join the ticket (a reply-all's CCs).
+	Participants []string
+	// Reopen turns a resolved or closed ticket's state back to open
+	// (decided by the caller's policy, e.g. within the reopen window).
+	Reopen bool
+	// LinkedTo is set on a new ticket opened by a reply to an old one.
+	LinkedTo int64
+}
+
+// Delivered is what happened to an Incoming.
+type Delivered struct {
+	MessageRowID int64
+	Ticket       int64 // 0 when the message is on no ticket
+	NewTicket    bool
+	Duplicate    bool // the same Message-ID and bytes were already stored
+}
+
+// Tx is the view of the delivery transaction that threading's lookups run
+// against.
+type Tx struct {
+	db *gorm.DB
+	s  *Store
+}
+
+// inboxIDs resolves inbox addresses to IDs.
+func (t *Tx) inboxIDs(addrs []string) ([]int64, error) {
+	var ids []int64
+	err := t.db.Model(&Inbox{}).Where("address IN ?", addrs).Order("id").Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("inboxes: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("inboxes %v: %w", addrs, ErrNotFound)
+	}
+	return ids, nil
+}
+
+// ErrNotFound is returned when a row asked for does not exist.
+var ErrNotFound = errors.New("not found")
+
+// deliver applies one message inside tx.
+func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Delivered, error) {
+	var dup struct {
+		ID       int64
+		TicketID *int64
+	}
+	err := db.Model(&Message{}).Select("id, ticket_id").
+		Where("message_id = ? AND raw_hash = ?", in.MessageID, in.Hash).Limit(1).Scan(&dup).Error
+	if err != nil {
+		return Delivered{}, fmt.Errorf("dedup: %w", err)
+	}
+	tx := &Tx{db: db, s: s}
+	inboxIDs, err := tx.inboxIDs(in.Inboxes)
+	if err != nil {
+		return Delivered{}, err
+	}
+	if dup.ID != 0 {
+		// Delivered again (an MTA retry, a second inbox's copy, an IMAP
+		// resync): keep one message, let every inbox see its ticket.
+		d := Delivered{MessageRowID: dup.ID, Duplicate: true}
+		if dup.TicketID != nil {
+			d.Ticket = *dup.TicketID
+			if err := linkInboxes(db, d.Ticket, inboxIDs); err != nil {
+				return Delivered{}, err
+			}
+		}
+		return d, nil
+	}
+	now := s.now()
+	raw := RawMessage{Hash: in.Hash, Data: in.Raw, Size: int64(len(in.Raw)), CreatedAt: now}
+	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&raw).Error; err != nil {
+		return Delivered{}, fmt.Errorf("raw: %w", err)
+	}
+	p := Placement{}
+	if in.Place != nil {
+		if p, err = in.Place(ctx, tx); err != nil {
+			return Delivered{}, fmt.Errorf("place: %w", err)
+		}
+	}
+	d := Delivered{}
+	switch {
+	case p.NoTicket:
+	case p.Ticket == 0:
+		id, err := s.openTicket(db, in, inboxIDs[0], p, now)
+		if err != nil {
+			return Delivered{}, err
+		}
+		d.Ticket, d.NewTicket = id, true
+	default:
+		d.Ticket = p.Ticket
+		if err := s.appendToTicket(db, in, p, now); err != nil {
+			return Delivered{}, err
+		}
+	}
+	if d.Ticket != 0 {
+		if err := linkInboxes(db, d.Ticket, inboxIDs); err != nil {
+			return Delivered{}, err
+		}
+		if err := addParticipants(db, d.Ticket, p.Participants, "cc", now); err != nil {
+			return Delivered{}, err
+		}
+	}
+	msg := Message{
+		Direction: DirectionIn, MessageID: in.MessageID, RawHash: in.Hash,
+		InReplyTo: in.InReplyTo, References: strings.Join(in.References, " "),
+		ThreadRoot: in.ThreadRoot, ThreadTopic: in.ThreadTopic,
+		FromAddr: in.From, FromName: in.FromName,
+		ToAddrs: strings.Join(in.To, ","), CcAddrs: strings.Join(in.Cc, ","),
+		EnvFrom: in.EnvFrom, EnvTo: strings.Join(in.EnvTo, ","),
+		Subject: in.Subject, Date: in.Date, Class: in.Class, Role: in.Role,
+		Evidence: p.Evidence, Size: int64(len(in.Raw)), Source: in.Source,
+		Imported: in.Imported, ReceivedAt: now,
+	}
+	if d.Ticket != 0 {
+		msg.TicketID = &d.Ticket
+	}
+	if err := db.Create(&msg).Error; err != nil {
+		return Delivered{}, fmt.Errorf("message: %w", err)
+	}
+	d.MessageRowID = msg.ID
+	if err := insertRefs(db, msg.ID, in.InReplyTo, in.References); err != nil {
+		return Delivered{}, err
+	}
+	if d.Ticket != 0 {
+		ev := Event{TicketID: d.Ticket, Kind: "message.received", Actor: in.From, Detail: p.Summary, MessageRowID: &msg.ID, CreatedAt: now}
+		if err := db.Create(&ev).Error; err != nil {
+			return Delivered{}, fmt.Errorf("event: %w", err)
+		}
+	}
+	w := Work{Kind: WorkProcess, MessageRowID: msg.ID, NotBefore: now, CreatedAt: now}
+	if err := db.Create(&w).Error; err != nil {
+		return Delivered{}, fmt.Errorf("work: %w", err)
+	}
+	return d, nil
+}
+
+// WorkProcess is the work kind that runs the full parse and the rules for
+// a received message.
+const WorkProcess = "process"
+
+func (s *Store) openTicket(db *gorm.DB, in *Incoming, inboxID int64, p Placement, now time.Time) (int64, error) {
+	contactID, err := upsertContact(db, in.From, in.FromName, now)
+	if err != nil {
+		return 0, err
+	}
+	t := Ticket{
+		Subject: in.Subject, NormSubject: in.NormSubject, State: StateNew, Priority: "normal",
+		CustomerID: contactID, InboxID: inboxID, CreatedAt: now, UpdatedAt: now, LastCustomerAt: &now,
+	}
+	if p.LinkedTo != 0 {
+		t.LinkedTo = &p.LinkedTo
+	}
+	if err := db.Create(&t).Error; err != nil {
+		return 0, fmt.Errorf("ticket: %w", err)
+	}
+	if err := addParticipants(db, t.ID, []string{in.From}, "customer", now); err != nil {
+		return 0, err
+	}
+	detail := "ticket opened"
+	if p.LinkedTo != 0 {
+		detail = fmt.Sprintf("ticket opened, linked to #%d", p.LinkedTo)
+	}
+	ev := Event{TicketID: t.ID, Kind: "ticket.created", Actor: in.From, Detail: detail, CreatedAt: now}
+	if err := db.Create(&ev).Error; err != nil {
+		return 0, fmt.Errorf("event: %w", err)
+	}
+	return t.ID, nil
+}
+
+func (s *Store) appendToTicket(db *gorm.DB, in *Incoming, p Placement, now time.Time) error {
+	upd := map[string]any{"updated_at": now}
+	if in.Role == "customer" && in.Class == "human" {
+		upd["last_customer_at"] = now
+	}
+	if p.Reopen {
+		upd["state"] = StateOpen
+		upd["resolved_at"] = nil
+	}
+	if err := db.Model(&Ticket{}).Where("id = ?", p.Ticket).Updates(upd).Error; err != nil {
+		return fmt.Errorf("ticket %d: %w", p.Ticket, err)
+	}
+	return nil
+}
+
+func upsertContact(db *gorm.DB, email, name string, now time.Time) (int64, error) {
+	var id int64
+	err := db.Raw(`INSERT INTO contacts (email, name, suppress_reason, created_at) VALUES (?, ?, '', ?)
+		ON CONFLICT (email) DO UPDATE SET name = CASE WHEN contacts.name = '' THEN excluded.name ELSE contacts.name END
+		RETURNING id`, email, name, now).Scan(&id).Error
+	if err != nil {
+		return 0, fmt.Errorf("contact %s: %w", email, err)
+	}
+	return id, nil
+}
+
+func linkInboxes(db *gorm.DB, ticket int64, inboxIDs []int64) error {
+	rows := make([]TicketInbox, len(inboxIDs))
+	for i, id := range inboxIDs {
+		rows[i] = TicketInbox{TicketID: ticket, InboxID: id}
+	}
+	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error; err != nil {
+		return fmt.Errorf("ticket inboxes: %w", err)
+	}
+	return nil
+}
+
+func addParticipants(db *gorm.DB, ticket int64, emails []string, role string, now time.Time) error {
+	if len(emails) == 0 {
+		return nil
+	}
+	rows := make([]Participant, 0, len(emails))
+	seen := map[string]bool{}
+	for _, e := range emails {
+		if e == "" || seen[e] {
+			continue
+		}
+		seen[e] = true
+		rows = append(rows, Participant{TicketID: ticket, Email: e, Role: role, CreatedAt: now})
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error; err != nil {
+		return fmt.Errorf("participants: %w", err)
+	}
+	return nil
+}
+
+func insertRefs(db *gorm.DB, rowID int64, inReplyTo string, refs []string) error {
+	seen := map[string]bool{}
+	var rows []MessageRef
+	for _, r := range append([]string{inReplyTo}, refs...) {
+		if r == "" || seen[r] || len(r) > 998 {
+			continue
+		}
+		seen[r] = true
+		rows = append(rows, MessageRef{MessageRowID: rowID, Ref: r})
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error; err != nil {
+		return fmt.Errorf("refs: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,283 @@
+package storage
+
+import "time"
+
+// Ticket states, in the order of DESIGN.md's follow-through state machine.
+const (
+	StateNew         = "new"
+	StateOpen        = "open"
+	StateWaiting     = "waiting"
+	StateProposed    = "proposed"
+	StateResolved    = "resolved"
+	StateUnconfirmed = "unconfirmed"
+	StateClosed      = "closed"
+)
+
+// AllStates lists every ticket state.
+func AllStates() []string {
+	return []string{StateNew, StateOpen, StateWaiting, StateProposed, StateResolved, StateUnconfirmed, StateClosed}
+}
+
+// Message directions.
+const (
+	DirectionIn  = "in"
+	DirectionOut = "out"
+)
+
+// Inbox is a support address that mail is accepted for.
+type Inbox struct {
+	ID           int64  `gorm:"primaryKey"`
+	Address      string `gorm:"size:320;not null;uniqueIndex"`
+	Name         string `gorm:"size:200;not null;default:''"`
+	ResponseTime int64  `gorm:"not null;default:0"` // seconds promised for a first answer
+	CreatedAt    time.Time
+}
+
+// Contact is a person who writes to us: a customer or a CC.
+type Contact struct {
+	ID    int64  `gorm:"primaryKey"`
+	Email string `gorm:"size:320;not null;uniqueIndex"`
+	Name  string `gorm:"size:200;not null;default:''"`
+	// SuppressedUntil stops automatic mail to the address after a hard
+	// bounce; SuppressReason says why, for the agent.
+	SuppressedUntil *time.Time
+	SuppressReason  string `gorm:"size:1000;not null;default:''"`
+	CreatedAt       time.Time
+}
+
+// Agent is a member of the support team. Role is agent, lead or admin.
+type Agent struct {
+	ID           int64  `gorm:"primaryKey"`
+	Email        string `gorm:"size:320;not null;uniqueIndex"`
+	Name         string `gorm:"size:200;not null;default:''"`
+	Role         string `gorm:"size:20;not null;default:'agent'"`
+	PasswordHash string `gorm:"size:200;not null;default:''"`
+	CreatedAt    time.Time
+}
+
+// Ticket is one conversation with a customer. Its ID is the public ticket
+// number: it comes from the database (a sequence on PostgreSQL, the rowid
+// on SQLite), never from a counter in memory.
+type Ticket struct {
+	ID              int64  `gorm:"primaryKey"`
+	Subject         string `gorm:"size:1000;not null;default:''"`
+	NormSubject     string `gorm:"size:1000;not null;default:'';index:idx_tickets_customer_subject,priority:2"`
+	State           string `gorm:"size:20;not null;index:idx_tickets_state_updated,priority:1"`
+	Priority        string `gorm:"size:20;not null;default:'normal'"`
+	CustomerID      int64  `gorm:"not null;index:idx_tickets_customer_subject,priority:1"`
+	AssigneeID      *int64
+	InboxID         int64 `gorm:"not null"`
+	MergedInto      *int64
+	Breached        bool   `gorm:"not null;default:false"`
+	RepeatContacts  int    `gorm:"not null;default:0"`
+	Tags            string `gorm:"size:1000;not null;default:''"` // space-separated
+	CloseReason     string `gorm:"size:200;not null;default:''"`
+	LinkedTo        *int64 // the older ticket a reply after the reopen window came from
+	CreatedAt       time.Time
+	UpdatedAt       time.Time `gorm:"index:idx_tickets_state_updated,priority:2"`
+	FirstResponseAt *time.Time
+	LastCustomerAt  *time.Time
+	LastAgentAt     *time.Time
+	ResolvedAt      *time.Time
+
+	Customer *Contact `gorm:"foreignKey:CustomerID"`
+	Assignee *Agent   `gorm:"foreignKey:AssigneeID"`
+	Inbox    *Inbox   `gorm:"foreignKey:InboxID"`
+}
+
+// TicketInbox records that an inbox sees a ticket: one message addressed to
+// two inboxes is one ticket that both inboxes see.
+type TicketInbox struct {
+	TicketID int64 `gorm:"primaryKey;autoIncrement:false"`
+	InboxID  int64 `gorm:"primaryKey;autoIncrement:false;index"`
+}
+
+// Participant is an address that takes part in a ticket: the customer, the
+// CCs of a reply-all, the agents who answered. Threading by subject tag is
+// honoured only for participants.
+type Participant struct {
+	TicketID  int64  `gorm:"primaryKey;autoIncrement:false"`
+	Email     string `gorm:"primaryKey;size:320"`
+	Role      string `gorm:"size:20;not null"` // customer, cc, agent
+	CreatedAt time.Time
+}
+
+// RawMessage holds the exact bytes of a message, once per content hash.
+type RawMessage struct {
+	Hash      string `gorm:"primaryKey;size:64"` // hex SHA-256 of Data
+	Data      []byte `gorm:"not null"`
+	Size      int64  `gorm:"not null"`
+	CreatedAt time.Time
+}
+
+// Message is one mail on a ticket, in or out, with the header fields that
+// threading needs indexed. Text and HTML are filled by the full MIME parse
+// after the message is committed (Parsed tells whether it ran).
+type Message struct {
+	ID          int64  `gorm:"primaryKey"`
+	TicketID    *int64 `gorm:"index"`
+	Direction   string `gorm:"size:3;not null"`
+	MessageID   string `gorm:"size:998;not null;uniqueIndex:idx_messages_dedup,priority:1"`
+	RawHash     string `gorm:"size:64;not null;uniqueIndex:idx_messages_dedup,priority:2"`
+	InReplyTo   string `gorm:"size:998;not null;default:'';index"`
+	References  string `gorm:"type:text;not null;default:''"` // space-separated, as sent
+	ThreadRoot  string `gorm:"size:64;not null;default:'';index"` // Outlook Thread-Index conversation root
+	ThreadTopic string `gorm:"size:1000;not null;default:''"`
+	FromAddr    string `gorm:"size:320;not null;default:''"`
+	FromName    string `gorm:"size:200;not null;default:''"`
+	ToAddrs     string `gorm:"type:text;not null;default:''"` // comma-separated
+	CcAddrs     string `gorm:"type:text;not null;default:''"`
+	EnvFrom     string `gorm:"size:320;not null;default:''"`
+	EnvTo       string `gorm:"type:text;not null;default:''"`
+	Subject     string `gorm:"size:1000;not null;default:''"`
+	Date        *time.Time
+	Class       string `gorm:"size:20;not null;default:'human'"`
+	Role        string `gorm:"size:20;not null;default:'customer'"` // customer, cc, agent, system
+	Evidence    string `gorm:"type:text;not null;default:''"`       // JSON list of threading evidence
+	Size        int64  `gorm:"not null;default:0"`
+	Source      string `gorm:"size:300;not null;default:''"` // smtp, lmtp, imap:<inbox>/<mailbox>/<uidvalidity>/<uid>
+	Imported    bool   `gorm:"not null;default:false"`
+	Parsed      bool   `gorm:"not null;default:false"`
+	ParseError  string `gorm:"type:text;not null;default:''"`
+	Text        string `gorm:"type:text;not null;default:''"`
+	HTML        string `gorm:"type:text;not null;default:''"`
+	OutboxID    *int64
+	ReceivedAt  time.Time `gorm:"not null"`
+}
+
+// MessageRef indexes one entry of a message's References (and
+// In-Reply-To), so that a parent arriving after its child is still found.
+type MessageRef struct {
+	MessageRowID int64  `gorm:"primaryKey;autoIncrement:false"`
+	Ref          string `gorm:"primaryKey;size:998;index"`
+}
+
+// Attachment is the metadata of one attachment; the bytes are served from
+// the raw message (Part is its position in enmime's attachment list).
+type Attachment struct {
+	ID           int64  `gorm:"primaryKey"`
+	MessageRowID int64  `gorm:"not null;index"`
+	Part         int    `gorm:"not null"`
+	Filename     string `gorm:"size:500;not null;default:''"`
+	ContentType  string `gorm:"size:200;not null;default:''"`
+	Size         int64  `gorm:"not null;default:0"`
+	Hash         string `gorm:"size:64;not null;default:''"`
+	Inline       bool   `gorm:"not null;default:false"`
+}
+
+// Event is one entry on a ticket's timeline.
+type Event struct {
+	ID           int64  `gorm:"primaryKey"`
+	TicketID     int64  `gorm:"not null;index"`
+	Kind         string `gorm:"size:50;not null"`
+	Actor        string `gorm:"size:320;not null;default:''"`
+	Detail       string `gorm:"type:text;not null;default:''"`
+	MessageRowID *int64
+	CreatedAt    time.Time
+}
+
+// OutboxMail is an outgoing mail. It is committed in the same transaction as
+// the event that caused it and delivered after commit by the sender.
+type OutboxMail struct {
+	ID            int64  `gorm:"primaryKey"`
+	TicketID      *int64 `gorm:"index"`
+	Kind          string `gorm:"size:30;not null"` // reply, acknowledgement, notification, ...
+	Auto          bool   `gorm:"not null;default:false"`
+	EnvFrom       string `gorm:"size:320;not null;default:''"`
+	EnvTo         string `gorm:"type:text;not null"` // comma-separated
+	MessageID     string `gorm:"size:998;not null;default:'';index"`
+	Raw           []byte
+	Status        string `gorm:"size:20;not null;index:idx_outbox_due,priority:1"` // pending, sent, failed, held
+	Attempts      int    `gorm:"not null;default:0"`
+	NextAttemptAt time.Time `gorm:"not null;index:idx_outbox_due,priority:2"`
+	LeaseOwner    string    `gorm:"size:100;not null;default:''"`
+	LeaseUntil    *time.Time
+	LastError     string `gorm:"type:text;not null;default:''"`
+	SentAt        *time.Time
+	CreatedAt     time.Time
+}
+
+// Timer is a named, durable timer on a ticket. It fires once: a replica
+// claims it with a lease before firing it.
+type Timer struct {
+	ID          int64     `gorm:"primaryKey"`
+	TicketID    int64     `gorm:"not null;index"`
+	Name        string    `gorm:"size:100;not null"`
+	DueAt       time.Time `gorm:"not null;index:idx_timers_due,priority:2"`
+	Status      string    `gorm:"size:20;not null;index:idx_timers_due,priority:1"` // pending, fired, cancelled
+	LeaseOwner  string    `gorm:"size:100;not null;default:''"`
+	LeaseUntil  *time.Time
+	CreatedAt   time.Time
+	CompletedAt *time.Time
+}
+
+// Work is a durable unit of post-commit processing (full parse, rules) for
+// one message. Workers claim it with a lease; processing is idempotent.
+type Work struct {
+	ID           int64     `gorm:"primaryKey"`
+	Kind         string    `gorm:"size:30;not null"`
+	MessageRowID int64     `gorm:"not null"`
+	NotBefore    time.Time `gorm:"not null;index:idx_work_due"`
+	LeaseOwner   string    `gorm:"size:100;not null;default:''"`
+	LeaseUntil   *time.Time
+	Attempts     int    `gorm:"not null;default:0"`
+	LastError    string `gorm:"type:text;not null;default:''"`
+	CreatedAt    time.Time
+}
+
+// APIToken is a bearer token for the JSON API. Only its SHA-256 is stored.
+type APIToken struct {
+	ID         int64  `gorm:"primaryKey"`
+	Name       string `gorm:"size:200;not null"`
+	Role       string `gorm:"size:20;not null"`
+	Hash       string `gorm:"size:64;not null;uniqueIndex"`
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+}
+
+// WebSession is a logged-in browser session. Only the token's SHA-256 is
+// stored.
+type WebSession struct {
+	Hash      string `gorm:"primaryKey;size:64"`
+	AgentID   int64  `gorm:"not null"`
+	CSRF      string `gorm:"size:64;not null"`
+	ExpiresAt time.Time
+	CreatedAt time.Time
+}
+
+// Lease gives one process the right to do a named job (poll a mailbox)
+// until a time, so that several replicas can share one database.
+type Lease struct {
+	Name   string `gorm:"primaryKey;size:300"`
+	Holder string `gorm:"size:100;not null"`
+	Until  time.Time
+}
+
+// MailboxState remembers how far an IMAP mailbox has been read.
+type MailboxState struct {
+	Key          string `gorm:"primaryKey;size:400"`
+	UIDValidity  uint32 `gorm:"not null"`
+	LastUID      uint32 `gorm:"not null"`
+	ConnectedAt  time.Time
+	BackfillDone bool `gorm:"not null;default:false"`
+	Synced       int  `gorm:"not null;default:0"`
+	Total        int  `gorm:"not null;default:0"`
+	UpdatedAt    time.Time
+}
+
+// Setting is a named value of the installation: secrets, rotated OAuth
+// tokens.
+type Setting struct {
+	Key   string `gorm:"primaryKey;size:200"`
+	Value string `gorm:"type:text;not null"`
+}
+
+// allModels lists every model in creation order for migrations.
+func allModels() []any {
+	return []any{
+		&Inbox{}, &Contact{}, &Agent{}, &Ticket{}, &TicketInbox{}, &Participant{},
+		&RawMessage{}, &Message{}, &MessageRef{}, &Attachment{}, &Event{},
+		&OutboxMail{}, &Timer{}, &Work{}, &APIToken{}, &WebSession{}, &Lease{},
+		&MailboxState{}, &Setting{},
+	}
+}

@@ -1,0 +1,157 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Drivers tend can store into.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// Options says where the database is.
+type Options struct {
+	Driver  string // sqlite or postgres
+	DSN     string // sqlite: a file path ("" = DataDir/tend.db); postgres: a URL or key=value DSN
+	DataDir string
+	Clock   Clock
+	Logger  *slog.Logger
+}
+
+// Store is tend's database. It is safe for concurrent use.
+type Store struct {
+	db     *gorm.DB
+	driver string
+	clock  Clock
+	log    *slog.Logger
+
+	dummyOnce sync.Once
+	dummyHash []byte
+}
+
+// ErrUnavailable wraps errors that mean the database could not take a
+// write right now; the SMTP door answers 451 to them.
+var ErrUnavailable = errors.New("database unavailable")
+
+// Open connects to the database and brings its schema up to date.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Clock == nil {
+		opts.Clock = SystemClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	var dial gorm.Dialector
+	switch opts.Driver {
+	case DriverSQLite, "":
+		opts.Driver = DriverSQLite
+		path := opts.DSN
+		if path == "" {
+			if opts.DataDir == "" {
+				return nil, errors.New("open sqlite: neither dsn nor data_dir is set")
+			}
+			if err := os.MkdirAll(opts.DataDir, 0o750); err != nil {
+				return nil, fmt.Errorf("open sqlite: %w", err)
+			}
+			path = filepath.Join(opts.DataDir, "tend.db")
+		}
+		dial = sqlite.Open(sqliteDSN(path))
+	case DriverPostgres:
+		if opts.DSN == "" {
+			return nil, errors.New("open postgres: dsn is empty")
+		}
+		dial = postgres.New(postgres.Config{DSN: opts.DSN})
+	default:
+		return nil, fmt.Errorf("open: unknown database driver %q", opts.Driver)
+	}
+	clock := opts.Clock
+	db, err := gorm.Open(dial, &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		PrepareStmt:            true,
+		NowFunc:                func() time.Time { return clock.Now().UTC() },
+		TranslateError:         true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", opts.Driver, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", opts.Driver, err)
+	}
+	if opts.Driver == DriverSQLite {
+		// WAL lets readers run beside the one writer; a handful of
+		// connections is all SQLite can use.
+		sqlDB.SetMaxOpenConns(8)
+		sqlDB.SetMaxIdleConns(8)
+	} else {
+		sqlDB.SetMaxOpenConns(20)
+		sqlDB.SetMaxIdleConns(10)
+	}
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	if err := sqlDB.PingContext(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("open %s: %w", opts.Driver, err)
+	}
+	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger}
+	if err := s.migrate(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// sqliteDSN turns a path into a DSN with the pragmas tend relies on: WAL so
+// readers never block the writer, synchronous=FULL so a commit is durable
+// before we answer 250 (NORMAL in WAL mode can lose the last commits on
+// power loss), a busy timeout instead of instant SQLITE_BUSY, and
+// immediate write transactions so two writers queue instead of
+// deadlocking on lock upgrade.
+func sqliteDSN(path string) string {
+	v := url.Values{}
+	v.Add("_pragma", "journal_mode(WAL)")
+	v.Add("_pragma", "synchronous(FULL)")
+	v.Add("_pragma", "busy_timeout(15000)")
+	v.Add("_pragma", "foreign_keys(1)")
+	v.Add("_txlock", "immediate")
+	return "file:" + path + "?" + v.Encode()
+}
+
+// Driver returns the database driver name.
+func (s *Store) Driver() string { return s.driver }
+
+// Close closes the database.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// now returns the store's time, truncated to microseconds so that values
+// read back from PostgreSQL compare equal to those written.
+func (s *Store) now() time.Time { return s.clock.Now().UTC().Truncate(time.Microsecond) }

@@ -1,0 +1,146 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// claim leases up to limit due rows of table to owner and returns their
+// IDs. The conditional UPDATE re-checks the lease, so two replicas that
+// select the same rows never both win one: on PostgreSQL the second UPDATE
+// waits for the first and then finds the lease taken; on SQLite writers are
+// serialised.
+func (s *Store) claim(ctx context.Context, table, due string, dueArgs []any, owner string, lease time.Duration, limit int) ([]int64, error) {
+	now := s.now()
+	until := now.Add(lease)
+	var ids []int64
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var cand []int64
+		free := "(lease_until IS NULL OR lease_until < ?)"
+		q := tx.Table(table).Where(due, dueArgs...).Where(free, now).Order("id").Limit(limit)
+		if s.driver == DriverPostgres {
+			q = q.Clauses(clauseSkipLocked())
+		}
+		if err := q.Pluck("id", &cand).Error; err != nil {
+			return err
+		}
+		if len(cand) == 0 {
+			return nil
+		}
+		res := tx.Table(table).Where("id IN ?", cand).Where(free, now).
+			Updates(map[string]any{"lease_owner": owner, "lease_until": until})
+		if res.Error != nil {
+			return res.Error
+		}
+		return tx.Table(table).Where("id IN ? AND lease_owner = ? AND lease_until = ?", cand, owner, until).
+			Order("id").Pluck("id", &ids).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", table, err)
+	}
+	return ids, nil
+}
+
+// ClaimWork leases up to limit due work items to owner.
+func (s *Store) ClaimWork(ctx context.Context, owner string, limit int, lease time.Duration) ([]Work, error) {
+	ids, err := s.claim(ctx, "works", "not_before <= ?", []any{s.now()}, owner, lease, limit)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	var ws []Work
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Order("id").Find(&ws).Error; err != nil {
+		return nil, fmt.Errorf("claim work: %w", err)
+	}
+	return ws, nil
+}
+
+// CompleteWork removes a finished work item.
+func (s *Store) CompleteWork(ctx context.Context, id int64) error {
+	if err := s.db.WithContext(ctx).Delete(&Work{}, id).Error; err != nil {
+		return fmt.Errorf("complete work %d: %w", id, err)
+	}
+	return nil
+}
+
+// RetryWork releases a work item that failed, to be tried again at retryAt.
+func (s *Store) RetryWork(ctx context.Context, id int64, cause error, retryAt time.Time) error {
+	err := s.db.WithContext(ctx).Model(&Work{}).Where("id = ?", id).Updates(map[string]any{
+		"lease_owner": "", "lease_until": nil, "not_before": retryAt,
+		"attempts": gorm.Expr("attempts + 1"), "last_error": cause.Error(),
+	}).Error
+	if err != nil {
+		return fmt.Errorf("retry work %d: %w", id, err)
+	}
+	return nil
+}
+
+// ParsedAttachment is one attachment found by the full parse.
+type ParsedAttachment struct {
+	Part        int
+	Filename    string
+	ContentType string
+	Size        int64
+	Hash        string
+	Inline      bool
+}
+
+// Parsed is the outcome of the full MIME parse of a message.
+type Parsed struct {
+	Text, HTML  string
+	Attachments []ParsedAttachment
+	Error       string // what the parser complained about; the message is kept either way
+}
+
+// SaveParsed stores the full parse of message rowID. It may run more than
+// once for a message (a worker crashed after saving): it replaces what an
+// earlier run saved.
+func (s *Store) SaveParsed(ctx context.Context, rowID int64, p Parsed) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Model(&Message{}).Where("id = ?", rowID).Updates(map[string]any{
+			"text": p.Text, "html": p.HTML, "parsed": true, "parse_error": p.Error,
+		}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("message_row_id = ?", rowID).Delete(&Attachment{}).Error; err != nil {
+			return err
+		}
+		if len(p.Attachments) == 0 {
+			return nil
+		}
+		rows := make([]Attachment, len(p.Attachments))
+		for i, a := range p.Attachments {
+			rows[i] = Attachment{MessageRowID: rowID, Part: a.Part, Filename: a.Filename, ContentType: a.ContentType, Size: a.Size, Hash: a.Hash, Inline: a.Inline}
+		}
+		return tx.Create(&rows).Error
+	})
+	if err != nil {
+		return fmt.Errorf("save parsed %d: %w", rowID, err)
+	}
+	return nil
+}
+
+// Attachments returns the attachments of the given messages, by message.
+func (s *Store) Attachments(ctx context.Context, rowIDs []int64) (map[int64][]Attachment, error) {
+	out := map[int64][]Attachment{}
+	if len(rowIDs) == 0 {
+		return out, nil
+	}
+	var rows []Attachment
+	if err := s.db.WithContext(ctx).Where("message_row_id IN ?", rowIDs).Order("id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("attachments: %w", err)
+	}
+	for _, a := range rows {
+		out[a.MessageRowID] = append(out[a.MessageRowID], a)
+	}
+	return out, nil
+}
+
+// clauseSkipLocked makes a PostgreSQL SELECT skip rows another replica is
+// claiming instead of waiting for them.
+func clauseSkipLocked() clause.Locking {
+	return clause.Locking{Strength: clause.LockingStrengthUpdate, Options: clause.LockingOptionsSkipLocked}
+}
