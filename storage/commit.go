@@ -21,6 +21,7 @@ type Committer struct {
 	reqs     chan *commitReq
 	maxBatch int
 	onCommit func(Delivered)
+	stopped  chan struct{} // closed when Run returns
 }
 
 type commitReq struct {
@@ -41,7 +42,7 @@ func (s *Store) NewCommitter(maxBatch int, onCommit func(Delivered)) *Committer 
 	if maxBatch <= 0 {
 		maxBatch = 128
 	}
-	return &Committer{s: s, reqs: make(chan *commitReq, maxBatch), maxBatch: maxBatch, onCommit: onCommit}
+	return &Committer{s: s, reqs: make(chan *commitReq, maxBatch), maxBatch: maxBatch, onCommit: onCommit, stopped: make(chan struct{})}
 }
 
 // Deliver commits in and returns once it is durable. An error means the
@@ -56,21 +57,37 @@ func (c *Committer) Deliver(ctx context.Context, in *Incoming) (Delivered, error
 	case c.reqs <- r:
 	case <-ctx.Done():
 		return Delivered{}, fmt.Errorf("deliver: %w: %w", ErrUnavailable, ctx.Err())
+	case <-c.stopped:
+		return Delivered{}, fmt.Errorf("deliver: %w: shutting down", ErrUnavailable)
 	}
 	// Once handed over, wait for the verdict even if ctx ends: the
 	// committer may already have stored the message, and the caller must
-	// not answer "not stored" for a stored message.
-	res := <-r.done
-	return res.d, res.err
+	// not answer "not stored" for a stored message. Run answers every
+	// batch before it stops, so a request still unanswered once it has
+	// stopped was never committed.
+	select {
+	case res := <-r.done:
+		return res.d, res.err
+	case <-c.stopped:
+		select {
+		case res := <-r.done:
+			return res.d, res.err
+		default:
+			return Delivered{}, fmt.Errorf("deliver: %w: shutting down", ErrUnavailable)
+		}
+	}
 }
 
 // Run commits batches until ctx ends.
 func (c *Committer) Run(ctx context.Context) error {
+	defer func() {
+		close(c.stopped)
+		c.drain(ctx.Err())
+	}()
 	for {
 		var batch []*commitReq
 		select {
 		case <-ctx.Done():
-			c.drain(ctx.Err())
 			return nil
 		case r := <-c.reqs:
 			batch = append(batch, r)

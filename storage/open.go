@@ -64,10 +64,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			if opts.DataDir == "" {
 				return nil, errors.New("open sqlite: neither dsn nor data_dir is set")
 			}
-			if err := os.MkdirAll(opts.DataDir, 0o750); err != nil {
-				return nil, fmt.Errorf("open sqlite: %w", err)
-			}
 			path = filepath.Join(opts.DataDir, "tend.db")
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
 		dial = sqlite.Open(sqliteDSN(path))
 	case DriverPostgres:

@@ -1,6 +1,93 @@
 // Command tend is an email-first support inbox server.
+//
+//	tend serve [--config FILE]        run everything
+//	tend check-config FILE            validate a config (and its rules and templates)
+//	tend token create NAME --role R   make an API token (lead, agent or admin)
+//	tend user add EMAIL --role R      create a web login and print its password
+//	tend version                      print the version
 package main
 
-import "fmt"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
 
-func main() { fmt.Println("tend") }
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: tend <command> [arguments]
+
+commands:
+  serve [--config FILE]          run the server (no config: the embedded default)
+  check-config FILE              check a config file, its rules and templates
+  token create NAME --role ROLE  create an API token (lead, agent, admin); printed once
+  user add EMAIL --role ROLE     create or reset a web login; the password is printed once
+  version                        print the version
+`
+
+// errUsage marks errors that should print the usage text.
+var errUsage = errors.New("usage")
+
+// run is main without the process: testable, and exit codes in one place.
+func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(ctx, args[1:], env, stdout, stderr)
+	case "check-config":
+		err = cmdCheckConfig(args[1:], env, stdout)
+	case "token":
+		err = cmdToken(ctx, args[1:], env, stdout)
+	case "user":
+		err = cmdUser(ctx, args[1:], env, stdout)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "tend", versionString())
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "tend: %v\n\n%s", err, usage)
+		return 2
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	default:
+		fmt.Fprintf(stderr, "tend: %v\n", err)
+		return 1
+	}
+}
+
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+		v += " " + bi.GoVersion
+	}
+	return v
+}

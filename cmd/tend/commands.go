@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+
+	"github.com/tendhq/tend/cmd/tend/config"
+	"github.com/tendhq/tend/storage"
+)
+
+// loadConfig loads path ("" = the embedded default) with env overrides.
+func loadConfig(path string, env []string) (config.Config, error) {
+	cfg, err := config.Load(path, env)
+	if err != nil {
+		return config.Config{}, err
+	}
+	return cfg, nil
+}
+
+// openStore opens the configured database.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*storage.Store, error) {
+	return storage.Open(ctx, storage.Options{
+		Driver: cfg.Database.Driver, DSN: cfg.Database.DSN, DataDir: cfg.DataDir, Logger: log,
+	})
+}
+
+func cmdCheckConfig(args, env []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: check-config takes one FILE", errUsage)
+	}
+	cfg, err := loadConfig(fs.Arg(0), env)
+	if err != nil {
+		return err
+	}
+	if err := checkExtras(cfg); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d inboxes, %d agents)\n", fs.Arg(0), len(cfg.Inboxes), len(cfg.Agents))
+	return nil
+}
+
+// roleFlag parses a --role flag.
+func roleFlag(fs *flag.FlagSet) *string {
+	return fs.String("role", storage.RoleAgent, "role: lead, agent or admin")
+}
+
+func checkRole(role string) error {
+	if !slices.Contains([]string{storage.RoleAgent, storage.RoleLead, storage.RoleAdmin}, role) {
+		return fmt.Errorf("%w: --role must be lead, agent or admin, not %q", errUsage, role)
+	}
+	return nil
+}
+
+// parseInterspersed parses flags that may come after positional arguments
+// ("token create NAME --role lead").
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func cmdToken(ctx context.Context, args, env []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return fmt.Errorf("%w: token create NAME --role ROLE", errUsage)
+	}
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	role := roleFlag(fs)
+	cfgPath := fs.String("config", "", "config file")
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || pos[0] == "" {
+		return fmt.Errorf("%w: token create NAME --role ROLE", errUsage)
+	}
+	if err := checkRole(*role); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath, env)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	secret, err := st.CreateToken(ctx, pos[0], *role)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n", secret)
+	return nil
+}
+
+func cmdUser(ctx context.Context, args, env []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "add" {
+		return fmt.Errorf("%w: user add EMAIL --role ROLE", errUsage)
+	}
+	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
+	role := roleFlag(fs)
+	name := fs.String("name", "", "display name")
+	cfgPath := fs.String("config", "", "config file")
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: user add EMAIL --role ROLE", errUsage)
+	}
+	if err := checkRole(*role); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath, env)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	pw := rand.Text()
+	if err := st.SetPassword(ctx, pos[0], *name, *role, pw); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s can log in with the password %s (shown once)\n", pos[0], pw)
+	return nil
+}

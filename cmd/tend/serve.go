@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tendhq/tend/cmd/tend/config"
+	"github.com/tendhq/tend/mail/ingest"
+	"github.com/tendhq/tend/mail/smtpd"
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/web"
+)
+
+func cmdServe(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "config file (default: the embedded default config)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: serve takes no arguments", errUsage)
+	}
+	cfg, err := loadConfig(*cfgPath, env)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	if *cfgPath == "" {
+		log.Info("no --config given: running the embedded default", "data_dir", cfg.DataDir, "inbox", cfg.Inboxes[0].Address)
+	}
+	return serve(ctx, cfg, log, stdout)
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.Level)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// replicaName identifies this process in leases.
+func replicaName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
+}
+
+// inboxChecker accepts RCPT TO for configured inboxes.
+type inboxChecker struct{ p *ingest.Pipeline }
+
+func (c inboxChecker) Accept(_ context.Context, addr string) (bool, error) {
+	return c.p.IsInbox(addr), nil
+}
+
+// serve is the composition root: it builds every component from cfg, runs
+// them under one errgroup and stops them all when ctx ends or one fails.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := syncDirectory(ctx, st, cfg); err != nil {
+		return err
+	}
+	if pw, err := st.EnsureAdmin(ctx, adminEmail); err != nil {
+		return err
+	} else if pw != "" {
+		fmt.Fprintf(stdout, "\nFirst start: log in at %s as %s with the password %s\n(shown once; create more logins with `tend user add EMAIL --role lead`)\n\n",
+			cfg.Web.BaseURL, adminEmail, pw)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := web.NewMetrics(reg, st)
+
+	owner := replicaName()
+	proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: owner, Logger: log})
+	committer := st.NewCommitter(256, func(storage.Delivered) { proc.Wake() })
+	inboxes := make([]string, len(cfg.Inboxes))
+	for i, in := range cfg.Inboxes {
+		inboxes[i] = strings.ToLower(in.Address)
+	}
+	pipe, err := ingest.New(ingest.Options{
+		Committer: committer, Threader: ingest.ReferencesThreader{}, Inboxes: inboxes, Observer: metrics, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return committer.Run(ctx) })
+	g.Go(func() error { return proc.Run(ctx) })
+
+	smtpOpts := smtpd.Options{
+		Hostname: cfg.SMTP.Hostname, MaxMessageBytes: int64(cfg.SMTP.MaxMessageBytes), MaxRecipients: cfg.SMTP.MaxRecipients,
+		MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
+		ReadTimeout: cfg.SMTP.ReadTimeout, WriteTimeout: cfg.SMTP.WriteTimeout, Logger: log, OnReject: metrics.Rejected,
+	}
+	if cfg.SMTP.Listen != "" {
+		if err := runSMTP(ctx, g, log, "tcp", cfg.SMTP.Listen, smtpd.New(smtpOpts, pipe, inboxChecker{pipe}, false)); err != nil {
+			return err
+		}
+	}
+	if cfg.SMTP.LMTPSocket != "" {
+		_ = os.Remove(cfg.SMTP.LMTPSocket) // a stale socket from a crash
+		if err := runSMTP(ctx, g, log, "unix", cfg.SMTP.LMTPSocket, smtpd.New(smtpOpts, pipe, inboxChecker{pipe}, true)); err != nil {
+			return err
+		}
+	}
+
+	h, err := web.New(st, web.Options{BaseURL: cfg.Web.BaseURL, Gatherer: reg, Logger: log})
+	if err != nil {
+		return err
+	}
+	if cfg.Web.Listen != "" {
+		if err := runHTTP(ctx, g, log, cfg.Web.Listen, h); err != nil {
+			return err
+		}
+	}
+	log.Info("tend is running", "version", version, "database", st.Driver())
+	err = g.Wait()
+	log.Info("tend stopped")
+	return err
+}
+
+// adminEmail is the login created on first start.
+const adminEmail = "admin@localhost"
+
+func syncDirectory(ctx context.Context, st *storage.Store, cfg config.Config) error {
+	specs := make([]storage.InboxSpec, len(cfg.Inboxes))
+	for i, in := range cfg.Inboxes {
+		specs[i] = storage.InboxSpec{Address: in.Address, Name: in.Name, ResponseTime: in.ResponseTime}
+	}
+	if err := st.SyncInboxes(ctx, specs); err != nil {
+		return err
+	}
+	agents := make([]storage.AgentSpec, len(cfg.Agents))
+	for i, a := range cfg.Agents {
+		agents[i] = storage.AgentSpec{Email: a.Email, Name: a.Name, Role: a.Role}
+	}
+	return st.SyncAgents(ctx, agents)
+}
+
+func runSMTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, network, addr string, srv *smtpd.Server) error {
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return fmt.Errorf("smtp listen %s: %w", addr, err)
+	}
+	kind := "smtp"
+	if network == "unix" {
+		kind = "lmtp"
+	}
+	log.Info(kind+" listening", "addr", l.Addr().String())
+	g.Go(func() error { return srv.Serve(l) })
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	return nil
+}
+
+func runHTTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, addr string, h http.Handler) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("web listen %s: %w", addr, err)
+	}
+	log.Info("web listening", "addr", l.Addr().String())
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
+	g.Go(func() error {
+		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	return nil
+}
+
+// checkExtras compiles what the config points at (rules, templates).
+func checkExtras(config.Config) error { return nil }

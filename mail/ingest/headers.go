@@ -1,0 +1,214 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"mime"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message/textproto"
+	"golang.org/x/text/encoding/htmlindex"
+)
+
+// Headers are the fields the hot path reads from the header block alone:
+// enough to deduplicate, classify and thread without a full MIME parse.
+type Headers struct {
+	Header      textproto.Header
+	MessageID   string // without brackets; derived from the hash when absent or malformed
+	Derived     bool   // MessageID was derived
+	InReplyTo   string
+	References  []string
+	From        string
+	FromName    string
+	To, Cc      []string
+	Subject     string // RFC 2047 decoded
+	RawSubject  string
+	Date        *time.Time
+	ThreadIndex string
+	ThreadTopic string
+	Hash        string // hex SHA-256 of the raw bytes
+}
+
+// wordDecoder decodes RFC 2047 encoded words in any charset the WHATWG
+// encoding index knows, which covers what mail clients really send.
+func wordDecoder() *mime.WordDecoder {
+	return &mime.WordDecoder{CharsetReader: func(charset string, r io.Reader) (io.Reader, error) {
+		enc, err := htmlindex.Get(charset)
+		if err != nil {
+			return nil, err
+		}
+		return enc.NewDecoder().Reader(r), nil
+	}}
+}
+
+// decodeHeader decodes encoded words, keeping the raw text where decoding
+// fails (a broken encoded word is shown as sent, never dropped).
+func decodeHeader(dec *mime.WordDecoder, s string) string {
+	out, err := dec.DecodeHeader(s)
+	if err != nil {
+		return s
+	}
+	return out
+}
+
+// ParseHeaders reads the header block of raw. It never fails: a broken
+// header block yields what could be read, and a message with no usable
+// Message-ID gets one derived from the hash of its bytes (RFC 5322 §3.6.4
+// makes the field optional; threading never uses derived ids).
+func ParseHeaders(raw []byte) Headers {
+	sum := sha256.Sum256(raw)
+	h := Headers{Hash: hex.EncodeToString(sum[:])}
+	hdr, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(normalizeNewlines(headerBlock(raw)))))
+	if err != nil && hdr.Len() == 0 {
+		hdr = textproto.Header{}
+	}
+	h.Header = hdr
+	dec := wordDecoder()
+	if ids := msgIDs(hdr.Get("Message-Id")); len(ids) > 0 {
+		h.MessageID = ids[0]
+	}
+	if h.MessageID == "" {
+		h.MessageID = h.Hash[:40] + "@hash.tend.invalid"
+		h.Derived = true
+	}
+	if ids := msgIDs(hdr.Get("In-Reply-To")); len(ids) > 0 {
+		h.InReplyTo = ids[len(ids)-1]
+	}
+	h.References = msgIDs(hdr.Get("References"))
+	h.From, h.FromName = firstAddress(dec, hdr.Get("From"))
+	h.To = addressList(dec, hdr.Values("To"))
+	h.Cc = addressList(dec, hdr.Values("Cc"))
+	h.RawSubject = hdr.Get("Subject")
+	h.Subject = strings.TrimSpace(decodeHeader(dec, h.RawSubject))
+	if d, err := mail.ParseDate(hdr.Get("Date")); err == nil {
+		d = d.UTC()
+		h.Date = &d
+	}
+	h.ThreadIndex = strings.TrimSpace(hdr.Get("Thread-Index"))
+	h.ThreadTopic = strings.TrimSpace(decodeHeader(dec, hdr.Get("Thread-Topic")))
+	return h
+}
+
+// headerBlock returns raw up to and including the blank line that ends the
+// header, so the header reader never scans a large body.
+func headerBlock(raw []byte) []byte {
+	for _, sep := range [][]byte{[]byte("\r\n\r\n"), []byte("\n\n"), []byte("\r\r")} {
+		if i := bytes.Index(raw, sep); i >= 0 {
+			return raw[:i+len(sep)]
+		}
+	}
+	return raw
+}
+
+// normalizeNewlines turns CR-only line ends (old Mac mailers) into LF; the
+// header reader accepts LF and CRLF.
+func normalizeNewlines(b []byte) []byte {
+	if !bytes.Contains(b, []byte("\r")) || bytes.Contains(b, []byte("\n")) {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte("\r"), []byte("\n"))
+}
+
+// msgIDs extracts message ids from a Message-ID, In-Reply-To or References
+// field (RFC 5322 §3.6.4), leniently: bracketed ids, or bare tokens with an
+// "@" when a client left out the brackets. Ids that cannot be real (empty,
+// no "@", whitespace inside) are dropped, so that threading never matches
+// on junk.
+func msgIDs(v string) []string {
+	var out []string
+	if strings.Contains(v, "<") {
+		for {
+			i := strings.IndexByte(v, '<')
+			if i < 0 {
+				break
+			}
+			j := strings.IndexByte(v[i:], '>')
+			if j < 0 {
+				break
+			}
+			if id := cleanID(v[i+1 : i+j]); id != "" {
+				out = append(out, id)
+			}
+			v = v[i+j+1:]
+		}
+		return out
+	}
+	for _, f := range strings.Fields(v) {
+		if id := cleanID(f); id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func cleanID(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) < 3 || len(s) > 900 || strings.ContainsAny(s, " \t\r\n<>") {
+		return ""
+	}
+	at := strings.LastIndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 {
+		return ""
+	}
+	return s
+}
+
+// firstAddress returns the first address of an address field, lowercased,
+// and its decoded display name.
+func firstAddress(dec *mime.WordDecoder, v string) (string, string) {
+	l := addressListNamed(dec, []string{v})
+	if len(l) == 0 {
+		return "", ""
+	}
+	return l[0].Address, l[0].Name
+}
+
+func addressList(dec *mime.WordDecoder, vs []string) []string {
+	l := addressListNamed(dec, vs)
+	out := make([]string, len(l))
+	for i, a := range l {
+		out[i] = a.Address
+	}
+	return out
+}
+
+// addressListNamed parses address fields with net/mail and, where a broken
+// client makes it fail, falls back to picking out anything shaped like an
+// address.
+func addressListNamed(dec *mime.WordDecoder, vs []string) []*mail.Address {
+	p := mail.AddressParser{WordDecoder: dec}
+	var out []*mail.Address
+	for _, v := range vs {
+		if strings.TrimSpace(v) == "" {
+			continue
+		}
+		l, err := p.ParseList(v)
+		if err != nil {
+			l = scrapeAddresses(v)
+		}
+		for _, a := range l {
+			a.Address = strings.ToLower(strings.TrimSpace(a.Address))
+			if a.Address != "" {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+func scrapeAddresses(v string) []*mail.Address {
+	var out []*mail.Address
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool {
+		return r == ' ' || r == ',' || r == ';' || r == '<' || r == '>' || r == '"' || r == '\t' || r == '(' || r == ')'
+	}) {
+		if cleanID(f) != "" && strings.Count(f, "@") == 1 {
+			out = append(out, &mail.Address{Address: f})
+		}
+	}
+	return out
+}

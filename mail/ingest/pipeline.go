@@ -1,0 +1,136 @@
+// Package ingest is the one path every received message takes, whatever
+// door it came through (SMTP, LMTP, IMAP): read the header block, classify,
+// thread, and commit the raw bytes with the message's ticket before the
+// door says "accepted". The full MIME parse and the rules run afterwards,
+// from durable work rows (see Processor).
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/tendhq/tend/storage"
+)
+
+// Envelope is what the door knows about a message besides its bytes.
+type Envelope struct {
+	From     string   // MAIL FROM / Return-Path; "" for the null sender
+	To       []string // accepted recipients, lowercased
+	Source   string   // smtp, lmtp, imap:<inbox>/<mailbox>/<uidvalidity>/<uid>
+	Imported bool     // IMAP backfill: stored and threaded, no automatic mail
+}
+
+// Committer is the durable store of the ingest path.
+type Committer interface {
+	Deliver(ctx context.Context, in *storage.Incoming) (storage.Delivered, error)
+}
+
+// Threader places a message on a ticket inside the delivery transaction.
+type Threader interface {
+	Place(ctx context.Context, m *Message, tx *storage.Tx) (storage.Placement, error)
+}
+
+// Message is a received message as the ingest path sees it.
+type Message struct {
+	Headers
+	Env   Envelope
+	Class string
+	// Inboxes are the inbox addresses among the recipients.
+	Inboxes []string
+}
+
+// Observer is told the outcome of every delivery, for metrics.
+type Observer interface {
+	Delivered(d storage.Delivered, took time.Duration)
+	Failed(err error)
+}
+
+// Options configure a Pipeline.
+type Options struct {
+	Committer Committer
+	Threader  Threader
+	// Inboxes are the configured inbox addresses, lowercased; the first is
+	// where mail that reached no inbox directly (signed reply addresses)
+	// is filed until its ticket is known.
+	Inboxes  []string
+	Observer Observer
+	Logger   *slog.Logger
+}
+
+// Pipeline is the ingest path. It is safe for concurrent use.
+type Pipeline struct {
+	opts    Options
+	inboxes map[string]bool
+}
+
+// New returns a Pipeline.
+func New(opts Options) (*Pipeline, error) {
+	if opts.Committer == nil || opts.Threader == nil {
+		return nil, errors.New("ingest: committer and threader are required")
+	}
+	if len(opts.Inboxes) == 0 {
+		return nil, errors.New("ingest: no inbox configured")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Pipeline{opts: opts, inboxes: map[string]bool{}}
+	for _, a := range opts.Inboxes {
+		p.inboxes[strings.ToLower(a)] = true
+	}
+	return p, nil
+}
+
+// IsInbox reports whether addr is a configured inbox.
+func (p *Pipeline) IsInbox(addr string) bool { return p.inboxes[strings.ToLower(addr)] }
+
+// Deliver stores raw durably with its ticket. It returns nil only once the
+// message is committed; any error means it is not stored and the door must
+// say "try again later".
+func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (storage.Delivered, error) {
+	start := time.Now()
+	m := &Message{Headers: ParseHeaders(raw), Env: env}
+	m.Class = classify(m)
+	for _, rcpt := range env.To {
+		if p.inboxes[rcpt] {
+			m.Inboxes = append(m.Inboxes, rcpt)
+		}
+	}
+	if len(m.Inboxes) == 0 {
+		m.Inboxes = []string{p.opts.Inboxes[0]}
+	}
+	in := &storage.Incoming{
+		Raw: raw, Hash: m.Hash, MessageID: m.MessageID, InReplyTo: m.InReplyTo, References: m.References,
+		ThreadTopic: m.ThreadTopic, From: m.From, FromName: m.FromName, To: m.To, Cc: m.Cc,
+		EnvFrom: env.From, EnvTo: env.To, Subject: m.Subject, Date: m.Date, Class: m.Class, Role: "customer",
+		Inboxes: m.Inboxes, Source: env.Source, Imported: env.Imported,
+		Place: func(ctx context.Context, tx *storage.Tx) (storage.Placement, error) {
+			return p.opts.Threader.Place(ctx, m, tx)
+		},
+	}
+	d, err := p.opts.Committer.Deliver(ctx, in)
+	if err != nil {
+		if p.opts.Observer != nil {
+			p.opts.Observer.Failed(err)
+		}
+		return storage.Delivered{}, fmt.Errorf("ingest %s: %w", m.MessageID, err)
+	}
+	if p.opts.Observer != nil {
+		p.opts.Observer.Delivered(d, time.Since(start))
+	}
+	p.opts.Logger.Debug("message stored", "message_id", m.MessageID, "ticket", d.Ticket, "new", d.NewTicket, "duplicate", d.Duplicate)
+	return d, nil
+}
+
+// classify is the hot path's header-only classification.
+func classify(m *Message) string {
+	ct := strings.ToLower(m.Header.Get("Content-Type"))
+	if strings.HasPrefix(ct, "multipart/report") && strings.Contains(ct, "delivery-status") {
+		return "bounce"
+	}
+	return "human"
+}

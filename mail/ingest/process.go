@@ -1,0 +1,215 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jhillyerd/enmime/v2"
+
+	"github.com/tendhq/tend/storage"
+)
+
+// WorkStore is what the Processor needs from storage.
+type WorkStore interface {
+	ClaimWork(ctx context.Context, owner string, limit int, lease time.Duration) ([]storage.Work, error)
+	CompleteWork(ctx context.Context, id int64) error
+	RetryWork(ctx context.Context, id int64, cause error, retryAt time.Time) error
+	GetMessage(ctx context.Context, id int64) (storage.Message, error)
+	Raw(ctx context.Context, hash string) ([]byte, error)
+	SaveParsed(ctx context.Context, rowID int64, p storage.Parsed) error
+}
+
+// AfterParse runs once a received message is parsed: the rules. It must be
+// idempotent, as a crash may run it twice for one message.
+type AfterParse func(ctx context.Context, msg storage.Message) error
+
+// Processor runs the work that follows a commit: the full MIME parse, then
+// AfterParse. It is here, after the 250, because the parse is the most
+// expensive step of ingest (enmime with charset detection costs several
+// times the rest of the path) and nothing the sender waits for needs it.
+type Processor struct {
+	store  WorkStore
+	after  AfterParse
+	owner  string
+	clock  storage.Clock
+	log    *slog.Logger
+	wake   chan struct{}
+	batch  int
+	lease  time.Duration
+	period time.Duration
+}
+
+// ProcessorOptions configure a Processor.
+type ProcessorOptions struct {
+	Owner      string // this replica's name, for leases
+	AfterParse AfterParse
+	Clock      storage.Clock
+	Logger     *slog.Logger
+	Period     time.Duration // how often to look for work without a wake-up
+}
+
+// NewProcessor returns a Processor over store.
+func NewProcessor(store WorkStore, opts ProcessorOptions) *Processor {
+	if opts.Clock == nil {
+		opts.Clock = storage.SystemClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Period <= 0 {
+		opts.Period = 2 * time.Second
+	}
+	return &Processor{
+		store: store, after: opts.AfterParse, owner: opts.Owner, clock: opts.Clock, log: opts.Logger,
+		wake: make(chan struct{}, 1), batch: 32, lease: 5 * time.Minute, period: opts.Period,
+	}
+}
+
+// Wake tells the processor that work may be waiting. It never blocks.
+func (p *Processor) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run processes work until ctx ends. The wake-up channel only shortens the
+// wait: the work itself is in the database, so nothing is lost if a wake-up
+// is.
+func (p *Processor) Run(ctx context.Context) error {
+	t := time.NewTicker(p.period)
+	defer t.Stop()
+	for {
+		for {
+			n, err := p.RunOnce(ctx)
+			if err != nil {
+				p.log.Error("processing work", "err", err)
+				break
+			}
+			if n == 0 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// RunOnce claims and processes one batch of due work and returns how many
+// items it handled.
+func (p *Processor) RunOnce(ctx context.Context) (int, error) {
+	ws, err := p.store.ClaimWork(ctx, p.owner, p.batch, p.lease)
+	if err != nil {
+		return 0, err
+	}
+	for _, w := range ws {
+		if err := p.process(ctx, w); err != nil {
+			retry := p.clock.Now().Add(backoff(w.Attempts))
+			p.log.Warn("work failed, will retry", "work", w.ID, "message", w.MessageRowID, "attempt", w.Attempts+1, "err", err)
+			if rerr := p.store.RetryWork(ctx, w.ID, err, retry); rerr != nil {
+				return 0, rerr
+			}
+			continue
+		}
+		if err := p.store.CompleteWork(ctx, w.ID); err != nil {
+			return 0, err
+		}
+	}
+	return len(ws), nil
+}
+
+// backoff grows with the attempts, capped at an hour.
+func backoff(attempts int) time.Duration {
+	d := 5 * time.Second << min(attempts, 10)
+	return min(d, time.Hour)
+}
+
+func (p *Processor) process(ctx context.Context, w storage.Work) error {
+	msg, err := p.store.GetMessage(ctx, w.MessageRowID)
+	if err != nil {
+		return err
+	}
+	if !msg.Parsed {
+		raw, err := p.store.Raw(ctx, msg.RawHash)
+		if err != nil {
+			return err
+		}
+		parsed := Parse(raw)
+		if err := p.store.SaveParsed(ctx, msg.ID, parsed); err != nil {
+			return err
+		}
+		msg.Text, msg.HTML, msg.Parsed, msg.ParseError = parsed.Text, parsed.HTML, true, parsed.Error
+	}
+	if p.after != nil {
+		if err := p.after(ctx, msg); err != nil {
+			return fmt.Errorf("after parse: %w", err)
+		}
+	}
+	return nil
+}
+
+// Parse runs the full MIME parse of raw. It never fails: broken MIME yields
+// whatever enmime could recover, and as a last resort the raw body as text,
+// with the parser's complaints in Error.
+func Parse(raw []byte) (out storage.Parsed) {
+	defer func() {
+		// enmime is robust, but a message must never be lost to a parser
+		// bug: fall back to the raw text.
+		if r := recover(); r != nil {
+			out = storage.Parsed{Text: fallbackText(raw), Error: fmt.Sprintf("parser panic: %v", r)}
+		}
+	}()
+	src := normalizeNewlines(raw)
+	// Charset detection is skipped where the part declares a charset
+	// (it is the slowest part of the parse), and used where the charset
+	// is missing or, below, where the declared one proved wrong.
+	env, err := enmime.NewParser(enmime.DisableCharacterDetection(true)).ReadEnvelope(bytes.NewReader(src))
+	if err == nil && !(utf8.ValidString(env.Text) && utf8.ValidString(env.HTML)) {
+		env, err = enmime.NewParser().ReadEnvelope(bytes.NewReader(src))
+	}
+	if err != nil {
+		return storage.Parsed{Text: fallbackText(raw), Error: err.Error()}
+	}
+	out.Text = strings.ToValidUTF8(env.Text, "\uFFFD")
+	out.HTML = strings.ToValidUTF8(env.HTML, "\uFFFD")
+	var errs []string
+	for _, e := range env.Errors {
+		errs = append(errs, e.Error())
+	}
+	out.Error = strings.Join(errs, "; ")
+	part := 0
+	add := func(ps []*enmime.Part, inline bool) {
+		for _, a := range ps {
+			sum := sha256.Sum256(a.Content)
+			out.Attachments = append(out.Attachments, storage.ParsedAttachment{
+				Part: part, Filename: strings.ToValidUTF8(a.FileName, "_"), ContentType: a.ContentType,
+				Size: int64(len(a.Content)), Hash: hex.EncodeToString(sum[:]), Inline: inline,
+			})
+			part++
+		}
+	}
+	add(env.Attachments, false)
+	add(env.Inlines, true)
+	add(env.OtherParts, true)
+	return out
+}
+
+// fallbackText is the body after the header block, as valid UTF-8.
+func fallbackText(raw []byte) string {
+	body := raw[len(headerBlock(raw)):]
+	if len(body) == 0 {
+		body = raw
+	}
+	return strings.ToValidUTF8(string(body), "\uFFFD")
+}

@@ -1,0 +1,264 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tendhq/tend/storage"
+)
+
+type ctxKey int
+
+const (
+	tokenKey ctxKey = iota
+	sessionKey
+)
+
+// api wraps a JSON handler with Bearer token authentication.
+func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		secret, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok || secret == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tend"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing bearer token"})
+			return
+		}
+		tok, err := s.store.CheckToken(r.Context(), strings.TrimSpace(secret))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tend", error="invalid_token"`)
+			writeJSON(w, httpStatus(err), map[string]string{"error": "invalid token"})
+			return
+		}
+		if err := h(w, r.WithContext(context.WithValue(r.Context(), tokenKey, tok))); err != nil {
+			code := httpStatus(err)
+			if code == http.StatusInternalServerError {
+				s.log.Error("api", "path", r.URL.Path, "err", err)
+				writeJSON(w, code, map[string]string{"error": "internal error"})
+				return
+			}
+			writeJSON(w, code, map[string]string{"error": err.Error()})
+		}
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+type badRequest string
+
+func (e badRequest) Error() string { return string(e) }
+
+// filterFromQuery reads the list filters shared by the API and the queue.
+func filterFromQuery(r *http.Request) (storage.TicketFilter, error) {
+	q := r.URL.Query()
+	f := storage.TicketFilter{State: q.Get("state"), Inbox: strings.ToLower(q.Get("inbox"))}
+	if f.State != "" && f.State != "all" && !slices.Contains(storage.AllStates(), f.State) {
+		return f, badRequest("unknown state " + strconv.Quote(f.State))
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return f, badRequest("limit must be 1..500")
+		}
+		f.Limit = n
+	}
+	if v := q.Get("cursor"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return f, badRequest("bad cursor")
+		}
+		f.Before = n
+	}
+	return f, nil
+}
+
+// TicketJSON is a ticket in the API.
+type TicketJSON struct {
+	Number         int64      `json:"number"`
+	Subject        string     `json:"subject"`
+	State          string     `json:"state"`
+	Priority       string     `json:"priority"`
+	Customer       string     `json:"customer"`
+	CustomerName   string     `json:"customer_name,omitempty"`
+	Assignee       string     `json:"assignee,omitempty"`
+	Inbox          string     `json:"inbox"`
+	Breached       bool       `json:"breached"`
+	RepeatContacts int        `json:"repeat_contacts"`
+	Tags           []string   `json:"tags"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	LastCustomerAt *time.Time `json:"last_customer_at,omitempty"`
+	LastAgentAt    *time.Time `json:"last_agent_at,omitempty"`
+}
+
+func ticketJSON(t storage.TicketRow) TicketJSON {
+	return TicketJSON{
+		Number: t.Number, Subject: t.Subject, State: t.State, Priority: t.Priority, Customer: t.Customer,
+		CustomerName: t.CustomerName, Assignee: t.Assignee, Inbox: t.Inbox, Breached: t.Breached,
+		RepeatContacts: t.RepeatContacts, Tags: strings.Fields(t.Tags), CreatedAt: t.CreatedAt,
+		UpdatedAt: t.UpdatedAt, LastCustomerAt: t.LastCustomerAt, LastAgentAt: t.LastAgentAt,
+	}
+}
+
+func (s *Server) apiTickets(w http.ResponseWriter, r *http.Request) error {
+	f, err := filterFromQuery(r)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return nil
+	}
+	rows, next, err := s.store.ListTickets(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Tickets    []TicketJSON `json:"tickets"`
+		NextCursor string       `json:"next_cursor,omitempty"`
+	}{Tickets: make([]TicketJSON, len(rows))}
+	for i, t := range rows {
+		out.Tickets[i] = ticketJSON(t)
+	}
+	if next != 0 {
+		out.NextCursor = strconv.FormatInt(next, 10)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// MessageJSON is a message in the API.
+type MessageJSON struct {
+	ID          int64            `json:"id"`
+	Ticket      int64            `json:"ticket,omitempty"`
+	MessageID   string           `json:"message_id"`
+	From        string           `json:"from"`
+	FromName    string           `json:"from_name,omitempty"`
+	To          []string         `json:"to"`
+	Cc          []string         `json:"cc"`
+	Subject     string           `json:"subject"`
+	Date        *time.Time       `json:"date,omitempty"`
+	ReceivedAt  time.Time        `json:"received_at"`
+	Direction   string           `json:"direction"`
+	Class       string           `json:"class"`
+	Text        string           `json:"text"`
+	Parsed      bool             `json:"parsed"`
+	ParseError  string           `json:"parse_error,omitempty"`
+	Evidence    json.RawMessage  `json:"evidence,omitempty"`
+	Attachments []AttachmentJSON `json:"attachments"`
+}
+
+// AttachmentJSON is an attachment's metadata in the API.
+type AttachmentJSON struct {
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return []string{}
+	}
+	return strings.Split(s, ",")
+}
+
+func messageJSON(m storage.Message, atts []storage.Attachment) MessageJSON {
+	out := MessageJSON{
+		ID: m.ID, MessageID: m.MessageID, From: m.FromAddr, FromName: m.FromName, To: splitList(m.ToAddrs),
+		Cc: splitList(m.CcAddrs), Subject: m.Subject, Date: m.Date, ReceivedAt: m.ReceivedAt,
+		Direction: m.Direction, Class: m.Class, Text: m.Text, Parsed: m.Parsed, ParseError: m.ParseError,
+		Attachments: []AttachmentJSON{},
+	}
+	if m.TicketID != nil {
+		out.Ticket = *m.TicketID
+	}
+	if json.Valid([]byte(m.Evidence)) {
+		out.Evidence = json.RawMessage(m.Evidence)
+	}
+	for _, a := range atts {
+		out.Attachments = append(out.Attachments, AttachmentJSON{Filename: a.Filename, ContentType: a.ContentType, Size: a.Size})
+	}
+	return out
+}
+
+// EventJSON is a timeline entry in the API.
+type EventJSON struct {
+	Kind      string    `json:"kind"`
+	Actor     string    `json:"actor,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	Message   int64     `json:"message,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func pathNumber(r *http.Request, name string) (int64, error) {
+	n, err := strconv.ParseInt(r.PathValue(name), 10, 64)
+	if err != nil || n < 1 {
+		return 0, badRequest("bad " + name)
+	}
+	return n, nil
+}
+
+func (s *Server) apiTicket(w http.ResponseWriter, r *http.Request) error {
+	n, err := pathNumber(r, "number")
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return nil
+	}
+	d, err := s.store.GetTicket(r.Context(), n)
+	if err != nil {
+		return err
+	}
+	ids := make([]int64, len(d.Messages))
+	for i, m := range d.Messages {
+		ids[i] = m.ID
+	}
+	atts, err := s.store.Attachments(r.Context(), ids)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		TicketJSON
+		Inboxes  []string      `json:"inboxes"`
+		Messages []MessageJSON `json:"messages"`
+		Events   []EventJSON   `json:"events"`
+	}{TicketJSON: ticketJSON(d.TicketRow), Inboxes: d.Inboxes, Messages: []MessageJSON{}, Events: []EventJSON{}}
+	for _, m := range d.Messages {
+		out.Messages = append(out.Messages, messageJSON(m, atts[m.ID]))
+	}
+	for _, e := range d.Events {
+		ej := EventJSON{Kind: e.Kind, Actor: e.Actor, Detail: e.Detail, CreatedAt: e.CreatedAt}
+		if e.MessageRowID != nil {
+			ej.Message = *e.MessageRowID
+		}
+		out.Events = append(out.Events, ej)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) apiMessage(w http.ResponseWriter, r *http.Request) error {
+	n, err := pathNumber(r, "id")
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return nil
+	}
+	m, err := s.store.GetMessage(r.Context(), n)
+	if err != nil {
+		return err
+	}
+	atts, err := s.store.Attachments(r.Context(), []int64{m.ID})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, messageJSON(m, atts[m.ID]))
+	return nil
+}

@@ -1,0 +1,88 @@
+package web
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tendhq/tend/storage"
+)
+
+// CountSource gives the totals reported at scrape time.
+type CountSource interface {
+	Counts(ctx context.Context) (storage.Counts, error)
+}
+
+// Metrics are tend's Prometheus metrics. They implement the ingest path's
+// Observer and the SMTP door's rejection hook.
+type Metrics struct {
+	received *prometheus.CounterVec
+	rejected *prometheus.CounterVec
+	failed   prometheus.Counter
+	latency  prometheus.Histogram
+}
+
+// NewMetrics registers tend's metrics on reg. Ticket counts by state are
+// read from src when scraped, so every replica reports the shared truth.
+func NewMetrics(reg prometheus.Registerer, src CountSource) *Metrics {
+	m := &Metrics{
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tend_messages_received_total", Help: "Messages accepted and stored, by outcome (new_ticket, appended, no_ticket, duplicate).",
+		}, []string{"outcome"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tend_messages_rejected_total", Help: "Messages or recipients refused at the door, by reason.",
+		}, []string{"reason"}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tend_ingest_failures_total", Help: "Messages that could not be stored (answered 451 / left unflagged).",
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tend_ingest_seconds", Help: "Time from the end of DATA to the durable commit.",
+			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
+		}),
+	}
+	reg.MustRegister(m.received, m.rejected, m.failed, m.latency, &stateCollector{src: src, desc: prometheus.NewDesc(
+		"tend_tickets", "Tickets by state.", []string{"state"}, nil)})
+	return m
+}
+
+// Delivered counts a stored message.
+func (m *Metrics) Delivered(d storage.Delivered, took time.Duration) {
+	outcome := "appended"
+	switch {
+	case d.Duplicate:
+		outcome = "duplicate"
+	case d.NewTicket:
+		outcome = "new_ticket"
+	case d.Ticket == 0:
+		outcome = "no_ticket"
+	}
+	m.received.WithLabelValues(outcome).Inc()
+	m.latency.Observe(took.Seconds())
+}
+
+// Failed counts a message that could not be stored.
+func (m *Metrics) Failed(error) { m.failed.Inc() }
+
+// Rejected counts a refusal at the door.
+func (m *Metrics) Rejected(reason string) { m.rejected.WithLabelValues(reason).Inc() }
+
+type stateCollector struct {
+	src  CountSource
+	desc *prometheus.Desc
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := c.src.Counts(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for _, st := range storage.AllStates() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts.TicketsByState[st]), st)
+	}
+}

@@ -1,0 +1,219 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"html/template"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/microcosm-cc/bluemonday"
+	"golang.org/x/time/rate"
+
+	"github.com/tendhq/tend/storage"
+)
+
+const (
+	sessionCookie = "tend_session"
+	loginCSRF     = "tend_login_csrf"
+	sessionTTL    = 12 * time.Hour
+)
+
+func funcs() template.FuncMap {
+	policy := bluemonday.UGCPolicy()
+	return template.FuncMap{
+		// safeHTML sanitizes mail HTML before it is shown: mail is
+		// written by strangers.
+		"safeHTML": func(s string) template.HTML { return template.HTML(policy.Sanitize(s)) }, //nolint:gosec // sanitized above
+		"ago": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+	}
+}
+
+func (s *Server) secure(r *http.Request) bool {
+	return s.opts.SecureCookies || r.TLS != nil || strings.HasPrefix(s.opts.BaseURL, "https://")
+}
+
+func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true,
+		Secure: s.secure(r), SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// page wraps a handler that needs a logged-in agent; state-changing
+// requests must carry the session's CSRF token.
+func (s *Server) page(h func(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(sessionCookie)
+		if err != nil {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		sess, err := s.store.Session(r.Context(), c.Value)
+		if errors.Is(err, storage.ErrBadCredentials) {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		if err != nil {
+			s.log.Error("session", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(sess.CSRF)) != 1 {
+				http.Error(w, "bad CSRF token", http.StatusForbidden)
+				return
+			}
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey, sess)), sess)
+	})
+}
+
+func (s *Server) render(w http.ResponseWriter, name string, code int, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	if err := s.pages.ExecuteTemplate(w, name, data); err != nil {
+		s.log.Error("render", "page", name, "err", err)
+	}
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	s.showLogin(w, r, "", http.StatusOK)
+}
+
+// showLogin renders the login form with a fresh double-submit CSRF token.
+func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, msg string, code int) {
+	tok := rand.Text()
+	s.setCookie(w, r, loginCSRF, tok, 600)
+	s.render(w, "login.html", code, map[string]any{"CSRF": tok, "Error": msg})
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(loginCSRF)
+	if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("csrf"))) != 1 {
+		s.showLogin(w, r, "Your session expired, please try again.", http.StatusForbidden)
+		return
+	}
+	if !s.limiter.allow(clientIP(r)) {
+		s.showLogin(w, r, "Too many attempts. Wait a minute and try again.", http.StatusTooManyRequests)
+		return
+	}
+	a, err := s.store.CheckPassword(r.Context(), r.PostFormValue("email"), r.PostFormValue("password"))
+	if err != nil {
+		if !errors.Is(err, storage.ErrBadCredentials) {
+			s.log.Error("login", "err", err)
+		}
+		s.showLogin(w, r, "Wrong email or password.", http.StatusUnauthorized)
+		return
+	}
+	secret, _, err := s.store.CreateSession(r.Context(), a.ID, sessionTTL)
+	if err != nil {
+		s.log.Error("login", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	s.setCookie(w, r, loginCSRF, "", -1)
+	s.setCookie(w, r, sessionCookie, secret, int(sessionTTL/time.Second))
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ storage.SessionInfo) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if err := s.store.DeleteSession(r.Context(), c.Value); err != nil {
+			s.log.Error("logout", "err", err)
+		}
+	}
+	s.setCookie(w, r, sessionCookie, "", -1)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func (s *Server) queue(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo) {
+	f, err := filterFromQuery(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	rows, next, err := s.store.ListTickets(r.Context(), f)
+	if err != nil {
+		s.log.Error("queue", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	s.render(w, "queue.html", http.StatusOK, map[string]any{
+		"Agent": sess.Agent, "CSRF": sess.CSRF, "Tickets": rows, "Next": next, "State": f.State, "States": storage.AllStates(),
+	})
+}
+
+func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo) {
+	n, err := pathNumber(r, "number")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	d, err := s.store.GetTicket(r.Context(), n)
+	if err != nil {
+		code := httpStatus(err)
+		if code == http.StatusInternalServerError {
+			s.log.Error("ticket page", "err", err)
+		}
+		http.Error(w, http.StatusText(code), code)
+		return
+	}
+	if d.Number != n {
+		// A merged ticket's old number redirects to the surviving one.
+		http.Redirect(w, r, "/tickets/"+itoa(d.Number), http.StatusMovedPermanently)
+		return
+	}
+	s.render(w, "ticket.html", http.StatusOK, map[string]any{"Agent": sess.Agent, "CSRF": sess.CSRF, "T": d})
+}
+
+// loginLimiter limits login attempts per client address.
+type loginLimiter struct {
+	mu    sync.Mutex
+	clock storage.Clock
+	seen  map[string]*rate.Limiter
+	swept time.Time
+}
+
+func newLoginLimiter(c storage.Clock) *loginLimiter {
+	return &loginLimiter{clock: c, seen: map[string]*rate.Limiter{}}
+}
+
+// allow permits a burst of 5 attempts, then one every 10 seconds.
+func (l *loginLimiter) allow(ip string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.clock.Now()
+	if now.Sub(l.swept) > 10*time.Minute {
+		// Forget idle clients so the map cannot grow without bound.
+		for k, v := range l.seen {
+			if v.TokensAt(now) >= 5 {
+				delete(l.seen, k)
+			}
+		}
+		l.swept = now
+	}
+	lim, ok := l.seen[ip]
+	if !ok {
+		lim = rate.NewLimiter(rate.Every(10*time.Second), 5)
+		l.seen[ip] = lim
+	}
+	return lim.AllowN(now, 1)
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,137 @@
+package web
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tendhq/tend/storage"
+)
+
+// Store is what the web layer reads and writes.
+type Store interface {
+	ListTickets(ctx context.Context, f storage.TicketFilter) ([]storage.TicketRow, int64, error)
+	GetTicket(ctx context.Context, number int64) (storage.TicketDetail, error)
+	GetMessage(ctx context.Context, id int64) (storage.Message, error)
+	Attachments(ctx context.Context, rowIDs []int64) (map[int64][]storage.Attachment, error)
+	CheckToken(ctx context.Context, secret string) (storage.APIToken, error)
+	CheckPassword(ctx context.Context, email, password string) (storage.Agent, error)
+	CreateSession(ctx context.Context, agentID int64, ttl time.Duration) (string, string, error)
+	Session(ctx context.Context, secret string) (storage.SessionInfo, error)
+	DeleteSession(ctx context.Context, secret string) error
+	Ping(ctx context.Context) error
+}
+
+// Check is a named readiness check for /readyz (the database, each IMAP
+// mailbox). It returns nil when ready.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Options configure the web server.
+type Options struct {
+	BaseURL  string
+	Gatherer prometheus.Gatherer
+	Checks   []Check
+	Logger   *slog.Logger
+	Clock    storage.Clock
+	// SecureCookies marks cookies Secure; on by default when BaseURL is
+	// https.
+	SecureCookies bool
+}
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// Server serves the queue, the JSON API, health and metrics.
+type Server struct {
+	store   Store
+	opts    Options
+	log     *slog.Logger
+	pages   *template.Template
+	mux     *http.ServeMux
+	limiter *loginLimiter
+}
+
+// New returns the web server's handler.
+func New(store Store, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = storage.SystemClock{}
+	}
+	pages, err := template.New("").Funcs(funcs()).ParseFS(assets, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{store: store, opts: opts, log: opts.Logger, pages: pages, mux: http.NewServeMux(), limiter: newLoginLimiter(opts.Clock)}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	m.HandleFunc("GET /readyz", s.readyz)
+	if s.opts.Gatherer != nil {
+		m.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+	m.Handle("GET /static/", http.FileServerFS(assets))
+	m.Handle("GET /api/tickets", s.api(s.apiTickets))
+	m.Handle("GET /api/tickets/{number}", s.api(s.apiTicket))
+	m.Handle("GET /api/messages/{id}", s.api(s.apiMessage))
+	m.HandleFunc("GET /login", s.loginPage)
+	m.HandleFunc("POST /login", s.login)
+	m.Handle("POST /logout", s.page(s.logout))
+	m.Handle("GET /{$}", s.page(s.queue))
+	m.Handle("GET /tickets/{number}", s.page(s.ticketPage))
+}
+
+// ServeHTTP sets the headers every response carries and routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'")
+	s.mux.ServeHTTP(w, r)
+}
+
+// readyz reports every check; 503 when any fails.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	checks := append([]Check{{Name: "database", Fn: s.store.Ping}}, s.opts.Checks...)
+	out := map[string]string{}
+	code := http.StatusOK
+	for _, c := range checks {
+		if err := c.Fn(ctx); err != nil {
+			out[c.Name] = err.Error()
+			code = http.StatusServiceUnavailable
+			continue
+		}
+		out[c.Name] = "ok"
+	}
+	writeJSON(w, code, map[string]any{"ready": code == http.StatusOK, "checks": out})
+}
+
+// errNotFound and friends map storage errors to HTTP.
+func httpStatus(err error) int {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, storage.ErrBadCredentials):
+		return http.StatusUnauthorized
+	default:
+		return http.StatusInternalServerError
+	}
+}
