@@ -29,8 +29,8 @@ type Incoming struct {
 	Subject     string // decoded
 	NormSubject string
 	Date        *time.Time
-	Class       string // human, auto-reply, bounce, list, own, spam, report
-	Role        string // customer, agent, system
+	Class       string   // human, auto-reply, bounce, list, own, spam, report
+	Role        string   // customer, agent, system
 	Inboxes     []string // inbox addresses the message reached (envelope); at least one
 	Source      string
 	Imported    bool

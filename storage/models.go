@@ -120,7 +120,7 @@ type Message struct {
 	MessageID   string `gorm:"size:998;not null;uniqueIndex:idx_messages_dedup,priority:1"`
 	RawHash     string `gorm:"size:64;not null;uniqueIndex:idx_messages_dedup,priority:2"`
 	InReplyTo   string `gorm:"size:998;not null;default:'';index"`
-	References  string `gorm:"type:text;not null;default:''"` // space-separated, as sent
+	References  string `gorm:"type:text;not null;default:''"`     // space-separated, as sent
 	ThreadRoot  string `gorm:"size:64;not null;default:'';index"` // Outlook Thread-Index conversation root
 	ThreadTopic string `gorm:"size:1000;not null;default:''"`
 	FromAddr    string `gorm:"size:320;not null;default:''"`
@@ -187,8 +187,8 @@ type OutboxMail struct {
 	EnvTo         string `gorm:"type:text;not null"` // comma-separated
 	MessageID     string `gorm:"size:998;not null;default:'';index"`
 	Raw           []byte
-	Status        string `gorm:"size:20;not null;index:idx_outbox_due,priority:1"` // pending, sent, failed, held
-	Attempts      int    `gorm:"not null;default:0"`
+	Status        string    `gorm:"size:20;not null;index:idx_outbox_due,priority:1"` // pending, sent, failed, held
+	Attempts      int       `gorm:"not null;default:0"`
 	NextAttemptAt time.Time `gorm:"not null;index:idx_outbox_due,priority:2"`
 	LeaseOwner    string    `gorm:"size:100;not null;default:''"`
 	LeaseUntil    *time.Time

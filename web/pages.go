@@ -31,7 +31,7 @@ func funcs() template.FuncMap {
 		// safeHTML sanitizes mail HTML before it is shown: mail is
 		// written by strangers.
 		"safeHTML": func(s string) template.HTML { return template.HTML(policy.Sanitize(s)) }, //nolint:gosec // sanitized above
-		"ago": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+		"ago":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
 	}
 }
 
