@@ -24,23 +24,34 @@ const maxNodes = 100_000
 // sources remembers where each key path got its value, so that validation
 // errors, which only know the key, can name the line or variable.
 type sources struct {
-	lines map[string]int    // key path -> line in the file
-	env   map[string]string // key path -> TEND_* variable
+	lines  map[string]int    // key path -> line in the file
+	env    map[string]string // key path -> TEND_* variable
+	failed map[string]bool   // key paths whose value did not decode
 }
 
 func newSources() *sources {
-	return &sources{lines: map[string]int{}, env: map[string]string{}}
+	return &sources{lines: map[string]int{}, env: map[string]string{}, failed: map[string]bool{}}
 }
 
 // setEnv records that the environment set path, which hides whatever the
 // file said there and below.
 func (s *sources) setEnv(path, name string) {
 	for k := range s.lines {
-		if k == path || strings.HasPrefix(k, path+".") || strings.HasPrefix(k, path+"[") {
+		if under(k, path) {
 			delete(s.lines, k)
 		}
 	}
+	for k := range s.failed {
+		if under(k, path) {
+			delete(s.failed, k)
+		}
+	}
 	s.env[path] = name
+}
+
+// under reports whether key k is path or inside it.
+func under(k, path string) bool {
+	return k == path || strings.HasPrefix(k, path+".") || strings.HasPrefix(k, path+"[")
 }
 
 // locate fills in the line or variable for an error that names a key: from
@@ -83,10 +94,12 @@ type decoder struct {
 	errs    Errors
 	anchors map[string]ast.Node
 	nodes   int
+	merges  int // depth of nested merge keys, bounded against cycles
 }
 
 func (d *decoder) errorf(n ast.Node, key, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: line(n), Key: key, Msg: fmt.Sprintf(format, args...)})
+	d.src.failed[key] = true
 }
 
 func line(n ast.Node) int {
@@ -304,11 +317,14 @@ func (d *decoder) merge(key string, n ast.Node, v reflect.Value) {
 		}
 		return
 	}
-	d.nodes++
-	if d.nodes > maxNodes {
+	if d.merges >= 8 {
+		// Only a merge cycle (an anchor merging itself) gets this deep.
+		d.errorf(n, key, "merge keys nested too deeply")
 		return
 	}
+	d.merges++
 	d.decodeStruct(key, n, v)
+	d.merges--
 }
 
 func keyText(k ast.MapKeyNode) (string, bool) {

@@ -59,7 +59,7 @@ type Config struct {
 
 // Database selects the storage backend.
 type Database struct {
-	// Driver is sqlite (a file under data_dir, pure Go, WAL) or postgres.
+	// Driver is the backend: sqlite (a file under data_dir, pure Go, WAL) or postgres.
 	Driver string `yaml:"driver"`
 	// DSN reaches the database: for sqlite "" means <data_dir>/tend.db; for postgres it is required (postgres://user:pass@host/db or key=value form).
 	DSN string `yaml:"dsn" tend:"secret"`
@@ -107,9 +107,9 @@ type Relay struct {
 	TLS string `yaml:"tls"`
 	// InsecureSkipVerify accepts any certificate from the relay; for tests only.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-	// Username for SMTP AUTH; "" sends without authentication.
+	// Username is the name for SMTP AUTH; "" sends without authentication.
 	Username string `yaml:"username"`
-	// Password for SMTP AUTH; after loading it also holds the content of password_file.
+	// Password is the secret for SMTP AUTH; after loading it also holds the content of password_file.
 	Password string `yaml:"password" tend:"secret"`
 	// PasswordFile is read at load time instead of password (the two are exclusive).
 	PasswordFile string `yaml:"password_file" tend:"path"`
@@ -186,9 +186,9 @@ type IMAP struct {
 	TLS string `yaml:"tls"`
 	// Insecure allows tls: none and skips certificate verification.
 	Insecure bool `yaml:"insecure"`
-	// Username to log in with.
+	// Username is the name to log in with.
 	Username string `yaml:"username"`
-	// Password for plain or login; after loading it also holds the content of password_file.
+	// Password is the secret for plain or login; after loading it also holds the content of password_file.
 	Password string `yaml:"password" tend:"secret"`
 	// PasswordFile is read at load time instead of password (exactly one of the two for plain or login).
 	PasswordFile string `yaml:"password_file" tend:"path"`
