@@ -184,6 +184,32 @@ func TestErrorsFieldsAndWrapping(t *testing.T) {
 	}
 }
 
+func TestErrorFormat(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		e    Error
+		want string
+	}{
+		{Error{File: "tend.yaml", Line: 12, Key: "a.b", Msg: "bad"}, "tend.yaml:12: a.b: bad"},
+		{Error{File: "tend.yaml", Key: "a.b", Msg: "bad"}, "tend.yaml: a.b: bad"},
+		{Error{Line: 3, Key: "a", Msg: "bad"}, "line 3: a: bad"},
+		{Error{Key: "a", Msg: "bad"}, "a: bad"},
+		{Error{File: "tend.yaml", Env: "TEND_A", Key: "a", Msg: "bad"}, "env TEND_A: a: bad"},
+		{Error{File: "tend.yaml", Line: 1, Msg: "syntax"}, "tend.yaml:1: syntax"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.e.Error(); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if got := (Errors{&tests[0].e, &tests[3].e}).Error(); got != "tend.yaml:12: a.b: bad\na: bad" {
+		t.Errorf("Errors.Error() = %q", got)
+	}
+}
+
 func TestLoadMissingFile(t *testing.T) {
 	t.Parallel()
 	_, err := Load(filepath.Join(t.TempDir(), "absent.yaml"), nil)

@@ -73,14 +73,9 @@ func referenceRows(t *testing.T) []refRow {
 	var walk func(v reflect.Value, path string)
 	walk = func(v reflect.Value, path string) {
 		t := v.Type()
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name := yamlName(f)
-			if name == "" {
-				continue
-			}
-			p := join(path, name)
-			fv := v.Field(i)
+		for _, k := range keysOf(t, path) {
+			f, p := k.Field, k.Path
+			fv := v.Field(k.Index)
 			env := envs[p]
 			if env == "" {
 				env = "—"

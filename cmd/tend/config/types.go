@@ -11,6 +11,12 @@
 // directory; relative paths given in the environment are left as they are,
 // that is relative to the working directory, like any path typed in a shell.
 //
+// Every TEND_* variable whose name starts like a section (TEND_SMTP_,
+// TEND_RELAY_, TEND_INBOXES_, ...) must name a key, or it is an error: a
+// typo there would otherwise be silently ignored. Other TEND_* variables
+// (TEND_CI, TEND_TEST_POSTGRES_DSN) are not configuration and are ignored.
+// The inboxes and agents lists can only be set in the file.
+//
 // Field tags: `yaml` names the key; `tend:"path"` marks a filesystem path that
 // is resolved against the config file's directory; `tend:"secret"` marks a
 // value that Redacted blanks. The environment variables, the resolution of
@@ -226,7 +232,9 @@ type Size int64
 // Action is seen, delete or move (then Folder names the target). In YAML it
 // is written `seen`, `delete` or `{move: FOLDER}`.
 type After struct {
+	// Action is AfterSeen, AfterDelete or AfterMove.
 	Action string
+	// Folder is the target mailbox of AfterMove; empty otherwise.
 	Folder string
 }
 
