@@ -149,7 +149,7 @@ func Classify(h Header, envelopeFrom string, own Own) Result {
 	checkMicrosoft(&v, h)
 	checkLists(&v, h)
 	checkSpam(&v, h)
-	checkSenders(&v, h, from, env)
+	checkSenders(&v, h, from, env, nullPath)
 	checkSubject(&v, subject, from, env, nullPath)
 	checkDMARC(&v, h, own.AuthServID)
 
@@ -234,7 +234,11 @@ func checkContentType(v *verdict, h Header) {
 // checkAutoSubmitted applies RFC 3834 and the vendor headers that predate it.
 func checkAutoSubmitted(v *verdict, h Header, nullPath bool) {
 	for _, as := range h.Values("Auto-Submitted") {
-		keyword := strings.ToLower(strings.TrimSpace(strings.SplitN(as, ";", 2)[0]))
+		// The keyword ends at a parameter, a comment or white space.
+		keyword := strings.ToLower(strings.TrimSpace(as))
+		if i := strings.IndexAny(keyword, "; \t("); i >= 0 {
+			keyword = keyword[:i]
+		}
 		// RFC 3834 section 5: "no" is the only value a person's mail carries;
 		// anything else, including unknown values, is automatic.
 		if keyword != "no" {
@@ -336,7 +340,7 @@ func checkSpam(v *verdict, h Header) {
 
 // checkSenders looks at the sender addresses for mailer daemons, list
 // managers and addresses that say they take no replies.
-func checkSenders(v *verdict, h Header, from, env string) {
+func checkSenders(v *verdict, h Header, from, env string, nullPath bool) {
 	addrs := [...]string{from, env, addressOf(h.Get("Sender"))}
 	seen := [4]bool{}
 	for _, a := range addrs {
@@ -347,8 +351,13 @@ func checkSenders(v *verdict, h Header, from, env string) {
 		switch {
 		case isDaemon(local) && !seen[0]:
 			seen[0] = true
-			v.guess(Bounce, "mailer-daemon sender "+a)
-			v.NoAutoReply = true
+			if nullPath {
+				// A daemon writing with a null reverse-path is a DSN.
+				v.add(Bounce, "mailer-daemon sender "+a+" with a null return path")
+			} else {
+				v.guess(Bounce, "mailer-daemon sender "+a)
+				v.NoAutoReply = true
+			}
 		case isPostmaster(local) && !seen[1]:
 			seen[1] = true
 			v.noReply("postmaster sender " + a)

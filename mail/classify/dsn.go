@@ -122,6 +122,13 @@ func ParseDSN(raw []byte) (*DSN, error) {
 	text := string(explanation)
 	bounceText := looksLikeTextBounce(top, text)
 	if len(d.Recipients) == 0 && (bounceText || report) {
+		if i := inlineStatus(text); i >= 0 {
+			// Old Sendmail pastes the RFC 3464 fields into the text.
+			readDeliveryStatus(d, []byte(text[i:]))
+			d.Standard = false
+		}
+	}
+	if len(d.Recipients) == 0 && (bounceText || report) {
 		readTextBounce(d, text, top)
 	}
 	if len(d.Recipients) == 0 {
@@ -181,7 +188,7 @@ func scanParts(root *enmime.Part) partScan {
 		switch {
 		case ct == "multipart/report":
 			rt := strings.ToLower(p.ContentTypeParams["report-type"])
-			if rt == "" || rt == "delivery-status" || rt == "global-delivery-status" {
+			if rt == "delivery-status" || rt == "global-delivery-status" {
 				s.report = true
 			}
 		case ct == "message/delivery-status" || ct == "message/global-delivery-status":
@@ -378,6 +385,18 @@ func firstMsgID(v string) string {
 		return v
 	}
 	return ""
+}
+
+// inlineStatus returns the offset of delivery-status fields pasted into a
+// text bounce (the Reporting-MTA or first Final-Recipient line), or -1.
+func inlineStatus(text string) int {
+	l := strings.ToLower(text)
+	for _, f := range []string{"\nreporting-mta:", "\nfinal-recipient:"} {
+		if i := strings.Index(l, f); i >= 0 {
+			return i + 1
+		}
+	}
+	return -1
 }
 
 // splitGroups splits a body on blank lines into non-empty groups.

@@ -45,7 +45,6 @@ var originalMarkers = [...]string{
 	"returned message follows",
 	"unsent message below",
 	"message headers follow",
-	"the original message was received",
 	"included is a copy of the message",
 }
 
@@ -113,7 +112,8 @@ func readTextBounce(d *DSN, text string, top textproto.MIMEHeader) {
 	seen := map[string]int{}
 	lines := strings.Split(expl, "\n")
 	for i := 0; i < len(lines); i++ {
-		m := leadAddrRE.FindStringSubmatch(strings.TrimSpace(lines[i]))
+		// Sendmail variants list recipients as ">>> addr <addr>".
+		m := leadAddrRE.FindStringSubmatch(strings.TrimLeft(lines[i], " \t>"))
 		if m == nil {
 			continue
 		}
@@ -124,7 +124,7 @@ func readTextBounce(d *DSN, text string, top textproto.MIMEHeader) {
 		diag := []string{strings.TrimSpace(strings.TrimLeft(m[2], ".:"))}
 		for j := i + 1; j < len(lines) && j <= i+6; j++ {
 			next := strings.TrimSpace(lines[j])
-			if next == "" || leadAddrRE.MatchString(next) {
+			if next == "" || leadAddrRE.MatchString(strings.TrimLeft(next, ">")) {
 				break
 			}
 			diag = append(diag, next)

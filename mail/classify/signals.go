@@ -203,6 +203,8 @@ var failureSubjects = [...]string{
 	"postmaster notify",
 	"warning: could not send message",
 	"message delayed",
+	"delivery delayed",
+	"warning: message",
 	"bounce notification",
 	"unzustellbar",
 	"nicht zustellbar",
