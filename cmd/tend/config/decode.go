@@ -21,72 +21,18 @@ import (
 // keys (the "billion laughs" shape), far above any real configuration.
 const maxNodes = 100_000
 
-// sources remembers where each key path got its value, so that validation
-// errors, which only know the key, can name the line or variable.
-type sources struct {
-	lines map[string]int    // key path -> line in the file
-	env   map[string]string // key path -> TEND_* variable
-}
-
-func newSources() *sources {
-	return &sources{lines: map[string]int{}, env: map[string]string{}}
-}
-
-// setEnv records that the environment set path, which hides whatever the
-// file said there and below.
-func (s *sources) setEnv(path, name string) {
-	for k := range s.lines {
-		if k == path || strings.HasPrefix(k, path+".") || strings.HasPrefix(k, path+"[") {
-			delete(s.lines, k)
-		}
-	}
-	s.env[path] = name
-}
-
-// locate fills in the line or variable for an error that names a key: from
-// the key itself, else from near (a related key that explains it), else from
-// the nearest ancestor that was written somewhere.
-func (s *sources) locate(e *Error, near string) {
-	if s.locateExact(e, e.Key) || s.locateExact(e, near) {
-		return
-	}
-	for k := parentPath(e.Key); k != ""; k = parentPath(k) {
-		if s.locateExact(e, k) {
-			return
-		}
-	}
-}
-
-func (s *sources) locateExact(e *Error, k string) bool {
-	if name, ok := s.env[k]; ok {
-		e.Env = name
-		return true
-	}
-	if line, ok := s.lines[k]; ok {
-		e.Line = line
-		return true
-	}
-	return false
-}
-
-func parentPath(k string) string {
-	i := strings.LastIndexAny(k, ".[")
-	if i < 0 {
-		return ""
-	}
-	return k[:i]
-}
-
 type decoder struct {
 	file    string
 	src     *sources
 	errs    Errors
 	anchors map[string]ast.Node
 	nodes   int
+	merges  int // depth of nested merge keys, bounded against cycles
 }
 
 func (d *decoder) errorf(n ast.Node, key, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: line(n), Key: key, Msg: fmt.Sprintf(format, args...)})
+	d.src.failed[key] = true
 }
 
 func line(n ast.Node) int {
@@ -210,19 +156,27 @@ func (d *decoder) decode(key string, n ast.Node, v reflect.Value) {
 	}
 }
 
-// structFields maps yaml key names to field indexes.
-func structFields(t reflect.Type) (map[string]int, []string) {
-	idx := map[string]int{}
-	var names []string
+// structKey is one YAML key of a struct type.
+type structKey struct {
+	Index int                 // field index
+	Field reflect.StructField // the field
+	Name  string              // yaml name
+	Path  string              // full key path
+}
+
+// keysOf lists the YAML keys of struct type t under path; the decoder,
+// the environment and the reference all walk the schema through it.
+func keysOf(t reflect.Type, path string) []structKey {
+	var keys []structKey
 	for i := range t.NumField() {
-		name := yamlName(t.Field(i))
+		f := t.Field(i)
+		name := yamlName(f)
 		if name == "" {
 			continue
 		}
-		idx[name] = i
-		names = append(names, name)
+		keys = append(keys, structKey{Index: i, Field: f, Name: name, Path: join(path, name)})
 	}
-	return idx, names
+	return keys
 }
 
 func yamlName(f reflect.StructField) string {
@@ -259,7 +213,12 @@ func (d *decoder) decodeStruct(key string, n ast.Node, v reflect.Value) {
 		d.errorf(n, key, "expected a mapping, got %s", kindOf(n))
 		return
 	}
-	idx, names := structFields(v.Type())
+	keys := keysOf(v.Type(), key)
+	idx := make(map[string]int, len(keys))
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		idx[k.Name], names[i] = k.Index, k.Name
+	}
 	// Merge keys (<<) apply first so that keys written beside them win,
 	// as YAML's merge-key convention says.
 	for _, mv := range values {
@@ -304,11 +263,14 @@ func (d *decoder) merge(key string, n ast.Node, v reflect.Value) {
 		}
 		return
 	}
-	d.nodes++
-	if d.nodes > maxNodes {
+	if d.merges >= 8 {
+		// Only a merge cycle (an anchor merging itself) gets this deep.
+		d.errorf(n, key, "merge keys nested too deeply")
 		return
 	}
+	d.merges++
 	d.decodeStruct(key, n, v)
+	d.merges--
 }
 
 func keyText(k ast.MapKeyNode) (string, bool) {
@@ -316,15 +278,7 @@ func keyText(k ast.MapKeyNode) (string, bool) {
 	if mk, ok := n.(*ast.MappingKeyNode); ok {
 		n = mk.Value
 	}
-	switch x := n.(type) {
-	case *ast.StringNode:
-		return x.Value, true
-	case ast.ScalarNode:
-		if tk := x.GetToken(); tk != nil {
-			return tk.Value, true
-		}
-	}
-	return "", false
+	return scalarText(n)
 }
 
 func (d *decoder) decodeSlice(key string, at, n ast.Node, v reflect.Value) {

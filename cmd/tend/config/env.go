@@ -27,14 +27,9 @@ type envKey struct {
 func envKeys() (keys []envKey, sections []string) {
 	var walk func(t reflect.Type, path string, index []int)
 	walk = func(t reflect.Type, path string, index []int) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name := yamlName(f)
-			if name == "" {
-				continue
-			}
-			p := join(path, name)
-			idx := append(slices.Clone(index), i)
+		for _, k := range keysOf(t, path) {
+			f, p := k.Field, k.Path
+			idx := append(slices.Clone(index), k.Index)
 			switch {
 			case f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[After]():
 				if path == "" {

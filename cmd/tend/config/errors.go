@@ -41,6 +41,10 @@ func (e *Error) Error() string {
 	case e.File != "":
 		b.WriteString(e.File)
 		b.WriteString(": ")
+	case e.Line > 0:
+		b.WriteString("line ")
+		b.WriteString(strconv.Itoa(e.Line))
+		b.WriteString(": ")
 	}
 	if e.Key != "" {
 		b.WriteString(e.Key)

@@ -74,13 +74,13 @@ func TestErrors(t *testing.T) {
 		{"missing address", "inboxes:\n  - name: Nameless\n", nil,
 			[]string{"tend.yaml:2: inboxes[0].address: required"}},
 		{"duplicate address, case-insensitive", "inboxes:\n  - address: a@acme.test\n  - address: A@Acme.Test\n", nil,
-			[]string{"tend.yaml:3: inboxes[1].address: duplicate of entry 0: a@acme.test"}},
+			[]string{"tend.yaml:3: inboxes[1].address: duplicate of inboxes[0].address (addresses are compared ignoring case)"}},
 		{"no inboxes", "inboxes: []\n", nil,
 			[]string{"tend.yaml:1: inboxes: at least one inbox is required"}},
 		{"agent is an inbox", "inboxes: [{address: s@acme.test}]\nagents:\n  - {email: S@acme.test}\n", nil,
 			[]string{"tend.yaml:3: agents[0].email: is also inboxes[0].address"}},
 		{"duplicate agent and bad role", "agents:\n  - {email: a@acme.test}\n  - email: a@acme.test\n    role: boss\n", nil,
-			[]string{"tend.yaml:3: agents[1].email: duplicate of entry 0: a@acme.test",
+			[]string{"tend.yaml:3: agents[1].email: duplicate of agents[0].email (addresses are compared ignoring case)",
 				`tend.yaml:4: agents[1].role: invalid value "boss" (want agent, lead or admin)`}},
 		{"name with line break", "inboxes:\n  - address: a@acme.test\n    name: \"Acme\\r\\nBcc: x@evil.test\"\n", nil,
 			[]string{"tend.yaml:3: inboxes[0].name: must not contain line breaks"}},
@@ -138,6 +138,13 @@ func TestErrors(t *testing.T) {
 			[]string{`tend.yaml:1: log.level: invalid value "loud" (want debug, info, warn or error)`,
 				"tend.yaml:3: smtp.listn: unknown key (did you mean listen?)",
 				`tend.yaml:4: smtp.read_timeout: invalid duration "soon"`}},
+		{"merge cycle", "x-a: &a {<<: *a}\nsmtp: *a\n", nil,
+			[]string{"tend.yaml:1: smtp: merge keys nested too deeply"}},
+		{"a value that does not parse is reported once", "follow_through:\n  nudges: [[1d]]\n", nil,
+			[]string{"tend.yaml:2: follow_through.nudges[0]: expected a single value, got a list"}},
+		{"env fixes a bad file value, file error still shown", "smtp:\n  read_timeout: soon\n", []string{"TEND_SMTP_READ_TIMEOUT=0s"},
+			[]string{`tend.yaml:2: smtp.read_timeout: invalid duration "soon"`,
+				"env TEND_SMTP_READ_TIMEOUT: smtp.read_timeout: must be a positive duration, got 0s"}},
 		{"env: bad value names the variable", "", []string{"TEND_SMTP_READ_TIMEOUT=4 hours"},
 			[]string{`env TEND_SMTP_READ_TIMEOUT: smtp.read_timeout: invalid duration "4 hours"`}},
 		{"env: validation names the variable", "web:\n  base_url: http://ok.test\n", []string{"TEND_WEB_BASE_URL=ftp://acme.test"},
@@ -174,6 +181,32 @@ func TestErrorsFieldsAndWrapping(t *testing.T) {
 	want := Error{File: "conf/tend.yaml", Line: 2, Key: "smtp.listn", Msg: "unknown key (did you mean listen?)"}
 	if *e != want {
 		t.Errorf("got %+v, want %+v", *e, want)
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		e    Error
+		want string
+	}{
+		{Error{File: "tend.yaml", Line: 12, Key: "a.b", Msg: "bad"}, "tend.yaml:12: a.b: bad"},
+		{Error{File: "tend.yaml", Key: "a.b", Msg: "bad"}, "tend.yaml: a.b: bad"},
+		{Error{Line: 3, Key: "a", Msg: "bad"}, "line 3: a: bad"},
+		{Error{Key: "a", Msg: "bad"}, "a: bad"},
+		{Error{File: "tend.yaml", Env: "TEND_A", Key: "a", Msg: "bad"}, "env TEND_A: a: bad"},
+		{Error{File: "tend.yaml", Line: 1, Msg: "syntax"}, "tend.yaml:1: syntax"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.e.Error(); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if got := (Errors{&tests[0].e, &tests[3].e}).Error(); got != "tend.yaml:12: a.b: bad\na: bad" {
+		t.Errorf("Errors.Error() = %q", got)
 	}
 }
 

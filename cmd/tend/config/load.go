@@ -50,9 +50,16 @@ func Parse(name string, data []byte, env []string) (Config, error) {
 // defaults, validation.
 func finish(c Config, name, dir string, env []string, src *sources, errs Errors) (Config, error) {
 	resolvePaths(reflect.ValueOf(&c).Elem(), dir)
-	errs = append(errs, applyEnv(&c, env, src)...)
+	envErrs := applyEnv(&c, env, src)
+	for _, e := range envErrs {
+		src.failed[e.Key] = true
+	}
+	errs = append(errs, envErrs...)
 	derive(&c)
 	for _, is := range validate(&c) {
+		if src.failed[is.err.Key] {
+			continue // already reported: the value did not even parse
+		}
 		is.err.File = name
 		src.locate(is.err, is.near)
 		errs = append(errs, is.err)

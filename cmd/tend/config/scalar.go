@@ -34,9 +34,9 @@ func setScalar(v reflect.Value, s string) error {
 	case reflect.String:
 		v.SetString(s)
 	case reflect.Bool:
-		b, err := strconv.ParseBool(s)
+		b, err := parseBool(s)
 		if err != nil {
-			return fmt.Errorf("invalid boolean %q (want true or false)", s)
+			return err
 		}
 		v.SetBool(b)
 	case reflect.Int, reflect.Int64:
@@ -66,6 +66,22 @@ func setScalar(v reflect.Value, s string) error {
 		return fmt.Errorf("unsupported type %s", v.Type())
 	}
 	return nil
+}
+
+// parseBool accepts what strconv.ParseBool does plus YAML 1.1's yes/no
+// and on/off, which people still write in config files.
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "yes", "on":
+		return true, nil
+	case "no", "off":
+		return false, nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, fmt.Errorf("invalid boolean %q (want true or false)", s)
+	}
+	return b, nil
 }
 
 // parseDuration accepts Go durations (90s, 1m30s, 4h) plus a leading number

@@ -11,6 +11,12 @@
 // directory; relative paths given in the environment are left as they are,
 // that is relative to the working directory, like any path typed in a shell.
 //
+// Every TEND_* variable whose name starts like a section (TEND_SMTP_,
+// TEND_RELAY_, TEND_INBOXES_, ...) must name a key, or it is an error: a
+// typo there would otherwise be silently ignored. Other TEND_* variables
+// (TEND_CI, TEND_TEST_POSTGRES_DSN) are not configuration and are ignored.
+// The inboxes and agents lists can only be set in the file.
+//
 // Field tags: `yaml` names the key; `tend:"path"` marks a filesystem path that
 // is resolved against the config file's directory; `tend:"secret"` marks a
 // value that Redacted blanks. The environment variables, the resolution of
@@ -59,7 +65,7 @@ type Config struct {
 
 // Database selects the storage backend.
 type Database struct {
-	// Driver is sqlite (a file under data_dir, pure Go, WAL) or postgres.
+	// Driver is the backend: sqlite (a file under data_dir, pure Go, WAL) or postgres.
 	Driver string `yaml:"driver"`
 	// DSN reaches the database: for sqlite "" means <data_dir>/tend.db; for postgres it is required (postgres://user:pass@host/db or key=value form).
 	DSN string `yaml:"dsn" tend:"secret"`
@@ -107,9 +113,9 @@ type Relay struct {
 	TLS string `yaml:"tls"`
 	// InsecureSkipVerify accepts any certificate from the relay; for tests only.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-	// Username for SMTP AUTH; "" sends without authentication.
+	// Username is the name for SMTP AUTH; "" sends without authentication.
 	Username string `yaml:"username"`
-	// Password for SMTP AUTH; after loading it also holds the content of password_file.
+	// Password is the secret for SMTP AUTH; after loading it also holds the content of password_file.
 	Password string `yaml:"password" tend:"secret"`
 	// PasswordFile is read at load time instead of password (the two are exclusive).
 	PasswordFile string `yaml:"password_file" tend:"path"`
@@ -186,9 +192,9 @@ type IMAP struct {
 	TLS string `yaml:"tls"`
 	// Insecure allows tls: none and skips certificate verification.
 	Insecure bool `yaml:"insecure"`
-	// Username to log in with.
+	// Username is the name to log in with.
 	Username string `yaml:"username"`
-	// Password for plain or login; after loading it also holds the content of password_file.
+	// Password is the secret for plain or login; after loading it also holds the content of password_file.
 	Password string `yaml:"password" tend:"secret"`
 	// PasswordFile is read at load time instead of password (exactly one of the two for plain or login).
 	PasswordFile string `yaml:"password_file" tend:"path"`
@@ -226,7 +232,9 @@ type Size int64
 // Action is seen, delete or move (then Folder names the target). In YAML it
 // is written `seen`, `delete` or `{move: FOLDER}`.
 type After struct {
+	// Action is AfterSeen, AfterDelete or AfterMove.
 	Action string
+	// Folder is the target mailbox of AfterMove; empty otherwise.
 	Folder string
 }
 

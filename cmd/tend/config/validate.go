@@ -190,7 +190,7 @@ func (v *validator) inboxes(in []Inbox) {
 	if len(in) == 0 {
 		v.add("inboxes", "at least one inbox is required")
 	}
-	seen := map[string]int{}
+	seen := map[string]string{}
 	for i := range in {
 		b := &in[i]
 		key := fmt.Sprintf("inboxes[%d]", i)
@@ -251,7 +251,7 @@ func (v *validator) imap(key string, m *IMAP) {
 }
 
 func (v *validator) agents(agents []Agent, inboxes []Inbox) {
-	seen := map[string]int{}
+	seen := map[string]string{}
 	for i := range agents {
 		a := &agents[i]
 		key := fmt.Sprintf("agents[%d]", i)
@@ -263,6 +263,7 @@ func (v *validator) agents(agents []Agent, inboxes []Inbox) {
 				// Notifications to the agent would come straight back
 				// in as customer mail: a loop.
 				v.add(key+".email", "is also inboxes[%d].address", j)
+				break
 			}
 		}
 	}
@@ -270,7 +271,7 @@ func (v *validator) agents(agents []Agent, inboxes []Inbox) {
 
 // address checks a bare addr-spec (RFC 5322 §3.4.1), returns it lowercased
 // and reports duplicates among those already seen.
-func (v *validator) address(key, s string, seen map[string]int) string {
+func (v *validator) address(key, s string, seen map[string]string) string {
 	if s == "" {
 		v.add(key, "required")
 		return s
@@ -282,9 +283,9 @@ func (v *validator) address(key, s string, seen map[string]int) string {
 	}
 	s = strings.ToLower(s)
 	if prev, ok := seen[s]; ok {
-		v.add(key, "duplicate of entry %d: %s", prev, s)
+		v.add(key, "duplicate of %s (addresses are compared ignoring case)", prev)
 	} else {
-		seen[s] = len(seen)
+		seen[s] = key
 	}
 	return s
 }

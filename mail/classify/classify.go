@@ -1,0 +1,428 @@
+// Package classify tells apart mail a person wrote from mail a machine sent:
+// auto-replies, bounces, list traffic, reports, upstream spam verdicts and our
+// own mail coming back. Classify looks at the header block only, so it can run
+// on the SMTP hot path before the 250; ParseDSN reads a whole delivery status
+// notification after it.
+//
+// The loop-protection signals follow RFC 3834 section 5 and what mature
+// helpdesks and list managers check (see DESIGN.md, "Classify").
+package classify
+
+import (
+	"strings"
+
+	"github.com/emersion/go-msgauth/authres"
+)
+
+// Kind is the verdict on who or what sent a message.
+type Kind int
+
+// Kinds, from the plain human case to the machine ones. When several signals
+// match, the strongest wins in this order: OwnMail, Bounce, Report, AutoReply,
+// Spam, List, Human.
+const (
+	// Human is mail a person wrote (as far as the header tells).
+	Human Kind = iota
+	// AutoReply is automatically submitted mail (RFC 3834 section 5):
+	// vacation and out-of-office responders, challenge-response systems,
+	// no-reply notifications and other machine-made messages.
+	AutoReply
+	// Bounce is a delivery status notification (RFC 3464) or an old-style
+	// text bounce from a mailer daemon.
+	Bounce
+	// List is mailing-list or bulk traffic (RFC 2369, RFC 2919 fields,
+	// Precedence: list/bulk, list-manager senders).
+	List
+	// OwnMail is our own mail coming back: a loop.
+	OwnMail
+	// Spam is mail an upstream filter marked as spam.
+	Spam
+	// Report is a non-delivery report: MDN read receipts (RFC 8098), ARF
+	// abuse reports (RFC 5965), DMARC (RFC 7489) and TLS-RPT (RFC 8460)
+	// aggregate reports.
+	Report
+)
+
+// String returns the lowercase name used in logs and on the timeline.
+func (k Kind) String() string {
+	switch k {
+	case Human:
+		return "human"
+	case AutoReply:
+		return "auto-reply"
+	case Bounce:
+		return "bounce"
+	case List:
+		return "list"
+	case OwnMail:
+		return "own-mail"
+	case Spam:
+		return "spam"
+	case Report:
+		return "report"
+	}
+	return "unknown"
+}
+
+// Own describes us, so that our own mail is recognised when it comes back.
+type Own struct {
+	// Addresses are our inbox and system addresses (support@…, the VERP
+	// bounce address), compared case-insensitively with the sender.
+	Addresses []string
+	// Domains are the domains tend puts in the Message-IDs it generates. A
+	// message whose Message-ID is on one of them is ours. Use a domain only
+	// tend generates Message-IDs on: employees' mail must not match.
+	Domains []string
+	// LoopHeader is the field tend adds to everything it sends (for example
+	// "X-Tend-Loop"); its presence marks our own mail. Empty disables it.
+	LoopHeader string
+	// AuthServID is the authserv-id our own MTA stamps on
+	// Authentication-Results (RFC 8601 section 2.5). Results from any other
+	// authserv-id are ignored because anyone can write that field.
+	AuthServID string
+}
+
+// Result is the verdict on one message.
+type Result struct {
+	// Kind is the strongest classification found.
+	Kind Kind
+	// Reasons lists every signal seen, human-readable, for the timeline.
+	Reasons []string
+	// NoAutoReply is true when nothing automatic may be sent in answer: for
+	// every kind but Human, and for Human mail that asks not to be answered
+	// automatically (X-Auto-Response-Suppress) or has a machine-looking
+	// sender or subject.
+	NoAutoReply bool
+	// Suspect is true when Kind rests on subject or sender heuristics alone.
+	// Such mail must still be stored and shown like any other.
+	Suspect bool
+	// Spam is the upstream filter's verdict (X-Spam-Flag: YES and the like),
+	// independent of Kind.
+	Spam bool
+	// DMARCFail is true when Authentication-Results stamped with our own
+	// AuthServID says dmarc=fail (RFC 7489 section 6.6).
+	DMARCFail bool
+}
+
+// verdict accumulates signals while Classify walks the header.
+type verdict struct {
+	Result
+	strong  [Report + 1]bool // kinds backed by a header signal
+	suspect [Report + 1]bool // kinds backed only by heuristics
+}
+
+func (v *verdict) add(k Kind, reason string) {
+	v.strong[k] = true
+	v.Reasons = append(v.Reasons, reason)
+}
+
+func (v *verdict) guess(k Kind, reason string) {
+	v.suspect[k] = true
+	v.Reasons = append(v.Reasons, reason)
+}
+
+func (v *verdict) noReply(reason string) {
+	v.NoAutoReply = true
+	v.Reasons = append(v.Reasons, reason)
+}
+
+// precedence is the order in which kinds win, strongest first.
+var precedence = [...]Kind{OwnMail, Bounce, Report, AutoReply, Spam, List}
+
+// Classify decides from the header alone what sent a message. envelopeFrom
+// is the SMTP reverse-path (MAIL FROM); "" or "<>" is the null reverse-path
+// that DSNs and auto-responders use (RFC 5321 section 4.5.5, RFC 3834
+// section 3.3). For mail that did not arrive over SMTP, pass ReversePath(h).
+//
+// Classify never drops anything: it only labels. It does no I/O and costs a
+// few microseconds, so it may run before the SMTP 250.
+func Classify(h Header, envelopeFrom string, own Own) Result {
+	var v verdict
+	from := addressOf(h.Get("From"))
+	env := addressOf(envelopeFrom)
+	nullPath := isNullPath(envelopeFrom)
+	subject := decodeSubject(h.Get("Subject"))
+
+	checkOwn(&v, h, from, env, own)
+	checkContentType(&v, h)
+	checkAutoSubmitted(&v, h, nullPath)
+	checkMicrosoft(&v, h)
+	checkLists(&v, h)
+	checkSpam(&v, h)
+	checkSenders(&v, h, from, env, nullPath)
+	checkSubject(&v, subject, from, env, nullPath)
+	checkDMARC(&v, h, own.AuthServID)
+
+	v.Kind = Human
+	for _, k := range precedence {
+		if v.strong[k] {
+			v.Kind = k
+			break
+		}
+	}
+	if v.Kind == Human {
+		for _, k := range precedence {
+			if v.suspect[k] {
+				v.Kind, v.Suspect = k, true
+				break
+			}
+		}
+	}
+	if v.Kind != Human {
+		v.NoAutoReply = true
+	}
+	return v.Result
+}
+
+// checkOwn finds our own mail: our loop header, our address as sender, our
+// Message-ID domain, or an X-Loop naming one of our addresses.
+func checkOwn(v *verdict, h Header, from, env string, own Own) {
+	if own.LoopHeader != "" && len(h.Values(own.LoopHeader)) > 0 {
+		v.add(OwnMail, "own loop header "+own.LoopHeader)
+	}
+	for _, a := range own.Addresses {
+		a = strings.ToLower(strings.TrimSpace(a))
+		if a == "" {
+			continue
+		}
+		if from == a {
+			v.add(OwnMail, "From is our own address "+a)
+		} else if env == a {
+			v.add(OwnMail, "envelope sender is our own address "+a)
+		}
+		for _, l := range h.Values("X-Loop") {
+			if addressOf(l) == a {
+				v.add(OwnMail, "X-Loop names our own address "+a)
+			}
+		}
+	}
+	if d := domainOf(addressOf(h.Get("Message-Id"))); d != "" {
+		for _, od := range own.Domains {
+			if strings.EqualFold(d, strings.TrimSpace(od)) {
+				v.add(OwnMail, "Message-ID on our domain "+d)
+			}
+		}
+	}
+}
+
+// checkContentType recognises multipart/report (RFC 6522): a delivery-status
+// report is a bounce (RFC 3464), any other report type (MDN, ARF, TLS-RPT) a
+// report.
+func checkContentType(v *verdict, h Header) {
+	media, params := splitMediaType(h.Get("Content-Type"))
+	switch media {
+	case "multipart/report":
+		rt := params["report-type"]
+		if rt == "delivery-status" || rt == "global-delivery-status" {
+			v.add(Bounce, "Content-Type: multipart/report; report-type="+rt+" (RFC 3464)")
+		} else {
+			v.add(Report, "Content-Type: multipart/report; report-type="+rt+" (RFC 6522)")
+		}
+	case "message/delivery-status":
+		v.add(Bounce, "Content-Type: message/delivery-status (RFC 3464)")
+	case "message/disposition-notification", "message/feedback-report":
+		v.add(Report, "Content-Type: "+media)
+	}
+	if h.Get("Tls-Report-Domain") != "" {
+		v.add(Report, "TLS-Report-Domain (RFC 8460)")
+	}
+	if len(h.Values("X-Failed-Recipients")) > 0 {
+		v.add(Bounce, "X-Failed-Recipients (Exim bounce)")
+	}
+}
+
+// checkAutoSubmitted applies RFC 3834 and the vendor headers that predate it.
+func checkAutoSubmitted(v *verdict, h Header, nullPath bool) {
+	for _, as := range h.Values("Auto-Submitted") {
+		// The keyword ends at a parameter, a comment or white space.
+		keyword := strings.ToLower(strings.TrimSpace(as))
+		if i := strings.IndexAny(keyword, "; \t("); i >= 0 {
+			keyword = keyword[:i]
+		}
+		// RFC 3834 section 5: "no" is the only value a person's mail carries;
+		// anything else, including unknown values, is automatic.
+		if keyword != "no" {
+			v.add(AutoReply, "Auto-Submitted: "+keyword+" (RFC 3834)")
+		}
+	}
+	for _, name := range []string{"X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Autoreply-From", "X-Mail-Autoreply", "X-Auto-Reply"} {
+		if len(h.Values(name)) > 0 {
+			v.add(AutoReply, name+" present")
+		}
+	}
+	for _, p := range h.Values("Precedence") {
+		switch strings.ToLower(strings.TrimSpace(p)) {
+		case "auto_reply", "auto-reply":
+			v.add(AutoReply, "Precedence: auto_reply")
+		case "junk":
+			// vacation(1) and procmail autoresponders send junk.
+			v.add(AutoReply, "Precedence: junk")
+		case "bulk":
+			v.add(List, "Precedence: bulk")
+		case "list":
+			v.add(List, "Precedence: list")
+		}
+	}
+	if nullPath {
+		// Strong for loop protection, weak for the kind: IMAP-appended
+		// and imported mail carries Return-Path: <> too.
+		v.guess(AutoReply, "null return path (RFC 3834 section 3.3)")
+		v.NoAutoReply = true
+	}
+}
+
+// checkMicrosoft reads Exchange and Outlook markers. X-Auto-Response-Suppress
+// (MS-OXCMAIL 2.2.3.2.14) is the sender asking us not to answer: on its own it
+// says nothing about who wrote the message. X-MS-Exchange-Inbox-Rules-Loop is
+// stamped on anything an inbox rule produced, forwards included, and
+// X-MS-Exchange-Generated-Message-Source names the agent that generated a
+// message; together with suppression they are how Exchange out-of-office
+// replies look.
+func checkMicrosoft(v *verdict, h Header) {
+	suppress := false
+	for _, s := range h.Values("X-Auto-Response-Suppress") {
+		for _, tok := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+			switch strings.ToLower(tok) {
+			case "all", "oof", "autoreply":
+				suppress = true
+			}
+		}
+	}
+	rulesLoop := len(h.Values("X-Ms-Exchange-Inbox-Rules-Loop")) > 0
+	generated := h.Get("X-Ms-Exchange-Generated-Message-Source")
+	switch {
+	case generated != "":
+		v.add(AutoReply, "X-MS-Exchange-Generated-Message-Source: "+generated)
+	case rulesLoop && suppress:
+		v.add(AutoReply, "Exchange inbox-rule reply (X-MS-Exchange-Inbox-Rules-Loop with X-Auto-Response-Suppress)")
+	case rulesLoop:
+		v.noReply("X-MS-Exchange-Inbox-Rules-Loop: passed through an Exchange inbox rule")
+	}
+	if suppress {
+		v.noReply("X-Auto-Response-Suppress asks for no automatic reply")
+	}
+}
+
+// listFields are the RFC 2369 and RFC 2919 list header fields, plus ezmlm's
+// Mailing-List.
+var listFields = [...]string{"List-Id", "List-Unsubscribe", "List-Post", "List-Help", "List-Subscribe", "List-Owner", "List-Archive", "Mailing-List"}
+
+func checkLists(v *verdict, h Header) {
+	for _, name := range listFields {
+		if len(h.Values(name)) > 0 {
+			v.add(List, name+" present (RFC 2369/2919)")
+			return
+		}
+	}
+}
+
+// checkSpam reads upstream spam verdicts: SpamAssassin, rspamd and Exchange
+// Online Protection. A forged verdict only hurts its sender.
+func checkSpam(v *verdict, h Header) {
+	yes := func(s string) bool {
+		s = strings.ToLower(strings.TrimSpace(s))
+		return s == "yes" || s == "true" || strings.HasPrefix(s, "yes,") || strings.HasPrefix(s, "yes ")
+	}
+	switch {
+	case yes(h.Get("X-Spam-Flag")):
+		v.add(Spam, "X-Spam-Flag: YES")
+	case yes(h.Get("X-Spam-Status")):
+		v.add(Spam, "X-Spam-Status: Yes")
+	case yes(h.Get("X-Spam")):
+		v.add(Spam, "X-Spam: Yes")
+	case strings.Contains(h.Get("X-Forefront-Antispam-Report"), "SFV:SPM"):
+		v.add(Spam, "X-Forefront-Antispam-Report: SFV:SPM")
+	default:
+		return
+	}
+	v.Spam = true
+}
+
+// checkSenders looks at the sender addresses for mailer daemons, list
+// managers and addresses that say they take no replies.
+func checkSenders(v *verdict, h Header, from, env string, nullPath bool) {
+	addrs := [...]string{from, env, addressOf(h.Get("Sender"))}
+	seen := [4]bool{}
+	for _, a := range addrs {
+		if a == "" {
+			continue
+		}
+		local := localPart(a)
+		switch {
+		case isDaemon(local) && !seen[0]:
+			seen[0] = true
+			if nullPath {
+				// A daemon writing with a null reverse-path is a DSN.
+				v.add(Bounce, "mailer-daemon sender "+a+" with a null return path")
+			} else {
+				v.guess(Bounce, "mailer-daemon sender "+a)
+				v.NoAutoReply = true
+			}
+		case isPostmaster(local) && !seen[1]:
+			seen[1] = true
+			v.noReply("postmaster sender " + a)
+		case isListManager(local) && !seen[2]:
+			seen[2] = true
+			v.add(List, "list-manager sender "+a)
+		case isNoReply(local) && !seen[3]:
+			seen[3] = true
+			v.add(AutoReply, "no-reply sender "+a)
+		}
+	}
+	if name := strings.ToLower(h.Get("From")); strings.Contains(name, "mail delivery subsystem") || strings.Contains(name, "mail delivery system") {
+		v.guess(Bounce, "From names a mail delivery system")
+		v.NoAutoReply = true
+	}
+}
+
+// checkSubject applies subject heuristics. They only ever raise a suspicion
+// (and so suppress automatic answers); with a daemon sender or a null return
+// path a failure subject is a strong bounce signal.
+func checkSubject(v *verdict, subject, from, env string, nullPath bool) {
+	if subject == "" {
+		return
+	}
+	lower := strings.ToLower(subject)
+	if phrase := matchSubject(lower, failureSubjects[:]); phrase != "" {
+		daemon := nullPath || isDaemon(localPart(from)) || isDaemon(localPart(env)) ||
+			isPostmaster(localPart(from)) || isPostmaster(localPart(env))
+		if daemon {
+			v.add(Bounce, "failure subject "+quote(phrase)+" from a mailer daemon")
+		} else {
+			v.guess(Bounce, "failure subject "+quote(phrase))
+		}
+		return
+	}
+	if phrase := matchSubject(lower, autoReplySubjects[:]); phrase != "" {
+		v.guess(AutoReply, "auto-reply subject "+quote(phrase))
+		return
+	}
+	if strings.Contains(lower, "report domain:") && strings.Contains(lower, "submitter:") {
+		v.add(Report, "DMARC aggregate report subject (RFC 7489 section 7.2.1.1)")
+	} else if strings.HasPrefix(lower, "complaint about message from") {
+		v.guess(Report, "feedback-loop complaint subject (Hotmail JMRP)")
+	}
+}
+
+// checkDMARC reads Authentication-Results (RFC 8601) stamped by our own MTA
+// only; go-msgauth does the parsing.
+func checkDMARC(v *verdict, h Header, servID string) {
+	if servID == "" {
+		return
+	}
+	for _, ar := range h.Values("Authentication-Results") {
+		id, results, _ := authres.Parse(ar) // partial results are still ours to read
+		if !strings.EqualFold(id, servID) {
+			continue
+		}
+		for _, r := range results {
+			if d, ok := r.(*authres.DMARCResult); ok && d.Value == authres.ResultFail {
+				v.DMARCFail = true
+				v.Reasons = append(v.Reasons, "dmarc=fail from "+servID)
+				return
+			}
+		}
+	}
+}
+
+func quote(s string) string { return `"` + s + `"` }
