@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tendhq/tend/cmd/tend/config"
+	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/smtpd"
 	"github.com/tendhq/tend/storage"
@@ -101,6 +102,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	pipe, err := ingest.New(ingest.Options{
 		Committer: committer, Threader: ingest.ReferencesThreader{}, Inboxes: inboxes, Observer: metrics, Logger: log,
+		Own: classify.Own{Addresses: inboxes, Domains: []string{cfg.SMTP.Hostname}, LoopHeader: loopHeader, AuthServID: cfg.AuthServID},
 	})
 	if err != nil {
 		return err
@@ -141,6 +143,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	log.Info("tend stopped")
 	return err
 }
+
+// loopHeader is the header field every mail tend sends carries, so that
+// tend recognises its own mail coming back.
+const loopHeader = "X-Tend-Loop"
 
 // adminEmail is the login created on first start.
 const adminEmail = "admin@localhost"

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,14 +10,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message/textproto"
+	"net/textproto"
+
 	"golang.org/x/text/encoding/htmlindex"
+
+	"github.com/tendhq/tend/mail/classify"
 )
 
 // Headers are the fields the hot path reads from the header block alone:
 // enough to deduplicate, classify and thread without a full MIME parse.
 type Headers struct {
-	Header      textproto.Header
+	Header      textproto.MIMEHeader
 	MessageID   string // without brackets; derived from the hash when absent or malformed
 	Derived     bool   // MessageID was derived
 	InReplyTo   string
@@ -32,6 +34,7 @@ type Headers struct {
 	ThreadIndex string
 	ThreadTopic string
 	Hash        string // hex SHA-256 of the raw bytes
+	BodyOffset  int    // where the body starts in the raw bytes
 }
 
 // wordDecoder decodes RFC 2047 encoded words in any charset the WHATWG
@@ -63,11 +66,8 @@ func decodeHeader(dec *mime.WordDecoder, s string) string {
 func ParseHeaders(raw []byte) Headers {
 	sum := sha256.Sum256(raw)
 	h := Headers{Hash: hex.EncodeToString(sum[:])}
-	hdr, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(normalizeNewlines(headerBlock(raw)))))
-	if err != nil && hdr.Len() == 0 {
-		hdr = textproto.Header{}
-	}
-	h.Header = hdr
+	hdr, body := classify.ReadHeader(raw)
+	h.Header, h.BodyOffset = hdr, body
 	dec := wordDecoder()
 	if ids := msgIDs(hdr.Get("Message-Id")); len(ids) > 0 {
 		h.MessageID = ids[0]
@@ -94,19 +94,8 @@ func ParseHeaders(raw []byte) Headers {
 	return h
 }
 
-// headerBlock returns raw up to and including the blank line that ends the
-// header, so the header reader never scans a large body.
-func headerBlock(raw []byte) []byte {
-	for _, sep := range [][]byte{[]byte("\r\n\r\n"), []byte("\n\n"), []byte("\r\r")} {
-		if i := bytes.Index(raw, sep); i >= 0 {
-			return raw[:i+len(sep)]
-		}
-	}
-	return raw
-}
-
-// normalizeNewlines turns CR-only line ends (old Mac mailers) into LF; the
-// header reader accepts LF and CRLF.
+// normalizeNewlines turns CR-only line ends (old Mac mailers) into LF,
+// which the MIME parser understands.
 func normalizeNewlines(b []byte) []byte {
 	if !bytes.Contains(b, []byte("\r")) || bytes.Contains(b, []byte("\n")) {
 		return b

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/storage"
 )
 
@@ -39,6 +40,9 @@ type Message struct {
 	Headers
 	Env   Envelope
 	Class string
+	// Classified is the full classification: reasons, whether automatic
+	// mail may answer, upstream spam and DMARC verdicts.
+	Classified classify.Result
 	// Inboxes are the inbox addresses among the recipients.
 	Inboxes []string
 }
@@ -56,7 +60,9 @@ type Options struct {
 	// Inboxes are the configured inbox addresses, lowercased; the first is
 	// where mail that reached no inbox directly (signed reply addresses)
 	// is filed until its ticket is known.
-	Inboxes  []string
+	Inboxes []string
+	// Own describes us, so that our own mail coming back is recognised.
+	Own      classify.Own
 	Observer Observer
 	Logger   *slog.Logger
 }
@@ -94,7 +100,10 @@ func (p *Pipeline) IsInbox(addr string) bool { return p.inboxes[strings.ToLower(
 func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (storage.Delivered, error) {
 	start := time.Now()
 	m := &Message{Headers: ParseHeaders(raw), Env: env}
-	m.Class = classify(m)
+	// Classification reads only the header block: cheap enough for the
+	// hot path, and threading needs it (a bounce never opens a ticket).
+	m.Classified = classify.Classify(m.Header, env.From, p.opts.Own)
+	m.Class = m.Classified.Kind.String()
 	for _, rcpt := range env.To {
 		if p.inboxes[rcpt] {
 			m.Inboxes = append(m.Inboxes, rcpt)
@@ -124,13 +133,4 @@ func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (stora
 	}
 	p.opts.Logger.Debug("message stored", "message_id", m.MessageID, "ticket", d.Ticket, "new", d.NewTicket, "duplicate", d.Duplicate)
 	return d, nil
-}
-
-// classify is the hot path's header-only classification.
-func classify(m *Message) string {
-	ct := strings.ToLower(m.Header.Get("Content-Type"))
-	if strings.HasPrefix(ct, "multipart/report") && strings.Contains(ct, "delivery-status") {
-		return "bounce"
-	}
-	return "human"
 }

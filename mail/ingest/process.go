@@ -13,6 +13,7 @@ import (
 
 	"github.com/jhillyerd/enmime/v2"
 
+	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/storage"
 )
 
@@ -207,7 +208,8 @@ func Parse(raw []byte) (out storage.Parsed) {
 
 // fallbackText is the body after the header block, as valid UTF-8.
 func fallbackText(raw []byte) string {
-	body := raw[len(headerBlock(raw)):]
+	_, off := classify.ReadHeader(raw)
+	body := raw[off:]
 	if len(body) == 0 {
 		body = raw
 	}

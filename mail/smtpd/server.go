@@ -72,7 +72,7 @@ func New(opts Options, d Deliverer, rc RecipientChecker, lmtp bool) *Server {
 		opts.MaxRecipients = 50
 	}
 	if opts.MaxLineLength <= 0 {
-		opts.MaxLineLength = 4096
+		opts.MaxLineLength = 65536
 	}
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = time.Minute

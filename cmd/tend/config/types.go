@@ -86,7 +86,7 @@ type SMTP struct {
 	MaxRecipients int `yaml:"max_recipients"`
 	// MaxConnections is the most concurrent SMTP connections.
 	MaxConnections int `yaml:"max_connections"`
-	// MaxLineLength is the longest line accepted, in bytes; at least 1000 (RFC 5321 §4.5.3.1.6).
+	// MaxLineLength is the longest line accepted, in bytes; at least 1000 (RFC 5321 §4.5.3.1.6). Real mail breaks the 998 limit (HTML on one line), so the default is generous: refusing such a line would bounce a customer's mail.
 	MaxLineLength int `yaml:"max_line_length"`
 	// ReadTimeout closes a connection idle this long while reading from it.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
@@ -268,7 +268,7 @@ func Default() Config {
 			MaxMessageBytes: 25 << 20,
 			MaxRecipients:   50,
 			MaxConnections:  200,
-			MaxLineLength:   4096,
+			MaxLineLength:   65536,
 			ReadTimeout:     60 * time.Second,
 			WriteTimeout:    60 * time.Second,
 		},
