@@ -90,6 +90,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	for {
 		for {
 			n, err := p.RunOnce(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
 			if err != nil {
 				p.log.Error("processing work", "err", err)
 				break

@@ -114,9 +114,16 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting and waits for open sessions to end or ctx.
+// Shutdown stops accepting and waits for open sessions to end; when ctx
+// ends first, the remaining connections are closed. A message whose DATA
+// was cut off is not stored and the sender retries it.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return s.srv.Shutdown(ctx)
+	err := s.srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		s.log.Warn("closing SMTP sessions still open at shutdown")
+		return s.srv.Close()
+	}
+	return err
 }
 
 // NewSession implements smtp.Backend.
