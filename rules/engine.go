@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -176,9 +177,9 @@ func (e *Engine) Evaluate(ev Event) ([]Action, []RuleError) {
 	var acts []Action
 	var errs []RuleError
 	for _, r := range candidates {
-		out, err := e.run(r, &env)
+		out, line, err := e.run(r, &env)
 		if err != nil {
-			errs = append(errs, RuleError{Rule: r.name, File: e.file, Line: r.line, Event: ev.Type, Err: err})
+			errs = append(errs, RuleError{Rule: r.name, File: e.file, Line: line, Event: ev.Type, Err: err})
 			continue
 		}
 		acts = append(acts, out...)
@@ -196,57 +197,75 @@ func awaitsAnswer(ev *Event) bool {
 			ev.Ticket.State == StateResolved)
 }
 
-// run evaluates one rule; a panic inside expr (it recovers its own, but a
-// method call on the environment could still misbehave) becomes an error.
-func (e *Engine) run(r *rule, env *Env) (out []Action, err error) {
+// run evaluates one rule and returns its actions, or the line that failed
+// and why. A panic inside expr (it recovers its own, but a method call on
+// the environment could still misbehave) becomes an error too.
+func (e *Engine) run(r *rule, env *Env) (out []Action, line int, err error) {
+	line = r.line
 	defer func() {
 		if p := recover(); p != nil {
 			out, err = nil, fmt.Errorf("panic: %v", p)
 		}
 	}()
 	if r.cond != nil {
-		v, err := expr.Run(r.cond, env)
+		v, err := runExpr(r.cond, env)
 		if err != nil {
-			return nil, fmt.Errorf("condition: %w", err)
+			return nil, r.condAt, fmt.Errorf("condition: %w", err)
 		}
 		if ok, _ := v.(bool); !ok {
-			return nil, nil
+			return nil, 0, nil
 		}
 	}
 	out = make([]Action, 0, len(r.actions))
 	for _, s := range r.actions {
 		a := s.base
 		a.Rule = r.name
+		line = s.line
 		if s.after != nil {
 			d, err := runDuration(s.after, env)
 			if err != nil {
-				return nil, fmt.Errorf("%s %s: after: %w", a.Kind, a.Timer, err)
+				return nil, line, fmt.Errorf("%s %s: after: %w", a.Kind, a.Timer, err)
 			}
 			a.After = d
 		}
 		if s.address != nil {
-			v, err := expr.Run(s.address, env)
+			v, err := runExpr(s.address, env)
 			if err != nil {
-				return nil, fmt.Errorf("%s: address: %w", a.Kind, err)
+				return nil, line, fmt.Errorf("%s: address: %w", a.Kind, err)
 			}
 			a.Address, _ = v.(string)
 			if a.Address == "" {
-				return nil, fmt.Errorf("%s: address is empty", a.Kind)
+				return nil, line, fmt.Errorf("%s: address is empty", a.Kind)
 			}
 		}
 		if s.relative != 0 {
 			a.Priority = priorityAt(priorityRank(env.Ticket.Priority) + s.relative)
 		}
-		if a.Kind == Schedule && a.After <= 0 {
-			return nil, fmt.Errorf("schedule %s: after is %s, want a positive delay", a.Timer, a.After)
+		if (a.Kind == Schedule || a.Kind == Suppress) && a.After <= 0 {
+			return nil, line, fmt.Errorf("%s %s: after is %s, want a positive delay", a.Kind, a.Timer, a.After)
 		}
 		out = append(out, a)
 	}
-	return out, nil
+	return out, 0, nil
+}
+
+// runExpr runs a program and shortens expr's multi-line error (message,
+// position, source snippet) to the message: the rule's file and line are
+// reported by RuleError, and the timeline wants one line.
+func runExpr(p *vm.Program, env *Env) (any, error) {
+	v, err := expr.Run(p, env)
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			return nil, errors.New(fe.Message)
+		}
+		return nil, err
+	}
+	return v, nil
 }
 
 func runDuration(p *vm.Program, env *Env) (time.Duration, error) {
-	v, err := expr.Run(p, env)
+	v, err := runExpr(p, env)
 	if err != nil {
 		return 0, err
 	}

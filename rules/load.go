@@ -43,6 +43,7 @@ type rule struct {
 	line    int
 	on      []string
 	cond    *vm.Program // nil: always
+	condAt  int         // line of the condition
 	actions []actionSpec
 }
 
@@ -52,6 +53,7 @@ type actionSpec struct {
 	after    *vm.Program // Schedule/Suppress delay when not a literal
 	address  *vm.Program // Suppress address
 	relative int         // SetPriority: +1 up, -1 down, 0 absolute
+	line     int         // line of the action, for run-time errors
 }
 
 // loader carries the file name and the templates known while parsing.
@@ -151,6 +153,7 @@ func (l *loader) parseRule(n ast.Node) (*rule, error) {
 				return nil, err
 			}
 			r.cond = prog
+			r.condAt = valueLine(p.Value)
 		case "do":
 			haveDo = true
 			acts, err := l.parseActions(p.Value)
@@ -205,6 +208,9 @@ func (l *loader) parseActions(n ast.Node) ([]actionSpec, error) {
 		specs, err := l.parseAction(pairs[0])
 		if err != nil {
 			return nil, err
+		}
+		for i := range specs {
+			specs[i].line = nodeLine(pairs[0].Key)
 		}
 		out = append(out, specs...)
 	}
