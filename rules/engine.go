@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 )
@@ -174,10 +173,13 @@ func (e *Engine) Evaluate(ev Event) ([]Action, []RuleError) {
 		ev.Message = &m
 	}
 	env := newEnv(&ev, &e.opts)
+	// One VM for all rules of this event: expr.Run would allocate a fresh
+	// one (stack and scopes) per expression.
+	x := &runner{env: &env}
 	var acts []Action
 	var errs []RuleError
 	for _, r := range candidates {
-		out, line, err := e.run(r, &env)
+		out, line, err := e.run(r, x)
 		if err != nil {
 			errs = append(errs, RuleError{Rule: r.name, File: e.file, Line: line, Event: ev.Type, Err: err})
 			continue
@@ -200,7 +202,7 @@ func awaitsAnswer(ev *Event) bool {
 // run evaluates one rule and returns its actions, or the line that failed
 // and why. A panic inside expr (it recovers its own, but a method call on
 // the environment could still misbehave) becomes an error too.
-func (e *Engine) run(r *rule, env *Env) (out []Action, line int, err error) {
+func (e *Engine) run(r *rule, x *runner) (out []Action, line int, err error) {
 	line = r.line
 	defer func() {
 		if p := recover(); p != nil {
@@ -208,7 +210,7 @@ func (e *Engine) run(r *rule, env *Env) (out []Action, line int, err error) {
 		}
 	}()
 	if r.cond != nil {
-		v, err := runExpr(r.cond, env)
+		v, err := x.run(r.cond)
 		if err != nil {
 			return nil, r.condAt, fmt.Errorf("condition: %w", err)
 		}
@@ -222,14 +224,14 @@ func (e *Engine) run(r *rule, env *Env) (out []Action, line int, err error) {
 		a.Rule = r.name
 		line = s.line
 		if s.after != nil {
-			d, err := runDuration(s.after, env)
+			d, err := x.duration(s.after)
 			if err != nil {
 				return nil, line, fmt.Errorf("%s %s: after: %w", a.Kind, a.Timer, err)
 			}
 			a.After = d
 		}
 		if s.address != nil {
-			v, err := runExpr(s.address, env)
+			v, err := x.run(s.address)
 			if err != nil {
 				return nil, line, fmt.Errorf("%s: address: %w", a.Kind, err)
 			}
@@ -239,7 +241,7 @@ func (e *Engine) run(r *rule, env *Env) (out []Action, line int, err error) {
 			}
 		}
 		if s.relative != 0 {
-			a.Priority = priorityAt(priorityRank(env.Ticket.Priority) + s.relative)
+			a.Priority = priorityAt(priorityRank(x.env.Ticket.Priority) + s.relative)
 		}
 		if (a.Kind == Schedule || a.Kind == Suppress) && a.After <= 0 {
 			return nil, line, fmt.Errorf("%s %s: after is %s, want a positive delay", a.Kind, a.Timer, a.After)
@@ -249,11 +251,17 @@ func (e *Engine) run(r *rule, env *Env) (out []Action, line int, err error) {
 	return out, 0, nil
 }
 
-// runExpr runs a program and shortens expr's multi-line error (message,
+// runner runs the programs of one event in one reused VM.
+type runner struct {
+	vm  vm.VM
+	env *Env
+}
+
+// run runs a program and shortens expr's multi-line error (message,
 // position, source snippet) to the message: the rule's file and line are
 // reported by RuleError, and the timeline wants one line.
-func runExpr(p *vm.Program, env *Env) (any, error) {
-	v, err := expr.Run(p, env)
+func (x *runner) run(p *vm.Program) (any, error) {
+	v, err := x.vm.Run(p, x.env)
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
@@ -264,8 +272,8 @@ func runExpr(p *vm.Program, env *Env) (any, error) {
 	return v, nil
 }
 
-func runDuration(p *vm.Program, env *Env) (time.Duration, error) {
-	v, err := runExpr(p, env)
+func (x *runner) duration(p *vm.Program) (time.Duration, error) {
+	v, err := x.run(p)
 	if err != nil {
 		return 0, err
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/expr-lang/expr/ast"
 )
 
 // Env is what a rule's expressions see. Conditions are compiled against it
@@ -13,12 +15,15 @@ import (
 // The expr tags are the names in rules: ticket.inbox.response_time,
 // message.class, now - ticket.resolved_at <= reopen_window, nudges[0].
 type Env struct {
-	Event   string    `expr:"event"`
-	Now     time.Time `expr:"now"`
-	Ticket  Ticket    `expr:"ticket"`
-	Message Message   `expr:"message"` // zero when the event has no message
-	Timer   Timer     `expr:"timer"`   // zero unless timer.due
-	Outbox  Outbox    `expr:"outbox"`  // zero unless outbox.failed
+	Event string    `expr:"event"`
+	Now   time.Time `expr:"now"`
+	// The views are pointers because expr fetches fields by reflection,
+	// and fetching a struct value copies it onto the heap for every access;
+	// a pointer costs nothing. They are never nil.
+	Ticket  *Ticket  `expr:"ticket"`
+	Message *Message `expr:"message"` // zero when the event has no message
+	Timer   *Timer   `expr:"timer"`   // zero unless timer.due
+	Outbox  *Outbox  `expr:"outbox"`  // zero unless outbox.failed
 	// NewState and Reason come from state changes and resolve requests.
 	NewState string `expr:"new_state"`
 	Reason   string `expr:"reason"`
@@ -35,13 +40,17 @@ type Env struct {
 	BounceSuppression    time.Duration   `expr:"bounce_suppression"`
 }
 
-// newEnv builds the expression environment for one event. ev.Message.Answer
-// is filled by the caller before this.
+// newEnv builds the expression environment for one event; it points into
+// ev, which Evaluate owns (a copy of the caller's). ev.Message.Answer is
+// filled before this.
 func newEnv(ev *Event, opts *Options) Env {
 	env := Env{
 		Event:                ev.Type,
 		Now:                  ev.Now,
-		Ticket:               ev.Ticket,
+		Ticket:               &ev.Ticket,
+		Message:              &Message{},
+		Timer:                &Timer{},
+		Outbox:               &Outbox{},
 		NewState:             ev.NewState,
 		Reason:               ev.Reason,
 		Answer:               ev.Answer,
@@ -51,17 +60,17 @@ func newEnv(ev *Event, opts *Options) Env {
 		BounceSuppression:    opts.BounceSuppression,
 	}
 	if ev.Message != nil {
-		env.Message = *ev.Message
+		env.Message = ev.Message
 		env.HasMessage = true
 		if env.Answer == "" {
 			env.Answer = ev.Message.Answer
 		}
 	}
 	if ev.Timer != nil {
-		env.Timer = *ev.Timer
+		env.Timer = ev.Timer
 	}
 	if ev.Outbox != nil {
-		env.Outbox = *ev.Outbox
+		env.Outbox = ev.Outbox
 	}
 	return env
 }
@@ -124,4 +133,33 @@ func DescribeResponseTime(d time.Duration) string {
 		return "within 1 hour"
 	}
 	return "within " + unit(int64((d+time.Minute-1)/time.Minute), "minute")
+}
+
+// durationFolder is an expr patcher that turns duration("2d") with a
+// literal argument into a constant at load: the literal is then checked
+// once (a typo is a load error, not a run-time one), costs nothing per
+// event, and may use the day unit like "after:" literals do.
+type durationFolder struct{ err error }
+
+// Visit implements ast.Visitor.
+func (f *durationFolder) Visit(node *ast.Node) {
+	// expr parses calls of its builtins as BuiltinNode.
+	call, ok := (*node).(*ast.BuiltinNode)
+	if !ok || call.Name != "duration" || len(call.Arguments) != 1 {
+		return
+	}
+	lit, ok := call.Arguments[0].(*ast.StringNode)
+	if !ok {
+		return
+	}
+	d, err := parseDurationLiteral(lit.Value)
+	if err != nil {
+		if d, err = time.ParseDuration(lit.Value); err != nil {
+			if f.err == nil {
+				f.err = fmt.Errorf("duration(%q): want a duration like 2d, 4h or 90m", lit.Value)
+			}
+			return
+		}
+	}
+	ast.Patch(node, &ast.ConstantNode{Value: d})
 }

@@ -177,8 +177,12 @@ func (l *loader) parseRule(n ast.Node) (*rule, error) {
 // compile compiles one expression against Env, mapping expr's error
 // position onto the YAML file's lines.
 func (l *loader) compile(n ast.Node, what, src string, opts ...expr.Option) (*vm.Program, error) {
-	opts = append([]expr.Option{expr.Env(Env{}), expr.DisableBuiltin("now")}, opts...)
+	fold := &durationFolder{}
+	opts = append([]expr.Option{expr.Env(Env{}), expr.DisableBuiltin("now"), expr.Patch(fold)}, opts...)
 	prog, err := expr.Compile(src, opts...)
+	if err == nil && fold.err != nil {
+		err = fold.err
+	}
 	if err == nil {
 		return prog, nil
 	}

@@ -45,6 +45,12 @@ func TestLoadErrors(t *testing.T) {
   if: now() > ticket.created_at
   do: [{record: x}]
 `, `rules.yaml:4: rule "clock": condition:`},
+		{"bad duration literal in a condition", `
+- name: d
+  on: timer.due
+  if: now - ticket.created_at > duration("2 days")
+  do: [{record: x}]
+`, `rules.yaml:4: rule "d": condition: duration("2 days"): want a duration like 2d, 4h or 90m`},
 		{"unknown event", `
 - name: e
   on: message.recieved
