@@ -1,0 +1,215 @@
+package rules
+
+import "time"
+
+// Event types the engine reacts to. A rule's "on:" names one of these.
+const (
+	// EventMessageReceived: a further message on an existing ticket.
+	EventMessageReceived = "message.received"
+	// EventTicketCreated: a new ticket, with its first message in Event.Message.
+	EventTicketCreated = "ticket.created"
+	// EventStateChanged: a person (lead, agent command) changed the state;
+	// Ticket.State is already the new state and Ticket.PrevState the old.
+	EventStateChanged = "ticket.state_changed"
+	// EventTimerDue: a timer scheduled by a rule fired; Event.Timer says which.
+	EventTimerDue = "timer.due"
+	// EventOutboxFailed: an outgoing mail failed for good or bounced.
+	EventOutboxFailed = "outbox.failed"
+	// EventResolveRequested: an agent's #resolve or a lead's resolve button.
+	EventResolveRequested = "ticket.resolve_requested"
+	// EventConfirmationClicked: the customer clicked a signed solved /
+	// not-solved link; Event.Answer carries which.
+	EventConfirmationClicked = "confirmation.clicked"
+)
+
+// validEvent reports whether s is accepted in a rule's "on:".
+func validEvent(s string) bool {
+	switch s {
+	case EventMessageReceived, EventTicketCreated, EventStateChanged, EventTimerDue,
+		EventOutboxFailed, EventResolveRequested, EventConfirmationClicked:
+		return true
+	}
+	return false
+}
+
+// Ticket states of the follow-through state machine (DESIGN.md).
+const (
+	StateNew         = "new"
+	StateWaiting     = "waiting"
+	StateOpen        = "open"
+	StateProposed    = "proposed"
+	StateResolved    = "resolved"
+	StateUnconfirmed = "unconfirmed"
+	StateClosed      = "closed"
+)
+
+// validState reports whether s is a state of the state machine.
+func validState(s string) bool {
+	switch s {
+	case StateNew, StateWaiting, StateOpen, StateProposed, StateResolved,
+		StateUnconfirmed, StateClosed:
+		return true
+	}
+	return false
+}
+
+// Priorities, lowest first. SetPriority "up" and "down" move one step.
+const (
+	PriorityLow    = "low"
+	PriorityNormal = "normal"
+	PriorityHigh   = "high"
+	PriorityUrgent = "urgent"
+)
+
+// priorityRank orders priorities; unknown (or empty) counts as normal so
+// that "up" on a ticket without a priority yields high.
+func priorityRank(p string) int {
+	switch p {
+	case PriorityLow:
+		return 0
+	case PriorityHigh:
+		return 2
+	case PriorityUrgent:
+		return 3
+	}
+	return 1
+}
+
+// priorityAt is the inverse of priorityRank, clamped to the ends.
+func priorityAt(rank int) string {
+	switch {
+	case rank <= 0:
+		return PriorityLow
+	case rank == 1:
+		return PriorityNormal
+	case rank == 2:
+		return PriorityHigh
+	}
+	return PriorityUrgent
+}
+
+// Message roles: who sent it, as decided by ingest (signed reply address
+// for agents, never From alone).
+const (
+	RoleCustomer = "customer"
+	RoleAgent    = "agent"
+	RoleCC       = "cc"
+)
+
+// Message classes as decided by mail classification (DESIGN.md "Classify").
+const (
+	ClassHuman     = "human"
+	ClassAutoReply = "auto-reply"
+	ClassBounce    = "bounce"
+	ClassList      = "list"
+	ClassOwn       = "own"
+	ClassSpam      = "spam"
+)
+
+// Event is one thing that happened on a ticket, with a plain view of the
+// ticket as it stands. It is built by the executor; the engine only reads it.
+type Event struct {
+	// Type is one of the Event* constants.
+	Type string
+	// Now is the event time from the executor's injected clock. The engine
+	// never reads a clock of its own.
+	Now    time.Time
+	Ticket Ticket
+	// Message is set for message.received and ticket.created.
+	Message *Message
+	// Timer is set for timer.due.
+	Timer *Timer
+	// Outbox is set for outbox.failed.
+	Outbox *Outbox
+	// NewState and Reason describe a state change or a resolve request
+	// ("spam", "duplicate", free text from the lead).
+	NewState, Reason string
+	// Answer is the customer's click for confirmation.clicked.
+	Answer Answer
+}
+
+// Person is a mail address with its display name.
+type Person struct {
+	Address string `expr:"address"`
+	Name    string `expr:"name"`
+}
+
+// Inbox is the support address a ticket belongs to.
+type Inbox struct {
+	Address string `expr:"address"`
+	Name    string `expr:"name"`
+	// ResponseTime is the promise made in acknowledgements; zero means no
+	// promise is made.
+	ResponseTime time.Duration `expr:"response_time"`
+}
+
+// Ticket is the read-only view of a ticket that rules see. The expr tags
+// are the names used in rule conditions (ticket.inbox.response_time).
+type Ticket struct {
+	Number    int64  `expr:"number"`
+	Subject   string `expr:"subject"`
+	State     string `expr:"state"`
+	PrevState string `expr:"prev_state"`
+	// CloseReason is why the ticket was closed ("spam", "duplicate", …).
+	CloseReason string   `expr:"close_reason"`
+	Priority    string   `expr:"priority"`
+	Customer    Person   `expr:"customer"`
+	Assignee    Person   `expr:"assignee"` // zero when unassigned
+	Inbox       Inbox    `expr:"inbox"`
+	Tags        []string `expr:"tags"`
+	// RepeatContacts counts customer messages that arrived while the
+	// customer was already waiting for an answer.
+	RepeatContacts int  `expr:"repeat_contacts"`
+	Breached       bool `expr:"breached"`
+
+	CreatedAt       time.Time `expr:"created_at"`
+	FirstResponseAt time.Time `expr:"first_response_at"` // zero until an agent answered
+	LastCustomerAt  time.Time `expr:"last_customer_at"`
+	LastAgentAt     time.Time `expr:"last_agent_at"`
+	// ResolvedAt is when the ticket last entered resolved or closed.
+	ResolvedAt time.Time `expr:"resolved_at"`
+
+	// Flood counters for Gate, counted by the executor from the outbox.
+	AutoMailsToCustomerLastHour int `expr:"auto_mails_to_customer_last_hour"`
+	AutoMailsOnTicketToday      int `expr:"auto_mails_on_ticket_today"`
+	// CustomerSuppressedUntil is set after a hard bounce (Suppress action).
+	CustomerSuppressedUntil time.Time `expr:"customer_suppressed_until"`
+}
+
+// Message is the view of a received message.
+type Message struct {
+	From  Person `expr:"from"`
+	Role  string `expr:"role"`  // Role* constant
+	Class string `expr:"class"` // Class* constant
+	// Text is the new text only, quotes stripped by the mail package.
+	Text    string    `expr:"text"`
+	Subject string    `expr:"subject"`
+	Date    time.Time `expr:"date"`
+	// Attachments are file names, for the acknowledgement's "what we got".
+	Attachments []string `expr:"attachments"`
+	// Answer is the confirmation answer; Evaluate fills it from Text when
+	// the ticket awaits confirmation and it is empty.
+	Answer Answer `expr:"answer"`
+	// Imported marks IMAP backfill: never answered automatically.
+	Imported bool `expr:"imported"`
+	// Note marks an agent's internal note: it is not an answer to the customer.
+	Note bool `expr:"note"`
+	// Commands are the agent's one-line commands ("#resolve", "#assign lena").
+	Commands []string `expr:"commands"`
+}
+
+// Timer is a fired timer.
+type Timer struct {
+	Name  string    `expr:"name"`
+	DueAt time.Time `expr:"due_at"`
+	Seq   int64     `expr:"seq"`
+}
+
+// Outbox describes a failed outgoing mail.
+type Outbox struct {
+	To     string `expr:"to"`
+	Reason string `expr:"reason"`
+	// Permanent is a hard failure (5xx, or a DSN with a 5.x.x status,
+	// RFC 3464): the address should be suppressed.
+	Permanent bool `expr:"permanent"`
+}

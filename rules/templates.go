@@ -1,0 +1,351 @@
+package rules
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	texttemplate "text/template"
+	"time"
+)
+
+//go:embed templates/*.tmpl
+var defaultTemplates embed.FS
+
+// TemplateNames are the templates every installation has (embedded
+// defaults). Rules may only name these, or extra ones provided in the
+// template folder.
+func TemplateNames() []string {
+	return []string{
+		"acknowledgement", "confirm_request", "thank_you", "nudge", "unconfirmed",
+		"reopened", "closed", "notify_customer_message", "notify_note", "notify_breach",
+		"notify_repeat", "notify_failure", "notify_unconfirmed", "command_error",
+	}
+}
+
+// customerFacing templates go to the customer; they must never quote the
+// customer's message body (DESIGN.md, "Ticket Trick"), which LoadTemplates
+// checks by rendering them with a marker in Message.Text.
+func customerFacing(name string) bool {
+	switch name {
+	case "acknowledgement", "confirm_request", "thank_you", "nudge", "unconfirmed", "reopened", "closed":
+		return true
+	}
+	return false
+}
+
+// ErrUnknownTemplate is returned by Render for a name no layer defines.
+var ErrUnknownTemplate = errors.New("unknown template")
+
+// TemplateData is what templates see. The executor fills it (DataFor helps)
+// from the ticket after the event's actions were applied.
+type TemplateData struct {
+	Ticket   TicketData
+	Customer Person
+	// Agent is the assignee, or the agent who acted.
+	Agent   Person
+	Inbox   InboxData
+	Links   Links
+	Message MessageData
+	// Reason is why (a close reason, a delivery failure, a state change).
+	Reason string
+	// Answer is the customer's confirmation answer, for staff notifications.
+	Answer Answer
+	// Error is the failed command's error, for command_error.
+	Error string
+}
+
+// TicketData is the ticket as templates show it.
+type TicketData struct {
+	Number         int64
+	Tag            string // "[#123]", for subjects
+	Subject        string
+	State          string
+	Priority       string
+	RepeatContacts int
+}
+
+// InboxData is the inbox as templates show it.
+type InboxData struct {
+	Name    string
+	Address string
+	// ResponseTime is the honest human promise, "within 4 hours".
+	ResponseTime string
+}
+
+// Links are signed, single-purpose URLs made by the executor.
+type Links struct {
+	Solved, NotSolved, Rating, Ticket string
+}
+
+// MessageData describes the received message. Text is for staff
+// notifications only; customer-facing templates may not show it.
+type MessageData struct {
+	From        Person
+	Subject     string
+	Date        time.Time
+	Attachments []string
+	Text        string
+}
+
+// Rendered is one mail's content.
+type Rendered struct {
+	Subject string
+	Text    string
+	HTML    string // empty when the template has no HTML variant
+}
+
+// DataFor fills TemplateData from an event's ticket view and message, so
+// the executor only adds links, the agent and reasons of its own.
+func DataFor(ev Event, links Links) TemplateData {
+	t := ev.Ticket
+	d := TemplateData{
+		Ticket: TicketData{
+			Number: t.Number, Tag: fmt.Sprintf("[#%d]", t.Number), Subject: t.Subject,
+			State: t.State, Priority: t.Priority, RepeatContacts: t.RepeatContacts,
+		},
+		Customer: t.Customer,
+		Agent:    t.Assignee,
+		Inbox: InboxData{Name: t.Inbox.Name, Address: t.Inbox.Address,
+			ResponseTime: DescribeResponseTime(t.Inbox.ResponseTime)},
+		Links:  links,
+		Reason: ev.Reason,
+		Answer: ev.Answer,
+	}
+	if ev.Outbox != nil && d.Reason == "" {
+		d.Reason = ev.Outbox.Reason
+	}
+	if m := ev.Message; m != nil {
+		d.Message = MessageData{From: m.From, Subject: m.Subject, Date: m.Date,
+			Attachments: m.Attachments, Text: m.Text}
+		if d.Answer == "" {
+			d.Answer = m.Answer
+		}
+	}
+	return d
+}
+
+// pair is one template in both variants.
+type pair struct {
+	subject *texttemplate.Template
+	text    *texttemplate.Template
+	html    *htmltemplate.Template // nil: text-only
+}
+
+// Templates are the parsed mail templates: embedded defaults, overridden by
+// <dir>/<name>.txt.tmpl, overridden per inbox by
+// <dir>/<inbox address>/<name>.txt.tmpl. A layer that overrides the text
+// of a template without an .html.tmpl next to it sends text-only mail, so a
+// customised text never goes out beside a stale default HTML part. Immutable
+// after LoadTemplates; safe for concurrent use.
+type Templates struct {
+	defaults map[string]*pair
+	global   map[string]*pair
+	perInbox map[string]map[string]*pair // lower-cased inbox address
+}
+
+// LoadTemplates parses the embedded defaults and the overrides in dir ("" for
+// none), and test-executes every template with sample data, so a broken
+// template fails at load (tend check-config), never on a live mail.
+func LoadTemplates(dir string) (*Templates, error) {
+	sub, err := fs.Sub(defaultTemplates, "templates")
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	t := &Templates{perInbox: map[string]map[string]*pair{}}
+	if t.defaults, err = loadLayer(sub, "templates"); err != nil {
+		return nil, err
+	}
+	for _, name := range TemplateNames() {
+		if t.defaults[name] == nil {
+			return nil, fmt.Errorf("templates: embedded default %q missing", name)
+		}
+	}
+	if dir == "" {
+		return t, nil
+	}
+	root := os.DirFS(dir)
+	if t.global, err = loadLayer(root, dir); err != nil {
+		return nil, err
+	}
+	entries, err := fs.ReadDir(root, ".")
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if !strings.Contains(e.Name(), "@") {
+			return nil, fmt.Errorf("templates: %s: folder name must be an inbox address", filepath.Join(dir, e.Name()))
+		}
+		inboxFS, err := fs.Sub(root, e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("templates: %w", err)
+		}
+		layer, err := loadLayer(inboxFS, filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		t.perInbox[strings.ToLower(e.Name())] = layer
+	}
+	return t, nil
+}
+
+// loadLayer parses and checks the *.txt.tmpl / *.html.tmpl files of one folder.
+func loadLayer(fsys fs.FS, where string) (map[string]*pair, error) {
+	files, err := fs.Glob(fsys, "*.tmpl")
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	sort.Strings(files)
+	layer := map[string]*pair{}
+	for _, f := range files {
+		name, ok := strings.CutSuffix(f, ".txt.tmpl")
+		if !ok {
+			if _, isHTML := strings.CutSuffix(f, ".html.tmpl"); isHTML {
+				continue // read with its text file below
+			}
+			return nil, fmt.Errorf("templates: %s: want NAME.txt.tmpl or NAME.html.tmpl", filepath.Join(where, f))
+		}
+		p, err := parsePair(fsys, where, name)
+		if err != nil {
+			return nil, err
+		}
+		layer[name] = p
+	}
+	for _, f := range files {
+		if name, ok := strings.CutSuffix(f, ".html.tmpl"); ok && layer[name] == nil {
+			return nil, fmt.Errorf("templates: %s: HTML variant without %s.txt.tmpl", filepath.Join(where, f), name)
+		}
+	}
+	return layer, nil
+}
+
+func parsePair(fsys fs.FS, where, name string) (*pair, error) {
+	loc := filepath.Join(where, name+".txt.tmpl")
+	src, err := fs.ReadFile(fsys, name+".txt.tmpl")
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	first, body, _ := strings.Cut(strings.ReplaceAll(string(src), "\r\n", "\n"), "\n")
+	subj, ok := strings.CutPrefix(first, "Subject:")
+	if !ok {
+		return nil, fmt.Errorf("templates: %s:1: the first line must be \"Subject: …\"", loc)
+	}
+	body = strings.TrimPrefix(body, "\n")
+	funcs := texttemplate.FuncMap{"join": strings.Join}
+	p := &pair{}
+	if p.subject, err = texttemplate.New(name + ".subject").Funcs(funcs).Parse(strings.TrimSpace(subj)); err != nil {
+		return nil, fmt.Errorf("templates: %s: subject: %w", loc, err)
+	}
+	if p.text, err = texttemplate.New(name).Funcs(funcs).Parse(body); err != nil {
+		return nil, fmt.Errorf("templates: %s: %w", loc, err)
+	}
+	if hsrc, err := fs.ReadFile(fsys, name+".html.tmpl"); err == nil {
+		hloc := filepath.Join(where, name+".html.tmpl")
+		if p.html, err = htmltemplate.New(name).Funcs(htmltemplate.FuncMap{"join": strings.Join}).Parse(string(hsrc)); err != nil {
+			return nil, fmt.Errorf("templates: %s: %w", hloc, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	// Test-execute now: a missing field or a bad call fails here.
+	sample := SampleData()
+	r, err := p.render(sample)
+	if err != nil {
+		return nil, fmt.Errorf("templates: %s: %w", loc, err)
+	}
+	if r.Subject == "" {
+		return nil, fmt.Errorf("templates: %s:1: subject renders empty", loc)
+	}
+	if customerFacing(name) && (strings.Contains(r.Text, sampleBodyMarker) || strings.Contains(r.HTML, sampleBodyMarker) ||
+		strings.Contains(r.Subject, sampleBodyMarker)) {
+		return nil, fmt.Errorf("templates: %s: a mail to the customer must not quote the customer's message (Ticket Trick)", loc)
+	}
+	return p, nil
+}
+
+func (p *pair) render(d TemplateData) (Rendered, error) {
+	var r Rendered
+	var b bytes.Buffer
+	if err := p.subject.Execute(&b, d); err != nil {
+		return r, fmt.Errorf("subject: %w", err)
+	}
+	// A subject is one header line: the customer's own subject may carry
+	// CR/LF or tabs, which must not become header injection (RFC 5322 §2.2).
+	r.Subject = strings.Join(strings.Fields(b.String()), " ")
+	b.Reset()
+	if err := p.text.Execute(&b, d); err != nil {
+		return r, fmt.Errorf("text: %w", err)
+	}
+	r.Text = b.String()
+	if p.html != nil {
+		b.Reset()
+		if err := p.html.Execute(&b, d); err != nil {
+			return r, fmt.Errorf("html: %w", err)
+		}
+		r.HTML = b.String()
+	}
+	return r, nil
+}
+
+// Has reports whether name is defined by some layer.
+func (t *Templates) Has(name string) bool {
+	if t.defaults[name] != nil || t.global[name] != nil {
+		return true
+	}
+	for _, layer := range t.perInbox {
+		if layer[name] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Render renders template name for the inbox (its address; "" for none):
+// the inbox's override if any, else the global override, else the default.
+func (t *Templates) Render(name, inbox string, data TemplateData) (Rendered, error) {
+	p := t.perInbox[strings.ToLower(inbox)][name]
+	if p == nil {
+		p = t.global[name]
+	}
+	if p == nil {
+		p = t.defaults[name]
+	}
+	if p == nil {
+		return Rendered{}, fmt.Errorf("render %q: %w", name, ErrUnknownTemplate)
+	}
+	r, err := p.render(data)
+	if err != nil {
+		return Rendered{}, fmt.Errorf("render %q: %w", name, err)
+	}
+	return r, nil
+}
+
+// sampleBodyMarker stands for the customer's text in SampleData.
+const sampleBodyMarker = "SAMPLE-CUSTOMER-BODY-7f3a"
+
+// SampleData is the data templates are test-executed with at load: every
+// field set, so a template that uses any of them is exercised.
+func SampleData() TemplateData {
+	return TemplateData{
+		Ticket:   TicketData{Number: 123, Tag: "[#123]", Subject: "Invoice 2024-17 is wrong", State: StateProposed, Priority: PriorityNormal, RepeatContacts: 2},
+		Customer: Person{Address: "jane@example.com", Name: "Jane Doe"},
+		Agent:    Person{Address: "lena@support.example", Name: "Lena"},
+		Inbox:    InboxData{Name: "Example Support", Address: "support@example.com", ResponseTime: "within 4 hours"},
+		Links: Links{Solved: "https://support.example.com/c/123/yes?sig=x", NotSolved: "https://support.example.com/c/123/no?sig=x",
+			Rating: "https://support.example.com/r/123?sig=x", Ticket: "https://support.example.com/t/123"},
+		Message: MessageData{From: Person{Address: "jane@example.com", Name: "Jane Doe"}, Subject: "Invoice 2024-17 is wrong",
+			Date: time.Date(2025, 6, 3, 9, 30, 0, 0, time.UTC), Attachments: []string{"invoice.pdf", "screenshot.png"}, Text: sampleBodyMarker},
+		Reason: "duplicate of #120",
+		Answer: AnswerUnclear,
+		Error:  "#assign: no agent named \"lenna\"",
+	}
+}
