@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"slices"
+	"time"
 
 	"github.com/tendhq/tend/cmd/tend/config"
 	"github.com/tendhq/tend/storage"
@@ -142,5 +145,43 @@ func cmdUser(ctx context.Context, args, env []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s can log in with the password %s (shown once)\n", pos[0], pw)
+	return nil
+}
+
+// cmdHealthcheck asks the local web listener whether tend is ready. It
+// exists because the container image has no curl.
+func cmdHealthcheck(ctx context.Context, args, env []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "config file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath, env)
+	if err != nil {
+		return err
+	}
+	host, port, err := net.SplitHostPort(cfg.Web.Listen)
+	if err != nil {
+		return fmt.Errorf("healthcheck: web.listen: %w", err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s: %s", resp.Status, body)
+	}
+	fmt.Fprintln(stdout, "ready")
 	return nil
 }

@@ -4,6 +4,7 @@
 //	tend check-config FILE            validate a config (and its rules and templates)
 //	tend token create NAME --role R   make an API token (lead, agent or admin)
 //	tend user add EMAIL --role R      create a web login and print its password
+//	tend healthcheck                  probe the local server (container HEALTHCHECK)
 //	tend version                      print the version
 package main
 
@@ -36,6 +37,7 @@ commands:
   check-config FILE              check a config file, its rules and templates
   token create NAME --role ROLE  create an API token (lead, agent, admin); printed once
   user add EMAIL --role ROLE     create or reset a web login; the password is printed once
+  healthcheck [--config FILE]    exit 0 when the local server answers /readyz (for container HEALTHCHECK)
   version                        print the version
 `
 
@@ -58,6 +60,8 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int 
 		err = cmdToken(ctx, args[1:], env, stdout)
 	case "user":
 		err = cmdUser(ctx, args[1:], env, stdout)
+	case "healthcheck":
+		err = cmdHealthcheck(ctx, args[1:], env, stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "tend", versionString())
 	case "help", "-h", "--help":

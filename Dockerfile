@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# Build a static binary (pure-Go SQLite: no cgo), then run it as a non-root
+# user from a minimal image.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/tend ./cmd/tend
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/tend /usr/local/bin/tend
+# The data directory holds the SQLite database (when no PostgreSQL DSN is
+# configured) and must survive the container.
+VOLUME ["/var/lib/tend"]
+WORKDIR /var/lib/tend
+ENV TEND_DATA_DIR=/var/lib/tend \
+    TEND_SMTP_LISTEN=0.0.0.0:2525 \
+    TEND_WEB_LISTEN=0.0.0.0:8080
+EXPOSE 2525 8080
+USER nonroot:nonroot
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["/usr/local/bin/tend", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/tend"]
+CMD ["serve"]
