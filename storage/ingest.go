@@ -55,6 +55,11 @@ type Placement struct {
 	Reopen bool
 	// LinkedTo is set on a new ticket opened by a reply to an old one.
 	LinkedTo int64
+	// AgentID and Note record a verified signed agent address (reply or
+	// internal note); Role overrides Incoming.Role when set.
+	AgentID int64
+	Note    bool
+	Role    string
 }
 
 // Delivered is what happened to an Incoming.
@@ -127,6 +132,9 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 			return Delivered{}, fmt.Errorf("place: %w", err)
 		}
 	}
+	if p.Role != "" {
+		in.Role = p.Role
+	}
 	d := Delivered{}
 	switch {
 	case p.NoTicket:
@@ -164,6 +172,10 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 	if d.Ticket != 0 {
 		msg.TicketID = &d.Ticket
 	}
+	if p.AgentID != 0 {
+		msg.AgentID = &p.AgentID
+	}
+	msg.Note = p.Note
 	if err := db.Create(&msg).Error; err != nil {
 		return Delivered{}, fmt.Errorf("message: %w", err)
 	}

@@ -23,24 +23,32 @@ const maxMergeHops = 16
 
 // Each lookup below is one indexed query; TestQueryPlans asserts the plans.
 
-// TicketsByMessageIDs maps each of ids that we stored or sent to its
-// ticket. Ids absent from the result are unknown.
-func (t *Tx) TicketsByMessageIDs(ctx context.Context, ids []string) (map[string]int64, error) {
-	out := map[string]int64{}
+// StoredRef is a stored message found by its Message-ID.
+type StoredRef struct {
+	MessageID string
+	Ticket    int64
+	Outbound  bool // mail we sent
+}
+
+// TicketsByMessageIDs returns every message on a ticket, in or out, whose
+// Message-ID is one of ids.
+func (t *Tx) TicketsByMessageIDs(ctx context.Context, ids []string) ([]StoredRef, error) {
 	if len(ids) == 0 {
-		return out, nil
+		return nil, nil
 	}
 	var rows []struct {
 		MessageID string
 		TicketID  int64
+		Direction string
 	}
-	err := t.db.WithContext(ctx).Model(&Message{}).Select("message_id, ticket_id").
+	err := t.db.WithContext(ctx).Model(&Message{}).Select("message_id, ticket_id, direction").
 		Where("message_id IN ? AND ticket_id IS NOT NULL", ids).Order("id").Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("tickets by message ids: %w", err)
 	}
-	for _, r := range rows {
-		out[r.MessageID] = r.TicketID
+	out := make([]StoredRef, len(rows))
+	for i, r := range rows {
+		out[i] = StoredRef{MessageID: r.MessageID, Ticket: r.TicketID, Outbound: r.Direction == DirectionOut}
 	}
 	return out, nil
 }
@@ -121,7 +129,7 @@ func (t *Tx) RecentTicketBySubject(ctx context.Context, customer, normSubject st
 	var ids []int64
 	err := t.db.WithContext(ctx).Table("tickets").
 		Joins("JOIN contacts ON contacts.id = tickets.customer_id").
-		Where("contacts.email = ? AND tickets.norm_subject = ? AND tickets.updated_at >= ? AND tickets.merged_into IS NULL", customer, normSubject, since).
+		Where("contacts.email = ? AND tickets.norm_subject = ? AND tickets.updated_at >= ? AND tickets.merged_into IS NULL AND tickets.state <> ?", customer, normSubject, since, StateClosed).
 		Order("tickets.updated_at DESC").Limit(1).Pluck("tickets.id", &ids).Error
 	if err != nil {
 		return 0, false, fmt.Errorf("recent ticket by subject: %w", err)

@@ -142,7 +142,15 @@ type Message struct {
 	Text        string `gorm:"type:text;not null;default:''"`
 	HTML        string `gorm:"type:text;not null;default:''"`
 	OutboxID    *int64
-	ReceivedAt  time.Time `gorm:"not null"`
+	// AgentID is the agent a verified signed reply address named; Note
+	// marks an internal note (never sent to the customer).
+	AgentID *int64
+	Note    bool `gorm:"not null;default:false"`
+	// Handled is set, in the same transaction as their effects, once the
+	// rules have run for this message, so a retried work item never runs
+	// them twice.
+	Handled    bool      `gorm:"not null;default:false"`
+	ReceivedAt time.Time `gorm:"not null"`
 }
 
 // MessageRef indexes one entry of a message's References (and

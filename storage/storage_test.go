@@ -61,11 +61,15 @@ func incoming(from, msgID, subject, parent string, inboxes ...string) *storage.I
 		in.References = []string{parent}
 	}
 	in.Place = func(ctx context.Context, tx *storage.Tx) (storage.Placement, error) {
-		m, err := tx.TicketsByMessageIDs(ctx, in.References)
+		refs, err := tx.TicketsByMessageIDs(ctx, in.References)
 		if err != nil {
 			return storage.Placement{}, err
 		}
-		return storage.Placement{Ticket: m[parent], Summary: "test"}, nil
+		var ticket int64
+		for _, r := range refs {
+			ticket = r.Ticket
+		}
+		return storage.Placement{Ticket: ticket, Summary: "test"}, nil
 	}
 	return in
 }

@@ -14,9 +14,13 @@ type ReferencesThreader struct{}
 // Place implements Threader.
 func (ReferencesThreader) Place(ctx context.Context, m *Message, tx *storage.Tx) (storage.Placement, error) {
 	ids := append([]string{m.InReplyTo}, m.References...)
-	found, err := tx.TicketsByMessageIDs(ctx, ids)
+	refs, err := tx.TicketsByMessageIDs(ctx, ids)
 	if err != nil {
 		return storage.Placement{}, err
+	}
+	found := map[string]int64{}
+	for _, r := range refs {
+		found[r.MessageID] = r.Ticket
 	}
 	if t, ok := found[m.InReplyTo]; ok && m.InReplyTo != "" {
 		return storage.Placement{Ticket: t, Summary: fmt.Sprintf("threaded by In-Reply-To to <%s>", m.InReplyTo)}, nil

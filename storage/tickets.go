@@ -1,0 +1,393 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// InTx runs fn in one transaction: everything the rules decide for an
+// event (state, outbox rows, timers, timeline) commits together or not at
+// all.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+		return fn(&Tx{db: db, s: s})
+	})
+}
+
+// Now is the store's clock, for callers that stamp rows inside a Tx.
+func (t *Tx) Now() time.Time { return t.s.now() }
+
+// TicketView is a ticket with everything the rules look at.
+type TicketView struct {
+	Ticket
+	Customer     Contact
+	Assignee     *Agent
+	Inbox        Inbox
+	Participants []Participant
+}
+
+// TicketView loads ticket number (following merges) for the rules.
+func (t *Tx) TicketView(ctx context.Context, number int64) (TicketView, error) {
+	info, ok, err := ticketInfo(ctx, t.db, number)
+	if err != nil {
+		return TicketView{}, err
+	}
+	if !ok {
+		return TicketView{}, fmt.Errorf("ticket %d: %w", number, ErrNotFound)
+	}
+	db := t.db.WithContext(ctx)
+	var v TicketView
+	if err := db.Preload("Customer").Preload("Assignee").Preload("Inbox").Where("id = ?", info.Number).Take(&v.Ticket).Error; err != nil {
+		return TicketView{}, fmt.Errorf("ticket %d: %w", number, err)
+	}
+	v.Customer = *v.Ticket.Customer
+	v.Inbox = *v.Ticket.Inbox
+	v.Assignee = v.Ticket.Assignee
+	if err := db.Where("ticket_id = ?", info.Number).Order("created_at, email").Find(&v.Participants).Error; err != nil {
+		return TicketView{}, fmt.Errorf("ticket %d participants: %w", number, err)
+	}
+	return v, nil
+}
+
+// TicketUpdate changes a ticket's fields; nil fields stay as they are.
+type TicketUpdate struct {
+	State           *string
+	CloseReason     *string
+	Priority        *string
+	AssigneeID      *int64
+	AddTags         []string
+	RepeatContacts  int // added
+	Breached        *bool
+	FirstResponseAt *time.Time
+	LastAgentAt     *time.Time
+	LastCustomerAt  *time.Time
+}
+
+// UpdateTicket applies u to ticket number.
+func (t *Tx) UpdateTicket(ctx context.Context, number int64, u TicketUpdate) error {
+	now := t.s.now()
+	upd := map[string]any{"updated_at": now}
+	if u.State != nil {
+		upd["state"] = *u.State
+		switch *u.State {
+		case StateResolved, StateClosed:
+			upd["resolved_at"] = now
+		case StateOpen, StateNew, StateWaiting, StateProposed:
+			upd["resolved_at"] = nil
+		}
+	}
+	if u.CloseReason != nil {
+		upd["close_reason"] = *u.CloseReason
+	}
+	if u.Priority != nil {
+		upd["priority"] = *u.Priority
+	}
+	if u.AssigneeID != nil {
+		upd["assignee_id"] = *u.AssigneeID
+	}
+	if u.RepeatContacts != 0 {
+		upd["repeat_contacts"] = gorm.Expr("repeat_contacts + ?", u.RepeatContacts)
+	}
+	if u.Breached != nil {
+		upd["breached"] = *u.Breached
+	}
+	if u.FirstResponseAt != nil {
+		upd["first_response_at"] = gorm.Expr("COALESCE(first_response_at, ?)", *u.FirstResponseAt)
+	}
+	if u.LastAgentAt != nil {
+		upd["last_agent_at"] = *u.LastAgentAt
+	}
+	if u.LastCustomerAt != nil {
+		upd["last_customer_at"] = *u.LastCustomerAt
+	}
+	db := t.db.WithContext(ctx)
+	if len(u.AddTags) > 0 {
+		var cur string
+		if err := db.Model(&Ticket{}).Where("id = ?", number).Pluck("tags", &cur).Error; err != nil {
+			return fmt.Errorf("ticket %d tags: %w", number, err)
+		}
+		tags := strings.Fields(cur)
+		for _, tg := range u.AddTags {
+			if !slices.Contains(tags, tg) {
+				tags = append(tags, tg)
+			}
+		}
+		upd["tags"] = strings.Join(tags, " ")
+	}
+	if err := db.Model(&Ticket{}).Where("id = ?", number).Updates(upd).Error; err != nil {
+		return fmt.Errorf("update ticket %d: %w", number, err)
+	}
+	return nil
+}
+
+// AddEvent puts an entry on a ticket's timeline.
+func (t *Tx) AddEvent(ctx context.Context, ticket int64, kind, actor, detail string, msgRow *int64) error {
+	ev := Event{TicketID: ticket, Kind: kind, Actor: actor, Detail: detail, MessageRowID: msgRow, CreatedAt: t.s.now()}
+	if err := t.db.WithContext(ctx).Create(&ev).Error; err != nil {
+		return fmt.Errorf("event on %d: %w", ticket, err)
+	}
+	return nil
+}
+
+// AddParticipants lets addresses take part in a ticket.
+func (t *Tx) AddParticipants(ctx context.Context, ticket int64, emails []string, role string) error {
+	return addParticipants(t.db.WithContext(ctx), ticket, emails, role, t.s.now())
+}
+
+// MarkHandled records that the rules ran for message rowID. It returns
+// false when they already had: the caller must then do nothing.
+func (t *Tx) MarkHandled(ctx context.Context, rowID int64) (bool, error) {
+	res := t.db.WithContext(ctx).Model(&Message{}).Where("id = ? AND handled = ?", rowID, false).Update("handled", true)
+	if res.Error != nil {
+		return false, fmt.Errorf("mark handled %d: %w", rowID, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// Agents returns every agent, by id.
+func (t *Tx) Agents(ctx context.Context) ([]Agent, error) {
+	var as []Agent
+	if err := t.db.WithContext(ctx).Order("id").Find(&as).Error; err != nil {
+		return nil, fmt.Errorf("agents: %w", err)
+	}
+	return as, nil
+}
+
+// Messages returns a ticket's messages in order.
+func (t *Tx) Messages(ctx context.Context, ticket int64) ([]Message, error) {
+	var ms []Message
+	if err := t.db.WithContext(ctx).Omit("html").Where("ticket_id = ?", ticket).Order("id").Find(&ms).Error; err != nil {
+		return nil, fmt.Errorf("messages of %d: %w", ticket, err)
+	}
+	return ms, nil
+}
+
+// QueueMail commits an outgoing mail: the outbox row, and a message row on
+// the ticket so that replies to it thread. build is called with the new
+// row's ID (for the Message-ID and the VERP return path) and returns the
+// raw message, its Message-ID and envelope sender.
+func (t *Tx) QueueMail(ctx context.Context, o OutboxMail, m Message, build func(id int64) (raw []byte, messageID, envFrom string, err error)) (int64, error) {
+	now := t.s.now()
+	o.Status, o.NextAttemptAt, o.CreatedAt = OutboxPending, now, now
+	db := t.db.WithContext(ctx)
+	if err := db.Create(&o).Error; err != nil {
+		return 0, fmt.Errorf("outbox: %w", err)
+	}
+	raw, msgID, envFrom, err := build(o.ID)
+	if err != nil {
+		return 0, fmt.Errorf("outbox %d: compose: %w", o.ID, err)
+	}
+	if err := db.Model(&OutboxMail{}).Where("id = ?", o.ID).Updates(map[string]any{
+		"raw": raw, "message_id": msgID, "env_from": envFrom,
+	}).Error; err != nil {
+		return 0, fmt.Errorf("outbox %d: %w", o.ID, err)
+	}
+	// The raw bytes live in the outbox row; the hash column only needs
+	// to be unique per message.
+	m.Direction, m.MessageID, m.RawHash, m.OutboxID, m.ReceivedAt, m.Parsed, m.Handled = DirectionOut, msgID, fmt.Sprintf("outbox-%d", o.ID), &o.ID, now, true, true
+	m.Size = int64(len(raw))
+	if err := db.Create(&m).Error; err != nil {
+		return 0, fmt.Errorf("outbox %d message: %w", o.ID, err)
+	}
+	return o.ID, nil
+}
+
+// Outbox statuses.
+const (
+	OutboxPending = "pending"
+	OutboxSent    = "sent"
+	OutboxFailed  = "failed"
+)
+
+// Outbox kinds: mail to the customer (counted for flood protection) and
+// mail to staff.
+const (
+	OutboxToCustomer = "customer"
+	OutboxToStaff    = "staff"
+)
+
+// AutoMailCounts counts automatic mail sent to addr in the last hour and
+// on ticket since the start of the day (UTC), for flood protection.
+func (t *Tx) AutoMailCounts(ctx context.Context, addr string, ticket int64) (toAddrLastHour, onTicketToday int, err error) {
+	now := t.s.now()
+	db := t.db.WithContext(ctx)
+	var a, b int64
+	if err := db.Model(&OutboxMail{}).Where("auto = ? AND env_to = ? AND created_at >= ?", true, addr, now.Add(-time.Hour)).Count(&a).Error; err != nil {
+		return 0, 0, fmt.Errorf("auto mail counts: %w", err)
+	}
+	day := now.Truncate(24 * time.Hour)
+	if err := db.Model(&OutboxMail{}).Where("auto = ? AND ticket_id = ? AND created_at >= ? AND kind = ?", true, ticket, day, "customer").Count(&b).Error; err != nil {
+		return 0, 0, fmt.Errorf("auto mail counts: %w", err)
+	}
+	return int(a), int(b), nil
+}
+
+// Suppress stops automatic mail to addr until a time, with the reason
+// shown to agents.
+func (t *Tx) Suppress(ctx context.Context, addr string, until time.Time, reason string) error {
+	err := t.db.WithContext(ctx).Model(&Contact{}).Where("email = ?", addr).
+		Updates(map[string]any{"suppressed_until": until, "suppress_reason": reason}).Error
+	if err != nil {
+		return fmt.Errorf("suppress %s: %w", addr, err)
+	}
+	return nil
+}
+
+// Schedule arms timer name on ticket at due, replacing a pending one of
+// the same name.
+func (t *Tx) Schedule(ctx context.Context, ticket int64, name string, due time.Time) error {
+	if err := t.Cancel(ctx, ticket, name); err != nil {
+		return err
+	}
+	tm := Timer{TicketID: ticket, Name: name, DueAt: due, Status: TimerPending, CreatedAt: t.s.now()}
+	if err := t.db.WithContext(ctx).Create(&tm).Error; err != nil {
+		return fmt.Errorf("schedule %s on %d: %w", name, ticket, err)
+	}
+	return nil
+}
+
+// Cancel disarms pending timer name on ticket; no-op when none is.
+func (t *Tx) Cancel(ctx context.Context, ticket int64, name string) error {
+	now := t.s.now()
+	err := t.db.WithContext(ctx).Model(&Timer{}).Where("ticket_id = ? AND name = ? AND status = ?", ticket, name, TimerPending).
+		Updates(map[string]any{"status": TimerCancelled, "completed_at": now}).Error
+	if err != nil {
+		return fmt.Errorf("cancel %s on %d: %w", name, ticket, err)
+	}
+	return nil
+}
+
+// Timer statuses.
+const (
+	TimerPending   = "pending"
+	TimerFired     = "fired"
+	TimerCancelled = "cancelled"
+)
+
+// ClaimTimers leases up to limit due timers to owner.
+func (s *Store) ClaimTimers(ctx context.Context, owner string, limit int, lease time.Duration) ([]Timer, error) {
+	ids, err := s.claim(ctx, "timers", "status = ? AND due_at <= ?", []any{TimerPending, s.now()}, owner, lease, limit)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	var ts []Timer
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Order("due_at, id").Find(&ts).Error; err != nil {
+		return nil, fmt.Errorf("claim timers: %w", err)
+	}
+	return ts, nil
+}
+
+// FireTimer marks a claimed timer fired inside tx. It returns false when
+// the timer is no longer pending or no longer leased to owner (cancelled
+// meanwhile, or taken over after a lease expiry): the caller must then do
+// nothing, so a timer fires once.
+func (t *Tx) FireTimer(ctx context.Context, id int64, owner string) (bool, error) {
+	res := t.db.WithContext(ctx).Model(&Timer{}).Where("id = ? AND status = ? AND lease_owner = ?", id, TimerPending, owner).
+		Updates(map[string]any{"status": TimerFired, "completed_at": t.s.now()})
+	if res.Error != nil {
+		return false, fmt.Errorf("fire timer %d: %w", id, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// PendingTimers lists a ticket's pending timers (for tests and the web).
+func (s *Store) PendingTimers(ctx context.Context, ticket int64) ([]Timer, error) {
+	var ts []Timer
+	err := s.db.WithContext(ctx).Where("ticket_id = ? AND status = ?", ticket, TimerPending).Order("due_at").Find(&ts).Error
+	if err != nil {
+		return nil, fmt.Errorf("timers of %d: %w", ticket, err)
+	}
+	return ts, nil
+}
+
+// ClaimOutbox leases up to limit due outbox rows to owner.
+func (s *Store) ClaimOutbox(ctx context.Context, owner string, limit int, lease time.Duration) ([]OutboxMail, error) {
+	ids, err := s.claim(ctx, "outbox_mails", "status = ? AND next_attempt_at <= ?", []any{OutboxPending, s.now()}, owner, lease, limit)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	var os []OutboxMail
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Order("id").Find(&os).Error; err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	return os, nil
+}
+
+// OutboxResult is the outcome of one delivery attempt.
+type OutboxResult struct {
+	Sent      bool
+	Failed    bool      // permanent: give up
+	RetryAt   time.Time // temporary: try again then
+	Error     string
+	Permanent bool
+}
+
+// FinishOutbox records a delivery attempt of row id by owner. It returns
+// false when the row was not leased to owner any more.
+func (t *Tx) FinishOutbox(ctx context.Context, id int64, owner string, r OutboxResult) (bool, error) {
+	now := t.s.now()
+	upd := map[string]any{"attempts": gorm.Expr("attempts + 1"), "lease_owner": "", "lease_until": nil, "last_error": r.Error}
+	switch {
+	case r.Sent:
+		upd["status"], upd["sent_at"] = OutboxSent, now
+	case r.Failed:
+		upd["status"] = OutboxFailed
+	default:
+		upd["next_attempt_at"] = r.RetryAt
+	}
+	res := t.db.WithContext(ctx).Model(&OutboxMail{}).Where("id = ? AND lease_owner = ? AND status = ?", id, owner, OutboxPending).Updates(upd)
+	if res.Error != nil {
+		return false, fmt.Errorf("finish outbox %d: %w", id, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// FailOutbox marks an outbox row failed after the fact (a bounce came
+// back for it) and returns it. ok is false when there is no such row.
+func (t *Tx) FailOutbox(ctx context.Context, id int64, reason string) (OutboxMail, bool, error) {
+	var o OutboxMail
+	err := t.db.WithContext(ctx).Omit("raw").Where("id = ?", id).Take(&o).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return OutboxMail{}, false, nil
+	}
+	if err != nil {
+		return OutboxMail{}, false, fmt.Errorf("outbox %d: %w", id, err)
+	}
+	if err := t.db.WithContext(ctx).Model(&OutboxMail{}).Where("id = ?", id).
+		Updates(map[string]any{"status": OutboxFailed, "last_error": reason}).Error; err != nil {
+		return OutboxMail{}, false, fmt.Errorf("outbox %d: %w", id, err)
+	}
+	o.Status, o.LastError = OutboxFailed, reason
+	return o, true, nil
+}
+
+// OutboxByMessageID finds the outbox row that sent msgID.
+func (t *Tx) OutboxByMessageID(ctx context.Context, msgID string) (int64, bool, error) {
+	var ids []int64
+	if err := t.db.WithContext(ctx).Model(&OutboxMail{}).Where("message_id = ?", msgID).Limit(1).Pluck("id", &ids).Error; err != nil {
+		return 0, false, fmt.Errorf("outbox by message id: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, false, nil
+	}
+	return ids[0], true, nil
+}
+
+// Outbox lists outgoing mail, newest first (for tests and the web).
+func (s *Store) Outbox(ctx context.Context, ticket int64) ([]OutboxMail, error) {
+	var os []OutboxMail
+	q := s.db.WithContext(ctx).Order("id")
+	if ticket != 0 {
+		q = q.Where("ticket_id = ?", ticket)
+	}
+	if err := q.Find(&os).Error; err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	return os, nil
+}
