@@ -103,8 +103,9 @@ var ErrConfig = errors.New("threading: config needs a Signer and a Clock")
 //     joins whoever sends it (they were given our mail by a participant);
 //     so does a Message-ID minted by Signer.MessageID even when its row is
 //     lost. A reference to a customer's inbound mail joins only when the
-//     sender or a Cc already takes part: those ids travel to every
-//     recipient and list archive and prove nothing about the sender. Ids
+//     sender or one of its To/Cc addresses already takes part (the list
+//     address of a list thread, the customer put in copy): those ids travel
+//     to every recipient and list archive and prove nothing by themselves. Ids
 //     on our domains without a valid MAC are ignored, as are ids held by
 //     more than one ticket;
 //  4. a subject tag, only if the sender or a Cc takes part in that ticket;
@@ -120,7 +121,7 @@ func Decide(ctx context.Context, cfg Config, msg Message, look Lookup) (Decision
 	if cfg.Signer == nil || cfg.Clock == nil {
 		return Decision{}, ErrConfig
 	}
-	dc := &decider{cfg: cfg, msg: msg, look: look, tickets: map[int64]resolved{}, part: map[int64]bool{}}
+	dc := &decider{cfg: cfg, msg: msg, look: look, tickets: map[int64]resolved{}, part: map[partKey]bool{}}
 	done, err := dc.run(ctx)
 	if err != nil {
 		return Decision{}, err
@@ -150,7 +151,7 @@ type decider struct {
 	d       Decision
 	bounce  bool
 	tickets map[int64]resolved
-	part    map[int64]bool
+	part    map[partKey]bool
 }
 
 func (dc *decider) add(kind EvidenceKind, ticket int64, accepted bool, format string, args ...any) {
@@ -198,25 +199,37 @@ func (dc *decider) ticket(ctx context.Context, n int64) (TicketInfo, bool, error
 	return info, ok, nil
 }
 
-// participates reports whether the sender (and, with cc, a Cc) takes part
-// in ticket, cached per ticket and address set.
-func (dc *decider) participates(ctx context.Context, ticket int64, cc bool) (bool, error) {
+// Which addresses of the message count when asking whether it comes from
+// someone on the ticket.
+const (
+	fromOnly = iota // Thread-Index: "only if the sender takes part"
+	fromCc          // subject tag: "the sender or a CC" (issue 3)
+	fromToCc        // reference to inbound mail: also To, for list threads
+)
+
+// participates reports whether the message's sender (and, by mode, its
+// Cc or To addresses) takes part in ticket, cached per ticket and mode.
+func (dc *decider) participates(ctx context.Context, ticket int64, mode int) (bool, error) {
 	addrs := []string{}
 	if dc.msg.From != "" {
 		addrs = append(addrs, dc.msg.From)
 	}
-	key := ticket
-	if cc {
-		key = -ticket
-		for _, a := range dc.msg.Cc {
-			if !dc.isOwnSender(a) && !slices.Contains(addrs, a) {
-				addrs = append(addrs, a)
-			}
+	var more []string
+	switch mode {
+	case fromCc:
+		more = dc.msg.Cc
+	case fromToCc:
+		more = append(append(more, dc.msg.To...), dc.msg.Cc...)
+	}
+	for _, a := range more {
+		if !dc.isOwnSender(a) && !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
 		}
 	}
 	if len(addrs) == 0 {
 		return false, nil
 	}
+	key := partKey{ticket, mode}
 	if p, ok := dc.part[key]; ok {
 		return p, nil
 	}
@@ -226,6 +239,11 @@ func (dc *decider) participates(ctx context.Context, ticket int64, cc bool) (boo
 	}
 	dc.part[key] = p
 	return p, nil
+}
+
+type partKey struct {
+	ticket int64
+	mode   int
 }
 
 func contains(list []string, s string) bool {
@@ -443,7 +461,7 @@ func (dc *decider) reference(ctx context.Context, c refID, rows []StoredMessage,
 		dc.accept(c.kind, info, number, "threaded by %s to %s <%s>", field, how, c.id)
 		return true, nil
 	}
-	p, err := dc.participates(ctx, info.Number, true)
+	p, err := dc.participates(ctx, info.Number, fromToCc)
 	if err != nil {
 		return false, err
 	}
@@ -467,7 +485,7 @@ func (dc *decider) subjectTag(ctx context.Context) (bool, error) {
 		}
 		return false, err
 	}
-	p, err := dc.participates(ctx, info.Number, true)
+	p, err := dc.participates(ctx, info.Number, fromCc)
 	if err != nil {
 		return false, err
 	}
@@ -499,7 +517,7 @@ func (dc *decider) threadIndex(ctx context.Context) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	p, err := dc.participates(ctx, info.Number, false)
+	p, err := dc.participates(ctx, info.Number, fromOnly)
 	if err != nil {
 		return false, err
 	}
