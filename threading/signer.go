@@ -299,13 +299,15 @@ func (s *Signer) VerifyLinkToken(token string, now time.Time) (purpose string, t
 	if !hmac.Equal(got, s.mac(kid, "link", p, t, e)[:linkMACBytes]) {
 		return "", 0, ErrBadToken
 	}
+	// Only the canonical spelling of each field is accepted, so one token
+	// has exactly one string form.
 	raw, err := b64.DecodeString(p)
-	if err != nil {
+	if err != nil || b64.EncodeToString(raw) != p {
 		return "", 0, ErrBadToken
 	}
 	id, ok := parseID(t)
 	exp, err := strconv.ParseInt(e, 10, 64)
-	if !ok || err != nil {
+	if !ok || err != nil || strconv.FormatInt(exp, 10) != e {
 		return "", 0, ErrBadToken
 	}
 	if !now.Before(time.Unix(exp, 0)) {

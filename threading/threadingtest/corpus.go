@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tendhq/tend/threading"
 )
@@ -166,11 +167,8 @@ func corpusSecret(id string) []byte {
 // CorpusSigner returns the Signer the corpus was written for: it signs
 // with key "b" and still verifies key "a" (a rotation in progress).
 func CorpusSigner() *threading.Signer {
-	s, err := threading.NewSigner("b", threading.Key{ID: "a", Secret: corpusSecret("a")}, threading.Key{ID: "b", Secret: corpusSecret("b")})
-	if err != nil {
-		// Fixed, valid arguments: unreachable.
-		panic(err)
-	}
+	// The arguments are fixed and valid, so NewSigner cannot fail here.
+	s, _ := threading.NewSigner("b", threading.Key{ID: "a", Secret: corpusSecret("a")}, threading.Key{ID: "b", Secret: corpusSecret("b")})
 	return s
 }
 
@@ -192,7 +190,7 @@ func CorpusConfig() threading.Config {
 		OwnAddresses:  CorpusInboxes,
 		OwnDomains:    []string{CorpusDomain},
 		TagPrefix:     "Acme",
-		SubjectWindow: 7 * 24 * 3600 * 1e9,
+		SubjectWindow: 7 * 24 * time.Hour,
 		Signer:        CorpusSigner(),
 	}
 }
