@@ -207,6 +207,18 @@ const (
 	fromToCc        // reference to inbound mail: also To, for list threads
 )
 
+// resolveFound resolves the ticket a lookup found through merges; ok is
+// false when the lookup found none or the ticket is gone.
+func (dc *decider) resolveFound(ctx context.Context, what string, n int64, found bool, err error) (TicketInfo, bool, error) {
+	if err != nil {
+		return TicketInfo{}, false, fmt.Errorf("look up %s: %w", what, err)
+	}
+	if !found {
+		return TicketInfo{}, false, nil
+	}
+	return dc.ticket(ctx, n)
+}
+
 // participates reports whether the message's sender (and, by mode, its
 // Cc or To addresses) takes part in ticket, cached per ticket and mode.
 func (dc *decider) participates(ctx context.Context, ticket int64, mode int) (bool, error) {
@@ -506,14 +518,8 @@ func (dc *decider) threadIndex(ctx context.Context) (bool, error) {
 		dc.add(EvidenceThreadIndex, 0, false, "malformed Thread-Index ignored")
 		return false, nil
 	}
-	n, ok, err := dc.look.TicketByThreadIndex(ctx, root)
-	if err != nil {
-		return false, fmt.Errorf("look up thread index: %w", err)
-	}
-	if !ok {
-		return false, nil
-	}
-	info, ok, err := dc.ticket(ctx, n)
+	n, found, err := dc.look.TicketByThreadIndex(ctx, root)
+	info, ok, err := dc.resolveFound(ctx, "thread index", n, found, err)
 	if err != nil || !ok {
 		return false, err
 	}
@@ -543,14 +549,8 @@ func (dc *decider) subject(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	since := dc.cfg.Clock.Now().Add(-dc.cfg.SubjectWindow)
-	n, ok, err := dc.look.RecentTicketBySubject(ctx, dc.msg.From, key, since)
-	if err != nil {
-		return false, fmt.Errorf("look up ticket by subject: %w", err)
-	}
-	if !ok {
-		return false, nil
-	}
-	info, ok, err := dc.ticket(ctx, n)
+	n, found, err := dc.look.RecentTicketBySubject(ctx, dc.msg.From, key, since)
+	info, ok, err := dc.resolveFound(ctx, "ticket by subject", n, found, err)
 	if err != nil || !ok {
 		return false, err
 	}

@@ -50,11 +50,11 @@ func ReadMessage(r io.Reader, rcpt []string) (Message, error) {
 // to empty values, never to an error: threading must still decide.
 func FromHeader(h mail.Header, rcpt []string) Message {
 	msg := Message{
-		MessageID:   firstID(h.Get("Message-Id")),
+		MessageID:   first(ParseIDList(h.Get("Message-Id"))),
 		InReplyTo:   ParseIDList(h.Get("In-Reply-To")),
 		References:  ParseIDList(strings.Join(h["References"], " ")),
 		Subject:     h.Get("Subject"),
-		From:        firstAddress(h.Get("From")),
+		From:        first(AddressList(h.Get("From"))),
 		To:          AddressList(strings.Join(h["To"], ", ")),
 		Cc:          AddressList(strings.Join(h["Cc"], ", ")),
 		ThreadIndex: strings.TrimSpace(h.Get("Thread-Index")),
@@ -71,12 +71,12 @@ func FromHeader(h mail.Header, rcpt []string) Message {
 	return msg
 }
 
-func firstID(v string) string {
-	ids := ParseIDList(v)
-	if len(ids) == 0 {
+// first returns the first element of l, or "".
+func first(l []string) string {
+	if len(l) == 0 {
 		return ""
 	}
-	return ids[0]
+	return l[0]
 }
 
 // ParseIDList returns the valid msg-ids (RFC 5322 section 3.6.4) in a
@@ -161,14 +161,6 @@ func NormalizeAddress(s string) string {
 		return ""
 	}
 	return s
-}
-
-func firstAddress(v string) string {
-	l := AddressList(v)
-	if len(l) == 0 {
-		return ""
-	}
-	return l[0]
 }
 
 // AddressList returns the lowercased bare addresses of an address-list

@@ -21,6 +21,9 @@ type Fake struct {
 	messages map[string][]threading.StoredMessage
 	tickets  map[int64]*fakeTicket
 	roots    map[string][]rootEntry
+	// bySubject indexes tickets by customer and subject key, as storage's
+	// index on (customer, subject_key, updated_at) does.
+	bySubject map[string][]int64
 	// Calls counts lookups by method name, to show how many queries a
 	// decision costs.
 	Calls map[string]int
@@ -46,11 +49,12 @@ func NewFake(first int64) *Fake {
 		first = 1
 	}
 	return &Fake{
-		next:     first,
-		messages: map[string][]threading.StoredMessage{},
-		tickets:  map[int64]*fakeTicket{},
-		roots:    map[string][]rootEntry{},
-		Calls:    map[string]int{},
+		next:      first,
+		messages:  map[string][]threading.StoredMessage{},
+		tickets:   map[int64]*fakeTicket{},
+		roots:     map[string][]rootEntry{},
+		bySubject: map[string][]int64{},
+		Calls:     map[string]int{},
 	}
 }
 
@@ -71,6 +75,8 @@ func (f *Fake) Open(msg threading.Message, at time.Time) int64 {
 		subjectKey:   threading.NormalizeSubject(subj),
 		participants: map[string]bool{},
 	}
+	k := msg.From + "\x00" + f.tickets[n].subjectKey
+	f.bySubject[k] = append(f.bySubject[k], n)
 	return n
 }
 
@@ -244,8 +250,9 @@ func (f *Fake) RecentTicketBySubject(_ context.Context, customer, key string, si
 		return 0, false, err
 	}
 	var best *fakeTicket
-	for _, t := range f.tickets {
-		if t.info.Customer != customer || t.subjectKey != key || t.mergedInto != 0 || t.info.State == "closed" || t.info.UpdatedAt.Before(since) {
+	for _, n := range f.bySubject[customer+"\x00"+key] {
+		t := f.tickets[n]
+		if t.mergedInto != 0 || t.info.State == "closed" || t.info.UpdatedAt.Before(since) {
 			continue
 		}
 		if best == nil || t.info.UpdatedAt.After(best.info.UpdatedAt) || t.info.UpdatedAt.Equal(best.info.UpdatedAt) && t.info.Number > best.info.Number {
