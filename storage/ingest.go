@@ -50,9 +50,6 @@ type Placement struct {
 	Summary  string
 	// Participants join the ticket (a reply-all's CCs).
 	Participants []string
-	// Reopen turns a resolved or closed ticket's state back to open
-	// (decided by the caller's policy, e.g. within the reopen window).
-	Reopen bool
 	// LinkedTo is set on a new ticket opened by a reply to an old one.
 	LinkedTo int64
 	// AgentID and Note record a verified signed agent address (reply or
@@ -230,14 +227,9 @@ func (s *Store) openTicket(db *gorm.DB, in *Incoming, inboxID int64, p Placement
 }
 
 func (s *Store) appendToTicket(db *gorm.DB, in *Incoming, p Placement, now time.Time) error {
+	// LastCustomerAt is left to the rules' executor: the rules must see
+	// the ticket as it was before this message.
 	upd := map[string]any{"updated_at": now}
-	if in.Role == "customer" && in.Class == "human" {
-		upd["last_customer_at"] = now
-	}
-	if p.Reopen {
-		upd["state"] = StateOpen
-		upd["resolved_at"] = nil
-	}
 	if err := db.Model(&Ticket{}).Where("id = ?", p.Ticket).Updates(upd).Error; err != nil {
 		return fmt.Errorf("ticket %d: %w", p.Ticket, err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/smtpd"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/threading"
 	"github.com/tendhq/tend/web"
 )
 
@@ -100,8 +101,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	for i, in := range cfg.Inboxes {
 		inboxes[i] = strings.ToLower(in.Address)
 	}
+	signer, err := loadSigner(ctx, st, cfg.SecretFile)
+	if err != nil {
+		return err
+	}
+	threader := ingest.DecisionThreader{Config: threading.Config{
+		OwnAddresses: inboxes, OwnDomains: []string{cfg.SMTP.Hostname}, TagPrefix: cfg.Threading.TagPrefix,
+		SubjectWindow: cfg.Threading.SubjectWindow, Signer: signer, Clock: storage.SystemClock{},
+	}}
 	pipe, err := ingest.New(ingest.Options{
-		Committer: committer, Threader: ingest.ReferencesThreader{}, Inboxes: inboxes, Observer: metrics, Logger: log,
+		Committer: committer, Threader: threader, Inboxes: inboxes, Observer: metrics, Logger: log,
 		Own: classify.Own{Addresses: inboxes, Domains: []string{cfg.SMTP.Hostname}, LoopHeader: loopHeader, AuthServID: cfg.AuthServID},
 	})
 	if err != nil {

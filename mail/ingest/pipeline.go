@@ -15,6 +15,7 @@ import (
 
 	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/threading"
 )
 
 // Envelope is what the door knows about a message besides its bytes.
@@ -114,6 +115,7 @@ func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (stora
 	}
 	in := &storage.Incoming{
 		Raw: raw, Hash: m.Hash, MessageID: m.MessageID, InReplyTo: m.InReplyTo, References: m.References,
+		ThreadRoot: threadRoot(m.ThreadIndex), NormSubject: threading.NormalizeSubject(m.RawSubject),
 		ThreadTopic: m.ThreadTopic, From: m.From, FromName: m.FromName, To: m.To, Cc: m.Cc,
 		EnvFrom: env.From, EnvTo: env.To, Subject: m.Subject, Date: m.Date, Class: m.Class, Role: "customer",
 		Inboxes: m.Inboxes, Source: env.Source, Imported: env.Imported,
@@ -133,4 +135,9 @@ func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (stora
 	}
 	p.opts.Logger.Debug("message stored", "message_id", m.MessageID, "ticket", d.Ticket, "new", d.NewTicket, "duplicate", d.Duplicate)
 	return d, nil
+}
+
+func threadRoot(idx string) string {
+	root, _ := threading.ThreadIndexRoot(idx)
+	return root
 }

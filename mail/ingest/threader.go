@@ -1,0 +1,148 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/tendhq/tend/mail/classify"
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/threading"
+)
+
+// DecisionThreader places messages with threading.Decide, running its
+// lookups inside the delivery transaction.
+type DecisionThreader struct {
+	Config threading.Config
+}
+
+// Place implements Threader.
+func (t DecisionThreader) Place(ctx context.Context, m *Message, tx *storage.Tx) (storage.Placement, error) {
+	tm := threading.Message{
+		InReplyTo: nonEmpty(m.InReplyTo), References: m.References, Subject: m.RawSubject,
+		From: m.From, To: m.To, Cc: m.Cc, Recipients: m.Env.To, ThreadIndex: m.ThreadIndex,
+		ThreadTopic: m.ThreadTopic, IsBounce: m.Classified.Kind == classify.Bounce,
+	}
+	if !m.Derived {
+		tm.MessageID = m.MessageID
+	}
+	if m.Date != nil {
+		tm.Date = *m.Date
+	}
+	d, err := threading.Decide(ctx, t.Config, tm, lookup{tx})
+	if err != nil {
+		return storage.Placement{}, err
+	}
+	p := storage.Placement{Ticket: d.Ticket, NoTicket: d.NoTicket}
+	if m.Classified.Kind == classify.OwnMail && d.Reply == nil && !d.NoTicket {
+		// Our own mail came back (a loop header, our Message-ID domain):
+		// keep it, but never let it open or feed a ticket.
+		d.Evidence = append(d.Evidence, threading.Evidence{Kind: threading.EvidenceLoop, Detail: "our own mail came back: " + strings.Join(m.Classified.Reasons, "; "), Accepted: true})
+		p.Ticket, p.NoTicket = 0, true
+	}
+	if d.Reply != nil {
+		p.AgentID, p.Note, p.Role = d.Reply.Agent, d.Reply.Purpose == threading.PurposeNote, "agent"
+	} else if !p.NoTicket && m.Classified.Kind == classify.Human {
+		// A reply-all's other recipients join the ticket.
+		p.Participants = t.others(m)
+	}
+	p.Evidence, p.Summary = evidence(d)
+	return p, nil
+}
+
+// others are the To and Cc addresses of m that are not ours.
+func (t DecisionThreader) others(m *Message) []string {
+	var out []string
+	for _, a := range append(append([]string{}, m.To...), m.Cc...) {
+		if a == m.From || t.own(a) {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func (t DecisionThreader) own(addr string) bool {
+	for _, o := range t.Config.OwnAddresses {
+		if addr == o {
+			return true
+		}
+	}
+	dom := threading.Domain(addr)
+	for _, d := range t.Config.OwnDomains {
+		if dom == d {
+			return true
+		}
+	}
+	return false
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+// evidence renders the decision for the message row (JSON) and the
+// timeline (the accepted clue first, then what was rejected and why).
+func evidence(d threading.Decision) (string, string) {
+	type row struct {
+		Kind     string `json:"kind"`
+		Ticket   int64  `json:"ticket,omitempty"`
+		Detail   string `json:"detail"`
+		Accepted bool   `json:"accepted"`
+	}
+	rows := make([]row, len(d.Evidence))
+	var accepted, rejected []string
+	for i, e := range d.Evidence {
+		rows[i] = row{string(e.Kind), e.Ticket, e.Detail, e.Accepted}
+		if e.Accepted {
+			accepted = append(accepted, e.Detail)
+		} else {
+			rejected = append(rejected, e.Detail)
+		}
+	}
+	b, _ := json.Marshal(rows) // plain structs: cannot fail
+	return string(b), strings.Join(append(accepted, rejected...), "; ")
+}
+
+// lookup adapts the delivery transaction to threading.Lookup.
+type lookup struct{ tx *storage.Tx }
+
+func (l lookup) TicketsByMessageIDs(ctx context.Context, ids []string) ([]threading.StoredMessage, error) {
+	refs, err := l.tx.TicketsByMessageIDs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]threading.StoredMessage, len(refs))
+	for i, r := range refs {
+		out[i] = threading.StoredMessage{MessageID: r.MessageID, Ticket: r.Ticket, Outbound: r.Outbound}
+	}
+	return out, nil
+}
+
+func (l lookup) Ticket(ctx context.Context, number int64) (threading.TicketInfo, bool, error) {
+	info, ok, err := l.tx.Ticket(ctx, number)
+	if err != nil || !ok {
+		return threading.TicketInfo{}, ok, err
+	}
+	out := threading.TicketInfo{Number: info.Number, State: info.State, Customer: info.Customer, UpdatedAt: info.UpdatedAt}
+	if info.ResolvedAt != nil {
+		out.ResolvedAt = *info.ResolvedAt
+	}
+	return out, true, nil
+}
+
+func (l lookup) IsParticipant(ctx context.Context, ticket int64, addrs []string) (bool, error) {
+	return l.tx.IsParticipant(ctx, ticket, addrs)
+}
+
+func (l lookup) TicketByThreadIndex(ctx context.Context, root string) (int64, bool, error) {
+	return l.tx.TicketByThreadRoot(ctx, root)
+}
+
+func (l lookup) RecentTicketBySubject(ctx context.Context, customer, normSubject string, since time.Time) (int64, bool, error) {
+	return l.tx.RecentTicketBySubject(ctx, customer, normSubject, since)
+}
