@@ -1,0 +1,415 @@
+// Package relay delivers one outgoing message through the configured
+// smarthost with go-smtp's client, and classifies every failure as
+// temporary (retry later) or permanent (give up, tell the agent) so the
+// outbox can decide without parsing error strings.
+package relay
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// TLS modes accepted in Config.TLS.
+const (
+	TLSNone     = "none"     // plain TCP; AUTH only to a loopback relay
+	TLSStartTLS = "starttls" // RFC 3207; refuse to continue if not offered
+	TLSImplicit = "tls"      // RFC 8314 implicit TLS (port 465)
+)
+
+// DefaultTimeout bounds each step when Config.Timeout is zero.
+const DefaultTimeout = time.Minute
+
+// Sentinel errors for configuration problems. They come wrapped in a
+// temporary *SendError: the message is fine and must not be dropped, the
+// relay setup needs fixing, so the outbox keeps retrying and alerts.
+var (
+	ErrBadConfig     = errors.New("relay: bad configuration")
+	ErrInsecureAuth  = errors.New("relay: refusing to send credentials without tls to a non-loopback relay")
+	ErrNoAuthMech    = errors.New("relay: server offers neither auth plain nor login")
+	ErrAuthFailed    = errors.New("relay: authentication failed")
+	ErrNoRecipients  = errors.New("relay: no recipients")
+	ErrNoneDelivered = errors.New("relay: every recipient was rejected")
+)
+
+// Config describes the smarthost.
+type Config struct {
+	Addr               string // host:port
+	TLS                string // none, starttls or tls; empty means starttls
+	InsecureSkipVerify bool
+	Username, Password string
+	// Timeout bounds each step: dial, TLS handshake, each command, and
+	// the server's answer after the final dot of DATA.
+	Timeout   time.Duration
+	HelloName string // EHLO name; "localhost" if empty
+	// TLSConfig overrides the TLS settings (tests use it to trust a
+	// self-signed certificate). ServerName defaults to Addr's host.
+	TLSConfig *tls.Config
+}
+
+// Client sends mail through one smarthost. It holds no connection between
+// calls: the outbox sends rarely enough that a fresh session per message is
+// simpler and avoids stale-connection failures.
+type Client struct {
+	cfg Config
+}
+
+// New returns a Client for cfg. It does not connect; configuration errors
+// are reported by Send so that they reach the outbox like any failure.
+func New(cfg Config) *Client {
+	if cfg.TLS == "" {
+		cfg.TLS = TLSStartTLS
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.HelloName == "" {
+		cfg.HelloName = "localhost"
+	}
+	return &Client{cfg: cfg}
+}
+
+// RecipientError is one RCPT TO that the server refused.
+type RecipientError struct {
+	Rcpt      string
+	Temporary bool
+	Code      int
+	Enhanced  string // e.g. "5.1.1"
+	Msg       string
+}
+
+// SendError is every failure Send returns. Temporary means trying again
+// later may succeed (4xx replies, timeouts, refused connections, TLS
+// handshake failures, configuration errors); otherwise the server gave a
+// permanent 5xx answer.
+//
+// When some recipients were refused, Rejected lists them and Delivered
+// lists the ones the message was accepted for: never send to those again.
+// Temporary is then true if any rejected recipient may be retried.
+type SendError struct {
+	Temporary bool
+	Code      int
+	Enhanced  string
+	Msg       string
+	Err       error
+	Rejected  []RecipientError
+	Delivered []string
+}
+
+func (e *SendError) Error() string {
+	var b strings.Builder
+	b.WriteString("relay: ")
+	if e.Code != 0 {
+		fmt.Fprintf(&b, "%d ", e.Code)
+		if e.Enhanced != "" {
+			b.WriteString(e.Enhanced + " ")
+		}
+		b.WriteString(e.Msg)
+	} else if e.Err != nil {
+		b.WriteString(e.Err.Error())
+	}
+	for _, r := range e.Rejected {
+		fmt.Fprintf(&b, "; <%s>: %d %s %s", r.Rcpt, r.Code, r.Enhanced, r.Msg)
+	}
+	if e.Temporary {
+		b.WriteString(" (temporary)")
+	}
+	return b.String()
+}
+
+// Unwrap exposes the cause for errors.Is (context.Canceled, the sentinels
+// above, *smtp.SMTPError, net errors).
+func (e *SendError) Unwrap() error { return e.Err }
+
+// Send delivers raw to the given envelope recipients with from as the
+// envelope sender (RFC 5321 MAIL FROM; the VERP return path). ctx
+// cancellation and Config.Timeout interrupt every step. It returns nil
+// only when the server accepted the message for every recipient;
+// otherwise a *SendError.
+func (c *Client) Send(ctx context.Context, from string, to []string, raw []byte) error {
+	if len(to) == 0 {
+		return &SendError{Err: ErrNoRecipients}
+	}
+	host, _, err := net.SplitHostPort(c.cfg.Addr)
+	if err != nil {
+		return &SendError{Temporary: true, Err: fmt.Errorf("%w: addr %q: %w", ErrBadConfig, c.cfg.Addr, err)}
+	}
+	switch c.cfg.TLS {
+	case TLSNone, TLSStartTLS, TLSImplicit:
+	default:
+		return &SendError{Temporary: true, Err: fmt.Errorf("%w: tls mode %q", ErrBadConfig, c.cfg.TLS)}
+	}
+	if c.cfg.Username != "" && c.cfg.TLS == TLSNone && !isLoopback(host) {
+		return &SendError{Temporary: true, Err: ErrInsecureAuth}
+	}
+
+	raw0, conn, err := c.dial(ctx, host)
+	if err != nil {
+		return classify(ctx, fmt.Errorf("dial %s: %w", c.cfg.Addr, err))
+	}
+	// go-smtp has no context support: closing the TCP connection is what
+	// interrupts a blocked read or write when ctx is cancelled.
+	stop := context.AfterFunc(ctx, func() { raw0.Close() })
+	defer stop()
+	defer raw0.Close()
+
+	var sc *smtp.Client
+	if c.cfg.TLS == TLSStartTLS {
+		// go-smtp only offers STARTTLS at construction; its first EHLO
+		// therefore says "localhost", the one after TLS our HelloName.
+		sc, err = smtp.NewClientStartTLS(conn, c.tlsConfig(host))
+		if err != nil {
+			return classify(ctx, fmt.Errorf("starttls: %w", &tlsError{err}))
+		}
+	} else {
+		sc = smtp.NewClient(conn)
+	}
+	sc.CommandTimeout = c.cfg.Timeout
+	sc.SubmissionTimeout = c.cfg.Timeout
+
+	if err := c.session(sc, from, to, raw); err != nil {
+		return classify(ctx, err)
+	}
+	return nil
+}
+
+// dial opens the TCP (and for implicit TLS, the TLS) connection and
+// returns both the raw TCP connection, for cancellation, and the one to
+// speak SMTP on. Reads and writes go through a timeoutConn, so every step
+// is bounded by Config.Timeout, including the body of DATA, which go-smtp
+// writes without a deadline, and the greeting and STARTTLS exchange, which
+// it runs before its own timeouts can be set.
+func (c *Client) dial(ctx context.Context, host string) (net.Conn, net.Conn, error) {
+	d := net.Dialer{Timeout: c.cfg.Timeout}
+	raw, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn := net.Conn(&timeoutConn{Conn: raw, timeout: c.cfg.Timeout})
+	if c.cfg.TLS != TLSImplicit {
+		return raw, conn, nil
+	}
+	tc := tls.Client(conn, c.tlsConfig(host))
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		return nil, nil, &tlsError{err}
+	}
+	return raw, tc, nil
+}
+
+func (c *Client) tlsConfig(host string) *tls.Config {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.cfg.TLSConfig != nil {
+		cfg = c.cfg.TLSConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	if c.cfg.InsecureSkipVerify {
+		cfg.InsecureSkipVerify = true
+	}
+	return cfg
+}
+
+// session runs EHLO, STARTTLS, AUTH, MAIL, RCPT and DATA.
+func (c *Client) session(sc *smtp.Client, from string, to []string, raw []byte) error {
+	if err := sc.Hello(c.cfg.HelloName); err != nil {
+		var se *smtp.SMTPError
+		if c.cfg.TLS == TLSStartTLS && !errors.As(err, &se) {
+			// go-smtp handshakes lazily: after STARTTLS, the first
+			// exchange is where a certificate problem shows.
+			err = &tlsError{err}
+		}
+		return fmt.Errorf("ehlo: %w", err)
+	}
+	if c.cfg.Username != "" {
+		if err := c.auth(sc); err != nil {
+			return err
+		}
+	}
+	if err := sc.Mail(from, nil); err != nil {
+		return fmt.Errorf("mail from: %w", err)
+	}
+	var accepted []string
+	var rejected []RecipientError
+	for _, rcpt := range to {
+		err := sc.Rcpt(rcpt, nil)
+		var se *smtp.SMTPError
+		switch {
+		case err == nil:
+			accepted = append(accepted, rcpt)
+		case errors.As(err, &se):
+			rejected = append(rejected, RecipientError{
+				Rcpt: rcpt, Temporary: se.Temporary(), Code: se.Code,
+				Enhanced: enhanced(se), Msg: se.Message,
+			})
+		default:
+			return fmt.Errorf("rcpt to: %w", err)
+		}
+	}
+	if len(accepted) == 0 {
+		return &SendError{Temporary: anyTemporary(rejected), Err: ErrNoneDelivered, Rejected: rejected,
+			Code: rejected[0].Code, Enhanced: rejected[0].Enhanced, Msg: rejected[0].Msg}
+	}
+	w, err := sc.Data()
+	if err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	if _, err := w.Write(raw); err != nil {
+		return fmt.Errorf("data body: %w", err)
+	}
+	if !bytes.HasSuffix(raw, []byte("\n")) {
+		// The dot writer needs the body to end in a line break before
+		// the terminating dot line (RFC 5321 section 4.1.1.4).
+		if _, err := w.Write([]byte("\r\n")); err != nil {
+			return fmt.Errorf("data body: %w", err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("data end: %w", err)
+	}
+	// QUIT is a courtesy: the message is accepted, a failure here must not
+	// make the outbox send it again.
+	_ = sc.Quit()
+	if len(rejected) > 0 {
+		r := rejected[0]
+		return &SendError{Temporary: anyTemporary(rejected), Code: r.Code, Enhanced: r.Enhanced, Msg: r.Msg,
+			Rejected: rejected, Delivered: accepted}
+	}
+	return nil
+}
+
+// auth picks PLAIN (RFC 4616) or LOGIN by what the server offers; PLAIN
+// first because it is the standard one.
+func (c *Client) auth(sc *smtp.Client) error {
+	var mech sasl.Client
+	switch {
+	case sc.SupportsAuth(sasl.Plain):
+		mech = sasl.NewPlainClient("", c.cfg.Username, c.cfg.Password)
+	case sc.SupportsAuth(sasl.Login):
+		mech = sasl.NewLoginClient(c.cfg.Username, c.cfg.Password)
+	default:
+		return ErrNoAuthMech
+	}
+	if err := sc.Auth(mech); err != nil {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) {
+			// Bad credentials say nothing about the message: keep it
+			// and retry once the configuration is fixed.
+			return &SendError{Temporary: true, Code: se.Code, Enhanced: enhanced(se), Msg: se.Message,
+				Err: fmt.Errorf("%w: %w", ErrAuthFailed, err)}
+		}
+		return fmt.Errorf("auth: %w", err)
+	}
+	return nil
+}
+
+// tlsError marks a handshake failure so that classify treats it as
+// temporary (a certificate renewed late, a relay restarting).
+type tlsError struct{ err error }
+
+func (e *tlsError) Error() string { return "tls: " + e.err.Error() }
+func (e *tlsError) Unwrap() error { return e.err }
+
+// classify turns any error from a session into a *SendError.
+func classify(ctx context.Context, err error) error {
+	var se *SendError
+	if errors.As(err, &se) {
+		return se
+	}
+	if ctx.Err() != nil {
+		// The closed connection is our doing; report why.
+		return &SendError{Temporary: true, Err: fmt.Errorf("%w: %w", ctx.Err(), err)}
+	}
+	var smtpErr *smtp.SMTPError
+	if errors.As(err, &smtpErr) {
+		return &SendError{Temporary: smtpErr.Temporary() || smtpErr.Code < 500, Code: smtpErr.Code,
+			Enhanced: enhanced(smtpErr), Msg: smtpErr.Message, Err: err}
+	}
+	// Everything else is the network or TLS: refused, reset, timeout,
+	// closed mid-DATA, handshake failure, or a missing extension. None of
+	// it says the message is undeliverable.
+	return &SendError{Temporary: true, Err: err}
+}
+
+func enhanced(e *smtp.SMTPError) string {
+	c := e.EnhancedCode
+	if c == smtp.NoEnhancedCode || c == smtp.EnhancedCodeNotSet || c[0] <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d.%d.%d", c[0], c[1], c[2])
+}
+
+func anyTemporary(rs []RecipientError) bool {
+	for _, r := range rs {
+		if r.Temporary {
+			return true
+		}
+	}
+	return false
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// timeoutConn gives every read and write its own deadline, so a server
+// that stops answering or stops reading is noticed after Timeout.
+type timeoutConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *timeoutConn) Write(b []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *timeoutConn) Read(b []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
+}
+
+// Backoff returns how long to wait before retry number attempt (0 for the
+// first retry): exponential growth from base capped at ceiling, with "full
+// jitter" (a uniform draw in [0, d)), which spreads retries of many
+// messages after a relay outage instead of synchronising them. rnd returns
+// a value in [0, 1); pass rand.Float64, or a fixed function in tests.
+func Backoff(attempt int, base, ceiling time.Duration, rnd func() float64) time.Duration {
+	if base <= 0 || ceiling <= 0 {
+		return 0
+	}
+	if attempt < 0 {
+		attempt = 0
+	}
+	d := ceiling
+	if attempt < 62 && base <= ceiling>>uint(attempt) {
+		d = base << uint(attempt)
+	}
+	if rnd == nil {
+		return d
+	}
+	f := rnd()
+	if f < 0 || f >= 1 {
+		f = 0
+	}
+	return time.Duration(f * float64(d))
+}
