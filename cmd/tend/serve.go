@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +18,9 @@ import (
 
 	"github.com/tendhq/tend/cmd/tend/config"
 	"github.com/tendhq/tend/mail/classify"
+	"github.com/tendhq/tend/mail/compose"
+	"github.com/tendhq/tend/mail/followup"
+	"github.com/tendhq/tend/mail/relay"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/smtpd"
 	"github.com/tendhq/tend/storage"
@@ -65,13 +67,6 @@ func replicaName() string {
 	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
-// inboxChecker accepts RCPT TO for configured inboxes.
-type inboxChecker struct{ p *ingest.Pipeline }
-
-func (c inboxChecker) Accept(_ context.Context, addr string) (bool, error) {
-	return c.p.IsInbox(addr), nil
-}
-
 // serve is the composition root: it builds every component from cfg, runs
 // them under one errgroup and stops them all when ctx ends or one fails.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
@@ -95,16 +90,50 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	metrics := web.NewMetrics(reg, st)
 
 	owner := replicaName()
-	proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: owner, Logger: log})
-	committer := st.NewCommitter(256, func(storage.Delivered) { proc.Wake() })
-	inboxes := make([]string, len(cfg.Inboxes))
-	for i, in := range cfg.Inboxes {
-		inboxes[i] = strings.ToLower(in.Address)
-	}
+	inboxes := inboxAddresses(cfg)
 	signer, err := loadSigner(ctx, st, cfg.SecretFile)
 	if err != nil {
 		return err
 	}
+	engine, templates, err := loadRules(cfg, inboxes)
+	if err != nil {
+		return err
+	}
+	var dkim *compose.DKIM
+	if cfg.DKIM.PrivateKeyFile != "" {
+		key, err := compose.LoadDKIMKey(cfg.DKIM.PrivateKeyFile)
+		if err != nil {
+			return err
+		}
+		dkim = &compose.DKIM{Domain: cfg.DKIM.Domain, Selector: cfg.DKIM.Selector, Key: key}
+	}
+	exec, err := followup.New(followup.Options{
+		Store: st, Engine: engine, Templates: templates, Signer: signer, Domain: cfg.SMTP.Hostname,
+		BaseURL: cfg.Web.BaseURL, TagPrefix: cfg.Threading.TagPrefix, LoopValue: owner, DKIM: dkim, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	var sender *followup.Sender
+	if cfg.Relay.Addr != "" {
+		sender = followup.NewSender(st, exec, relay.New(relay.Config{
+			Addr: cfg.Relay.Addr, TLS: cfg.Relay.TLS, InsecureSkipVerify: cfg.Relay.InsecureSkipVerify,
+			Username: cfg.Relay.Username, Password: cfg.Relay.Password, Timeout: cfg.Relay.Timeout, HelloName: cfg.SMTP.Hostname,
+		}), followup.SenderOptions{Owner: owner, RetryFor: cfg.Relay.RetryFor, Period: 5 * time.Second, Logger: log})
+	} else {
+		log.Warn("no relay configured: outgoing mail stays in the outbox (not sent: no relay configured)")
+	}
+	timers := followup.NewTimers(st, exec, owner, 5*time.Second, log)
+	proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: owner, Logger: log, AfterParse: func(ctx context.Context, m storage.Message) error {
+		if err := exec.HandleMessage(ctx, m); err != nil {
+			return err
+		}
+		if sender != nil {
+			sender.Wake()
+		}
+		return nil
+	}})
+	committer := st.NewCommitter(256, func(storage.Delivered) { proc.Wake() })
 	threader := ingest.DecisionThreader{Config: threading.Config{
 		OwnAddresses: inboxes, OwnDomains: []string{cfg.SMTP.Hostname}, TagPrefix: cfg.Threading.TagPrefix,
 		SubjectWindow: cfg.Threading.SubjectWindow, Signer: signer, Clock: storage.SystemClock{},
@@ -120,20 +149,25 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return committer.Run(ctx) })
 	g.Go(func() error { return proc.Run(ctx) })
+	g.Go(func() error { return timers.Run(ctx) })
+	if sender != nil {
+		g.Go(func() error { return sender.Run(ctx) })
+	}
 
+	rcpts := recipients{pipe: pipe, signer: signer, domain: cfg.SMTP.Hostname}
 	smtpOpts := smtpd.Options{
 		Hostname: cfg.SMTP.Hostname, MaxMessageBytes: int64(cfg.SMTP.MaxMessageBytes), MaxRecipients: cfg.SMTP.MaxRecipients,
 		MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
 		ReadTimeout: cfg.SMTP.ReadTimeout, WriteTimeout: cfg.SMTP.WriteTimeout, Logger: log, OnReject: metrics.Rejected,
 	}
 	if cfg.SMTP.Listen != "" {
-		if err := runSMTP(ctx, g, log, "tcp", cfg.SMTP.Listen, smtpd.New(smtpOpts, pipe, inboxChecker{pipe}, false)); err != nil {
+		if err := runSMTP(ctx, g, log, "tcp", cfg.SMTP.Listen, smtpd.New(smtpOpts, pipe, rcpts, false)); err != nil {
 			return err
 		}
 	}
 	if cfg.SMTP.LMTPSocket != "" {
 		_ = os.Remove(cfg.SMTP.LMTPSocket) // a stale socket from a crash
-		if err := runSMTP(ctx, g, log, "unix", cfg.SMTP.LMTPSocket, smtpd.New(smtpOpts, pipe, inboxChecker{pipe}, true)); err != nil {
+		if err := runSMTP(ctx, g, log, "unix", cfg.SMTP.LMTPSocket, smtpd.New(smtpOpts, pipe, rcpts, true)); err != nil {
 			return err
 		}
 	}
@@ -217,5 +251,3 @@ func runHTTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, addr stri
 	return nil
 }
 
-// checkExtras compiles what the config points at (rules, templates).
-func checkExtras(config.Config) error { return nil }

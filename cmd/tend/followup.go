@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/tendhq/tend/cmd/tend/config"
+	"github.com/tendhq/tend/mail/ingest"
+	"github.com/tendhq/tend/rules"
+	"github.com/tendhq/tend/threading"
+)
+
+// loadRules compiles the rules (rules_file, else the embedded defaults)
+// and the templates (embedded, overridden from templates_dir). Errors name
+// the file, line and rule: check-config reports them before a live mail
+// could meet them.
+func loadRules(cfg config.Config, inboxes []string) (*rules.Engine, *rules.Templates, error) {
+	tpl, err := rules.LoadTemplates(cfg.TemplatesDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("templates: %w", err)
+	}
+	ft := cfg.FollowThrough
+	opts := rules.Options{
+		Nudges: ft.Nudges, RepeatContactsToLead: ft.RepeatContactsToLead, ReopenWindow: ft.ReopenWindow,
+		BounceSuppression: ft.BounceSuppression, MaxAutoPerAddressPerHour: ft.MaxAutoPerAddressPerHour,
+		MaxAutoPerTicketPerDay: ft.MaxAutoPerTicketPerDay, OwnAddresses: inboxes, Templates: tpl,
+	}
+	if cfg.RulesFile == "" {
+		eng, err := rules.Default(opts)
+		return eng, tpl, err
+	}
+	src, err := os.ReadFile(cfg.RulesFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rules_file: %w", err)
+	}
+	eng, err := rules.Load(cfg.RulesFile, src, opts)
+	return eng, tpl, err
+}
+
+// checkExtras compiles what the config points at (rules, templates).
+func checkExtras(cfg config.Config) error {
+	_, _, err := loadRules(cfg, inboxAddresses(cfg))
+	return err
+}
+
+func inboxAddresses(cfg config.Config) []string {
+	out := make([]string, len(cfg.Inboxes))
+	for i, in := range cfg.Inboxes {
+		out[i] = strings.ToLower(in.Address)
+	}
+	return out
+}
+
+// recipients decides RCPT TO: configured inboxes, and on our domain the
+// signed agent addresses and VERP bounce addresses whose tokens verify.
+// Anything else is refused: tend is never a relay.
+type recipients struct {
+	pipe   *ingest.Pipeline
+	signer *threading.Signer
+	domain string
+}
+
+func (r recipients) Accept(_ context.Context, addr string) (bool, error) {
+	if r.pipe.IsInbox(addr) {
+		return true, nil
+	}
+	if threading.Domain(addr) != r.domain {
+		return false, nil
+	}
+	lp := threading.LocalPart(addr)
+	if _, err := r.signer.Verify(lp); err == nil {
+		return true, nil
+	}
+	if _, err := r.signer.ParseBounceAddress(lp); err == nil {
+		return true, nil
+	}
+	return false, nil
+}

@@ -1,0 +1,119 @@
+package followup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tendhq/tend/rules"
+	"github.com/tendhq/tend/storage"
+)
+
+// ErrUnknownAgent is returned when an assignment names nobody.
+var ErrUnknownAgent = errors.New("no such agent")
+
+// onTicket runs fn on ticket in one transaction.
+func (x *Executor) onTicket(ctx context.Context, ticket int64, fn func(sc *scope) error) error {
+	return x.opts.Store.InTx(ctx, func(tx *storage.Tx) error {
+		sc, err := x.open(ctx, tx, ticket, nil)
+		if err != nil {
+			return err
+		}
+		return fn(sc)
+	})
+}
+
+// requestResolve asks the rules to propose resolution (#resolve, or a
+// lead's button).
+func (x *Executor) requestResolve(sc *scope, by string) error {
+	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "ticket.resolve_requested", by, "resolution proposed by "+by, nil); err != nil {
+		return err
+	}
+	ev, err := x.event(sc, rules.EventResolveRequested)
+	if err != nil {
+		return err
+	}
+	return x.run(sc, ev)
+}
+
+// changeState is a state change made by a person: applied, then told to
+// the rules (which tell the customer what they would care about).
+func (x *Executor) changeState(sc *scope, state, reason, by string) error {
+	prev := sc.v.State
+	if prev == state {
+		return nil
+	}
+	if err := x.setState(sc, state, reason, by); err != nil {
+		return err
+	}
+	ev, err := x.event(sc, rules.EventStateChanged)
+	if err != nil {
+		return err
+	}
+	ev.Ticket.PrevState, ev.NewState, ev.Reason = prev, state, reason
+	return x.run(sc, ev)
+}
+
+// Resolve proposes resolution of ticket on behalf of by (a lead in the web
+// view): the customer is asked to confirm; nothing is marked solved yet.
+func (x *Executor) Resolve(ctx context.Context, ticket int64, by string) error {
+	return x.onTicket(ctx, ticket, func(sc *scope) error { return x.requestResolve(sc, by) })
+}
+
+// Reopen puts ticket back to open.
+func (x *Executor) Reopen(ctx context.Context, ticket int64, by string) error {
+	return x.onTicket(ctx, ticket, func(sc *scope) error { return x.changeState(sc, storage.StateOpen, "", by) })
+}
+
+// Close closes ticket, always with a reason (spam, duplicate of #N, no
+// response, …).
+func (x *Executor) Close(ctx context.Context, ticket int64, reason, by string) error {
+	if reason == "" {
+		return errors.New("close: a reason is required")
+	}
+	return x.onTicket(ctx, ticket, func(sc *scope) error { return x.changeState(sc, storage.StateClosed, reason, by) })
+}
+
+// Assign gives ticket to the agent with that email (or name).
+func (x *Executor) Assign(ctx context.Context, ticket int64, agent, by string) error {
+	return x.onTicket(ctx, ticket, func(sc *scope) error {
+		ag := findAgent(sc.agents, agent)
+		if ag == nil {
+			return fmt.Errorf("assign %q: %w", agent, ErrUnknownAgent)
+		}
+		return x.assign(sc, ag, by)
+	})
+}
+
+// Confirm applies a customer's click on a signed confirmation link. It
+// returns the ticket and the answer the link stood for.
+func (x *Executor) Confirm(ctx context.Context, token string) (int64, string, error) {
+	purpose, ticket, err := x.opts.Signer.VerifyLinkToken(token, x.opts.Clock.Now())
+	if err != nil {
+		return 0, "", err
+	}
+	answer := "yes"
+	if purpose == linkNotSolved {
+		answer = "no"
+	} else if purpose != linkSolved {
+		return 0, "", fmt.Errorf("confirm: link purpose %q", purpose)
+	}
+	err = x.onTicket(ctx, ticket, func(sc *scope) error {
+		if err := sc.tx.AddEvent(ctx, sc.v.ID, "confirmation.clicked", sc.v.Customer.Email, "customer clicked: "+purpose, nil); err != nil {
+			return err
+		}
+		ev, err := x.event(sc, rules.EventConfirmationClicked)
+		if err != nil {
+			return err
+		}
+		ev.Answer = answer
+		return x.run(sc, ev)
+	})
+	return ticket, answer, err
+}
+
+// openLinked moves the triggering message (a reply long after the ticket
+// was resolved) to a new ticket linked to this one.
+func (x *Executor) openLinked(sc *scope) error {
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "rule.record", "", "late reply kept on this ticket", nil)
+}

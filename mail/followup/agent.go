@@ -1,0 +1,216 @@
+package followup
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/jhillyerd/enmime/v2"
+
+	"github.com/tendhq/tend/mail/compose"
+	"github.com/tendhq/tend/rules"
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/threading"
+)
+
+// agentMail applies mail that came through an agent's signed address: the
+// token named the ticket and the agent; the sender must be that agent
+// (DESIGN.md, security model), else nothing runs and nothing is sent.
+func (x *Executor) agentMail(sc *scope) error {
+	msg := sc.trigger
+	var ag *storage.Agent
+	for i := range sc.agents {
+		if sc.agents[i].ID == *msg.AgentID {
+			ag = &sc.agents[i]
+		}
+	}
+	if ag == nil || !strings.EqualFold(msg.FromAddr, ag.Email) {
+		return x.quarantine(sc, ag)
+	}
+	text := newText(msg)
+	cmds, clean, problems := parseCommands(text)
+	if len(problems) > 0 {
+		return x.commandError(sc, ag, problems, clean)
+	}
+	note := msg.Note || hasCommand(cmds, "note")
+	if err := sc.tx.AddParticipants(sc.ctx, sc.v.ID, []string{ag.Email}, "agent"); err != nil {
+		return err
+	}
+	by := fmt.Sprintf("%s <%s>", ag.Name, ag.Email)
+	switch {
+	case note:
+		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "note", ag.Email, clean, &msg.ID); err != nil {
+			return err
+		}
+	case strings.TrimSpace(clean) != "":
+		if err := x.sendAgentReply(sc, ag, clean, msg); err != nil {
+			return err
+		}
+		now := sc.tx.Now()
+		if err := sc.tx.UpdateTicket(sc.ctx, sc.v.ID, storage.TicketUpdate{FirstResponseAt: &now, LastAgentAt: &now}); err != nil {
+			return err
+		}
+	}
+	if note || strings.TrimSpace(clean) != "" {
+		ev, err := x.event(sc, rules.EventMessageReceived)
+		if err != nil {
+			return err
+		}
+		ev.Message = x.ruleMessage(msg, rules.RoleAgent)
+		ev.Message.Note, ev.Message.Text = note, clean
+		for _, c := range cmds {
+			ev.Message.Commands = append(ev.Message.Commands, c.String())
+		}
+		if err := x.run(sc, ev); err != nil {
+			return err
+		}
+		if note {
+			if err := x.notify(sc, ev, "notify_note", rules.ToAgents, "note", ag.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return x.runCommands(sc, cmds, ag, by)
+}
+
+// runCommands applies an agent's one-line commands.
+func (x *Executor) runCommands(sc *scope, cmds []command, ag *storage.Agent, by string) error {
+	for _, c := range cmds {
+		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "command", ag.Email, c.String(), nil); err != nil {
+			return err
+		}
+		var err error
+		switch c.Name {
+		case "resolve":
+			err = x.requestResolve(sc, by)
+		case "close":
+			err = x.changeState(sc, storage.StateClosed, c.Arg, by)
+		case "waiting":
+			err = x.setState(sc, storage.StateWaiting, "", by)
+		case "assign":
+			target := ag
+			if c.Arg != "me" {
+				target = findAgent(sc.agents, c.Arg)
+			}
+			if target == nil {
+				// parseCommands checked the syntax; the name is checked here.
+				return x.commandError(sc, ag, []string{fmt.Sprintf("#assign %s: no agent of that name or address", c.Arg)}, "")
+			}
+			err = x.assign(sc, target, by)
+		case "priority":
+			err = sc.tx.UpdateTicket(sc.ctx, sc.v.ID, storage.TicketUpdate{Priority: &c.Arg})
+		case "tag":
+			err = sc.tx.UpdateTicket(sc.ctx, sc.v.ID, storage.TicketUpdate{AddTags: []string{c.Arg}})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// quarantine holds mail to a signed address from the wrong sender.
+func (x *Executor) quarantine(sc *scope, ag *storage.Agent) error {
+	msg := sc.trigger
+	who := "an unknown agent"
+	if ag != nil {
+		who = ag.Email
+	}
+	detail := fmt.Sprintf("mail to %s's signed reply address came from %s: held as an unverified comment; no command ran and nothing was sent", who, msg.FromAddr)
+	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "message.quarantined", msg.FromAddr, detail, &msg.ID); err != nil {
+		return err
+	}
+	if ag == nil {
+		return nil
+	}
+	return x.tellAgent(sc, ag, detail)
+}
+
+// commandError tells the agent what was wrong and what would have been
+// sent; nothing goes to the customer.
+func (x *Executor) commandError(sc *scope, ag *storage.Agent, problems []string, wouldSend string) error {
+	detail := strings.Join(problems, "\n")
+	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "command.rejected", ag.Email, detail, &sc.trigger.ID); err != nil {
+		return err
+	}
+	msg := "Nothing was sent to the customer and no command ran, because:\n" + detail
+	if strings.TrimSpace(wouldSend) != "" {
+		msg += "\n\nThis is what would have been sent:\n\n" + wouldSend
+	}
+	return x.tellAgent(sc, ag, msg)
+}
+
+// tellAgent mails one agent the command_error template with text as the
+// error.
+func (x *Executor) tellAgent(sc *scope, ag *storage.Agent, text string) error {
+	ev, err := x.event(sc, rules.EventMessageReceived)
+	if err != nil {
+		return err
+	}
+	data := rules.DataFor(ev, x.links(sc.v.ID))
+	data.Agent, data.Error = rules.Person{Address: ag.Email, Name: ag.Name}, text
+	r, ok, err := x.render(sc, "command_error", data)
+	if !ok {
+		return err
+	}
+	m := compose.Message{
+		From:    compose.Address{Name: sc.v.Inbox.Name, Email: sc.v.Inbox.Address},
+		To:      []compose.Address{{Name: ag.Name, Email: ag.Email}},
+		ReplyTo: []compose.Address{{Name: sc.v.Inbox.Name, Email: x.opts.Signer.Sign(threading.PurposeReply, sc.v.ID, ag.ID) + "@" + x.opts.Domain}},
+		Subject: threading.TagSubject(r.Subject, sc.v.ID, x.opts.TagPrefix), Text: r.Text, HTML: r.HTML,
+	}
+	return x.queue(sc, storage.OutboxToStaff, true, []string{ag.Email}, m)
+}
+
+// sendAgentReply relays the agent's new text to the customer and the CCs
+// on the ticket, from the inbox address with the agent's name: no agent
+// address appears anywhere in it.
+func (x *Executor) sendAgentReply(sc *scope, ag *storage.Agent, text string, msg *storage.Message) error {
+	to := []compose.Address{{Name: sc.v.Customer.Name, Email: sc.v.Customer.Email}}
+	rcpts := []string{sc.v.Customer.Email}
+	var cc []compose.Address
+	for _, p := range sc.v.Participants {
+		if p.Role == "cc" && p.Email != sc.v.Customer.Email {
+			cc = append(cc, compose.Address{Email: p.Email})
+			rcpts = append(rcpts, p.Email)
+		}
+	}
+	atts, err := x.attachments(sc, msg)
+	if err != nil {
+		return err
+	}
+	inReplyTo, refs, idx, topic := x.thread(sc)
+	subject := sc.v.Subject
+	if n := threading.NormalizeSubject(subject); n != "" && !strings.HasPrefix(strings.ToLower(subject), "re:") {
+		subject = "Re: " + subject
+	}
+	m := compose.Message{
+		From:    compose.Address{Name: fmt.Sprintf("%s (%s)", nameOr(ag.Name, "Support"), sc.v.Inbox.Name), Email: sc.v.Inbox.Address},
+		To:      to, Cc: cc, Subject: threading.TagSubject(subject, sc.v.ID, x.opts.TagPrefix),
+		InReplyTo: inReplyTo, References: refs, ThreadIndex: idx, ThreadTopic: topic, Text: text, Attachments: atts,
+	}
+	if err := x.queue(sc, storage.OutboxToCustomer, false, rcpts, m); err != nil {
+		return err
+	}
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "reply.queued", ag.Email, fmt.Sprintf("reply by %s to %s", ag.Name, strings.Join(rcpts, ", ")), &msg.ID)
+}
+
+// attachments are the agent's attachments, passed through from the raw
+// message.
+func (x *Executor) attachments(sc *scope, msg *storage.Message) ([]compose.Attachment, error) {
+	raw, err := x.opts.Store.Raw(sc.ctx, msg.RawHash)
+	if err != nil {
+		return nil, err
+	}
+	env, err := enmime.ReadEnvelope(bytes.NewReader(raw))
+	if err != nil {
+		// The text is relayed; attachments of a message enmime cannot
+		// read are not, and the agent sees why on the timeline.
+		return nil, sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.attachments_dropped", msg.FromAddr, "attachments not relayed: "+err.Error(), &msg.ID)
+	}
+	var out []compose.Attachment
+	for _, p := range env.Attachments {
+		out = append(out, compose.Attachment{Filename: p.FileName, ContentType: p.ContentType, Data: p.Content})
+	}
+	return out, nil
+}

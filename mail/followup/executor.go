@@ -1,0 +1,332 @@
+// Package followup carries out the follow-through: after a message is
+// stored and parsed, a timer fires or a delivery fails, it builds the
+// rules' view of the ticket, asks the rules engine what to do, and applies
+// the answer in one transaction: state changes, timers, timeline entries,
+// and outgoing mail as outbox rows (composed here, sent by the Sender).
+package followup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/tendhq/tend/mail/compose"
+	"github.com/tendhq/tend/rules"
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/threading"
+)
+
+// Options configure an Executor.
+type Options struct {
+	Store     *storage.Store
+	Engine    *rules.Engine
+	Templates *rules.Templates
+	Signer    *threading.Signer
+	// Domain is ours: Message-IDs, agent reply addresses and VERP return
+	// paths are on it.
+	Domain    string
+	BaseURL   string
+	TagPrefix string
+	// LoopValue identifies this installation in the loop header of
+	// everything it sends.
+	LoopValue string
+	DKIM      *compose.DKIM
+	Clock     storage.Clock
+	Logger    *slog.Logger
+	// LinkTTL is how long confirmation links stay valid.
+	LinkTTL time.Duration
+}
+
+// Executor applies the rules. It is safe for concurrent use; every entry
+// point is one transaction and idempotent.
+type Executor struct {
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns an Executor.
+func New(opts Options) (*Executor, error) {
+	if opts.Store == nil || opts.Engine == nil || opts.Templates == nil || opts.Signer == nil || opts.Domain == "" {
+		return nil, errors.New("followup: store, engine, templates, signer and domain are required")
+	}
+	if opts.Clock == nil {
+		opts.Clock = storage.SystemClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.LinkTTL <= 0 {
+		opts.LinkTTL = 30 * 24 * time.Hour
+	}
+	return &Executor{opts: opts, log: opts.Logger}, nil
+}
+
+// scope is one event being handled inside its transaction.
+type scope struct {
+	ctx  context.Context
+	tx   *storage.Tx
+	v    storage.TicketView
+	msgs []storage.Message
+	// trigger is the message that caused the event, if any.
+	trigger *storage.Message
+	agents  []storage.Agent
+}
+
+// HandleMessage runs the rules for a stored, parsed message. It is the
+// ingest Processor's AfterParse hook; running it twice for one message
+// does nothing the second time.
+func (x *Executor) HandleMessage(ctx context.Context, msg storage.Message) error {
+	return x.opts.Store.InTx(ctx, func(tx *storage.Tx) error {
+		first, err := tx.MarkHandled(ctx, msg.ID)
+		if err != nil || !first {
+			return err
+		}
+		if msg.TicketID == nil {
+			if msg.Class == rules.ClassBounce {
+				return x.bounce(ctx, tx, msg)
+			}
+			return nil
+		}
+		sc, err := x.open(ctx, tx, *msg.TicketID, &msg)
+		if err != nil {
+			return err
+		}
+		if msg.AgentID != nil {
+			return x.agentMail(sc)
+		}
+		return x.customerMail(sc)
+	})
+}
+
+// open loads what an event needs.
+func (x *Executor) open(ctx context.Context, tx *storage.Tx, ticket int64, trigger *storage.Message) (*scope, error) {
+	v, err := tx.TicketView(ctx, ticket)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := tx.Messages(ctx, v.ID)
+	if err != nil {
+		return nil, err
+	}
+	agents, err := tx.Agents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &scope{ctx: ctx, tx: tx, v: v, msgs: msgs, trigger: trigger, agents: agents}, nil
+}
+
+func (x *Executor) customerMail(sc *scope) error {
+	msg := sc.trigger
+	evType := rules.EventMessageReceived
+	if firstInbound(sc.msgs) == msg.ID {
+		evType = rules.EventTicketCreated
+	}
+	role := rules.RoleCustomer
+	if msg.FromAddr != sc.v.Customer.Email {
+		role = rules.RoleCC
+	}
+	ev, err := x.event(sc, evType)
+	if err != nil {
+		return err
+	}
+	ev.Message = x.ruleMessage(msg, role)
+	if err := x.run(sc, ev); err != nil {
+		return err
+	}
+	if role == rules.RoleCustomer && msg.Class == rules.ClassHuman {
+		now := sc.tx.Now()
+		return sc.tx.UpdateTicket(sc.ctx, sc.v.ID, storage.TicketUpdate{LastCustomerAt: &now})
+	}
+	return nil
+}
+
+// firstInbound is the row id of the ticket's first received message.
+func firstInbound(msgs []storage.Message) int64 {
+	for _, m := range msgs {
+		if m.Direction == storage.DirectionIn {
+			return m.ID
+		}
+	}
+	return 0
+}
+
+// ruleMessage is the rules' view of a message.
+func (x *Executor) ruleMessage(m *storage.Message, role string) *rules.Message {
+	rm := &rules.Message{
+		From: rules.Person{Address: m.FromAddr, Name: m.FromName}, Role: role, Class: ruleClass(m.Class),
+		Text: newText(m), Subject: m.Subject, Imported: m.Imported, Note: m.Note,
+	}
+	if m.Date != nil {
+		rm.Date = *m.Date
+	}
+	return rm
+}
+
+// ruleClass maps the classifier's names onto the rules'.
+func ruleClass(c string) string {
+	if c == "own-mail" {
+		return rules.ClassOwn
+	}
+	if c == "report" {
+		return rules.ClassAutoReply
+	}
+	return c
+}
+
+// event builds an event of type typ on the scope's ticket.
+func (x *Executor) event(sc *scope, typ string) (rules.Event, error) {
+	lastHour, today, err := sc.tx.AutoMailCounts(sc.ctx, sc.v.Customer.Email, sc.v.ID)
+	if err != nil {
+		return rules.Event{}, err
+	}
+	v := sc.v
+	t := rules.Ticket{
+		Number: v.ID, Subject: v.Subject, State: v.State, CloseReason: v.CloseReason, Priority: v.Priority,
+		Customer: rules.Person{Address: v.Customer.Email, Name: v.Customer.Name},
+		Inbox:    rules.Inbox{Address: v.Inbox.Address, Name: v.Inbox.Name, ResponseTime: time.Duration(v.Inbox.ResponseTime) * time.Second},
+		Tags:     strings.Fields(v.Tags), RepeatContacts: v.RepeatContacts, Breached: v.Breached,
+		CreatedAt: v.CreatedAt, AutoMailsToCustomerLastHour: lastHour, AutoMailsOnTicketToday: today,
+	}
+	if v.Assignee != nil {
+		t.Assignee = rules.Person{Address: v.Assignee.Email, Name: v.Assignee.Name}
+	}
+	for dst, src := range map[*time.Time]*time.Time{&t.FirstResponseAt: v.FirstResponseAt, &t.LastCustomerAt: v.LastCustomerAt, &t.LastAgentAt: v.LastAgentAt, &t.ResolvedAt: v.ResolvedAt, &t.CustomerSuppressedUntil: v.Customer.SuppressedUntil} {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	return rules.Event{Type: typ, Now: x.opts.Clock.Now(), Ticket: t}, nil
+}
+
+// run evaluates the rules for ev and applies what they decide. A rule that
+// fails is logged and put on the timeline; it never blocks the others.
+func (x *Executor) run(sc *scope, ev rules.Event) error {
+	acts, errs := x.opts.Engine.Evaluate(ev)
+	for _, re := range errs {
+		x.log.Warn("rule failed", "ticket", sc.v.ID, "rule", re.Rule, "err", re.Err)
+		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "rule.failed", "", re.Error(), nil); err != nil {
+			return err
+		}
+	}
+	verdicts := rules.GateAll(ev, acts, x.opts.Engine.Options())
+	for i, a := range acts {
+		if a.Auto && !verdicts[i].Allowed {
+			if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.suppressed", "", fmt.Sprintf("%s (%s): %s", a.Template, a.Rule, verdicts[i].Reason), nil); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := x.apply(sc, ev, a); err != nil {
+			return fmt.Errorf("rule %s: %s: %w", a.Rule, a.Kind, err)
+		}
+	}
+	return nil
+}
+
+// apply carries out one action.
+func (x *Executor) apply(sc *scope, ev rules.Event, a rules.Action) error {
+	ctx, tx, id := sc.ctx, sc.tx, sc.v.ID
+	switch a.Kind {
+	case rules.Send:
+		return x.sendTemplate(sc, ev, a)
+	case rules.Notify:
+		return x.notify(sc, ev, a.Template, a.To, a.Rule, 0)
+	case rules.SetState:
+		return x.setState(sc, a.State, a.Note, "rule "+a.Rule)
+	case rules.Assign:
+		ag := findAgent(sc.agents, a.Assignee)
+		if ag == nil {
+			return tx.AddEvent(ctx, id, "rule.failed", "", fmt.Sprintf("rule %s: no agent %q to assign", a.Rule, a.Assignee), nil)
+		}
+		return x.assign(sc, ag, "rule "+a.Rule)
+	case rules.SetPriority:
+		if err := tx.UpdateTicket(ctx, id, storage.TicketUpdate{Priority: &a.Priority}); err != nil {
+			return err
+		}
+		sc.v.Priority = a.Priority
+		return tx.AddEvent(ctx, id, "ticket.priority", "", fmt.Sprintf("priority %s (rule %s)", a.Priority, a.Rule), nil)
+	case rules.Tag:
+		return tx.UpdateTicket(ctx, id, storage.TicketUpdate{AddTags: []string{a.Tag}})
+	case rules.Schedule:
+		return tx.Schedule(ctx, id, a.Timer, ev.Now.Add(a.After))
+	case rules.Cancel:
+		return tx.Cancel(ctx, id, a.Timer)
+	case rules.Record:
+		u := storage.TicketUpdate{}
+		switch a.Note {
+		case rules.RecordRepeatContact:
+			u.RepeatContacts = 1
+			sc.v.RepeatContacts++
+		case rules.RecordBreach:
+			yes := true
+			u.Breached = &yes
+			sc.v.Breached = true
+		}
+		if u.RepeatContacts != 0 || u.Breached != nil {
+			if err := tx.UpdateTicket(ctx, id, u); err != nil {
+				return err
+			}
+		}
+		return tx.AddEvent(ctx, id, "rule.record", "", fmt.Sprintf("%s (rule %s)", a.Note, a.Rule), nil)
+	case rules.Suppress:
+		reason := "hard bounce"
+		if ev.Outbox != nil {
+			reason = ev.Outbox.Reason
+		}
+		if err := tx.Suppress(ctx, a.Address, ev.Now.Add(a.After), reason); err != nil {
+			return err
+		}
+		return tx.AddEvent(ctx, id, "contact.suppressed", "", fmt.Sprintf("no automatic mail to %s until %s: %s", a.Address, ev.Now.Add(a.After).Format("2006-01-02"), reason), nil)
+	case rules.OpenLinked:
+		return x.openLinked(sc)
+	}
+	return fmt.Errorf("unknown action %q", a.Kind)
+}
+
+// setState moves the ticket and puts the change on the timeline.
+func (x *Executor) setState(sc *scope, state, reason, by string) error {
+	if state == sc.v.State {
+		return nil
+	}
+	u := storage.TicketUpdate{State: &state}
+	if state == storage.StateClosed {
+		u.CloseReason = &reason
+	}
+	if err := sc.tx.UpdateTicket(sc.ctx, sc.v.ID, u); err != nil {
+		return err
+	}
+	detail := fmt.Sprintf("%s → %s (%s)", sc.v.State, state, by)
+	if reason != "" {
+		detail += ": " + reason
+	}
+	sc.v.State = state
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "ticket.state_changed", "", detail, nil)
+}
+
+func (x *Executor) assign(sc *scope, ag *storage.Agent, by string) error {
+	if err := sc.tx.UpdateTicket(sc.ctx, sc.v.ID, storage.TicketUpdate{AssigneeID: &ag.ID}); err != nil {
+		return err
+	}
+	sc.v.Assignee = ag
+	if err := sc.tx.AddParticipants(sc.ctx, sc.v.ID, []string{ag.Email}, "agent"); err != nil {
+		return err
+	}
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "ticket.assigned", "", fmt.Sprintf("assigned to %s <%s> (%s)", ag.Name, ag.Email, by), nil)
+}
+
+// findAgent finds an agent by email, name or first name, case-insensitive.
+func findAgent(agents []storage.Agent, who string) *storage.Agent {
+	who = strings.ToLower(strings.TrimSpace(who))
+	for i, a := range agents {
+		name := strings.ToLower(a.Name)
+		first, _, _ := strings.Cut(name, " ")
+		local, _, _ := strings.Cut(a.Email, "@")
+		if who == a.Email || who == name || who == first || who == local {
+			return &agents[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,196 @@
+package followup
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/tendhq/tend/mail/compose"
+	"github.com/tendhq/tend/rules"
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/threading"
+)
+
+// roleCC is the rules' role of a writer who is not the ticket's customer.
+const roleCC = "cc"
+
+// Confirmation link purposes.
+const (
+	linkSolved    = "solved"
+	linkNotSolved = "not_solved"
+)
+
+// links makes the signed, single-purpose, expiring confirmation links.
+func (x *Executor) links(ticket int64) rules.Links {
+	exp := x.opts.Clock.Now().Add(x.opts.LinkTTL)
+	base := strings.TrimRight(x.opts.BaseURL, "/")
+	mk := func(p string) string {
+		return base + "/confirm?t=" + url.QueryEscape(x.opts.Signer.LinkToken(p, ticket, exp))
+	}
+	return rules.Links{Solved: mk(linkSolved), NotSolved: mk(linkNotSolved), Ticket: fmt.Sprintf("%s/tickets/%d", base, ticket)}
+}
+
+// thread returns the headers that put our mail in the customer's thread:
+// a reply to their latest message, with its references, and Outlook's
+// conversation carried on.
+func (x *Executor) thread(sc *scope) (inReplyTo string, refs []string, threadIndex, threadTopic string) {
+	for i := len(sc.msgs) - 1; i >= 0; i-- {
+		m := sc.msgs[i]
+		if m.Direction != storage.DirectionIn || m.AgentID != nil || strings.HasSuffix(m.MessageID, ".tend.invalid") {
+			continue
+		}
+		refs = strings.Fields(m.References)
+		if len(refs) > 20 {
+			// Keep the root and the newest: enough to thread, bounded size.
+			refs = append(refs[:1], refs[len(refs)-19:]...)
+		}
+		refs = append(refs, m.MessageID)
+		if m.ThreadRoot != "" {
+			threadIndex = threading.ContinueThreadIndex(m.ThreadRoot, x.opts.Clock.Now())
+		}
+		return m.MessageID, refs, threadIndex, m.ThreadTopic
+	}
+	return "", nil, "", ""
+}
+
+// queue composes m and commits it as an outbox row on the ticket.
+func (x *Executor) queue(sc *scope, kind string, auto bool, to []string, m compose.Message) error {
+	o := storage.OutboxMail{TicketID: &sc.v.ID, Kind: kind, Auto: auto, EnvTo: strings.Join(to, ",")}
+	row := storage.Message{
+		TicketID: &sc.v.ID, FromAddr: m.From.Email, FromName: m.From.Name, ToAddrs: strings.Join(to, ","),
+		Subject: m.Subject, InReplyTo: m.InReplyTo, References: strings.Join(m.References, " "),
+		ThreadTopic: m.ThreadTopic, Class: "human", Role: "system", Text: m.Text, HTML: m.HTML,
+	}
+	if kind == storage.OutboxToStaff {
+		// Notifications are not part of the customer's thread: they must
+		// never become what a customer's reply is threaded against.
+		row.TicketID = nil
+	}
+	_, err := sc.tx.QueueMail(sc.ctx, o, row, func(id int64) ([]byte, string, string, error) {
+		m.MessageID = x.opts.Signer.MessageID(sc.v.ID, id, x.opts.Domain)
+		m.Date = x.opts.Clock.Now()
+		m.Auto = auto
+		m.LoopHeader = x.opts.LoopValue
+		if m.Extra == nil {
+			m.Extra = map[string]string{}
+		}
+		m.Extra["X-Tend-Ticket"] = fmt.Sprint(sc.v.ID)
+		raw, err := compose.Build(m)
+		if err != nil {
+			return nil, "", "", err
+		}
+		if x.opts.DKIM != nil {
+			if raw, err = compose.Sign(raw, *x.opts.DKIM); err != nil {
+				return nil, "", "", err
+			}
+		}
+		return raw, m.MessageID, x.opts.Signer.BounceAddress(id) + "@" + x.opts.Domain, nil
+	})
+	return err
+}
+
+// render renders a template for the ticket's inbox; a failure is put on
+// the timeline and the mail is not sent (templates are checked at load, so
+// this is rare).
+func (x *Executor) render(sc *scope, name string, data rules.TemplateData) (rules.Rendered, bool, error) {
+	r, err := x.opts.Templates.Render(name, sc.v.Inbox.Address, data)
+	if err != nil {
+		x.log.Error("template failed", "ticket", sc.v.ID, "template", name, "err", err)
+		return r, false, sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.failed", "", fmt.Sprintf("template %s: %v", name, err), nil)
+	}
+	return r, true, nil
+}
+
+// sendTemplate mails a template to the customer in the ticket's thread.
+func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action) error {
+	data := rules.DataFor(ev, x.links(sc.v.ID))
+	r, ok, err := x.render(sc, a.Template, data)
+	if !ok {
+		return err
+	}
+	inReplyTo, refs, idx, topic := x.thread(sc)
+	m := compose.Message{
+		From:    compose.Address{Name: sc.v.Inbox.Name, Email: sc.v.Inbox.Address},
+		To:      []compose.Address{{Name: sc.v.Customer.Name, Email: sc.v.Customer.Email}},
+		Subject: threading.TagSubject(r.Subject, sc.v.ID, x.opts.TagPrefix), InReplyTo: inReplyTo, References: refs,
+		Text: r.Text, HTML: r.HTML, ThreadIndex: idx, ThreadTopic: topic,
+	}
+	if err := x.queue(sc, storage.OutboxToCustomer, a.Auto, []string{sc.v.Customer.Email}, m); err != nil {
+		return err
+	}
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.queued", "", fmt.Sprintf("%s to %s (rule %s)", a.Template, sc.v.Customer.Email, a.Rule), nil)
+}
+
+// staff returns the agents a notification goes to.
+func staff(sc *scope, to string, except int64) []storage.Agent {
+	var out []storage.Agent
+	add := func(a storage.Agent) {
+		if a.ID != except && !slices.ContainsFunc(out, func(b storage.Agent) bool { return b.ID == a.ID }) {
+			out = append(out, a)
+		}
+	}
+	for _, a := range sc.agents {
+		switch to {
+		case rules.ToAgents:
+			add(a)
+		case rules.ToLeads:
+			if a.Role == storage.RoleLead || a.Role == storage.RoleAdmin {
+				add(a)
+			}
+		case rules.ToAssignee:
+			if sc.v.Assignee != nil && a.ID == sc.v.Assignee.ID {
+				add(a)
+			}
+		case rules.ToAssigneeOrAgents:
+			if sc.v.Assignee == nil || a.ID == sc.v.Assignee.ID {
+				add(a)
+			}
+		}
+	}
+	// The bootstrap admin has no real mailbox.
+	return slices.DeleteFunc(out, func(a storage.Agent) bool { return strings.HasSuffix(a.Email, "@localhost") && a.Role == storage.RoleAdmin })
+}
+
+// notify mails a staff template to each agent of to, each with a Reply-To
+// that is that agent's own signed address for this ticket: a reply to a
+// note notification stays internal.
+func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, except int64) error {
+	purpose := threading.PurposeReply
+	if template == "notify_note" {
+		purpose = threading.PurposeNote
+	}
+	for _, ag := range staff(sc, to, except) {
+		data := rules.DataFor(ev, x.links(sc.v.ID))
+		data.Agent = rules.Person{Address: ag.Email, Name: ag.Name}
+		r, ok, err := x.render(sc, template, data)
+		if !ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		reply := x.opts.Signer.Sign(purpose, sc.v.ID, ag.ID) + "@" + x.opts.Domain
+		from := sc.v.Inbox.Name
+		if ev.Message != nil && ev.Message.From.Address != "" {
+			from = fmt.Sprintf("%s via %s", nameOr(ev.Message.From.Name, ev.Message.From.Address), sc.v.Inbox.Name)
+		}
+		m := compose.Message{
+			From:    compose.Address{Name: from, Email: sc.v.Inbox.Address},
+			To:      []compose.Address{{Name: ag.Name, Email: ag.Email}},
+			ReplyTo: []compose.Address{{Name: sc.v.Inbox.Name, Email: reply}},
+			Subject: threading.TagSubject(r.Subject, sc.v.ID, x.opts.TagPrefix), Text: r.Text, HTML: r.HTML,
+		}
+		if err := x.queue(sc, storage.OutboxToStaff, true, []string{ag.Email}, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func nameOr(name, addr string) string {
+	if name != "" {
+		return name
+	}
+	return addr
+}

@@ -1,0 +1,179 @@
+package followup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/tendhq/tend/mail/relay"
+	"github.com/tendhq/tend/storage"
+)
+
+// worker is the loop shared by the sender and the timer worker: run a batch
+// until none is left, then wait for a wake-up or the period. The work is in
+// the database, so a lost wake-up only delays it.
+type worker struct {
+	name   string
+	period time.Duration
+	wake   chan struct{}
+	log    *slog.Logger
+	once   func(ctx context.Context) (int, error)
+}
+
+func (w *worker) run(ctx context.Context) error {
+	t := time.NewTicker(w.period)
+	defer t.Stop()
+	for {
+		for {
+			n, err := w.once(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				w.log.Error(w.name, "err", err)
+				break
+			}
+			if n == 0 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.wake:
+		case <-t.C:
+		}
+	}
+}
+
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Timers fires due timers.
+type Timers struct {
+	store *storage.Store
+	exec  *Executor
+	owner string
+	w     worker
+}
+
+// NewTimers returns the timer worker.
+func NewTimers(store *storage.Store, exec *Executor, owner string, period time.Duration, log *slog.Logger) *Timers {
+	t := &Timers{store: store, exec: exec, owner: owner}
+	t.w = worker{name: "timers", period: period, wake: make(chan struct{}, 1), log: log, once: t.RunOnce}
+	return t
+}
+
+// Run fires timers until ctx ends.
+func (t *Timers) Run(ctx context.Context) error { return t.w.run(ctx) }
+
+// RunOnce fires the timers due now and returns how many it claimed.
+func (t *Timers) RunOnce(ctx context.Context) (int, error) {
+	ts, err := t.store.ClaimTimers(ctx, t.owner, 32, 5*time.Minute)
+	if err != nil {
+		return 0, err
+	}
+	for _, tm := range ts {
+		if err := t.exec.HandleTimer(ctx, tm, t.owner); err != nil {
+			// The lease runs out and the timer is tried again.
+			return 0, fmt.Errorf("timer %d (%s on #%d): %w", tm.ID, tm.Name, tm.TicketID, err)
+		}
+	}
+	return len(ts), nil
+}
+
+// Sender delivers the outbox through the relay.
+type Sender struct {
+	store    *storage.Store
+	exec     *Executor
+	relay    *relay.Client
+	owner    string
+	clock    storage.Clock
+	retryFor time.Duration
+	w        worker
+	rnd      func() float64
+}
+
+// SenderOptions configure a Sender.
+type SenderOptions struct {
+	Owner    string
+	Clock    storage.Clock
+	RetryFor time.Duration // give up on temporary failures after this
+	Period   time.Duration
+	Logger   *slog.Logger
+}
+
+// NewSender returns the outbox sender.
+func NewSender(store *storage.Store, exec *Executor, rc *relay.Client, o SenderOptions) *Sender {
+	if o.RetryFor <= 0 {
+		o.RetryFor = 48 * time.Hour
+	}
+	if o.Clock == nil {
+		o.Clock = storage.SystemClock{}
+	}
+	s := &Sender{store: store, exec: exec, relay: rc, owner: o.Owner, clock: o.Clock, retryFor: o.RetryFor, rnd: rand.Float64}
+	s.w = worker{name: "outbox", period: o.Period, wake: make(chan struct{}, 1), log: o.Logger, once: s.RunOnce}
+	return s
+}
+
+// Wake tells the sender there may be mail to send.
+func (s *Sender) Wake() { wake(s.w.wake) }
+
+// Run sends until ctx ends.
+func (s *Sender) Run(ctx context.Context) error { return s.w.run(ctx) }
+
+// RunOnce sends the mail due now and returns how many rows it claimed.
+// A row is claimed with a lease, sent, and its outcome committed; a crash
+// between the relay's 250 and that commit sends it again after the lease
+// (at least once: the same Message-ID lets mail clients drop the copy).
+func (s *Sender) RunOnce(ctx context.Context) (int, error) {
+	rows, err := s.store.ClaimOutbox(ctx, s.owner, 16, 10*time.Minute)
+	if err != nil {
+		return 0, err
+	}
+	for _, o := range rows {
+		err := s.relay.Send(ctx, o.EnvFrom, strings.Split(o.EnvTo, ","), o.Raw)
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		res := s.outcome(o, err)
+		err = s.store.InTx(ctx, func(tx *storage.Tx) error {
+			ok, err := tx.FinishOutbox(ctx, o.ID, s.owner, res)
+			if err != nil || !ok || !res.Failed {
+				return err
+			}
+			return s.exec.outboxFailed(ctx, tx, o, res.Error, res.Permanent)
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	return len(rows), nil
+}
+
+// outcome turns a relay error into what to record: sent, retry later with
+// backoff and jitter, or failed for good.
+func (s *Sender) outcome(o storage.OutboxMail, err error) storage.OutboxResult {
+	if err == nil {
+		return storage.OutboxResult{Sent: true}
+	}
+	var se *relay.SendError
+	temporary := !errors.As(err, &se) || se.Temporary
+	now := s.clock.Now()
+	if temporary && now.Sub(o.CreatedAt) < s.retryFor {
+		return storage.OutboxResult{RetryAt: now.Add(relay.Backoff(o.Attempts, 30*time.Second, time.Hour, s.rnd)), Error: err.Error()}
+	}
+	msg := err.Error()
+	if temporary {
+		msg = fmt.Sprintf("gave up after %s of temporary failures: %s", s.retryFor, msg)
+	}
+	return storage.OutboxResult{Failed: true, Permanent: !temporary, Error: msg}
+}
