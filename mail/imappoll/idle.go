@@ -24,7 +24,7 @@ var errConnClosed = errors.New("imappoll: connection closed")
 // end it every IdleRestart (25 minutes) or StaleAfter/2, whichever is
 // shorter, and read the mailbox, which also proves it is still alive.
 func (p *Poller) waitForMail(ctx context.Context, s *session) error {
-	idleCap := s.caps.Has(imap.CapIdle)
+	idleCap := s.caps.Has(imap.CapIdle) && !p.opts.DisableIdle
 	period := p.opts.PollInterval
 	if idleCap {
 		period = min(p.opts.IdleRestart, p.opts.StaleAfter/2)

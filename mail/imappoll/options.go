@@ -77,6 +77,9 @@ type Options struct {
 	// PollInterval is how often to look for mail when the server has no
 	// IDLE; default 1 minute.
 	PollInterval time.Duration
+	// DisableIdle polls even where IDLE is offered, for servers whose IDLE
+	// is known to be broken.
+	DisableIdle bool
 	// IdleRestart re-issues IDLE before servers drop it (RFC 2177 asks
 	// clients to restart it at least every 29 minutes); default 25 minutes.
 	IdleRestart time.Duration

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,14 @@ type session struct {
 	timedOut atomic.Bool
 	timeout  time.Duration
 	stopCtx  func() bool
+
+	// While a FETCH streams, cancellation does not close the socket: the
+	// batch drains (it is bounded by BatchSize) and then closes it. go-imap
+	// v2.0.0-beta.8 races between its reader and a literal being read when
+	// the socket closes mid-literal; a clean stop should not go there.
+	mu        sync.Mutex
+	streaming bool
+	cancelled bool
 }
 
 // dial connects, authenticates and returns a session; the connection is
@@ -89,7 +98,15 @@ func dial(ctx context.Context, o *Options) (*session, error) {
 		_ = conn.Close()
 	})
 	s.watchdog.Stop()
-	s.stopCtx = context.AfterFunc(ctx, func() { _ = conn.Close() })
+	s.stopCtx = context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.streaming {
+			s.cancelled = true
+			return
+		}
+		_ = conn.Close()
+	})
 
 	err = s.do(func() error {
 		if o.TLS == TLSStartTLS {
@@ -148,6 +165,27 @@ func (s *session) do(f func() error) error {
 // deadline (FETCH: one deadline per message, not per batch).
 func (s *session) arm()    { s.watchdog.Reset(s.timeout) }
 func (s *session) disarm() { s.watchdog.Stop() }
+
+// beginStream marks a FETCH in flight; it fails when ctx is already done.
+func (s *session) beginStream(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.streaming = true
+	return nil
+}
+
+// endStream ends it, closing the socket if ctx ended meanwhile.
+func (s *session) endStream() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.streaming = false
+	if s.cancelled {
+		_ = s.conn.Close()
+	}
+}
 
 // timeoutErr wraps err in ErrTimeout when the watchdog fired.
 func (s *session) timeoutErr(err error) error {

@@ -142,6 +142,9 @@ func (p *Poller) batch(ctx context.Context, s *session, uids []imap.UID, bulk bo
 	}
 	var done []imap.UID
 	var deliverErr error
+	if err := s.beginStream(ctx); err != nil {
+		return err
+	}
 	s.arm()
 	cmd := s.c.Fetch(imap.UIDSetNum(uids...), opts)
 	for {
@@ -151,7 +154,7 @@ func (p *Poller) batch(ctx context.Context, s *session, uids []imap.UID, bulk bo
 		}
 		buf, err := msg.Collect()
 		s.disarm()
-		if err == nil && want[buf.UID] {
+		if err == nil && want[buf.UID] && ctx.Err() == nil {
 			delete(want, buf.UID)
 			raw := buf.FindBodySection(body)
 			if raw == nil {
@@ -168,6 +171,11 @@ func (p *Poller) batch(ctx context.Context, s *session, uids []imap.UID, bulk bo
 	}
 	fetchErr := s.timeoutErr(cmd.Close())
 	s.disarm()
+	s.endStream()
+	if err := ctx.Err(); err != nil && fetchErr == nil {
+		// Stopped mid-batch: what was not delivered stays for next time.
+		fetchErr = err
+	}
 	// A tagged NO/BAD fails the FETCH but leaves the connection usable:
 	// the messages not returned are retried later, the others go on. When
 	// the connection broke, nothing not returned can be judged either.
