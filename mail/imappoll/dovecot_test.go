@@ -30,6 +30,18 @@ func dovecotOptions(t *testing.T, srv *dovecottest.Server, clock *storagetest.Fa
 	return o
 }
 
+// dovecotSeeded starts Dovecot with the testdata messages in mailbox.
+func dovecotSeeded(t *testing.T, mailbox string) (*dovecottest.Server, []string, *storagetest.FakeClock, *fakeDeliverer, *fakeStore) {
+	t.Helper()
+	srv := dovecottest.Start(t)
+	raws, ids := testdataMessages(t)
+	for _, raw := range raws {
+		srv.Append(t, mailbox, raw)
+	}
+	clock := storagetest.NewFakeClock(t0)
+	return srv, ids, clock, newFakeDeliverer(), newFakeStore(clock)
+}
+
 func TestDovecotIdleDeliversWithinTwoSeconds(t *testing.T) {
 	srv := dovecottest.Start(t)
 	clock := storagetest.NewFakeClock(t0)
@@ -49,20 +61,10 @@ func TestDovecotIdleDeliversWithinTwoSeconds(t *testing.T) {
 }
 
 func TestDovecotAfterMove(t *testing.T) {
-	srv := dovecottest.Start(t)
-	raws, ids := testdataMessages(t)
-	for _, raw := range raws {
-		srv.Append(t, "INBOX", raw)
-	}
-	clock := storagetest.NewFakeClock(t0)
-	d, st := newFakeDeliverer(), newFakeStore(clock)
+	srv, ids, clock, d, st := dovecotSeeded(t, "INBOX")
 	o := dovecotOptions(t, srv, clock)
 	o.After = After{Action: AfterMove, Folder: "Processed"}
-	p, err := New(o, d, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, p)
+	start(t, o, d, st)
 	waitFor(t, wait, "moved", func() bool {
 		return d.storedCount() == len(ids) && srv.Count(t, "INBOX") == 0 && srv.Count(t, "Processed") == len(ids)
 	})
@@ -70,23 +72,13 @@ func TestDovecotAfterMove(t *testing.T) {
 }
 
 func TestDovecotUIDValidityChange(t *testing.T) {
-	srv := dovecottest.Start(t)
-	raws, ids := testdataMessages(t)
-	for _, raw := range raws {
-		srv.Append(t, "Support", raw)
-	}
-	clock := storagetest.NewFakeClock(t0)
-	d, st := newFakeDeliverer(), newFakeStore(clock)
+	srv, ids, clock, d, st := dovecotSeeded(t, "Support")
 	o := dovecotOptions(t, srv, clock)
 	o.Mailbox = "Support"
 	// Dovecot keeps an IDLE on a deleted mailbox open without a word; the
 	// periodic re-SELECT (every IdleRestart) is what notices it.
 	o.IdleRestart = 200 * time.Millisecond
-	p, err := New(o, d, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, p)
+	p := start(t, o, d, st)
 	waitFor(t, wait, "first sync", func() bool { return d.storedCount() == len(ids) })
 	old := st.state(p.opts.key()).UIDValidity
 	srv.RecreateMailbox(t, "Support")
@@ -173,7 +165,7 @@ func TestDovecotChild(t *testing.T) {
 	o := Options{
 		Inbox: "support@acme.example", Addr: os.Getenv("CHILD_ADDR"), TLS: TLSNone, Insecure: true,
 		Username: os.Getenv("CHILD_USER"), Auth: AuthPlain, Holder: "child", BatchSize: 100, BackfillRate: 1e6,
-		Password: func(context.Context) (string, error) { return os.Getenv("CHILD_PASS"), nil },
+		Password:   func(context.Context) (string, error) { return os.Getenv("CHILD_PASS"), nil },
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Logger: testLogger(t),
 	}
 	p, err := New(o, d, st)
@@ -288,7 +280,7 @@ func BenchmarkFirstSync(b *testing.B) {
 			Inbox: "support@acme.example", Addr: srv.Addr, TLS: TLSNone, Insecure: true,
 			Username: srv.User, Auth: AuthPlain, Holder: "bench", BackfillRate: 1e9,
 			Password: func(context.Context) (string, error) { return srv.Password, nil },
-			Clock: clock, Logger: slogDiscard(),
+			Clock:    clock, Logger: slogDiscard(),
 		}
 		p, err := New(o, d, st)
 		if err != nil {

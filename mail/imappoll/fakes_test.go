@@ -358,3 +358,25 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 var errDatabaseDown = errors.New("database is down")
+
+// seed appends the testdata messages to mailbox and returns their
+// Message-IDs.
+func (m *memServer) seed(t *testing.T, mailbox string) (raws [][]byte, ids []string) {
+	t.Helper()
+	raws, ids = testdataMessages(t)
+	for _, r := range raws {
+		m.append(t, mailbox, r, time.Time{})
+	}
+	return raws, ids
+}
+
+// start builds a Poller and runs it until the test ends.
+func start(t *testing.T, o Options, d Deliverer, st StateStore) *Poller {
+	t.Helper()
+	p, err := New(o, d, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, p)
+	return p
+}

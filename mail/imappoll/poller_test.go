@@ -34,19 +34,12 @@ func TestFirstSyncAfterActions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := startMem(t, tc.caps)
-			raws, ids := testdataMessages(t)
-			for _, r := range raws {
-				srv.append(t, "INBOX", r, time.Time{})
-			}
+			_, ids := srv.seed(t, "INBOX")
 			clock := storagetest.NewFakeClock(t0)
 			d, st := newFakeDeliverer(), newFakeStore(clock)
 			opts := testOptions(t, srv.addr, clock)
 			opts.After = tc.after
-			p, err := New(opts, d, st)
-			if err != nil {
-				t.Fatal(err)
-			}
-			run(t, p)
+			p := start(t, opts, d, st)
 			waitFor(t, wait, "all delivered and acted on", func() bool {
 				n, unseen := srv.status(t, "INBOX")
 				return d.storedCount() == len(ids) && n == tc.inbox && unseen == tc.unseen
@@ -77,20 +70,13 @@ func TestNewMailWhileRunning(t *testing.T) {
 	}{{"idle", false, StateIdle}, {"polling", true, StatePolling}} {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			srv := startMem(t, fullCaps)
-			clock := storagetest.NewFakeClock(t0)
-			d, st := newFakeDeliverer(), newFakeStore(clock)
-			opts := testOptions(t, srv.addr, clock)
+			srv, clock, d, st, opts := memRig(t)
 			opts.DisableIdle = mode.noIdle
 			if !mode.noIdle {
 				// Only an EXISTS from the server can wake it within the test.
 				opts.IdleRestart, opts.PollInterval = time.Hour, time.Hour
 			}
-			p, err := New(opts, d, st)
-			if err != nil {
-				t.Fatal(err)
-			}
-			run(t, p)
+			p := start(t, opts, d, st)
 			waitFor(t, wait, "waiting state", func() bool { return p.Status().State == mode.state })
 			for i := range 3 {
 				raw, _ := genMessage(i)
@@ -172,10 +158,7 @@ func TestCrashResumeDeliversEachOnce(t *testing.T) {
 func TestDeliverFailureLeavesMessageForNextPass(t *testing.T) {
 	t.Parallel()
 	srv := startMem(t, fullCaps)
-	raws, ids := testdataMessages(t)
-	for _, r := range raws {
-		srv.append(t, "INBOX", r, time.Time{})
-	}
+	_, ids := srv.seed(t, "INBOX")
 	clock := storagetest.NewFakeClock(t0)
 	d, st := newFakeDeliverer(), newFakeStore(clock)
 	stuck := ids[1]
@@ -186,11 +169,7 @@ func TestDeliverFailureLeavesMessageForNextPass(t *testing.T) {
 		return nil
 	})
 	opts := testOptions(t, srv.addr, clock)
-	p, err := New(opts, d, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, p)
+	p := start(t, opts, d, st)
 	waitFor(t, wait, "the others delivered and a retry of the stuck one", func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
@@ -226,20 +205,13 @@ func TestUIDValidityChangeDuplicatesNothing(t *testing.T) {
 	if err := srv.user.Create("Support", nil); err != nil {
 		t.Fatal(err)
 	}
-	raws, ids := testdataMessages(t)
-	for _, r := range raws {
-		srv.append(t, "Support", r, time.Time{})
-	}
+	raws, ids := srv.seed(t, "Support")
 	clock := storagetest.NewFakeClock(t0)
 	d, st := newFakeDeliverer(), newFakeStore(clock)
 	opts := testOptions(t, srv.addr, clock)
 	opts.Mailbox = "Support"
 	opts.IdleRestart = 30 * time.Millisecond // re-SELECT often: the old mailbox sends nothing
-	p, err := New(opts, d, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, p)
+	p := start(t, opts, d, st)
 	waitFor(t, wait, "first sync", func() bool { return d.storedCount() == len(ids) })
 	old := st.state(p.opts.key()).UIDValidity
 
@@ -280,11 +252,7 @@ func TestBackfillImported(t *testing.T) {
 			d, st := newFakeDeliverer(), newFakeStore(clock)
 			opts := testOptions(t, srv.addr, clock)
 			opts.BackfillLive = live
-			p, err := New(opts, d, st)
-			if err != nil {
-				t.Fatal(err)
-			}
-			run(t, p)
+			p := start(t, opts, d, st)
 			waitFor(t, wait, "backfill", func() bool { return d.storedCount() == 3 })
 			if got := st.state(p.opts.key()).ConnectedAt; !got.Equal(t0) {
 				t.Errorf("ConnectedAt = %v, want %v", got, t0)
@@ -311,21 +279,14 @@ func TestBackfillImported(t *testing.T) {
 
 func TestLeaseHeldElsewhere(t *testing.T) {
 	t.Parallel()
-	srv := startMem(t, fullCaps)
-	raw, _ := genMessage(1)
-	srv.append(t, "INBOX", raw, time.Time{})
-	clock := storagetest.NewFakeClock(t0)
+	srv, clock := startMemOne(t)
 	d, st := newFakeDeliverer(), newFakeStore(clock)
 	opts := testOptions(t, srv.addr, clock)
 	name := "imap:support@acme.example/INBOX"
 	if ok, _ := st.AcquireLease(context.Background(), name, "replica-2", time.Hour); !ok {
 		t.Fatal("could not take the lease for the other replica")
 	}
-	p, err := New(opts, d, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, p)
+	p := start(t, opts, d, st)
 	waitFor(t, wait, "lease_held_elsewhere", func() bool { return p.Status().State == StateLeaseHeldElsewhere })
 	// Several retries later it still has not touched the mailbox.
 	waitFor(t, wait, "retries", func() bool {
@@ -343,10 +304,7 @@ func TestLeaseHeldElsewhere(t *testing.T) {
 
 func TestBadCredentialsDoNotStopOthers(t *testing.T) {
 	t.Parallel()
-	srv := startMem(t, fullCaps)
-	raw, _ := genMessage(1)
-	srv.append(t, "INBOX", raw, time.Time{})
-	clock := storagetest.NewFakeClock(t0)
+	srv, clock := startMemOne(t)
 	st := newFakeStore(clock)
 
 	dBad, dGood := newFakeDeliverer(), newFakeDeliverer()
@@ -383,16 +341,9 @@ func TestBadCredentialsDoNotStopOthers(t *testing.T) {
 
 func TestServerRestartReconnects(t *testing.T) {
 	t.Parallel()
-	srv := startMem(t, fullCaps)
-	clock := storagetest.NewFakeClock(t0)
-	d, st := newFakeDeliverer(), newFakeStore(clock)
-	opts := testOptions(t, srv.addr, clock)
+	srv, _, d, st, opts := memRig(t)
 	opts.IdleRestart, opts.PollInterval = time.Hour, time.Hour
-	p, err := New(opts, d, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, p)
+	p := start(t, opts, d, st)
 	waitFor(t, wait, "idle", func() bool { return p.Status().State == StateIdle })
 	srv.restart(t)
 	waitFor(t, wait, "error recorded", func() bool { return p.Status().LastError != "" })
@@ -404,16 +355,9 @@ func TestServerRestartReconnects(t *testing.T) {
 
 func TestMissingMailboxBacksOffAndStale(t *testing.T) {
 	t.Parallel()
-	srv := startMem(t, fullCaps)
-	clock := storagetest.NewFakeClock(t0)
-	d, st := newFakeDeliverer(), newFakeStore(clock)
-	opts := testOptions(t, srv.addr, clock)
+	srv, clock, d, st, opts := memRig(t)
 	opts.Mailbox = "Gone"
-	p, err := New(opts, d, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, p)
+	p := start(t, opts, d, st)
 	waitFor(t, wait, "backoff with the select error", func() bool {
 		s := p.Status()
 		return s.State == StateBackoff && strings.Contains(s.LastError, "select Gone")
@@ -437,10 +381,7 @@ func TestMissingMailboxBacksOffAndStale(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	srv := startMem(t, fullCaps)
-	raws, ids := testdataMessages(t)
-	for _, r := range raws {
-		srv.append(t, "INBOX", r, time.Time{})
-	}
+	_, ids := srv.seed(t, "INBOX")
 	clock := storagetest.NewFakeClock(t0)
 	reg := prometheus.NewRegistry()
 	d, st := newFakeDeliverer(), newFakeStore(clock)
@@ -523,4 +464,20 @@ func TestBackoffBounded(t *testing.T) {
 	if d := p.backoff(10, false); d < 30*time.Second {
 		t.Errorf("backoff(10) = %v, want near the cap", d)
 	}
+}
+
+// startMemOne starts a server holding one message in INBOX.
+func startMemOne(t *testing.T) (*memServer, *storagetest.FakeClock) {
+	srv := startMem(t, fullCaps)
+	raw, _ := genMessage(1)
+	srv.append(t, "INBOX", raw, time.Time{})
+	return srv, storagetest.NewFakeClock(t0)
+}
+
+// memRig is an empty server with a fake clock, deliverer, store and
+// fast options.
+func memRig(t *testing.T) (*memServer, *storagetest.FakeClock, *fakeDeliverer, *fakeStore, Options) {
+	srv := startMem(t, fullCaps)
+	clock := storagetest.NewFakeClock(t0)
+	return srv, clock, newFakeDeliverer(), newFakeStore(clock), testOptions(t, srv.addr, clock)
 }
