@@ -1,0 +1,18 @@
+// Package imappoll takes mail from existing IMAP mailboxes (Gmail,
+// Microsoft 365, Fastmail, Dovecot) into tend's inboxes, exactly once.
+//
+// One Poller watches one mailbox: it logs in (PLAIN, LOGIN, XOAUTH2 or
+// OAUTHBEARER over TLS or STARTTLS), waits for mail with IDLE (RFC 2177)
+// or by polling, fetches new messages by UID in batches with BODY.PEEK[],
+// hands each to a Deliverer (the same ingest path as SMTP) and only after
+// that commit flags, moves or deletes it. UIDVALIDITY and the highest UID
+// processed without a gap are persisted after every batch (RFC 9051
+// section 2.3.1.1); a restart resumes there and the Deliverer's dedup
+// absorbs any overlap. Mail older than the first connection is backfill,
+// delivered as Imported (no automatic mail) and throttled.
+//
+// Only one replica polls a mailbox at a time, through a lease in the
+// StateStore. Failures are retried with exponential backoff and jitter,
+// shown in Status and in Prometheus metrics; RunAll runs many pollers so
+// that one failing mailbox never stops another.
+package imappoll
