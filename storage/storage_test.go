@@ -312,3 +312,28 @@ func TestSchemaVersion(t *testing.T) {
 		}
 	})
 }
+
+func TestLeases(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		for _, step := range []struct {
+			holder string
+			want   bool
+		}{{"a", true}, {"b", false}, {"a", true}} {
+			got, err := s.AcquireLease(ctx, "imap:x", step.holder, time.Minute)
+			if err != nil || got != step.want {
+				t.Fatalf("AcquireLease(%s) = %v, %v; want %v", step.holder, got, err, step.want)
+			}
+		}
+		clock.Advance(2 * time.Minute) // a's lease runs out: b takes over
+		if got, err := s.AcquireLease(ctx, "imap:x", "b", time.Minute); err != nil || !got {
+			t.Fatalf("takeover after expiry = %v, %v", got, err)
+		}
+		if err := s.ReleaseLease(ctx, "imap:x", "b"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.AcquireLease(ctx, "imap:x", "a", time.Minute); !got {
+			t.Fatal("lease not free after release")
+		}
+	})
+}

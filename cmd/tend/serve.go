@@ -20,6 +20,7 @@ import (
 	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/mail/compose"
 	"github.com/tendhq/tend/mail/followup"
+	"github.com/tendhq/tend/mail/imappoll"
 	"github.com/tendhq/tend/mail/relay"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/smtpd"
@@ -172,7 +173,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		}
 	}
 
-	h, err := web.New(st, web.Options{BaseURL: cfg.Web.BaseURL, Gatherer: reg, Logger: log})
+	pollers, err := imapPollers(cfg, st, pipe, owner, reg, log)
+	if err != nil {
+		return err
+	}
+	var checks []web.Check
+	for _, p := range pollers {
+		s := p.Status()
+		checks = append(checks, web.Check{Name: "imap " + s.Inbox + "/" + s.Mailbox, Fn: imapReady(p)})
+	}
+	if len(pollers) > 0 {
+		g.Go(func() error { return imappoll.RunAll(ctx, pollers) })
+	}
+	h, err := web.New(st, web.Options{BaseURL: cfg.Web.BaseURL, Gatherer: reg, Logger: log, Checks: checks})
 	if err != nil {
 		return err
 	}

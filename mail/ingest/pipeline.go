@@ -24,6 +24,9 @@ type Envelope struct {
 	To       []string // accepted recipients, lowercased
 	Source   string   // smtp, lmtp, imap:<inbox>/<mailbox>/<uidvalidity>/<uid>
 	Imported bool     // IMAP backfill: stored and threaded, no automatic mail
+	// Unknown is set when the door has no SMTP envelope (IMAP): the
+	// return path is then read from the Return-Path field.
+	Unknown bool
 }
 
 // Committer is the durable store of the ingest path.
@@ -103,6 +106,10 @@ func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (stora
 	m := &Message{Headers: ParseHeaders(raw), Env: env}
 	// Classification reads only the header block: cheap enough for the
 	// hot path, and threading needs it (a bounce never opens a ticket).
+	if env.Unknown {
+		env.From = classify.ReversePath(m.Header)
+		m.Env.From = env.From
+	}
 	m.Classified = classify.Classify(m.Header, env.From, p.opts.Own)
 	m.Class = m.Classified.Kind.String()
 	for _, rcpt := range env.To {

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tendhq/tend/cmd/tend/config"
+	"github.com/tendhq/tend/mail/imappoll"
+	"github.com/tendhq/tend/mail/ingest"
+	"github.com/tendhq/tend/storage"
+)
+
+// imapDeliverer feeds IMAP mail into the same ingest path as SMTP.
+type imapDeliverer struct{ pipe *ingest.Pipeline }
+
+func (d imapDeliverer) Deliver(ctx context.Context, raw []byte, dl imappoll.Delivery) (imappoll.DeliveryResult, error) {
+	res, err := d.pipe.Deliver(ctx, raw, ingest.Envelope{To: []string{dl.Inbox}, Source: dl.Source, Imported: dl.Imported, Unknown: true})
+	return imappoll.DeliveryResult{Duplicate: res.Duplicate}, err
+}
+
+// imapState keeps the pollers' checkpoints, leases and secrets in the
+// database, so that several replicas share them.
+type imapState struct{ st *storage.Store }
+
+func (s imapState) MailboxState(ctx context.Context, key string) (imappoll.MailboxState, bool, error) {
+	m, ok, err := s.st.GetMailboxState(ctx, key)
+	if err != nil || !ok {
+		return imappoll.MailboxState{}, ok, err
+	}
+	return imappoll.MailboxState{UIDValidity: m.UIDValidity, LastUID: m.LastUID, ConnectedAt: m.ConnectedAt,
+		BackfillDone: m.BackfillDone, Synced: m.Synced, Total: m.Total}, true, nil
+}
+
+func (s imapState) SaveMailboxState(ctx context.Context, key string, m imappoll.MailboxState) error {
+	return s.st.PutMailboxState(ctx, storage.MailboxState{Key: key, UIDValidity: m.UIDValidity, LastUID: m.LastUID,
+		ConnectedAt: m.ConnectedAt, BackfillDone: m.BackfillDone, Synced: m.Synced, Total: m.Total})
+}
+
+func (s imapState) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	return s.st.AcquireLease(ctx, name, holder, ttl)
+}
+
+func (s imapState) ReleaseLease(ctx context.Context, name, holder string) error {
+	return s.st.ReleaseLease(ctx, name, holder)
+}
+
+func (s imapState) Secret(ctx context.Context, name string) (string, bool, error) {
+	return s.st.Setting(ctx, "secret:"+name)
+}
+
+func (s imapState) SaveSecret(ctx context.Context, name, value string) error {
+	return s.st.SaveSetting(ctx, "secret:"+name, value)
+}
+
+// imapPollers builds one poller per inbox with an imap block.
+func imapPollers(cfg config.Config, st *storage.Store, pipe *ingest.Pipeline, owner string, reg prometheus.Registerer, log *slog.Logger) ([]*imappoll.Poller, error) {
+	var out []*imappoll.Poller
+	for _, in := range cfg.Inboxes {
+		c := in.IMAP
+		if c == nil {
+			continue
+		}
+		opts := imappoll.Options{
+			Inbox: strings.ToLower(in.Address), Addr: c.Addr, TLS: c.TLS, Insecure: c.Insecure, Username: c.Username,
+			Auth: c.Auth, Mailbox: c.Mailbox, PollInterval: c.PollInterval, StaleAfter: c.StaleAfter,
+			BackfillLive: in.Backfill == "live", Holder: owner, Registerer: reg, Logger: log.With("inbox", in.Address),
+			After: imapAfter(c.After),
+		}
+		password := c.Password
+		opts.Password = func(context.Context) (string, error) { return password, nil }
+		switch {
+		case c.TokenFile != "":
+			opts.Token = imappoll.FileToken{Path: c.TokenFile}
+		case c.TokenCommand != "":
+			opts.Token = imappoll.CommandToken{Command: []string{"/bin/sh", "-c", c.TokenCommand}, Timeout: 30 * time.Second}
+		}
+		p, err := imappoll.New(opts, imapDeliverer{pipe}, imapState{st})
+		if err != nil {
+			return nil, fmt.Errorf("inbox %s: imap: %w", in.Address, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// imapReady reports a stale or failing mailbox to /readyz.
+func imapReady(p *imappoll.Poller) func(context.Context) error {
+	return func(context.Context) error {
+		s := p.Status()
+		if s.Stale {
+			return fmt.Errorf("%s/%s: no successful fetch since %s (%s): %s", s.Inbox, s.Mailbox, s.LastSuccess.Format(time.RFC3339), s.State, s.LastError)
+		}
+		return nil
+	}
+}
+
+func imapAfter(a config.After) imappoll.After {
+	switch a.Action {
+	case config.AfterMove:
+		return imappoll.After{Action: imappoll.AfterMove, Folder: a.Folder}
+	case config.AfterDelete:
+		return imappoll.After{Action: imappoll.AfterDelete}
+	default:
+		return imappoll.After{Action: imappoll.AfterSeen}
+	}
+}
