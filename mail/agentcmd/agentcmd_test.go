@@ -89,7 +89,6 @@ func TestParse(t *testing.T) {
 	}
 }
 
-
 func TestParseTestdata(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
