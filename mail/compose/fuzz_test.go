@@ -1,12 +1,9 @@
 package compose
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 	"unicode/utf8"
-
-	"github.com/jhillyerd/enmime/v2"
 )
 
 // FuzzBuild checks that arbitrary names, subjects and bodies never make
@@ -22,15 +19,7 @@ func FuzzBuild(f *testing.F) {
 		m := autoAck()
 		m.From.Name, m.To[0].Name, m.Subject, m.Text, m.HTML = fromName, toName, subject, text, html
 		m.Attachments = []Attachment{{Filename: filename, ContentType: "text/plain", Data: []byte(text)}}
-		raw, err := Build(m)
-		if err != nil {
-			t.Fatalf("Build refused valid addresses: %v", err)
-		}
-		checkWire(t, raw)
-		env, err := enmime.ReadEnvelope(bytes.NewReader(raw))
-		if err != nil {
-			t.Fatalf("enmime: %v", err)
-		}
+		env := parse(t, mustBuild(t, m))
 		if got, want := norm(env.GetHeader("Subject")), norm(subject); got != want {
 			t.Errorf("Subject = %q, want %q", got, want)
 		}

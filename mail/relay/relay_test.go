@@ -163,10 +163,7 @@ func TestSendStartTLSRequired(t *testing.T) {
 	addr, _ := srv.start(t, TLSNone) // offers no STARTTLS
 	err := New(Config{Addr: addr, TLS: TLSStartTLS, Timeout: 5 * time.Second}).
 		Send(context.Background(), "a@b.test", []string{"c@d.test"}, testMsg)
-	var se *SendError
-	if !errors.As(err, &se) || !se.Temporary {
-		t.Fatalf("err = %v, want temporary SendError", err)
-	}
+	wantTemporary(t, err)
 	if n := len(srv.messages()); n != 0 {
 		t.Errorf("sent %d messages in the clear", n)
 	}
@@ -182,10 +179,7 @@ func TestSendTLSHandshakeFailureIsTemporary(t *testing.T) {
 			// No RootCAs: the self-signed certificate is not trusted.
 			err := New(Config{Addr: addr, TLS: mode, Timeout: 5 * time.Second}).
 				Send(context.Background(), "a@b.test", []string{"c@d.test"}, testMsg)
-			var se *SendError
-			if !errors.As(err, &se) || !se.Temporary {
-				t.Fatalf("err = %v, want temporary SendError", err)
-			}
+			wantTemporary(t, err)
 			var tlsErr *tlsError
 			if !errors.As(err, &tlsErr) {
 				t.Errorf("err = %v, want a tls error", err)
@@ -207,10 +201,7 @@ func TestSendConnectionRefused(t *testing.T) {
 	l.Close()
 	err = New(Config{Addr: addr, TLS: TLSNone, Timeout: 5 * time.Second}).
 		Send(context.Background(), "a@b.test", []string{"c@d.test"}, testMsg)
-	var se *SendError
-	if !errors.As(err, &se) || !se.Temporary {
-		t.Fatalf("err = %v, want temporary SendError", err)
-	}
+	wantTemporary(t, err)
 }
 
 func TestSendTimeouts(t *testing.T) {
@@ -235,10 +226,7 @@ func TestSendTimeouts(t *testing.T) {
 			start := time.Now()
 			err := New(Config{Addr: addr, TLS: TLSNone, Timeout: 300 * time.Millisecond}).
 				Send(context.Background(), "a@b.test", []string{"c@d.test"}, testMsg)
-			var se *SendError
-			if !errors.As(err, &se) || !se.Temporary {
-				t.Fatalf("err = %v, want temporary SendError", err)
-			}
+			wantTemporary(t, err)
 			var ne net.Error
 			if !errors.As(err, &ne) || !ne.Timeout() {
 				t.Errorf("err = %v, want a timeout", err)
@@ -267,10 +255,7 @@ func TestSendContextCancel(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	var se *SendError
-	if !errors.As(err, &se) || !se.Temporary {
-		t.Errorf("err = %v, want temporary", err)
-	}
+	wantTemporary(t, err)
 }
 
 // TestSendServerClosesMidData speaks SMTP by hand and hangs up while the
@@ -304,10 +289,7 @@ func TestSendServerClosesMidData(t *testing.T) {
 	})
 	err := New(Config{Addr: addr, TLS: TLSNone, Timeout: 5 * time.Second}).
 		Send(context.Background(), "a@b.test", []string{"c@d.test"}, testMsg)
-	var se *SendError
-	if !errors.As(err, &se) || !se.Temporary {
-		t.Fatalf("err = %v, want temporary SendError", err)
-	}
+	wantTemporary(t, err)
 }
 
 func TestBackoff(t *testing.T) {
@@ -340,5 +322,14 @@ func TestBackoff(t *testing.T) {
 		if got := Backoff(4, time.Second, time.Hour, func() float64 { return f }); got < 0 || got >= 16*time.Second {
 			t.Errorf("jittered backoff %v out of range", got)
 		}
+	}
+}
+
+// wantTemporary fails the test unless err is a temporary *SendError.
+func wantTemporary(t *testing.T, err error) {
+	t.Helper()
+	var se *SendError
+	if !errors.As(err, &se) || !se.Temporary {
+		t.Fatalf("err = %v, want temporary SendError", err)
 	}
 }
