@@ -34,13 +34,13 @@ type apiMessage struct {
 }
 
 type ticketDetail struct {
-	Number   int64    `json:"number"`
-	Subject  string   `json:"subject"`
-	State    string   `json:"state"`
-	Customer string   `json:"customer"`
-	Inboxes  []string `json:"inboxes"`
+	Number   int64        `json:"number"`
+	Subject  string       `json:"subject"`
+	State    string       `json:"state"`
+	Customer string       `json:"customer"`
+	Inboxes  []string     `json:"inboxes"`
 	Messages []apiMessage `json:"messages"`
-	Events []struct {
+	Events   []struct {
 		Kind   string `json:"kind"`
 		Detail string `json:"detail"`
 	} `json:"events"`

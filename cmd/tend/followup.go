@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/tendhq/tend/cmd/tend/config"
-	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/rules"
-	"github.com/tendhq/tend/threading"
 )
 
 // loadRules compiles the rules (rules_file, else the embedded defaults)
@@ -51,30 +48,4 @@ func inboxAddresses(cfg config.Config) []string {
 		out[i] = strings.ToLower(in.Address)
 	}
 	return out
-}
-
-// recipients decides RCPT TO: configured inboxes, and on our domain the
-// signed agent addresses and VERP bounce addresses whose tokens verify.
-// Anything else is refused: tend is never a relay.
-type recipients struct {
-	pipe   *ingest.Pipeline
-	signer *threading.Signer
-	domain string
-}
-
-func (r recipients) Accept(_ context.Context, addr string) (bool, error) {
-	if r.pipe.IsInbox(addr) {
-		return true, nil
-	}
-	if threading.Domain(addr) != r.domain {
-		return false, nil
-	}
-	lp := threading.LocalPart(addr)
-	if _, err := r.signer.Verify(lp); err == nil {
-		return true, nil
-	}
-	if _, err := r.signer.ParseBounceAddress(lp); err == nil {
-		return true, nil
-	}
-	return false, nil
 }

@@ -21,8 +21,8 @@ import (
 	"github.com/tendhq/tend/mail/compose"
 	"github.com/tendhq/tend/mail/followup"
 	"github.com/tendhq/tend/mail/imappoll"
-	"github.com/tendhq/tend/mail/relay"
 	"github.com/tendhq/tend/mail/ingest"
+	"github.com/tendhq/tend/mail/relay"
 	"github.com/tendhq/tend/mail/smtpd"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
@@ -155,7 +155,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		g.Go(func() error { return sender.Run(ctx) })
 	}
 
-	rcpts := recipients{pipe: pipe, signer: signer, domain: cfg.SMTP.Hostname}
+	rcpts := ingest.Recipients{Pipeline: pipe, Signer: signer, Domain: cfg.SMTP.Hostname}
 	smtpOpts := smtpd.Options{
 		Hostname: cfg.SMTP.Hostname, MaxMessageBytes: int64(cfg.SMTP.MaxMessageBytes), MaxRecipients: cfg.SMTP.MaxRecipients,
 		MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
@@ -263,4 +263,3 @@ func runHTTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, addr stri
 	})
 	return nil
 }
-

@@ -185,8 +185,8 @@ func (x *Executor) sendAgentReply(sc *scope, ag *storage.Agent, text string, msg
 		subject = "Re: " + subject
 	}
 	m := compose.Message{
-		From:    compose.Address{Name: fmt.Sprintf("%s (%s)", nameOr(ag.Name, "Support"), sc.v.Inbox.Name), Email: sc.v.Inbox.Address},
-		To:      to, Cc: cc, Subject: threading.TagSubject(subject, sc.v.ID, x.opts.TagPrefix),
+		From: compose.Address{Name: fmt.Sprintf("%s (%s)", nameOr(ag.Name, "Support"), sc.v.Inbox.Name), Email: sc.v.Inbox.Address},
+		To:   to, Cc: cc, Subject: threading.TagSubject(subject, sc.v.ID, x.opts.TagPrefix),
 		InReplyTo: inReplyTo, References: refs, ThreadIndex: idx, ThreadTopic: topic, Text: text, Attachments: atts,
 	}
 	if err := x.queue(sc, storage.OutboxToCustomer, false, rcpts, m); err != nil {

@@ -24,11 +24,7 @@ func parseCommands(text string) ([]command, string, []string) {
 	res, err := agentcmd.Parse(text)
 	var problems []string
 	for _, p := range res.Problems {
-		s := fmt.Sprintf("line %d, %q: %s", p.Line, p.Text, p.Msg)
-		if p.Suggestion != "" {
-			s += fmt.Sprintf(" (did you mean %s?)", p.Suggestion)
-		}
-		problems = append(problems, s)
+		problems = append(problems, p.String())
 	}
 	if err != nil && len(problems) == 0 {
 		problems = append(problems, err.Error())

@@ -149,7 +149,9 @@ func staff(sc *scope, to string, except int64) []storage.Agent {
 		}
 	}
 	// The bootstrap admin has no real mailbox.
-	return slices.DeleteFunc(out, func(a storage.Agent) bool { return strings.HasSuffix(a.Email, "@localhost") && a.Role == storage.RoleAdmin })
+	return slices.DeleteFunc(out, func(a storage.Agent) bool {
+		return strings.HasSuffix(a.Email, "@localhost") && a.Role == storage.RoleAdmin
+	})
 }
 
 // notify mails a staff template to each agent of to, each with a Reply-To
