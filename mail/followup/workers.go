@@ -67,6 +67,9 @@ type Timers struct {
 
 // NewTimers returns the timer worker.
 func NewTimers(store *storage.Store, exec *Executor, owner string, period time.Duration, log *slog.Logger) *Timers {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	t := &Timers{store: store, exec: exec, owner: owner}
 	t.w = worker{name: "timers", period: period, wake: make(chan struct{}, 1), log: log, once: t.RunOnce}
 	return t
@@ -118,6 +121,12 @@ func NewSender(store *storage.Store, exec *Executor, rc *relay.Client, o SenderO
 	}
 	if o.Clock == nil {
 		o.Clock = storage.SystemClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Period <= 0 {
+		o.Period = 5 * time.Second
 	}
 	s := &Sender{store: store, exec: exec, relay: rc, owner: o.Owner, clock: o.Clock, retryFor: o.RetryFor, rnd: rand.Float64}
 	s.w = worker{name: "outbox", period: o.Period, wake: make(chan struct{}, 1), log: o.Logger, once: s.RunOnce}
