@@ -175,16 +175,17 @@ type captured struct {
 }
 
 // capture is a go-smtp server that records what the relay delivers. Its
-// replies can be scripted: codes are answered to DATA in turn, then 250.
+// replies can be scripted per recipient: codes are answered to DATA in
+// turn, then 250.
 type capture struct {
 	addr  string
 	mu    sync.Mutex
 	msgs  []captured
-	codes []int
+	codes map[string][]int
 }
 
 func startCapture(t *testing.T) *capture {
-	c := &capture{}
+	c := &capture{codes: map[string][]int{}}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) { return &capSession{c: c}, nil }))
 	srv.Domain = "capture.test"
 	srv.AllowInsecureAuth = true
@@ -198,10 +199,10 @@ func startCapture(t *testing.T) *capture {
 	return c
 }
 
-// script makes the next DATA commands answer these codes.
-func (c *capture) script(codes ...int) {
+// script makes the next DATA commands for mail to rcpt answer codes.
+func (c *capture) script(rcpt string, codes ...int) {
 	c.mu.Lock()
-	c.codes = append(c.codes, codes...)
+	c.codes[rcpt] = append(c.codes[rcpt], codes...)
 	c.mu.Unlock()
 }
 
@@ -231,9 +232,9 @@ func (s *capSession) Data(r io.Reader) error {
 	}
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
-	if len(s.c.codes) > 0 {
-		code := s.c.codes[0]
-		s.c.codes = s.c.codes[1:]
+	if codes := s.c.codes[s.to[0]]; len(codes) > 0 {
+		code := codes[0]
+		s.c.codes[s.to[0]] = codes[1:]
 		if code != 250 {
 			return &gosmtp.SMTPError{Code: code, EnhancedCode: gosmtp.EnhancedCode{code / 100, 0, 0}, Message: "scripted"}
 		}

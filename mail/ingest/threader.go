@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -39,6 +40,15 @@ func (t DecisionThreader) Place(ctx context.Context, m *Message, tx *storage.Tx)
 		// Our own mail came back (a loop header, our Message-ID domain):
 		// keep it, but never let it open or feed a ticket.
 		d.Evidence = append(d.Evidence, threading.Evidence{Kind: threading.EvidenceLoop, Detail: "our own mail came back: " + strings.Join(m.Classified.Reasons, "; "), Accepted: true})
+		p.Ticket, p.NoTicket = 0, true
+	}
+	if m.Classified.Kind == classify.Bounce && d.Reply == nil && !p.NoTicket {
+		// A delivery report is about our mail, not a customer's word: it
+		// is kept off the ticket it references and handled as a bounce
+		// (the outbox row it reports on is marked failed, on that ticket's
+		// timeline), never answered or shown as customer mail.
+		d.Evidence = append(d.Evidence, threading.Evidence{Kind: threading.EvidenceBounce, Ticket: p.Ticket,
+			Detail: fmt.Sprintf("delivery status notification about ticket #%d: handled as a bounce, not as customer mail", p.Ticket), Accepted: true})
 		p.Ticket, p.NoTicket = 0, true
 	}
 	if d.Reply != nil {

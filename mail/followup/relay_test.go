@@ -1,0 +1,200 @@
+package followup_test
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tendhq/tend/mail/classify"
+	"github.com/tendhq/tend/mail/followup"
+	"github.com/tendhq/tend/mail/relay"
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
+)
+
+// outbox returns ticket 1's mail to the customer.
+func (w *world) customerOutbox() []storage.OutboxMail {
+	w.t.Helper()
+	rows, err := w.store.Outbox(context.Background(), 1)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var out []storage.OutboxMail
+	for _, r := range rows {
+		if r.Kind == storage.OutboxToCustomer {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestRelayTemporaryFailuresThenSuccess(t *testing.T) {
+	w := newWorld(t)
+	w.capture.script(customer, 451, 451, 451) // the acknowledgement is refused three times
+	w.mustSend(customer, []string{inbox}, customerMail("r1@example.com", "Hi", "Hello."))
+	for range 5 {
+		w.advance(time.Hour)
+	}
+	acks := to(w.capture.take(), customer)
+	if len(acks) != 1 {
+		t.Fatalf("customer got %d copies of the acknowledgement, want exactly 1", len(acks))
+	}
+	rows := w.customerOutbox()
+	if len(rows) != 1 || rows[0].Status != storage.OutboxSent || rows[0].Attempts != 4 {
+		t.Fatalf("outbox = %+v, want one row sent after 4 attempts", rows)
+	}
+}
+
+func TestRelayPermanentFailure(t *testing.T) {
+	w := newWorld(t)
+	w.capture.script(customer, 550)
+	w.mustSend(customer, []string{inbox}, customerMail("r2@example.com", "Hi", "Hello."))
+	rows := w.customerOutbox()
+	if len(rows) != 1 || rows[0].Status != storage.OutboxFailed || !strings.Contains(rows[0].LastError, "550") {
+		t.Fatalf("outbox = %+v, want the acknowledgement failed with the 550", rows)
+	}
+	d := w.ticket(1)
+	failed := false
+	for _, e := range d.Events {
+		failed = failed || (e.Kind == "mail.failed" && strings.Contains(e.Detail, "550"))
+	}
+	if !failed {
+		t.Error("the failure is not on the timeline")
+	}
+	if n := len(to(w.capture.take(), alice)); n == 0 {
+		t.Error("the agents were not told about the failure")
+	}
+}
+
+// TestRestartSendsOnce: mail committed but not yet sent when the process
+// dies is sent once by the next process; mail a dead process had claimed
+// is sent once its lease has run out, never twice.
+func TestRestartSendsOnce(t *testing.T) {
+	w := newWorld(t)
+	if err := w.send(customer, []string{inbox}, customerMail("r3@example.com", "Hi", "Hello.")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.proc.RunOnce(context.Background()); err != nil { // committed, not sent: the process "dies" here
+		t.Fatal(err)
+	}
+	claimed, err := w.store.ClaimOutbox(context.Background(), "dead-replica", 1, 10*time.Minute)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %v, %d rows", err, len(claimed))
+	}
+	restarted := followup.NewSender(w.store, w.exec, relay.New(relay.Config{Addr: w.capture.addr, TLS: "none", Timeout: 5 * time.Second}),
+		followup.SenderOptions{Owner: "new-replica", Clock: w.clock})
+	drain := func() {
+		for {
+			n, err := restarted.RunOnce(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				return
+			}
+		}
+	}
+	drain()
+	first := w.capture.take()
+	if n := len(to(first, customer)); n != 0 {
+		t.Fatalf("a mail leased by another replica was sent (%d)", n)
+	}
+	w.clock.Advance(11 * time.Minute)
+	drain()
+	drain()
+	if n := len(to(w.capture.take(), customer)); n != 1 {
+		t.Fatalf("after the lease ran out the customer got %d acknowledgements, want 1", n)
+	}
+}
+
+// TestCorpusBouncesFailTheirOutboxRows delivers real bounces from the
+// shared corpus for mail we "sent" with the Message-ID each bounce
+// reports, and checks each marks its outbox row failed without opening a
+// ticket or answering.
+func TestCorpusBouncesFailTheirOutboxRows(t *testing.T) {
+	dir := "../../../shared/corpus"
+	f, err := os.Open(filepath.Join(dir, "index.tsv"))
+	if err != nil {
+		storagetest.SkipOrFail(t, "corpus not found at "+dir)
+	}
+	defer f.Close()
+	w := newWorld(t)
+	w.mustSend(customer, []string{inbox}, customerMail("b0@example.com", "Hi", "Hello."))
+	w.capture.take()
+	ctx := context.Background()
+	type sample struct {
+		path string
+		id   int64
+	}
+	var samples []sample
+	var bounces [][]byte
+	sc := bufio.NewScanner(f)
+	for sc.Scan() && len(samples) < 40 {
+		cols := strings.Split(sc.Text(), "\t")
+		if len(cols) < 2 || cols[1] != "bounce" {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, cols[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dsn, err := classify.ParseDSN(raw)
+		if err != nil || dsn.OriginalMessageID == "" || len(dsn.Failed()) == 0 || !dsn.Failed()[0].Permanent {
+			continue
+		}
+		var id int64
+		err = w.store.InTx(ctx, func(tx *storage.Tx) error {
+			if dup, ok, _ := tx.OutboxByMessageID(ctx, dsn.OriginalMessageID); ok {
+				id = dup
+				return nil
+			}
+			ticket := int64(1)
+			id, err = tx.QueueMail(ctx, storage.OutboxMail{TicketID: &ticket, Kind: storage.OutboxToCustomer, EnvTo: customer},
+				storage.Message{TicketID: &ticket}, func(int64) ([]byte, string, string, error) {
+					return []byte("Subject: x\r\n\r\nx\r\n"), dsn.OriginalMessageID, "bounce@" + domain, nil
+				})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		samples = append(samples, sample{cols[0], id})
+		bounces = append(bounces, raw)
+	}
+	w.settle() // the mail goes out...
+	w.capture.take()
+	for i, raw := range bounces { // ...and the bounces come back
+		if err := w.send("", []string{inbox}, string(raw)); err != nil {
+			t.Fatalf("%s: %v", samples[i].path, err)
+		}
+	}
+	w.settle()
+	if len(samples) < 10 {
+		t.Fatalf("only %d usable bounce samples", len(samples))
+	}
+	rows, err := w.store.Outbox(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := map[int64]string{}
+	for _, r := range rows {
+		status[r.ID] = r.Status
+	}
+	for _, s := range samples {
+		if status[s.id] != storage.OutboxFailed {
+			t.Errorf("%s: outbox row %d is %q, want failed", s.path, s.id, status[s.id])
+		}
+	}
+	list, _, err := w.store.ListTickets(ctx, storage.TicketFilter{State: "all"})
+	if err != nil || len(list) != 1 {
+		t.Errorf("bounces opened tickets: %d tickets, %v", len(list), err)
+	}
+	if n := len(to(w.capture.take(), customer)); n != 0 {
+		t.Errorf("a bounce was answered (%d mails to the customer)", n)
+	}
+	t.Logf("%d corpus bounces marked their outbox rows failed", len(samples))
+}
