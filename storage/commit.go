@@ -119,6 +119,24 @@ func (c *Committer) drain(cause error) {
 
 func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 	results := make([]commitRes, len(batch))
+	if c.s.segs != nil {
+		// The raw bytes are durable in their segment before the
+		// transaction that points at them commits.
+		blobs := make([][]byte, len(batch))
+		for i, r := range batch {
+			blobs[i] = r.in.Raw
+		}
+		refs, err := c.s.segs.append(blobs)
+		if err != nil {
+			for _, r := range batch {
+				r.done <- commitRes{err: fmt.Errorf("deliver: %w: %w", ErrUnavailable, err)}
+			}
+			return
+		}
+		for i, r := range batch {
+			r.in.seg = &refs[i]
+		}
+	}
 	// The transaction must outlive a cancelled caller: it is cancelled only
 	// by shutdown, and then nothing in it is answered 250.
 	err := c.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

@@ -38,6 +38,8 @@ type Incoming struct {
 	// sees every message committed before it, including those earlier in
 	// the same group commit.
 	Place func(ctx context.Context, tx *Tx) (Placement, error)
+
+	seg *segRef // where the committer stored Raw, when beside SQLite
 }
 
 // Placement is where a message goes: the outcome of threading.
@@ -74,9 +76,22 @@ type Tx struct {
 	s  *Store
 }
 
-// inboxIDs resolves inbox addresses to IDs.
+// inboxIDs resolves inbox addresses to IDs, from the cache SyncInboxes
+// fills (inboxes never disappear, so a cached ID stays right), else from
+// the database.
 func (t *Tx) inboxIDs(addrs []string) ([]int64, error) {
-	var ids []int64
+	ids := make([]int64, 0, len(addrs))
+	t.s.inboxMu.RLock()
+	for _, a := range addrs {
+		if id, ok := t.s.inboxCache[a]; ok {
+			ids = append(ids, id)
+		}
+	}
+	t.s.inboxMu.RUnlock()
+	if len(ids) == len(addrs) {
+		return ids, nil
+	}
+	ids = ids[:0]
 	err := t.db.Model(&Inbox{}).Where("address IN ?", addrs).Order("id").Pluck("id", &ids).Error
 	if err != nil {
 		return nil, fmt.Errorf("inboxes: %w", err)
@@ -120,6 +135,9 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 	}
 	now := s.now()
 	raw := RawMessage{Hash: in.Hash, Data: in.Raw, Size: int64(len(in.Raw)), CreatedAt: now}
+	if in.seg != nil {
+		raw.Data, raw.Segment, raw.Offset = nil, in.seg.id, in.seg.offset
+	}
 	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&raw).Error; err != nil {
 		return Delivered{}, fmt.Errorf("raw: %w", err)
 	}
@@ -181,8 +199,15 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		return Delivered{}, err
 	}
 	if d.Ticket != 0 {
-		ev := Event{TicketID: d.Ticket, Kind: "message.received", Actor: in.From, Detail: p.Summary, MessageRowID: &msg.ID, CreatedAt: now}
-		if err := db.Create(&ev).Error; err != nil {
+		evs := []Event{{TicketID: d.Ticket, Kind: "message.received", Actor: in.From, Detail: p.Summary, MessageRowID: &msg.ID, CreatedAt: now}}
+		if d.NewTicket {
+			detail := "ticket opened"
+			if p.LinkedTo != 0 {
+				detail = fmt.Sprintf("ticket opened, linked to #%d", p.LinkedTo)
+			}
+			evs = append([]Event{{TicketID: d.Ticket, Kind: "ticket.created", Actor: in.From, Detail: detail, CreatedAt: now}}, evs...)
+		}
+		if err := db.Create(&evs).Error; err != nil {
 			return Delivered{}, fmt.Errorf("event: %w", err)
 		}
 	}
@@ -214,14 +239,6 @@ func (s *Store) openTicket(db *gorm.DB, in *Incoming, inboxID int64, p Placement
 	}
 	if err := addParticipants(db, t.ID, []string{in.From}, "customer", now); err != nil {
 		return 0, err
-	}
-	detail := "ticket opened"
-	if p.LinkedTo != 0 {
-		detail = fmt.Sprintf("ticket opened, linked to #%d", p.LinkedTo)
-	}
-	ev := Event{TicketID: t.ID, Kind: "ticket.created", Actor: in.From, Detail: detail, CreatedAt: now}
-	if err := db.Create(&ev).Error; err != nil {
-		return 0, fmt.Errorf("event: %w", err)
 	}
 	return t.ID, nil
 }

@@ -102,11 +102,15 @@ type Participant struct {
 	CreatedAt time.Time
 }
 
-// RawMessage holds the exact bytes of a message, once per content hash.
+// RawMessage holds the exact bytes of a message, once per content hash:
+// in Data (PostgreSQL) or in a segment file beside the SQLite database
+// (Segment, Offset; see segments).
 type RawMessage struct {
-	Hash      string `gorm:"primaryKey;size:64"` // hex SHA-256 of Data
-	Data      []byte `gorm:"not null"`
-	Size      int64  `gorm:"not null"`
+	Hash      string `gorm:"primaryKey;size:64"` // hex SHA-256 of the bytes
+	Data      []byte
+	Segment   int   `gorm:"not null;default:0"`
+	Offset    int64 `gorm:"not null;default:0"`
+	Size      int64 `gorm:"not null"`
 	CreatedAt time.Time
 }
 
@@ -119,7 +123,7 @@ type Message struct {
 	Direction   string `gorm:"size:3;not null"`
 	MessageID   string `gorm:"size:998;not null;uniqueIndex:idx_messages_dedup,priority:1"`
 	RawHash     string `gorm:"size:64;not null;uniqueIndex:idx_messages_dedup,priority:2"`
-	InReplyTo   string `gorm:"size:998;not null;default:'';index"`
+	InReplyTo   string `gorm:"size:998;not null;default:''"`      // indexed through MessageRef
 	References  string `gorm:"type:text;not null;default:''"`     // space-separated, as sent
 	ThreadRoot  string `gorm:"size:64;not null;default:'';index"` // Outlook Thread-Index conversation root
 	ThreadTopic string `gorm:"size:1000;not null;default:''"`
@@ -153,11 +157,12 @@ type Message struct {
 	ReceivedAt time.Time `gorm:"not null"`
 }
 
-// MessageRef indexes one entry of a message's References (and
-// In-Reply-To), so that a parent arriving after its child is still found.
+// MessageRef indexes one entry of a message's In-Reply-To and References,
+// so that a parent arriving after its child is still found. The primary
+// key leads with Ref: it is the index, and the only b-tree written.
 type MessageRef struct {
+	Ref          string `gorm:"primaryKey;size:998"`
 	MessageRowID int64  `gorm:"primaryKey;autoIncrement:false"`
-	Ref          string `gorm:"primaryKey;size:998;index"`
 }
 
 // Attachment is the metadata of one attachment; the bytes are served from

@@ -158,6 +158,12 @@ func (s *Store) Raw(ctx context.Context, hash string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raw %s: %w", hash, err)
 	}
+	if r.Data == nil && r.Segment > 0 {
+		if s.segs == nil {
+			return nil, fmt.Errorf("raw %s: stored in segment %d but no segment store is open", hash, r.Segment)
+		}
+		return s.segs.read(r.Segment, r.Offset, r.Size)
+	}
 	return r.Data, nil
 }
 

@@ -44,6 +44,15 @@ func (s *Store) SyncInboxes(ctx context.Context, specs []InboxSpec) error {
 			return fmt.Errorf("sync inbox %s: %w", sp.Address, err)
 		}
 	}
+	var rows []Inbox
+	if err := s.db.WithContext(ctx).Find(&rows).Error; err != nil {
+		return fmt.Errorf("sync inboxes: %w", err)
+	}
+	s.inboxMu.Lock()
+	for _, r := range rows {
+		s.inboxCache[r.Address] = r.ID
+	}
+	s.inboxMu.Unlock()
 	return nil
 }
 

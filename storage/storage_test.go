@@ -257,7 +257,7 @@ func TestClaimWorkLease(t *testing.T) {
 		if len(a) != 3 || len(b) != 0 {
 			t.Fatalf("a claimed %d, b claimed %d; want 3 and 0", len(a), len(b))
 		}
-		if err := s.CompleteWork(ctx, a[0].ID); err != nil {
+		if err := s.InTx(ctx, func(tx *storage.Tx) error { return tx.CompleteWork(ctx, a[0].ID) }); err != nil {
 			t.Fatal(err)
 		}
 		clock.Advance(2 * time.Minute) // a's lease expires: a crashed replica's work is taken over

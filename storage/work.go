@@ -59,8 +59,8 @@ func (s *Store) ClaimWork(ctx context.Context, owner string, limit int, lease ti
 }
 
 // CompleteWork removes a finished work item.
-func (s *Store) CompleteWork(ctx context.Context, id int64) error {
-	if err := s.db.WithContext(ctx).Delete(&Work{}, id).Error; err != nil {
+func (t *Tx) CompleteWork(ctx context.Context, id int64) error {
+	if err := t.db.WithContext(ctx).Delete(&Work{}, id).Error; err != nil {
 		return fmt.Errorf("complete work %d: %w", id, err)
 	}
 	return nil
@@ -76,6 +76,26 @@ func (s *Store) RetryWork(ctx context.Context, id int64, cause error, retryAt ti
 		return fmt.Errorf("retry work %d: %w", id, err)
 	}
 	return nil
+}
+
+// Savepoint marks a point in the transaction that RollbackTo returns to,
+// so one item of a batch can fail without undoing the others.
+func (t *Tx) Savepoint(name string) error { return t.db.SavePoint(name).Error }
+
+// RollbackTo undoes everything since Savepoint(name).
+func (t *Tx) RollbackTo(name string) error { return t.db.RollbackTo(name).Error }
+
+// MessagesByID returns message rows by id.
+func (s *Store) MessagesByID(ctx context.Context, ids []int64) (map[int64]Message, error) {
+	var ms []Message
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&ms).Error; err != nil {
+		return nil, fmt.Errorf("messages: %w", err)
+	}
+	out := make(map[int64]Message, len(ms))
+	for _, m := range ms {
+		out[m.ID] = m
+	}
+	return out, nil
 }
 
 // ParsedAttachment is one attachment found by the full parse.
@@ -98,8 +118,8 @@ type Parsed struct {
 // SaveParsed stores the full parse of message rowID. It may run more than
 // once for a message (a worker crashed after saving): it replaces what an
 // earlier run saved.
-func (s *Store) SaveParsed(ctx context.Context, rowID int64, p Parsed) error {
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+func (t *Tx) SaveParsed(ctx context.Context, rowID int64, p Parsed) error {
+	err := t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Model(&Message{}).Where("id = ?", rowID).Updates(map[string]any{
 			"text": p.Text, "html": p.HTML, "parsed": true, "parse_error": p.Error,
 		}).Error; err != nil {

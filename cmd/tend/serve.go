@@ -125,14 +125,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		log.Warn("no relay configured: outgoing mail stays in the outbox (not sent: no relay configured)")
 	}
 	timers := followup.NewTimers(st, exec, owner, 5*time.Second, log)
-	proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: owner, Logger: log, AfterParse: func(ctx context.Context, m storage.Message) error {
-		if err := exec.HandleMessage(ctx, m); err != nil {
-			return err
-		}
+	proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: owner, Logger: log, AfterParse: exec.HandleMessage, AfterCommit: func() {
 		if sender != nil {
 			sender.Wake()
 		}
-		return nil
 	}})
 	committer := st.NewCommitter(256, func(storage.Delivered) { proc.Wake() })
 	threader := ingest.DecisionThreader{Config: threading.Config{
@@ -149,6 +145,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return committer.Run(ctx) })
+	g.Go(func() error { return st.RunMaintenance(ctx) })
 	g.Go(func() error { return proc.Run(ctx) })
 	g.Go(func() error { return timers.Run(ctx) })
 	if sender != nil {

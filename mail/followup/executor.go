@@ -75,30 +75,28 @@ type scope struct {
 	agents  []storage.Agent
 }
 
-// HandleMessage runs the rules for a stored, parsed message. It is the
-// ingest Processor's AfterParse hook; running it twice for one message
-// does nothing the second time.
-func (x *Executor) HandleMessage(ctx context.Context, msg storage.Message) error {
-	return x.opts.Store.InTx(ctx, func(tx *storage.Tx) error {
-		first, err := tx.MarkHandled(ctx, msg.ID)
-		if err != nil || !first {
-			return err
+// HandleMessage runs the rules for a stored, parsed message inside tx. It
+// is the ingest Processor's AfterParse hook; running it twice for one
+// message does nothing the second time.
+func (x *Executor) HandleMessage(ctx context.Context, tx *storage.Tx, msg storage.Message) error {
+	first, err := tx.MarkHandled(ctx, msg.ID)
+	if err != nil || !first {
+		return err
+	}
+	if msg.TicketID == nil {
+		if msg.Class == rules.ClassBounce {
+			return x.bounce(ctx, tx, msg)
 		}
-		if msg.TicketID == nil {
-			if msg.Class == rules.ClassBounce {
-				return x.bounce(ctx, tx, msg)
-			}
-			return nil
-		}
-		sc, err := x.open(ctx, tx, *msg.TicketID, &msg)
-		if err != nil {
-			return err
-		}
-		if msg.AgentID != nil {
-			return x.agentMail(sc)
-		}
-		return x.customerMail(sc)
-	})
+		return nil
+	}
+	sc, err := x.open(ctx, tx, *msg.TicketID, &msg)
+	if err != nil {
+		return err
+	}
+	if msg.AgentID != nil {
+		return x.agentMail(sc)
+	}
+	return x.customerMail(sc)
 }
 
 // open loads what an event needs.

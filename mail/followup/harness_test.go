@@ -222,9 +222,12 @@ type capSession struct {
 }
 
 func (s *capSession) Mail(from string, _ *gosmtp.MailOptions) error { s.from = from; return nil }
-func (s *capSession) Rcpt(to string, _ *gosmtp.RcptOptions) error   { s.to = append(s.to, to); return nil }
-func (s *capSession) Reset()                                        { s.from, s.to = "", nil }
-func (s *capSession) Logout() error                                 { return nil }
+func (s *capSession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
+	s.to = append(s.to, to)
+	return nil
+}
+func (s *capSession) Reset()        { s.from, s.to = "", nil }
+func (s *capSession) Logout() error { return nil }
 func (s *capSession) Data(r io.Reader) error {
 	raw, err := io.ReadAll(r)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -20,16 +21,16 @@ import (
 // WorkStore is what the Processor needs from storage.
 type WorkStore interface {
 	ClaimWork(ctx context.Context, owner string, limit int, lease time.Duration) ([]storage.Work, error)
-	CompleteWork(ctx context.Context, id int64) error
 	RetryWork(ctx context.Context, id int64, cause error, retryAt time.Time) error
-	GetMessage(ctx context.Context, id int64) (storage.Message, error)
+	MessagesByID(ctx context.Context, ids []int64) (map[int64]storage.Message, error)
 	Raw(ctx context.Context, hash string) ([]byte, error)
-	SaveParsed(ctx context.Context, rowID int64, p storage.Parsed) error
+	InTx(ctx context.Context, fn func(tx *storage.Tx) error) error
 }
 
-// AfterParse runs once a received message is parsed: the rules. It must be
-// idempotent, as a crash may run it twice for one message.
-type AfterParse func(ctx context.Context, msg storage.Message) error
+// AfterParse runs once a received message is parsed, inside the batch's
+// transaction: the rules. It must be idempotent, as a crash may run it
+// twice for one message.
+type AfterParse func(ctx context.Context, tx *storage.Tx, msg storage.Message) error
 
 // Processor runs the work that follows a commit: the full MIME parse, then
 // AfterParse. It is here, after the 250, because the parse is the most
@@ -38,6 +39,7 @@ type AfterParse func(ctx context.Context, msg storage.Message) error
 type Processor struct {
 	store  WorkStore
 	after  AfterParse
+	commit func()
 	owner  string
 	clock  storage.Clock
 	log    *slog.Logger
@@ -51,9 +53,12 @@ type Processor struct {
 type ProcessorOptions struct {
 	Owner      string // this replica's name, for leases
 	AfterParse AfterParse
-	Clock      storage.Clock
-	Logger     *slog.Logger
-	Period     time.Duration // how often to look for work without a wake-up
+	// AfterCommit, when set, is called after each batch commits (to wake
+	// the outbox sender).
+	AfterCommit func()
+	Clock       storage.Clock
+	Logger      *slog.Logger
+	Period      time.Duration // how often to look for work without a wake-up
 }
 
 // NewProcessor returns a Processor over store.
@@ -68,7 +73,7 @@ func NewProcessor(store WorkStore, opts ProcessorOptions) *Processor {
 		opts.Period = 2 * time.Second
 	}
 	return &Processor{
-		store: store, after: opts.AfterParse, owner: opts.Owner, clock: opts.Clock, log: opts.Logger,
+		store: store, after: opts.AfterParse, commit: opts.AfterCommit, owner: opts.Owner, clock: opts.Clock, log: opts.Logger,
 		wake: make(chan struct{}, 1), batch: 32, lease: 5 * time.Minute, period: opts.Period,
 	}
 }
@@ -111,23 +116,64 @@ func (p *Processor) Run(ctx context.Context) error {
 }
 
 // RunOnce claims and processes one batch of due work and returns how many
-// items it handled.
+// items it handled. The parses run first, outside any transaction; then
+// one transaction saves every parse, runs the rules and completes the
+// work, so a batch costs one durable commit, not several per message (the
+// ingest path's group commit waits for every commit that holds the
+// write lock).
 func (p *Processor) RunOnce(ctx context.Context) (int, error) {
 	ws, err := p.store.ClaimWork(ctx, p.owner, p.batch, p.lease)
+	if err != nil || len(ws) == 0 {
+		return 0, err
+	}
+	ids := make([]int64, len(ws))
+	for i, w := range ws {
+		ids[i] = w.MessageRowID
+	}
+	msgs, err := p.store.MessagesByID(ctx, ids)
 	if err != nil {
 		return 0, err
 	}
+	parsed := make(map[int64]storage.Parsed, len(ws))
 	for _, w := range ws {
-		if err := p.process(ctx, w); err != nil {
-			retry := p.clock.Now().Add(backoff(w.Attempts))
-			p.log.Warn("work failed, will retry", "work", w.ID, "message", w.MessageRowID, "attempt", w.Attempts+1, "err", err)
-			if rerr := p.store.RetryWork(ctx, w.ID, err, retry); rerr != nil {
-				return 0, rerr
-			}
+		m, ok := msgs[w.MessageRowID]
+		if !ok || m.Parsed {
 			continue
 		}
-		if err := p.store.CompleteWork(ctx, w.ID); err != nil {
+		raw, err := p.store.Raw(ctx, m.RawHash)
+		if err != nil {
 			return 0, err
+		}
+		parsed[m.ID] = Parse(raw)
+	}
+	failed := map[int64]error{}
+	err = p.store.InTx(ctx, func(tx *storage.Tx) error {
+		for i, w := range ws {
+			sp := "w" + strconv.Itoa(i)
+			if err := tx.Savepoint(sp); err != nil {
+				return err
+			}
+			if err := p.process(ctx, tx, w, msgs, parsed); err != nil {
+				if rerr := tx.RollbackTo(sp); rerr != nil {
+					return rerr
+				}
+				failed[w.ID] = err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if p.commit != nil {
+		p.commit()
+	}
+	for _, w := range ws {
+		if cause, ok := failed[w.ID]; ok {
+			p.log.Warn("work failed, will retry", "work", w.ID, "message", w.MessageRowID, "attempt", w.Attempts+1, "err", cause)
+			if err := p.store.RetryWork(ctx, w.ID, cause, p.clock.Now().Add(backoff(w.Attempts))); err != nil {
+				return 0, err
+			}
 		}
 	}
 	return len(ws), nil
@@ -139,28 +185,23 @@ func backoff(attempts int) time.Duration {
 	return min(d, time.Hour)
 }
 
-func (p *Processor) process(ctx context.Context, w storage.Work) error {
-	msg, err := p.store.GetMessage(ctx, w.MessageRowID)
-	if err != nil {
-		return err
+func (p *Processor) process(ctx context.Context, tx *storage.Tx, w storage.Work, msgs map[int64]storage.Message, parsed map[int64]storage.Parsed) error {
+	msg, ok := msgs[w.MessageRowID]
+	if !ok {
+		return tx.CompleteWork(ctx, w.ID) // the message is gone (split and deleted): nothing to do
 	}
-	if !msg.Parsed {
-		raw, err := p.store.Raw(ctx, msg.RawHash)
-		if err != nil {
+	if pr, ok := parsed[msg.ID]; ok {
+		if err := tx.SaveParsed(ctx, msg.ID, pr); err != nil {
 			return err
 		}
-		parsed := Parse(raw)
-		if err := p.store.SaveParsed(ctx, msg.ID, parsed); err != nil {
-			return err
-		}
-		msg.Text, msg.HTML, msg.Parsed, msg.ParseError = parsed.Text, parsed.HTML, true, parsed.Error
+		msg.Text, msg.HTML, msg.Parsed, msg.ParseError = pr.Text, pr.HTML, true, pr.Error
 	}
 	if p.after != nil {
-		if err := p.after(ctx, msg); err != nil {
+		if err := p.after(ctx, tx, msg); err != nil {
 			return fmt.Errorf("after parse: %w", err)
 		}
 	}
-	return nil
+	return tx.CompleteWork(ctx, w.ID)
 }
 
 // Parse runs the full MIME parse of raw. It never fails: broken MIME yields
