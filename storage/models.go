@@ -197,7 +197,7 @@ type OutboxMail struct {
 	Kind          string `gorm:"size:30;not null"` // reply, acknowledgement, notification, ...
 	Auto          bool   `gorm:"not null;default:false"`
 	EnvFrom       string `gorm:"size:320;not null;default:''"`
-	EnvTo         string `gorm:"type:text;not null"` // comma-separated
+	EnvTo         string `gorm:"size:2000;not null;index:idx_outbox_to_created,priority:1"` // comma-separated
 	MessageID     string `gorm:"size:998;not null;default:'';index"`
 	Raw           []byte
 	Status        string    `gorm:"size:20;not null;index:idx_outbox_due,priority:1"` // pending, sent, failed, held
@@ -207,7 +207,7 @@ type OutboxMail struct {
 	LeaseUntil    *time.Time
 	LastError     string `gorm:"type:text;not null;default:''"`
 	SentAt        *time.Time
-	CreatedAt     time.Time
+	CreatedAt     time.Time `gorm:"index:idx_outbox_to_created,priority:2"`
 }
 
 // Timer is a named, durable timer on a ticket. It fires once: a replica
