@@ -16,7 +16,7 @@ import (
 // seeded names the tickets of seedQueue.
 type seeded struct {
 	old, breached, repeat, unconfirmed, waiting, answeredBreach, closed int64
-	tom, ines, maria                                                  int64
+	tom, ines, maria                                                    int64
 }
 
 // seedQueue fills the store with one ticket of every kind the queue
