@@ -100,14 +100,27 @@ func (s *Server) attachmentDownload(w http.ResponseWriter, r *http.Request, _ st
 }
 
 // attachmentPart parses raw with enmime and returns part number n in the
-// order the ingest path lists them (mail/ingest.Parse): attachments, then
+// order the ingest path lists them (see attachmentParts).
+func attachmentPart(raw []byte, n int) (*enmime.Part, error) {
+	parts, err := attachmentParts(raw)
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 || n >= len(parts) {
+		return nil, fmt.Errorf("part %d of %d: %w", n, len(parts), storage.ErrNotFound)
+	}
+	return parts[n], nil
+}
+
+// attachmentParts parses raw with enmime and lists its parts in the order
+// the ingest path numbers them (mail/ingest.Parse): attachments, then
 // inlines, then other parts. Newlines are normalised the same way and
 // charset detection is off: it changes text, not the order of parts.
-func attachmentPart(raw []byte, n int) (p *enmime.Part, err error) {
+func attachmentParts(raw []byte) (parts []*enmime.Part, err error) {
 	defer func() {
 		// A parser bug must not take a request down with it.
 		if r := recover(); r != nil {
-			p, err = nil, fmt.Errorf("parse: panic: %v", r)
+			parts, err = nil, fmt.Errorf("parse: panic: %v", r)
 		}
 	}()
 	if bytes.Contains(raw, []byte("\r")) && !bytes.Contains(raw, []byte("\n")) {
@@ -117,13 +130,9 @@ func attachmentPart(raw []byte, n int) (p *enmime.Part, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
-	for _, list := range [][]*enmime.Part{env.Attachments, env.Inlines, env.OtherParts} {
-		if n < len(list) {
-			return list[n], nil
-		}
-		n -= len(list)
-	}
-	return nil, fmt.Errorf("part: %w", storage.ErrNotFound)
+	parts = append(parts, env.Attachments...)
+	parts = append(parts, env.Inlines...)
+	return append(parts, env.OtherParts...), nil
 }
 
 // serveDownload sends body as a file to save, never to render: a mail
@@ -185,12 +194,12 @@ func safeFilename(name, fallback string) string {
 	}
 	name = strings.Map(func(r rune) rune {
 		switch {
+		case unicode.IsSpace(r):
+			return ' '
 		case unicode.IsControl(r), unicode.Is(unicode.Cf, r), r == utf8.RuneError:
 			return -1
 		case r == '"' || r == ':' || r == '*' || r == '?' || r == '<' || r == '>' || r == '|':
 			return '_'
-		case unicode.IsSpace(r):
-			return ' '
 		}
 		return r
 	}, name)

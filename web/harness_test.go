@@ -228,6 +228,13 @@ func (f *fakeActions) Assign(_ context.Context, ticket int64, agent, by string) 
 	return f.record(fmt.Sprintf("assign %d to %s by %s", ticket, agent, by), ticket, "")
 }
 
+// fail makes every action return err (nil: act again).
+func (f *fakeActions) fail(err error) {
+	f.mu.Lock()
+	f.err = err
+	f.mu.Unlock()
+}
+
 func (f *fakeActions) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
