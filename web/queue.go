@@ -86,19 +86,21 @@ type filterLink struct {
 
 // queueData is what queue.html renders.
 type queueData struct {
-	Agent    storage.Agent
-	CSRF     string
-	Q        queueQuery
-	Rows     []queueRow
-	PrevURL  string
-	NextURL  string
-	LiveURL  string
-	States   []filterLink
-	Inboxes  []filterLink
-	Counts   [storage.AttentionDone + 1]int64
-	Clusters []clusterView
-	Status   []InboxStatus
-	AllURL   string // the queue without the subject filter
+	Agent   storage.Agent
+	CSRF    string
+	Q       queueQuery
+	Rows    []queueRow
+	PrevURL string
+	NextURL string
+	LiveURL string
+	// RefreshMS is queue.js's polling period in milliseconds.
+	RefreshMS int64
+	States    []filterLink
+	Inboxes   []filterLink
+	Counts    [storage.AttentionDone + 1]int64
+	Clusters  []clusterView
+	Status    []InboxStatus
+	AllURL    string // the queue without the subject filter
 }
 
 type clusterView struct {
@@ -129,7 +131,7 @@ func (s *Server) serveQueue(w http.ResponseWriter, r *http.Request, sess storage
 		s.internalError(w, "queue", err)
 		return
 	}
-	d.Agent, d.CSRF = sess.Agent, sess.CSRF
+	d.Agent, d.CSRF, d.RefreshMS = sess.Agent, sess.CSRF, s.opts.QueueRefresh.Milliseconds()
 	s.render(w, tmpl, http.StatusOK, d)
 }
 

@@ -72,6 +72,9 @@ type Options struct {
 	// queue page; nil shows none. It is called on every queue render and
 	// must be cheap (a snapshot the pollers keep up to date).
 	InboxStatus func() []InboxStatus
+	// QueueRefresh is how often an open queue page asks for fresh rows;
+	// default 15 s.
+	QueueRefresh time.Duration
 }
 
 //go:embed templates/*.html static/*
@@ -94,6 +97,9 @@ func New(store Store, opts Options) (*Server, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = storage.SystemClock{}
+	}
+	if opts.QueueRefresh <= 0 {
+		opts.QueueRefresh = 15 * time.Second
 	}
 	pages, err := template.New("").Funcs(funcs(opts.Clock.Now)).ParseFS(assets, "templates/*.html")
 	if err != nil {

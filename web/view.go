@@ -40,6 +40,10 @@ func funcs(now func() time.Time) template.FuncMap {
 		"since": func(t time.Time) string { return shortDuration(now().Sub(t)) },
 		"bytes": func(n int64) string { return humanize.IBytes(uint64(max(n, 0))) },
 		"join":  strings.Join,
+		// filename shows an attachment's name as it will be saved: the
+		// sender's name may carry paths or bidi overrides that disguise
+		// its extension.
+		"filename": func(name string, part int) string { return safeFilename(name, fmt.Sprintf("attachment-%d", part)) },
 	}
 }
 

@@ -8,7 +8,7 @@
   if (!live || !window.fetch || !window.DOMParser) {
     return;
   }
-  var every = 15000;
+  var every = parseInt(live.getAttribute("data-every"), 10) || 15000;
   var timer = null;
 
   function schedule() {
