@@ -14,6 +14,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -60,6 +61,8 @@ func (c *consoleErrors) on(ev any) {
 				msg += " " + string(a.Value)
 			}
 		}
+	case *page.EventJavascriptDialogOpening:
+		msg = "dialog: " + ev.Message // a script from a mail ran
 	case *cdplog.EventEntryAdded:
 		if ev.Entry.Level == cdplog.EntryLevelError {
 			msg = "log: " + ev.Entry.Text + " " + ev.Entry.URL
@@ -191,15 +194,35 @@ func TestBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "ticket-resolved.png")
 
+	if errs := console.all(); len(errs) > 0 {
+		t.Errorf("the pages reported errors (CSP violations included):\n%s", strings.Join(errs, "\n"))
+	}
+
+	// A hostile HTML mail: none of its scripts runs, and the CSP stops
+	// its tracking pixel (the one error the page may report).
+	hostile := e.deliverFile("hostile_html.eml").Ticket
+	seen := len(console.all())
+	do("hostile", chromedp.Navigate(fmt.Sprintf("%s/tickets/%d", ts.URL, hostile)), chromedp.WaitVisible(chromedp.ID("timeline")))
+	if body := js(`document.querySelector('#timeline').textContent`); !strings.Contains(body, "Regards, M.") {
+		t.Errorf("hostile mail not shown: %q", body)
+	}
+	blocked := false
+	for _, msg := range console.all()[seen:] {
+		if !strings.Contains(msg, "tracker.evil.example") {
+			t.Errorf("hostile page: %s", msg)
+		}
+		blocked = blocked || strings.Contains(msg, "Content Security Policy")
+	}
+	if !blocked {
+		t.Error("the tracking pixel was not reported blocked by the CSP")
+	}
+	screenshot(t, ctx, "hostile.png")
+
 	// Log out; the queue is gone.
 	do("logout", chromedp.Click(chromedp.ID("logout")),
 		chromedp.WaitVisible(chromedp.ID("login")),
 		chromedp.Navigate(ts.URL+"/"),
 		chromedp.WaitVisible(chromedp.ID("login")))
-
-	if errs := console.all(); len(errs) > 0 {
-		t.Errorf("the pages reported errors (CSP violations included):\n%s", strings.Join(errs, "\n"))
-	}
 	t.Logf("browser session took %v", time.Since(start).Round(time.Millisecond))
 }
 

@@ -177,6 +177,13 @@ func downloadType(declared string) string {
 	return "application/octet-stream"
 }
 
+// trimName drops what file systems and users trip over at the ends of a
+// name: spaces, leading dots (hidden files), trailing dots (Windows).
+func trimName(s string) string {
+	s = strings.TrimLeft(strings.TrimSpace(s), ".")
+	return strings.TrimSpace(strings.TrimRight(s, ". "))
+}
+
 // maxFilenameBytes bounds a download's file name; file systems stop at
 // 255 bytes and a name is no place for a payload.
 const maxFilenameBytes = 180
@@ -203,8 +210,7 @@ func safeFilename(name, fallback string) string {
 		}
 		return r
 	}, name)
-	name = strings.TrimLeft(strings.TrimSpace(name), ".")
-	name = strings.TrimSpace(strings.TrimRight(name, ". "))
+	name = trimName(name)
 	if len(name) > maxFilenameBytes {
 		ext := ""
 		if i := strings.LastIndexByte(name, '.'); i > 0 && len(name)-i <= 16 {
@@ -214,7 +220,7 @@ func safeFilename(name, fallback string) string {
 		for !utf8.ValidString(stem) {
 			stem = stem[:len(stem)-1]
 		}
-		name = stem + ext
+		name = trimName(trimName(stem) + ext)
 	}
 	if name == "" {
 		return fallback

@@ -190,17 +190,16 @@ func timeline(d storage.TicketDetail, atts map[int64][]storage.Attachment) []tim
 
 // parseEvidence reads a message's stored threading evidence: a JSON list
 // of clues (threading.Evidence, marshalled without tags, or the same with
-// lower-case keys). Anything else is returned as text to show verbatim,
-// so that evidence is never hidden because its shape changed.
+// lower-case keys). An empty list or null is no evidence. Anything else is
+// returned as text to show verbatim, so that evidence is never hidden
+// because its shape changed.
 func parseEvidence(s string) ([]evidenceView, string) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil, ""
 	}
 	var raw []map[string]json.RawMessage
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil {
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
 		return nil, indentJSON(s)
 	}
 	out := make([]evidenceView, 0, len(raw))
