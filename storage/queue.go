@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"fmt"
+
+	"gorm.io/gorm"
 )
 
 // Attention ranks order the lead's queue: what needs a person first. They
@@ -62,25 +64,7 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 	}
 	f.Limit = min(f.Limit, 200)
 	f.Offset = max(f.Offset, 0)
-	q := s.db.WithContext(ctx).Table("tickets").
-		Select(`tickets.id AS number, tickets.subject, tickets.state, tickets.priority, tickets.breached,
-			tickets.repeat_contacts, tickets.tags, contacts.email AS customer, contacts.name AS customer_name,
-			COALESCE(agents.email, '') AS assignee, inboxes.address AS inbox, tickets.created_at, tickets.updated_at,
-			tickets.last_customer_at, tickets.last_agent_at, ` + attentionSQL + ` AS attention`).
-		Joins("JOIN contacts ON contacts.id = tickets.customer_id").
-		Joins("JOIN inboxes ON inboxes.id = tickets.inbox_id").
-		Joins("LEFT JOIN agents ON agents.id = tickets.assignee_id").
-		Where("tickets.merged_into IS NULL")
-	switch f.State {
-	case "":
-		q = q.Where("tickets.state IN ?", openStates())
-	case "all":
-	default:
-		q = q.Where("tickets.state = ?", f.State)
-	}
-	if f.Inbox != "" {
-		q = q.Where(inboxExists, f.Inbox)
-	}
+	q := s.ticketList(ctx, f.State, f.Inbox, ticketRowColumns+", "+attentionSQL+" AS attention")
 	if f.Subject != "" {
 		q = q.Where("tickets.norm_subject = ?", f.Subject)
 	}
@@ -98,6 +82,36 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 		rows = rows[:f.Limit]
 	}
 	return rows, more, nil
+}
+
+// ticketRowColumns are the columns of a TicketRow, over the joins of
+// ticketList.
+const ticketRowColumns = `tickets.id AS number, tickets.subject, tickets.state, tickets.priority, tickets.breached,
+	tickets.repeat_contacts, tickets.tags, contacts.email AS customer, contacts.name AS customer_name,
+	COALESCE(agents.email, '') AS assignee, inboxes.address AS inbox, tickets.created_at, tickets.updated_at,
+	tickets.last_customer_at, tickets.last_agent_at, tickets.merged_into`
+
+// ticketList is the base of every ticket listing: the joins that fill a
+// TicketRow, no merged tickets, and the state ("" = open, "all", or one)
+// and inbox filters. ListTickets in queries.go builds the same query and
+// can be reduced to this.
+func (s *Store) ticketList(ctx context.Context, state, inbox, columns string) *gorm.DB {
+	q := s.db.WithContext(ctx).Table("tickets").Select(columns).
+		Joins("JOIN contacts ON contacts.id = tickets.customer_id").
+		Joins("JOIN inboxes ON inboxes.id = tickets.inbox_id").
+		Joins("LEFT JOIN agents ON agents.id = tickets.assignee_id").
+		Where("tickets.merged_into IS NULL")
+	switch state {
+	case "":
+		q = q.Where("tickets.state IN ?", openStates())
+	case "all":
+	default:
+		q = q.Where("tickets.state = ?", state)
+	}
+	if inbox != "" {
+		q = q.Where(inboxExists, inbox)
+	}
+	return q
 }
 
 // inboxExists restricts a tickets query to those an inbox sees.
