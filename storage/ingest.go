@@ -244,9 +244,10 @@ func (s *Store) openTicket(db *gorm.DB, in *Incoming, inboxID int64, p Placement
 }
 
 func (s *Store) appendToTicket(db *gorm.DB, in *Incoming, p Placement, now time.Time) error {
-	// LastCustomerAt is left to the rules' executor: the rules must see
-	// the ticket as it was before this message.
 	upd := map[string]any{"updated_at": now}
+	if in.Role == "customer" && in.Class == "human" {
+		upd["last_customer_at"] = now
+	}
 	if err := db.Model(&Ticket{}).Where("id = ?", p.Ticket).Updates(upd).Error; err != nil {
 		return fmt.Errorf("ticket %d: %w", p.Ticket, err)
 	}

@@ -27,6 +27,15 @@ type Store interface {
 	Session(ctx context.Context, secret string) (storage.SessionInfo, error)
 	DeleteSession(ctx context.Context, secret string) error
 	Ping(ctx context.Context) error
+
+	// The lead's queue (storage/queue.go).
+	Queue(ctx context.Context, f storage.QueueFilter) ([]storage.QueueRow, bool, error)
+	AttentionCounts(ctx context.Context, inbox string) ([storage.AttentionDone + 1]int64, error)
+	Clusters(ctx context.Context, inbox string, minCount, limit int) ([]storage.Cluster, error)
+	Inboxes(ctx context.Context) ([]storage.Inbox, error)
+	Agents(ctx context.Context) ([]storage.Agent, error)
+	// Raw serves downloads: attachments are cut from the raw message.
+	Raw(ctx context.Context, hash string) ([]byte, error)
 }
 
 // Check is a named readiness check for /readyz (the database, each IMAP
@@ -34,6 +43,16 @@ type Store interface {
 type Check struct {
 	Name string
 	Fn   func(ctx context.Context) error
+}
+
+// InboxStatus is how one inbox's mail source is doing, shown on the queue
+// so that a lead notices a mailbox that stopped delivering (an IMAP poller
+// that lost its login) before customers do.
+type InboxStatus struct {
+	Inbox  string // the inbox address or mailbox name
+	State  string // short, e.g. "idle", "polling", "error"
+	Detail string // one line for a person: the last error, the last sync
+	Stale  bool   // nothing heard from the source for longer than expected
 }
 
 // Options configure the web server.
@@ -46,6 +65,16 @@ type Options struct {
 	// SecureCookies marks cookies Secure; on by default when BaseURL is
 	// https.
 	SecureCookies bool
+	// Actions carries out leads' state changes; nil hides the buttons and
+	// answers the state API with 501.
+	Actions Actions
+	// InboxStatus lists the state of each inbox's mail source for the
+	// queue page; nil shows none. It is called on every queue render and
+	// must be cheap (a snapshot the pollers keep up to date).
+	InboxStatus func() []InboxStatus
+	// QueueRefresh is how often an open queue page asks for fresh rows;
+	// default 15 s.
+	QueueRefresh time.Duration
 }
 
 //go:embed templates/*.html static/*
@@ -69,7 +98,10 @@ func New(store Store, opts Options) (*Server, error) {
 	if opts.Clock == nil {
 		opts.Clock = storage.SystemClock{}
 	}
-	pages, err := template.New("").Funcs(funcs()).ParseFS(assets, "templates/*.html")
+	if opts.QueueRefresh <= 0 {
+		opts.QueueRefresh = 15 * time.Second
+	}
+	pages, err := template.New("").Funcs(funcs(opts.Clock.Now)).ParseFS(assets, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
@@ -92,8 +124,13 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /login", s.loginPage)
 	m.HandleFunc("POST /login", s.login)
 	m.Handle("POST /logout", s.page(s.logout))
+	m.Handle("POST /api/tickets/{number}/state", s.api(s.apiState))
 	m.Handle("GET /{$}", s.page(s.queue))
+	m.Handle("GET /queue/live", s.page(s.queueLive))
 	m.Handle("GET /tickets/{number}", s.page(s.ticketPage))
+	m.Handle("POST /tickets/{number}/actions", s.page(s.ticketAction))
+	m.Handle("GET /tickets/{number}/messages/{id}/raw", s.page(s.rawDownload))
+	m.Handle("GET /tickets/{number}/messages/{id}/attachments/{part}", s.page(s.attachmentDownload))
 }
 
 // ServeHTTP sets the headers every response carries and routes.
@@ -124,13 +161,17 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, map[string]any{"ready": code == http.StatusOK, "checks": out})
 }
 
-// errNotFound and friends map storage errors to HTTP.
+// httpStatus maps the errors handlers branch on to HTTP status codes.
 func httpStatus(err error) int {
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, storage.ErrBadCredentials):
 		return http.StatusUnauthorized
+	case errors.Is(err, ErrNotAllowed):
+		return http.StatusConflict
+	case errors.As(err, new(badRequest)):
+		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError
 	}

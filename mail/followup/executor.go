@@ -131,14 +131,15 @@ func (x *Executor) customerMail(sc *scope) error {
 		return err
 	}
 	ev.Message = x.ruleMessage(msg, role)
-	if err := x.run(sc, ev); err != nil {
-		return err
+	// The rules see the ticket as it was before this message: the ingest
+	// transaction already moved LastCustomerAt to it.
+	ev.Ticket.LastCustomerAt = time.Time{}
+	for _, m := range sc.msgs {
+		if m.ID < msg.ID && m.Direction == storage.DirectionIn && m.FromAddr == sc.v.Customer.Email && m.Class == "human" {
+			ev.Ticket.LastCustomerAt = m.ReceivedAt
+		}
 	}
-	if role == rules.RoleCustomer && msg.Class == rules.ClassHuman {
-		now := sc.tx.Now()
-		return sc.tx.UpdateTicket(sc.ctx, sc.v.ID, storage.TicketUpdate{LastCustomerAt: &now})
-	}
-	return nil
+	return x.run(sc, ev)
 }
 
 // firstInbound is the row id of the ticket's first received message.

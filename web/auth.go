@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"errors"
-	"html/template"
 	"net"
 	"net/http"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/microcosm-cc/bluemonday"
 	"golang.org/x/time/rate"
 
 	"github.com/tendhq/tend/storage"
@@ -24,16 +22,6 @@ const (
 	loginCSRF     = "tend_login_csrf"
 	sessionTTL    = 12 * time.Hour
 )
-
-func funcs() template.FuncMap {
-	policy := bluemonday.UGCPolicy()
-	return template.FuncMap{
-		// safeHTML sanitizes mail HTML before it is shown: mail is
-		// written by strangers.
-		"safeHTML": func(s string) template.HTML { return template.HTML(policy.Sanitize(s)) }, //nolint:gosec // sanitized above
-		"ago":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
-	}
-}
 
 func (s *Server) secure(r *http.Request) bool {
 	return s.opts.SecureCookies || r.TLS != nil || strings.HasPrefix(s.opts.BaseURL, "https://")
@@ -47,7 +35,10 @@ func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, name, value s
 }
 
 // page wraps a handler that needs a logged-in agent; state-changing
-// requests must carry the session's CSRF token.
+// requests must carry the session's CSRF token (a synchronizer token kept
+// with the session, compared in constant time). Sessions end when they
+// expire in the database, so an expired or logged-out cookie is worthless
+// on every replica.
 func (s *Server) page(h func(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie(sessionCookie)
@@ -75,15 +66,6 @@ func (s *Server) page(h func(w http.ResponseWriter, r *http.Request, sess storag
 	})
 }
 
-func (s *Server) render(w http.ResponseWriter, name string, code int, data any) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	if err := s.pages.ExecuteTemplate(w, name, data); err != nil {
-		s.log.Error("render", "page", name, "err", err)
-	}
-}
-
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	s.showLogin(w, r, "", http.StatusOK)
 }
@@ -92,7 +74,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, msg string, code int) {
 	tok := rand.Text()
 	s.setCookie(w, r, loginCSRF, tok, 600)
-	s.render(w, "login.html", code, map[string]any{"CSRF": tok, "Error": msg})
+	s.render(w, "login.html", code, struct{ CSRF, Error string }{tok, msg})
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
@@ -134,46 +116,6 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ storage.Sessio
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
-func (s *Server) queue(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo) {
-	f, err := filterFromQuery(r)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	rows, next, err := s.store.ListTickets(r.Context(), f)
-	if err != nil {
-		s.log.Error("queue", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	s.render(w, "queue.html", http.StatusOK, map[string]any{
-		"Agent": sess.Agent, "CSRF": sess.CSRF, "Tickets": rows, "Next": next, "State": f.State, "States": storage.AllStates(),
-	})
-}
-
-func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo) {
-	n, err := pathNumber(r, "number")
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	d, err := s.store.GetTicket(r.Context(), n)
-	if err != nil {
-		code := httpStatus(err)
-		if code == http.StatusInternalServerError {
-			s.log.Error("ticket page", "err", err)
-		}
-		http.Error(w, http.StatusText(code), code)
-		return
-	}
-	if d.Number != n {
-		// A merged ticket's old number redirects to the surviving one.
-		http.Redirect(w, r, "/tickets/"+itoa(d.Number), http.StatusMovedPermanently)
-		return
-	}
-	s.render(w, "ticket.html", http.StatusOK, map[string]any{"Agent": sess.Agent, "CSRF": sess.CSRF, "T": d})
-}
-
 // loginLimiter limits login attempts per client address.
 type loginLimiter struct {
 	mu    sync.Mutex
@@ -209,6 +151,10 @@ func (l *loginLimiter) allow(ip string) bool {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// canAct tells whether an agent may change tickets' states from the web:
+// leads and admins may, agents act through their mail client.
+func canAct(role string) bool { return role == storage.RoleLead || role == storage.RoleAdmin }
 
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -1,0 +1,257 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tendhq/tend/storage"
+)
+
+// seeded names the tickets of seedQueue.
+type seeded struct {
+	old, breached, repeat, unconfirmed, waiting, answeredBreach, closed int64
+	tom, ines, maria                                                    int64
+}
+
+// seedQueue fills the store with one ticket of every kind the queue
+// ranks, ten minutes apart, as mail clients really send them.
+func seedQueue(e *env) seeded {
+	var s seeded
+	step := func() { e.clock.Advance(10 * time.Minute) }
+	s.old = e.deliver(mail("Ann Archer <ann@example.com>", "ann-1@example.com", "Printer on fire", "It is on fire.")).Ticket
+	step()
+	s.breached = e.deliver(mail("Bob Brown <bob@example.com>", "bob-1@example.com", "Refund not received", "Still no refund.")).Ticket
+	e.setTicket(s.breached, "breached = TRUE")
+	step()
+	s.repeat = e.deliver(mail("carol@example.com", "carol-1@example.com", "Where is my order?", "Order 1234.")).Ticket
+	again := mail("carol@example.com", "carol-2@example.com", "Re: Where is my order?", "Hello? Anyone?")
+	again = strings.Replace(again, "\n\n", "\nIn-Reply-To: <carol-1@example.com>\nReferences: <carol-1@example.com>\n\n", 1)
+	if d := e.deliver(again); d.Ticket != s.repeat {
+		e.t.Fatalf("carol's second mail opened ticket %d, want %d", d.Ticket, s.repeat)
+	}
+	e.setTicket(s.repeat, "repeat_contacts = 1")
+	step()
+	s.unconfirmed = e.deliver(mail("dave@example.com", "dave-1@example.com", "Cannot export CSV", "Export is empty.")).Ticket
+	e.setTicket(s.unconfirmed, "state = 'unconfirmed'")
+	step()
+	s.waiting = e.deliver(mail("erin@example.com", "erin-1@example.com", "Question about plans", "Which plan?")).Ticket
+	e.setTicket(s.waiting, "state = 'waiting'")
+	step()
+	s.tom = e.deliverFile("gmail_alternative.eml").Ticket
+	step()
+	s.ines = e.deliverFile("applemail_html_only.eml").Ticket
+	step()
+	s.maria = e.deliverFile("outlook_attachment.eml", billing).Ticket
+	step()
+	if d := e.deliverFile("thunderbird_reply.eml"); d.Ticket != s.tom {
+		e.t.Fatalf("Tom's reply opened ticket %d, want %d", d.Ticket, s.tom)
+	}
+	step()
+	s.answeredBreach = e.deliver(mail("gina@example.com", "gina-1@example.com", "Late answer", "Took long.")).Ticket
+	e.setTicket(s.answeredBreach, "breached = TRUE, state = 'waiting'")
+	step()
+	s.closed = e.deliver(mail("spam@example.com", "spam-1@example.com", "Cheap pills", "Buy now.")).Ticket
+	e.setTicket(s.closed, "state = 'closed'")
+	step()
+	return s
+}
+
+func backends() []string { return []string{"sqlite", "postgres"} }
+
+func numbers(rows []storage.QueueRow) []int64 {
+	out := make([]int64, len(rows))
+	for i, r := range rows {
+		out[i] = r.Number
+	}
+	return out
+}
+
+// TestQueueOrder checks the attention order, the filters, paging, the
+// counts and the clusters against both databases.
+func TestQueueOrder(t *testing.T) {
+	for _, backend := range backends() {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, backend, nil)
+			s := seedQueue(e)
+			attention := []int64{s.breached, s.repeat, s.unconfirmed, s.old, s.ines, s.maria, s.tom, s.waiting, s.answeredBreach}
+			for _, tc := range []struct {
+				name string
+				f    storage.QueueFilter
+				want []int64
+				more bool
+			}{
+				{"needs attention", storage.QueueFilter{}, attention, false},
+				{"first page", storage.QueueFilter{Limit: 4}, attention[:4], true},
+				{"second page", storage.QueueFilter{Limit: 4, Offset: 4}, attention[4:8], true},
+				{"last page", storage.QueueFilter{Limit: 4, Offset: 8}, attention[8:], false},
+				{"all states", storage.QueueFilter{State: "all"}, append(slices.Clone(attention), s.closed), false},
+				{"one state", storage.QueueFilter{State: storage.StateWaiting}, []int64{s.waiting, s.answeredBreach}, false},
+				{"inbox", storage.QueueFilter{Inbox: billing}, []int64{s.maria}, false},
+				{"cluster", storage.QueueFilter{Subject: "login fails after password reset"}, []int64{s.ines, s.tom}, false},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					rows, more, err := e.store.Queue(e.ctx, tc.f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := numbers(rows); !slices.Equal(got, tc.want) || more != tc.more {
+						t.Errorf("queue = %v more=%v, want %v more=%v", got, more, tc.want, tc.more)
+					}
+				})
+			}
+			counts, err := e.store.AttentionCounts(e.ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := [storage.AttentionDone + 1]int64{1, 1, 1, 4, 2, 0}; counts != want {
+				t.Errorf("attention counts = %v, want %v", counts, want)
+			}
+			clusters, err := e.store.Clusters(e.ctx, "", 2, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(clusters) != 1 || clusters[0].Count != 2 || clusters[0].First != s.tom || clusters[0].NormSubject != "login fails after password reset" {
+				t.Errorf("clusters = %+v, want one of 2 starting at #%d", clusters, s.tom)
+			}
+			if c, _ := e.store.Clusters(e.ctx, billing, 2, 10); len(c) != 0 {
+				t.Errorf("billing clusters = %+v, want none", c)
+			}
+		})
+	}
+}
+
+var rowNumber = regexp.MustCompile(`<tr class="ticket a(\d)" data-number="(\d+)"`)
+
+// queueRows reads the ticket numbers of a rendered queue in order.
+func queueRows(t testing.TB, body string) []int64 {
+	t.Helper()
+	var out []int64
+	for _, m := range rowNumber.FindAllStringSubmatch(body, -1) {
+		n, _ := strconv.ParseInt(m[2], 10, 64)
+		out = append(out, n)
+	}
+	return out
+}
+
+// TestQueuePage renders the queue over HTTP: order, reasons, the summary,
+// clusters, inbox status, filters and the live fragment.
+func TestQueuePage(t *testing.T) {
+	e := newEnv(t, "sqlite", func(o *Options) {
+		o.InboxStatus = func() []InboxStatus {
+			return []InboxStatus{
+				{Inbox: "support@acme.test", State: "idle", Detail: "IDLE since 09:00"},
+				{Inbox: "imap.legacy.test/INBOX", State: "error", Detail: "login failed: <b>AUTHENTICATIONFAILED</b>", Stale: true},
+			}
+		}
+	})
+	s := seedQueue(e)
+	ts := e.serve()
+	b := newBrowser(t, ts.URL)
+	b.login("alice@acme.test", agentPW)
+
+	code, body := b.get("/")
+	if code != http.StatusOK {
+		t.Fatalf("GET / = %d", code)
+	}
+	want := []int64{s.breached, s.repeat, s.unconfirmed, s.old, s.ines, s.maria, s.tom, s.waiting, s.answeredBreach}
+	if got := queueRows(t, body); !slices.Equal(got, want) {
+		t.Errorf("queue rows = %v, want %v", got, want)
+	}
+	for _, frag := range []string{
+		"response time breached", "wrote again without an answer", "resolution not confirmed", "breached earlier",
+		`<span class="pill breached">1 breached</span>`, `<span class="pill">4 open</span>`,
+		`>Login fails after password reset</a> <span class="count">2</span>`,
+		"imap.legacy.test/INBOX", "login failed: &lt;b&gt;AUTHENTICATIONFAILED&lt;/b&gt;", `<span class="tag warn">stale</span>`,
+		`<script src="/static/queue.js" defer></script>`, `data-src="/queue/live"`,
+		"Acme Billing",
+	} {
+		if !strings.Contains(body, frag) {
+			t.Errorf("queue page lacks %q", frag)
+		}
+	}
+
+	for _, tc := range []struct {
+		path string
+		want []int64
+		code int
+	}{
+		{"/?inbox=billing@acme.test", []int64{s.maria}, http.StatusOK},
+		{"/?state=closed", []int64{s.closed}, http.StatusOK},
+		{"/?subject=" + strings.ReplaceAll("login fails after password reset", " ", "+"), []int64{s.ines, s.tom}, http.StatusOK},
+		{"/queue/live?state=waiting", []int64{s.waiting, s.answeredBreach}, http.StatusOK},
+		{"/?state=bogus", nil, http.StatusBadRequest},
+		{"/?page=0", nil, http.StatusBadRequest},
+		{"/?page=2", nil, http.StatusOK},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			code, body := b.get(tc.path)
+			if code != tc.code {
+				t.Fatalf("GET %s = %d, want %d", tc.path, code, tc.code)
+			}
+			if code == http.StatusOK {
+				if got := queueRows(t, body); !slices.Equal(got, tc.want) {
+					t.Errorf("rows = %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+	_, live := b.get("/queue/live")
+	if strings.Contains(live, "<html") || !strings.Contains(live, `id="queue"`) {
+		t.Errorf("live fragment is not the fragment:\n%.300s", live)
+	}
+}
+
+// TestQueuePaging walks the queue's pages through the links it renders.
+func TestQueuePaging(t *testing.T) {
+	e := newEnv(t, "sqlite", nil)
+	const n = queuePageSize + 7
+	for i := range n {
+		e.deliver(mail(fmt.Sprintf("c%d@example.com", i), fmt.Sprintf("p%d@example.com", i), fmt.Sprintf("Question %d", i), "?"))
+		e.clock.Advance(time.Minute)
+	}
+	ts := e.serve()
+	b := newBrowser(t, ts.URL)
+	b.login("lena@acme.test", leadPW)
+	var seen []int64
+	next := regexp.MustCompile(`id="next" href="([^"]+)"`)
+	path := "/"
+	for range 5 {
+		_, body := b.get(path)
+		seen = append(seen, queueRows(t, body)...)
+		m := next.FindStringSubmatch(body)
+		if m == nil {
+			break
+		}
+		path = strings.ReplaceAll(m[1], "&amp;", "&")
+	}
+	if len(seen) != n {
+		t.Fatalf("paged through %d tickets, want %d", len(seen), n)
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i] <= seen[i-1] {
+			t.Fatalf("not oldest wait first at %d: %v", i, seen)
+		}
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "just now"}, {59 * time.Second, "just now"}, {5 * time.Minute, "5 min"},
+		{3*time.Hour + 59*time.Minute, "3 h"}, {47 * time.Hour, "47 h"}, {72 * time.Hour, "3 d"},
+	} {
+		t.Run(tc.d.String(), func(t *testing.T) {
+			if got := shortDuration(tc.d); got != tc.want {
+				t.Errorf("shortDuration(%v) = %q, want %q", tc.d, got, tc.want)
+			}
+		})
+	}
+}

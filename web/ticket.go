@@ -1,0 +1,235 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jhillyerd/enmime/v2"
+
+	"github.com/tendhq/tend/storage"
+)
+
+// eventMessageReceived is the event the ingest path writes for each
+// message; its detail (how the message was threaded) is shown on the
+// message itself instead of as a separate line.
+const eventMessageReceived = "message.received"
+
+// evidenceView is one threading clue, as shown under a message.
+type evidenceView struct {
+	Kind     string
+	Ticket   int64
+	Detail   string
+	Accepted bool
+}
+
+// messageView is a message on the timeline.
+type messageView struct {
+	storage.Message
+	To, Cc      []string
+	Attachments []storage.Attachment
+	// ShowHTML: the message has no text part, so its sanitized HTML is
+	// shown; when it has one, the text is what the customer wrote and
+	// the HTML is only decoration.
+	ShowHTML bool
+	// Threading is the one-line summary of how the message found its
+	// ticket; Evidence every clue considered; EvidenceRaw the stored
+	// evidence when it is not the expected JSON.
+	Threading   string
+	Evidence    []evidenceView
+	EvidenceRaw string
+}
+
+// timelineItem is a message or an event, in time order.
+type timelineItem struct {
+	At      time.Time
+	Message *messageView
+	Event   *storage.Event
+}
+
+// ticketData is what ticket.html renders.
+type ticketData struct {
+	Agent    storage.Agent
+	CSRF     string
+	T        storage.TicketDetail
+	Items    []timelineItem
+	CanAct   bool
+	Agents   []storage.Agent
+	Flash    string
+	Error    string
+	Reasons  []string
+	Verb     map[string]bool // which actions the ticket's state offers
+	Attached int             // attachments on the whole ticket
+}
+
+// flash is the confirmation shown after an action. It is chosen by the
+// action's name so that nothing from the URL is echoed into the page.
+func flash(action string) string {
+	switch action {
+	case actionResolve:
+		return "Resolution proposed: the customer is asked to confirm."
+	case actionReopen:
+		return "Ticket reopened."
+	case actionClose:
+		return "Ticket closed."
+	case actionAssign:
+		return "Assignee changed."
+	}
+	return ""
+}
+
+func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo) {
+	n, err := pathNumber(r, "number")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	d, err := s.store.GetTicket(r.Context(), n)
+	if err != nil {
+		s.fail(w, "ticket page", err)
+		return
+	}
+	if d.Number != n {
+		// A merged ticket's old number redirects to the surviving one.
+		http.Redirect(w, r, "/tickets/"+itoa(d.Number), http.StatusMovedPermanently)
+		return
+	}
+	s.showTicket(w, r, sess, d, http.StatusOK, flash(r.URL.Query().Get("done")), "")
+}
+
+// showTicket renders a loaded ticket with an optional confirmation or
+// error line.
+func (s *Server) showTicket(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo, d storage.TicketDetail, code int, flash, errMsg string) {
+	data, err := s.ticketData(r.Context(), sess, d)
+	if err != nil {
+		s.internalError(w, "ticket page", err)
+		return
+	}
+	data.Flash, data.Error = flash, errMsg
+	s.render(w, "ticket.html", code, data)
+}
+
+func (s *Server) ticketData(ctx context.Context, sess storage.SessionInfo, d storage.TicketDetail) (ticketData, error) {
+	ids := make([]int64, len(d.Messages))
+	for i, m := range d.Messages {
+		ids[i] = m.ID
+	}
+	atts, err := s.store.Attachments(ctx, ids)
+	if err != nil {
+		return ticketData{}, err
+	}
+	out := ticketData{Agent: sess.Agent, CSRF: sess.CSRF, T: d, Items: timeline(d, atts), Reasons: []string{reasonSpam, reasonNoResponse, reasonDuplicate}}
+	for _, a := range atts {
+		out.Attached += len(a)
+	}
+	out.CanAct = s.opts.Actions != nil && canAct(sess.Agent.Role)
+	if out.CanAct {
+		if out.Agents, err = s.store.Agents(ctx); err != nil {
+			return ticketData{}, err
+		}
+		out.Verb = verbs(d.State)
+	}
+	return out, nil
+}
+
+// verbs lists the actions a ticket's state offers. The executor has the
+// last word (it answers ErrNotAllowed); this only hides buttons that
+// cannot work.
+func verbs(state string) map[string]bool {
+	done := state == storage.StateResolved || state == storage.StateClosed
+	return map[string]bool{
+		actionResolve: !done && state != storage.StateProposed,
+		actionReopen:  done || state == storage.StateProposed || state == storage.StateUnconfirmed,
+		actionClose:   state != storage.StateClosed,
+		actionAssign:  true,
+	}
+}
+
+// timeline interleaves messages and events by time. The event that
+// records a message's arrival is folded into the message (it carries the
+// threading summary); at equal times the ticket's creation comes first,
+// then messages, then what they caused.
+func timeline(d storage.TicketDetail, atts map[int64][]storage.Attachment) []timelineItem {
+	threading := map[int64]string{}
+	items := make([]timelineItem, 0, len(d.Messages)+len(d.Events))
+	for i := range d.Events {
+		e := &d.Events[i]
+		if e.Kind == eventMessageReceived && e.MessageRowID != nil {
+			threading[*e.MessageRowID] = e.Detail
+			continue
+		}
+		items = append(items, timelineItem{At: e.CreatedAt, Event: e})
+	}
+	for _, m := range d.Messages {
+		mv := &messageView{Message: m, To: splitList(m.ToAddrs), Cc: splitList(m.CcAddrs), Attachments: atts[m.ID], Threading: threading[m.ID]}
+		mv.ShowHTML = m.HTML != "" && (m.Text == "" || strings.Contains(m.ParseError, enmime.ErrorPlainTextFromHTML))
+		mv.Evidence, mv.EvidenceRaw = parseEvidence(m.Evidence)
+		items = append(items, timelineItem{At: m.ReceivedAt, Message: mv})
+	}
+	order := func(it timelineItem) int {
+		switch {
+		case it.Event != nil && it.Event.Kind == "ticket.created":
+			return 0
+		case it.Message != nil:
+			return 1
+		}
+		return 2
+	}
+	slices.SortStableFunc(items, func(a, b timelineItem) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return order(a) - order(b)
+	})
+	return items
+}
+
+// parseEvidence reads a message's stored threading evidence: a JSON list
+// of clues (threading.Evidence, marshalled without tags, or the same with
+// lower-case keys). An empty list or null is no evidence. Anything else is
+// returned as text to show verbatim, so that evidence is never hidden
+// because its shape changed.
+func parseEvidence(s string) ([]evidenceView, string) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, ""
+	}
+	var raw []map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return nil, indentJSON(s)
+	}
+	out := make([]evidenceView, 0, len(raw))
+	for _, m := range raw {
+		var e evidenceView
+		for k, v := range m {
+			switch strings.ToLower(k) {
+			case "kind":
+				_ = json.Unmarshal(v, &e.Kind)
+			case "ticket":
+				_ = json.Unmarshal(v, &e.Ticket)
+			case "detail":
+				_ = json.Unmarshal(v, &e.Detail)
+			case "accepted":
+				_ = json.Unmarshal(v, &e.Accepted)
+			}
+		}
+		if e.Kind == "" && e.Detail == "" {
+			return nil, indentJSON(s)
+		}
+		out = append(out, e)
+	}
+	return out, ""
+}
+
+// indentJSON pretty-prints s when it is JSON, for the verbatim view.
+func indentJSON(s string) string {
+	var b bytes.Buffer
+	if json.Indent(&b, []byte(s), "", "  ") != nil {
+		return s
+	}
+	return b.String()
+}

@@ -1,0 +1,185 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tendhq/tend/storage"
+)
+
+// timelineOrder reads the ids of the messages and the kinds of the events
+// of a rendered ticket page, in order.
+var timelineEntry = regexp.MustCompile(`<article class="message dir-\w+" id="m(\d+)"|<div class="event k-([\w.]+)"`)
+
+func timelineOf(body string) []string {
+	var out []string
+	for _, m := range timelineEntry.FindAllStringSubmatch(body, -1) {
+		if m[1] != "" {
+			out = append(out, "m"+m[1])
+		} else {
+			out = append(out, m[2])
+		}
+	}
+	return out
+}
+
+func TestTicketPage(t *testing.T) {
+	e := newEnv(t, "sqlite", nil)
+	first := e.deliverFile("gmail_alternative.eml")
+	e.clock.Advance(time.Hour)
+	reply := e.deliverFile("thunderbird_reply.eml")
+	e.clock.Advance(time.Minute)
+	e.exec(fmt.Sprintf("INSERT INTO events (ticket_id, kind, actor, detail, created_at) VALUES (%d, 'state.changed', 'lena@acme.test', 'new → open', '%s')",
+		first.Ticket, e.clock.Now().Format("2006-01-02 15:04:05.999999999-07:00")))
+	e.setTicket(first.Ticket, "state = 'open'")
+	ines := e.deliverFile("applemail_html_only.eml")
+	hostile := e.deliverFile("hostile_html.eml")
+
+	ts := e.serve()
+	b := newBrowser(t, ts.URL)
+	b.login("alice@acme.test", agentPW)
+
+	t.Run("timeline", func(t *testing.T) {
+		code, body := b.get(fmt.Sprintf("/tickets/%d", first.Ticket))
+		if code != http.StatusOK {
+			t.Fatalf("ticket page = %d", code)
+		}
+		want := []string{"ticket.created", fmt.Sprintf("m%d", first.MessageRowID), fmt.Sprintf("m%d", reply.MessageRowID), "state.changed"}
+		if got := timelineOf(body); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("timeline = %v, want %v", got, want)
+		}
+		for _, frag := range []string{
+			"since I reset my password this morning", // the text part, not the HTML
+			"Still broken. Here is the page I saved",
+			"threaded by In-Reply-To to &lt;CAJx9&#43;2kQ7Ww3vF0pRz_Ue4b1Nw8-XyZ0aBcD1eFgH2iJ3kLmN@mail.gmail.com&gt;", // html/template escapes +
+			"no evidence matched: new ticket",
+			fmt.Sprintf(`href="/tickets/%d/messages/%d/attachments/0" download>login page.html</a>`, first.Ticket, reply.MessageRowID),
+			fmt.Sprintf(`href="/tickets/%d/messages/%d/raw" download>Original message</a>`, first.Ticket, reply.MessageRowID),
+			"new → open", "2 attachments",
+		} {
+			if !strings.Contains(body, frag) {
+				t.Errorf("ticket page lacks %q", frag)
+			}
+		}
+		if strings.Contains(body, `<div class="body html">`) {
+			t.Error("HTML shown for messages that have a text part")
+		}
+		if strings.Contains(body, `id="actions"`) {
+			t.Error("an agent sees lead actions")
+		}
+	})
+
+	t.Run("html only", func(t *testing.T) {
+		_, body := b.get(fmt.Sprintf("/tickets/%d", ines.Ticket))
+		for _, frag := range []string{
+			`<div class="body html">`, "<b>password reset</b>",
+			`<a href="https://status.acme.test/" rel="nofollow noreferrer noopener" target="_blank">Your status page</a>`,
+		} {
+			if !strings.Contains(body, frag) {
+				t.Errorf("HTML-only message: page lacks %q", frag)
+			}
+		}
+	})
+
+	t.Run("hostile", func(t *testing.T) {
+		_, body := b.get(fmt.Sprintf("/tickets/%d", hostile.Ticket))
+		if !strings.Contains(body, `Please click here or <a href="https://evil.example/phish"`) || !strings.Contains(body, "Regards, M.") {
+			t.Fatalf("hostile message body not shown:\n%s", body)
+		}
+		for _, bad := range []string{"<script>alert", `onerror="`, "onload=", "javascript:", "<iframe", "<form action=\"https://evil", "position:fixed", "<img src=x"} {
+			if strings.Contains(body, bad) {
+				t.Errorf("page contains %q", bad)
+			}
+		}
+		if !strings.Contains(body, "&lt;img src=x onerror=alert(document.cookie)&gt; urgent") {
+			t.Error("hostile subject not escaped as text")
+		}
+		assertNoInlineCode(t, body)
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		for path, want := range map[string]int{
+			"/tickets/999":  http.StatusNotFound,
+			"/tickets/zero": http.StatusBadRequest,
+			"/tickets/-1":   http.StatusBadRequest,
+		} {
+			if code, _ := b.get(path); code != want {
+				t.Errorf("GET %s = %d, want %d", path, code, want)
+			}
+		}
+	})
+
+	t.Run("merged", func(t *testing.T) {
+		e.setTicket(ines.Ticket, fmt.Sprintf("merged_into = %d", first.Ticket))
+		code, _, res := b.do(http.MethodGet, fmt.Sprintf("/tickets/%d", ines.Ticket), nil)
+		if code != http.StatusMovedPermanently || res.Header.Get("Location") != fmt.Sprintf("/tickets/%d", first.Ticket) {
+			t.Errorf("merged ticket: %d -> %q", code, res.Header.Get("Location"))
+		}
+	})
+}
+
+func TestTimelineOrder(t *testing.T) {
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	id := func(n int64) *int64 { return &n }
+	d := storage.TicketDetail{
+		Messages: []storage.Message{
+			{ID: 1, ReceivedAt: at(0), Text: "first"},
+			{ID: 2, ReceivedAt: at(30), Text: "second", Direction: storage.DirectionOut},
+			{ID: 3, ReceivedAt: at(10), HTML: "<p>html</p>", Text: "html", ParseError: "[W] Plain Text from HTML: Message did not contain a text/plain part", Evidence: `[{"Kind":"in-reply-to","Ticket":7,"Detail":"parent known","Accepted":true}]`},
+		},
+		Events: []storage.Event{
+			{ID: 1, Kind: "ticket.created", CreatedAt: at(0)},
+			{ID: 2, Kind: eventMessageReceived, Detail: "new conversation", MessageRowID: id(1), CreatedAt: at(0)},
+			{ID: 3, Kind: "timer.due", CreatedAt: at(20)},
+			{ID: 4, Kind: "outbox.sent", CreatedAt: at(30)},
+			{ID: 5, Kind: eventMessageReceived, Detail: "threaded by In-Reply-To", MessageRowID: id(3), CreatedAt: at(10)},
+		},
+	}
+	items := timeline(d, map[int64][]storage.Attachment{3: {{Part: 0, Filename: "a.txt"}}})
+	var got []string
+	for _, it := range items {
+		if it.Message != nil {
+			got = append(got, fmt.Sprintf("m%d", it.Message.ID))
+		} else {
+			got = append(got, it.Event.Kind)
+		}
+	}
+	if want := "ticket.created m1 m3 timer.due m2 outbox.sent"; strings.Join(got, " ") != want {
+		t.Errorf("timeline = %v, want %s", got, want)
+	}
+	m1, m3 := items[1].Message, items[2].Message
+	if m1.Threading != "new conversation" || m1.ShowHTML {
+		t.Errorf("m1 = %+v", m1)
+	}
+	if !m3.ShowHTML || m3.Threading != "threaded by In-Reply-To" || len(m3.Evidence) != 1 || !m3.Evidence[0].Accepted || len(m3.Attachments) != 1 {
+		t.Errorf("m3 = %+v", m3)
+	}
+}
+
+func TestParseEvidence(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     []evidenceView
+		raw      string
+	}{
+		{"empty", "", nil, ""},
+		{"threading's shape", `[{"Kind":"references","Ticket":12,"Detail":"References <a@b>","Accepted":true},{"Kind":"subject","Ticket":0,"Detail":"too old","Accepted":false}]`,
+			[]evidenceView{{"references", 12, "References <a@b>", true}, {"subject", 0, "too old", false}}, ""},
+		{"lower-case keys", `[{"kind":"new","detail":"no clue matched"}]`, []evidenceView{{Kind: "new", Detail: "no clue matched"}}, ""},
+		{"an object", `{"via":"in-reply-to"}`, nil, "{\n  \"via\": \"in-reply-to\"\n}"},
+		{"unknown list", `[{"x":1}]`, nil, "[\n  {\n    \"x\": 1\n  }\n]"},
+		{"not json", "threaded by hand", nil, "threaded by hand"},
+		{"wrong types", `[{"Kind":5,"Detail":"d"}]`, []evidenceView{{Detail: "d"}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, raw := parseEvidence(tc.in)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) || raw != tc.raw {
+				t.Errorf("parseEvidence = %+v, %q; want %+v, %q", got, raw, tc.want, tc.raw)
+			}
+		})
+	}
+}
