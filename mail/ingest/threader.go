@@ -43,8 +43,11 @@ func (t DecisionThreader) Place(ctx context.Context, m *Message, tx *storage.Tx)
 	}
 	if d.Reply != nil {
 		p.AgentID, p.Note, p.Role = d.Reply.Agent, d.Reply.Purpose == threading.PurposeNote, "agent"
-	} else if !p.NoTicket && m.Classified.Kind == classify.Human {
-		// A reply-all's other recipients join the ticket.
+	} else if !p.NoTicket && (m.Classified.Kind == classify.Human || m.Classified.Kind == classify.List) {
+		// A reply-all's other recipients join the ticket. So does the
+		// list address of a list thread: it is what lets the next
+		// subscriber's reply (To: the list) thread by its reference to a
+		// customer's mail (see threading.Decide, rule 3).
 		p.Participants = t.others(m)
 	}
 	p.Evidence, p.Summary = evidence(d)
