@@ -241,7 +241,7 @@ func (s *Store) SplitMessage(ctx context.Context, msgRowID int64, by string) (in
 func (t *Tx) SplitMessage(ctx context.Context, msgRowID int64, o SplitOptions) (int64, error) {
 	db := t.db.WithContext(ctx)
 	var m Message
-	err := db.Select("id, ticket_id, direction, message_id, from_addr, from_name, subject, received_at").Where("id = ?", msgRowID).Take(&m).Error
+	err := db.Select("id, ticket_id, direction, message_id, from_addr, from_name, subject").Where("id = ?", msgRowID).Take(&m).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return 0, fmt.Errorf("split message %d: %w", msgRowID, ErrNotFound)
 	}
@@ -279,33 +279,21 @@ func (t *Tx) SplitMessage(ctx context.Context, msgRowID int64, o SplitOptions) (
 	return n, nil
 }
 
-// openSplitTicket creates the ticket a split message moves to, with its
-// customer as participant and the inboxes of the old ticket.
+// openSplitTicket creates the ticket a split message moves to, the way
+// delivery opens one (customer, participant, "ticket opened" entry), with
+// the inboxes of the old ticket.
 func (t *Tx) openSplitTicket(ctx context.Context, m Message, inboxID int64, o SplitOptions, now time.Time) (int64, error) {
 	db := t.db.WithContext(ctx)
-	contactID, err := upsertContact(db, m.FromAddr, m.FromName, now)
+	in := &Incoming{From: m.FromAddr, FromName: m.FromName, Subject: m.Subject, NormSubject: o.NormSubject}
+	n, err := t.s.openTicket(db, in, inboxID, Placement{LinkedTo: o.LinkedTo}, now)
 	if err != nil {
 		return 0, err
 	}
-	received := m.ReceivedAt
-	nt := Ticket{
-		Subject: m.Subject, NormSubject: o.NormSubject, State: StateNew, Priority: "normal",
-		CustomerID: contactID, InboxID: inboxID, CreatedAt: now, UpdatedAt: now, LastCustomerAt: &received,
-	}
-	if o.LinkedTo != 0 {
-		nt.LinkedTo = &o.LinkedTo
-	}
-	if err := db.Create(&nt).Error; err != nil {
-		return 0, fmt.Errorf("ticket: %w", err)
-	}
-	if err := addParticipants(db, nt.ID, []string{m.FromAddr}, "customer", now); err != nil {
-		return 0, err
-	}
-	err = db.Exec("INSERT INTO ticket_inboxes (ticket_id, inbox_id) SELECT ?, inbox_id FROM ticket_inboxes WHERE ticket_id = ? ON CONFLICT DO NOTHING", nt.ID, *m.TicketID).Error
+	err = db.Exec("INSERT INTO ticket_inboxes (ticket_id, inbox_id) SELECT ?, inbox_id FROM ticket_inboxes WHERE ticket_id = ? ON CONFLICT DO NOTHING", n, *m.TicketID).Error
 	if err != nil {
 		return 0, fmt.Errorf("ticket inboxes: %w", err)
 	}
-	return nt.ID, nil
+	return n, nil
 }
 
 // moveMessage moves message id and its timeline entries from ticket old to
@@ -318,12 +306,8 @@ func (t *Tx) moveMessage(ctx context.Context, id, old, n int64, o SplitOptions, 
 	if err := db.Model(&Event{}).Where("message_row_id = ? AND ticket_id = ?", id, old).Update("ticket_id", n).Error; err != nil {
 		return fmt.Errorf("move events: %w", err)
 	}
-	opened := fmt.Sprintf("ticket opened: message split off #%d", old)
-	if o.LinkedTo != 0 {
-		opened = fmt.Sprintf("ticket opened, linked to #%d: message split off #%d", o.LinkedTo, old)
-	}
 	evs := []Event{
-		{TicketID: n, Kind: "ticket.created", Actor: o.By, Detail: opened, MessageRowID: &id, CreatedAt: now},
+		{TicketID: n, Kind: EventSplit, Actor: o.By, Detail: fmt.Sprintf("message split off #%d into this ticket", old), MessageRowID: &id, CreatedAt: now},
 		{TicketID: old, Kind: EventSplit, Actor: o.By, Detail: fmt.Sprintf("message split off into #%d", n), MessageRowID: &id, CreatedAt: now},
 	}
 	if err := db.Create(&evs).Error; err != nil {

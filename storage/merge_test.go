@@ -252,7 +252,8 @@ func TestSplitMessage(t *testing.T) {
 		if fmt.Sprint(nd.Inboxes) != "[support@acme.test billing@acme.test]" {
 			t.Errorf("split ticket inboxes = %v, want the old ticket's", nd.Inboxes)
 		}
-		if !hasEvent(nd.Events, "ticket.created", fmt.Sprintf("split off #%d", a)) || !hasEvent(nd.Events, "message.received", "") {
+		if !hasEvent(nd.Events, "ticket.created", "ticket opened") || !hasEvent(nd.Events, storage.EventSplit, fmt.Sprintf("split off #%d into this ticket", a)) ||
+			!hasEvent(nd.Events, "message.received", "") {
 			t.Errorf("split ticket timeline = %+v", nd.Events)
 		}
 		att, err := s.Attachments(ctx, []int64{stray.MessageRowID})
@@ -357,6 +358,37 @@ func TestSplitRefusals(t *testing.T) {
 		}
 		if rows, _, err := s.ListTickets(ctx, storage.TicketFilter{State: "all"}); err != nil || len(rows) != 2 {
 			t.Errorf("refused splits left %d tickets (%v), want 2", len(rows), err)
+		}
+	})
+}
+
+// TestMergeConcurrent merges two tickets into each other at once: one
+// merge wins, the other is refused, and no cycle of redirects is left.
+func TestMergeConcurrent(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, _ *storagetest.FakeClock) {
+		ctx := context.Background()
+		c := committer(t, s)
+		for round := range 5 {
+			a := deliver(t, c, incoming("ann@example.com", fmt.Sprintf("a%d@example.com", round), "One", "")).Ticket
+			b := deliver(t, c, incoming("bob@example.com", fmt.Sprintf("b%d@example.com", round), "Two", "")).Ticket
+			start := make(chan struct{})
+			errs := make(chan error, 2)
+			for _, p := range [][2]int64{{a, b}, {b, a}} {
+				go func() {
+					<-start
+					errs <- s.MergeTickets(ctx, p[0], p[1], "lead@acme.test")
+				}()
+			}
+			close(start)
+			e1, e2 := <-errs, <-errs
+			if (e1 == nil) == (e2 == nil) || !errors.Is(errors.Join(e1, e2), storage.ErrConflict) {
+				t.Fatalf("round %d: merges returned %v and %v, want one success and one conflict", round, e1, e2)
+			}
+			for _, n := range []int64{a, b} {
+				if _, err := s.GetTicket(ctx, n); err != nil {
+					t.Fatalf("round %d: ticket #%d no longer resolves: %v", round, n, err)
+				}
+			}
 		}
 	})
 }
