@@ -76,12 +76,25 @@ type replayScore struct {
 // kind of evidence stored with the message, the agent of a signed
 // address.
 func TestCorpusReplayThroughIngest(t *testing.T) {
-	convs, err := threadingtest.LoadConversations(corpusDir)
+	replayCorpus(t, corpusDir, 60)
+}
+
+// TestIngestScenarios replays this package's own conversations (same
+// format, testdata/conversations): what happens to the rows storage
+// writes after a decision, which the threading corpus alone does not pin.
+func TestIngestScenarios(t *testing.T) {
+	replayCorpus(t, "testdata/conversations", 1)
+}
+
+// replayCorpus replays the conversations under dir on every backend and
+// fails unless every decision is right.
+func replayCorpus(t *testing.T, dir string, atLeast int) {
+	convs, err := threadingtest.LoadConversations(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(convs) < 60 {
-		t.Fatalf("corpus has %d conversations, want at least 60", len(convs))
+	if len(convs) < atLeast {
+		t.Fatalf("%s has %d conversations, want at least %d", dir, len(convs), atLeast)
 	}
 	for _, b := range storagetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {

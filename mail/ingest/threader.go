@@ -49,6 +49,13 @@ func (t DecisionThreader) Place(ctx context.Context, m *Message, tx *storage.Tx)
 		// subscriber's reply (To: the list) thread by its reference to a
 		// customer's mail (see threading.Decide, rule 3).
 		p.Participants = t.others(m)
+		if d.Ticket != 0 && m.From != "" && !t.own(m.From) {
+			// Whoever writes into a ticket on evidence strong enough to
+			// join takes part from then on (a colleague answering our
+			// forwarded mail), as threading's Lookup expects; on a new
+			// ticket the sender is its customer already.
+			p.Participants = append([]string{m.From}, p.Participants...)
+		}
 	}
 	p.Evidence, p.Summary = evidence(d)
 	return p, nil
