@@ -120,10 +120,11 @@ func replayCorpus(t *testing.T, dir string, atLeast int) {
 func (ci *corpusInstall) replay(t *testing.T, c threadingtest.Conversation, sc *replayScore) {
 	ctx := context.Background()
 	labels := map[string]int64{}
+	rows := map[string]int64{} // message file -> stored row
 	ticketOf := func(l string) (int64, bool) { n, ok := labels[l]; return n, ok }
 	for _, st := range c.Steps {
 		if st.Action != "" {
-			ci.event(t, st, labels)
+			ci.event(t, st, labels, rows)
 			continue
 		}
 		if st.Dir == threadingtest.Lost {
@@ -167,6 +168,7 @@ func (ci *corpusInstall) replay(t *testing.T, c threadingtest.Conversation, sc *
 		if err != nil {
 			t.Fatal(err)
 		}
+		rows[st.File] = d.MessageRowID
 		sc.judge(t, st, d, msg, labels)
 		if _, seen := labels[st.Label]; !seen && st.Label != "-" && d.NewTicket {
 			labels[st.Label] = d.Ticket
@@ -174,8 +176,11 @@ func (ci *corpusInstall) replay(t *testing.T, c threadingtest.Conversation, sc *
 	}
 }
 
-// event applies a manifest event: a lead's merge or a state change.
-func (ci *corpusInstall) event(t *testing.T, st threadingtest.Step, labels map[string]int64) {
+// event applies a manifest event: a lead's merge ("!merge B A": B into
+// A), a state change ("!state A resolved"), or a lead's split ("!split
+// 03-apple.eml B": that message off into a new ticket labelled B, with the
+// subject key the web layer passes).
+func (ci *corpusInstall) event(t *testing.T, st threadingtest.Step, labels, rows map[string]int64) {
 	t.Helper()
 	ctx := context.Background()
 	if len(st.Args) != 2 {
@@ -193,6 +198,23 @@ func (ci *corpusInstall) event(t *testing.T, st threadingtest.Step, labels map[s
 		})
 		if err != nil {
 			t.Fatalf("state %v: %v", st.Args, err)
+		}
+	case "split":
+		row, ok := rows[st.Args[0]]
+		if !ok {
+			t.Fatalf("split %v: no such message delivered", st.Args)
+		}
+		m, err := ci.store.GetMessage(ctx, row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = ci.store.InTx(ctx, func(tx *storage.Tx) error {
+			n, err := tx.SplitMessage(ctx, row, storage.SplitOptions{By: "lead@acme.example", NormSubject: threading.NormalizeSubject(m.Subject)})
+			labels[st.Args[1]] = n
+			return err
+		})
+		if err != nil {
+			t.Fatalf("split %v: %v", st.Args, err)
 		}
 	default:
 		t.Fatalf("unknown event %q", st.Action)
