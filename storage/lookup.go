@@ -121,7 +121,9 @@ func (t *Tx) TicketByThreadRoot(ctx context.Context, root string) (int64, bool, 
 }
 
 // RecentTicketBySubject returns the newest ticket of customer with this
-// normalized subject updated at or after since.
+// normalized subject updated at or after since, that is neither closed nor
+// merged. Of two updated at the same instant the later opened wins, so the
+// answer never depends on the database's row order.
 func (t *Tx) RecentTicketBySubject(ctx context.Context, customer, normSubject string, since time.Time) (int64, bool, error) {
 	if customer == "" || normSubject == "" {
 		return 0, false, nil
@@ -130,7 +132,7 @@ func (t *Tx) RecentTicketBySubject(ctx context.Context, customer, normSubject st
 	err := t.db.WithContext(ctx).Table("tickets").
 		Joins("JOIN contacts ON contacts.id = tickets.customer_id").
 		Where("contacts.email = ? AND tickets.norm_subject = ? AND tickets.updated_at >= ? AND tickets.merged_into IS NULL AND tickets.state <> ?", customer, normSubject, since, StateClosed).
-		Order("tickets.updated_at DESC").Limit(1).Pluck("tickets.id", &ids).Error
+		Order("tickets.updated_at DESC, tickets.id DESC").Limit(1).Pluck("tickets.id", &ids).Error
 	if err != nil {
 		return 0, false, fmt.Errorf("recent ticket by subject: %w", err)
 	}

@@ -53,9 +53,19 @@ func (t DecisionThreader) Place(ctx context.Context, m *Message, tx *storage.Tx)
 	}
 	if d.Reply != nil {
 		p.AgentID, p.Note, p.Role = d.Reply.Agent, d.Reply.Purpose == threading.PurposeNote, "agent"
-	} else if !p.NoTicket && m.Classified.Kind == classify.Human {
-		// A reply-all's other recipients join the ticket.
+	} else if !p.NoTicket && (m.Classified.Kind == classify.Human || m.Classified.Kind == classify.List) {
+		// A reply-all's other recipients join the ticket. So does the
+		// list address of a list thread: it is what lets the next
+		// subscriber's reply (To: the list) thread by its reference to a
+		// customer's mail (see threading.Decide, rule 3).
 		p.Participants = t.others(m)
+		if d.Ticket != 0 && m.From != "" && !t.own(m.From) {
+			// Whoever writes into a ticket on evidence strong enough to
+			// join takes part from then on (a colleague answering our
+			// forwarded mail), as threading's Lookup expects; on a new
+			// ticket the sender is its customer already.
+			p.Participants = append([]string{m.From}, p.Participants...)
+		}
 	}
 	p.Evidence, p.Summary = evidence(d)
 	return p, nil

@@ -1,0 +1,108 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"gorm.io/gorm"
+)
+
+// This file exports internals to the external tests of package storage
+// (storage_test): they exist only in the test binary.
+
+// RawTicket reads ticket id as stored, without following merges, so tests
+// can see the redirect row itself.
+func RawTicket(ctx context.Context, s *Store, id int64) (Ticket, error) {
+	var t Ticket
+	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&t).Error; err != nil {
+		return Ticket{}, fmt.Errorf("raw ticket %d: %w", id, err)
+	}
+	return t, nil
+}
+
+// RawEvents returns the timeline rows stored on ticket id, without
+// following merges.
+func RawEvents(ctx context.Context, s *Store, id int64) ([]Event, error) {
+	var evs []Event
+	if err := s.db.WithContext(ctx).Where("ticket_id = ?", id).Order("id").Find(&evs).Error; err != nil {
+		return nil, fmt.Errorf("raw events %d: %w", id, err)
+	}
+	return evs, nil
+}
+
+// Query is one SQL statement as gorm sends it to the driver: the dialect's
+// placeholders and the bound values.
+type Query struct {
+	SQL  string
+	Vars []any
+}
+
+type captureKey struct{}
+
+// capture appends the statement gorm just built to the sink in its
+// context, if any. It runs after gorm's query and row callbacks, which in
+// a dry run build the SQL and stop short of the driver.
+func capture(db *gorm.DB) {
+	sink, ok := db.Statement.Context.Value(captureKey{}).(*[]Query)
+	if ok && db.Statement.SQL.Len() > 0 {
+		*sink = append(*sink, Query{SQL: db.Statement.SQL.String(), Vars: slices.Clone(db.Statement.Vars)})
+	}
+}
+
+// CaptureSQL runs fn against a dry-run Tx of s and returns the statements
+// the real Tx methods build, without running them. A dry run cannot
+// return rows, so a method that needs the result of one query to build
+// the next stops after the first; its error is expected and ignored.
+func CaptureSQL(ctx context.Context, s *Store, fn func(ctx context.Context, tx *Tx) error) []Query {
+	if s.db.Callback().Query().Get("tend:capture") == nil {
+		_ = s.db.Callback().Query().After("gorm:query").Register("tend:capture", capture)
+		_ = s.db.Callback().Row().After("gorm:row").Register("tend:capture", capture)
+	}
+	var sink []Query
+	ctx = context.WithValue(ctx, captureKey{}, &sink)
+	_ = fn(ctx, &Tx{db: s.db.Session(&gorm.Session{DryRun: true, NewDB: true}), s: s})
+	return sink
+}
+
+// Explain returns the plan of q, one line per plan node: EXPLAIN QUERY
+// PLAN on SQLite, EXPLAIN on PostgreSQL.
+func Explain(ctx context.Context, s *Store, q Query) ([]string, error) {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return nil, err
+	}
+	prefix := "EXPLAIN "
+	if s.driver == DriverSQLite {
+		prefix = "EXPLAIN QUERY PLAN "
+	}
+	rows, err := sqlDB.QueryContext(ctx, prefix+q.SQL, q.Vars...)
+	if err != nil {
+		return nil, fmt.Errorf("explain %s: %w", q.SQL, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		// The plan text is the last column (SQLite's "detail", PostgreSQL's
+		// "QUERY PLAN").
+		switch v := vals[len(vals)-1].(type) {
+		case []byte:
+			out = append(out, string(v))
+		default:
+			out = append(out, fmt.Sprint(v))
+		}
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,134 @@
+package storage_test
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
+)
+
+// planFill is the history TestQueryPlans explains against: large enough
+// that PostgreSQL's planner, after ANALYZE, would pick a sequential scan
+// wherever no index fits.
+const planFill = 20_000
+
+// planSpec is a synthetic history with stand-in ids (the plan does not
+// depend on their shape) and an Outlook root on every third ticket.
+func planSpec(now time.Time, messages int) storage.BenchSpec {
+	return storage.BenchSpec{
+		Messages: messages, Now: now,
+		OutboundID: func(ticket, n int64) string { return fmt.Sprintf("t%d.o%d@tend.acme.test", ticket, n) },
+		ThreadRoot: func(ticket int64) string {
+			if ticket%3 != 0 {
+				return ""
+			}
+			return fmt.Sprintf("AQHc%018d==", ticket)
+		},
+	}
+}
+
+// TestQueryPlans explains every query the threading lookups issue, as the
+// real Tx methods build them (captured from a dry run), and asserts that
+// each reads through an index and never scans messages, tickets,
+// participants or contacts.
+func TestQueryPlans(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		tickets, err := storage.BenchFill(ctx, s, planSpec(clock.Now(), planFill))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The newest ticket with a CC and an Outlook root: the lookups
+		// then find rows, as they do for a real reply.
+		var tk storage.BenchTicket
+		for i := len(tickets) - 1; i >= 0 && tk.ID == 0; i-- {
+			if tickets[i].ThreadRoot != "" && tickets[i].Participant != "" {
+				tk = tickets[i]
+			}
+		}
+		lookups := []struct {
+			name string
+			call func(ctx context.Context, tx *storage.Tx) error
+		}{
+			{"TicketsByMessageIDs", func(ctx context.Context, tx *storage.Tx) error {
+				_, err := tx.TicketsByMessageIDs(ctx, []string{tk.FirstIn, "t1.o1@tend.acme.test", "unknown@example.com"})
+				return err
+			}},
+			{"Ticket", func(ctx context.Context, tx *storage.Tx) error { _, _, err := tx.Ticket(ctx, tk.ID); return err }},
+			{"IsParticipant", func(ctx context.Context, tx *storage.Tx) error {
+				_, err := tx.IsParticipant(ctx, tk.ID, []string{tk.Customer, tk.Participant})
+				return err
+			}},
+			{"TicketByThreadRoot", func(ctx context.Context, tx *storage.Tx) error {
+				_, _, err := tx.TicketByThreadRoot(ctx, tk.ThreadRoot)
+				return err
+			}},
+			{"RecentTicketBySubject", func(ctx context.Context, tx *storage.Tx) error {
+				_, _, err := tx.RecentTicketBySubject(ctx, tk.Customer, strings.ToLower(tk.Subject), clock.Now().Add(-7*24*time.Hour))
+				return err
+			}},
+		}
+		// The checker must see a scan when there is one, or a pass means
+		// nothing: no index covers the subject of a message.
+		t.Run("checker sees a scan", func(t *testing.T) {
+			plan, err := storage.Explain(ctx, s, storage.Query{SQL: "SELECT id FROM messages WHERE subject = " + map[string]string{storage.DriverSQLite: "?", storage.DriverPostgres: "$1"}[s.Driver()], Vars: []any{tk.Subject}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if planProblem(s.Driver(), plan) == "" {
+				t.Errorf("unindexed query passed the check: %v", plan)
+			}
+		})
+		for _, l := range lookups {
+			t.Run(l.name, func(t *testing.T) {
+				qs := storage.CaptureSQL(ctx, s, l.call)
+				if len(qs) == 0 {
+					t.Fatal("the lookup built no query")
+				}
+				for _, q := range qs {
+					plan, err := storage.Explain(ctx, s, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Logf("%s\n\t%s", q.SQL, strings.Join(plan, "\n\t"))
+					if problem := planProblem(s.Driver(), plan); problem != "" {
+						t.Errorf("%s: %s", l.name, problem)
+					}
+				}
+			})
+		}
+	})
+}
+
+// tableScan matches a plan line that reads a threading table whole:
+// SQLite's "SCAN messages" (with or without a covering index: a full index
+// walk is a scan too), PostgreSQL's "Seq Scan on messages".
+var tableScan = regexp.MustCompile(`^(?:SCAN|.*Seq Scan on) (messages|tickets|participants|contacts)\b`)
+
+// planProblem says what is wrong with a plan, "" when every table is read
+// through an index.
+func planProblem(driver string, plan []string) string {
+	indexed := false
+	for _, line := range plan {
+		line = strings.TrimLeft(line, " ->")
+		if m := tableScan.FindStringSubmatch(line); m != nil {
+			return "scans table " + m[1] + ": " + line
+		}
+		if driver == storage.DriverSQLite && strings.HasPrefix(line, "SEARCH ") &&
+			!strings.Contains(line, " USING INDEX ") && !strings.Contains(line, " USING COVERING INDEX ") && !strings.Contains(line, " USING INTEGER PRIMARY KEY ") && !strings.Contains(line, " USING PRIMARY KEY ") {
+			return "searches without an index: " + line
+		}
+		indexed = indexed || strings.Contains(line, "USING INDEX") || strings.Contains(line, "USING COVERING INDEX") ||
+			strings.Contains(line, "USING INTEGER PRIMARY KEY") || strings.Contains(line, "USING PRIMARY KEY") ||
+			strings.Contains(line, "Index Scan") || strings.Contains(line, "Index Only Scan") || strings.Contains(line, "Bitmap Index Scan")
+	}
+	if !indexed {
+		return "no index in the plan: " + strings.Join(plan, " | ")
+	}
+	return ""
+}
