@@ -199,15 +199,8 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		return Delivered{}, err
 	}
 	if d.Ticket != 0 {
-		evs := []Event{{TicketID: d.Ticket, Kind: "message.received", Actor: in.From, Detail: p.Summary, MessageRowID: &msg.ID, CreatedAt: now}}
-		if d.NewTicket {
-			detail := "ticket opened"
-			if p.LinkedTo != 0 {
-				detail = fmt.Sprintf("ticket opened, linked to #%d", p.LinkedTo)
-			}
-			evs = append([]Event{{TicketID: d.Ticket, Kind: "ticket.created", Actor: in.From, Detail: detail, CreatedAt: now}}, evs...)
-		}
-		if err := db.Create(&evs).Error; err != nil {
+		ev := Event{TicketID: d.Ticket, Kind: "message.received", Actor: in.From, Detail: p.Summary, MessageRowID: &msg.ID, CreatedAt: now}
+		if err := db.Create(&ev).Error; err != nil {
 			return Delivered{}, fmt.Errorf("event: %w", err)
 		}
 	}
@@ -239,6 +232,14 @@ func (s *Store) openTicket(db *gorm.DB, in *Incoming, inboxID int64, p Placement
 	}
 	if err := addParticipants(db, t.ID, []string{in.From}, "customer", now); err != nil {
 		return 0, err
+	}
+	detail := "ticket opened"
+	if p.LinkedTo != 0 {
+		detail = fmt.Sprintf("ticket opened, linked to #%d", p.LinkedTo)
+	}
+	ev := Event{TicketID: t.ID, Kind: "ticket.created", Actor: in.From, Detail: detail, CreatedAt: now}
+	if err := db.Create(&ev).Error; err != nil {
+		return 0, fmt.Errorf("event: %w", err)
 	}
 	return t.ID, nil
 }

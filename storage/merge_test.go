@@ -229,7 +229,9 @@ func TestSplitMessage(t *testing.T) {
 		if stray.Ticket != a {
 			t.Fatalf("setup: carol's mail on #%d, want #%d", stray.Ticket, a)
 		}
-		if err := s.SaveParsed(ctx, stray.MessageRowID, storage.Parsed{Text: "vpn", Attachments: []storage.ParsedAttachment{{Part: 0, Filename: "vpn.log", Size: 10}}}); err != nil {
+		if err := s.InTx(ctx, func(tx *storage.Tx) error {
+			return tx.SaveParsed(ctx, stray.MessageRowID, storage.Parsed{Text: "vpn", Attachments: []storage.ParsedAttachment{{Part: 0, Filename: "vpn.log", Size: 10}}})
+		}); err != nil {
 			t.Fatal(err)
 		}
 		n, err := s.SplitMessage(ctx, stray.MessageRowID, "lead@acme.test")

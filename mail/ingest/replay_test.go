@@ -278,6 +278,26 @@ func (sc *replayScore) judge(t *testing.T, st threadingtest.Step, d storage.Deli
 	}
 	sc.via[via]++
 	want, known := labels[st.Label]
+	if st.Dir == threadingtest.Bounce && known {
+		// Threading finds the ticket a delivery report is about, but the
+		// ingest path keeps every report off tickets: it is about our
+		// mail, not the customer's word (the outbox row it reports on is
+		// failed on that ticket's timeline instead). The stored evidence
+		// must still name the ticket.
+		named := false
+		for _, e := range ev {
+			named = named || (e.Accepted && e.Ticket == want && e.Kind == string(threading.EvidenceBounce))
+		}
+		if d.Ticket != 0 || !named {
+			if d.Ticket != 0 {
+				sc.falseJoins++
+			}
+			t.Errorf("%s: a bounce about ticket %d must stay off tickets and name it; got ticket %d, evidence:\n%s", st.File, want, d.Ticket, msg.Evidence)
+			return
+		}
+		sc.correct++
+		return
+	}
 	var problem string
 	switch {
 	case st.Label == "-" && d.Ticket != 0:
