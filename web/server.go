@@ -75,6 +75,9 @@ type Options struct {
 	// QueueRefresh is how often an open queue page asks for fresh rows;
 	// default 15 s.
 	QueueRefresh time.Duration
+	// Confirm applies a customer's signed confirmation link and returns
+	// the ticket and the answer ("yes" or "no"); nil disables /confirm.
+	Confirm func(ctx context.Context, token string) (int64, string, error)
 }
 
 //go:embed templates/*.html static/*
@@ -121,6 +124,8 @@ func (s *Server) routes() {
 	m.Handle("GET /api/tickets", s.api(s.apiTickets))
 	m.Handle("GET /api/tickets/{number}", s.api(s.apiTicket))
 	m.Handle("GET /api/messages/{id}", s.api(s.apiMessage))
+	m.HandleFunc("GET /confirm", s.confirmPage)
+	m.HandleFunc("POST /confirm", s.confirm)
 	m.HandleFunc("GET /login", s.loginPage)
 	m.HandleFunc("POST /login", s.login)
 	m.Handle("POST /logout", s.page(s.logout))

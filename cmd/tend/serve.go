@@ -179,10 +179,26 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		s := p.Status()
 		checks = append(checks, web.Check{Name: "imap " + s.Inbox + "/" + s.Mailbox, Fn: imapReady(p)})
 	}
+	inboxStatus := func() []web.InboxStatus {
+		out := make([]web.InboxStatus, 0, len(pollers))
+		for _, p := range pollers {
+			s := p.Status()
+			detail := s.LastError
+			if s.Backfilling {
+				detail = fmt.Sprintf("importing %d of %d", s.Synced, s.Total)
+			}
+			out = append(out, web.InboxStatus{Inbox: s.Inbox + " (IMAP " + s.Mailbox + ")", State: string(s.State), Detail: detail, Stale: s.Stale})
+		}
+		if sender == nil {
+			out = append(out, web.InboxStatus{Inbox: "outgoing mail", State: "not sent", Detail: "not sent: no relay configured"})
+		}
+		return out
+	}
 	if len(pollers) > 0 {
 		g.Go(func() error { return imappoll.RunAll(ctx, pollers) })
 	}
-	h, err := web.New(st, web.Options{BaseURL: cfg.Web.BaseURL, Gatherer: reg, Logger: log, Checks: checks})
+	h, err := web.New(st, web.Options{BaseURL: cfg.Web.BaseURL, Gatherer: reg, Logger: log, Checks: checks,
+		Actions: exec, InboxStatus: inboxStatus, Confirm: exec.Confirm})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/threading"
 )
 
 // ErrUnknownAgent is returned when an assignment names nobody.
@@ -113,7 +114,27 @@ func (x *Executor) Confirm(ctx context.Context, token string) (int64, string, er
 }
 
 // openLinked moves the triggering message (a reply long after the ticket
-// was resolved) to a new ticket linked to this one.
+// was resolved) to a new ticket linked to this one, and lets the rules
+// treat it as the new ticket it is: acknowledged, with its own promise.
 func (x *Executor) openLinked(sc *scope) error {
-	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "rule.record", "", "late reply kept on this ticket", nil)
+	msg := sc.trigger
+	if msg == nil {
+		return nil
+	}
+	n, err := sc.tx.SplitMessage(sc.ctx, msg.ID, storage.SplitOptions{
+		By: "rules", LinkedTo: sc.v.ID, NormSubject: threading.NormalizeSubject(msg.Subject),
+	})
+	if err != nil {
+		return err
+	}
+	nsc, err := x.open(sc.ctx, sc.tx, n, msg)
+	if err != nil {
+		return err
+	}
+	ev, err := x.event(nsc, rules.EventTicketCreated)
+	if err != nil {
+		return err
+	}
+	ev.Message = x.ruleMessage(msg, rules.RoleCustomer)
+	return x.run(nsc, ev)
 }

@@ -64,6 +64,10 @@ func New(opts Options) (*Executor, error) {
 	return &Executor{opts: opts, log: opts.Logger}, nil
 }
 
+// roleCC is the rules' role of a writer who is not the ticket's customer
+// (a colleague on Cc, someone the customer forwarded our mail to).
+const roleCC = "cc"
+
 // scope is one event being handled inside its transaction.
 type scope struct {
 	ctx  context.Context
@@ -124,7 +128,7 @@ func (x *Executor) customerMail(sc *scope) error {
 	}
 	role := rules.RoleCustomer
 	if msg.FromAddr != sc.v.Customer.Email {
-		role = rules.RoleCC
+		role = roleCC
 	}
 	ev, err := x.event(sc, evType)
 	if err != nil {

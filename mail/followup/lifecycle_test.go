@@ -101,6 +101,20 @@ func TestFollowThroughToConfirmation(t *testing.T) {
 	if timers, _ := w.store.PendingTimers(context.Background(), 1); len(timers) != 0 {
 		t.Errorf("timers left on a resolved ticket: %+v", timers)
 	}
+
+	// Weeks later the customer answers an old mail: a new ticket, linked,
+	// acknowledged on its own; the resolved one stays resolved.
+	w.capture.take()
+	w.clock.Advance(20 * 24 * time.Hour)
+	w.mustSend(customer, []string{inbox}, replyToUs(t, ack, "l4@example.com", "The invoice for March is missing now."))
+	got = w.expect("late reply", map[string]int{customer: 1})
+	w.state("late reply", storage.StateResolved)
+	if s := to(got, customer)[0].Env.GetHeader("Subject"); !strings.Contains(s, "[#2]") {
+		t.Errorf("late reply acknowledged as %q, want ticket #2", s)
+	}
+	if d := w.ticket(2); d.State != storage.StateNew || len(d.Messages) == 0 {
+		t.Errorf("linked ticket = %+v", d.TicketRow)
+	}
 }
 
 var linkRE = regexp.MustCompile(`https://support\.acme\.test/confirm\?t=(\S+)`)

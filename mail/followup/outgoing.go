@@ -12,9 +12,6 @@ import (
 	"github.com/tendhq/tend/threading"
 )
 
-// roleCC is the rules' role of a writer who is not the ticket's customer.
-const roleCC = "cc"
-
 // Confirmation link purposes.
 const (
 	linkSolved    = "solved"
