@@ -22,8 +22,8 @@ import (
 
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"
-	"github.com/tendhq/tend/threading"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/threading"
 )
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
