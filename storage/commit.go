@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"gorm.io/gorm"
 )
@@ -22,7 +24,15 @@ type Committer struct {
 	maxBatch int
 	onCommit func(Delivered)
 	stopped  chan struct{} // closed when Run returns
+
+	// lastBig is when a batch of busyBatch or more messages last
+	// committed (unix nanoseconds): the sign of a burst.
+	lastBig atomic.Int64
 }
+
+// busyBatch is the batch size from which ingest counts as busy: at a
+// trickle of mail every batch holds one message.
+const busyBatch = 4
 
 type commitReq struct {
 	ctx  context.Context
@@ -102,7 +112,16 @@ func (c *Committer) Run(ctx context.Context) error {
 			}
 		}
 		c.commit(ctx, batch)
+		if len(batch) >= busyBatch {
+			c.lastBig.Store(time.Now().UnixNano())
+		}
 	}
+}
+
+// Busy reports whether a burst of mail is being ingested right now, so
+// that background work can step aside for the senders waiting on 250s.
+func (c *Committer) Busy() bool {
+	return len(c.reqs) >= busyBatch || time.Since(time.Unix(0, c.lastBig.Load())) < 200*time.Millisecond
 }
 
 // drain answers whatever is queued when the committer stops.

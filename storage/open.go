@@ -140,6 +140,9 @@ func sqliteDSN(path string) string {
 	v.Add("_pragma", "synchronous(FULL)")
 	v.Add("_pragma", "busy_timeout(15000)")
 	v.Add("_pragma", "foreign_keys(1)")
+	// Savepoints (one per message of a group commit) journal every page
+	// they touch; in memory that costs a copy, on disk a write per page.
+	v.Add("_pragma", "temp_store(MEMORY)")
 	// Checkpoints run in RunMaintenance, off the commit path; the
 	// automatic one stays as a backstop for a WAL that grows anyway.
 	v.Add("_pragma", "wal_autocheckpoint(20000)")

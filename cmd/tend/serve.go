@@ -125,12 +125,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		log.Warn("no relay configured: outgoing mail stays in the outbox (not sent: no relay configured)")
 	}
 	timers := followup.NewTimers(st, exec, owner, 5*time.Second, log)
+	var committer *storage.Committer
 	proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: owner, Logger: log, AfterParse: exec.HandleMessage, AfterCommit: func() {
 		if sender != nil {
 			sender.Wake()
 		}
-	}})
-	committer := st.NewCommitter(256, func(storage.Delivered) { proc.Wake() })
+	}, Busy: func() bool { return committer.Busy() }})
+	committer = st.NewCommitter(256, func(storage.Delivered) { proc.Wake() })
 	threader := ingest.DecisionThreader{Config: threading.Config{
 		OwnAddresses: inboxes, OwnDomains: []string{cfg.SMTP.Hostname}, TagPrefix: cfg.Threading.TagPrefix,
 		SubjectWindow: cfg.Threading.SubjectWindow, Signer: signer, Clock: storage.SystemClock{},

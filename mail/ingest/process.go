@@ -37,16 +37,18 @@ type AfterParse func(ctx context.Context, tx *storage.Tx, msg storage.Message) e
 // expensive step of ingest (enmime with charset detection costs several
 // times the rest of the path) and nothing the sender waits for needs it.
 type Processor struct {
-	store  WorkStore
-	after  AfterParse
-	commit func()
-	owner  string
-	clock  storage.Clock
-	log    *slog.Logger
-	wake   chan struct{}
-	batch  int
-	lease  time.Duration
-	period time.Duration
+	store    WorkStore
+	after    AfterParse
+	commit   func()
+	busy     func() bool
+	deferMax time.Duration
+	owner    string
+	clock    storage.Clock
+	log      *slog.Logger
+	wake     chan struct{}
+	batch    int
+	lease    time.Duration
+	period   time.Duration
 }
 
 // ProcessorOptions configure a Processor.
@@ -56,9 +58,15 @@ type ProcessorOptions struct {
 	// AfterCommit, when set, is called after each batch commits (to wake
 	// the outbox sender).
 	AfterCommit func()
-	Clock       storage.Clock
-	Logger      *slog.Logger
-	Period      time.Duration // how often to look for work without a wake-up
+	// Busy, when set, tells whether ingest is in a burst; the processor
+	// then holds back, at most MaxDefer per batch, so that senders
+	// waiting for their 250 get the CPU and the write lock first. The
+	// work waits in the database and is done when the burst ends.
+	Busy     func() bool
+	MaxDefer time.Duration
+	Clock    storage.Clock
+	Logger   *slog.Logger
+	Period   time.Duration // how often to look for work without a wake-up
 }
 
 // NewProcessor returns a Processor over store.
@@ -72,8 +80,11 @@ func NewProcessor(store WorkStore, opts ProcessorOptions) *Processor {
 	if opts.Period <= 0 {
 		opts.Period = 2 * time.Second
 	}
+	if opts.MaxDefer <= 0 {
+		opts.MaxDefer = 5 * time.Second
+	}
 	return &Processor{
-		store: store, after: opts.AfterParse, commit: opts.AfterCommit, owner: opts.Owner, clock: opts.Clock, log: opts.Logger,
+		store: store, after: opts.AfterParse, commit: opts.AfterCommit, busy: opts.Busy, deferMax: opts.MaxDefer, owner: opts.Owner, clock: opts.Clock, log: opts.Logger,
 		wake: make(chan struct{}, 1), batch: 32, lease: 5 * time.Minute, period: opts.Period,
 	}
 }
@@ -94,6 +105,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		for {
+			p.yield(ctx)
 			n, err := p.RunOnce(ctx)
 			if ctx.Err() != nil {
 				return nil
@@ -110,6 +122,24 @@ func (p *Processor) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-p.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// yield waits while ingest is busy, at most MaxDefer. This is scheduling,
+// not business time, so it uses the real clock.
+func (p *Processor) yield(ctx context.Context) {
+	if p.busy == nil {
+		return
+	}
+	deadline := time.Now().Add(p.deferMax)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for p.busy() && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
 		case <-t.C:
 		}
 	}
