@@ -122,10 +122,20 @@ func (p *Processor) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-p.wake:
+			// Linger a moment so that mail arriving together is
+			// processed in one transaction (one fsync), not one each.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(linger):
+			}
 		case <-t.C:
 		}
 	}
 }
+
+// linger is how long a woken processor waits for more work to batch.
+const linger = 20 * time.Millisecond
 
 // yield waits while ingest is busy, at most MaxDefer. This is scheduling,
 // not business time, so it uses the real clock.
