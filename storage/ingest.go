@@ -221,7 +221,7 @@ func (s *Store) openTicket(db *gorm.DB, in *Incoming, inboxID int64, p Placement
 		return 0, err
 	}
 	t := Ticket{
-		Subject: in.Subject, NormSubject: in.NormSubject, State: StateNew, Priority: "normal",
+		Subject: in.Subject, NormSubject: SubjectKey(in.NormSubject), State: StateNew, Priority: "normal",
 		CustomerID: contactID, InboxID: inboxID, CreatedAt: now, UpdatedAt: now, LastCustomerAt: &now,
 	}
 	if p.LinkedTo != 0 {

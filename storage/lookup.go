@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 )
@@ -128,6 +129,7 @@ func (t *Tx) RecentTicketBySubject(ctx context.Context, customer, normSubject st
 	if customer == "" || normSubject == "" {
 		return 0, false, nil
 	}
+	normSubject = SubjectKey(normSubject)
 	var ids []int64
 	err := t.db.WithContext(ctx).Table("tickets").
 		Joins("JOIN contacts ON contacts.id = tickets.customer_id").
@@ -140,4 +142,19 @@ func (t *Tx) RecentTicketBySubject(ctx context.Context, customer, normSubject st
 		return 0, false, nil
 	}
 	return ids[0], true, nil
+}
+
+// SubjectKey bounds a normalized subject to what the tickets index holds;
+// the same cut is applied when storing and when looking up, so long
+// subjects still match.
+func SubjectKey(norm string) string {
+	const max = 500
+	if len(norm) <= max {
+		return norm
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(norm[cut]) {
+		cut--
+	}
+	return norm[:cut]
 }

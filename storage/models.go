@@ -28,7 +28,7 @@ const (
 type Inbox struct {
 	ID           int64  `gorm:"primaryKey"`
 	Address      string `gorm:"size:320;not null;uniqueIndex"`
-	Name         string `gorm:"size:200;not null;default:''"`
+	Name         string `gorm:"type:text;not null;default:''"`
 	ResponseTime int64  `gorm:"not null;default:0"` // seconds promised for a first answer
 	CreatedAt    time.Time
 }
@@ -37,11 +37,11 @@ type Inbox struct {
 type Contact struct {
 	ID    int64  `gorm:"primaryKey"`
 	Email string `gorm:"size:320;not null;uniqueIndex"`
-	Name  string `gorm:"size:200;not null;default:''"`
+	Name  string `gorm:"type:text;not null;default:''"`
 	// SuppressedUntil stops automatic mail to the address after a hard
 	// bounce; SuppressReason says why, for the agent.
 	SuppressedUntil *time.Time
-	SuppressReason  string `gorm:"size:1000;not null;default:''"`
+	SuppressReason  string `gorm:"type:text;not null;default:''"`
 	CreatedAt       time.Time
 }
 
@@ -49,7 +49,7 @@ type Contact struct {
 type Agent struct {
 	ID           int64  `gorm:"primaryKey"`
 	Email        string `gorm:"size:320;not null;uniqueIndex"`
-	Name         string `gorm:"size:200;not null;default:''"`
+	Name         string `gorm:"type:text;not null;default:''"`
 	Role         string `gorm:"size:20;not null;default:'agent'"`
 	PasswordHash string `gorm:"size:200;not null;default:''"`
 	CreatedAt    time.Time
@@ -60,8 +60,8 @@ type Agent struct {
 // on SQLite), never from a counter in memory.
 type Ticket struct {
 	ID              int64  `gorm:"primaryKey"`
-	Subject         string `gorm:"size:1000;not null;default:''"`
-	NormSubject     string `gorm:"size:1000;not null;default:'';index:idx_tickets_customer_subject,priority:2"`
+	Subject         string `gorm:"type:text;not null;default:''"`
+	NormSubject     string `gorm:"size:1000;not null;default:'';index:idx_tickets_customer_subject,priority:2"` // SubjectKey
 	State           string `gorm:"size:20;not null;index:idx_tickets_state_updated,priority:1"`
 	Priority        string `gorm:"size:20;not null;default:'normal'"`
 	CustomerID      int64  `gorm:"not null;index:idx_tickets_customer_subject,priority:1"`
@@ -70,8 +70,8 @@ type Ticket struct {
 	MergedInto      *int64
 	Breached        bool   `gorm:"not null;default:false"`
 	RepeatContacts  int    `gorm:"not null;default:0"`
-	Tags            string `gorm:"size:1000;not null;default:''"` // space-separated
-	CloseReason     string `gorm:"size:200;not null;default:''"`
+	Tags            string `gorm:"type:text;not null;default:''"` // space-separated
+	CloseReason     string `gorm:"type:text;not null;default:''"`
 	LinkedTo        *int64 // the older ticket a reply after the reopen window came from
 	CreatedAt       time.Time
 	UpdatedAt       time.Time `gorm:"index:idx_tickets_state_updated,priority:2"`
@@ -126,20 +126,20 @@ type Message struct {
 	InReplyTo   string `gorm:"size:998;not null;default:''"`      // indexed through MessageRef
 	References  string `gorm:"type:text;not null;default:''"`     // space-separated, as sent
 	ThreadRoot  string `gorm:"size:64;not null;default:'';index"` // Outlook Thread-Index conversation root
-	ThreadTopic string `gorm:"size:1000;not null;default:''"`
-	FromAddr    string `gorm:"size:320;not null;default:''"`
-	FromName    string `gorm:"size:200;not null;default:''"`
+	ThreadTopic string `gorm:"type:text;not null;default:''"`
+	FromAddr    string `gorm:"type:text;not null;default:''"`
+	FromName    string `gorm:"type:text;not null;default:''"`
 	ToAddrs     string `gorm:"type:text;not null;default:''"` // comma-separated
 	CcAddrs     string `gorm:"type:text;not null;default:''"`
-	EnvFrom     string `gorm:"size:320;not null;default:''"`
+	EnvFrom     string `gorm:"type:text;not null;default:''"`
 	EnvTo       string `gorm:"type:text;not null;default:''"`
-	Subject     string `gorm:"size:1000;not null;default:''"`
+	Subject     string `gorm:"type:text;not null;default:''"`
 	Date        *time.Time
 	Class       string `gorm:"size:20;not null;default:'human'"`
 	Role        string `gorm:"size:20;not null;default:'customer'"` // customer, cc, agent, system
 	Evidence    string `gorm:"type:text;not null;default:''"`       // JSON list of threading evidence
 	Size        int64  `gorm:"not null;default:0"`
-	Source      string `gorm:"size:300;not null;default:''"` // smtp, lmtp, imap:<inbox>/<mailbox>/<uidvalidity>/<uid>
+	Source      string `gorm:"type:text;not null;default:''"` // smtp, lmtp, imap:<inbox>/<mailbox>/<uidvalidity>/<uid>
 	Imported    bool   `gorm:"not null;default:false"`
 	Parsed      bool   `gorm:"not null;default:false"`
 	ParseError  string `gorm:"type:text;not null;default:''"`
@@ -171,8 +171,8 @@ type Attachment struct {
 	ID           int64  `gorm:"primaryKey"`
 	MessageRowID int64  `gorm:"not null;index"`
 	Part         int    `gorm:"not null"`
-	Filename     string `gorm:"size:500;not null;default:''"`
-	ContentType  string `gorm:"size:200;not null;default:''"`
+	Filename     string `gorm:"type:text;not null;default:''"`
+	ContentType  string `gorm:"type:text;not null;default:''"`
 	Size         int64  `gorm:"not null;default:0"`
 	Hash         string `gorm:"size:64;not null;default:''"`
 	Inline       bool   `gorm:"not null;default:false"`
@@ -183,7 +183,7 @@ type Event struct {
 	ID           int64  `gorm:"primaryKey"`
 	TicketID     int64  `gorm:"not null;index"`
 	Kind         string `gorm:"size:50;not null"`
-	Actor        string `gorm:"size:320;not null;default:''"`
+	Actor        string `gorm:"type:text;not null;default:''"`
 	Detail       string `gorm:"type:text;not null;default:''"`
 	MessageRowID *int64
 	CreatedAt    time.Time
@@ -196,7 +196,7 @@ type OutboxMail struct {
 	TicketID      *int64 `gorm:"index"`
 	Kind          string `gorm:"size:30;not null"` // reply, acknowledgement, notification, ...
 	Auto          bool   `gorm:"not null;default:false"`
-	EnvFrom       string `gorm:"size:320;not null;default:''"`
+	EnvFrom       string `gorm:"type:text;not null;default:''"`
 	EnvTo         string `gorm:"size:2000;not null;index:idx_outbox_to_created,priority:1"` // comma-separated
 	MessageID     string `gorm:"size:998;not null;default:'';index"`
 	Raw           []byte

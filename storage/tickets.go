@@ -128,7 +128,7 @@ func (t *Tx) UpdateTicket(ctx context.Context, number int64, u TicketUpdate) err
 
 // AddEvent puts an entry on a ticket's timeline.
 func (t *Tx) AddEvent(ctx context.Context, ticket int64, kind, actor, detail string, msgRow *int64) error {
-	ev := Event{TicketID: ticket, Kind: kind, Actor: actor, Detail: detail, MessageRowID: msgRow, CreatedAt: t.s.now()}
+	ev := Event{TicketID: ticket, Kind: kind, Actor: safeText(actor), Detail: safeText(detail), MessageRowID: msgRow, CreatedAt: t.s.now()}
 	if err := t.db.WithContext(ctx).Create(&ev).Error; err != nil {
 		return fmt.Errorf("event on %d: %w", ticket, err)
 	}
@@ -332,7 +332,7 @@ type OutboxResult struct {
 // false when the row was not leased to owner any more.
 func (t *Tx) FinishOutbox(ctx context.Context, id int64, owner string, r OutboxResult) (bool, error) {
 	now := t.s.now()
-	upd := map[string]any{"attempts": gorm.Expr("attempts + 1"), "lease_owner": "", "lease_until": nil, "last_error": r.Error}
+	upd := map[string]any{"attempts": gorm.Expr("attempts + 1"), "lease_owner": "", "lease_until": nil, "last_error": safeText(r.Error)}
 	switch {
 	case r.Sent:
 		upd["status"], upd["sent_at"] = OutboxSent, now
@@ -360,7 +360,7 @@ func (t *Tx) FailOutbox(ctx context.Context, id int64, reason string) (OutboxMai
 		return OutboxMail{}, false, fmt.Errorf("outbox %d: %w", id, err)
 	}
 	if err := t.db.WithContext(ctx).Model(&OutboxMail{}).Where("id = ?", id).
-		Updates(map[string]any{"status": OutboxFailed, "last_error": reason}).Error; err != nil {
+		Updates(map[string]any{"status": OutboxFailed, "last_error": safeText(reason)}).Error; err != nil {
 		return OutboxMail{}, false, fmt.Errorf("outbox %d: %w", id, err)
 	}
 	o.Status, o.LastError = OutboxFailed, reason
@@ -390,4 +390,10 @@ func (s *Store) Outbox(ctx context.Context, ticket int64) ([]OutboxMail, error) 
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
 	return os, nil
+}
+
+// safeText makes text from the outside (a remote server's diagnostic, a
+// subject) storable in every backend: valid UTF-8, no NUL.
+func safeText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
 }

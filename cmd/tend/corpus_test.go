@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tendhq/tend/cmd/tend/config"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
 )
@@ -56,8 +57,14 @@ func wireForm(raw []byte) []byte {
 // API afterwards.
 func TestCorpusThroughSMTP(t *testing.T) {
 	files := corpusFiles(t)
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) { corpusThroughSMTP(t, backend, files) })
+	}
+}
+
+func corpusThroughSMTP(t *testing.T, backend string, files []string) {
 	dir := t.TempDir()
-	cfg := writeConfig(t, dir, "sqlite", "")
+	cfg := writeConfig(t, dir, backend, "")
 	p := startTend(t, cfg, "TEND_SMTP_MAX_MESSAGE_BYTES=26214400")
 	tok := p.token("lead")
 
@@ -114,7 +121,11 @@ func TestCorpusThroughSMTP(t *testing.T) {
 		}
 	})
 	p.Stop()
-	st, err := storage.Open(context.Background(), storage.Options{Driver: storage.DriverSQLite, DataDir: filepath.Join(dir, "data")})
+	conf, err := config.Load(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := storage.Open(context.Background(), storage.Options{Driver: conf.Database.Driver, DSN: conf.Database.DSN, DataDir: conf.DataDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +140,7 @@ func TestCorpusThroughSMTP(t *testing.T) {
 	if total != int(counts.Messages) || total < len(sent) {
 		t.Errorf("%d messages readable over the API, %d stored, %d sent", total, counts.Messages, len(sent))
 	}
-	t.Logf("%d corpus files sent, %d distinct, %d stored and readable", len(files), len(sent), total)
+	t.Logf("%d corpus files sent, %d distinct, %d raw stored; %d messages (with tend's own acknowledgements) readable", len(files), len(sent), counts.RawMessages, total)
 }
 
 // crlf converts line ends to CRLF the way net/smtp's DATA writer does.

@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"net/textproto"
 
@@ -81,17 +82,26 @@ func ParseHeaders(raw []byte) Headers {
 	}
 	h.References = msgIDs(hdr.Get("References"))
 	h.From, h.FromName = firstAddress(dec, hdr.Get("From"))
+	h.FromName = clean(h.FromName)
 	h.To = addressList(dec, hdr.Values("To"))
 	h.Cc = addressList(dec, hdr.Values("Cc"))
 	h.RawSubject = hdr.Get("Subject")
-	h.Subject = strings.TrimSpace(decodeHeader(dec, h.RawSubject))
+	// Headers must be 7-bit (RFC 5322) but 8-bit ones in any charset
+	// arrive anyway; what is stored must be valid UTF-8 (PostgreSQL
+	// refuses anything else), so undecodable bytes become U+FFFD.
+	h.Subject = clean(strings.TrimSpace(decodeHeader(dec, h.RawSubject)))
 	if d, err := mail.ParseDate(hdr.Get("Date")); err == nil {
 		d = d.UTC()
 		h.Date = &d
 	}
 	h.ThreadIndex = strings.TrimSpace(hdr.Get("Thread-Index"))
-	h.ThreadTopic = strings.TrimSpace(decodeHeader(dec, hdr.Get("Thread-Topic")))
+	h.ThreadTopic = clean(strings.TrimSpace(decodeHeader(dec, hdr.Get("Thread-Topic"))))
 	return h
+}
+
+// clean makes s storable text: valid UTF-8, no NUL.
+func clean(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
 }
 
 // normalizeNewlines turns CR-only line ends (old Mac mailers) into LF,
@@ -137,7 +147,7 @@ func msgIDs(v string) []string {
 
 func cleanID(s string) string {
 	s = strings.TrimSpace(s)
-	if len(s) < 3 || len(s) > 900 || strings.ContainsAny(s, " \t\r\n<>") {
+	if len(s) < 3 || len(s) > 900 || strings.ContainsAny(s, " \t\r\n<>\x00") || !utf8.ValidString(s) {
 		return ""
 	}
 	at := strings.LastIndexByte(s, '@')
@@ -182,7 +192,10 @@ func addressListNamed(dec *mime.WordDecoder, vs []string) []*mail.Address {
 		}
 		for _, a := range l {
 			a.Address = strings.ToLower(strings.TrimSpace(a.Address))
-			if a.Address != "" {
+			a.Name = clean(a.Name)
+			// RFC 5321 §4.5.3.1.3: a path is at most 256 octets; longer
+			// "addresses" are junk from broken mail.
+			if a.Address != "" && len(a.Address) <= 320 && utf8.ValidString(a.Address) && !strings.ContainsRune(a.Address, 0) {
 				out = append(out, a)
 			}
 		}

@@ -252,7 +252,7 @@ func Parse(raw []byte) (out storage.Parsed) {
 		// enmime is robust, but a message must never be lost to a parser
 		// bug: fall back to the raw text.
 		if r := recover(); r != nil {
-			out = storage.Parsed{Text: fallbackText(raw), Error: fmt.Sprintf("parser panic: %v", r)}
+			out = storage.Parsed{Text: fallbackText(raw), Error: clean(fmt.Sprintf("parser panic: %v", r))}
 		}
 	}()
 	src := normalizeNewlines(raw)
@@ -264,21 +264,21 @@ func Parse(raw []byte) (out storage.Parsed) {
 		env, err = enmime.NewParser().ReadEnvelope(bytes.NewReader(src))
 	}
 	if err != nil {
-		return storage.Parsed{Text: fallbackText(raw), Error: err.Error()}
+		return storage.Parsed{Text: fallbackText(raw), Error: clean(err.Error())}
 	}
-	out.Text = strings.ToValidUTF8(env.Text, "\uFFFD")
-	out.HTML = strings.ToValidUTF8(env.HTML, "\uFFFD")
+	out.Text = clean(env.Text)
+	out.HTML = clean(env.HTML)
 	var errs []string
 	for _, e := range env.Errors {
 		errs = append(errs, e.Error())
 	}
-	out.Error = strings.Join(errs, "; ")
+	out.Error = clean(strings.Join(errs, "; "))
 	part := 0
 	add := func(ps []*enmime.Part, inline bool) {
 		for _, a := range ps {
 			sum := sha256.Sum256(a.Content)
 			out.Attachments = append(out.Attachments, storage.ParsedAttachment{
-				Part: part, Filename: strings.ToValidUTF8(a.FileName, "_"), ContentType: a.ContentType,
+				Part: part, Filename: clean(a.FileName), ContentType: clean(a.ContentType),
 				Size: int64(len(a.Content)), Hash: hex.EncodeToString(sum[:]), Inline: inline,
 			})
 			part++
@@ -297,5 +297,5 @@ func fallbackText(raw []byte) string {
 	if len(body) == 0 {
 		body = raw
 	}
-	return strings.ToValidUTF8(string(body), "\uFFFD")
+	return clean(string(body))
 }
