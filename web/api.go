@@ -150,6 +150,7 @@ type MessageJSON struct {
 	ReceivedAt  time.Time        `json:"received_at"`
 	Direction   string           `json:"direction"`
 	Class       string           `json:"class"`
+	Imported    bool             `json:"imported,omitempty"`
 	Text        string           `json:"text"`
 	Parsed      bool             `json:"parsed"`
 	ParseError  string           `json:"parse_error,omitempty"`
@@ -175,7 +176,7 @@ func messageJSON(m storage.Message, atts []storage.Attachment) MessageJSON {
 	out := MessageJSON{
 		ID: m.ID, MessageID: m.MessageID, From: m.FromAddr, FromName: m.FromName, To: splitList(m.ToAddrs),
 		Cc: splitList(m.CcAddrs), Subject: m.Subject, Date: m.Date, ReceivedAt: m.ReceivedAt,
-		Direction: m.Direction, Class: m.Class, Text: m.Text, Parsed: m.Parsed, ParseError: m.ParseError,
+		Direction: m.Direction, Class: m.Class, Imported: m.Imported, Text: m.Text, Parsed: m.Parsed, ParseError: m.ParseError,
 		Attachments: []AttachmentJSON{},
 	}
 	if m.TicketID != nil {

@@ -1,18 +1,11 @@
 package imappoll
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -96,166 +89,9 @@ func TestDovecotUIDValidityChange(t *testing.T) {
 // re-executed) with a file-backed deliverer and checkpoint, kills it with
 // SIGKILL in the middle of a 2,000-message first sync, restarts it, and
 // checks that every message was stored exactly once.
-const childEnv = "TEND_IMAPPOLL_CHILD"
 
-func TestDovecotSIGKILLMidSync(t *testing.T) {
-	if os.Getenv(childEnv) != "" {
-		t.Skip("child process")
-	}
-	srv := dovecottest.Start(t)
-	const n = 2000
-	c := srv.Client(t)
-	var ids []string
-	for i := range n {
-		raw, id := genMessage(i)
-		dovecottest.AppendWith(t, c, "INBOX", raw, t0.Add(-time.Hour))
-		ids = append(ids, id)
-	}
-	dir := t.TempDir()
-	log := filepath.Join(dir, "delivered.log")
-	child := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestDovecotChild$", "-test.v")
-		cmd.Env = append(os.Environ(), childEnv+"="+dir, "CHILD_ADDR="+srv.Addr, "CHILD_USER="+srv.User, "CHILD_PASS="+srv.Password)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
-	first := child()
-	waitFor(t, 60*time.Second, "first child mid-sync", func() bool { return len(readLines(log)) >= 700 })
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.Wait()
-	atKill := len(readLines(log))
-	if atKill >= n {
-		t.Fatalf("child finished before the kill (%d stored)", atKill)
-	}
-	second := child()
-	waitFor(t, 60*time.Second, "second child finishes", func() bool { return len(readLines(log)) >= n && srv.Count(t, "INBOX") == n })
-	_ = second.Process.Signal(syscall.SIGKILL)
-	_ = second.Wait()
-	got := map[string]int{}
-	for _, id := range readLines(log) {
-		got[id]++
-	}
-	for _, id := range ids {
-		if got[id] != 1 {
-			t.Errorf("%s stored %d times", id, got[id])
-		}
-	}
-	if len(got) != n {
-		t.Errorf("stored %d distinct messages, want %d", len(got), n)
-	}
-	t.Logf("killed at %d of %d stored; after restart every message stored once", atKill, n)
-}
-
-// TestDovecotChild is the child half of TestDovecotSIGKILLMidSync.
-func TestDovecotChild(t *testing.T) {
-	dir := os.Getenv(childEnv)
-	if dir == "" {
-		t.Skip("only runs as the child of TestDovecotSIGKILLMidSync")
-	}
-	d := &fileDeliverer{path: filepath.Join(dir, "delivered.log"), seen: map[string]bool{}}
-	for _, id := range readLines(d.path) {
-		d.seen[id] = true
-	}
-	st := &fileState{path: filepath.Join(dir, "state.json")}
-	o := Options{
-		Inbox: "support@acme.example", Addr: os.Getenv("CHILD_ADDR"), TLS: TLSNone, Insecure: true,
-		Username: os.Getenv("CHILD_USER"), Auth: AuthPlain, Holder: "child", BatchSize: 100, BackfillRate: 1e6,
-		Password:   func(context.Context) (string, error) { return os.Getenv("CHILD_PASS"), nil },
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Logger: testLogger(t),
-	}
-	p, err := New(o, d, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = p.Run(context.Background()) // until SIGKILL
-}
-
-func readLines(path string) []string {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if l := sc.Text(); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// fileDeliverer commits a message by appending its Message-ID to a file
-// and syncing it: a SIGKILL after the sync cannot undo it.
-type fileDeliverer struct {
-	mu   sync.Mutex
-	path string
-	seen map[string]bool
-}
-
-func (f *fileDeliverer) Deliver(_ context.Context, raw []byte, _ Delivery) (DeliveryResult, error) {
-	id := messageID(raw)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.seen[id] {
-		return DeliveryResult{Duplicate: true}, nil
-	}
-	fh, err := os.OpenFile(f.path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return DeliveryResult{}, err
-	}
-	defer fh.Close()
-	if _, err := fh.WriteString(id + "\n"); err != nil {
-		return DeliveryResult{}, err
-	}
-	if err := fh.Sync(); err != nil {
-		return DeliveryResult{}, err
-	}
-	f.seen[id] = true
-	return DeliveryResult{}, nil
-}
-
-// fileState keeps the checkpoint in a JSON file replaced atomically.
-type fileState struct {
-	fakeStore
-	path string
-}
-
-func (s *fileState) MailboxState(context.Context, string) (MailboxState, bool, error) {
-	b, err := os.ReadFile(s.path)
-	if os.IsNotExist(err) {
-		return MailboxState{}, false, nil
-	}
-	if err != nil {
-		return MailboxState{}, false, err
-	}
-	var st MailboxState
-	return st, true, json.Unmarshal(b, &st)
-}
-
-func (s *fileState) SaveMailboxState(_ context.Context, _ string, st MailboxState) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	tmp := s.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, s.path)
-}
-
-func (s *fileState) AcquireLease(context.Context, string, string, time.Duration) (bool, error) {
-	return true, nil
-}
-
-func (s *fileState) ReleaseLease(context.Context, string, string) error { return nil }
+// The SIGKILL-mid-sync test runs the real tend binary against Dovecot:
+// see TestIMAPKilledDuringFirstSync in cmd/tend.
 
 // BenchmarkFirstSync measures the first sync of 10,000 messages from a
 // real Dovecot into a fake Deliverer: messages per second, and the peak

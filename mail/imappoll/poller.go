@@ -285,8 +285,10 @@ func (p *Poller) deliver(ctx context.Context, uid uint32, raw []byte, internal t
 	connected, validity := p.state.ConnectedAt, p.cur.uidValidity
 	p.mu.Unlock()
 	d := Delivery{
-		Inbox:      p.opts.Inbox,
-		Imported:   !p.opts.BackfillLive && internal.Before(connected),
+		Inbox: p.opts.Inbox,
+		// INTERNALDATE has whole seconds (RFC 9051 §2.3.3): mail from the
+		// very second of the first connection is live, not backfill.
+		Imported:   !p.opts.BackfillLive && internal.Before(connected.Truncate(time.Second)),
 		Source:     fmt.Sprintf("imap:%s/%s/%d/%d", p.opts.Inbox, p.opts.Mailbox, validity, uid),
 		ReceivedAt: internal,
 	}
