@@ -1,0 +1,204 @@
+package smtpd_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/textproto"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/tendhq/tend/mail/ingest"
+	"github.com/tendhq/tend/mail/smtpd"
+	"github.com/tendhq/tend/storage"
+)
+
+// fakeDeliverer records deliveries and can be told to fail, like a
+// database that is down.
+type fakeDeliverer struct {
+	mu   sync.Mutex
+	got  []ingest.Envelope
+	raws [][]byte
+	err  error
+}
+
+func (f *fakeDeliverer) Deliver(_ context.Context, raw []byte, env ingest.Envelope) (storage.Delivered, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return storage.Delivered{}, f.err
+	}
+	f.got = append(f.got, env)
+	f.raws = append(f.raws, raw)
+	return storage.Delivered{MessageRowID: int64(len(f.got))}, nil
+}
+
+type inboxes map[string]bool
+
+func (i inboxes) Accept(_ context.Context, addr string) (bool, error) { return i[addr], nil }
+
+func start(t testing.TB, d smtpd.Deliverer, lmtp bool) string {
+	t.Helper()
+	srv := smtpd.New(smtpd.Options{Hostname: "mail.acme.test", MaxMessageBytes: 2000, MaxLineLength: 1000, ReadTimeout: 5 * time.Second},
+		d, inboxes{"support@acme.test": true, "billing@acme.test": true}, lmtp)
+	network, addr := "tcp", "127.0.0.1:0"
+	if lmtp {
+		network, addr = "unix", filepath.Join(t.TempDir(), "lmtp.sock")
+	}
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return network + ":" + l.Addr().String()
+}
+
+// step sends a line (or nothing) and expects a reply code.
+type step struct {
+	send string
+	code int
+}
+
+func converse(t *testing.T, addr string, steps []step) {
+	t.Helper()
+	network, a, _ := strings.Cut(addr, ":")
+	conn, err := net.Dial(network, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := textproto.NewConn(conn)
+	if _, _, err := c.ReadResponse(220); err != nil {
+		t.Fatalf("greeting: %v", err)
+	}
+	for _, s := range steps {
+		if s.send != "" {
+			if err := c.PrintfLine("%s", s.send); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s.code == 0 {
+			continue
+		}
+		code, msg, err := c.ReadResponse(s.code)
+		if err != nil {
+			t.Fatalf("after %q: got %d %s, want %d", s.send, code, msg, s.code)
+		}
+	}
+}
+
+func TestSessions(t *testing.T) {
+	long := strings.Repeat("x", 1200)
+	tests := []struct {
+		name      string
+		steps     []step
+		delivered int
+	}{
+		{"accepted", []step{{"EHLO client.example", 250}, {"MAIL FROM:<ann@example.com>", 250}, {"RCPT TO:<support@acme.test>", 250},
+			{"DATA", 354}, {"Subject: hi\r\n\r\nhello\r\n.", 250}, {"QUIT", 221}}, 1},
+		{"unknown recipient is never relayed", []step{{"EHLO c", 250}, {"MAIL FROM:<a@example.com>", 250},
+			{"RCPT TO:<someone@elsewhere.example>", 550}, {"RCPT TO:<nobody@acme.test>", 550}, {"QUIT", 221}}, 0},
+		{"two inboxes, one message", []step{{"EHLO c", 250}, {"MAIL FROM:<a@example.com>", 250}, {"RCPT TO:<support@acme.test>", 250},
+			{"RCPT TO:<Billing@Acme.Test>", 250}, {"DATA", 354}, {"Subject: x\r\n\r\nx\r\n.", 250}}, 1},
+		{"too big", []step{{"EHLO c", 250}, {"MAIL FROM:<a@example.com>", 250}, {"RCPT TO:<support@acme.test>", 250},
+			{"DATA", 354}, {"Subject: x\r\n\r\n" + strings.Repeat("0123456789\r\n", 300) + ".", 552}}, 0},
+		{"line too long", []step{{"EHLO c", 250}, {"MAIL FROM:<a@example.com>", 250}, {"RCPT TO:<support@acme.test>", 250},
+			{"DATA", 354}, {"Subject: " + long, 500}}, 0},
+		{"malformed command", []step{{"EHLO c", 250}, {"MAIL FROM:not-an-address", 501}, {"RCPT TO:<support@acme.test>", 502}, {"QUIT", 221}}, 0},
+		{"data before recipients", []step{{"EHLO c", 250}, {"MAIL FROM:<a@example.com>", 250}, {"DATA", 502}}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &fakeDeliverer{}
+			converse(t, start(t, d, false), tc.steps)
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if len(d.got) != tc.delivered {
+				t.Errorf("%d messages delivered, want %d", len(d.got), tc.delivered)
+			}
+			if tc.name == "two inboxes, one message" && fmt.Sprint(d.got[0].To) != "[support@acme.test billing@acme.test]" {
+				t.Errorf("recipients = %v", d.got[0].To)
+			}
+		})
+	}
+}
+
+// TestNotStoredIs451: when the database cannot take a message the sender
+// is told to retry; a 250 is never given for mail not stored.
+func TestNotStoredIs451(t *testing.T) {
+	d := &fakeDeliverer{err: fmt.Errorf("insert: %w", storage.ErrUnavailable)}
+	converse(t, start(t, d, false), []step{{"EHLO c", 250}, {"MAIL FROM:<a@example.com>", 250},
+		{"RCPT TO:<support@acme.test>", 250}, {"DATA", 354}, {"Subject: x\r\n\r\nx\r\n.", 451}})
+}
+
+func TestLMTP(t *testing.T) {
+	d := &fakeDeliverer{}
+	addr := start(t, d, true)
+	_, path, _ := strings.Cut(addr, ":")
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gosmtp.NewClientLMTP(conn)
+	defer c.Close()
+	if err := c.Hello("mta.acme.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("ann@example.com", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"support@acme.test", "billing@acme.test"} {
+		if err := c.Rcpt(r, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("Subject: lmtp\r\n\r\nvia lmtp\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := w.CloseWithLMTPResponse()
+	if err != nil || len(resp) != 2 {
+		t.Errorf("per-recipient responses = %v, %v; want both accepted", resp, err)
+	}
+	if len(d.got) != 1 || d.got[0].Source != "lmtp" {
+		t.Errorf("deliveries = %+v, want one from lmtp", d.got)
+	}
+}
+
+// FuzzSession throws arbitrary command lines at the server: it must never
+// crash and never store a message it did not answer 250 to.
+func FuzzSession(f *testing.F) {
+	for _, s := range []string{"EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<support@acme.test>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n",
+		"HELO\r\nRCPT TO:\r\nBDAT 10 LAST\r\n", "MAIL FROM:<@@@>\r\n", "\x00\xff\r\n"} {
+		f.Add(s)
+	}
+	d := &fakeDeliverer{}
+	addr := start(f, d, false)
+	_, a, _ := strings.Cut(addr, ":")
+	f.Fuzz(func(t *testing.T, input string) {
+		conn, err := net.Dial("tcp", a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+		go func() { _, _ = conn.Write([]byte(input + "\r\nQUIT\r\n")) }()
+		buf := make([]byte, 4096)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				break
+			}
+		}
+		// The server still answers a fresh session: nothing crashed.
+		converse(t, addr, []step{{"EHLO check", 250}, {"QUIT", 221}})
+	})
+}
