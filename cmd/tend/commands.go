@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tendhq/tend/cmd/tend/config"
@@ -79,19 +80,26 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func cmdToken(ctx context.Context, args, env []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return fmt.Errorf("%w: token create NAME --role ROLE", errUsage)
+// storeCommand parses "SUB ARG --role ROLE [--config FILE] [more flags]",
+// opens the configured database and calls fn with the argument and role.
+func storeCommand(ctx context.Context, name string, args, env []string, flags func(*flag.FlagSet), fn func(st *storage.Store, arg, role string) error) error {
+	usage := fmt.Errorf("%w: %s ARG --role ROLE", errUsage, name)
+	_, verb, _ := strings.Cut(name, " ")
+	if len(args) == 0 || args[0] != verb {
+		return usage
 	}
-	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	role := roleFlag(fs)
 	cfgPath := fs.String("config", "", "config file")
+	if flags != nil {
+		flags(fs)
+	}
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 || pos[0] == "" {
-		return fmt.Errorf("%w: token create NAME --role ROLE", errUsage)
+		return usage
 	}
 	if err := checkRole(*role); err != nil {
 		return err
@@ -105,47 +113,31 @@ func cmdToken(ctx context.Context, args, env []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	secret, err := st.CreateToken(ctx, pos[0], *role)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s\n", secret)
-	return nil
+	return fn(st, pos[0], *role)
+}
+
+func cmdToken(ctx context.Context, args, env []string, stdout io.Writer) error {
+	return storeCommand(ctx, "token create", args, env, nil, func(st *storage.Store, name, role string) error {
+		secret, err := st.CreateToken(ctx, name, role)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\n", secret)
+		return nil
+	})
 }
 
 func cmdUser(ctx context.Context, args, env []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "add" {
-		return fmt.Errorf("%w: user add EMAIL --role ROLE", errUsage)
-	}
-	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
-	role := roleFlag(fs)
-	name := fs.String("name", "", "display name")
-	cfgPath := fs.String("config", "", "config file")
-	pos, err := parseInterspersed(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return fmt.Errorf("%w: user add EMAIL --role ROLE", errUsage)
-	}
-	if err := checkRole(*role); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath, env)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	pw := rand.Text()
-	if err := st.SetPassword(ctx, pos[0], *name, *role, pw); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s can log in with the password %s (shown once)\n", pos[0], pw)
-	return nil
+	var name *string
+	return storeCommand(ctx, "user add", args, env, func(fs *flag.FlagSet) { name = fs.String("name", "", "display name") },
+		func(st *storage.Store, email, role string) error {
+			pw := rand.Text()
+			if err := st.SetPassword(ctx, email, *name, role, pw); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s can log in with the password %s (shown once)\n", email, pw)
+			return nil
+		})
 }
 
 // cmdHealthcheck asks the local web listener whether tend is ready. It

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"net/http"
@@ -14,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tendhq/tend/cmd/tend/config"
-	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
 )
 
@@ -121,19 +118,7 @@ func corpusThroughSMTP(t *testing.T, backend string, files []string) {
 		}
 	})
 	p.Stop()
-	conf, err := config.Load(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := storage.Open(context.Background(), storage.Options{Driver: conf.Database.Driver, DSN: conf.Database.DSN, DataDir: conf.DataDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	counts, err := st.Counts(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	counts, _ := storeCounts(t, cfg)
 	if int(counts.RawMessages) != len(sent) {
 		t.Errorf("%d raw messages stored, %d distinct sent: mail was lost", counts.RawMessages, len(sent))
 	}

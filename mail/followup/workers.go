@@ -9,13 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/relay"
 	"github.com/tendhq/tend/storage"
 )
 
-// worker is the loop shared by the sender and the timer worker: run a batch
-// until none is left, then wait for a wake-up or the period. The work is in
-// the database, so a lost wake-up only delays it.
+// worker is a database-driven loop (ingest.Loop) with its wake-up channel.
 type worker struct {
 	name   string
 	period time.Duration
@@ -25,29 +24,7 @@ type worker struct {
 }
 
 func (w *worker) run(ctx context.Context) error {
-	t := time.NewTicker(w.period)
-	defer t.Stop()
-	for {
-		for {
-			n, err := w.once(ctx)
-			if ctx.Err() != nil {
-				return nil
-			}
-			if err != nil {
-				w.log.Error(w.name, "err", err)
-				break
-			}
-			if n == 0 {
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-w.wake:
-		case <-t.C:
-		}
-	}
+	return ingest.Loop(ctx, ingest.LoopOptions{Name: w.name, Log: w.log, Wake: w.wake, Period: w.period}, w.once)
 }
 
 func wake(ch chan struct{}) {

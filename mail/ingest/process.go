@@ -101,17 +101,40 @@ func (p *Processor) Wake() {
 // wait: the work itself is in the database, so nothing is lost if a wake-up
 // is.
 func (p *Processor) Run(ctx context.Context) error {
-	t := time.NewTicker(p.period)
+	return Loop(ctx, LoopOptions{Name: "processing work", Log: p.log, Wake: p.wake, Period: p.period, Linger: linger, Before: p.yield}, p.RunOnce)
+}
+
+// linger is how long a woken processor waits for more work to batch, so
+// that mail arriving together is processed in one transaction (one fsync).
+const linger = 20 * time.Millisecond
+
+// LoopOptions configure Loop.
+type LoopOptions struct {
+	Name   string
+	Log    *slog.Logger
+	Wake   <-chan struct{}
+	Period time.Duration
+	Linger time.Duration         // wait after a wake-up, to batch
+	Before func(context.Context) // called before each batch (to yield)
+}
+
+// Loop is the life of a database-driven worker: run once until it finds
+// nothing to do, then wait for a wake-up, the period, or the end of ctx.
+// An error is logged and retried at the next period; it never spins.
+func Loop(ctx context.Context, o LoopOptions, once func(context.Context) (int, error)) error {
+	t := time.NewTicker(o.Period)
 	defer t.Stop()
 	for {
 		for {
-			p.yield(ctx)
-			n, err := p.RunOnce(ctx)
+			if o.Before != nil {
+				o.Before(ctx)
+			}
+			n, err := once(ctx)
 			if ctx.Err() != nil {
 				return nil
 			}
 			if err != nil {
-				p.log.Error("processing work", "err", err)
+				o.Log.Error(o.Name, "err", err)
 				break
 			}
 			if n == 0 {
@@ -121,21 +144,18 @@ func (p *Processor) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-p.wake:
-			// Linger a moment so that mail arriving together is
-			// processed in one transaction (one fsync), not one each.
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(linger):
+		case <-o.Wake:
+			if o.Linger > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(o.Linger):
+				}
 			}
 		case <-t.C:
 		}
 	}
 }
-
-// linger is how long a woken processor waits for more work to batch.
-const linger = 20 * time.Millisecond
 
 // yield waits while ingest is busy, at most MaxDefer. This is scheduling,
 // not business time, so it uses the real clock.
