@@ -29,6 +29,11 @@ type Actions interface {
 	Close(ctx context.Context, ticket int64, reason, by string) error
 	// Assign gives the ticket to the agent with that address.
 	Assign(ctx context.Context, ticket int64, agentEmail, by string) error
+	// Merge moves ticket's messages, participants and timers into the
+	// ticket into; the old number then redirects there.
+	Merge(ctx context.Context, ticket, into int64, by string) error
+	// Split moves one message off into a new ticket and returns its number.
+	Split(ctx context.Context, messageRowID int64, by string) (int64, error)
 }
 
 // ErrNotAllowed is what Actions implementations wrap when the ticket's
@@ -45,6 +50,7 @@ const (
 	actionReopen  = "reopen"
 	actionClose   = "close"
 	actionAssign  = "assign"
+	actionMerge   = "merge"
 )
 
 // The reasons a ticket may be closed for.
@@ -63,6 +69,8 @@ type actionRequest struct {
 	Reason    string `json:"reason"`
 	Duplicate int64  `json:"duplicate"`
 	Agent     string `json:"agent"`
+	// Into is the ticket a merge goes into.
+	Into int64 `json:"into"`
 }
 
 // closeReason turns a lead's choice into the reason recorded on the
@@ -149,6 +157,16 @@ func (s *Server) act(ctx context.Context, ticket int64, req actionRequest, by st
 			}
 		}
 		return badRequest("no agent " + strconv.Quote(req.Agent))
+	case actionMerge:
+		if req.Into == ticket || req.Into < 1 {
+			return badRequest("merge needs another ticket to merge into")
+		}
+		if err := s.ticketExists(ctx, req.Into); errors.Is(err, storage.ErrNotFound) {
+			return badRequest(fmt.Sprintf("there is no ticket #%d", req.Into))
+		} else if err != nil {
+			return err
+		}
+		return s.opts.Actions.Merge(ctx, ticket, req.Into, by)
 	}
 	return badRequest("unknown action " + strconv.Quote(req.Action))
 }
@@ -259,5 +277,28 @@ func (s *Server) apiState(w http.ResponseWriter, r *http.Request) error {
 		out.State = rows[0].State
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// apiSplit moves one message off into a new ticket (lead or admin token).
+func (s *Server) apiSplit(w http.ResponseWriter, r *http.Request) error {
+	tok, _ := r.Context().Value(tokenKey).(storage.APIToken)
+	if !canAct(tok.Role) {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "needs a lead or admin token"})
+		return nil
+	}
+	if s.opts.Actions == nil {
+		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": errNoActions.Error()})
+		return nil
+	}
+	id, err := pathNumber(r, "id")
+	if err != nil {
+		return err
+	}
+	n, err := s.opts.Actions.Split(r.Context(), id, "token:"+tok.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"ticket": n})
 	return nil
 }

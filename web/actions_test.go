@@ -176,6 +176,9 @@ func TestActionsAPI(t *testing.T) {
 		{"unknown field", tokens["lead"], `{"action":"resolve","force":true}`, n, http.StatusBadRequest, "", ""},
 		{"not json", tokens["lead"], `action=resolve`, n, http.StatusBadRequest, "", ""},
 		{"unknown ticket", tokens["lead"], `{"action":"resolve"}`, 999, http.StatusNotFound, "", ""},
+		{"merge into itself", tokens["lead"], fmt.Sprintf(`{"action":"merge","into":%d}`, n), n, http.StatusBadRequest, "", ""},
+		{"merge into nothing", tokens["lead"], `{"action":"merge","into":999}`, n, http.StatusBadRequest, "", ""},
+		{"merge", tokens["lead"], fmt.Sprintf(`{"action":"merge","into":%d}`, n), dup, http.StatusOK, fmt.Sprintf("merge %d into %d by token:lead-bot", dup, n), "closed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(e.actions.Calls())

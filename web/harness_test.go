@@ -223,6 +223,14 @@ func (f *fakeActions) Assign(_ context.Context, ticket int64, agent, by string) 
 	return f.record(fmt.Sprintf("assign %d to %s by %s", ticket, agent, by), ticket, "")
 }
 
+func (f *fakeActions) Merge(_ context.Context, ticket, into int64, by string) error {
+	return f.record(fmt.Sprintf("merge %d into %d by %s", ticket, into, by), ticket, storage.StateClosed)
+}
+
+func (f *fakeActions) Split(_ context.Context, msg int64, by string) (int64, error) {
+	return 99, f.record(fmt.Sprintf("split message %d by %s", msg, by), 0, "")
+}
+
 // fail makes every action return err (nil: act again).
 func (f *fakeActions) fail(err error) {
 	f.mu.Lock()

@@ -130,6 +130,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /login", s.login)
 	m.Handle("POST /logout", s.page(s.logout))
 	m.Handle("POST /api/tickets/{number}/state", s.api(s.apiState))
+	m.Handle("POST /api/messages/{id}/split", s.api(s.apiSplit))
 	m.Handle("GET /{$}", s.page(s.queue))
 	m.Handle("GET /queue/live", s.page(s.queueLive))
 	m.Handle("GET /tickets/{number}", s.page(s.ticketPage))
@@ -173,7 +174,7 @@ func httpStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, storage.ErrBadCredentials):
 		return http.StatusUnauthorized
-	case errors.Is(err, ErrNotAllowed):
+	case errors.Is(err, ErrNotAllowed), errors.Is(err, storage.ErrConflict):
 		return http.StatusConflict
 	case errors.As(err, new(badRequest)):
 		return http.StatusBadRequest

@@ -138,3 +138,27 @@ func (x *Executor) openLinked(sc *scope) error {
 	ev.Message = x.ruleMessage(msg, rules.RoleCustomer)
 	return x.run(nsc, ev)
 }
+
+// Merge merges ticket into another (a lead's decision): messages,
+// participants and timers move, the old number redirects.
+func (x *Executor) Merge(ctx context.Context, ticket, into int64, by string) error {
+	return x.opts.Store.InTx(ctx, func(tx *storage.Tx) error { return tx.MergeTickets(ctx, ticket, into, by) })
+}
+
+// Split moves one message off into a new ticket of its own.
+func (x *Executor) Split(ctx context.Context, messageRowID int64, by string) (int64, error) {
+	var n int64
+	err := x.opts.Store.InTx(ctx, func(tx *storage.Tx) error {
+		msgs, err := x.opts.Store.MessagesByID(ctx, []int64{messageRowID})
+		if err != nil {
+			return err
+		}
+		m, ok := msgs[messageRowID]
+		if !ok {
+			return fmt.Errorf("message %d: %w", messageRowID, storage.ErrNotFound)
+		}
+		n, err = tx.SplitMessage(ctx, messageRowID, storage.SplitOptions{By: by, NormSubject: threading.NormalizeSubject(m.Subject)})
+		return err
+	})
+	return n, err
+}

@@ -189,3 +189,36 @@ func TestAutoResponderLoop(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeAndSplit: a lead merges a customer's second ticket into the
+// first (the old number redirects, replies to either thread land on the
+// survivor) and splits a stray message off again.
+func TestMergeAndSplit(t *testing.T) {
+	w := newWorld(t)
+	w.mustSend(customer, []string{inbox}, customerMail("m1@example.com", "VPN down", "The VPN is down."))
+	w.mustSend(customer, []string{inbox}, customerMail("m2@example.com", "Still no VPN", "Also, printing fails."))
+	w.capture.take()
+	ctx := context.Background()
+	if err := w.exec.Merge(ctx, 2, 1, "lena@acme.test"); err != nil {
+		t.Fatal(err)
+	}
+	if d := w.ticket(2); d.Number != 1 {
+		t.Fatalf("ticket 2 resolves to #%d after the merge, want #1", d.Number)
+	}
+	if err := w.exec.Merge(ctx, 1, 1, "lena@acme.test"); err == nil {
+		t.Error("merged a ticket into itself")
+	}
+	var second int64
+	for _, m := range w.ticket(1).Messages {
+		if m.MessageID == "m2@example.com" {
+			second = m.ID
+		}
+	}
+	n, err := w.exec.Split(ctx, second, "lena@acme.test")
+	if err != nil || n <= 2 {
+		t.Fatalf("split = #%d, %v", n, err)
+	}
+	if d := w.ticket(n); len(d.Messages) != 1 || d.Messages[0].MessageID != "m2@example.com" {
+		t.Errorf("split ticket = %+v", d.Messages)
+	}
+}
