@@ -379,10 +379,11 @@ func (t *Tx) OutboxByMessageID(ctx context.Context, msgID string) (int64, bool, 
 	return ids[0], true, nil
 }
 
-// Outbox lists outgoing mail, newest first (for tests and the web).
+// Outbox lists outgoing mail in order, without the raw bytes (for the web
+// and tests); ticket 0 lists all.
 func (s *Store) Outbox(ctx context.Context, ticket int64) ([]OutboxMail, error) {
 	var os []OutboxMail
-	q := s.db.WithContext(ctx).Order("id")
+	q := s.db.WithContext(ctx).Omit("raw").Order("id")
 	if ticket != 0 {
 		q = q.Where("ticket_id = ?", ticket)
 	}

@@ -36,6 +36,8 @@ type Store interface {
 	Agents(ctx context.Context) ([]storage.Agent, error)
 	// Raw serves downloads: attachments are cut from the raw message.
 	Raw(ctx context.Context, hash string) ([]byte, error)
+	// Outbox tells where a ticket's outgoing mail stands.
+	Outbox(ctx context.Context, ticket int64) ([]storage.OutboxMail, error)
 }
 
 // Check is a named readiness check for /readyz (the database, each IMAP
@@ -75,6 +77,9 @@ type Options struct {
 	// QueueRefresh is how often an open queue page asks for fresh rows;
 	// default 15 s.
 	QueueRefresh time.Duration
+	// RelayConfigured says whether outgoing mail can leave at all; without
+	// a relay the ticket page says "not sent: no relay configured".
+	RelayConfigured bool
 	// Confirm applies a customer's signed confirmation link and returns
 	// the ticket and the answer ("yes" or "no"); nil disables /confirm.
 	Confirm func(ctx context.Context, token string) (int64, string, error)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -42,6 +43,10 @@ type messageView struct {
 	Threading   string
 	Evidence    []evidenceView
 	EvidenceRaw string
+	// Delivery is, for mail we send, where it stands: sent, queued, not
+	// sent because no relay is configured, or failed and why.
+	Delivery        string
+	DeliveryProblem bool
 }
 
 // timelineItem is a message or an event, in time order.
@@ -123,6 +128,19 @@ func (s *Server) ticketData(ctx context.Context, sess storage.SessionInfo, d sto
 		return ticketData{}, err
 	}
 	out := ticketData{Agent: sess.Agent, CSRF: sess.CSRF, T: d, Items: timeline(d, atts), Reasons: []string{reasonSpam, reasonNoResponse, reasonDuplicate}}
+	outbox, err := s.store.Outbox(ctx, d.Number)
+	if err != nil {
+		return ticketData{}, err
+	}
+	byID := make(map[int64]storage.OutboxMail, len(outbox))
+	for _, o := range outbox {
+		byID[o.ID] = o
+	}
+	for _, it := range out.Items {
+		if m := it.Message; m != nil && m.OutboxID != nil {
+			m.Delivery, m.DeliveryProblem = s.delivery(byID[*m.OutboxID])
+		}
+	}
 	for _, a := range atts {
 		out.Attached += len(a)
 	}
@@ -232,4 +250,23 @@ func indentJSON(s string) string {
 		return s
 	}
 	return b.String()
+}
+
+// delivery describes where an outgoing mail stands.
+func (s *Server) delivery(o storage.OutboxMail) (string, bool) {
+	switch o.Status {
+	case storage.OutboxSent:
+		return "sent", false
+	case storage.OutboxFailed:
+		return "failed: " + o.LastError, true
+	case storage.OutboxPending:
+		if !s.opts.RelayConfigured {
+			return "not sent: no relay configured", true
+		}
+		if o.Attempts > 0 {
+			return fmt.Sprintf("queued, %d attempts so far: %s", o.Attempts, o.LastError), true
+		}
+		return "queued", false
+	}
+	return o.Status, false
 }
