@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/oauth2"
 
 	"github.com/tendhq/tend/cmd/tend/config"
 	"github.com/tendhq/tend/mail/imappoll"
@@ -74,6 +75,9 @@ func imapPollers(cfg config.Config, st *storage.Store, pipe *ingest.Pipeline, ow
 		password := c.Password
 		opts.Password = func(context.Context) (string, error) { return password, nil }
 		switch {
+		case c.OAuth != nil:
+			oc := &oauth2.Config{ClientID: c.OAuth.ClientID, ClientSecret: c.OAuth.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: c.OAuth.TokenURL}}
+			opts.Token = imappoll.NewOAuth2Token(oc, imapState{st}, "oauth-refresh:"+opts.Inbox, c.OAuth.RefreshToken, storage.SystemClock{})
 		case c.TokenFile != "":
 			opts.Token = imappoll.FileToken{Path: c.TokenFile}
 		case c.TokenCommand != "":

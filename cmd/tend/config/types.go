@@ -204,6 +204,8 @@ type IMAP struct {
 	TokenFile string `yaml:"token_file" tend:"path"`
 	// TokenCommand prints an OAuth access token on stdout, run at each login (oauth: this or token_file).
 	TokenCommand string `yaml:"token_command" tend:"secret"`
+	// OAuth lets tend refresh the access token itself (Gmail, Microsoft 365); a rotated refresh token is kept in the database.
+	OAuth *OAuth `yaml:"oauth"`
 	// Mailbox is the folder to watch.
 	Mailbox string `yaml:"mailbox"`
 	// After says what happens to a message once it is stored: seen, delete, or {move: FOLDER}.
@@ -212,6 +214,18 @@ type IMAP struct {
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// StaleAfter reports the mailbox unhealthy after this long without a successful poll; greater than poll_interval.
 	StaleAfter time.Duration `yaml:"stale_after"`
+}
+
+// OAuth is an OAuth 2.0 client that refreshes IMAP access tokens (RFC 6749 §6).
+type OAuth struct {
+	// TokenURL is the provider's token endpoint.
+	TokenURL string `yaml:"token_url"`
+	// ClientID identifies tend to the provider.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret authenticates tend to the provider.
+	ClientSecret string `yaml:"client_secret" tend:"secret"`
+	// RefreshToken is the first refresh token; rotated ones replace it in the database.
+	RefreshToken string `yaml:"refresh_token" tend:"secret"`
 }
 
 // Agent is a person who answers tickets.
@@ -318,6 +332,10 @@ func (m *IMAP) applyDefaults() {
 		StaleAfter:   10 * time.Minute,
 	}
 }
+
+// applyDefaults: an oauth block has no defaults; every key is the
+// provider's.
+func (o *OAuth) applyDefaults() {}
 
 func (a *Agent) applyDefaults() {
 	*a = Agent{Role: "agent"}

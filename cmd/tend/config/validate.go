@@ -230,12 +230,21 @@ func (v *validator) imap(key string, m *IMAP) {
 		case m.Password == "":
 			v.addNear(key+".password", key+".auth", "auth %s needs password or password_file", m.Auth)
 		}
-		if m.TokenFile != "" || m.TokenCommand != "" {
-			v.add(key+".auth", "token_file and token_command need auth xoauth2 or oauthbearer")
+		if m.TokenFile != "" || m.TokenCommand != "" || m.OAuth != nil {
+			v.add(key+".auth", "token_file, token_command and oauth need auth xoauth2 or oauthbearer")
 		}
 	case "xoauth2", "oauthbearer":
-		if (m.TokenFile == "") == (m.TokenCommand == "") {
-			v.add(key+".auth", "auth %s needs exactly one of token_file or token_command", m.Auth)
+		n := 0
+		for _, set := range []bool{m.TokenFile != "", m.TokenCommand != "", m.OAuth != nil} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			v.add(key+".auth", "auth %s needs exactly one of token_file, token_command or oauth", m.Auth)
+		}
+		if o := m.OAuth; o != nil && (o.TokenURL == "" || o.ClientID == "" || o.RefreshToken == "") {
+			v.add(key+".oauth", "needs token_url, client_id and refresh_token")
 		}
 		if m.Password != "" || m.PasswordFile != "" {
 			v.add(key+".auth", "auth %s uses a token, not password or password_file", m.Auth)
