@@ -106,3 +106,9 @@ func Explain(ctx context.Context, s *Store, q Query) ([]string, error) {
 	}
 	return out, rows.Err()
 }
+
+// ExecForTest runs a statement directly, to put a database in a state
+// only an older binary or an accident could leave.
+func ExecForTest(ctx context.Context, s *Store, stmt string) error {
+	return s.db.WithContext(ctx).Exec(stmt).Error
+}
