@@ -43,8 +43,12 @@ type inboxes map[string]bool
 func (i inboxes) Accept(_ context.Context, addr string) (bool, error) { return i[addr], nil }
 
 func start(t testing.TB, d smtpd.Deliverer, lmtp bool) string {
+	return startWith(t, d, lmtp, 5*time.Second)
+}
+
+func startWith(t testing.TB, d smtpd.Deliverer, lmtp bool, readTimeout time.Duration) string {
 	t.Helper()
-	srv := smtpd.New(smtpd.Options{Hostname: "mail.acme.test", MaxMessageBytes: 2000, MaxLineLength: 1000, ReadTimeout: 5 * time.Second},
+	srv := smtpd.New(smtpd.Options{Hostname: "mail.acme.test", MaxMessageBytes: 2000, MaxLineLength: 1000, ReadTimeout: readTimeout},
 		d, inboxes{"support@acme.test": true, "billing@acme.test": true}, lmtp)
 	network, addr := "tcp", "127.0.0.1:0"
 	if lmtp {
@@ -73,6 +77,7 @@ func converse(t *testing.T, addr string, steps []step) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	c := textproto.NewConn(conn)
 	if _, _, err := c.ReadResponse(220); err != nil {
 		t.Fatalf("greeting: %v", err)
@@ -182,7 +187,7 @@ func FuzzSession(f *testing.F) {
 		f.Add(s)
 	}
 	d := &fakeDeliverer{}
-	addr := start(f, d, false)
+	addr := startWith(f, d, false, 500*time.Millisecond)
 	_, a, _ := strings.Cut(addr, ":")
 	f.Fuzz(func(t *testing.T, input string) {
 		conn, err := net.Dial("tcp", a)
@@ -190,7 +195,7 @@ func FuzzSession(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+		_ = conn.SetDeadline(time.Now().Add(time.Second))
 		go func() { _, _ = conn.Write([]byte(input + "\r\nQUIT\r\n")) }()
 		buf := make([]byte, 4096)
 		for {
