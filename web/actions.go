@@ -196,6 +196,12 @@ func (s *Server) ticketAction(w http.ResponseWriter, r *http.Request, sess stora
 		return
 	}
 	req := actionRequest{Action: r.PostFormValue("action"), Reason: r.PostFormValue("reason"), Agent: r.PostFormValue("agent")}
+	if v := strings.TrimSpace(r.PostFormValue("into")); v != "" && req.Action == actionMerge {
+		if req.Into, err = ticketRef(v); err != nil {
+			s.actionFailed(w, r, sess, n, err)
+			return
+		}
+	}
 	if v := strings.TrimSpace(r.PostFormValue("duplicate")); v != "" && req.Reason == reasonDuplicate {
 		if req.Duplicate, err = ticketRef(v); err != nil {
 			s.actionFailed(w, r, sess, n, err)
@@ -207,6 +213,9 @@ func (s *Server) ticketAction(w http.ResponseWriter, r *http.Request, sess stora
 		return
 	}
 	s.log.Info("ticket action", "ticket", n, "action", req.Action, "by", sess.Agent.Email)
+	if req.Action == actionMerge {
+		n = req.Into // the merged ticket's number now leads there
+	}
 	http.Redirect(w, r, "/tickets/"+itoa(n)+"?done="+req.Action, http.StatusSeeOther)
 }
 
@@ -301,4 +310,34 @@ func (s *Server) apiSplit(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]int64{"ticket": n})
 	return nil
+}
+
+// ticketSplit is the ticket page's "split off" button: leads and admins.
+func (s *Server) ticketSplit(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo) {
+	n, err := pathNumber(r, "number")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	id, err := pathNumber(r, "id")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !canAct(sess.Agent.Role) || s.opts.Actions == nil {
+		http.Error(w, "only leads and admins change tickets here", http.StatusForbidden)
+		return
+	}
+	m, err := s.store.GetMessage(r.Context(), id)
+	if err != nil || m.TicketID == nil || *m.TicketID != n {
+		http.Error(w, "no such message on this ticket", http.StatusNotFound)
+		return
+	}
+	nt, err := s.opts.Actions.Split(r.Context(), id, sess.Agent.Email)
+	if err != nil {
+		s.actionFailed(w, r, sess, n, err)
+		return
+	}
+	s.log.Info("message split", "ticket", n, "message", id, "new_ticket", nt, "by", sess.Agent.Email)
+	http.Redirect(w, r, "/tickets/"+itoa(nt), http.StatusSeeOther)
 }

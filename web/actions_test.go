@@ -55,6 +55,8 @@ func TestActionsForm(t *testing.T) {
 		{"duplicate without number", lead, url.Values{"action": {"close"}, "reason": {"duplicate"}}, http.StatusBadRequest, "", "needs the number"},
 		{"unknown reason", lead, url.Values{"action": {"close"}, "reason": {"boredom"}}, http.StatusBadRequest, "", "close reason must be"},
 		{"unknown action", lead, url.Values{"action": {"delete"}}, http.StatusBadRequest, "", "unknown action"},
+		{"merge", lead, url.Values{"action": {"merge"}, "into": {fmt.Sprintf("#%d", other)}}, http.StatusSeeOther, fmt.Sprintf("merge %d into %d by lena@acme.test", n, other), ""},
+		{"merge into nothing", lead, url.Values{"action": {"merge"}, "into": {"999"}}, http.StatusBadRequest, "", "there is no ticket #999"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(e.actions.Calls())
@@ -68,7 +70,11 @@ func TestActionsForm(t *testing.T) {
 			}
 			if code == http.StatusSeeOther {
 				loc := res.Header.Get("Location")
-				if loc != page+"?done="+tc.form.Get("action") {
+				want := page
+				if tc.form.Get("action") == "merge" {
+					want = fmt.Sprintf("/tickets/%d", other)
+				}
+				if loc != want+"?done="+tc.form.Get("action") {
 					t.Errorf("redirect to %q", loc)
 				}
 				if _, body := tc.b.get(loc); !strings.Contains(body, `id="flash"`) {
@@ -96,6 +102,28 @@ func TestActionsForm(t *testing.T) {
 		code, body, _ := lead.post(path, url.Values{"action": {"resolve"}})
 		if code != http.StatusInternalServerError || strings.Contains(body, "on fire") {
 			t.Errorf("POST = %d %q: want 500 without the cause", code, body)
+		}
+	})
+
+	t.Run("split", func(t *testing.T) {
+		d, err := e.store.GetTicket(e.ctx, other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		split := fmt.Sprintf("/tickets/%d/messages/%d/split", other, d.Messages[0].ID)
+		if code, _, _ := agent.post(split, url.Values{}); code != http.StatusForbidden {
+			t.Errorf("agent split: %d, want 403", code)
+		}
+		if code, _, _ := lead.post(fmt.Sprintf("/tickets/%d/messages/%d/split", n, d.Messages[0].ID), url.Values{}); code != http.StatusNotFound {
+			t.Errorf("split of another ticket's message: %d, want 404", code)
+		}
+		before := len(e.actions.Calls())
+		code, _, res := lead.post(split, url.Values{})
+		if code != http.StatusSeeOther || res.Header.Get("Location") != "/tickets/99" {
+			t.Errorf("split: %d to %q", code, res.Header.Get("Location"))
+		}
+		if calls := e.actions.Calls()[before:]; !slices.Equal(calls, []string{fmt.Sprintf("split message %d by lena@acme.test", d.Messages[0].ID)}) {
+			t.Errorf("actions called %v", calls)
 		}
 	})
 

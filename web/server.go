@@ -140,6 +140,7 @@ func (s *Server) routes() {
 	m.Handle("GET /queue/live", s.page(s.queueLive))
 	m.Handle("GET /tickets/{number}", s.page(s.ticketPage))
 	m.Handle("POST /tickets/{number}/actions", s.page(s.ticketAction))
+	m.Handle("POST /tickets/{number}/messages/{id}/split", s.page(s.ticketSplit))
 	m.Handle("GET /tickets/{number}/messages/{id}/raw", s.page(s.rawDownload))
 	m.Handle("GET /tickets/{number}/messages/{id}/attachments/{part}", s.page(s.attachmentDownload))
 }

@@ -83,6 +83,8 @@ func flash(action string) string {
 		return "Ticket closed."
 	case actionAssign:
 		return "Assignee changed."
+	case actionMerge:
+		return "Merged: the other ticket's messages are now here, and its number leads here."
 	}
 	return ""
 }
