@@ -7,12 +7,15 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/tend ./cmd/tend
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/tend ./cmd/tend \
+ && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/tend /usr/local/bin/tend
-# The data directory holds the SQLite database (when no PostgreSQL DSN is
-# configured) and must survive the container.
+# The data directory holds the SQLite database and raw mail (when no
+# PostgreSQL DSN is configured) and must survive the container. The image
+# has no shell, so the directory is copied in already owned by nonroot.
+COPY --from=build --chown=nonroot:nonroot /out/data /var/lib/tend
 VOLUME ["/var/lib/tend"]
 WORKDIR /var/lib/tend
 ENV TEND_DATA_DIR=/var/lib/tend \
