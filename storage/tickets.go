@@ -159,10 +159,12 @@ func (t *Tx) Agents(ctx context.Context) ([]Agent, error) {
 	return as, nil
 }
 
-// Messages returns a ticket's messages in order.
+// Messages returns a ticket's messages in order, their headers only: the
+// bodies (text, HTML, evidence) are left out, as the rules never read
+// earlier messages' bodies and a long ticket's would be costly.
 func (t *Tx) Messages(ctx context.Context, ticket int64) ([]Message, error) {
 	var ms []Message
-	if err := t.db.WithContext(ctx).Omit("html").Where("ticket_id = ?", ticket).Order("id").Find(&ms).Error; err != nil {
+	if err := t.db.WithContext(ctx).Omit("text", "html", "evidence").Where("ticket_id = ?", ticket).Order("id").Find(&ms).Error; err != nil {
 		return nil, fmt.Errorf("messages of %d: %w", ticket, err)
 	}
 	return ms, nil
