@@ -66,7 +66,6 @@ type TicketUpdate struct {
 	Breached        *bool
 	FirstResponseAt *time.Time
 	LastAgentAt     *time.Time
-	LastCustomerAt  *time.Time
 }
 
 // UpdateTicket applies u to ticket number.
@@ -102,9 +101,6 @@ func (t *Tx) UpdateTicket(ctx context.Context, number int64, u TicketUpdate) err
 	}
 	if u.LastAgentAt != nil {
 		upd["last_agent_at"] = *u.LastAgentAt
-	}
-	if u.LastCustomerAt != nil {
-		upd["last_customer_at"] = *u.LastCustomerAt
 	}
 	db := t.db.WithContext(ctx)
 	if len(u.AddTags) > 0 {
