@@ -31,6 +31,9 @@ type Options struct {
 	// MaxAutoPerAddressPerHour and MaxAutoPerTicketPerDay bound automatic
 	// mail (flood protection, see Gate).
 	MaxAutoPerAddressPerHour, MaxAutoPerTicketPerDay int
+	// NoAcknowledgement turns acknowledgements off (follow_through.acknowledge:
+	// false): the rules see acknowledge == false.
+	NoAcknowledgement bool
 	// OwnAddresses are addresses of this installation besides the inbox
 	// addresses (relay sender, bounce address): never mailed automatically.
 	OwnAddresses []string
