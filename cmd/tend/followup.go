@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tendhq/tend/cmd/tend/config"
+	"github.com/tendhq/tend/mail/followup"
 	"github.com/tendhq/tend/rules"
 )
 
@@ -23,6 +24,7 @@ func loadRules(cfg config.Config, inboxes []string) (*rules.Engine, *rules.Templ
 		Nudges: ft.Nudges, RepeatContactsToLead: ft.RepeatContactsToLead, ReopenWindow: ft.ReopenWindow,
 		BounceSuppression: ft.BounceSuppression, MaxAutoPerAddressPerHour: ft.MaxAutoPerAddressPerHour,
 		MaxAutoPerTicketPerDay: ft.MaxAutoPerTicketPerDay, OwnAddresses: inboxes, Templates: tpl,
+		NoAcknowledgement: !ft.Acknowledge,
 	}
 	if cfg.RulesFile == "" {
 		eng, err := rules.Default(opts)
@@ -34,6 +36,16 @@ func loadRules(cfg config.Config, inboxes []string) (*rules.Engine, *rules.Templ
 	}
 	eng, err := rules.Load(cfg.RulesFile, src, opts)
 	return eng, tpl, err
+}
+
+// executorOptions are the follow-through's options from the config; the
+// caller adds the store, rules, signer and the rest it built.
+func executorOptions(cfg config.Config) followup.Options {
+	ft := cfg.FollowThrough
+	return followup.Options{
+		Domain: cfg.SMTP.Hostname, BaseURL: cfg.Web.BaseURL, TagPrefix: cfg.Threading.TagPrefix,
+		FuseMaxMails: ft.FuseMaxMails, FuseWindow: ft.FuseWindow, NotifyWindow: ft.NotifyWindow,
+	}
 }
 
 // checkExtras compiles what the config points at (rules, templates).

@@ -108,10 +108,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		}
 		dkim = &compose.DKIM{Domain: cfg.DKIM.Domain, Selector: cfg.DKIM.Selector, Key: key}
 	}
-	exec, err := followup.New(followup.Options{
-		Store: st, Engine: engine, Templates: templates, Signer: signer, Domain: cfg.SMTP.Hostname,
-		BaseURL: cfg.Web.BaseURL, TagPrefix: cfg.Threading.TagPrefix, LoopValue: owner, DKIM: dkim, Logger: log,
-	})
+	opts := executorOptions(cfg)
+	opts.Store, opts.Engine, opts.Templates, opts.Signer, opts.LoopValue, opts.DKIM, opts.Logger = st, engine, templates, signer, owner, dkim, log
+	exec, err := followup.New(opts)
 	if err != nil {
 		return err
 	}

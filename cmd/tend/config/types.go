@@ -156,10 +156,16 @@ type FollowThrough struct {
 	ReopenWindow time.Duration `yaml:"reopen_window"`
 	// BounceSuppression is how long an address that hard-bounced gets no automatic mail.
 	BounceSuppression time.Duration `yaml:"bounce_suppression"`
-	// MaxAutoPerAddressPerHour caps automatic mail to one address per hour (loop protection); 0 sends none.
+	// MaxAutoPerAddressPerHour caps acknowledgements and other mail answering possibly automatic inbound mail, per address per hour (loop protection); notices a person's action caused are not capped by it; 0 sends none.
 	MaxAutoPerAddressPerHour int `yaml:"max_auto_per_address_per_hour"`
 	// MaxAutoPerTicketPerDay caps automatic mail on one ticket per day; 0 sends none.
 	MaxAutoPerTicketPerDay int `yaml:"max_auto_per_ticket_per_day"`
+	// FuseMaxMails is the per-ticket mail fuse: when tend queued this many mails on one ticket (to the customer and to staff) within fuse_window, all further mail on it is held and the leads get one alert.
+	FuseMaxMails int `yaml:"fuse_max_mails"`
+	// FuseWindow is the sliding window of the mail fuse.
+	FuseWindow time.Duration `yaml:"fuse_window"`
+	// NotifyWindow coalesces agent notifications: at most one of each kind per agent per ticket in this window; later ones wait and are sent as one ("3 new messages").
+	NotifyWindow time.Duration `yaml:"notify_window"`
 }
 
 // Log configures log/slog.
@@ -301,6 +307,9 @@ func Default() Config {
 			BounceSuppression:        30 * 24 * time.Hour,
 			MaxAutoPerAddressPerHour: 3,
 			MaxAutoPerTicketPerDay:   10,
+			FuseMaxMails:             20,
+			FuseWindow:               10 * time.Minute,
+			NotifyWindow:             2 * time.Minute,
 		},
 		Log: Log{Level: "info", Format: "text"},
 		Inboxes: []Inbox{{

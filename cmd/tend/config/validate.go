@@ -184,6 +184,11 @@ func (v *validator) followThrough(f FollowThrough) {
 	if f.MaxAutoPerTicketPerDay < 0 {
 		v.add("follow_through.max_auto_per_ticket_per_day", "must not be negative")
 	}
+	if f.FuseMaxMails < 1 {
+		v.add("follow_through.fuse_max_mails", "must be at least 1")
+	}
+	v.positive("follow_through.fuse_window", f.FuseWindow)
+	v.positive("follow_through.notify_window", f.NotifyWindow)
 }
 
 func (v *validator) inboxes(in []Inbox) {

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tendhq/tend/cmd/tend/config"
+	"github.com/tendhq/tend/rules"
+)
+
+// The follow_through keys reach what they configure: acknowledge the
+// rules, the fuse and the coalescing window the executor.
+func TestFollowThroughKeysTakeEffect(t *testing.T) {
+	for _, ack := range []bool{true, false} {
+		cfg := config.Default()
+		cfg.FollowThrough.Acknowledge = ack
+		eng, _, err := loadRules(cfg, inboxAddresses(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := rules.Event{Type: rules.EventTicketCreated, Now: time.Now(),
+			Ticket:  rules.Ticket{Number: 1, State: "new", Customer: rules.Person{Address: "ann@example.com"}, Inbox: rules.Inbox{Address: "support@localhost"}},
+			Message: &rules.Message{From: rules.Person{Address: "ann@example.com"}, Role: rules.RoleCustomer, Class: rules.ClassHuman, Text: "Help"}}
+		acts, errs := eng.Evaluate(ev)
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		got := false
+		for _, a := range acts {
+			got = got || a.Template == "acknowledgement"
+		}
+		if got != ack {
+			t.Errorf("acknowledge: %v: acknowledgement sent = %v (%v)", ack, got, acts)
+		}
+	}
+	cfg := config.Default()
+	cfg.FollowThrough.FuseMaxMails, cfg.FollowThrough.FuseWindow, cfg.FollowThrough.NotifyWindow = 7, 90*time.Second, 30*time.Second
+	o := executorOptions(cfg)
+	if o.FuseMaxMails != 7 || o.FuseWindow != 90*time.Second || o.NotifyWindow != 30*time.Second {
+		t.Errorf("executor options = fuse %d/%s notify %s", o.FuseMaxMails, o.FuseWindow, o.NotifyWindow)
+	}
+}
