@@ -220,7 +220,7 @@ type OutboxMail struct {
 	// row still waits for its not-before time, updates it instead of
 	// adding a mail. Count is how many notifications it stands for.
 	Stream string `gorm:"size:200;not null;default:''"`
-	Count    int    `gorm:"not null;default:1"`
+	Count  int    `gorm:"not null;default:1"`
 }
 
 // Timer is a named, durable timer on a ticket. It fires once: a replica
