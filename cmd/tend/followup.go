@@ -44,7 +44,7 @@ func executorOptions(cfg config.Config) followup.Options {
 	ft := cfg.FollowThrough
 	return followup.Options{
 		Domain: cfg.SMTP.Hostname, BaseURL: cfg.Web.BaseURL, TagPrefix: cfg.Threading.TagPrefix,
-		FuseMaxMails: ft.FuseMaxMails, FuseWindow: ft.FuseWindow, NotifyWindow: ft.NotifyWindow,
+		FuseMaxMails: ft.FuseMaxMails, FuseWindow: ft.FuseWindow, FuseMaxPerDay: ft.FuseMaxMailsPerDay, NotifyWindow: ft.NotifyWindow,
 	}
 }
 

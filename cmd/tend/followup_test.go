@@ -35,8 +35,9 @@ func TestFollowThroughKeysTakeEffect(t *testing.T) {
 	}
 	cfg := config.Default()
 	cfg.FollowThrough.FuseMaxMails, cfg.FollowThrough.FuseWindow, cfg.FollowThrough.NotifyWindow = 7, 90*time.Second, 30*time.Second
+	cfg.FollowThrough.FuseMaxMailsPerDay = 40
 	o := executorOptions(cfg)
-	if o.FuseMaxMails != 7 || o.FuseWindow != 90*time.Second || o.NotifyWindow != 30*time.Second {
-		t.Errorf("executor options = fuse %d/%s notify %s", o.FuseMaxMails, o.FuseWindow, o.NotifyWindow)
+	if o.FuseMaxMails != 7 || o.FuseWindow != 90*time.Second || o.NotifyWindow != 30*time.Second || o.FuseMaxPerDay != 40 {
+		t.Errorf("executor options = fuse %d/%s, %d a day, notify %s", o.FuseMaxMails, o.FuseWindow, o.FuseMaxPerDay, o.NotifyWindow)
 	}
 }

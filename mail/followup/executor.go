@@ -44,6 +44,10 @@ type Options struct {
 	// minutes: a busy ticket never gets there, a loop does in seconds).
 	FuseMaxMails int
 	FuseWindow   time.Duration
+	// FuseMaxPerDay trips the fuse on that many mails on one ticket within
+	// 24 hours (default 100): a loop slowed by coalescing stays under the
+	// burst limit, but not under this one.
+	FuseMaxPerDay int
 	// NotifyWindow coalesces notifications: an agent gets at most one of
 	// each kind per ticket per window (default 2 minutes).
 	NotifyWindow time.Duration
@@ -72,6 +76,9 @@ func New(opts Options) (*Executor, error) {
 	}
 	if opts.FuseMaxMails <= 0 {
 		opts.FuseMaxMails = 20
+	}
+	if opts.FuseMaxPerDay <= 0 {
+		opts.FuseMaxPerDay = 100
 	}
 	if opts.FuseWindow <= 0 {
 		opts.FuseWindow = 10 * time.Minute

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/mail/compose"
@@ -14,24 +15,38 @@ import (
 
 // fuse reports whether the next mail on the scope's ticket must be held.
 // It is the loop bound that does not depend on classifying anything: once
-// FuseMaxMails mails were queued on one ticket within FuseWindow, the
-// ticket is flagged, its leads get one alert, and everything it would send
-// from then on is kept as held outbox rows until a lead releases it.
+// FuseMaxMails mails were queued on one ticket within FuseWindow (a burst),
+// or FuseMaxPerDay within 24 hours (a loop slowed down by coalescing, which
+// would otherwise run forever just under the burst limit), the ticket is
+// flagged, its leads get one alert, and everything it would send from then
+// on is kept as held outbox rows until a lead releases it.
 func (x *Executor) fuse(sc *scope) (bool, error) {
 	if sc.v.MailHeldSince != nil {
 		return true, nil
 	}
 	now := x.opts.Clock.Now()
-	n, err := sc.tx.TicketMailSince(sc.ctx, sc.v.ID, now.Add(-x.opts.FuseWindow))
-	if err != nil || n < x.opts.FuseMaxMails {
+	burst, err := sc.tx.TicketMailSince(sc.ctx, sc.v.ID, now.Add(-x.opts.FuseWindow))
+	if err != nil {
 		return false, err
+	}
+	var why string
+	if burst >= x.opts.FuseMaxMails {
+		why = fmt.Sprintf("%d mails on this ticket within %s (follow_through.fuse_max_mails %d, fuse_window %s)", burst, x.opts.FuseWindow, x.opts.FuseMaxMails, x.opts.FuseWindow)
+	} else {
+		day, err := sc.tx.TicketMailSince(sc.ctx, sc.v.ID, now.Add(-24*time.Hour))
+		if err != nil {
+			return false, err
+		}
+		if day < x.opts.FuseMaxPerDay {
+			return false, nil
+		}
+		why = fmt.Sprintf("%d mails on this ticket within 24 hours (follow_through.fuse_max_mails_per_day %d)", day, x.opts.FuseMaxPerDay)
 	}
 	if err := sc.tx.HoldTicketMail(sc.ctx, sc.v.ID); err != nil {
 		return false, err
 	}
 	sc.v.MailHeldSince = &now
-	why := fmt.Sprintf("%d mails on this ticket within %s (follow_through.fuse_max_mails %d, fuse_window %s)", n, x.opts.FuseWindow, x.opts.FuseMaxMails, x.opts.FuseWindow)
-	x.log.Warn("mail fuse tripped", "ticket", sc.v.ID, "mails", n, "window", x.opts.FuseWindow)
+	x.log.Warn("mail fuse tripped", "ticket", sc.v.ID, "why", why)
 	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "ticket.mail_held", "", "mail fuse tripped: "+why+"; all further mail on this ticket is held until a lead releases it", nil); err != nil {
 		return false, err
 	}

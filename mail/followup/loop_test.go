@@ -224,6 +224,25 @@ func TestMailFuseWindow(t *testing.T) {
 	}
 }
 
+// TestMailFusePerDay: a loop slowed down below the burst limit still trips
+// the fuse at fuse_max_mails_per_day within 24 hours.
+func TestMailFusePerDay(t *testing.T) {
+	w := newWorldWith(t, func(o *followup.Options) { o.FuseMaxMails, o.FuseWindow, o.FuseMaxPerDay = 100, time.Minute, 8 })
+	w.mustSend(customer, []string{inbox}, customerMail("u3@example.com", "Export stuck", "The export hangs."))
+	note := to(w.capture.take(), alice)[0] // 3 mails
+	for i := range 7 {
+		w.clock.Advance(5 * time.Minute)
+		rcpt, raw := replyTo(note, alice, fmt.Sprintf("Answer number %d.", i))
+		w.mustSend(alice, []string{rcpt}, raw)
+	}
+	if got := to(w.capture.take(), customer); len(got) != 5 {
+		t.Errorf("customer got %d answers, want 5 (8 mails a day on the ticket)", len(got))
+	}
+	if d := w.ticket(1); d.MailHeldSince == nil {
+		t.Error("the daily fuse did not trip")
+	}
+}
+
 // TestNotificationsCoalesced: an agent gets at most one notification per
 // ticket per notify_window; what arrives meanwhile is one mail saying how
 // many. The window is set below the default, so the test fails if the key

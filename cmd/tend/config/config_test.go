@@ -104,6 +104,7 @@ follow_through:
   acknowledge: false
   fuse_max_mails: 7
   fuse_window: 90s
+  fuse_max_mails_per_day: 40
   notify_window: 30s
 inboxes:
   - address: Support@Acme.Test
@@ -150,6 +151,7 @@ agents:
 		{"false overrides true", c.FollowThrough.Acknowledge, false},
 		{"fuse size", c.FollowThrough.FuseMaxMails, 7},
 		{"fuse window", c.FollowThrough.FuseWindow, 90 * time.Second},
+		{"fuse per day", c.FollowThrough.FuseMaxMailsPerDay, 40},
 		{"notify window", c.FollowThrough.NotifyWindow, 30 * time.Second},
 		{"address lowercased", c.Inboxes[0].Address, "support@acme.test"},
 		{"inbox defaults", c.Inboxes[0].ResponseTime, 24 * time.Hour},
@@ -277,8 +279,8 @@ func TestEnvKeys(t *testing.T) {
 			t.Errorf("missing variable %s", name)
 		}
 	}
-	if len(keys) != 44 {
-		t.Errorf("%d variables, want 44: a key was added or lost; update REFERENCE.md and this count", len(keys))
+	if len(keys) != 45 {
+		t.Errorf("%d variables, want 45: a key was added or lost; update REFERENCE.md and this count", len(keys))
 	}
 	if !slices.Contains(sections, "TEND_FOLLOW_THROUGH") || !slices.Contains(sections, "TEND_INBOXES") {
 		t.Errorf("sections = %v", sections)

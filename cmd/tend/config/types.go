@@ -164,6 +164,8 @@ type FollowThrough struct {
 	FuseMaxMails int `yaml:"fuse_max_mails"`
 	// FuseWindow is the sliding window of the mail fuse.
 	FuseWindow time.Duration `yaml:"fuse_window"`
+	// FuseMaxMailsPerDay also trips the mail fuse when tend queued this many mails on one ticket within 24 hours: a loop slowed down by coalescing stays under the burst limit, not under this.
+	FuseMaxMailsPerDay int `yaml:"fuse_max_mails_per_day"`
 	// NotifyWindow coalesces agent notifications: at most one of each kind per agent per ticket in this window; later ones wait and are sent as one ("3 new messages").
 	NotifyWindow time.Duration `yaml:"notify_window"`
 }
@@ -309,6 +311,7 @@ func Default() Config {
 			MaxAutoPerTicketPerDay:   10,
 			FuseMaxMails:             20,
 			FuseWindow:               10 * time.Minute,
+			FuseMaxMailsPerDay:       100,
 			NotifyWindow:             2 * time.Minute,
 		},
 		Log: Log{Level: "info", Format: "text"},

@@ -188,6 +188,9 @@ func (v *validator) followThrough(f FollowThrough) {
 		v.add("follow_through.fuse_max_mails", "must be at least 1")
 	}
 	v.positive("follow_through.fuse_window", f.FuseWindow)
+	if f.FuseMaxMailsPerDay < 1 {
+		v.add("follow_through.fuse_max_mails_per_day", "must be at least 1")
+	}
 	v.positive("follow_through.notify_window", f.NotifyWindow)
 }
 
