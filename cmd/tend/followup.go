@@ -22,8 +22,8 @@ func loadRules(cfg config.Config, inboxes []string) (*rules.Engine, *rules.Templ
 	ft := cfg.FollowThrough
 	opts := rules.Options{
 		Nudges: ft.Nudges, RepeatContactsToLead: ft.RepeatContactsToLead, ReopenWindow: ft.ReopenWindow,
-		BounceSuppression: ft.BounceSuppression, MaxAutoPerAddressPerHour: ft.MaxAutoPerAddressPerHour,
-		MaxAutoPerTicketPerDay: ft.MaxAutoPerTicketPerDay, OwnAddresses: inboxes, Templates: tpl,
+		BounceSuppression: ft.BounceSuppression, MaxAutoPerAddressPerHour: noneIfZero(ft.MaxAutoPerAddressPerHour),
+		MaxAutoPerTicketPerDay: noneIfZero(ft.MaxAutoPerTicketPerDay), OwnAddresses: inboxes, Templates: tpl,
 		NoAcknowledgement: !ft.Acknowledge,
 	}
 	if cfg.RulesFile == "" {
@@ -36,6 +36,15 @@ func loadRules(cfg config.Config, inboxes []string) (*rules.Engine, *rules.Templ
 	}
 	eng, err := rules.Load(cfg.RulesFile, src, opts)
 	return eng, tpl, err
+}
+
+// noneIfZero maps the config's 0 ("sends none") onto the rules' negative
+// limit (their zero means "the default").
+func noneIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // executorOptions are the follow-through's options from the config; the

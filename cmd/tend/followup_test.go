@@ -41,3 +41,37 @@ func TestFollowThroughKeysTakeEffect(t *testing.T) {
 		t.Errorf("executor options = fuse %d/%s, %d a day, notify %s", o.FuseMaxMails, o.FuseWindow, o.FuseMaxPerDay, o.NotifyWindow)
 	}
 }
+
+// max_auto_per_address_per_hour and max_auto_per_ticket_per_day take
+// effect, 0 included ("sends none"): the gate the rules carry refuses the
+// acknowledgement at the configured limit.
+func TestAutoMailCapsTakeEffect(t *testing.T) {
+	ack := rules.Action{Kind: rules.Send, Template: "acknowledgement", To: rules.ToCustomer, Auto: true}
+	for _, tc := range []struct {
+		name            string
+		perHour, perDay int
+		hour, day       int // counts so far
+		ok              bool
+	}{
+		{"per hour 0 sends none", 0, 10, 0, 0, false},
+		{"per hour 5, 4 sent", 5, 10, 4, 4, true},
+		{"per hour 5, 5 sent", 5, 10, 5, 5, false},
+		{"per day 0 sends none", 3, 0, 0, 0, false},
+		{"per day 2, 2 sent", 30, 2, 0, 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.FollowThrough.MaxAutoPerAddressPerHour, cfg.FollowThrough.MaxAutoPerTicketPerDay = tc.perHour, tc.perDay
+			eng, _, err := loadRules(cfg, inboxAddresses(cfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := rules.Event{Type: rules.EventTicketCreated, Now: time.Now(),
+				Ticket: rules.Ticket{Number: 1, Customer: rules.Person{Address: "ann@example.com"}, Inbox: rules.Inbox{Address: "support@localhost"},
+					AutoMailsToCustomerLastHour: tc.hour, AutoMailsOnTicketToday: tc.day}}
+			if ok, why := rules.Gate(ev, ack, eng.Options()); ok != tc.ok {
+				t.Errorf("Gate = %v (%s), want %v", ok, why, tc.ok)
+			}
+		})
+	}
+}

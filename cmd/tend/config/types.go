@@ -158,7 +158,7 @@ type FollowThrough struct {
 	BounceSuppression time.Duration `yaml:"bounce_suppression"`
 	// MaxAutoPerAddressPerHour caps acknowledgements and other mail answering possibly automatic inbound mail, per address per hour (loop protection); notices a person's action caused are not capped by it; 0 sends none.
 	MaxAutoPerAddressPerHour int `yaml:"max_auto_per_address_per_hour"`
-	// MaxAutoPerTicketPerDay caps automatic mail on one ticket per day; 0 sends none.
+	// MaxAutoPerTicketPerDay caps acknowledgements and other mail answering possibly automatic inbound mail on one ticket per day (notices a person's action caused are bounded by the mail fuse instead); 0 sends none.
 	MaxAutoPerTicketPerDay int `yaml:"max_auto_per_ticket_per_day"`
 	// FuseMaxMails is the per-ticket mail fuse: when tend queued this many mails on one ticket (to the customer and to staff) within fuse_window, all further mail on it is held and the leads get one alert.
 	FuseMaxMails int `yaml:"fuse_max_mails"`
