@@ -172,6 +172,11 @@ func (e *Engine) Evaluate(ev Event) ([]Action, []RuleError) {
 		m.Answer = ClassifyAnswer(m.Text)
 		ev.Message = &m
 	}
+	if ev.Message != nil && !ev.Message.Gratitude && mayThank(&ev) && IsGratitude(ev.Message.Text) {
+		m := *ev.Message
+		m.Gratitude = true
+		ev.Message = &m
+	}
 	env := newEnv(&ev, &e.opts)
 	// One VM for all rules of this event: expr.Run would allocate a fresh
 	// one (stack and scopes) per expression.
@@ -197,6 +202,17 @@ func awaitsAnswer(ev *Event) bool {
 	return m.Role == RoleCustomer && m.Class == ClassHuman &&
 		(ev.Ticket.State == StateProposed || ev.Ticket.State == StateUnconfirmed ||
 			ev.Ticket.State == StateResolved)
+}
+
+// mayThank: a human customer's reply to a ticket we consider done, or
+// nearly, is checked for a bare thank-you, which keeps the state.
+func mayThank(ev *Event) bool {
+	m := ev.Message
+	switch ev.Ticket.State {
+	case StateProposed, StateUnconfirmed, StateResolved, StateClosed:
+		return m.Role == RoleCustomer && m.Class == ClassHuman
+	}
+	return false
 }
 
 // run evaluates one rule and returns its actions, or the line that failed
