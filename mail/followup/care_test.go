@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
 )
 
 // resolvedTicket brings ticket #1 to resolved the way it happens: the
@@ -78,4 +79,115 @@ func hasEvent(d storage.TicketDetail, kind, text string) bool {
 		}
 	}
 	return false
+}
+
+// TestAgentsNeverCollide: Alice and Lena answer the same notification
+// within a second, contradicting each other. Only the first answer reaches
+// the customer; the other agent is told who answered, when and what, and
+// #send in reply to that warning delivers theirs after all.
+func TestAgentsNeverCollide(t *testing.T) {
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { agentsNeverCollide(t, newWorldOn(t, b.Open)) })
+	}
+}
+
+func agentsNeverCollide(t *testing.T, w *world) {
+	w.mustSend(customer, []string{inbox}, customerMail("c1@example.com", "Refund for order 881", "Can I get a refund for order 881?"))
+	got := w.expect("first mail", map[string]int{customer: 1, alice: 1, lena: 1})
+	w.clock.Advance(20 * time.Minute)
+
+	answers := map[string]string{alice: "Yes, we refund order 881 today.", lena: "Sorry, order 881 cannot be refunded."}
+	errs := make(chan error, 2)
+	for who, text := range answers {
+		rcpt, raw := replyTo(to(got, who)[0], who, text)
+		go func() { errs <- w.send(who, []string{rcpt}, raw) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.settle()
+	got = w.capture.take()
+	out := to(got, customer)
+	if len(out) != 1 {
+		t.Fatalf("the customer got %d answers, want exactly 1", len(out))
+	}
+	first, second := alice, lena
+	if strings.Contains(out[0].Env.Text, answers[lena]) {
+		first, second = lena, alice
+	}
+	if !strings.Contains(out[0].Env.Text, answers[first]) {
+		t.Fatalf("the customer got %q", out[0].Env.Text)
+	}
+	if n := len(to(got, first)); n != 0 {
+		t.Errorf("%s, whose answer went out, got %d mails", first, n)
+	}
+	warn := to(got, second)
+	if len(warn) != 1 {
+		t.Fatalf("%s got %d mails, want one warning", second, len(warn))
+	}
+	firstName := map[string]string{alice: "Alice Smith", lena: "Lena"}[first]
+	for _, want := range []string{"NOT sent", firstName, answers[first], answers[second], "#send", "#note", w.clock.Now().UTC().Format("15:04")} {
+		if !strings.Contains(warn[0].Env.Text, want) {
+			t.Errorf("the warning lacks %q:\n%s", want, warn[0].Env.Text)
+		}
+	}
+	d := w.ticket(1)
+	if !hasEvent(d, "reply.held", second) {
+		t.Errorf("the held reply is not on the timeline: %+v", d.Events)
+	}
+
+	w.clock.Advance(5 * time.Minute)
+	rcpt, raw := replyTo(warn[0], second, "#send")
+	w.mustSend(second, []string{rcpt}, raw)
+	got = w.capture.take()
+	out = to(got, customer)
+	if len(out) != 1 || !strings.Contains(out[0].Env.Text, answers[second]) {
+		t.Fatalf("after #send the customer got %d mails, want %s's held answer: %v", len(out), second, out)
+	}
+	if len(to(got, second)) != 0 {
+		t.Errorf("#send was answered with a mail to %s", second)
+	}
+	// #send again has nothing left to send: the agent is told, the
+	// customer gets nothing.
+	w.mustSend(second, []string{rcpt}, strings.Replace(raw, "Message-ID: <agent-", "Message-ID: <again-", 1))
+	w.expect("second #send", map[string]int{customer: 0, second: 1})
+}
+
+// TestStaleNotificationHeld: an agent answering an old notification after
+// a colleague answered is held, and #note keeps it internal; answering the
+// notification that came after the colleague's answer is not held.
+func TestStaleNotificationHeld(t *testing.T) {
+	w := newWorld(t)
+	w.mustSend(customer, []string{inbox}, customerMail("s1@example.com", "Login fails", "I cannot log in."))
+	first := w.expect("first mail", map[string]int{alice: 1, lena: 1})
+	w.clock.Advance(10 * time.Minute)
+	rcpt, raw := replyTo(to(first, alice)[0], alice, "Please reset your password from the login page.")
+	w.mustSend(alice, []string{rcpt}, raw)
+	w.expect("alice answers", map[string]int{customer: 1})
+
+	w.clock.Advance(2 * time.Hour)
+	rcpt, raw = replyTo(to(first, lena)[0], lena, "Your account is locked; I unlocked it.")
+	w.mustSend(lena, []string{rcpt}, raw)
+	got := w.expect("lena answers the old notification", map[string]int{customer: 0, lena: 1})
+	warn := to(got, lena)[0]
+	if !strings.Contains(warn.Env.Text, "Please reset your password") {
+		t.Errorf("the warning does not say what Alice answered:\n%s", warn.Env.Text)
+	}
+	w.clock.Advance(time.Minute)
+	rcpt, raw = replyTo(warn, lena, "#note")
+	w.mustSend(lena, []string{rcpt}, raw)
+	w.expect("#note", map[string]int{customer: 0})
+	d := w.ticket(1)
+	if !hasEvent(d, "note", "Your account is locked") || !hasEvent(d, "reply.noted", "") {
+		t.Errorf("the held reply was not kept as a note: %+v", d.Events)
+	}
+
+	w.clock.Advance(time.Hour)
+	w.mustSend(customer, []string{inbox}, customerMail("s2@example.com", "Re: Login fails", "The reset mail never arrives."))
+	got = w.expect("customer again", map[string]int{lena: 1})
+	rcpt, raw = replyTo(to(got, lena)[0], lena, "I sent it again; please check your spam folder.")
+	w.mustSend(lena, []string{rcpt}, raw)
+	w.expect("lena answers the new notification", map[string]int{customer: 1, lena: 0})
 }
