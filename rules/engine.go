@@ -167,16 +167,7 @@ func (e *Engine) Evaluate(ev Event) ([]Action, []RuleError) {
 	if len(candidates) == 0 {
 		return nil, nil
 	}
-	if ev.Message != nil && ev.Message.Answer == "" && awaitsAnswer(&ev) {
-		m := *ev.Message // the caller's message is not ours to change
-		m.Answer = ClassifyAnswer(m.Text)
-		ev.Message = &m
-	}
-	if ev.Message != nil && !ev.Message.Gratitude && mayThank(&ev) && IsGratitude(ev.Message.Text) {
-		m := *ev.Message
-		m.Gratitude = true
-		ev.Message = &m
-	}
+	ev = Prepare(ev)
 	env := newEnv(&ev, &e.opts)
 	// One VM for all rules of this event: expr.Run would allocate a fresh
 	// one (stack and scopes) per expression.
@@ -192,6 +183,27 @@ func (e *Engine) Evaluate(ev Event) ([]Action, []RuleError) {
 		acts = append(acts, out...)
 	}
 	return acts, errs
+}
+
+// Prepare fills what Evaluate reads from a message's text: its
+// confirmation answer (ClassifyAnswer) when the ticket awaits one, and
+// whether it only thanks (IsGratitude). The executor calls it before
+// Evaluate so that the mails it renders afterwards (the "not solved" line
+// of a notification) see the same answer the rules saw. The caller's
+// message is copied, never changed; a field already set is kept.
+func Prepare(ev Event) Event {
+	if ev.Message == nil {
+		return ev
+	}
+	m := *ev.Message
+	if m.Answer == "" && awaitsAnswer(&ev) {
+		m.Answer = ClassifyAnswer(m.Text)
+	}
+	if !m.Gratitude && mayThank(&ev) {
+		m.Gratitude = IsGratitude(m.Text)
+	}
+	ev.Message = &m
+	return ev
 }
 
 // awaitsAnswer: only a human customer's reply to a ticket waiting for

@@ -1,6 +1,9 @@
 package rules
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // Replies to a resolved or proposed ticket, as customers write them. The
 // first list only thanks and must keep the ticket's state; the second
@@ -116,5 +119,25 @@ func TestIsGratitude(t *testing.T) {
 				t.Errorf("IsGratitude(%q) = true, want false: it asks or reports something", text)
 			}
 		})
+	}
+}
+
+func TestDescribeAgo(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{48 * time.Hour, "2 days ago"},
+		{47 * time.Hour, "2 days ago"},
+		{5 * 24 * time.Hour, "5 days ago"},
+		{24 * time.Hour, "1 day ago"},
+		{5 * time.Hour, "5 hours ago"},
+		{time.Hour, "1 hour ago"},
+		{20 * time.Minute, "20 minutes ago"},
+		{10 * time.Second, "a moment ago"},
+	} {
+		if got := DescribeAgo(tc.d); got != tc.want {
+			t.Errorf("DescribeAgo(%v) = %q, want %q", tc.d, got, tc.want)
+		}
 	}
 }

@@ -83,6 +83,10 @@ type TicketData struct {
 	State          string
 	Priority       string
 	RepeatContacts int
+	// ProposedAt is when resolution was last proposed (zero if never), and
+	// ProposedAgo the same from now, "2 days ago", for the nudge.
+	ProposedAt  time.Time
+	ProposedAgo string
 }
 
 // InboxData is the inbox as templates show it.
@@ -350,7 +354,8 @@ const sampleBodyMarker = "SAMPLE-CUSTOMER-BODY-7f3a"
 // field set, so a template that uses any of them is exercised.
 func SampleData() TemplateData {
 	return TemplateData{
-		Ticket:   TicketData{Number: 123, Tag: "[#123]", Subject: "Invoice 2024-17 is wrong", State: StateProposed, Priority: PriorityNormal, RepeatContacts: 2},
+		Ticket: TicketData{Number: 123, Tag: "[#123]", Subject: "Invoice 2024-17 is wrong", State: StateProposed, Priority: PriorityNormal, RepeatContacts: 2,
+			ProposedAt: time.Date(2025, 6, 1, 9, 30, 0, 0, time.UTC), ProposedAgo: "2 days ago"},
 		Customer: Person{Address: "jane@example.com", Name: "Jane Doe"},
 		Agent:    Person{Address: "lena@support.example", Name: "Lena"},
 		Inbox:    InboxData{Name: "Example Support", Address: "support@example.com", ResponseTime: "within 4 hours"},

@@ -241,7 +241,7 @@ func (x *Executor) sendAgentReply(sc *scope, ag *storage.Agent, text string, msg
 		return err
 	}
 	inReplyTo, refs, idx, topic := x.thread(sc)
-	subject := sc.v.Subject
+	subject := threading.DisplaySubject(sc.v.Subject, x.opts.TagPrefix)
 	if n := threading.NormalizeSubject(subject); n != "" && !strings.HasPrefix(strings.ToLower(subject), "re:") {
 		subject = "Re: " + subject
 	}

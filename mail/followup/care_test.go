@@ -15,18 +15,26 @@ import (
 // returns the last mail the customer got (the thank-you).
 func resolvedTicket(t *testing.T, w *world) captured {
 	t.Helper()
-	w.mustSend(customer, []string{inbox}, customerMail("g1@example.com", "Export stuck", "The CSV export never finishes."))
+	ask := proposedTicket(t, w, "g1@example.com")
+	w.clock.Advance(time.Hour)
+	w.mustSend(customer, []string{inbox}, replyToUs(t, ask, "g2@example.com", "Yes, it works now."))
+	got := w.expect("confirmed", map[string]int{customer: 1})
+	w.state("confirmed", storage.StateResolved)
+	return to(got, customer)[0]
+}
+
+// proposedTicket opens ticket #1 with a customer mail of that Message-ID
+// and has a lead propose resolution; it returns the confirmation request
+// the customer got.
+func proposedTicket(t *testing.T, w *world, msgID string) captured {
+	t.Helper()
+	w.mustSend(customer, []string{inbox}, customerMail(msgID, "Export stuck", "The CSV export never finishes."))
 	w.capture.take()
 	if err := w.exec.Resolve(context.Background(), 1, lena); err != nil {
 		t.Fatal(err)
 	}
 	w.settle()
-	got := w.expect("resolve", map[string]int{customer: 1})
-	w.clock.Advance(time.Hour)
-	w.mustSend(customer, []string{inbox}, replyToUs(t, to(got, customer)[0], "g2@example.com", "Yes, it works now."))
-	got = w.expect("confirmed", map[string]int{customer: 1})
-	w.state("confirmed", storage.StateResolved)
-	return to(got, customer)[0]
+	return to(w.expect("resolve", map[string]int{customer: 1}), customer)[0]
 }
 
 // TestGratitudeIsNotAReopen: "Thanks again, great service!" to a resolved
@@ -51,14 +59,7 @@ func TestGratitudeIsNotAReopen(t *testing.T) {
 	})
 	t.Run("proposed", func(t *testing.T) {
 		w := newWorld(t)
-		w.mustSend(customer, []string{inbox}, customerMail("p1@example.com", "Export stuck", "The CSV export never finishes."))
-		w.capture.take()
-		if err := w.exec.Resolve(context.Background(), 1, lena); err != nil {
-			t.Fatal(err)
-		}
-		w.settle()
-		got := w.expect("resolve", map[string]int{customer: 1})
-		ask := to(got, customer)[0]
+		ask := proposedTicket(t, w, "p1@example.com")
 		w.clock.Advance(time.Hour)
 		w.mustSend(customer, []string{inbox}, replyToUs(t, ask, "p2@example.com", "Vielen Dank für die schnelle Hilfe!"))
 		w.expect("thanks", map[string]int{customer: 0, alice: 0, lena: 0})
