@@ -2,6 +2,7 @@ package followup_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -191,4 +192,43 @@ func TestStaleNotificationHeld(t *testing.T) {
 	rcpt, raw = replyTo(to(got, lena)[0], lena, "I sent it again; please check your spam folder.")
 	w.mustSend(lena, []string{rcpt}, raw)
 	w.expect("lena answers the new notification", map[string]int{customer: 1, lena: 0})
+}
+
+// freshToSigned is an agent's mail written afresh to their signed address
+// (copied from an old notification): no In-Reply-To, no References.
+func freshToSigned(n captured, from, msgID, body string) (rcpt, raw string) {
+	rcpt, _ = replyTo(n, from, "")
+	raw = fmt.Sprintf("From: <%s>\r\nTo: %s\r\nSubject: ticket 1\r\nMessage-ID: <%s>\r\nDate: Mon, 2 Mar 2026 11:00:00 +0100\r\n"+
+		"Content-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n", from, rcpt, msgID, body)
+	return rcpt, raw
+}
+
+// TestRepliesWithinSecondsHeld: without a notification to go by, a reply
+// arriving seconds after a colleague's is held; one arriving minutes later
+// is not. A held reply's commands wait for #send and run then.
+func TestRepliesWithinSecondsHeld(t *testing.T) {
+	w := newWorld(t)
+	w.mustSend(customer, []string{inbox}, customerMail("w1@example.com", "Password", "Reset my password please."))
+	got := w.expect("first mail", map[string]int{alice: 1, lena: 1})
+	rcpt, raw := freshToSigned(to(got, alice)[0], alice, "w2@acme.test", "Done, check your inbox.")
+	w.mustSend(alice, []string{rcpt}, raw)
+	w.expect("alice", map[string]int{customer: 1})
+
+	w.clock.Advance(3 * time.Second)
+	rcpt, raw = freshToSigned(to(got, lena)[0], lena, "w3@acme.test", "I reset it for you.\r\n\r\n#resolve")
+	w.mustSend(lena, []string{rcpt}, raw)
+	held := w.expect("lena seconds later", map[string]int{customer: 0, lena: 1})
+	w.state("held: its #resolve did not run", storage.StateWaiting)
+	rcpt, raw = replyTo(to(held, lena)[0], lena, "#send")
+	w.mustSend(lena, []string{rcpt}, raw)
+	got2 := w.expect("#send", map[string]int{customer: 2}) // the reply, then the confirmation request its #resolve asks
+	if !strings.Contains(to(got2, customer)[0].Env.Text, "I reset it for you.") {
+		t.Errorf("#send delivered %q", to(got2, customer)[0].Env.Text)
+	}
+	w.state("#send ran the held #resolve", storage.StateProposed)
+
+	w.clock.Advance(10 * time.Minute)
+	rcpt, raw = freshToSigned(to(got, alice)[0], alice, "w4@acme.test", "Let us know if the link expired.")
+	w.mustSend(alice, []string{rcpt}, raw)
+	w.expect("alice minutes later", map[string]int{customer: 1, alice: 0})
 }
