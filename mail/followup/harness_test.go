@@ -54,15 +54,27 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	return newWorldWith(t, nil)
+	return newWorldOn(t, storagetest.OpenSQLite)
 }
 
 // newWorldWith is newWorld with the executor's options adjusted by tune.
 func newWorldWith(t *testing.T, tune func(*followup.Options)) *world {
 	t.Helper()
+	return newWorldOpts(t, storagetest.OpenSQLite, tune)
+}
+
+// newWorldOn is newWorld on the store that open makes (storagetest.Backends).
+func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) *world {
+	t.Helper()
+	return newWorldOpts(t, open, nil)
+}
+
+// newWorldOpts is newWorldOn with the executor's options adjusted by tune.
+func newWorldOpts(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store, tune func(*followup.Options)) *world {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{t: t, clock: storagetest.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
-	w.store = storagetest.OpenSQLite(t, w.clock)
+	w.store = open(t, w.clock)
 	if err := w.store.SyncInboxes(ctx, []storage.InboxSpec{{Address: inbox, Name: "Acme Support", ResponseTime: 4 * time.Hour}}); err != nil {
 		t.Fatal(err)
 	}

@@ -70,8 +70,7 @@ func TestFollowThroughToConfirmation(t *testing.T) {
 	}
 
 	w.advance(4 * time.Hour)
-	// Lena is told once: as an agent and as a lead the same breach is one
-	// notification (coalesced).
+	// Lena is a lead and an agent: on both rules' lists, she gets it once.
 	got = w.expect("breach", map[string]int{customer: 0, alice: 1, lena: 1})
 	if d := w.state("breach", storage.StateNew); !d.Breached {
 		t.Error("breach not recorded")

@@ -44,15 +44,6 @@ func agentAuto(t *testing.T, n captured, from, extra, subject string) (rcpt, raw
 	return rcpt, raw
 }
 
-func hasEvent(d storage.TicketDetail, kind, detail string) bool {
-	for _, e := range d.Events {
-		if e.Kind == kind && strings.Contains(e.Detail, detail) {
-			return true
-		}
-	}
-	return false
-}
-
 // TestAgentAutoReplyHeld: whatever automatic signal mail to an agent's
 // reply address carries, it is never relayed to the customer, runs no
 // command and notifies nobody; it stays on the ticket as an event

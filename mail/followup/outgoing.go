@@ -157,6 +157,9 @@ func (x *Executor) render(sc *scope, name string, data rules.TemplateData) (rule
 // why).
 func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action, notBefore time.Time, why string) error {
 	data := rules.DataFor(ev, x.links(sc.v.ID))
+	if err := x.proposed(sc, ev, &data); err != nil {
+		return err
+	}
 	r, ok, err := x.render(sc, a.Template, data)
 	if !ok {
 		return err
@@ -180,6 +183,21 @@ func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action, notBe
 		return sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.deferred", "", fmt.Sprintf("%s held until %s: %s (rule %s)", what, q.due.UTC().Format("Mon 2 Jan 15:04 MST"), strings.TrimPrefix(why, "held: "), a.Rule), nil)
 	}
 	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.queued", "", fmt.Sprintf("%s (rule %s)", what, a.Rule), nil)
+}
+
+// proposed fills when resolution was last proposed, for the nudge's
+// honest "we asked 2 days ago".
+func (x *Executor) proposed(sc *scope, ev rules.Event, data *rules.TemplateData) error {
+	if sc.v.State != storage.StateProposed && sc.v.State != storage.StateUnconfirmed {
+		return nil
+	}
+	evs, err := sc.tx.Events(sc.ctx, sc.v.ID, "ticket.resolve_requested")
+	if err != nil || len(evs) == 0 {
+		return err
+	}
+	at := evs[len(evs)-1].CreatedAt
+	data.Ticket.ProposedAt, data.Ticket.ProposedAgo = at, rules.DescribeAgo(ev.Now.Sub(at))
+	return nil
 }
 
 // staff returns the agents a notification goes to.
@@ -232,6 +250,14 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 	}
 	now := x.opts.Clock.Now()
 	for _, ag := range staff(sc, to, except) {
+		key := fmt.Sprintf("%s/%d", template, ag.ID)
+		if sc.notified[key] {
+			continue
+		}
+		if sc.notified == nil {
+			sc.notified = map[string]bool{}
+		}
+		sc.notified[key] = true
 		stream := fmt.Sprintf("%s:%d", template, ag.ID)
 		last, found, err := sc.tx.LatestInStream(sc.ctx, sc.v.ID, stream)
 		if err != nil {
