@@ -22,14 +22,17 @@ func (t *Tx) TicketMailSince(ctx context.Context, ticket int64, since time.Time)
 }
 
 // HoldTicketMail trips ticket's fuse: the ticket is flagged from now on,
-// and its mail is queued held until ReleaseHeldMail.
-func (t *Tx) HoldTicketMail(ctx context.Context, ticket int64) error {
+// and its mail is queued held until ReleaseHeldMail. It reports whether
+// this call tripped it: of two transactions racing to trip it, one does
+// (the other's update finds the flag set), so the leads are alerted once.
+func (t *Tx) HoldTicketMail(ctx context.Context, ticket int64) (bool, error) {
 	now := t.s.now()
-	if err := t.db.WithContext(ctx).Model(&Ticket{}).Where("id = ? AND mail_held_since IS NULL", ticket).
-		Updates(map[string]any{"mail_held_since": now, "updated_at": now}).Error; err != nil {
-		return fmt.Errorf("hold mail of ticket %d: %w", ticket, err)
+	res := t.db.WithContext(ctx).Model(&Ticket{}).Where("id = ? AND mail_held_since IS NULL", ticket).
+		Updates(map[string]any{"mail_held_since": now, "updated_at": now})
+	if res.Error != nil {
+		return false, fmt.Errorf("hold mail of ticket %d: %w", ticket, res.Error)
 	}
-	return nil
+	return res.RowsAffected == 1, nil
 }
 
 // ReleaseHeldMail clears ticket's fuse and makes its held mail due now. It

@@ -75,8 +75,11 @@ func TestHeldAndDeferredMail(t *testing.T) {
 			if done, err := tx.RequeueMail(ctx, later, []byte("Subject: y\r\n\r\ny\r\n"), 3, "y", ""); err != nil || !done {
 				t.Errorf("RequeueMail of a waiting row = %v, %v", done, err)
 			}
-			if err := tx.HoldTicketMail(ctx, tk); err != nil {
-				return err
+			if tripped, err := tx.HoldTicketMail(ctx, tk); err != nil || !tripped {
+				t.Errorf("HoldTicketMail = %v, %v; want tripped", tripped, err)
+			}
+			if tripped, err := tx.HoldTicketMail(ctx, tk); err != nil || tripped {
+				t.Errorf("second HoldTicketMail = %v, %v; want already held", tripped, err)
 			}
 			return nil
 		})

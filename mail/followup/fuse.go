@@ -42,10 +42,14 @@ func (x *Executor) fuse(sc *scope) (bool, error) {
 		}
 		why = fmt.Sprintf("%d mails on this ticket within 24 hours (follow_through.fuse_max_mails_per_day %d)", day, x.opts.FuseMaxPerDay)
 	}
-	if err := sc.tx.HoldTicketMail(sc.ctx, sc.v.ID); err != nil {
+	tripped, err := sc.tx.HoldTicketMail(sc.ctx, sc.v.ID)
+	if err != nil {
 		return false, err
 	}
 	sc.v.MailHeldSince = &now
+	if !tripped {
+		return true, nil
+	}
 	x.log.Warn("mail fuse tripped", "ticket", sc.v.ID, "why", why)
 	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "ticket.mail_held", "", "mail fuse tripped: "+why+"; all further mail on this ticket is held until a lead releases it", nil); err != nil {
 		return false, err
