@@ -51,9 +51,15 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	return newWorldOn(t, storagetest.OpenSQLite)
+}
+
+// newWorldOn is newWorld on the store open returns (a storagetest.Backend).
+func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) *world {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{t: t, clock: storagetest.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
-	w.store = storagetest.OpenSQLite(t, w.clock)
+	w.store = open(t, w.clock)
 	if err := w.store.SyncInboxes(ctx, []storage.InboxSpec{{Address: inbox, Name: "Acme Support", ResponseTime: 4 * time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
