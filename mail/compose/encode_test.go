@@ -48,3 +48,18 @@ func TestEncodeTextWordLength(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildIDNDomainAsALabels: an internationalised domain is written in
+// the header as its A-labels, so only a non-ASCII local part needs
+// SMTPUTF8 and a relay without it can take the signed message unchanged.
+func TestBuildIDNDomainAsALabels(t *testing.T) {
+	m := autoAck()
+	m.To = []Address{{Name: "José", Email: "jose@bücher.example"}, {Email: "josé@example.es"}}
+	raw := string(mustBuild(t, m))
+	if !strings.Contains(raw, "<jose@xn--bcher-kva.example>") {
+		t.Errorf("IDN domain not as A-labels:\n%s", raw)
+	}
+	if !strings.Contains(raw, "josé@example.es") {
+		t.Errorf("non-ASCII local part changed (it has no ASCII form):\n%s", raw)
+	}
+}

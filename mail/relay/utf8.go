@@ -28,14 +28,18 @@ func isASCII(s string) bool {
 	return true
 }
 
-// headerBlock splits raw into its header block (with its final line
-// break) and the rest.
+// headerBlock splits raw at its first empty line into the header block
+// (with its final line break) and the rest (starting with the empty line).
 func headerBlock(raw []byte) (head, body []byte) {
-	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
-		return raw[:i+2], raw[i+2:]
-	}
-	if i := bytes.Index(raw, []byte("\n\n")); i >= 0 {
-		return raw[:i+1], raw[i+1:]
+	for pos := 0; pos < len(raw); {
+		i := bytes.IndexByte(raw[pos:], '\n')
+		if i < 0 {
+			break
+		}
+		if line := raw[pos : pos+i+1]; len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
+			return raw[:pos], raw[pos:]
+		}
+		pos += i + 1
 	}
 	return raw, nil
 }
@@ -108,7 +112,7 @@ func downgrade(from string, to []string, raw []byte) (string, []string, []byte, 
 			continue
 		}
 		name, value, ok := strings.Cut(string(f), ":")
-		if !ok {
+		if !ok || !isASCII(name) {
 			return "", nil, nil, fmt.Errorf("%w: malformed header line %q", ErrNeedsSMTPUTF8, clipLine(string(f)))
 		}
 		value = strings.TrimSpace(unfold(value))

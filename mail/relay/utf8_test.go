@@ -3,6 +3,9 @@ package relay
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"mime"
 	"net/mail"
@@ -10,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
+
+	"github.com/tendhq/tend/mail/compose"
 )
 
 // utf8Msg has a raw UTF-8 Subject and display name, as a relayed reply
@@ -130,4 +136,66 @@ func TestSendSMTPUTF8(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDowngradeKeepsDKIM composes and signs a reply to an internationalised
+// domain as the outbox does, and sends it to a relay without SMTPUTF8: the
+// envelope is downgraded, the signed header is already ASCII (compose
+// writes A-labels) and arrives byte for byte, so the signature verifies.
+func TestDowngradeKeepsDKIM(t *testing.T) {
+	t.Parallel()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := compose.Build(compose.Message{
+		From: compose.Address{Name: "Acme Support", Email: "support@acme.example"}, To: []compose.Address{{Name: "José Núñez", Email: "jose@bücher.example"}},
+		Subject: "Ihre Bestellung – Grüße", MessageID: "r1.42@mail.acme.example", Date: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC),
+		LoopHeader: "X-Tend-Loop: acme", Text: "Schöne Grüße.\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := compose.Sign(raw, compose.DKIM{Domain: "acme.example", Selector: "tend1", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &captureServer{strictUTF8: true}
+	addr, _ := srv.start(t, TLSNone)
+	if err := New(Config{Addr: addr, TLS: TLSNone, Timeout: 10 * time.Second}).Send(context.Background(), "bounce@acme.example", []string{"jose@bücher.example"}, signed); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	msgs := srv.messages()
+	if len(msgs) != 1 || msgs[0].to[0] != "jose@xn--bcher-kva.example" || msgs[0].utf8 {
+		t.Fatalf("delivered %+v", msgs)
+	}
+	record := "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
+	vs, err := dkim.VerifyWithOptions(bytes.NewReader(msgs[0].data), &dkim.VerifyOptions{LookupTXT: func(string) ([]string, error) { return []string{record}, nil }})
+	if err != nil || len(vs) != 1 || vs[0].Err != nil {
+		t.Fatalf("DKIM after the downgrade: %+v, %v", vs, err)
+	}
+}
+
+// FuzzDowngrade feeds arbitrary messages and addresses to the downgrade:
+// it never panics, and what it returns has an ASCII envelope and header
+// and the body it was given.
+func FuzzDowngrade(f *testing.F) {
+	f.Add("bounce@acme.example", "anna@bücher.example", string(utf8Msg("anna@bücher.example")))
+	f.Add("bounce@acme.example", "josé@example.es", string(utf8Msg("josé@example.es")))
+	f.Add("a@b", "c@d", "Subject: Grüße\n folded ü\nTo: \"Ä, B\" <x@ü.example>,\n y@z\n\nbody\n")
+	f.Add("", "@", "\xff\xfe: \x80\r\n\r\n")
+	f.Fuzz(func(t *testing.T, from, to, raw string) {
+		gotFrom, gotTo, out, err := downgrade(from, []string{to}, []byte(raw))
+		if err != nil {
+			return
+		}
+		head, body := headerBlock(out)
+		_, inBody := headerBlock([]byte(raw))
+		if !isASCII(gotFrom) || !isASCII(gotTo[0]) || !isASCII(string(head)) {
+			t.Errorf("not ASCII after downgrade: %q %q %q", gotFrom, gotTo, head)
+		}
+		if !bytes.Equal(body, inBody) {
+			t.Errorf("body changed: %q → %q", inBody, body)
+		}
+	})
 }
