@@ -197,6 +197,10 @@ type Message struct {
 	// Answer is the confirmation answer; Evaluate fills it from Text when
 	// the ticket awaits confirmation and it is empty.
 	Answer Answer `expr:"answer"`
+	// Gratitude is true for a customer's reply that only thanks
+	// (IsGratitude); Evaluate fills it when the ticket is proposed,
+	// unconfirmed, resolved or closed, where a thank-you must not reopen.
+	Gratitude bool `expr:"gratitude"`
 	// Imported marks IMAP backfill: never answered automatically.
 	Imported bool `expr:"imported"`
 	// NoAutoReply is the classifier's "answer nothing automatically"

@@ -3,6 +3,7 @@ package rules
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -54,6 +55,33 @@ func FuzzClassifyAnswer(f *testing.F) {
 			t.Fatalf("ClassifyAnswer(%q) = %q", text, got)
 		}
 	})
+}
+
+// FuzzIsGratitude: arbitrary text never panics, and a reply with a
+// question mark is never taken for a bare thank-you.
+func FuzzIsGratitude(f *testing.F) {
+	addAnswerSeeds(f)
+	f.Add("Thanks again, great service!")
+	f.Add("Merci, mais ça ne marche toujours pas.")
+	f.Fuzz(func(t *testing.T, text string) {
+		if IsGratitude(text) && strings.ContainsAny(firstLines(text), "?") {
+			t.Fatalf("IsGratitude(%q) = true for a question", text)
+		}
+	})
+}
+
+// firstLines is the text before anything that ends a reply (quotes,
+// attribution, signature), as IsGratitude reads it.
+func firstLines(text string) string {
+	var b strings.Builder
+	for _, raw := range strings.Split(strings.ToValidUTF8(text, " "), "\n") {
+		line := strings.TrimSpace(strings.Map(normalizeRune, raw))
+		if line != "" && endsReply(line) {
+			break
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
 }
 
 // FuzzEvaluate drives the default rules with arbitrary message text and

@@ -54,7 +54,7 @@ func newWorld(t *testing.T) *world {
 	return newWorldOn(t, storagetest.OpenSQLite)
 }
 
-// newWorldOn is newWorld on the store open returns (a storagetest.Backend).
+// newWorldOn is newWorld on the store that open makes (storagetest.Backends).
 func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
