@@ -155,6 +155,13 @@ type Message struct {
 	// them twice.
 	Handled    bool      `gorm:"not null;default:false"`
 	ReceivedAt time.Time `gorm:"not null"`
+
+	// NoAutoReply and Suspect are the classifier's verdicts beside Class
+	// (classify.Result): no automatic answer at all, or none after the
+	// first acknowledgement. ClassReasons is the JSON list of its reasons.
+	NoAutoReply  bool   `gorm:"not null;default:false"`
+	Suspect      bool   `gorm:"not null;default:false"`
+	ClassReasons string `gorm:"type:text;not null;default:''"`
 }
 
 // MessageRef indexes one entry of a message's In-Reply-To and References,
