@@ -100,8 +100,12 @@ type Web struct {
 	Listen string `yaml:"listen"`
 	// BaseURL is the absolute http(s) URL users reach tend at; links in mail are built on it.
 	BaseURL string `yaml:"base_url"`
-	// TrustedProxies are IP addresses or CIDR prefixes whose X-Forwarded-For is believed.
+	// TrustedProxies are IP addresses or CIDR prefixes whose X-Forwarded-For is believed: the client is the rightmost address in it that is not itself a trusted proxy; from any other peer the header is ignored and the client is the socket's address.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MetricsListen serves /metrics on its own host:port instead of web.listen (keep it on a private network); "" serves it with the rest.
+	MetricsListen string `yaml:"metrics_listen"`
+	// MetricsTokenFile holds a bearer token /metrics then requires (Authorization: Bearer <token>); "" leaves /metrics open.
+	MetricsTokenFile string `yaml:"metrics_token_file" tend:"path"`
 }
 
 // Relay is the outgoing SMTP smarthost. Without an address outgoing mail
@@ -236,6 +240,8 @@ type Agent struct {
 	Name string `yaml:"name"`
 	// Role is agent, lead or admin.
 	Role string `yaml:"role"`
+	// Inboxes restricts an agent (role agent) to the tickets of these inbox addresses: the web view, the API, notifications and reply addresses; empty means every inbox. Leads and admins see every inbox.
+	Inboxes []string `yaml:"inboxes"`
 }
 
 // Size is a number of bytes, written in YAML as a plain integer or with a

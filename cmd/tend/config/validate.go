@@ -119,6 +119,17 @@ func (v *validator) web(w Web) {
 			v.add(fmt.Sprintf("web.trusted_proxies[%d]", i), "invalid IP address or CIDR prefix %q", p)
 		}
 	}
+	if w.MetricsListen != "" {
+		v.hostPort("web.metrics_listen", w.MetricsListen)
+		if w.MetricsListen == w.Listen {
+			v.add("web.metrics_listen", "is web.listen; leave it empty to serve /metrics there")
+		}
+	}
+	if w.MetricsTokenFile != "" {
+		// Read here so a missing or empty file is a config error, not a
+		// /metrics left open; serve reads it again.
+		_ = v.readSecret("web.metrics_token_file", w.MetricsTokenFile)
+	}
 }
 
 func (v *validator) relay(r *Relay) {
@@ -267,6 +278,12 @@ func (v *validator) agents(agents []Agent, inboxes []Inbox) {
 		a.Email = v.address(key+".email", a.Email, seen)
 		v.displayName(key+".name", a.Name)
 		v.oneOf(key+".role", a.Role, "agent", "lead", "admin")
+		for j, want := range a.Inboxes {
+			a.Inboxes[j] = strings.ToLower(want)
+			if !slices.ContainsFunc(inboxes, func(in Inbox) bool { return strings.EqualFold(in.Address, want) }) {
+				v.add(fmt.Sprintf("%s.inboxes[%d]", key, j), "%q is not one of inboxes[].address", want)
+			}
+		}
 		for j, in := range inboxes {
 			if a.Email != "" && a.Email == in.Address {
 				// Notifications to the agent would come straight back
