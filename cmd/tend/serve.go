@@ -92,6 +92,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 
 	owner := replicaName()
 	inboxes := inboxAddresses(cfg)
+	// accepted adds postmaster@ of every domain we take mail for (RFC
+	// 5321 §4.5.1): the inboxes' domains and smtp.hostname.
+	accepted := append(append([]string{}, inboxes...), postmasters(cfg)...)
 	signer, err := loadSigner(ctx, st, cfg.SecretFile)
 	if err != nil {
 		return err
@@ -126,19 +129,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	timers := followup.NewTimers(st, exec, owner, 5*time.Second, log)
 	var committer *storage.Committer
-	proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: owner, Logger: log, AfterParse: exec.HandleMessage, AfterCommit: func() {
+	proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: owner, Logger: log, AfterParse: quietPostmaster(exec.HandleMessage), AfterCommit: func() {
 		if sender != nil {
 			sender.Wake()
 		}
 	}, Busy: func() bool { return committer.Busy() }})
 	committer = st.NewCommitter(256, func(storage.Delivered) { proc.Wake() })
 	threader := ingest.DecisionThreader{Config: threading.Config{
-		OwnAddresses: inboxes, OwnDomains: []string{cfg.SMTP.Hostname}, TagPrefix: cfg.Threading.TagPrefix,
+		OwnAddresses: accepted, OwnDomains: []string{cfg.SMTP.Hostname}, TagPrefix: cfg.Threading.TagPrefix,
 		SubjectWindow: cfg.Threading.SubjectWindow, Signer: signer, Clock: storage.SystemClock{},
 	}}
 	pipe, err := ingest.New(ingest.Options{
-		Committer: committer, Threader: threader, Inboxes: inboxes, Observer: metrics, Logger: log,
-		Own: classify.Own{Addresses: inboxes, Domains: []string{cfg.SMTP.Hostname}, LoopHeader: loopHeader, AuthServID: cfg.AuthServID},
+		Committer: committer, Threader: threader, Inboxes: accepted, Observer: metrics, Logger: log,
+		Own: classify.Own{Addresses: accepted, Domains: []string{cfg.SMTP.Hostname}, LoopHeader: loopHeader, AuthServID: cfg.AuthServID},
 	})
 	if err != nil {
 		return err
@@ -153,7 +156,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		g.Go(func() error { return sender.Run(ctx) })
 	}
 
-	rcpts := ingest.Recipients{Pipeline: pipe, Signer: signer, Domain: cfg.SMTP.Hostname}
+	rcpts := ingest.Recipients{Pipeline: pipe, Signer: signer, Domain: cfg.SMTP.Hostname, MayReply: mayReply(st)}
 	smtpOpts := smtpd.Options{
 		Hostname: cfg.SMTP.Hostname, MaxMessageBytes: int64(cfg.SMTP.MaxMessageBytes), MaxRecipients: cfg.SMTP.MaxRecipients,
 		MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
@@ -198,13 +201,23 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if len(pollers) > 0 {
 		g.Go(func() error { return imappoll.RunAll(ctx, pollers) })
 	}
+	metricsToken, err := readTokenFile(cfg.Web.MetricsTokenFile)
+	if err != nil {
+		return err
+	}
 	h, err := web.New(st, web.Options{BaseURL: cfg.Web.BaseURL, Gatherer: reg, Logger: log, Checks: checks,
-		Actions: exec, InboxStatus: inboxStatus, Confirm: exec.Confirm, RelayConfigured: sender != nil})
+		Actions: exec, InboxStatus: inboxStatus, Confirm: exec.Confirm, RelayConfigured: sender != nil,
+		TrustedProxies: cfg.Web.TrustedProxies, MetricsToken: metricsToken, MetricsSeparate: cfg.Web.MetricsListen != ""})
 	if err != nil {
 		return err
 	}
 	if cfg.Web.Listen != "" {
-		if err := runHTTP(ctx, g, log, cfg.Web.Listen, h); err != nil {
+		if err := runHTTP(ctx, g, log, "web", cfg.Web.Listen, h); err != nil {
+			return err
+		}
+	}
+	if cfg.Web.MetricsListen != "" {
+		if err := runHTTP(ctx, g, log, "metrics", cfg.Web.MetricsListen, h.MetricsHandler()); err != nil {
 			return err
 		}
 	}
@@ -226,12 +239,15 @@ func syncDirectory(ctx context.Context, st *storage.Store, cfg config.Config) er
 	for i, in := range cfg.Inboxes {
 		specs[i] = storage.InboxSpec{Address: in.Address, Name: in.Name, ResponseTime: in.ResponseTime}
 	}
+	for _, pm := range postmasters(cfg) {
+		specs = append(specs, storage.InboxSpec{Address: pm, Name: "Postmaster", ResponseTime: 24 * time.Hour})
+	}
 	if err := st.SyncInboxes(ctx, specs); err != nil {
 		return err
 	}
 	agents := make([]storage.AgentSpec, len(cfg.Agents))
 	for i, a := range cfg.Agents {
-		agents[i] = storage.AgentSpec{Email: a.Email, Name: a.Name, Role: a.Role}
+		agents[i] = storage.AgentSpec{Email: a.Email, Name: a.Name, Role: a.Role, Inboxes: a.Inboxes}
 	}
 	return st.SyncAgents(ctx, agents)
 }
@@ -256,12 +272,12 @@ func runSMTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, network, 
 	return nil
 }
 
-func runHTTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, addr string, h http.Handler) error {
+func runHTTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, kind, addr string, h http.Handler) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("web listen %s: %w", addr, err)
+		return fmt.Errorf("%s listen %s: %w", kind, addr, err)
 	}
-	log.Info("web listening", "addr", l.Addr().String())
+	log.Info(kind+" listening", "addr", l.Addr().String())
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
 	g.Go(func() error {
 		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {

@@ -121,7 +121,7 @@ func (v *validator) web(w Web) {
 	}
 	if w.MetricsListen != "" {
 		v.hostPort("web.metrics_listen", w.MetricsListen)
-		if w.MetricsListen == w.Listen {
+		if w.MetricsListen == w.Listen && !strings.HasSuffix(w.Listen, ":0") {
 			v.add("web.metrics_listen", "is web.listen; leave it empty to serve /metrics there")
 		}
 	}
