@@ -154,15 +154,15 @@ type FollowThrough struct {
 	Acknowledge bool `yaml:"acknowledge"`
 	// RepeatContactsToLead flags a ticket to the lead after this many customer messages without an answer.
 	RepeatContactsToLead int `yaml:"repeat_contacts_to_lead"`
-	// Nudges are the delays after a proposed resolution at which the customer is reminded, ascending; after the last the ticket goes to the lead as unconfirmed.
+	// Nudges are the delays after a proposed resolution at which the customer is reminded, ascending, at least one; after the last the ticket goes to the lead as unconfirmed.
 	Nudges []time.Duration `yaml:"nudges"`
 	// ReopenWindow is how long after resolution a customer reply reopens the ticket instead of opening a linked one.
 	ReopenWindow time.Duration `yaml:"reopen_window"`
 	// BounceSuppression is how long an address that hard-bounced gets no automatic mail.
 	BounceSuppression time.Duration `yaml:"bounce_suppression"`
-	// MaxAutoPerAddressPerHour caps automatic mail to one address per hour (loop protection); 0 sends none.
+	// MaxAutoPerAddressPerHour caps automatic mail to one address per hour (loop protection); at least 1.
 	MaxAutoPerAddressPerHour int `yaml:"max_auto_per_address_per_hour"`
-	// MaxAutoPerTicketPerDay caps automatic mail on one ticket per day; 0 sends none.
+	// MaxAutoPerTicketPerDay caps automatic mail on one ticket per day; at least 1.
 	MaxAutoPerTicketPerDay int `yaml:"max_auto_per_ticket_per_day"`
 }
 

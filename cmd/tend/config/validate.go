@@ -180,6 +180,10 @@ func (v *validator) followThrough(f FollowThrough) {
 	if f.RepeatContactsToLead < 1 {
 		v.add("follow_through.repeat_contacts_to_lead", "must be at least 1")
 	}
+	if len(f.Nudges) == 0 {
+		// The rules would quietly fall back to 48h, 120h.
+		v.add("follow_through.nudges", "must list at least one delay (the default rules use two)")
+	}
 	for i, n := range f.Nudges {
 		key := fmt.Sprintf("follow_through.nudges[%d]", i)
 		v.positive(key, n)
@@ -189,11 +193,13 @@ func (v *validator) followThrough(f FollowThrough) {
 	}
 	v.positive("follow_through.reopen_window", f.ReopenWindow)
 	v.positive("follow_through.bounce_suppression", f.BounceSuppression)
-	if f.MaxAutoPerAddressPerHour < 0 {
-		v.add("follow_through.max_auto_per_address_per_hour", "must not be negative")
+	// The rules read 0 as "use the default" (3 and 10), so a 0 here would
+	// quietly mean the opposite of what it says: refused.
+	if f.MaxAutoPerAddressPerHour < 1 {
+		v.add("follow_through.max_auto_per_address_per_hour", "must be at least 1 (to send no acknowledgements, set acknowledge: false)")
 	}
-	if f.MaxAutoPerTicketPerDay < 0 {
-		v.add("follow_through.max_auto_per_ticket_per_day", "must not be negative")
+	if f.MaxAutoPerTicketPerDay < 1 {
+		v.add("follow_through.max_auto_per_ticket_per_day", "must be at least 1 (to send no acknowledgements, set acknowledge: false)")
 	}
 }
 
