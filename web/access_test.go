@@ -387,3 +387,31 @@ func TestMetricsSeparate(t *testing.T) {
 		t.Errorf("metrics listener serves /login: %d", w.Code)
 	}
 }
+
+// TestPostmasterActions: a lead can neither act on a postmaster ticket nor
+// merge another ticket into it; an admin can.
+func TestPostmasterActions(t *testing.T) {
+	e := newEnv(t, "sqlite", nil)
+	sup, bill, pm, _, _, _ := accessTickets(e)
+	ts := e.serve()
+	lead, err := e.store.CreateToken(e.ctx, "dashboard", storage.RoleLead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := e.store.CreateToken(e.ctx, "ops", storage.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := apiPost(t, ts.URL, lead, pm, `{"action":"resolve"}`); code != http.StatusNotFound {
+		t.Errorf("lead resolves the postmaster ticket: %d, want 404", code)
+	}
+	if code, _ := apiPost(t, ts.URL, lead, sup, fmt.Sprintf(`{"action":"merge","into":%d}`, pm)); code != http.StatusBadRequest {
+		t.Errorf("lead merges into the postmaster ticket: %d, want 400", code)
+	}
+	if code, _ := apiPost(t, ts.URL, admin, bill, fmt.Sprintf(`{"action":"merge","into":%d}`, pm)); code != http.StatusOK {
+		t.Errorf("admin merges into the postmaster ticket: %d, want 200", code)
+	}
+	if calls := e.actions.Calls(); !slices.Equal(calls, []string{fmt.Sprintf("merge %d into %d by token:ops", bill, pm)}) {
+		t.Errorf("actions called %v", calls)
+	}
+}

@@ -18,7 +18,7 @@ import (
 // mail for (the inboxes' domains and smtp.hostname) that are not inboxes
 // already. RFC 5321 §4.5.1 requires them; mail to them is for whoever runs
 // the installation, so it lands on tickets only admins see, and nothing
-// automatic answers it (quietPostmaster).
+// automatic answers it (guardAccess).
 func postmasters(cfg config.Config) []string {
 	domains := []string{strings.ToLower(cfg.SMTP.Hostname)}
 	for _, in := range cfg.Inboxes {
@@ -36,31 +36,49 @@ func postmasters(cfg config.Config) []string {
 	return out
 }
 
-// quietPostmaster keeps the rules away from mail on a postmaster ticket:
-// no acknowledgement to whoever wrote (often a robot reporting abuse or a
+// guardAccess runs before the rules on every parsed message.
+//
+// Mail on a postmaster ticket is kept away from the rules: no
+// acknowledgement to whoever wrote (often a robot reporting abuse or a
 // delivery problem, and answering robots is how loops start), no
 // notification to agents who may not see the ticket, no timers. The
-// message is stored and its ticket is on the admins' queue; the timeline
-// says why nothing was sent. An admin's own mail through a reply address
-// still runs as usual.
-func quietPostmaster(next ingest.AfterParse) ingest.AfterParse {
+// message is stored, its ticket is on the admins' queue, and the timeline
+// says why nothing was sent.
+//
+// Agent mail through a signed address runs only if the agent may see the
+// ticket (agents[].inboxes). The SMTP door already refuses such a token at
+// RCPT; this holds what got past it, for instance a token accepted just
+// before the agent's access changed. Nothing runs and nothing is relayed.
+func guardAccess(next ingest.AfterParse) ingest.AfterParse {
 	return func(ctx context.Context, tx *storage.Tx, msg storage.Message) error {
-		if msg.TicketID == nil || msg.AgentID != nil {
+		if msg.TicketID == nil {
 			return next(ctx, tx, msg)
 		}
 		v, err := tx.TicketView(ctx, *msg.TicketID)
 		if err != nil {
 			return err
 		}
-		if !storage.IsPostmaster(v.Inbox.Address) {
+		why := ""
+		if msg.AgentID != nil {
+			agents, err := tx.Agents(ctx)
+			if err != nil {
+				return err
+			}
+			i := slices.IndexFunc(agents, func(a storage.Agent) bool { return a.ID == *msg.AgentID })
+			if i < 0 || !agents[i].SeesTicket(v.Inboxes) {
+				why = fmt.Sprintf("held: agent %d may not act on this ticket (agents[].inboxes); no command ran and nothing was relayed", *msg.AgentID)
+			}
+		} else if storage.IsPostmaster(v.Inbox.Address) {
+			why = "not sent: mail to " + v.Inbox.Address + " is for the admins; no automatic mail answers it and no agent is notified"
+		}
+		if why == "" {
 			return next(ctx, tx, msg)
 		}
 		first, err := tx.MarkHandled(ctx, msg.ID)
 		if err != nil || !first {
 			return err
 		}
-		return tx.AddEvent(ctx, v.ID, "mail.suppressed", "",
-			"not sent: mail to "+v.Inbox.Address+" is for the admins; no automatic mail answers it and no agent is notified", &msg.ID)
+		return tx.AddEvent(ctx, v.ID, "mail.suppressed", "", why, &msg.ID)
 	}
 }
 

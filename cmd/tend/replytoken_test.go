@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/smtp"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,6 +107,47 @@ func TestReplyTokenOutsideInboxes(t *testing.T) {
 						t.Errorf("%s's %s token for %s's ticket: %d (%v), want %d", tc.agent, purpose, tc.inbox, got, err, tc.want)
 					}
 				}
+			}
+
+			// Past the door (a token accepted before Alice's access
+			// changed): the rules never see it, the timeline says why.
+			var ran []string
+			proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: "test", Clock: clock,
+				AfterParse: guardAccess(func(_ context.Context, _ *storage.Tx, m storage.Message) error {
+					if strings.HasPrefix(m.MessageID, "late-") {
+						ran = append(ran, m.MessageID)
+					}
+					return nil
+				})})
+			for _, inbox := range []string{sup, bill} {
+				rcpt := signer.Sign(threading.PurposeReply, ticket[inbox], id["alice@acme.test"]) + "@" + domain
+				raw := mailText("alice@acme.test", rcpt, "Re: Question", "late-"+inbox, "", "#resolve\r\nDone.")
+				if _, err := pipe.Deliver(ctx, []byte(raw), ingest.Envelope{From: "alice@acme.test", To: []string{rcpt}, Source: "test"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for {
+				n, err := proc.RunOnce(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 {
+					break
+				}
+			}
+			if want := []string{"late-" + bill}; !slices.Equal(ran, want) {
+				t.Errorf("the rules ran for %v, want only %v", ran, want)
+			}
+			d, err := st.GetTicket(ctx, ticket[sup])
+			if err != nil {
+				t.Fatal(err)
+			}
+			held := false
+			for _, e := range d.Events {
+				held = held || (e.Kind == "mail.suppressed" && strings.Contains(e.Detail, "may not act on this ticket"))
+			}
+			if !held {
+				t.Errorf("support ticket's timeline does not say Alice's mail was held: %+v", d.Events)
 			}
 		})
 	}

@@ -123,7 +123,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	timers := followup.NewTimers(st, exec, owner, 5*time.Second, log)
 	var committer *storage.Committer
-	proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: owner, Logger: log, AfterParse: quietPostmaster(exec.HandleMessage), AfterCommit: func() {
+	proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: owner, Logger: log, AfterParse: guardAccess(exec.HandleMessage), AfterCommit: func() {
 		if sender != nil {
 			sender.Wake()
 		}
