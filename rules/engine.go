@@ -29,8 +29,7 @@ type Options struct {
 	// after a hard bounce.
 	BounceSuppression time.Duration
 	// MaxAutoPerAddressPerHour and MaxAutoPerTicketPerDay bound automatic
-	// mail that answers inbound mail (flood protection, see Gate). Zero
-	// takes the default; a negative value allows none (the config's 0).
+	// mail that answers inbound mail (flood protection, see Gate).
 	MaxAutoPerAddressPerHour, MaxAutoPerTicketPerDay int
 	// NoAcknowledgement turns acknowledgements off (follow_through.acknowledge:
 	// false): the rules see acknowledge == false.
@@ -73,10 +72,10 @@ func (o Options) withDefaults() Options {
 	if o.BounceSuppression <= 0 {
 		o.BounceSuppression = d.BounceSuppression
 	}
-	if o.MaxAutoPerAddressPerHour == 0 {
+	if o.MaxAutoPerAddressPerHour <= 0 {
 		o.MaxAutoPerAddressPerHour = d.MaxAutoPerAddressPerHour
 	}
-	if o.MaxAutoPerTicketPerDay == 0 {
+	if o.MaxAutoPerTicketPerDay <= 0 {
 		o.MaxAutoPerTicketPerDay = d.MaxAutoPerTicketPerDay
 	}
 	return o

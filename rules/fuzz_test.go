@@ -95,7 +95,7 @@ func FuzzEvaluate(f *testing.F) {
 	}
 	types := []string{EventTicketCreated, EventMessageReceived, EventTimerDue, EventConfirmationClicked, EventResolveRequested, EventStateChanged, EventOutboxFailed}
 	states := []string{StateNew, StateWaiting, StateOpen, StateProposed, StateResolved, StateUnconfirmed, StateClosed, "", "bogus"}
-	classes := []string{ClassHuman, ClassAutoReply, ClassBounce, ClassList, ClassOwn, ClassSpam, ""}
+	classes := []string{ClassHuman, ClassAutoReply, ClassBounce, ClassList, ClassOwn, ClassSpam, ClassReport, ClassUnknown, "own-mail", ""}
 	roles := []string{RoleCustomer, RoleAgent, RoleCC, ""}
 	f.Fuzz(func(t *testing.T, text string) {
 		n := len(text)

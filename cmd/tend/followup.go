@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/tendhq/tend/cmd/tend/config"
-	"github.com/tendhq/tend/mail/followup"
 	"github.com/tendhq/tend/rules"
 )
 
@@ -19,13 +18,8 @@ func loadRules(cfg config.Config, inboxes []string) (*rules.Engine, *rules.Templ
 	if err != nil {
 		return nil, nil, fmt.Errorf("templates: %w", err)
 	}
-	ft := cfg.FollowThrough
-	opts := rules.Options{
-		Nudges: ft.Nudges, RepeatContactsToLead: ft.RepeatContactsToLead, ReopenWindow: ft.ReopenWindow,
-		BounceSuppression: ft.BounceSuppression, MaxAutoPerAddressPerHour: noneIfZero(ft.MaxAutoPerAddressPerHour),
-		MaxAutoPerTicketPerDay: noneIfZero(ft.MaxAutoPerTicketPerDay), OwnAddresses: inboxes, Templates: tpl,
-		NoAcknowledgement: !ft.Acknowledge,
-	}
+	opts := rulesOptions(cfg, inboxes)
+	opts.Templates = tpl
 	if cfg.RulesFile == "" {
 		eng, err := rules.Default(opts)
 		return eng, tpl, err
@@ -38,22 +32,14 @@ func loadRules(cfg config.Config, inboxes []string) (*rules.Engine, *rules.Templ
 	return eng, tpl, err
 }
 
-// noneIfZero maps the config's 0 ("sends none") onto the rules' negative
-// limit (their zero means "the default").
-func noneIfZero(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
-}
-
-// executorOptions are the follow-through's options from the config; the
-// caller adds the store, rules, signer and the rest it built.
-func executorOptions(cfg config.Config) followup.Options {
+// rulesOptions are the rules' options from follow_through.
+func rulesOptions(cfg config.Config, inboxes []string) rules.Options {
 	ft := cfg.FollowThrough
-	return followup.Options{
-		Domain: cfg.SMTP.Hostname, BaseURL: cfg.Web.BaseURL, TagPrefix: cfg.Threading.TagPrefix,
-		FuseMaxMails: ft.FuseMaxMails, FuseWindow: ft.FuseWindow, FuseMaxPerDay: ft.FuseMaxMailsPerDay, NotifyWindow: ft.NotifyWindow,
+	return rules.Options{
+		Nudges: ft.Nudges, RepeatContactsToLead: ft.RepeatContactsToLead, ReopenWindow: ft.ReopenWindow,
+		BounceSuppression: ft.BounceSuppression, MaxAutoPerAddressPerHour: ft.MaxAutoPerAddressPerHour,
+		MaxAutoPerTicketPerDay: ft.MaxAutoPerTicketPerDay, OwnAddresses: inboxes,
+		NoAcknowledgement: !ft.Acknowledge,
 	}
 }
 

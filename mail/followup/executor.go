@@ -116,7 +116,7 @@ func (x *Executor) HandleMessage(ctx context.Context, tx *storage.Tx, msg storag
 		return err
 	}
 	if msg.TicketID == nil {
-		if msg.Class == rules.ClassBounce {
+		if ruleClass(msg.Class) == rules.ClassBounce {
 			return x.bounce(ctx, tx, msg)
 		}
 		return nil
@@ -169,7 +169,7 @@ func (x *Executor) customerMail(sc *scope) error {
 	// transaction already moved LastCustomerAt to it.
 	ev.Ticket.LastCustomerAt = time.Time{}
 	for _, m := range sc.msgs {
-		if m.ID < msg.ID && m.Direction == storage.DirectionIn && m.FromAddr == sc.v.Customer.Email && m.Class == "human" {
+		if m.ID < msg.ID && m.Direction == storage.DirectionIn && m.FromAddr == sc.v.Customer.Email && ruleClass(m.Class) == rules.ClassHuman {
 			ev.Ticket.LastCustomerAt = m.ReceivedAt
 		}
 	}
@@ -223,22 +223,12 @@ func (x *Executor) ruleMessage(m *storage.Message, role string) *rules.Message {
 	rm := &rules.Message{
 		From: rules.Person{Address: m.FromAddr, Name: m.FromName}, Role: role, Class: ruleClass(m.Class),
 		Text: newText(m), Subject: m.Subject, Imported: m.Imported, Note: m.Note,
+		NoAutoReply: m.NoAutoReply, Suspect: m.Suspect, ClassReasons: m.Reasons(),
 	}
 	if m.Date != nil {
 		rm.Date = *m.Date
 	}
 	return rm
-}
-
-// ruleClass maps the classifier's names onto the rules'.
-func ruleClass(c string) string {
-	if c == "own-mail" {
-		return rules.ClassOwn
-	}
-	if c == "report" {
-		return rules.ClassAutoReply
-	}
-	return c
 }
 
 // event builds an event of type typ on the scope's ticket.

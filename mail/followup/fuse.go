@@ -99,11 +99,15 @@ func (x *Executor) ReleaseMail(ctx context.Context, ticket int64, by string) (in
 
 // automaticSignal says why mail that came through an agent's signed
 // address was written by a machine ("" when nothing says so): the
-// classifier's kind on ingest, the null envelope sender of auto-responders
-// and bounces (RFC 3834 section 3.3, RFC 5321 section 4.5.5), and the
-// header read again here (RFC 3834 Auto-Submitted, X-Autoreply,
-// Precedence, out-of-office subjects), so that nothing an auto-responder
-// sends is ever taken for the agent's answer.
+// classifier's verdict on ingest, the null envelope sender of
+// auto-responders and bounces (RFC 3834 section 3.3, RFC 5321 section
+// 4.5.5), and the header read again here (RFC 3834 Auto-Submitted,
+// X-Autoreply, Precedence, out-of-office subjects), so that nothing an
+// auto-responder sends is ever taken for the agent's answer. Unlike
+// customer mail, where a subject alone never decides (a person may write
+// "Out of office question"), a heuristic is enough here: holding an
+// agent's text on the ticket costs a look at the timeline, relaying an
+// out-of-office to the customer starts a loop.
 func (x *Executor) automaticSignal(sc *scope, msg *storage.Message) (string, error) {
 	var why []string
 	if msg.Class != "" && msg.Class != "human" {
@@ -121,7 +125,8 @@ func (x *Executor) automaticSignal(sc *scope, msg *storage.Message) (string, err
 	// X-Auto-Response-Suppress alone is what Outlook puts on a person's
 	// mail: it asks us not to answer automatically, and says nothing about
 	// who wrote it.
-	if res.Kind != classify.Human || (res.NoAutoReply && h.Get("X-Auto-Response-Suppress") == "") {
+	suppressOnly := h.Get("X-Auto-Response-Suppress") != "" && res.Kind == classify.Human && !res.Suspect
+	if res.Kind != classify.Human || res.Suspect || (res.NoAutoReply && !suppressOnly) {
 		why = append(why, res.Reasons...)
 	}
 	return strings.Join(why, "; "), nil

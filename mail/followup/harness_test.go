@@ -210,10 +210,12 @@ type capture struct {
 	mu    sync.Mutex
 	msgs  []captured
 	codes map[string][]int
+	// errs are scripted refusals answered to DATA before any codes.
+	errs map[string][]*gosmtp.SMTPError
 }
 
 func startCapture(t *testing.T) *capture {
-	c := &capture{codes: map[string][]int{}}
+	c := &capture{codes: map[string][]int{}, errs: map[string][]*gosmtp.SMTPError{}}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) { return &capSession{c: c}, nil }))
 	srv.Domain = "capture.test"
 	srv.AllowInsecureAuth = true
@@ -231,6 +233,13 @@ func startCapture(t *testing.T) *capture {
 func (c *capture) script(rcpt string, codes ...int) {
 	c.mu.Lock()
 	c.codes[rcpt] = append(c.codes[rcpt], codes...)
+	c.mu.Unlock()
+}
+
+// scriptErr makes the next DATA commands for mail to rcpt answer errs.
+func (c *capture) scriptErr(rcpt string, errs ...*gosmtp.SMTPError) {
+	c.mu.Lock()
+	c.errs[rcpt] = append(c.errs[rcpt], errs...)
 	c.mu.Unlock()
 }
 
@@ -263,6 +272,10 @@ func (s *capSession) Data(r io.Reader) error {
 	}
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
+	if errs := s.c.errs[s.to[0]]; len(errs) > 0 {
+		s.c.errs[s.to[0]] = errs[1:]
+		return errs[0]
+	}
 	if codes := s.c.codes[s.to[0]]; len(codes) > 0 {
 		code := codes[0]
 		s.c.codes[s.to[0]] = codes[1:]

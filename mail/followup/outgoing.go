@@ -204,7 +204,9 @@ func (x *Executor) proposed(sc *scope, ev rules.Event, data *rules.TemplateData)
 func staff(sc *scope, to string, except int64) []storage.Agent {
 	var out []storage.Agent
 	add := func(a storage.Agent) {
-		if a.ID != except && !slices.ContainsFunc(out, func(b storage.Agent) bool { return b.ID == a.ID }) {
+		// Nobody hears of a ticket they may not see (agents[].inboxes;
+		// postmaster tickets are the admins').
+		if a.ID != except && a.SeesTicket(sc.v.Inboxes) && !slices.ContainsFunc(out, func(b storage.Agent) bool { return b.ID == a.ID }) {
 			out = append(out, a)
 		}
 	}
