@@ -51,6 +51,14 @@ const (
 	ToAssigneeOrAgents = "assignee_or_agents"
 )
 
+// Causes of an automatic mail to the customer (Action.Cause).
+const (
+	// CauseInbound answers inbound mail that may be automatic.
+	CauseInbound = "inbound"
+	// CausePerson follows a person's action.
+	CausePerson = "person"
+)
+
 // Well-known Record notes that the executor also counts.
 const (
 	// RecordRepeatContact increments Ticket.RepeatContacts.
@@ -78,6 +86,14 @@ type Action struct {
 	// Auto marks automatic mail (sent with Auto-Submitted: auto-replied,
 	// RFC 3834 §5): it must pass Gate before it becomes an outbox row.
 	Auto bool
+	// Cause says why an automatic mail to the customer is sent: CauseInbound
+	// (the default) answers inbound mail that may itself be automatic (an
+	// acknowledgement) and is bounded by the per-address and per-ticket
+	// caps; CausePerson follows a person's action (an agent's #resolve, a
+	// lead's close, the customer's own reply, the nudges a #resolve set
+	// off) and is never capped by them: the customer must get it. Either
+	// way the executor's per-ticket fuse bounds a loop.
+	Cause string
 	// Rule is the name of the rule that produced the action, for the timeline.
 	Rule string
 }
@@ -104,6 +120,9 @@ func (a Action) String() string {
 	}
 	if a.Auto {
 		s += " auto"
+	}
+	if a.Cause != "" {
+		s += " cause=" + a.Cause
 	}
 	return s + " (" + a.Rule + ")"
 }

@@ -9,7 +9,11 @@
 // for Send and Notify, timer rows for Schedule and Cancel, timeline entries
 // for Record. Before an automatic mail becomes an outbox row the executor
 // passes it through [Gate] (or [GateAll]), the loop and flood protection;
-// a refused mail is put on the timeline with the gate's reason instead.
+// a refused mail is put on the timeline with the gate's reason instead,
+// and a person-caused notice the gate cannot let through now
+// ([Action.Cause] person, [Verdict.Until] set) is queued deferred, never
+// dropped. Beyond the gate the executor bounds all mail on a ticket with
+// its mail fuse, whatever the rules say.
 //
 // Contract with the executor:
 //
@@ -28,7 +32,9 @@
 //     the executor feeds timer.due with [Timer] set; rules re-check the
 //     ticket, so a stale timer does nothing.
 //   - Send goes to the customer in the ticket's thread; Notify goes to staff.
-//     Both name a template rendered by [Templates.Render].
+//     Both name a template rendered by [Templates.Render]. A send says
+//     "cause: person" when a person's action caused it; otherwise it
+//     answers inbound mail and is capped per address and ticket.
 //
 // Rules are YAML (see default.yaml, embedded and used by [Default]) whose
 // conditions are github.com/expr-lang/expr expressions compiled once at

@@ -29,8 +29,11 @@ type Options struct {
 	// after a hard bounce.
 	BounceSuppression time.Duration
 	// MaxAutoPerAddressPerHour and MaxAutoPerTicketPerDay bound automatic
-	// mail (flood protection, see Gate).
+	// mail that answers inbound mail (flood protection, see Gate).
 	MaxAutoPerAddressPerHour, MaxAutoPerTicketPerDay int
+	// NoAcknowledgement turns acknowledgements off (follow_through.acknowledge:
+	// false): the rules see acknowledge == false.
+	NoAcknowledgement bool
 	// OwnAddresses are addresses of this installation besides the inbox
 	// addresses (relay sender, bounce address): never mailed automatically.
 	OwnAddresses []string

@@ -109,13 +109,13 @@ func TestDefaultRules(t *testing.T) {
 		{"stale first response timer does nothing", Event{Type: EventTimerDue, Ticket: with(func(t *Ticket) { t.FirstResponseAt = later; t.State = StateWaiting }),
 			Timer: &Timer{Name: "first_response"}}, nil},
 		{"resolve requested proposes and asks", Event{Type: EventResolveRequested, Ticket: with(func(t *Ticket) { t.State = StateWaiting })}, []string{
-			"set_state state=proposed", "send template=confirm_request to=customer auto",
+			"set_state state=proposed", "send template=confirm_request to=customer auto cause=person",
 			"cancel timer=first_response", "cancel timer=nudge_2", "schedule timer=nudge_1 after=48h0m0s",
 		}},
 		{"resolve requested twice does nothing", Event{Type: EventResolveRequested, Ticket: with(func(t *Ticket) { t.State = StateProposed })}, nil},
 		{"clear yes resolves", Event{Type: EventMessageReceived, Ticket: with(func(t *Ticket) { t.State = StateProposed }),
 			Message: customerMsg("Hi Lena,\n\nYes, it works now!\n\nOn Mon, Jun 2, 2025 Lena wrote:\n> is it solved?")}, []string{
-			"set_state state=resolved", "send template=thank_you to=customer auto",
+			"set_state state=resolved", "send template=thank_you to=customer auto cause=person",
 			"cancel timer=nudge_1", "cancel timer=nudge_2",
 			"notify template=notify_customer_message to=assignee_or_agents",
 		}},
@@ -134,12 +134,12 @@ func TestDefaultRules(t *testing.T) {
 			"notify template=notify_customer_message to=assignee_or_agents",
 		}},
 		{"yes after unconfirmed resolves", Event{Type: EventMessageReceived, Ticket: with(func(t *Ticket) { t.State = StateUnconfirmed }), Message: customerMsg("Ja, gelöst")}, []string{
-			"set_state state=resolved", "send template=thank_you to=customer auto",
+			"set_state state=resolved", "send template=thank_you to=customer auto cause=person",
 			"cancel timer=nudge_1", "cancel timer=nudge_2",
 			"notify template=notify_customer_message to=assignee_or_agents",
 		}},
 		{"solved link", Event{Type: EventConfirmationClicked, Answer: AnswerYes, Ticket: with(func(t *Ticket) { t.State = StateProposed })}, []string{
-			"set_state state=resolved", "send template=thank_you to=customer auto",
+			"set_state state=resolved", "send template=thank_you to=customer auto cause=person",
 			"cancel timer=nudge_1", "cancel timer=nudge_2", "record note=customer confirmed the resolution by link",
 		}},
 		{"not solved link", Event{Type: EventConfirmationClicked, Answer: AnswerNo, Ticket: with(func(t *Ticket) { t.State = StateProposed })}, []string{
@@ -148,16 +148,16 @@ func TestDefaultRules(t *testing.T) {
 		}},
 		{"second click changes nothing", Event{Type: EventConfirmationClicked, Answer: AnswerYes, Ticket: with(func(t *Ticket) { t.State = StateResolved })}, nil},
 		{"first nudge", Event{Type: EventTimerDue, Timer: &Timer{Name: "nudge_1"}, Ticket: with(func(t *Ticket) { t.State = StateProposed })}, []string{
-			"send template=nudge to=customer auto", "schedule timer=nudge_2 after=72h0m0s",
+			"send template=nudge to=customer auto cause=person", "schedule timer=nudge_2 after=72h0m0s",
 		}},
 		{"last nudge: unconfirmed, lead and customer told", Event{Type: EventTimerDue, Timer: &Timer{Name: "nudge_2"}, Ticket: with(func(t *Ticket) { t.State = StateProposed })}, []string{
-			"set_state state=unconfirmed", "notify template=notify_unconfirmed to=leads", "send template=unconfirmed to=customer auto",
+			"set_state state=unconfirmed", "send template=unconfirmed to=customer auto cause=person", "notify template=notify_unconfirmed to=leads",
 		}},
 		{"nudge after the customer answered does nothing", Event{Type: EventTimerDue, Timer: &Timer{Name: "nudge_1"}, Ticket: with(func(t *Ticket) { t.State = StateOpen })}, nil},
 		{"reply to resolved within the window reopens", Event{Type: EventMessageReceived,
 			Ticket:  with(func(t *Ticket) { t.State = StateResolved; t.ResolvedAt = t0.Add(-13 * 24 * time.Hour) }),
 			Message: customerMsg("It broke again")}, []string{
-			"set_state state=open note=reopened by the customer's reply", "send template=reopened to=customer auto",
+			"set_state state=open note=reopened by the customer's reply", "send template=reopened to=customer auto cause=person",
 			"notify template=notify_customer_message to=assignee_or_agents",
 		}},
 		{"yes after resolution does not reopen", Event{Type: EventMessageReceived,
@@ -195,7 +195,7 @@ func TestDefaultRules(t *testing.T) {
 		{"thanks with a problem reopens a resolved ticket", Event{Type: EventMessageReceived,
 			Ticket:  with(func(t *Ticket) { t.State = StateResolved; t.ResolvedAt = t0.Add(-time.Hour) }),
 			Message: customerMsg("Thanks, but the export still fails.")}, []string{
-			"set_state state=open note=reopened by the customer's reply", "send template=reopened to=customer auto",
+			"set_state state=open note=reopened by the customer's reply", "send template=reopened to=customer auto cause=person",
 			"notify template=notify_customer_message to=assignee_or_agents",
 		}},
 		{"late reply opens a linked ticket", Event{Type: EventMessageReceived,
@@ -207,17 +207,17 @@ func TestDefaultRules(t *testing.T) {
 		{"lead closes: customer told with reason", Event{Type: EventStateChanged, NewState: StateClosed, Reason: "duplicate of #40",
 			Ticket: with(func(t *Ticket) { t.State = StateClosed; t.PrevState = StateOpen })}, []string{
 			"cancel timer=first_response", "cancel timer=nudge_1", "cancel timer=nudge_2",
-			"send template=closed to=customer auto",
+			"send template=closed to=customer auto cause=person",
 		}},
 		{"closed as spam: silence", Event{Type: EventStateChanged, NewState: StateClosed, Reason: "spam",
 			Ticket: with(func(t *Ticket) { t.State = StateClosed; t.PrevState = StateNew })}, []string{
 			"cancel timer=first_response", "cancel timer=nudge_1", "cancel timer=nudge_2",
 		}},
 		{"lead reopens: customer told", Event{Type: EventStateChanged, NewState: StateOpen,
-			Ticket: with(func(t *Ticket) { t.State = StateOpen; t.PrevState = StateResolved })}, []string{"send template=reopened to=customer auto"}},
+			Ticket: with(func(t *Ticket) { t.State = StateOpen; t.PrevState = StateResolved })}, []string{"send template=reopened to=customer auto cause=person"}},
 		{"lead marks unconfirmed: customer told", Event{Type: EventStateChanged, NewState: StateUnconfirmed,
 			Ticket: with(func(t *Ticket) { t.State = StateUnconfirmed; t.PrevState = StateProposed })}, []string{
-			"send template=unconfirmed to=customer auto", "cancel timer=nudge_1", "cancel timer=nudge_2",
+			"send template=unconfirmed to=customer auto cause=person", "cancel timer=nudge_1", "cancel timer=nudge_2",
 		}},
 		{"soft failure to the customer", Event{Type: EventOutboxFailed, Ticket: baseTicket(),
 			Outbox: &Outbox{To: "Jane@Example.com", Reason: "451 try later, gave up"}}, []string{
@@ -311,5 +311,27 @@ func TestDefaultOptionsHonoured(t *testing.T) {
 	}
 	if _, err := Default(Options{Nudges: []time.Duration{3 * time.Hour, time.Hour}}); err == nil {
 		t.Error("Default with decreasing nudges: want an error")
+	}
+}
+
+// follow_through.acknowledge: false must stop acknowledgements, and only
+// them: the agents still hear of the new ticket and the clock still runs.
+func TestNoAcknowledgement(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		e, err := Default(Options{NoAcknowledgement: off})
+		if err != nil {
+			t.Fatal(err)
+		}
+		acts, errs := e.Evaluate(Event{Type: EventTicketCreated, Now: t0, Ticket: baseTicket(), Message: customerMsg("Help")})
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		got := strings.Join(brief(acts), "\n")
+		if acked := strings.Contains(got, "template=acknowledgement"); acked == off {
+			t.Errorf("NoAcknowledgement=%v: actions %q", off, got)
+		}
+		if !strings.Contains(got, "notify template=notify_customer_message") || !strings.Contains(got, "schedule timer=first_response") {
+			t.Errorf("NoAcknowledgement=%v: agents not told or no clock: %q", off, got)
+		}
 	}
 }

@@ -38,6 +38,8 @@ type Env struct {
 	RepeatContactsToLead int             `expr:"repeat_contacts_to_lead"`
 	ReopenWindow         time.Duration   `expr:"reopen_window"`
 	BounceSuppression    time.Duration   `expr:"bounce_suppression"`
+	// Acknowledge is false when acknowledgements are turned off.
+	Acknowledge bool `expr:"acknowledge"`
 }
 
 // newEnv builds the expression environment for one event; it points into
@@ -58,6 +60,7 @@ func newEnv(ev *Event, opts *Options) Env {
 		RepeatContactsToLead: opts.RepeatContactsToLead,
 		ReopenWindow:         opts.ReopenWindow,
 		BounceSuppression:    opts.BounceSuppression,
+		Acknowledge:          !opts.NoAcknowledgement,
 	}
 	if ev.Message != nil {
 		env.Message = ev.Message

@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Gate is the loop and flood protection every automatic mail passes before
@@ -19,7 +20,11 @@ import (
 // no-reply, postmaster, MAILER-DAEMON, list-robot (-request, owner-) or own
 // address; mail to a bounce-suppressed address; more than
 // opts.MaxAutoPerAddressPerHour to the address or opts.MaxAutoPerTicketPerDay
-// on the ticket (the counts come from ev.Ticket).
+// on the ticket (the counts come from ev.Ticket). The two caps and the
+// refusal for a suppressed address apply to mail that answers inbound mail
+// (Action.Cause inbound); a notice a person's action caused is never
+// capped, and to a suppressed address it is deferred (GateAll's Verdict
+// says until when), never dropped.
 func Gate(ev Event, a Action, opts Options) (allowed bool, reason string) {
 	if !a.Auto {
 		return true, ""
@@ -49,7 +54,15 @@ func Gate(ev Event, a Action, opts Options) (allowed bool, reason string) {
 		return false, "not sent: " + why
 	}
 	if until := ev.Ticket.CustomerSuppressedUntil; ev.Now.Before(until) {
+		if a.Cause == CausePerson {
+			return false, "held: " + to + " bounced; automatic mail is paused until " + until.UTC().Format("2006-01-02 15:04 MST")
+		}
 		return false, "not sent: " + to + " bounced; automatic mail is paused until " + until.UTC().Format("2006-01-02 15:04 MST")
+	}
+	if a.Cause == CausePerson {
+		// A person's action: the customer must get it. The executor's
+		// per-ticket fuse still bounds a loop.
+		return true, ""
 	}
 	if ev.Ticket.AutoMailsToCustomerLastHour >= opts.MaxAutoPerAddressPerHour {
 		return false, "not sent: " + to + " already got the maximum number of automatic mails this hour (flood protection)"
@@ -93,10 +106,12 @@ func classRefusal(eventType string, m *Message) string {
 	return ""
 }
 
-// Verdict is Gate's answer for one action of a batch.
+// Verdict is Gate's answer for one action of a batch. A notice that is not
+// allowed now but must not be lost has Until set: it is deferred to then.
 type Verdict struct {
 	Allowed bool
 	Reason  string
+	Until   time.Time
 }
 
 // GateAll gates every action of one Evaluate result in order, counting the
@@ -107,6 +122,9 @@ func GateAll(ev Event, actions []Action, opts Options) []Verdict {
 	for i, a := range actions {
 		ok, why := Gate(ev, a, opts)
 		out[i] = Verdict{Allowed: ok, Reason: why}
+		if !ok && a.Cause == CausePerson && a.To == ToCustomer && ev.Now.Before(ev.Ticket.CustomerSuppressedUntil) && strings.HasPrefix(why, "held: ") {
+			out[i].Until = ev.Ticket.CustomerSuppressedUntil
+		}
 		if ok && a.Auto {
 			ev.Ticket.AutoMailsToCustomerLastHour++
 			ev.Ticket.AutoMailsOnTicketToday++

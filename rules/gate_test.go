@@ -105,3 +105,39 @@ func TestGateAllCountsWithinBatch(t *testing.T) {
 		t.Error("GateAll changed the caller's event")
 	}
 }
+
+// TestGatePersonCausedNotices: the per-address and per-ticket caps bound
+// mail that answers inbound mail (which may be automatic); a notice a
+// person's action caused passes them, and to a bounce-suppressed address
+// it is deferred to the end of the suppression, never dropped (issue 11).
+func TestGatePersonCausedNotices(t *testing.T) {
+	capped := Action{Kind: Send, Template: "acknowledgement", To: ToCustomer, Auto: true}
+	person := Action{Kind: Send, Template: "closed", To: ToCustomer, Auto: true, Cause: CausePerson}
+	flooded := Event{Type: EventStateChanged, Now: t0, Ticket: baseTicket()}
+	flooded.Ticket.AutoMailsToCustomerLastHour, flooded.Ticket.AutoMailsOnTicketToday = 3, 10
+	suppressed := Event{Type: EventStateChanged, Now: t0, Ticket: baseTicket()}
+	suppressed.Ticket.CustomerSuppressedUntil = t0.Add(2 * time.Hour)
+	robot := Event{Type: EventStateChanged, Now: t0, Ticket: baseTicket()}
+	robot.Ticket.Customer.Address = "noreply@example.com"
+	tests := []struct {
+		name  string
+		ev    Event
+		a     Action
+		ok    bool
+		until time.Time
+	}{
+		{"acknowledgement over the hourly cap", flooded, capped, false, time.Time{}},
+		{"person-caused notice over the hourly and daily caps", flooded, person, true, time.Time{}},
+		{"acknowledgement to a suppressed address is dropped", suppressed, capped, false, time.Time{}},
+		{"person-caused notice to a suppressed address is deferred", suppressed, person, false, t0.Add(2 * time.Hour)},
+		{"person-caused notice to a robot is refused, not deferred", robot, person, false, time.Time{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := GateAll(tc.ev, []Action{tc.a}, Options{})[0]
+			if v.Allowed != tc.ok || !v.Until.Equal(tc.until) {
+				t.Errorf("verdict = %+v, want allowed %v until %v", v, tc.ok, tc.until)
+			}
+		})
+	}
+}

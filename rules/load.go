@@ -227,7 +227,7 @@ func (l *loader) parseAction(p *ast.MappingValueNode) ([]actionSpec, error) {
 	one := func(s actionSpec) ([]actionSpec, error) { s.base.Kind = kind; return []actionSpec{s}, nil }
 	switch kind {
 	case Send, Notify:
-		f, err := l.fields(v, "template", "to", "auto")
+		f, err := l.fields(v, "template", "to", "auto", "cause")
 		if err != nil {
 			return nil, err
 		}
@@ -256,6 +256,12 @@ func (l *loader) parseAction(p *ast.MappingValueNode) ([]actionSpec, error) {
 			default:
 				return nil, l.errf(v, "%s: auto: want true or false", kind)
 			}
+		}
+		switch c := f["cause"]; c {
+		case "", CauseInbound, CausePerson:
+			a.Cause = c
+		default:
+			return nil, l.errf(v, "%s: cause: want %s or %s", kind, CauseInbound, CausePerson)
 		}
 		return one(actionSpec{base: a})
 	case SetState:

@@ -169,7 +169,7 @@ func TestScenarioNoAnswerBecomesUnconfirmed(t *testing.T) {
 	s.fire(Event{Type: EventResolveRequested})
 	s.advance(2 * 24 * time.Hour)
 	s.advance(3 * 24 * time.Hour)
-	s.expect("customer <- confirm_request", "customer <- nudge", "leads <- notify_unconfirmed", "customer <- unconfirmed")
+	s.expect("customer <- confirm_request", "customer <- nudge", "customer <- unconfirmed", "leads <- notify_unconfirmed")
 	if s.tk.State != StateUnconfirmed {
 		t.Fatalf("state %s, want unconfirmed", s.tk.State)
 	}

@@ -26,7 +26,7 @@ func TemplateNames() []string {
 		"acknowledgement", "confirm_request", "thank_you", "nudge", "unconfirmed",
 		"reopened", "closed", "notify_customer_message", "notify_note", "notify_breach",
 		"notify_repeat", "notify_failure", "notify_unconfirmed", "command_error",
-		"notify_held",
+		"notify_held", "notify_fuse",
 	}
 }
 
@@ -60,6 +60,15 @@ type TemplateData struct {
 	Answer Answer
 	// Error is the failed command's error, for command_error.
 	Error string
+	// Count is how many events a coalesced staff notification stands for
+	// ("3 new messages"); 0 or 1 is one.
+	Count int
+	// Told says, for staff notifications, what became of the newest mail
+	// of each customer template on the ticket when the text was written:
+	// "sent", "held until Mon 2 Mar 15:04 UTC", "held by the mail fuse",
+	// "failed"; absent when none was queued. Texts that say what the
+	// customer was told must read it, so they are true.
+	Told map[string]string
 	// Held is the reply tend held back, for notify_held.
 	Held HeldData
 }
@@ -366,6 +375,8 @@ func SampleData() TemplateData {
 		Reason: "duplicate of #120",
 		Answer: AnswerUnclear,
 		Error:  "#assign: no agent named \"lenna\"",
+		Count:  3,
+		Told:   map[string]string{"nudge": "sent", "unconfirmed": "held until Tue 3 Jun 11:00 UTC"},
 		Held: HeldData{By: Person{Address: "bob@support.example", Name: "Bob"}, At: time.Date(2025, 6, 3, 9, 31, 0, 0, time.UTC),
 			Text: "We refunded the invoice.", Yours: "We cannot refund this invoice."},
 	}

@@ -83,6 +83,10 @@ type Ticket struct {
 	LastCustomerAt  *time.Time
 	LastAgentAt     *time.Time
 	ResolvedAt      *time.Time
+	// MailHeldSince is set when the ticket's mail fuse tripped (too much
+	// mail in a short window, a loop): its outgoing mail is held until a
+	// lead releases it.
+	MailHeldSince *time.Time
 
 	Customer *Contact `gorm:"foreignKey:CustomerID"`
 	Assignee *Agent   `gorm:"foreignKey:AssigneeID"`
@@ -204,8 +208,8 @@ type Event struct {
 // the event that caused it and delivered after commit by the sender.
 type OutboxMail struct {
 	ID            int64  `gorm:"primaryKey"`
-	TicketID      *int64 `gorm:"index"`
-	Kind          string `gorm:"size:30;not null"` // reply, acknowledgement, notification, ...
+	TicketID      *int64 `gorm:"index;index:idx_outbox_ticket_created,priority:1"`
+	Kind          string `gorm:"size:30;not null"` // customer or staff
 	Auto          bool   `gorm:"not null;default:false"`
 	EnvFrom       string `gorm:"type:text;not null;default:''"`
 	EnvTo         string `gorm:"size:2000;not null;index:idx_outbox_to_created,priority:1"` // comma-separated
@@ -218,7 +222,16 @@ type OutboxMail struct {
 	LeaseUntil    *time.Time
 	LastError     string `gorm:"type:text;not null;default:''"`
 	SentAt        *time.Time
-	CreatedAt     time.Time `gorm:"index:idx_outbox_to_created,priority:2"`
+	CreatedAt     time.Time `gorm:"index:idx_outbox_to_created,priority:2;index:idx_outbox_ticket_created,priority:2"`
+	// Template is the template the mail was rendered from ("" for a
+	// relayed agent reply), so texts about what was sent can be checked.
+	Template string `gorm:"size:100;not null;default:''"`
+	// Stream names the notification stream a row belongs to (template
+	// and agent): a later notification of the same stream, while this
+	// row still waits for its not-before time, updates it instead of
+	// adding a mail. Count is how many notifications it stands for.
+	Stream string `gorm:"size:200;not null;default:''"`
+	Count  int    `gorm:"not null;default:1"`
 }
 
 // Timer is a named, durable timer on a ticket. It fires once: a replica

@@ -32,10 +32,11 @@ func planSpec(now time.Time, messages int) storage.BenchSpec {
 	}
 }
 
-// TestQueryPlans explains every query the threading lookups issue, as the
+// TestQueryPlans explains every query the threading lookups and the
+// outgoing-mail counts (fuse, caps, coalescing) issue, as the
 // real Tx methods build them (captured from a dry run), and asserts that
 // each reads through an index and never scans messages, tickets,
-// participants or contacts.
+// participants, contacts or the outbox.
 func TestQueryPlans(t *testing.T) {
 	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
 		ctx := context.Background()
@@ -50,6 +51,17 @@ func TestQueryPlans(t *testing.T) {
 			if tickets[i].ThreadRoot != "" && tickets[i].Participant != "" {
 				tk = tickets[i]
 			}
+		}
+		// The outbox holds one sent mail per outbound message, so the
+		// fuse's and the coalescing's counts have rows to find or skip.
+		if err := storage.ExecForTest(ctx, s, `INSERT INTO outbox_mails (ticket_id, kind, auto, env_to, message_id, status,
+			next_attempt_at, created_at, template, stream, count)
+			SELECT ticket_id, 'customer', true, to_addrs, message_id, 'sent', received_at, received_at, 'acknowledgement', 'notify_customer_message:1', 1
+			FROM messages WHERE direction = 'out'`); err != nil {
+			t.Fatal(err)
+		}
+		if err := storage.ExecForTest(ctx, s, "ANALYZE"); err != nil {
+			t.Fatal(err)
 		}
 		lookups := []struct {
 			name string
@@ -66,6 +78,22 @@ func TestQueryPlans(t *testing.T) {
 			}},
 			{"TicketByThreadRoot", func(ctx context.Context, tx *storage.Tx) error {
 				_, _, err := tx.TicketByThreadRoot(ctx, tk.ThreadRoot)
+				return err
+			}},
+			{"TicketMailSince (the mail fuse)", func(ctx context.Context, tx *storage.Tx) error {
+				_, err := tx.TicketMailSince(ctx, tk.ID, clock.Now().Add(-10*time.Minute))
+				return err
+			}},
+			{"AutoMailCounts", func(ctx context.Context, tx *storage.Tx) error {
+				_, _, err := tx.AutoMailCounts(ctx, tk.Customer, tk.ID)
+				return err
+			}},
+			{"LatestInStream (coalesced notifications)", func(ctx context.Context, tx *storage.Tx) error {
+				_, _, err := tx.LatestInStream(ctx, tk.ID, "notify_customer_message:1")
+				return err
+			}},
+			{"TemplateOutcomes", func(ctx context.Context, tx *storage.Tx) error {
+				_, err := tx.TemplateOutcomes(ctx, tk.ID)
 				return err
 			}},
 			{"RecentTicketBySubject", func(ctx context.Context, tx *storage.Tx) error {
@@ -108,7 +136,7 @@ func TestQueryPlans(t *testing.T) {
 // tableScan matches a plan line that reads a threading table whole:
 // SQLite's "SCAN messages" (with or without a covering index: a full index
 // walk is a scan too), PostgreSQL's "Seq Scan on messages".
-var tableScan = regexp.MustCompile(`^(?:SCAN|.*Seq Scan on) (messages|tickets|participants|contacts)\b`)
+var tableScan = regexp.MustCompile(`^(?:SCAN|.*Seq Scan on) (messages|tickets|participants|contacts|outbox_mails)\b`)
 
 // planProblem says what is wrong with a plan, "" when every table is read
 // through an index.

@@ -37,6 +37,8 @@ type TicketRow struct {
 	LastCustomerAt *time.Time
 	LastAgentAt    *time.Time
 	MergedInto     *int64
+	// MailHeldSince is when the ticket's mail fuse tripped (nil: not).
+	MailHeldSince *time.Time
 }
 
 // openStates are the states a ticket needs attention in.
@@ -58,7 +60,7 @@ func (s *Store) ListTickets(ctx context.Context, f TicketFilter) ([]TicketRow, i
 		Select(`tickets.id AS number, tickets.subject, tickets.state, tickets.priority, tickets.breached,
 			tickets.repeat_contacts, tickets.tags, contacts.email AS customer, contacts.name AS customer_name,
 			COALESCE(agents.email, '') AS assignee, inboxes.address AS inbox, tickets.created_at, tickets.updated_at,
-			tickets.last_customer_at, tickets.last_agent_at, tickets.merged_into`).
+			tickets.last_customer_at, tickets.last_agent_at, tickets.merged_into, tickets.mail_held_since`).
 		Joins("JOIN contacts ON contacts.id = tickets.customer_id").
 		Joins("JOIN inboxes ON inboxes.id = tickets.inbox_id").
 		Joins("LEFT JOIN agents ON agents.id = tickets.assignee_id").

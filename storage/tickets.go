@@ -214,7 +214,15 @@ func (t *Tx) Messages(ctx context.Context, ticket int64) ([]Message, error) {
 // raw message, its Message-ID and envelope sender.
 func (t *Tx) QueueMail(ctx context.Context, o OutboxMail, m Message, build func(id int64) (raw []byte, messageID, envFrom string, err error)) (int64, error) {
 	now := t.s.now()
-	o.Status, o.NextAttemptAt, o.CreatedAt = OutboxPending, now, now
+	// A row may be queued held (the ticket's fuse) or deferred (a
+	// not-before time in NextAttemptAt); by default it is due now.
+	if o.Status == "" {
+		o.Status = OutboxPending
+	}
+	if o.NextAttemptAt.IsZero() || o.NextAttemptAt.Before(now) {
+		o.NextAttemptAt = now
+	}
+	o.CreatedAt = now
 	db := t.db.WithContext(ctx)
 	if err := db.Create(&o).Error; err != nil {
 		return 0, fmt.Errorf("outbox: %w", err)
@@ -243,6 +251,9 @@ const (
 	OutboxPending = "pending"
 	OutboxSent    = "sent"
 	OutboxFailed  = "failed"
+	// OutboxHeld is mail the ticket's fuse holds back: kept, never sent
+	// until a lead releases the ticket's mail (ReleaseHeldMail).
+	OutboxHeld = "held"
 )
 
 // Outbox kinds: mail to the customer (counted for flood protection) and

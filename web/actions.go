@@ -34,6 +34,9 @@ type Actions interface {
 	Merge(ctx context.Context, ticket, into int64, by string) error
 	// Split moves one message off into a new ticket and returns its number.
 	Split(ctx context.Context, messageRowID int64, by string) (int64, error)
+	// ReleaseMail clears a ticket's tripped mail fuse and sends the mail
+	// it held; it returns how many mails it released.
+	ReleaseMail(ctx context.Context, ticket int64, by string) (int, error)
 }
 
 // ErrNotAllowed is what Actions implementations wrap when the ticket's
@@ -51,6 +54,8 @@ const (
 	actionClose   = "close"
 	actionAssign  = "assign"
 	actionMerge   = "merge"
+	// actionRelease releases the mail a tripped fuse holds.
+	actionRelease = "release_mail"
 )
 
 // The reasons a ticket may be closed for.
@@ -167,6 +172,9 @@ func (s *Server) act(ctx context.Context, ticket int64, req actionRequest, by st
 			return err
 		}
 		return s.opts.Actions.Merge(ctx, ticket, req.Into, by)
+	case actionRelease:
+		_, err := s.opts.Actions.ReleaseMail(ctx, ticket, by)
+		return err
 	}
 	return badRequest("unknown action " + strconv.Quote(req.Action))
 }

@@ -56,6 +56,7 @@ func TestActionsForm(t *testing.T) {
 		{"unknown reason", lead, url.Values{"action": {"close"}, "reason": {"boredom"}}, http.StatusBadRequest, "", "close reason must be"},
 		{"unknown action", lead, url.Values{"action": {"delete"}}, http.StatusBadRequest, "", "unknown action"},
 		{"merge", lead, url.Values{"action": {"merge"}, "into": {fmt.Sprintf("#%d", other)}}, http.StatusSeeOther, fmt.Sprintf("merge %d into %d by lena@acme.test", n, other), ""},
+		{"release held mail", lead, url.Values{"action": {"release_mail"}}, http.StatusSeeOther, fmt.Sprintf("release mail of %d by lena@acme.test", n), ""},
 		{"merge into nothing", lead, url.Values{"action": {"merge"}, "into": {"999"}}, http.StatusBadRequest, "", "there is no ticket #999"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -259,5 +260,43 @@ func TestCloseReason(t *testing.T) {
 				t.Errorf("closeReason(%q, %d) = %q, %d, %v", tc.reason, tc.dup, got, n, err)
 			}
 		})
+	}
+}
+
+// A ticket whose mail fuse tripped says so on its page and in the API, and
+// a lead can release its held mail from either.
+func TestMailHeldShownAndReleased(t *testing.T) {
+	e := newEnv(t, "sqlite", nil)
+	n := e.deliver(mail("ann@example.com", "h1@example.com", "Loop", "x")).Ticket
+	e.setTicket(n, "mail_held_since = updated_at")
+	ts := e.serve()
+	lead := newBrowser(t, ts.URL)
+	lead.login("lena@acme.test", leadPW)
+	page := fmt.Sprintf("/tickets/%d", n)
+	if _, body := lead.get(page); !strings.Contains(body, "mail held since") || !strings.Contains(body, `id="release-mail"`) {
+		t.Fatalf("the page does not show the held mail and its release:\n%s", body)
+	}
+	tok, err := e.store.CreateToken(e.ctx, "lead-bot", storage.RoleLead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/tickets/%d", ts.URL, n), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	err = json.NewDecoder(res.Body).Decode(&got)
+	res.Body.Close()
+	if err != nil || got["mail_held_since"] == nil {
+		t.Fatalf("API ticket lacks mail_held_since: %v %v", got, err)
+	}
+	code, out := apiPost(t, ts.URL, tok, n, `{"action":"release_mail"}`)
+	if code != http.StatusOK || out["mail_held_since"] != nil {
+		t.Fatalf("API release = %d %v", code, out)
+	}
+	if _, body := lead.get(page); strings.Contains(body, `id="release-mail"`) {
+		t.Error("the release button stays after the release")
 	}
 }

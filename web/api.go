@@ -109,6 +109,8 @@ type TicketJSON struct {
 	UpdatedAt      time.Time  `json:"updated_at"`
 	LastCustomerAt *time.Time `json:"last_customer_at,omitempty"`
 	LastAgentAt    *time.Time `json:"last_agent_at,omitempty"`
+	// MailHeldSince is set while the ticket's mail fuse holds its mail.
+	MailHeldSince *time.Time `json:"mail_held_since,omitempty"`
 }
 
 func ticketJSON(t storage.TicketRow) TicketJSON {
@@ -116,7 +118,7 @@ func ticketJSON(t storage.TicketRow) TicketJSON {
 		Number: t.Number, Subject: t.Subject, State: t.State, Priority: t.Priority, Customer: t.Customer,
 		CustomerName: t.CustomerName, Assignee: t.Assignee, Inbox: t.Inbox, Breached: t.Breached,
 		RepeatContacts: t.RepeatContacts, Tags: strings.Fields(t.Tags), CreatedAt: t.CreatedAt,
-		UpdatedAt: t.UpdatedAt, LastCustomerAt: t.LastCustomerAt, LastAgentAt: t.LastAgentAt,
+		UpdatedAt: t.UpdatedAt, LastCustomerAt: t.LastCustomerAt, LastAgentAt: t.LastAgentAt, MailHeldSince: t.MailHeldSince,
 	}
 }
 

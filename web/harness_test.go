@@ -235,6 +235,14 @@ func (f *fakeActions) Split(_ context.Context, msg int64, by string) (int64, err
 	return 99, f.record(fmt.Sprintf("split message %d by %s", msg, by), 0, "")
 }
 
+func (f *fakeActions) ReleaseMail(_ context.Context, ticket int64, by string) (int, error) {
+	if err := f.record(fmt.Sprintf("release mail of %d by %s", ticket, by), ticket, ""); err != nil {
+		return 0, err
+	}
+	f.e.setTicket(ticket, "mail_held_since = NULL")
+	return 1, nil
+}
+
 // fail makes every action return err (nil: act again).
 func (f *fakeActions) fail(err error) {
 	f.mu.Lock()

@@ -88,6 +88,8 @@ func flash(action string) string {
 		return "Assignee changed."
 	case actionMerge:
 		return "Merged: the other ticket's messages are now here, and its number leads here."
+	case actionRelease:
+		return "Held mail released: it is being sent."
 	}
 	return ""
 }
@@ -156,6 +158,7 @@ func (s *Server) ticketData(ctx context.Context, sess storage.SessionInfo, d sto
 			return ticketData{}, err
 		}
 		out.Verb = verbs(d.State)
+		out.Verb[actionRelease] = d.MailHeldSince != nil
 	}
 	return out, nil
 }

@@ -39,6 +39,7 @@ func rulesOptions(cfg config.Config, inboxes []string) rules.Options {
 		Nudges: ft.Nudges, RepeatContactsToLead: ft.RepeatContactsToLead, ReopenWindow: ft.ReopenWindow,
 		BounceSuppression: ft.BounceSuppression, MaxAutoPerAddressPerHour: ft.MaxAutoPerAddressPerHour,
 		MaxAutoPerTicketPerDay: ft.MaxAutoPerTicketPerDay, OwnAddresses: inboxes,
+		NoAcknowledgement: !ft.Acknowledge,
 	}
 }
 

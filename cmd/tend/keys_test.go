@@ -38,16 +38,13 @@ var keyProofs = map[string]string{
 	"web.metrics_listen":                 "TestAccessEndToEnd",      // also MetricsSeparate in webOptions
 	"relay.password_file":                "TestParseValues",         // config: read into relay.password at load
 	"inboxes[].imap.password_file":       "TestParseValues",         // config: read into imap.password at load
-	"follow_through.acknowledge":         "TestAcknowledgeKey",      // see pendingProofs
 	"inboxes[].imap.oauth.refresh_token": "TestOAuth2TokenRotation", // mail/imappoll: the first refresh token, handed to NewOAuth2Token
 }
 
 // pendingProofs are proofs being written on another branch: the key is
 // listed so it cannot be forgotten, and the test fails the day the proof
 // exists without this entry being removed.
-var pendingProofs = map[string]string{
-	"TestAcknowledgeKey": "follow_through.acknowledge is read by nothing on this branch; the loop branch adds rules.Options.NoAcknowledgement, which cmd/tend/followup.go rulesOptions must set from !ft.Acknowledge",
-}
+var pendingProofs = map[string]string{}
 
 // leafKeys walks the Config type the way the YAML decoder does: every
 // key that holds a value (not a block or a list of blocks).

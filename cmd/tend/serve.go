@@ -296,7 +296,9 @@ func ownConfig(cfg config.Config, accepted []string) classify.Own {
 }
 
 func followupOptions(cfg config.Config) followup.Options {
-	return followup.Options{Domain: cfg.SMTP.Hostname, BaseURL: cfg.Web.BaseURL, TagPrefix: cfg.Threading.TagPrefix}
+	ft := cfg.FollowThrough
+	return followup.Options{Domain: cfg.SMTP.Hostname, BaseURL: cfg.Web.BaseURL, TagPrefix: cfg.Threading.TagPrefix,
+		FuseMaxMails: ft.FuseMaxMails, FuseWindow: ft.FuseWindow, FuseMaxPerDay: ft.FuseMaxMailsPerDay, NotifyWindow: ft.NotifyWindow}
 }
 
 func webOptions(cfg config.Config) web.Options {

@@ -18,6 +18,14 @@ import (
 // (DESIGN.md, security model), else nothing runs and nothing is sent.
 func (x *Executor) agentMail(sc *scope) error {
 	msg := sc.trigger
+	// Automatic mail (an agent's out-of-office, a bounce) is never the
+	// agent's answer: relaying it to the customer is how a loop starts.
+	if why, err := x.automaticSignal(sc, msg); err != nil || why != "" {
+		if err != nil {
+			return err
+		}
+		return x.holdAutoReply(sc, why)
+	}
 	var ag *storage.Agent
 	for i := range sc.agents {
 		if sc.agents[i].ID == *msg.AgentID {
@@ -220,7 +228,8 @@ func (x *Executor) mailAgent(sc *scope, ag *storage.Agent, template string, data
 		ReplyTo: []compose.Address{{Name: sc.v.Inbox.Name, Email: x.opts.Signer.Sign(threading.PurposeReply, sc.v.ID, ag.ID) + "@" + x.opts.Domain}},
 		Subject: threading.TagSubject(r.Subject, sc.v.ID, x.opts.TagPrefix), Text: r.Text, HTML: r.HTML,
 	}
-	return x.queue(sc, storage.OutboxToStaff, true, []string{ag.Email}, m)
+	_, err = x.queue(sc, outgoing{kind: storage.OutboxToStaff, auto: true, to: []string{ag.Email}, template: "command_error"}, m)
+	return err
 }
 
 // sendAgentReply relays the agent's new text to the customer and the CCs
@@ -250,8 +259,12 @@ func (x *Executor) sendAgentReply(sc *scope, ag *storage.Agent, text string, msg
 		To:   to, Cc: cc, Subject: threading.TagSubject(subject, sc.v.ID, x.opts.TagPrefix),
 		InReplyTo: inReplyTo, References: refs, ThreadIndex: idx, ThreadTopic: topic, Text: text, Attachments: atts,
 	}
-	if err := x.queue(sc, storage.OutboxToCustomer, false, rcpts, m); err != nil {
+	q, err := x.queue(sc, outgoing{kind: storage.OutboxToCustomer, to: rcpts}, m)
+	if err != nil {
 		return err
+	}
+	if q.held {
+		return sc.tx.AddEvent(sc.ctx, sc.v.ID, "reply.held", ag.Email, fmt.Sprintf("reply by %s to %s held: the ticket's mail fuse has tripped; it is sent when a lead releases the ticket's mail", ag.Name, strings.Join(rcpts, ", ")), &msg.ID)
 	}
 	return sc.tx.AddEvent(sc.ctx, sc.v.ID, eventReplyQueued, ag.Email, fmt.Sprintf("reply by %s to %s", ag.Name, strings.Join(rcpts, ", ")), &msg.ID)
 }

@@ -31,6 +31,9 @@ func proposedTicket(t *testing.T, w *world, msgID string) captured {
 	t.Helper()
 	w.mustSend(customer, []string{inbox}, customerMail(msgID, "Export stuck", "The CSV export never finishes."))
 	w.capture.take()
+	// Later than the agents' notification window: the next notification
+	// is not coalesced with the first.
+	w.advance(5 * time.Minute)
 	if err := w.exec.Resolve(context.Background(), 1, lena); err != nil {
 		t.Fatal(err)
 	}

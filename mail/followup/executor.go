@@ -38,6 +38,19 @@ type Options struct {
 	Logger    *slog.Logger
 	// LinkTTL is how long confirmation links stay valid.
 	LinkTTL time.Duration
+	// FuseMaxMails and FuseWindow are the per-ticket mail fuse: when that
+	// many mails were queued on one ticket within the window, everything
+	// further on it is held and its leads are alerted (default 20 in 10
+	// minutes: a busy ticket never gets there, a loop does in seconds).
+	FuseMaxMails int
+	FuseWindow   time.Duration
+	// FuseMaxPerDay trips the fuse on that many mails on one ticket within
+	// 24 hours (default 100): a loop slowed by coalescing stays under the
+	// burst limit, but not under this one.
+	FuseMaxPerDay int
+	// NotifyWindow coalesces notifications: an agent gets at most one of
+	// each kind per ticket per window (default 2 minutes).
+	NotifyWindow time.Duration
 }
 
 // Executor applies the rules. It is safe for concurrent use; every entry
@@ -60,6 +73,18 @@ func New(opts Options) (*Executor, error) {
 	}
 	if opts.LinkTTL <= 0 {
 		opts.LinkTTL = 30 * 24 * time.Hour
+	}
+	if opts.FuseMaxMails <= 0 {
+		opts.FuseMaxMails = 20
+	}
+	if opts.FuseMaxPerDay <= 0 {
+		opts.FuseMaxPerDay = 100
+	}
+	if opts.FuseWindow <= 0 {
+		opts.FuseWindow = 10 * time.Minute
+	}
+	if opts.NotifyWindow <= 0 {
+		opts.NotifyWindow = 2 * time.Minute
 	}
 	return &Executor{opts: opts, log: opts.Logger}, nil
 }
@@ -245,6 +270,14 @@ func (x *Executor) run(sc *scope, ev rules.Event) error {
 	}
 	verdicts := rules.GateAll(ev, acts, x.opts.Engine.Options())
 	for i, a := range acts {
+		if v := verdicts[i]; a.Kind == rules.Send && !v.Allowed && !v.Until.IsZero() {
+			// A notice the customer must get, held back for now: deferred,
+			// never dropped.
+			if err := x.sendTemplate(sc, ev, a, v.Until, v.Reason); err != nil {
+				return fmt.Errorf("rule %s: %s: %w", a.Rule, a.Kind, err)
+			}
+			continue
+		}
 		if a.Auto && !verdicts[i].Allowed {
 			if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.suppressed", "", fmt.Sprintf("%s (%s): %s", a.Template, a.Rule, verdicts[i].Reason), nil); err != nil {
 				return err
@@ -263,7 +296,7 @@ func (x *Executor) apply(sc *scope, ev rules.Event, a rules.Action) error {
 	ctx, tx, id := sc.ctx, sc.tx, sc.v.ID
 	switch a.Kind {
 	case rules.Send:
-		return x.sendTemplate(sc, ev, a)
+		return x.sendTemplate(sc, ev, a, time.Time{}, "")
 	case rules.Notify:
 		return x.notify(sc, ev, a.Template, a.To, a.Rule, 0)
 	case rules.SetState:

@@ -14,6 +14,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/jhillyerd/enmime/v2"
 
+	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/mail/followup"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/relay"
@@ -30,6 +31,8 @@ const (
 	customer = "ann@example.com"
 	alice    = "alice@acme.test"
 	lena     = "lena@acme.test"
+	// loopHeader is the field cmd/tend puts on everything tend sends.
+	loopHeader = "X-Tend-Loop"
 )
 
 // world is tend assembled in-process around a fake clock: the real SMTP
@@ -54,8 +57,20 @@ func newWorld(t *testing.T) *world {
 	return newWorldOn(t, storagetest.OpenSQLite)
 }
 
+// newWorldWith is newWorld with the executor's options adjusted by tune.
+func newWorldWith(t *testing.T, tune func(*followup.Options)) *world {
+	t.Helper()
+	return newWorldOpts(t, storagetest.OpenSQLite, tune)
+}
+
 // newWorldOn is newWorld on the store that open makes (storagetest.Backends).
 func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) *world {
+	t.Helper()
+	return newWorldOpts(t, open, nil)
+}
+
+// newWorldOpts is newWorldOn with the executor's options adjusted by tune.
+func newWorldOpts(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store, tune func(*followup.Options)) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{t: t, clock: storagetest.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
@@ -81,10 +96,14 @@ func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Stor
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.exec, err = followup.New(followup.Options{
+	xo := followup.Options{
 		Store: w.store, Engine: eng, Templates: tpl, Signer: w.signer, Domain: domain,
 		BaseURL: "https://support.acme.test", LoopValue: "test", Clock: w.clock,
-	})
+	}
+	if tune != nil {
+		tune(&xo)
+	}
+	w.exec, err = followup.New(xo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +111,9 @@ func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Stor
 	done := make(chan struct{})
 	go func() { _ = committer.Run(ctx); close(done) }()
 	pipe, err := ingest.New(ingest.Options{Committer: committer, Inboxes: []string{inbox},
+		// As cmd/tend configures it: our loop header and Message-ID domain
+		// mark our own mail coming back.
+		Own: classify.Own{Addresses: []string{inbox}, Domains: []string{domain}, LoopHeader: loopHeader},
 		Threader: ingest.DecisionThreader{Config: threading.Config{OwnAddresses: []string{inbox}, OwnDomains: []string{domain},
 			SubjectWindow: 7 * 24 * time.Hour, Signer: w.signer, Clock: w.clock}}})
 	if err != nil {

@@ -133,6 +133,10 @@ func TestNoAndLinks(t *testing.T) {
 
 	// An unclear answer is not a yes: back to open, the agents told.
 	w.mustSend(customer, []string{inbox}, replyToUs(t, to(got, customer)[0], "k2@example.com", "I will check tomorrow, maybe."))
+	// Alice was notified of the ticket a moment ago: the next notification
+	// waits for the end of the coalescing window.
+	w.expect("unclear answer", map[string]int{alice: 0})
+	w.advance(2 * time.Minute)
 	w.expect("unclear answer", map[string]int{alice: 1})
 	w.state("unclear answer", storage.StateOpen)
 

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tendhq/tend/mail/compose"
 	"github.com/tendhq/tend/rules"
@@ -51,40 +52,92 @@ func (x *Executor) thread(sc *scope) (inReplyTo string, refs []string, threadInd
 	return "", nil, "", ""
 }
 
-// queue composes m and commits it as an outbox row on the ticket.
-func (x *Executor) queue(sc *scope, kind string, auto bool, to []string, m compose.Message) error {
-	o := storage.OutboxMail{TicketID: &sc.v.ID, Kind: kind, Auto: auto, EnvTo: strings.Join(to, ",")}
-	row := storage.Message{
-		TicketID: &sc.v.ID, FromAddr: m.From.Email, FromName: m.From.Name, ToAddrs: strings.Join(to, ","),
+// outgoing is one mail to queue and what it is for.
+type outgoing struct {
+	kind string // storage.OutboxToCustomer or OutboxToStaff
+	auto bool
+	to   []string
+	// template is the template it was rendered from ("" for a relayed
+	// reply); stream and count are a coalesced notification's.
+	template string
+	stream   string
+	count    int
+	// notBefore defers the mail (a held customer notice).
+	notBefore time.Time
+	// alert is the fuse's own alert to leads: it is never held.
+	alert bool
+}
+
+// queued is what became of a mail: held by the ticket's fuse, or due at
+// a time.
+type queued struct {
+	held bool
+	due  time.Time
+}
+
+// queue composes m and commits it as an outbox row on the ticket. The
+// ticket's fuse may hold it (see fuse).
+func (x *Executor) queue(sc *scope, o outgoing, m compose.Message) (queued, error) {
+	held := false
+	if !o.alert {
+		var err error
+		if held, err = x.fuse(sc); err != nil {
+			return queued{}, err
+		}
+	}
+	row := storage.OutboxMail{TicketID: &sc.v.ID, Kind: o.kind, Auto: o.auto, EnvTo: strings.Join(o.to, ","),
+		NextAttemptAt: o.notBefore, Template: o.template, Stream: o.stream, Count: max(o.count, 1)}
+	if held {
+		row.Status = storage.OutboxHeld
+	}
+	msg := storage.Message{
+		TicketID: &sc.v.ID, FromAddr: m.From.Email, FromName: m.From.Name, ToAddrs: strings.Join(o.to, ","),
 		Subject: m.Subject, InReplyTo: m.InReplyTo, References: strings.Join(m.References, " "),
 		ThreadTopic: m.ThreadTopic, Class: "human", Role: "system", Text: m.Text, HTML: m.HTML,
 	}
-	if kind == storage.OutboxToStaff {
+	if o.kind == storage.OutboxToStaff {
 		// Notifications are not part of the customer's thread: they must
 		// never become what a customer's reply is threaded against.
-		row.TicketID = nil
+		msg.TicketID = nil
 	}
-	_, err := sc.tx.QueueMail(sc.ctx, o, row, func(id int64) ([]byte, string, string, error) {
-		m.MessageID = x.opts.Signer.MessageID(sc.v.ID, id, x.opts.Domain)
-		m.Date = x.opts.Clock.Now()
-		m.Auto = auto
-		m.LoopHeader = x.opts.LoopValue
-		if m.Extra == nil {
-			m.Extra = map[string]string{}
-		}
-		m.Extra["X-Tend-Ticket"] = fmt.Sprint(sc.v.ID)
-		raw, err := compose.Build(m)
-		if err != nil {
+	_, err := sc.tx.QueueMail(sc.ctx, row, msg, func(id int64) ([]byte, string, string, error) {
+		return x.build(sc, id, o.auto, m)
+	})
+	now := x.opts.Clock.Now()
+	return queued{held: held, due: maxTime(o.notBefore, now)}, err
+}
+
+// build renders the outbox row id's raw message: our Message-ID, the loop
+// header on everything (so our own mail coming back is recognised), the
+// ticket header, the DKIM signature; and its VERP return path.
+func (x *Executor) build(sc *scope, id int64, auto bool, m compose.Message) ([]byte, string, string, error) {
+	m.MessageID = x.opts.Signer.MessageID(sc.v.ID, id, x.opts.Domain)
+	m.Date = x.opts.Clock.Now()
+	m.Auto = auto
+	m.LoopHeader = x.opts.LoopValue
+	extra := map[string]string{}
+	for k, v := range m.Extra {
+		extra[k] = v
+	}
+	extra["X-Tend-Ticket"] = fmt.Sprint(sc.v.ID)
+	m.Extra = extra
+	raw, err := compose.Build(m)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if x.opts.DKIM != nil {
+		if raw, err = compose.Sign(raw, *x.opts.DKIM); err != nil {
 			return nil, "", "", err
 		}
-		if x.opts.DKIM != nil {
-			if raw, err = compose.Sign(raw, *x.opts.DKIM); err != nil {
-				return nil, "", "", err
-			}
-		}
-		return raw, m.MessageID, x.opts.Signer.BounceAddress(id) + "@" + x.opts.Domain, nil
-	})
-	return err
+	}
+	return raw, m.MessageID, x.opts.Signer.BounceAddress(id) + "@" + x.opts.Domain, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // render renders a template for the ticket's inbox; a failure is put on
@@ -99,8 +152,10 @@ func (x *Executor) render(sc *scope, name string, data rules.TemplateData) (rule
 	return r, true, nil
 }
 
-// sendTemplate mails a template to the customer in the ticket's thread.
-func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action) error {
+// sendTemplate mails a template to the customer in the ticket's thread,
+// deferred to notBefore when that is set (a held customer notice; why says
+// why).
+func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action, notBefore time.Time, why string) error {
 	data := rules.DataFor(ev, x.links(sc.v.ID))
 	if err := x.proposed(sc, ev, &data); err != nil {
 		return err
@@ -116,10 +171,18 @@ func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action) error
 		Subject: threading.TagSubject(r.Subject, sc.v.ID, x.opts.TagPrefix), InReplyTo: inReplyTo, References: refs,
 		Text: r.Text, HTML: r.HTML, ThreadIndex: idx, ThreadTopic: topic,
 	}
-	if err := x.queue(sc, storage.OutboxToCustomer, a.Auto, []string{sc.v.Customer.Email}, m); err != nil {
+	q, err := x.queue(sc, outgoing{kind: storage.OutboxToCustomer, auto: a.Auto, to: []string{sc.v.Customer.Email}, template: a.Template, notBefore: notBefore}, m)
+	if err != nil {
 		return err
 	}
-	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.queued", "", fmt.Sprintf("%s to %s (rule %s)", a.Template, sc.v.Customer.Email, a.Rule), nil)
+	what := fmt.Sprintf("%s to %s", a.Template, sc.v.Customer.Email)
+	switch {
+	case q.held:
+		return sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.held", "", fmt.Sprintf("%s held: the ticket's mail fuse has tripped; it is sent when a lead releases the ticket's mail (rule %s)", what, a.Rule), nil)
+	case q.due.After(x.opts.Clock.Now()):
+		return sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.deferred", "", fmt.Sprintf("%s held until %s: %s (rule %s)", what, q.due.UTC().Format("Mon 2 Jan 15:04 MST"), strings.TrimPrefix(why, "held: "), a.Rule), nil)
+	}
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.queued", "", fmt.Sprintf("%s (rule %s)", what, a.Rule), nil)
 }
 
 // proposed fills when resolution was last proposed, for the nudge's
@@ -173,12 +236,21 @@ func staff(sc *scope, to string, except int64) []storage.Agent {
 
 // notify mails a staff template to each agent of to, each with a Reply-To
 // that is that agent's own signed address for this ticket: a reply to a
-// note notification stays internal.
+// note notification stays internal. Notifications are coalesced per
+// agent, ticket and template: within NotifyWindow of the last one, the
+// next waits for the window's end, and further ones update that waiting
+// mail ("3 new messages") instead of adding mail. The waiting mail is an
+// outbox row with a not-before time, so it survives a restart.
 func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, except int64) error {
 	purpose := threading.PurposeReply
 	if template == "notify_note" {
 		purpose = threading.PurposeNote
 	}
+	told, err := x.told(sc)
+	if err != nil {
+		return err
+	}
+	now := x.opts.Clock.Now()
 	for _, ag := range staff(sc, to, except) {
 		key := fmt.Sprintf("%s/%d", template, ag.ID)
 		if sc.notified[key] {
@@ -188,8 +260,19 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 			sc.notified = map[string]bool{}
 		}
 		sc.notified[key] = true
+		stream := fmt.Sprintf("%s:%d", template, ag.ID)
+		last, found, err := sc.tx.LatestInStream(sc.ctx, sc.v.ID, stream)
+		if err != nil {
+			return err
+		}
 		data := rules.DataFor(ev, x.links(sc.v.ID))
 		data.Agent = rules.Person{Address: ag.Email, Name: ag.Name}
+		data.Told, data.Count = told, 1
+		waiting := found && last.SentAt == nil && last.LeaseOwner == "" &&
+			(last.Status == storage.OutboxHeld || last.Status == storage.OutboxPending)
+		if waiting {
+			data.Count = last.Count + 1
+		}
 		r, ok, err := x.render(sc, template, data)
 		if !ok {
 			if err != nil {
@@ -208,11 +291,69 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 			ReplyTo: []compose.Address{{Name: sc.v.Inbox.Name, Email: reply}},
 			Subject: threading.TagSubject(r.Subject, sc.v.ID, x.opts.TagPrefix), Text: r.Text, HTML: r.HTML,
 		}
-		if err := x.queue(sc, storage.OutboxToStaff, true, []string{ag.Email}, m); err != nil {
+		if waiting {
+			raw, _, _, err := x.build(sc, last.ID, true, m)
+			if err != nil {
+				return err
+			}
+			done, err := sc.tx.RequeueMail(sc.ctx, last.ID, raw, data.Count, m.Text, m.HTML)
+			if err != nil {
+				return err
+			}
+			if done {
+				continue
+			}
+			// A sender claimed it meanwhile: this one waits for the next window.
+		}
+		o := outgoing{kind: storage.OutboxToStaff, auto: true, to: []string{ag.Email}, template: template, stream: stream, count: 1}
+		if found {
+			sent := last.NextAttemptAt
+			if last.SentAt != nil {
+				sent = *last.SentAt
+			}
+			if next := sent.Add(x.opts.NotifyWindow); next.After(now) {
+				o.notBefore = next
+			}
+		}
+		if o.count != data.Count {
+			// The waiting mail was claimed after it was rendered with a
+			// higher count: render this one afresh.
+			data.Count = 1
+			if r, ok, err = x.render(sc, template, data); !ok {
+				return err
+			}
+			m.Subject, m.Text, m.HTML = threading.TagSubject(r.Subject, sc.v.ID, x.opts.TagPrefix), r.Text, r.HTML
+		}
+		if _, err := x.queue(sc, o, m); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// told describes what became of the newest mail of each customer template
+// on the ticket, for staff texts that say what the customer was told.
+func (x *Executor) told(sc *scope) (map[string]string, error) {
+	outs, err := sc.tx.TemplateOutcomes(sc.ctx, sc.v.ID)
+	if err != nil {
+		return nil, err
+	}
+	now := x.opts.Clock.Now()
+	out := map[string]string{}
+	for name, o := range outs {
+		switch {
+		case o.Status == storage.OutboxHeld:
+			out[name] = "held by the mail fuse"
+		case o.Status == storage.OutboxFailed:
+			out[name] = "failed"
+		case o.Status == storage.OutboxPending && o.NextAttemptAt.After(now):
+			out[name] = "held until " + o.NextAttemptAt.UTC().Format("Mon 2 Jan 15:04 MST")
+		default:
+			// Sent, or due now: it leaves with this very notification.
+			out[name] = "sent"
+		}
+	}
+	return out, nil
 }
 
 func nameOr(name, addr string) string {

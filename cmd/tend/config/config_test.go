@@ -102,6 +102,10 @@ web:
 follow_through:
   nudges: [1d, 2d12h, 7d]
   acknowledge: false
+  fuse_max_mails: 7
+  fuse_window: 90s
+  fuse_max_mails_per_day: 40
+  notify_window: 30s
 inboxes:
   - address: Support@Acme.Test
     imap:
@@ -145,6 +149,10 @@ agents:
 		{"scalar list", c.Web.TrustedProxies, []string{"10.0.0.0/8", "::1"}},
 		{"days", c.FollowThrough.Nudges, []time.Duration{24 * time.Hour, 60 * time.Hour, 168 * time.Hour}},
 		{"false overrides true", c.FollowThrough.Acknowledge, false},
+		{"fuse size", c.FollowThrough.FuseMaxMails, 7},
+		{"fuse window", c.FollowThrough.FuseWindow, 90 * time.Second},
+		{"fuse per day", c.FollowThrough.FuseMaxMailsPerDay, 40},
+		{"notify window", c.FollowThrough.NotifyWindow, 30 * time.Second},
 		{"address lowercased", c.Inboxes[0].Address, "support@acme.test"},
 		{"inbox defaults", c.Inboxes[0].ResponseTime, 24 * time.Hour},
 		{"merge key, move, password file", c.Inboxes[0].IMAP, wantIMAP("support@acme.test", After{Action: AfterMove, Folder: "Done"})},
@@ -270,8 +278,8 @@ func TestEnvKeys(t *testing.T) {
 			t.Errorf("missing variable %s", name)
 		}
 	}
-	if len(keys) != 43 {
-		t.Errorf("%d variables, want 43: a key was added or lost; update REFERENCE.md and this count", len(keys))
+	if len(keys) != 47 {
+		t.Errorf("%d variables, want 47: a key was added or lost; update REFERENCE.md and this count", len(keys))
 	}
 	if !slices.Contains(sections, "TEND_FOLLOW_THROUGH") || !slices.Contains(sections, "TEND_INBOXES") {
 		t.Errorf("sections = %v", sections)

@@ -160,10 +160,18 @@ type FollowThrough struct {
 	ReopenWindow time.Duration `yaml:"reopen_window"`
 	// BounceSuppression is how long an address that hard-bounced gets no automatic mail.
 	BounceSuppression time.Duration `yaml:"bounce_suppression"`
-	// MaxAutoPerAddressPerHour caps automatic mail to one address per hour (loop protection); at least 1.
+	// MaxAutoPerAddressPerHour caps acknowledgements and other mail answering possibly automatic inbound mail, per address per hour (loop protection); notices a person's action caused are not capped by it (the mail fuse bounds them); at least 1.
 	MaxAutoPerAddressPerHour int `yaml:"max_auto_per_address_per_hour"`
-	// MaxAutoPerTicketPerDay caps automatic mail on one ticket per day; at least 1.
+	// MaxAutoPerTicketPerDay caps acknowledgements and other mail answering possibly automatic inbound mail on one ticket per day (notices a person's action caused are bounded by the mail fuse instead); at least 1.
 	MaxAutoPerTicketPerDay int `yaml:"max_auto_per_ticket_per_day"`
+	// FuseMaxMails is the per-ticket mail fuse: when tend queued this many mails on one ticket (to the customer and to staff) within fuse_window, all further mail on it is held and the leads get one alert.
+	FuseMaxMails int `yaml:"fuse_max_mails"`
+	// FuseWindow is the sliding window of the mail fuse.
+	FuseWindow time.Duration `yaml:"fuse_window"`
+	// FuseMaxMailsPerDay also trips the mail fuse when tend queued this many mails on one ticket within 24 hours: a loop slowed down by coalescing stays under the burst limit, not under this.
+	FuseMaxMailsPerDay int `yaml:"fuse_max_mails_per_day"`
+	// NotifyWindow coalesces agent notifications: at most one of each kind per agent per ticket in this window; later ones wait and are sent as one ("3 new messages").
+	NotifyWindow time.Duration `yaml:"notify_window"`
 }
 
 // Log configures log/slog.
@@ -307,6 +315,10 @@ func Default() Config {
 			BounceSuppression:        30 * 24 * time.Hour,
 			MaxAutoPerAddressPerHour: 3,
 			MaxAutoPerTicketPerDay:   10,
+			FuseMaxMails:             20,
+			FuseWindow:               10 * time.Minute,
+			FuseMaxMailsPerDay:       100,
+			NotifyWindow:             2 * time.Minute,
 		},
 		Log: Log{Level: "info", Format: "text"},
 		Inboxes: []Inbox{{

@@ -201,6 +201,14 @@ func (v *validator) followThrough(f FollowThrough) {
 	if f.MaxAutoPerTicketPerDay < 1 {
 		v.add("follow_through.max_auto_per_ticket_per_day", "must be at least 1 (to send no acknowledgements, set acknowledge: false)")
 	}
+	if f.FuseMaxMails < 1 {
+		v.add("follow_through.fuse_max_mails", "must be at least 1")
+	}
+	v.positive("follow_through.fuse_window", f.FuseWindow)
+	if f.FuseMaxMailsPerDay < 1 {
+		v.add("follow_through.fuse_max_mails_per_day", "must be at least 1")
+	}
+	v.positive("follow_through.notify_window", f.NotifyWindow)
 }
 
 func (v *validator) inboxes(in []Inbox) {

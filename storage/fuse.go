@@ -1,0 +1,109 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// TicketMailSince counts the mail queued on ticket since a time, held mail
+// excepted: what the ticket's fuse bounds. It reads through
+// idx_outbox_ticket_created (TestQueryPlans).
+func (t *Tx) TicketMailSince(ctx context.Context, ticket int64, since time.Time) (int, error) {
+	var n int64
+	if err := t.db.WithContext(ctx).Model(&OutboxMail{}).
+		Where("ticket_id = ? AND created_at >= ? AND status <> ?", ticket, since, OutboxHeld).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("ticket %d mail count: %w", ticket, err)
+	}
+	return int(n), nil
+}
+
+// HoldTicketMail trips ticket's fuse: the ticket is flagged from now on,
+// and its mail is queued held until ReleaseHeldMail. It reports whether
+// this call tripped it: of two transactions racing to trip it, one does
+// (the other's update finds the flag set), so the leads are alerted once.
+func (t *Tx) HoldTicketMail(ctx context.Context, ticket int64) (bool, error) {
+	now := t.s.now()
+	res := t.db.WithContext(ctx).Model(&Ticket{}).Where("id = ? AND mail_held_since IS NULL", ticket).
+		Updates(map[string]any{"mail_held_since": now, "updated_at": now})
+	if res.Error != nil {
+		return false, fmt.Errorf("hold mail of ticket %d: %w", ticket, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// ReleaseHeldMail clears ticket's fuse and makes its held mail due now. It
+// returns how many mails were released.
+func (t *Tx) ReleaseHeldMail(ctx context.Context, ticket int64) (int, error) {
+	now := t.s.now()
+	db := t.db.WithContext(ctx)
+	if err := db.Model(&Ticket{}).Where("id = ?", ticket).
+		Updates(map[string]any{"mail_held_since": nil, "updated_at": now}).Error; err != nil {
+		return 0, fmt.Errorf("release mail of ticket %d: %w", ticket, err)
+	}
+	res := db.Model(&OutboxMail{}).Where("ticket_id = ? AND status = ?", ticket, OutboxHeld).
+		Updates(map[string]any{"status": OutboxPending, "next_attempt_at": now})
+	if res.Error != nil {
+		return 0, fmt.Errorf("release mail of ticket %d: %w", ticket, res.Error)
+	}
+	return int(res.RowsAffected), nil
+}
+
+// LatestInStream returns the newest outbox row of ticket in a coalescing
+// stream (OutboxMail.Stream), if any.
+func (t *Tx) LatestInStream(ctx context.Context, ticket int64, stream string) (OutboxMail, bool, error) {
+	var o OutboxMail
+	err := t.db.WithContext(ctx).Omit("raw").Where("ticket_id = ? AND stream = ?", ticket, stream).Order("id DESC").Take(&o).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return OutboxMail{}, false, nil
+	}
+	if err != nil {
+		return OutboxMail{}, false, fmt.Errorf("ticket %d stream %s: %w", ticket, stream, err)
+	}
+	return o, true, nil
+}
+
+// RequeueMail replaces the content of an outbox row that has not been
+// sent yet (a coalesced notification standing for one more event): its
+// raw bytes, its count, and the text of its message row. It reports
+// whether the row was still waiting.
+func (t *Tx) RequeueMail(ctx context.Context, id int64, raw []byte, count int, text, html string) (bool, error) {
+	db := t.db.WithContext(ctx)
+	res := db.Model(&OutboxMail{}).Where("id = ? AND status IN ? AND lease_owner = ''", id, []string{OutboxPending, OutboxHeld}).
+		Updates(map[string]any{"raw": raw, "count": count})
+	if res.Error != nil {
+		return false, fmt.Errorf("requeue outbox %d: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return false, nil
+	}
+	if err := db.Model(&Message{}).Where("outbox_id = ?", id).
+		Updates(map[string]any{"text": safeText(text), "html": safeText(html), "size": len(raw)}).Error; err != nil {
+		return false, fmt.Errorf("requeue outbox %d message: %w", id, err)
+	}
+	return true, nil
+}
+
+// TemplateOutcome is what became of the newest mail of one template on a
+// ticket, for texts that say what the customer was told.
+type TemplateOutcome struct {
+	Status        string // pending, sent, failed, held
+	NextAttemptAt time.Time
+	CreatedAt     time.Time
+}
+
+// TemplateOutcomes returns, per template, the newest outbox row on ticket.
+func (t *Tx) TemplateOutcomes(ctx context.Context, ticket int64) (map[string]TemplateOutcome, error) {
+	var rows []OutboxMail
+	if err := t.db.WithContext(ctx).Omit("raw").Where("ticket_id = ? AND template <> ''", ticket).Order("id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("ticket %d outcomes: %w", ticket, err)
+	}
+	out := map[string]TemplateOutcome{}
+	for _, r := range rows {
+		out[r.Template] = TemplateOutcome{Status: r.Status, NextAttemptAt: r.NextAttemptAt, CreatedAt: r.CreatedAt}
+	}
+	return out, nil
+}
