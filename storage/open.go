@@ -46,6 +46,10 @@ type Store struct {
 
 	dummyOnce sync.Once
 	dummyHash []byte
+
+	// faults, set only by tests (export_test.go), injects an error at a
+	// phase of the group commit.
+	faults func(phase string) error
 }
 
 // ErrUnavailable wraps errors that mean the database could not take a

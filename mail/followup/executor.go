@@ -38,6 +38,14 @@ type Options struct {
 	Logger    *slog.Logger
 	// LinkTTL is how long confirmation links stay valid.
 	LinkTTL time.Duration
+	// NotifyMaxText is the most bytes of the customer's text a staff
+	// notification carries (default DefaultNotifyMaxText).
+	NotifyMaxText int
+	// NotifyAttachMax forwards the customer's attachments with a staff
+	// notification only when together they are at most this many bytes
+	// (default DefaultNotifyAttachMax; negative: never). Larger ones are
+	// listed with their sizes and served from the ticket page.
+	NotifyAttachMax int64
 }
 
 // Executor applies the rules. It is safe for concurrent use; every entry
@@ -60,6 +68,12 @@ func New(opts Options) (*Executor, error) {
 	}
 	if opts.LinkTTL <= 0 {
 		opts.LinkTTL = 30 * 24 * time.Hour
+	}
+	if opts.NotifyMaxText <= 0 {
+		opts.NotifyMaxText = DefaultNotifyMaxText
+	}
+	if opts.NotifyAttachMax == 0 {
+		opts.NotifyAttachMax = DefaultNotifyAttachMax
 	}
 	return &Executor{opts: opts, log: opts.Logger}, nil
 }

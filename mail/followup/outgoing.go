@@ -179,6 +179,7 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 	if template == "notify_note" {
 		purpose = threading.PurposeNote
 	}
+	var content *notifyContent
 	for _, ag := range staff(sc, to, except) {
 		key := fmt.Sprintf("%s/%d", template, ag.ID)
 		if sc.notified[key] {
@@ -189,6 +190,14 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 		}
 		sc.notified[key] = true
 		data := rules.DataFor(ev, x.links(sc.v.ID))
+		if content == nil {
+			c, err := x.notifyContent(sc, data)
+			if err != nil {
+				return err
+			}
+			content = &c
+		}
+		data.Message.Text, data.Message.Attachments = content.text, content.listed
 		data.Agent = rules.Person{Address: ag.Email, Name: ag.Name}
 		r, ok, err := x.render(sc, template, data)
 		if !ok {
@@ -207,6 +216,7 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 			To:      []compose.Address{{Name: ag.Name, Email: ag.Email}},
 			ReplyTo: []compose.Address{{Name: sc.v.Inbox.Name, Email: reply}},
 			Subject: threading.TagSubject(r.Subject, sc.v.ID, x.opts.TagPrefix), Text: r.Text, HTML: r.HTML,
+			Attachments: content.forward,
 		}
 		if err := x.queue(sc, storage.OutboxToStaff, true, []string{ag.Email}, m); err != nil {
 			return err
