@@ -195,6 +195,9 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 		for i, r := range batch {
 			r.in.seg = &refs[i]
 		}
+		if len(refs) > 0 {
+			defer c.s.segs.release(refs[0].id)
+		}
 	}
 	// The transaction must outlive a cancelled caller: it is cancelled only
 	// by shutdown, and then nothing in it is answered 250. A transaction

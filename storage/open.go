@@ -30,7 +30,15 @@ type Options struct {
 	DataDir string
 	Clock   Clock
 	Logger  *slog.Logger
+	// WALSizeLimit is what SQLite truncates its write-ahead log to once a
+	// checkpoint has copied it into the database (journal_size_limit);
+	// 0 means DefaultWALSizeLimit.
+	WALSizeLimit int64
 }
+
+// DefaultWALSizeLimit bounds the SQLite write-ahead log at rest: without a
+// limit it keeps the size of its largest burst for ever.
+const DefaultWALSizeLimit = 64 << 20
 
 // Store is tend's database. It is safe for concurrent use.
 type Store struct {
@@ -80,7 +88,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
 		rawDir = filepath.Join(filepath.Dir(path), "raw")
-		dial = sqlite.Open(sqliteDSN(path))
+		if opts.WALSizeLimit <= 0 {
+			opts.WALSizeLimit = DefaultWALSizeLimit
+		}
+		dial = sqlite.Open(sqliteDSN(path, opts.WALSizeLimit))
 	case DriverPostgres:
 		if opts.DSN == "" {
 			return nil, errors.New("open postgres: dsn is empty")
@@ -137,8 +148,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // before we answer 250 (NORMAL in WAL mode can lose the last commits on
 // power loss), a busy timeout instead of instant SQLITE_BUSY, and
 // immediate write transactions so two writers queue instead of
-// deadlocking on lock upgrade.
-func sqliteDSN(path string) string {
+// deadlocking on lock upgrade, and a bounded write-ahead log.
+func sqliteDSN(path string, walLimit int64) string {
 	v := url.Values{}
 	v.Add("_pragma", "journal_mode(WAL)")
 	v.Add("_pragma", "synchronous(FULL)")
@@ -150,6 +161,10 @@ func sqliteDSN(path string) string {
 	// Checkpoints run in RunMaintenance, off the commit path; the
 	// automatic one stays as a backstop for a WAL that grows anyway.
 	v.Add("_pragma", "wal_autocheckpoint(20000)")
+	// Once a checkpoint has copied the whole log, the next writer starts
+	// it over and truncates the file to this size, so one burst of large
+	// mail does not leave a log of its size behind.
+	v.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walLimit))
 	v.Add("_txlock", "immediate")
 	return "file:" + path + "?" + v.Encode()
 }

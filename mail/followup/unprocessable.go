@@ -16,6 +16,19 @@ import (
 // the acknowledgement and the agents are told. If the rules fail again the
 // agents are notified directly.
 func (x *Executor) Unprocessable(ctx context.Context, tx *storage.Tx, msg storage.Message, cause error) error {
+	return x.UnprocessableVia(x.HandleMessage)(ctx, tx, msg, cause)
+}
+
+// UnprocessableVia is Unprocessable running the rules through handle
+// instead of HandleMessage directly (the wiring's access guard around
+// it), so that a message given up on is held where it would have been.
+func (x *Executor) UnprocessableVia(handle func(ctx context.Context, tx *storage.Tx, msg storage.Message) error) func(ctx context.Context, tx *storage.Tx, msg storage.Message, cause error) error {
+	return func(ctx context.Context, tx *storage.Tx, msg storage.Message, cause error) error {
+		return x.unprocessable(ctx, tx, msg, cause, handle)
+	}
+}
+
+func (x *Executor) unprocessable(ctx context.Context, tx *storage.Tx, msg storage.Message, cause error, handle func(ctx context.Context, tx *storage.Tx, msg storage.Message) error) error {
 	if msg.TicketID == nil {
 		return nil
 	}
@@ -28,9 +41,10 @@ func (x *Executor) Unprocessable(ctx context.Context, tx *storage.Tx, msg storag
 	if err := tx.Savepoint("unprocessable"); err != nil {
 		return err
 	}
-	err := x.HandleMessage(ctx, tx, msg)
-	if err == nil {
-		return nil
+	err := handle(ctx, tx, msg)
+	if err == nil || msg.AgentID != nil {
+		// An agent's own mail is on the timeline; there is no one else to tell.
+		return err
 	}
 	x.log.Error("rules failed on an unprocessable message; telling the agents directly", "ticket", *msg.TicketID, "message", msg.ID, "err", err)
 	if rerr := tx.RollbackTo("unprocessable"); rerr != nil {

@@ -270,8 +270,8 @@ func TestEnvKeys(t *testing.T) {
 			t.Errorf("missing variable %s", name)
 		}
 	}
-	if len(keys) != 43 {
-		t.Errorf("%d variables, want 43: a key was added or lost; update REFERENCE.md and this count", len(keys))
+	if len(keys) != 51 {
+		t.Errorf("%d variables, want 51: a key was added or lost; update REFERENCE.md and this count", len(keys))
 	}
 	if !slices.Contains(sections, "TEND_FOLLOW_THROUGH") || !slices.Contains(sections, "TEND_INBOXES") {
 		t.Errorf("sections = %v", sections)

@@ -1,0 +1,206 @@
+package ingest_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tendhq/tend/mail/ingest"
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
+)
+
+var p0 = time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
+
+// procInstall is a store with a running group committer, for the
+// processor's tests.
+type procInstall struct {
+	store *storage.Store
+	clock *storagetest.FakeClock
+	c     *storage.Committer
+}
+
+func newProcInstall(t testing.TB, b storagetest.Backend) *procInstall {
+	t.Helper()
+	clock := storagetest.NewFakeClock(p0)
+	s := b.Open(t, clock)
+	if err := s.SyncInboxes(context.Background(), []storage.InboxSpec{{Address: "support@acme.test", Name: "Acme Support"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := s.NewCommitter(16, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &procInstall{store: s, clock: clock, c: c}
+}
+
+// deliver commits raw as a new ticket's first message, the way the
+// pipeline would after its cheap header parse.
+func (pi *procInstall) deliver(t testing.TB, subject, raw string) storage.Delivered {
+	t.Helper()
+	h := sha256.Sum256([]byte(raw))
+	in := &storage.Incoming{
+		Raw: []byte(raw), Hash: hex.EncodeToString(h[:]), MessageID: hex.EncodeToString(h[:8]) + "@example.com",
+		From: "ann@example.com", Subject: subject, NormSubject: subject, Class: "human", Role: "customer",
+		Inboxes: []string{"support@acme.test"}, Source: "test",
+	}
+	d, err := pi.c.Deliver(context.Background(), in)
+	if err != nil {
+		t.Fatalf("deliver %q: %v", subject, err)
+	}
+	return d
+}
+
+// plainMail is a small mail as a mail client writes it.
+func plainMail(subject, body string) string {
+	return "From: Ann <ann@example.com>\r\nTo: support@acme.test\r\nSubject: " + subject +
+		"\r\nMessage-ID: <" + strings.ReplaceAll(subject, " ", ".") + "@example.com>\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n\r\n" + body + "\r\n"
+}
+
+// manyParts is a mail with n small attachments (a mailer's "attach the
+// whole folder").
+func manyParts(n int) string {
+	var b strings.Builder
+	b.WriteString("From: ann@example.com\r\nTo: support@acme.test\r\nSubject: many parts\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee the files\r\n")
+	for i := range n {
+		fmt.Fprintf(&b, "--b\r\nContent-Type: text/plain; name=\"f%d.txt\"\r\nContent-Disposition: attachment; filename=\"f%d.txt\"\r\n\r\nfile %d\r\n", i, i, i)
+	}
+	b.WriteString("--b--\r\n")
+	return b.String()
+}
+
+// deeplyNested nests multipart/mixed depth levels deep.
+func deeplyNested(depth int) string {
+	var b strings.Builder
+	b.WriteString("From: ann@example.com\r\nTo: support@acme.test\r\nSubject: nested\r\nMIME-Version: 1.0\r\n")
+	for i := range depth {
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"n%d\"\r\n\r\n--n%d\r\n", i, i)
+	}
+	b.WriteString("Content-Type: text/plain\r\n\r\nthe bottom\r\n")
+	for i := depth - 1; i >= 0; i-- {
+		fmt.Fprintf(&b, "--n%d--\r\n", i)
+	}
+	return b.String()
+}
+
+// drain runs the processor until no work is due, then moves the clock
+// past the longest backoff and runs it again, until no work is left.
+func drain(t *testing.T, pi *procInstall, p *ingest.Processor, rounds int) {
+	t.Helper()
+	ctx := context.Background()
+	for range rounds {
+		for {
+			n, err := p.RunOnce(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+		}
+		c, err := pi.store.Counts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.PendingWork == 0 {
+			return
+		}
+		pi.clock.Advance(2 * time.Hour)
+	}
+	t.Fatalf("work still pending after %d rounds", rounds)
+}
+
+// TestPoisonMessagesNeverStick feeds a 10,000-part mail, a deeply nested
+// one and one whose after-work always fails (an injected failing hook)
+// among ordinary mail: every other message is processed in the first
+// round, before any retry is due (no head-of-line blocking); the big one
+// is saved whole (its attachment rows are inserted in chunks); the failing
+// one is tried MaxAttempts times, then given up, marked "could not be
+// processed" with the error, and its work is gone.
+func TestPoisonMessagesNeverStick(t *testing.T) {
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			pi := newProcInstall(t, b)
+			var mu sync.Mutex
+			handled := map[string]int{}
+			var gaveUp []string
+			failing := errors.New("rules exploded")
+			p := ingest.NewProcessor(pi.store, ingest.ProcessorOptions{
+				Owner: "test", Clock: pi.clock, MaxAttempts: 3, RetryBackoff: time.Minute,
+				AfterParse: func(ctx context.Context, tx *storage.Tx, m storage.Message) error {
+					mu.Lock()
+					defer mu.Unlock()
+					handled[m.Subject]++
+					if m.Subject == "poison" {
+						return failing
+					}
+					return nil
+				},
+				GiveUp: func(ctx context.Context, tx *storage.Tx, m storage.Message, cause error) error {
+					if !errors.Is(cause, failing) {
+						t.Errorf("gave up on %q with %v, want the hook's error", m.Subject, cause)
+					}
+					gaveUp = append(gaveUp, m.Subject)
+					return tx.AddEvent(ctx, *m.TicketID, "message.unprocessable", "", cause.Error(), &m.ID)
+				},
+			})
+			d := map[string]storage.Delivered{}
+			d["before"] = pi.deliver(t, "before", plainMail("before", "first"))
+			d["poison"] = pi.deliver(t, "poison", plainMail("poison", "always fails"))
+			d["many parts"] = pi.deliver(t, "many parts", manyParts(10000))
+			d["nested"] = pi.deliver(t, "nested", deeplyNested(2000))
+			d["after"] = pi.deliver(t, "after", plainMail("after", "behind the poison"))
+
+			// The first round, before any retry is due.
+			for {
+				n, err := p.RunOnce(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 {
+					break
+				}
+			}
+			for _, s := range []string{"before", "many parts", "nested", "after"} {
+				if handled[s] != 1 {
+					t.Errorf("%q handled %d times in the first round, want 1", s, handled[s])
+				}
+			}
+			drain(t, pi, p, 10)
+			if handled["poison"] != 3 || len(gaveUp) != 1 || gaveUp[0] != "poison" {
+				t.Errorf("poison tried %d times, given up %v; want 3 tries and one give-up", handled["poison"], gaveUp)
+			}
+			m, err := pi.store.GetMessage(ctx, d["poison"].MessageRowID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !m.Parsed || !strings.Contains(m.ParseError, "could not be processed: after parse: rules exploded") {
+				t.Errorf("poison message: parsed %v, error %q", m.Parsed, m.ParseError)
+			}
+			atts, err := pi.store.Attachments(ctx, []int64{d["many parts"].MessageRowID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(atts[d["many parts"].MessageRowID]); n != 10000 {
+				t.Errorf("10,000-part mail has %d attachment rows", n)
+			}
+			nested, err := pi.store.GetMessage(ctx, d["nested"].MessageRowID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !nested.Parsed {
+				t.Error("nested mail not parsed")
+			}
+		})
+	}
+}
