@@ -57,6 +57,21 @@ func newWorld(t *testing.T) *world {
 // newWorldOn is newWorld on the store that open makes (storagetest.Backends).
 func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) *world {
 	t.Helper()
+	return newWorldWith(t, open, nil)
+}
+
+// worldTweaks change the options of a world's executor and processor.
+type worldTweaks struct {
+	exec func(*followup.Options)
+	proc func(w *world, o *ingest.ProcessorOptions)
+}
+
+// newWorldWith is newWorldOn with the options tweak changes.
+func newWorldWith(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store, tweak *worldTweaks) *world {
+	t.Helper()
+	if tweak == nil {
+		tweak = &worldTweaks{}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{t: t, clock: storagetest.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
 	w.store = open(t, w.clock)
@@ -81,10 +96,14 @@ func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Stor
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.exec, err = followup.New(followup.Options{
+	eo := followup.Options{
 		Store: w.store, Engine: eng, Templates: tpl, Signer: w.signer, Domain: domain,
 		BaseURL: "https://support.acme.test", LoopValue: "test", Clock: w.clock,
-	})
+	}
+	if tweak.exec != nil {
+		tweak.exec(&eo)
+	}
+	w.exec, err = followup.New(eo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +116,11 @@ func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Stor
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.proc = ingest.NewProcessor(w.store, ingest.ProcessorOptions{Owner: "test", Clock: w.clock, AfterParse: w.exec.HandleMessage})
+	po := ingest.ProcessorOptions{Owner: "test", Clock: w.clock, AfterParse: w.exec.HandleMessage}
+	if tweak.proc != nil {
+		tweak.proc(w, &po)
+	}
+	w.proc = ingest.NewProcessor(w.store, po)
 	w.timers = followup.NewTimers(w.store, w.exec, "test", time.Hour, nil)
 	w.capture = startCapture(t)
 	w.sender = followup.NewSender(w.store, w.exec, relay.New(relay.Config{Addr: w.capture.addr, TLS: "none", Timeout: 5 * time.Second}),

@@ -204,3 +204,97 @@ func TestPoisonMessagesNeverStick(t *testing.T) {
 		})
 	}
 }
+
+// bigMail is a mail of about size bytes, as a customer sends a log: a
+// plain text body of half the size and an attachment of the other half.
+func bigMail(i, size int) string {
+	line := strings.Repeat("x", 70) + "\r\n"
+	text := strings.Repeat(line, size/2/len(line))
+	att := strings.Repeat(strings.Repeat("QUJD", 19)+"\r\n", size/2/78)
+	return fmt.Sprintf("From: ann@example.com\r\nTo: support@acme.test\r\nSubject: big %d\r\nMessage-ID: <big%d@example.com>\r\nMIME-Version: 1.0\r\n"+
+		"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s--b\r\n"+
+		"Content-Type: application/octet-stream; name=\"log%d.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n%s--b--\r\n", i, i, text, i, att)
+}
+
+// TestLargeMailBurstKeepsTransactionsSmall stores 20 mails of 5 MB (the
+// benchmark uses 24 MB) and then, while the processor works through them,
+// delivers small mail through the committer: not one small mail may fail
+// (a 451 from SQLITE_BUSY or a lock wait), and no processor transaction
+// may carry more than processing.batch_bytes of mail (or one message) or
+// more than processing.max_body_text of text per message. The bound is
+// asserted on size; the times are logged.
+func TestLargeMailBurstKeepsTransactionsSmall(t *testing.T) {
+	const (
+		size       = 5 << 20
+		batchBytes = 8 << 20
+		maxText    = 256 << 10
+	)
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			pi := newProcInstall(t, b)
+			for i := range 20 {
+				pi.deliver(t, fmt.Sprintf("big %d", i), bigMail(i, size))
+			}
+			var mu sync.Mutex
+			var batches []ingest.BatchStats
+			p := ingest.NewProcessor(pi.store, ingest.ProcessorOptions{
+				Owner: "test", Clock: pi.clock, BatchBytes: batchBytes, MaxText: maxText, Period: 10 * time.Millisecond,
+				OnBatch: func(s ingest.BatchStats) { mu.Lock(); batches = append(batches, s); mu.Unlock() },
+			})
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx) }()
+			p.Wake()
+			start := time.Now()
+			var small []time.Duration
+			for i := 0; ; i++ {
+				t0 := time.Now()
+				pi.deliver(t, fmt.Sprintf("small %d", i), plainMail(fmt.Sprintf("small %d", i), "a small question"))
+				small = append(small, time.Since(t0))
+				c, err := pi.store.Counts(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.PendingWork == 0 {
+					break
+				}
+				if time.Since(start) > 5*time.Minute {
+					t.Fatalf("processing did not finish: %d items left", c.PendingWork)
+				}
+			}
+			elapsed := time.Since(start)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			var longest time.Duration
+			var items int
+			for _, s := range batches {
+				items += s.Items
+				longest = max(longest, s.Duration)
+				if s.Items > 1 && s.RawBytes > batchBytes {
+					t.Errorf("a batch of %d items carried %d bytes of mail, over batch_bytes %d", s.Items, s.RawBytes, batchBytes)
+				}
+				if s.TextBytes > int64(s.Items)*(2*maxText+512) {
+					t.Errorf("a batch of %d items wrote %d bytes of text, over max_body_text %d each", s.Items, s.TextBytes, maxText)
+				}
+			}
+			var worst time.Duration
+			for _, d := range small {
+				worst = max(worst, d)
+			}
+			m, err := pi.store.GetMessage(context.Background(), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Text) > maxText+512 || !strings.Contains(m.Text, "/tickets/1/messages/1/raw") {
+				t.Errorf("stored text of a 5 MB mail: %d bytes, pointer to the raw: %v", len(m.Text), strings.Contains(m.Text, "/raw"))
+			}
+			t.Logf("%d batches, %d items in %v; longest processor transaction %v; %d small mails during the burst, slowest commit %v",
+				len(batches), items, elapsed, longest, len(small), worst)
+		})
+	}
+}
