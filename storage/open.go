@@ -38,7 +38,7 @@ type Options struct {
 
 // DefaultWALSizeLimit bounds the SQLite write-ahead log at rest: without a
 // limit it keeps the size of its largest burst for ever.
-const DefaultWALSizeLimit = 64 << 20
+const DefaultWALSizeLimit = 4 << 20
 
 // Store is tend's database. It is safe for concurrent use.
 type Store struct {
@@ -48,6 +48,9 @@ type Store struct {
 	log    *slog.Logger
 
 	segs *segments // raw bytes beside SQLite; nil on PostgreSQL
+
+	walPath  string // SQLite's write-ahead log
+	walLimit int64  // journal_size_limit
 
 	inboxMu    sync.RWMutex
 	inboxCache map[string]int64 // inbox address → id
@@ -73,7 +76,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	var dial gorm.Dialector
-	var rawDir string
+	var rawDir, walPath string
 	switch opts.Driver {
 	case DriverSQLite, "":
 		opts.Driver = DriverSQLite
@@ -92,6 +95,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			opts.WALSizeLimit = DefaultWALSizeLimit
 		}
 		dial = sqlite.Open(sqliteDSN(path, opts.WALSizeLimit))
+		walPath = path + "-wal"
 	case DriverPostgres:
 		if opts.DSN == "" {
 			return nil, errors.New("open postgres: dsn is empty")
@@ -129,7 +133,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open %s: %w", opts.Driver, err)
 	}
-	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}}
+	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}, walPath: walPath, walLimit: opts.WALSizeLimit}
 	if rawDir != "" {
 		if s.segs, err = openSegments(rawDir); err != nil {
 			_ = sqlDB.Close()
@@ -214,11 +218,36 @@ func (s *Store) RunMaintenance(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			// PASSIVE never blocks writers; what it cannot copy now it
-			// copies next time.
-			if err := s.db.WithContext(ctx).Exec("PRAGMA wal_checkpoint(PASSIVE)").Error; err != nil && ctx.Err() == nil {
+			if err := s.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("wal checkpoint", "err", err)
 			}
 		}
 	}
+}
+
+// Checkpoint copies SQLite's write-ahead log into the database file.
+// PASSIVE never blocks writers; what it cannot copy now it copies next
+// time. When it has copied the whole log and the log file is still larger
+// than Options.WALSizeLimit (after a burst), a TRUNCATE checkpoint, which
+// then only has to reset the log, gives the space back. It does nothing on
+// PostgreSQL.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	if s.driver != DriverSQLite {
+		return nil
+	}
+	var busy, logFrames, copied int64
+	if err := s.db.WithContext(ctx).Raw("PRAGMA wal_checkpoint(PASSIVE)").Row().Scan(&busy, &logFrames, &copied); err != nil {
+		return fmt.Errorf("wal checkpoint: %w", err)
+	}
+	if busy != 0 || logFrames != copied {
+		return nil
+	}
+	fi, err := os.Stat(s.walPath)
+	if err != nil || fi.Size() <= s.walLimit {
+		return nil
+	}
+	if err := s.db.WithContext(ctx).Exec("PRAGMA wal_checkpoint(TRUNCATE)").Error; err != nil {
+		return fmt.Errorf("wal checkpoint: %w", err)
+	}
+	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +113,66 @@ func TestUnprocessableMessageIsStillAnswered(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("ticket timeline lacks the unprocessable entry: %+v", d.Events)
+	}
+}
+
+// dirBytes is the bytes of every file under dir.
+func dirBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestDiskProportionalToMail sends a day's worth of mixed mail through
+// the SMTP door with the default limits: mails with large attachments,
+// long text-only logs, small questions and an MTA's redelivery of one of
+// them. Once everything is processed, acknowledged and notified to two
+// agents, and the background compaction and checkpoint have run, the
+// data directory holds at most 1.5 times the bytes received.
+func TestDiskProportionalToMail(t *testing.T) {
+	w := newWorldWith(t, nil, nil)
+	ctx := context.Background()
+	base := dirBytes(t, w.dataDir)
+	var received int64
+	send := func(raw string) {
+		t.Helper()
+		received += int64(len(raw))
+		w.mustSend(customer, []string{inbox}, raw)
+	}
+	for i := range 8 {
+		send(mailWithAttachment(fmt.Sprintf("att%d@example.com", i), fmt.Sprintf("Scan %d", i), strings.Repeat("See the scan attached.\r\n", 500), "scan.pdf", 2<<20))
+	}
+	for i := range 5 {
+		send(customerMail(fmt.Sprintf("log%d@example.com", i), fmt.Sprintf("Log %d", i), strings.Repeat("2026-03-02T10:00:00Z worker[42]: request failed, retrying in 5s\r\n", 3<<20/64)))
+	}
+	for i := range 10 {
+		send(customerMail(fmt.Sprintf("q%d@example.com", i), fmt.Sprintf("Question %d", i), "How do I reset my password?"))
+	}
+	again := mailWithAttachment("att0@example.com", "Scan 0", strings.Repeat("See the scan attached.\r\n", 500), "scan.pdf", 2<<20)
+	send("Received: from relay2.example.net by mx.acme.test; Mon, 2 Mar 2026 10:05:00 +0100\r\n" + again)
+	w.capture.take()
+	if _, err := w.store.CompactSegments(ctx, 0.25); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.store.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stored := dirBytes(t, w.dataDir) - base
+	for _, name := range []string{"tend.db", "tend.db-wal", "raw"} {
+		t.Logf("%s: %d bytes", name, dirBytes(t, filepath.Join(w.dataDir, name)))
+	}
+	ratio := float64(stored) / float64(received)
+	t.Logf("received %d bytes, data directory grew by %d: %.2f×", received, stored, ratio)
+	if ratio > 1.5 {
+		t.Errorf("data directory grew %.2f× the mail received, want at most 1.5×", ratio)
 	}
 }

@@ -47,6 +47,7 @@ type world struct {
 	sender  *followup.Sender
 	smtp    string // the SMTP door's address
 	capture *capture
+	dataDir string // the SQLite database and its segment files, when newWorldWith opened them
 }
 
 func newWorld(t *testing.T) *world {
@@ -74,14 +75,23 @@ func newWorldWith(t *testing.T, open func(testing.TB, storage.Clock) *storage.St
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{t: t, clock: storagetest.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
-	w.store = open(t, w.clock)
+	var err error
+	if open != nil {
+		w.store = open(t, w.clock)
+	} else {
+		// A SQLite store whose data directory the test can measure.
+		w.dataDir = t.TempDir()
+		if w.store, err = storage.Open(ctx, storage.Options{Driver: storage.DriverSQLite, DataDir: w.dataDir, Clock: w.clock}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = w.store.Close() })
+	}
 	if err := w.store.SyncInboxes(ctx, []storage.InboxSpec{{Address: inbox, Name: "Acme Support", ResponseTime: 4 * time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.store.SyncAgents(ctx, []storage.AgentSpec{{Email: alice, Name: "Alice Smith", Role: storage.RoleAgent}, {Email: lena, Name: "Lena", Role: storage.RoleLead}}); err != nil {
 		t.Fatal(err)
 	}
-	var err error
 	w.signer, err = threading.NewSigner("a", threading.Key{ID: "a", Secret: []byte("0123456789abcdef0123456789abcdef")})
 	if err != nil {
 		t.Fatal(err)
