@@ -89,7 +89,7 @@ type ProcessorOptions struct {
 	// each further one, capped at an hour (default 30s).
 	RetryBackoff time.Duration
 	// BatchBytes cuts a batch once its messages add up to this many raw
-	// bytes (default 16 MiB); a bigger message is a batch of its own.
+	// bytes (default 4 MiB); a bigger message is a batch of its own.
 	BatchBytes int64
 	// MaxText is the most bytes of a body's text (and HTML) stored in the
 	// database (default 1 MiB); the raw message keeps the rest.
@@ -104,7 +104,7 @@ type ProcessorOptions struct {
 const (
 	DefaultMaxAttempts  = 5
 	DefaultRetryBackoff = 30 * time.Second
-	DefaultBatchBytes   = 16 << 20
+	DefaultBatchBytes   = 4 << 20
 	DefaultMaxText      = 1 << 20
 )
 

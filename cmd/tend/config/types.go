@@ -346,7 +346,7 @@ func Default() Config {
 		Processing: Processing{
 			MaxAttempts:  5,
 			RetryBackoff: 30 * time.Second,
-			BatchBytes:   16 << 20,
+			BatchBytes:   4 << 20,
 			MaxBodyText:  1 << 20,
 		},
 		Notifications: Notifications{MaxText: 64 << 10, AttachMax: 1 << 20},
