@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"
@@ -295,6 +296,61 @@ func TestLargeMailBurstKeepsTransactionsSmall(t *testing.T) {
 			}
 			t.Logf("%d batches, %d items in %v; longest processor transaction %v; %d small mails during the burst, slowest commit %v",
 				len(batches), items, elapsed, longest, len(small), worst)
+		})
+	}
+}
+
+// TestStoredBodiesAreCapped: the database keeps at most MaxText bytes of
+// a body's text, cut at a character boundary with a pointer to the raw
+// message; an HTML body over the cap is not kept (cut HTML is broken
+// HTML) and the parse error says so; a small body is stored as it came.
+func TestStoredBodiesAreCapped(t *testing.T) {
+	const max = 2048
+	long := strings.Repeat("Grüße aus Köln, der Drucker druckt nicht.\r\n", 200) // ~9 KB, multi-byte characters
+	html := "<html><body>" + strings.Repeat("<p>Grüße aus Köln</p>\r\n", 400) + "</body></html>"
+	alt := func(text, html string) string {
+		return "From: ann@example.com\r\nTo: support@acme.test\r\nSubject: alt\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"a\"\r\n\r\n" +
+			"--a\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + text + "\r\n" +
+			"--a\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + html + "\r\n--a--\r\n"
+	}
+	cases := []struct {
+		name, raw           string
+		cut, htmlKept       bool
+		wantText, wantError string
+	}{
+		{name: "small", raw: plainMail("small", "just a question"), wantText: "just a question"},
+		{name: "long text", raw: plainMail("long", long), cut: true, wantText: "more bytes not stored here"},
+		{name: "long text and html", raw: alt(long, html), cut: true, wantText: "more bytes not stored here", wantError: "HTML body of"},
+		{name: "short text, long html", raw: alt("see below", html), wantText: "see below", wantError: "HTML body of"},
+		{name: "short both", raw: alt("see below", "<p>see below</p>"), htmlKept: true, wantText: "see below"},
+	}
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			pi := newProcInstall(t, b)
+			p := ingest.NewProcessor(pi.store, ingest.ProcessorOptions{Owner: "test", Clock: pi.clock, MaxText: max})
+			ds := make([]storage.Delivered, len(cases))
+			for i, c := range cases {
+				ds[i] = pi.deliver(t, c.name, c.raw)
+			}
+			drain(t, pi, p, 1)
+			for i, c := range cases {
+				m, err := pi.store.GetMessage(context.Background(), ds[i].MessageRowID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(m.Text, c.wantText) || !utf8.ValidString(m.Text) {
+					t.Errorf("%s: text %q", c.name, m.Text[:min(len(m.Text), 200)])
+				}
+				if c.cut && (len(m.Text) > max+200 || !strings.Contains(m.Text, fmt.Sprintf("/tickets/%d/messages/%d/raw", ds[i].Ticket, ds[i].MessageRowID))) {
+					t.Errorf("%s: %d bytes of text stored, over the cap or without a pointer to the raw", c.name, len(m.Text))
+				}
+				if (m.HTML != "") != c.htmlKept {
+					t.Errorf("%s: %d bytes of HTML stored", c.name, len(m.HTML))
+				}
+				if !strings.Contains(m.ParseError, c.wantError) {
+					t.Errorf("%s: parse error %q, want %q", c.name, m.ParseError, c.wantError)
+				}
+			}
 		})
 	}
 }
