@@ -291,7 +291,7 @@ func (p *Processor) RunOnce(ctx context.Context) (int, error) {
 				failed[w.ID] = err
 				continue
 			}
-			if err := p.giveUp(ctx, tx, sp, w, msgs[w.MessageRowID], err); err != nil {
+			if err := p.giveUp(ctx, tx, sp, w, msgs[w.MessageRowID], parsed, err); err != nil {
 				return err
 			}
 		}
@@ -387,15 +387,27 @@ func (p *Processor) backoff(attempts int) time.Duration {
 // GiveUp hook (the executor: a timeline entry, the acknowledgement from
 // the header block, the agents told) runs in its own savepoint, and the
 // work is completed even if that hook fails too.
-func (p *Processor) giveUp(ctx context.Context, tx *storage.Tx, sp string, w storage.Work, msg storage.Message, cause error) error {
+func (p *Processor) giveUp(ctx context.Context, tx *storage.Tx, sp string, w storage.Work, msg storage.Message, parsed map[int64]storage.Parsed, cause error) error {
 	p.log.Error("work failed for the last time: message could not be processed", "work", w.ID, "message", w.MessageRowID, "attempts", w.Attempts+1, "err", cause)
 	if msg.ID == 0 {
 		return tx.CompleteWork(ctx, w.ID)
 	}
-	reason := clean(cause.Error())
-	if err := tx.SaveParsed(ctx, msg.ID, storage.Parsed{Text: msg.Text, Error: "could not be processed: " + reason}); err != nil {
+	// Keep what the parse found if it can be saved (the rules may be
+	// what failed); else only the text, else nothing but the error.
+	pr := parsed[msg.ID]
+	pr.Error = strings.TrimPrefix(pr.Error+"; ", "; ") + "could not be processed: " + clean(cause.Error())
+	if err := tx.Savepoint(sp + "p"); err != nil {
 		return err
 	}
+	if err := tx.SaveParsed(ctx, msg.ID, pr); err != nil {
+		if rerr := tx.RollbackTo(sp + "p"); rerr != nil {
+			return rerr
+		}
+		if err := tx.SaveParsed(ctx, msg.ID, storage.Parsed{Text: pr.Text, Error: pr.Error}); err != nil {
+			return err
+		}
+	}
+	msg.Text, msg.HTML, msg.Parsed, msg.ParseError = pr.Text, pr.HTML, true, pr.Error
 	if p.giveUpHook != nil {
 		if err := tx.Savepoint(sp + "g"); err != nil {
 			return err
