@@ -2,6 +2,7 @@ package followup
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/tendhq/tend/mail/compose"
@@ -49,7 +50,11 @@ func (x *Executor) notifyContent(sc *scope, data rules.TemplateData) (notifyCont
 		files++
 		total += a.Size
 		if len(c.listed) < maxListedAttachments {
-			c.listed = append(c.listed, fmt.Sprintf("%s (%s)", nameOr(a.Filename, "unnamed "+a.ContentType), humanSize(a.Size)))
+			name := strings.TrimSpace(a.Filename)
+			if name == "" {
+				name = fmt.Sprintf("attachment %d", files) // as customerMessage names it
+			}
+			c.listed = append(c.listed, fmt.Sprintf("%s (%s)", name, humanSize(a.Size)))
 		}
 	}
 	if files > len(c.listed) {
