@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,44 @@ type Committer struct {
 	// lastBig is when a batch of busyBatch or more messages last
 	// committed (unix nanoseconds): the sign of a burst.
 	lastBig atomic.Int64
+
+	retries   int           // conflicts retried before a 451
+	retryBase time.Duration // the first pause; doubled, with jitter
+	retried   atomic.Int64  // transactions run again, for tests and metrics
+}
+
+// Defaults of the committer's retries of conflicting transactions.
+const (
+	DefaultCommitRetries   = 5
+	DefaultCommitRetryBase = 10 * time.Millisecond
+)
+
+// SetRetries sets how many times a transaction that failed on a conflict
+// (see Retryable) is run again before its messages are answered 451, and
+// the first pause between tries (doubled each time, with full jitter).
+// Call it before Run.
+func (c *Committer) SetRetries(n int, base time.Duration) {
+	c.retries = max(n, 0)
+	if base > 0 {
+		c.retryBase = base
+	}
+}
+
+// Retried returns how many times a transaction or a message was run again
+// after a conflict.
+func (c *Committer) Retried() int64 { return c.retried.Load() }
+
+// pause waits before try attempt+2: a random time up to retryBase·2^attempt
+// (full jitter, so that two writers that conflicted do not meet again).
+// This is scheduling, not business time: it uses the real clock.
+func (c *Committer) pause(ctx context.Context, attempt int) {
+	d := time.Duration(rand.Int64N(int64(c.retryBase<<min(attempt, 10)) + 1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // busyBatch is the batch size from which ingest counts as busy: at a
@@ -52,7 +91,8 @@ func (s *Store) NewCommitter(maxBatch int, onCommit func(Delivered)) *Committer 
 	if maxBatch <= 0 {
 		maxBatch = 128
 	}
-	return &Committer{s: s, reqs: make(chan *commitReq, maxBatch), maxBatch: maxBatch, onCommit: onCommit, stopped: make(chan struct{})}
+	return &Committer{s: s, reqs: make(chan *commitReq, maxBatch), maxBatch: maxBatch, onCommit: onCommit, stopped: make(chan struct{}),
+		retries: DefaultCommitRetries, retryBase: DefaultCommitRetryBase}
 }
 
 // Deliver commits in and returns once it is durable. An error means the
@@ -155,34 +195,76 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 		for i, r := range batch {
 			r.in.seg = &refs[i]
 		}
+		if len(refs) > 0 {
+			defer c.s.segs.release(refs[0].id)
+		}
 	}
 	// The transaction must outlive a cancelled caller: it is cancelled only
-	// by shutdown, and then nothing in it is answered 250.
-	err := c.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for i, r := range batch {
-			if r.ctx.Err() != nil {
-				results[i].err = fmt.Errorf("deliver: %w: %w", ErrUnavailable, r.ctx.Err())
-				continue
-			}
-			sp := "m" + strconv.Itoa(i)
-			if err := tx.SavePoint(sp).Error; err != nil {
+	// by shutdown, and then nothing in it is answered 250. A transaction
+	// that fails on a conflict another writer caused (SQLITE_BUSY, a
+	// PostgreSQL serialization failure or deadlock) is run again, with
+	// jitter, a bounded number of times before any message hears 451;
+	// so is one message whose savepoint hit such a conflict.
+	pending := make([]int, len(batch))
+	for i := range pending {
+		pending[i] = i
+	}
+	for attempt := 0; len(pending) > 0; attempt++ {
+		last := attempt >= c.retries
+		var again []int
+		err := c.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			again = again[:0]
+			if err := c.s.fault(FaultBegin); err != nil {
 				return err
 			}
-			d, err := c.s.deliver(r.ctx, tx, r.in)
-			if err != nil {
-				if rerr := tx.RollbackTo(sp).Error; rerr != nil {
-					return rerr
+			for _, i := range pending {
+				r := batch[i]
+				results[i] = commitRes{}
+				if r.ctx.Err() != nil {
+					results[i].err = fmt.Errorf("deliver: %w: %w", ErrUnavailable, r.ctx.Err())
+					continue
 				}
-				results[i].err = fmt.Errorf("deliver: %w", err)
+				sp := "m" + strconv.Itoa(i)
+				if err := tx.SavePoint(sp).Error; err != nil {
+					return err
+				}
+				d, err := c.s.deliver(r.ctx, tx, r.in)
+				if err == nil {
+					err = c.s.fault(FaultDeliver)
+				}
+				if err != nil {
+					if rerr := tx.RollbackTo(sp).Error; rerr != nil {
+						return rerr
+					}
+					if !last && Retryable(err) {
+						again = append(again, i)
+						continue
+					}
+					results[i].err = fmt.Errorf("deliver: %w", err)
+					if Retryable(err) {
+						results[i].err = fmt.Errorf("deliver: %w: %w", ErrUnavailable, err)
+					}
+					continue
+				}
+				results[i].d = d
+			}
+			return c.s.fault(FaultCommit)
+		})
+		if err != nil {
+			if !last && Retryable(err) {
+				c.retried.Add(1)
+				c.pause(ctx, attempt)
 				continue
 			}
-			results[i].d = d
+			for _, i := range pending {
+				results[i] = commitRes{err: fmt.Errorf("deliver: %w: %w", ErrUnavailable, err)}
+			}
+			break
 		}
-		return nil
-	})
-	if err != nil {
-		for i := range results {
-			results[i] = commitRes{err: fmt.Errorf("deliver: %w: %w", ErrUnavailable, err)}
+		pending = append(pending[:0], again...)
+		if len(pending) > 0 {
+			c.retried.Add(1)
+			c.pause(ctx, attempt)
 		}
 	}
 	for i, r := range batch {

@@ -112,3 +112,16 @@ func Explain(ctx context.Context, s *Store, q Query) ([]string, error) {
 func ExecForTest(ctx context.Context, s *Store, stmt string) error {
 	return s.db.WithContext(ctx).Exec(stmt).Error
 }
+
+// SetFaults makes the group commit of s call fn at each phase (FaultBegin,
+// FaultDeliver, FaultCommit) and fail there with what it returns.
+func SetFaults(s *Store, fn func(phase string) error) { s.faults = fn }
+
+// OutboxRaw returns the stored bytes of outbox row id (nil once pruned).
+func OutboxRaw(ctx context.Context, s *Store, id int64) ([]byte, error) {
+	var o OutboxMail
+	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&o).Error; err != nil {
+		return nil, err
+	}
+	return o.Raw, nil
+}

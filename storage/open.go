@@ -30,7 +30,15 @@ type Options struct {
 	DataDir string
 	Clock   Clock
 	Logger  *slog.Logger
+	// WALSizeLimit is what SQLite truncates its write-ahead log to once a
+	// checkpoint has copied it into the database (journal_size_limit);
+	// 0 means DefaultWALSizeLimit.
+	WALSizeLimit int64
 }
+
+// DefaultWALSizeLimit bounds the SQLite write-ahead log at rest: without a
+// limit it keeps the size of its largest burst for ever.
+const DefaultWALSizeLimit = 4 << 20
 
 // Store is tend's database. It is safe for concurrent use.
 type Store struct {
@@ -41,11 +49,18 @@ type Store struct {
 
 	segs *segments // raw bytes beside SQLite; nil on PostgreSQL
 
+	walPath  string // SQLite's write-ahead log
+	walLimit int64  // journal_size_limit
+
 	inboxMu    sync.RWMutex
 	inboxCache map[string]int64 // inbox address → id
 
 	dummyOnce sync.Once
 	dummyHash []byte
+
+	// faults, set only by tests (export_test.go), injects an error at a
+	// phase of the group commit.
+	faults func(phase string) error
 }
 
 // ErrUnavailable wraps errors that mean the database could not take a
@@ -61,7 +76,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	var dial gorm.Dialector
-	var rawDir string
+	var rawDir, walPath string
 	switch opts.Driver {
 	case DriverSQLite, "":
 		opts.Driver = DriverSQLite
@@ -76,7 +91,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
 		rawDir = filepath.Join(filepath.Dir(path), "raw")
-		dial = sqlite.Open(sqliteDSN(path))
+		if opts.WALSizeLimit <= 0 {
+			opts.WALSizeLimit = DefaultWALSizeLimit
+		}
+		dial = sqlite.Open(sqliteDSN(path, opts.WALSizeLimit))
+		walPath = path + "-wal"
 	case DriverPostgres:
 		if opts.DSN == "" {
 			return nil, errors.New("open postgres: dsn is empty")
@@ -114,7 +133,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open %s: %w", opts.Driver, err)
 	}
-	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}}
+	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}, walPath: walPath, walLimit: opts.WALSizeLimit}
 	if rawDir != "" {
 		if s.segs, err = openSegments(rawDir); err != nil {
 			_ = sqlDB.Close()
@@ -133,8 +152,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // before we answer 250 (NORMAL in WAL mode can lose the last commits on
 // power loss), a busy timeout instead of instant SQLITE_BUSY, and
 // immediate write transactions so two writers queue instead of
-// deadlocking on lock upgrade.
-func sqliteDSN(path string) string {
+// deadlocking on lock upgrade, and a bounded write-ahead log.
+func sqliteDSN(path string, walLimit int64) string {
 	v := url.Values{}
 	v.Add("_pragma", "journal_mode(WAL)")
 	v.Add("_pragma", "synchronous(FULL)")
@@ -146,6 +165,10 @@ func sqliteDSN(path string) string {
 	// Checkpoints run in RunMaintenance, off the commit path; the
 	// automatic one stays as a backstop for a WAL that grows anyway.
 	v.Add("_pragma", "wal_autocheckpoint(20000)")
+	// Once a checkpoint has copied the whole log, the next writer starts
+	// it over and truncates the file to this size, so one burst of large
+	// mail does not leave a log of its size behind.
+	v.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walLimit))
 	v.Add("_txlock", "immediate")
 	return "file:" + path + "?" + v.Encode()
 }
@@ -195,11 +218,36 @@ func (s *Store) RunMaintenance(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			// PASSIVE never blocks writers; what it cannot copy now it
-			// copies next time.
-			if err := s.db.WithContext(ctx).Exec("PRAGMA wal_checkpoint(PASSIVE)").Error; err != nil && ctx.Err() == nil {
+			if err := s.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("wal checkpoint", "err", err)
 			}
 		}
 	}
+}
+
+// Checkpoint copies SQLite's write-ahead log into the database file.
+// PASSIVE never blocks writers; what it cannot copy now it copies next
+// time. When it has copied the whole log and the log file is still larger
+// than Options.WALSizeLimit (after a burst), a TRUNCATE checkpoint, which
+// then only has to reset the log, gives the space back. It does nothing on
+// PostgreSQL.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	if s.driver != DriverSQLite {
+		return nil
+	}
+	var busy, logFrames, copied int64
+	if err := s.db.WithContext(ctx).Raw("PRAGMA wal_checkpoint(PASSIVE)").Row().Scan(&busy, &logFrames, &copied); err != nil {
+		return fmt.Errorf("wal checkpoint: %w", err)
+	}
+	if busy != 0 || logFrames != copied {
+		return nil
+	}
+	fi, err := os.Stat(s.walPath)
+	if err != nil || fi.Size() <= s.walLimit {
+		return nil
+	}
+	if err := s.db.WithContext(ctx).Exec("PRAGMA wal_checkpoint(TRUNCATE)").Error; err != nil {
+		return fmt.Errorf("wal checkpoint: %w", err)
+	}
+	return nil
 }

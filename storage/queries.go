@@ -154,6 +154,16 @@ func (s *Store) GetMessage(ctx context.Context, id int64) (Message, error) {
 
 // Raw returns the exact bytes stored under hash.
 func (s *Store) Raw(ctx context.Context, hash string) ([]byte, error) {
+	b, err := s.raw(ctx, hash)
+	if err != nil && s.segs != nil && !errors.Is(err, ErrNotFound) {
+		// Compaction may have moved the bytes between the lookup and
+		// the read: look again.
+		b, err = s.raw(ctx, hash)
+	}
+	return b, err
+}
+
+func (s *Store) raw(ctx context.Context, hash string) ([]byte, error) {
 	var r RawMessage
 	err := s.db.WithContext(ctx).Where("hash = ?", hash).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {

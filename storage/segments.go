@@ -26,6 +26,12 @@ type segments struct {
 	curID int
 	size  int64
 	files map[int]*os.File // open for reading
+
+	// inflight counts, per segment, appends whose transaction has not
+	// finished yet (see release): compaction waits for them before it
+	// decides a sealed segment is empty.
+	inflight map[int]int
+	idle     *sync.Cond // signalled when an inflight count drops
 }
 
 // segmentMax is where a new segment file starts.
@@ -35,7 +41,8 @@ func openSegments(dir string) (*segments, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("raw segments: %w", err)
 	}
-	s := &segments{dir: dir, maxSize: segmentMax, files: map[int]*os.File{}}
+	s := &segments{dir: dir, maxSize: segmentMax, files: map[int]*os.File{}, inflight: map[int]int{}}
+	s.idle = sync.NewCond(&s.mu)
 	ids, err := filepath.Glob(filepath.Join(dir, "seg-*.dat"))
 	if err != nil {
 		return nil, err
@@ -85,7 +92,9 @@ type segRef struct {
 }
 
 // append writes every blob with one write and one fsync and returns where
-// each landed. Only the committer calls it.
+// each landed (all in one segment). The caller calls release with that
+// segment once the transaction that refers to the bytes has finished,
+// committed or not.
 func (s *segments) append(blobs [][]byte) ([]segRef, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -117,7 +126,29 @@ func (s *segments) append(blobs [][]byte) ([]segRef, error) {
 		return nil, fmt.Errorf("raw segment fsync: %w", err)
 	}
 	s.size = off
+	s.inflight[s.curID]++
 	return refs, nil
+}
+
+// release ends an append's wait on segment id (see append).
+func (s *segments) release(id int) {
+	s.mu.Lock()
+	s.inflight[id]--
+	if s.inflight[id] <= 0 {
+		delete(s.inflight, id)
+	}
+	s.mu.Unlock()
+	s.idle.Broadcast()
+}
+
+// settle waits until every append to segment id has finished its
+// transaction.
+func (s *segments) settle(id int) {
+	s.mu.Lock()
+	for s.inflight[id] > 0 {
+		s.idle.Wait()
+	}
+	s.mu.Unlock()
 }
 
 // read returns size bytes at ref.
@@ -148,4 +179,42 @@ func (s *segments) close() error {
 		errs = append(errs, f.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// seal starts a new current segment if id is the current one, so that id
+// receives no more appends.
+func (s *segments) seal(id int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id != s.curID {
+		return nil
+	}
+	if err := s.cur.Close(); err != nil {
+		return fmt.Errorf("raw segment: %w", err)
+	}
+	s.curID++
+	return s.openCurrent()
+}
+
+// remove deletes sealed segment id, which nothing refers to any more. A
+// reader that looked up its location just before may find it gone: Raw
+// then looks again.
+func (s *segments) remove(id int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id == s.curID {
+		return fmt.Errorf("raw segment %d: the current segment cannot be removed", id)
+	}
+	if f, ok := s.files[id]; ok {
+		_ = f.Close()
+		delete(s.files, id)
+	}
+	if err := os.Remove(s.path(id)); err != nil {
+		return fmt.Errorf("raw segment %d: %w", id, err)
+	}
+	if d, err := os.Open(s.dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
 }

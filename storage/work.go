@@ -135,12 +135,45 @@ func (t *Tx) SaveParsed(ctx context.Context, rowID int64, p Parsed) error {
 		for i, a := range p.Attachments {
 			rows[i] = Attachment{MessageRowID: rowID, Part: a.Part, Filename: a.Filename, ContentType: a.ContentType, Size: a.Size, Hash: a.Hash, Inline: a.Inline}
 		}
-		return tx.Create(&rows).Error
+		// One INSERT of every row binds eight variables per attachment:
+		// a mail with thousands of parts passed SQLite's limit (32,766)
+		// and PostgreSQL's (65,535), and its parse could never be saved.
+		return tx.CreateInBatches(&rows, insertChunk).Error
 	})
 	if err != nil {
 		return fmt.Errorf("save parsed %d: %w", rowID, err)
 	}
 	return nil
+}
+
+// insertChunk is the most rows one multi-row INSERT carries: at eight
+// columns well under SQLite's and PostgreSQL's bound-variable limits.
+const insertChunk = 500
+
+// ReleaseWork gives claimed work items back without counting an attempt:
+// the processor claimed more than one batch's byte budget and leaves the
+// rest for the next batch.
+func (s *Store) ReleaseWork(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := s.db.WithContext(ctx).Model(&Work{}).Where("id IN ?", ids).
+		Updates(map[string]any{"lease_owner": "", "lease_until": nil}).Error
+	if err != nil {
+		return fmt.Errorf("release work: %w", err)
+	}
+	return nil
+}
+
+// Attachments returns the attachment rows of message rowID as this
+// transaction sees them (the parse saved earlier in the same batch
+// included).
+func (t *Tx) Attachments(ctx context.Context, rowID int64) ([]Attachment, error) {
+	var rows []Attachment
+	if err := t.db.WithContext(ctx).Where("message_row_id = ?", rowID).Order("part").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("attachments %d: %w", rowID, err)
+	}
+	return rows, nil
 }
 
 // Attachments returns the attachments of the given messages, by message.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tendhq/tend/cmd/tend/config"
 	"github.com/tendhq/tend/mail/imappoll"
+	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
 	"github.com/tendhq/tend/threading"
@@ -194,7 +195,8 @@ func wiring(st *storage.Store, cfg config.Config) string {
 	accepted := append(append([]string{}, inboxes...), postmasters(cfg)...)
 	specs, agents := directory(cfg)
 	p(specs, agents, storeOptions(cfg), smtpOptions(cfg), relayConfig(cfg), senderOptions(cfg), threadingConfig(cfg, accepted),
-		ownConfig(cfg, accepted), followupOptions(cfg), webOptions(cfg), rulesOptions(cfg, inboxes))
+		ownConfig(cfg, accepted), followupOptions(cfg), webOptions(cfg), rulesOptions(cfg, inboxes),
+		processorLimits(cfg, ingest.ProcessorOptions{}), housekeeping(cfg))
 	d, err := dkimConfig(cfg)
 	if d != nil {
 		p(d.Domain, d.Selector, d.Key)

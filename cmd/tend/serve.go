@@ -123,11 +123,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	timers := followup.NewTimers(st, exec, owner, 5*time.Second, log)
 	var committer *storage.Committer
-	proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: owner, Logger: log, AfterParse: guardAccess(exec.HandleMessage), AfterCommit: func() {
+	handle := guardAccess(exec.HandleMessage)
+	proc := ingest.NewProcessor(st, processorLimits(cfg, ingest.ProcessorOptions{Owner: owner, Logger: log, AfterParse: handle, AfterCommit: func() {
 		if sender != nil {
 			sender.Wake()
 		}
-	}, Busy: func() bool { return committer.Busy() }})
+	}, Busy: func() bool { return committer.Busy() }, GiveUp: exec.UnprocessableVia(handle), OnBatch: processorMetrics(reg)}))
 	committer = st.NewCommitter(256, func(storage.Delivered) { proc.Wake() })
 	tc := threadingConfig(cfg, accepted)
 	tc.Signer = signer
@@ -142,6 +143,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return committer.Run(ctx) })
 	g.Go(func() error { return st.RunMaintenance(ctx) })
+	g.Go(func() error { return st.RunHousekeeping(ctx, housekeeping(cfg)) })
 	g.Go(func() error { return proc.Run(ctx) })
 	g.Go(func() error { return timers.Run(ctx) })
 	if sender != nil {
@@ -297,8 +299,10 @@ func ownConfig(cfg config.Config, accepted []string) classify.Own {
 
 func followupOptions(cfg config.Config) followup.Options {
 	ft := cfg.FollowThrough
-	return followup.Options{Domain: cfg.SMTP.Hostname, BaseURL: cfg.Web.BaseURL, TagPrefix: cfg.Threading.TagPrefix,
+	o := followup.Options{Domain: cfg.SMTP.Hostname, BaseURL: cfg.Web.BaseURL, TagPrefix: cfg.Threading.TagPrefix,
 		FuseMaxMails: ft.FuseMaxMails, FuseWindow: ft.FuseWindow, FuseMaxPerDay: ft.FuseMaxMailsPerDay, NotifyWindow: ft.NotifyWindow}
+	o.NotifyMaxText, o.NotifyAttachMax = notifyLimits(cfg)
+	return o
 }
 
 func webOptions(cfg config.Config) web.Options {

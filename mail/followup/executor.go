@@ -51,6 +51,14 @@ type Options struct {
 	// NotifyWindow coalesces notifications: an agent gets at most one of
 	// each kind per ticket per window (default 2 minutes).
 	NotifyWindow time.Duration
+	// NotifyMaxText is the most bytes of the customer's text a staff
+	// notification carries (default DefaultNotifyMaxText).
+	NotifyMaxText int
+	// NotifyAttachMax forwards the customer's attachments with a staff
+	// notification only when together they are at most this many bytes
+	// (default DefaultNotifyAttachMax; negative: never). Larger ones are
+	// listed with their sizes and served from the ticket page.
+	NotifyAttachMax int64
 }
 
 // Executor applies the rules. It is safe for concurrent use; every entry
@@ -85,6 +93,12 @@ func New(opts Options) (*Executor, error) {
 	}
 	if opts.NotifyWindow <= 0 {
 		opts.NotifyWindow = 2 * time.Minute
+	}
+	if opts.NotifyMaxText <= 0 {
+		opts.NotifyMaxText = DefaultNotifyMaxText
+	}
+	if opts.NotifyAttachMax == 0 {
+		opts.NotifyAttachMax = DefaultNotifyAttachMax
 	}
 	return &Executor{opts: opts, log: opts.Logger}, nil
 }

@@ -50,6 +50,7 @@ type world struct {
 	sender  *followup.Sender
 	smtp    string // the SMTP door's address
 	capture *capture
+	dataDir string // the SQLite database and its segment files, when newWorldWith opened them
 }
 
 func newWorld(t *testing.T) *world {
@@ -57,31 +58,49 @@ func newWorld(t *testing.T) *world {
 	return newWorldOn(t, storagetest.OpenSQLite)
 }
 
-// newWorldWith is newWorld with the executor's options adjusted by tune.
-func newWorldWith(t *testing.T, tune func(*followup.Options)) *world {
+// newWorldTuned is newWorld with the executor's options adjusted by tune.
+func newWorldTuned(t *testing.T, tune func(*followup.Options)) *world {
 	t.Helper()
-	return newWorldOpts(t, storagetest.OpenSQLite, tune)
+	return newWorldWith(t, storagetest.OpenSQLite, &worldTweaks{exec: tune})
 }
 
 // newWorldOn is newWorld on the store that open makes (storagetest.Backends).
 func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) *world {
 	t.Helper()
-	return newWorldOpts(t, open, nil)
+	return newWorldWith(t, open, nil)
 }
 
-// newWorldOpts is newWorldOn with the executor's options adjusted by tune.
-func newWorldOpts(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store, tune func(*followup.Options)) *world {
+// worldTweaks change the options of a world's executor and processor.
+type worldTweaks struct {
+	exec func(*followup.Options)
+	proc func(w *world, o *ingest.ProcessorOptions)
+}
+
+// newWorldWith is newWorldOn with the options tweak changes.
+func newWorldWith(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store, tweak *worldTweaks) *world {
 	t.Helper()
+	if tweak == nil {
+		tweak = &worldTweaks{}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{t: t, clock: storagetest.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
-	w.store = open(t, w.clock)
+	var err error
+	if open != nil {
+		w.store = open(t, w.clock)
+	} else {
+		// A SQLite store whose data directory the test can measure.
+		w.dataDir = t.TempDir()
+		if w.store, err = storage.Open(ctx, storage.Options{Driver: storage.DriverSQLite, DataDir: w.dataDir, Clock: w.clock}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = w.store.Close() })
+	}
 	if err := w.store.SyncInboxes(ctx, []storage.InboxSpec{{Address: inbox, Name: "Acme Support", ResponseTime: 4 * time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.store.SyncAgents(ctx, []storage.AgentSpec{{Email: alice, Name: "Alice Smith", Role: storage.RoleAgent}, {Email: lena, Name: "Lena", Role: storage.RoleLead}}); err != nil {
 		t.Fatal(err)
 	}
-	var err error
 	w.signer, err = threading.NewSigner("a", threading.Key{ID: "a", Secret: []byte("0123456789abcdef0123456789abcdef")})
 	if err != nil {
 		t.Fatal(err)
@@ -96,14 +115,14 @@ func newWorldOpts(t *testing.T, open func(testing.TB, storage.Clock) *storage.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	xo := followup.Options{
+	eo := followup.Options{
 		Store: w.store, Engine: eng, Templates: tpl, Signer: w.signer, Domain: domain,
 		BaseURL: "https://support.acme.test", LoopValue: "test", Clock: w.clock,
 	}
-	if tune != nil {
-		tune(&xo)
+	if tweak.exec != nil {
+		tweak.exec(&eo)
 	}
-	w.exec, err = followup.New(xo)
+	w.exec, err = followup.New(eo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +138,11 @@ func newWorldOpts(t *testing.T, open func(testing.TB, storage.Clock) *storage.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.proc = ingest.NewProcessor(w.store, ingest.ProcessorOptions{Owner: "test", Clock: w.clock, AfterParse: w.exec.HandleMessage})
+	po := ingest.ProcessorOptions{Owner: "test", Clock: w.clock, AfterParse: w.exec.HandleMessage}
+	if tweak.proc != nil {
+		tweak.proc(w, &po)
+	}
+	w.proc = ingest.NewProcessor(w.store, po)
 	w.timers = followup.NewTimers(w.store, w.exec, "test", time.Hour, nil)
 	w.capture = startCapture(t)
 	w.sender = followup.NewSender(w.store, w.exec, relay.New(relay.Config{Addr: w.capture.addr, TLS: "none", Timeout: 5 * time.Second}),

@@ -148,7 +148,7 @@ func TestOwnMailComesBack(t *testing.T) {
 // lead, the held mail goes out. The limits are set below the defaults, so
 // the test fails if the keys are ignored.
 func TestMailFuse(t *testing.T) {
-	w := newWorldWith(t, func(o *followup.Options) { o.FuseMaxMails, o.FuseWindow = 6, 5*time.Minute })
+	w := newWorldTuned(t, func(o *followup.Options) { o.FuseMaxMails, o.FuseWindow = 6, 5*time.Minute })
 	w.mustSend(customer, []string{inbox}, customerMail("u1@example.com", "Export stuck", "The export hangs."))
 	got := w.capture.take() // 3: the acknowledgement, alice and lena told
 	note := to(got, alice)[0]
@@ -199,7 +199,7 @@ func TestMailFuse(t *testing.T) {
 // TestMailFuseWindow: the same mails spread wider than fuse_window never
 // trip the fuse (the window slides; a busy ticket is not a loop).
 func TestMailFuseWindow(t *testing.T) {
-	w := newWorldWith(t, func(o *followup.Options) { o.FuseMaxMails, o.FuseWindow = 6, time.Minute })
+	w := newWorldTuned(t, func(o *followup.Options) { o.FuseMaxMails, o.FuseWindow = 6, time.Minute })
 	w.mustSend(customer, []string{inbox}, customerMail("u2@example.com", "Export stuck", "The export hangs."))
 	note := to(w.capture.take(), alice)[0]
 	for i := range 12 {
@@ -218,7 +218,7 @@ func TestMailFuseWindow(t *testing.T) {
 // TestMailFusePerDay: a loop slowed down below the burst limit still trips
 // the fuse at fuse_max_mails_per_day within 24 hours.
 func TestMailFusePerDay(t *testing.T) {
-	w := newWorldWith(t, func(o *followup.Options) { o.FuseMaxMails, o.FuseWindow, o.FuseMaxPerDay = 100, time.Minute, 8 })
+	w := newWorldTuned(t, func(o *followup.Options) { o.FuseMaxMails, o.FuseWindow, o.FuseMaxPerDay = 100, time.Minute, 8 })
 	w.mustSend(customer, []string{inbox}, customerMail("u3@example.com", "Export stuck", "The export hangs."))
 	note := to(w.capture.take(), alice)[0] // 3 mails
 	for i := range 7 {
@@ -239,7 +239,7 @@ func TestMailFusePerDay(t *testing.T) {
 // many. The window is set below the default, so the test fails if the key
 // is ignored.
 func TestNotificationsCoalesced(t *testing.T) {
-	w := newWorldWith(t, func(o *followup.Options) { o.NotifyWindow = 30 * time.Second })
+	w := newWorldTuned(t, func(o *followup.Options) { o.NotifyWindow = 30 * time.Second })
 	w.mustSend(customer, []string{inbox}, customerMail("c1@example.com", "Export stuck", "The export hangs."))
 	ack := to(w.capture.take(), customer)[0]
 	for i := range 3 {

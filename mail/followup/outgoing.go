@@ -251,6 +251,7 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 		return err
 	}
 	now := x.opts.Clock.Now()
+	var content *notifyContent
 	for _, ag := range staff(sc, to, except) {
 		key := fmt.Sprintf("%s/%d", template, ag.ID)
 		if sc.notified[key] {
@@ -266,6 +267,14 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 			return err
 		}
 		data := rules.DataFor(ev, x.links(sc.v.ID))
+		if content == nil {
+			c, err := x.notifyContent(sc, data)
+			if err != nil {
+				return err
+			}
+			content = &c
+		}
+		data.Message.Text, data.Message.Attachments = content.text, content.listed
 		data.Agent = rules.Person{Address: ag.Email, Name: ag.Name}
 		data.Told, data.Count = told, 1
 		waiting := found && last.SentAt == nil && last.LeaseOwner == "" &&
@@ -290,6 +299,7 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 			To:      []compose.Address{{Name: ag.Name, Email: ag.Email}},
 			ReplyTo: []compose.Address{{Name: sc.v.Inbox.Name, Email: reply}},
 			Subject: threading.TagSubject(r.Subject, sc.v.ID, x.opts.TagPrefix), Text: r.Text, HTML: r.HTML,
+			Attachments: content.forward,
 		}
 		if waiting {
 			raw, _, _, err := x.build(sc, last.ID, true, m)

@@ -23,6 +23,7 @@ import (
 type WorkStore interface {
 	ClaimWork(ctx context.Context, owner string, limit int, lease time.Duration) ([]storage.Work, error)
 	RetryWork(ctx context.Context, id int64, cause error, retryAt time.Time) error
+	ReleaseWork(ctx context.Context, ids []int64) error
 	MessagesByID(ctx context.Context, ids []int64) (map[int64]storage.Message, error)
 	Raw(ctx context.Context, hash string) ([]byte, error)
 	InTx(ctx context.Context, fn func(tx *storage.Tx) error) error
@@ -32,6 +33,11 @@ type WorkStore interface {
 // transaction: the rules. It must be idempotent, as a crash may run it
 // twice for one message.
 type AfterParse func(ctx context.Context, tx *storage.Tx, msg storage.Message) error
+
+// GiveUp runs, inside the batch's transaction, for a message whose
+// after-work failed for the last time: cause is the last error. It tells
+// the people concerned; what it fails to do is logged and not retried.
+type GiveUp func(ctx context.Context, tx *storage.Tx, msg storage.Message, cause error) error
 
 // Processor runs the work that follows a commit: the full MIME parse, then
 // AfterParse. It is here, after the 250, because the parse is the most
@@ -50,6 +56,13 @@ type Processor struct {
 	batch    int
 	lease    time.Duration
 	period   time.Duration
+
+	maxAttempts int
+	retryBase   time.Duration
+	batchBytes  int64
+	maxText     int
+	giveUpHook  GiveUp
+	onBatch     func(BatchStats)
 }
 
 // ProcessorOptions configure a Processor.
@@ -68,7 +81,32 @@ type ProcessorOptions struct {
 	Clock    storage.Clock
 	Logger   *slog.Logger
 	Period   time.Duration // how often to look for work without a wake-up
+
+	// MaxAttempts bounds the tries of one message's after-work (default
+	// 5); after the last, GiveUp runs and the work is done with.
+	MaxAttempts int
+	// RetryBackoff is the wait after the first failure, doubled after
+	// each further one, capped at an hour (default 30s).
+	RetryBackoff time.Duration
+	// BatchBytes cuts a batch once its messages add up to this many raw
+	// bytes (default 4 MiB); a bigger message is a batch of its own.
+	BatchBytes int64
+	// MaxText is the most bytes of a body's text (and HTML) stored in the
+	// database (default 1 MiB); the raw message keeps the rest.
+	MaxText int
+	// GiveUp, when set, runs for a message that could not be processed.
+	GiveUp GiveUp
+	// OnBatch, when set, is told about each committed batch (metrics).
+	OnBatch func(BatchStats)
 }
+
+// Defaults of ProcessorOptions.
+const (
+	DefaultMaxAttempts  = 5
+	DefaultRetryBackoff = 30 * time.Second
+	DefaultBatchBytes   = 4 << 20
+	DefaultMaxText      = 1 << 20
+)
 
 // NewProcessor returns a Processor over store.
 func NewProcessor(store WorkStore, opts ProcessorOptions) *Processor {
@@ -84,9 +122,23 @@ func NewProcessor(store WorkStore, opts ProcessorOptions) *Processor {
 	if opts.MaxDefer <= 0 {
 		opts.MaxDefer = 5 * time.Second
 	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = DefaultMaxAttempts
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = DefaultRetryBackoff
+	}
+	if opts.BatchBytes <= 0 {
+		opts.BatchBytes = DefaultBatchBytes
+	}
+	if opts.MaxText == 0 {
+		opts.MaxText = DefaultMaxText
+	}
 	return &Processor{
 		store: store, after: opts.AfterParse, commit: opts.AfterCommit, busy: opts.Busy, deferMax: opts.MaxDefer, owner: opts.Owner, clock: opts.Clock, log: opts.Logger,
 		wake: make(chan struct{}, 1), batch: 32, lease: 5 * time.Minute, period: opts.Period,
+		maxAttempts: opts.MaxAttempts, retryBase: opts.RetryBackoff, batchBytes: opts.BatchBytes, maxText: opts.MaxText,
+		giveUpHook: opts.GiveUp, onBatch: opts.OnBatch,
 	}
 }
 
@@ -177,11 +229,14 @@ func (p *Processor) yield(ctx context.Context) {
 }
 
 // RunOnce claims and processes one batch of due work and returns how many
-// items it handled. The parses run first, outside any transaction; then
-// one transaction saves every parse, runs the rules and completes the
-// work, so a batch costs one durable commit, not several per message (the
-// ingest path's group commit waits for every commit that holds the
-// write lock).
+// items it handled. The parses run first, outside any transaction, one
+// message at a time; then one transaction saves every parse, runs the
+// rules and completes the work, so a batch costs one durable commit, not
+// several per message (the ingest path's group commit waits for every
+// commit that holds the write lock). A batch is cut by the bytes of its
+// messages as well as by count, and stored bodies are capped, so that the
+// transaction's size, and with it the time it holds the writer, is bounded
+// whatever the size of the mail.
 func (p *Processor) RunOnce(ctx context.Context) (int, error) {
 	ws, err := p.store.ClaimWork(ctx, p.owner, p.batch, p.lease)
 	if err != nil || len(ws) == 0 {
@@ -195,6 +250,11 @@ func (p *Processor) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	ws, rest := cutBatch(ws, msgs, p.batchBytes)
+	if err := p.store.ReleaseWork(ctx, rest); err != nil {
+		return 0, err
+	}
+	stats := BatchStats{Items: len(ws)}
 	parsed := make(map[int64]storage.Parsed, len(ws))
 	for _, w := range ws {
 		m, ok := msgs[w.MessageRowID]
@@ -205,26 +265,44 @@ func (p *Processor) RunOnce(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		parsed[m.ID] = Parse(raw)
+		stats.RawBytes += int64(len(raw))
+		pr := capParsed(Parse(raw), p.maxText, m)
+		raw = nil // the parse is all the batch keeps of the message
+		stats.TextBytes += int64(len(pr.Text) + len(pr.HTML))
+		stats.Attachments += len(pr.Attachments)
+		parsed[m.ID] = pr
 	}
 	failed := map[int64]error{}
+	start := time.Now()
 	err = p.store.InTx(ctx, func(tx *storage.Tx) error {
 		for i, w := range ws {
 			sp := "w" + strconv.Itoa(i)
 			if err := tx.Savepoint(sp); err != nil {
 				return err
 			}
-			if err := p.process(ctx, tx, w, msgs, parsed); err != nil {
-				if rerr := tx.RollbackTo(sp); rerr != nil {
-					return rerr
-				}
+			err := p.process(ctx, tx, w, msgs, parsed)
+			if err == nil {
+				continue
+			}
+			if rerr := tx.RollbackTo(sp); rerr != nil {
+				return rerr
+			}
+			if w.Attempts+1 < p.maxAttempts {
 				failed[w.ID] = err
+				continue
+			}
+			if err := p.giveUp(ctx, tx, sp, w, msgs[w.MessageRowID], parsed, err); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
+	stats.Duration = time.Since(start)
 	if err != nil {
 		return 0, err
+	}
+	if p.onBatch != nil {
+		p.onBatch(stats)
 	}
 	if p.commit != nil {
 		p.commit()
@@ -232,7 +310,7 @@ func (p *Processor) RunOnce(ctx context.Context) (int, error) {
 	for _, w := range ws {
 		if cause, ok := failed[w.ID]; ok {
 			p.log.Warn("work failed, will retry", "work", w.ID, "message", w.MessageRowID, "attempt", w.Attempts+1, "err", cause)
-			if err := p.store.RetryWork(ctx, w.ID, cause, p.clock.Now().Add(backoff(w.Attempts))); err != nil {
+			if err := p.store.RetryWork(ctx, w.ID, cause, p.clock.Now().Add(p.backoff(w.Attempts))); err != nil {
 				return 0, err
 			}
 		}
@@ -240,10 +318,108 @@ func (p *Processor) RunOnce(ctx context.Context) (int, error) {
 	return len(ws), nil
 }
 
-// backoff grows with the attempts, capped at an hour.
-func backoff(attempts int) time.Duration {
-	d := 5 * time.Second << min(attempts, 10)
+// BatchStats describe one committed batch of the processor: what its
+// transaction wrote and how long it held the database.
+type BatchStats struct {
+	Items       int
+	RawBytes    int64 // bytes of the messages parsed for the batch (read outside the transaction)
+	TextBytes   int64 // text and HTML written inside the transaction
+	Attachments int   // attachment rows written inside the transaction
+	Duration    time.Duration
+}
+
+// cutBatch keeps the claimed items whose messages fit in budget bytes
+// (always the first, however big: it must be processed some time) and
+// returns the IDs of the others, to be released for the next batch.
+func cutBatch(ws []storage.Work, msgs map[int64]storage.Message, budget int64) (take []storage.Work, rest []int64) {
+	var total int64
+	for _, w := range ws {
+		size := msgs[w.MessageRowID].Size
+		if len(take) > 0 && total+size > budget {
+			rest = append(rest, w.ID)
+			continue
+		}
+		take = append(take, w)
+		total += size
+	}
+	return take, rest
+}
+
+// capParsed bounds what the database keeps of a body: beyond max bytes the
+// text is cut (at a character boundary) and says where the whole message
+// is; an HTML body beyond max is dropped, as cut HTML is broken HTML. The
+// raw message, kept whole, is what everything derived can be rebuilt from.
+func capParsed(p storage.Parsed, max int, m storage.Message) storage.Parsed {
+	if max <= 0 {
+		return p
+	}
+	where := "the whole message is kept as received"
+	if m.TicketID != nil {
+		where += fmt.Sprintf(": /tickets/%d/messages/%d/raw", *m.TicketID, m.ID)
+	}
+	if len(p.HTML) > max {
+		p.Error = strings.TrimPrefix(p.Error+"; ", "; ") + fmt.Sprintf("HTML body of %d bytes not stored (over %d)", len(p.HTML), max)
+		if p.Text == "" {
+			p.Text = fmt.Sprintf("[an HTML body of %d bytes is not shown here; %s]", len(p.HTML), where)
+		}
+		p.HTML = ""
+	}
+	if len(p.Text) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(p.Text[cut]) {
+			cut--
+		}
+		p.Text = fmt.Sprintf("%s\n\n[%d more bytes not stored here; %s]", p.Text[:cut], len(p.Text)-cut, where)
+	}
+	return p
+}
+
+// backoff grows with the attempts from the configured base, capped at an
+// hour.
+func (p *Processor) backoff(attempts int) time.Duration {
+	d := p.retryBase << min(attempts, 20)
 	return min(d, time.Hour)
+}
+
+// giveUp ends the work of a message whose after-work failed maxAttempts
+// times, inside the batch's transaction, so that it never sticks and never
+// holds up the queue: the parse error is saved with the message, the
+// GiveUp hook (the executor: a timeline entry, the acknowledgement from
+// the header block, the agents told) runs in its own savepoint, and the
+// work is completed even if that hook fails too.
+func (p *Processor) giveUp(ctx context.Context, tx *storage.Tx, sp string, w storage.Work, msg storage.Message, parsed map[int64]storage.Parsed, cause error) error {
+	p.log.Error("work failed for the last time: message could not be processed", "work", w.ID, "message", w.MessageRowID, "attempts", w.Attempts+1, "err", cause)
+	if msg.ID == 0 {
+		return tx.CompleteWork(ctx, w.ID)
+	}
+	// Keep what the parse found if it can be saved (the rules may be
+	// what failed); else only the text, else nothing but the error.
+	pr := parsed[msg.ID]
+	pr.Error = strings.TrimPrefix(pr.Error+"; ", "; ") + "could not be processed: " + clean(cause.Error())
+	if err := tx.Savepoint(sp + "p"); err != nil {
+		return err
+	}
+	if err := tx.SaveParsed(ctx, msg.ID, pr); err != nil {
+		if rerr := tx.RollbackTo(sp + "p"); rerr != nil {
+			return rerr
+		}
+		if err := tx.SaveParsed(ctx, msg.ID, storage.Parsed{Text: pr.Text, Error: pr.Error}); err != nil {
+			return err
+		}
+	}
+	msg.Text, msg.HTML, msg.Parsed, msg.ParseError = pr.Text, pr.HTML, true, pr.Error
+	if p.giveUpHook != nil {
+		if err := tx.Savepoint(sp + "g"); err != nil {
+			return err
+		}
+		if err := p.giveUpHook(ctx, tx, msg, cause); err != nil {
+			p.log.Error("could not report an unprocessable message", "message", msg.ID, "err", err)
+			if rerr := tx.RollbackTo(sp + "g"); rerr != nil {
+				return rerr
+			}
+		}
+	}
+	return tx.CompleteWork(ctx, w.ID)
 }
 
 func (p *Processor) process(ctx context.Context, tx *storage.Tx, w storage.Work, msgs map[int64]storage.Message, parsed map[int64]storage.Parsed) error {

@@ -278,8 +278,8 @@ func TestEnvKeys(t *testing.T) {
 			t.Errorf("missing variable %s", name)
 		}
 	}
-	if len(keys) != 47 {
-		t.Errorf("%d variables, want 47: a key was added or lost; update REFERENCE.md and this count", len(keys))
+	if len(keys) != 55 {
+		t.Errorf("%d variables, want 55: a key was added or lost; update REFERENCE.md and this count", len(keys))
 	}
 	if !slices.Contains(sections, "TEND_FOLLOW_THROUGH") || !slices.Contains(sections, "TEND_INBOXES") {
 		t.Errorf("sections = %v", sections)

@@ -57,6 +57,12 @@ type Config struct {
 	TemplatesDir string `yaml:"templates_dir" tend:"path"`
 	// Log sets the log level and format.
 	Log Log `yaml:"log"`
+	// Processing bounds the work after the 250 (full parse, rules), whatever the size or shape of the mail.
+	Processing Processing `yaml:"processing"`
+	// Notifications bounds what a staff notification carries of the customer's mail.
+	Notifications Notifications `yaml:"notifications"`
+	// Retention keeps the data directory proportional to the mail received.
+	Retention Retention `yaml:"retention"`
 	// Inboxes are the support addresses tend accepts mail for; a list in the file replaces the default list.
 	Inboxes []Inbox `yaml:"inboxes"`
 	// Agents are the people who answer tickets; first start also creates an admin login.
@@ -172,6 +178,34 @@ type FollowThrough struct {
 	FuseMaxMailsPerDay int `yaml:"fuse_max_mails_per_day"`
 	// NotifyWindow coalesces agent notifications: at most one of each kind per agent per ticket in this window; later ones wait and are sent as one ("3 new messages").
 	NotifyWindow time.Duration `yaml:"notify_window"`
+}
+
+// Processing bounds the work that follows a commit.
+type Processing struct {
+	// MaxAttempts is how many times one message's after-work is tried; after the last it is marked "could not be processed" on its ticket, acknowledged from its header block, and the agents are told.
+	MaxAttempts int `yaml:"max_attempts"`
+	// RetryBackoff is the wait after the first failed attempt, doubled after each further one (at most an hour).
+	RetryBackoff time.Duration `yaml:"retry_backoff"`
+	// BatchBytes cuts a processing batch once its messages add up to this size, so one transaction never holds the database for long; a bigger message is a batch of its own.
+	BatchBytes Size `yaml:"batch_bytes"`
+	// MaxBodyText is the most of a body's text (and HTML) kept in the database; beyond it the text is cut with a pointer to the raw message, which is always kept whole.
+	MaxBodyText Size `yaml:"max_body_text"`
+}
+
+// Notifications bounds staff notifications.
+type Notifications struct {
+	// MaxText is the most of the customer's text one notification carries; the rest is on the ticket page.
+	MaxText Size `yaml:"max_text"`
+	// AttachMax forwards the customer's attachments with a notification only when together they are at most this size; larger ones are listed with their sizes and a link to the ticket page. 0 never forwards.
+	AttachMax Size `yaml:"attach_max"`
+}
+
+// Retention prunes what need not be kept forever, in the background.
+type Retention struct {
+	// OutboxBodies is how long the composed bytes of sent (or failed) outgoing mail are kept; after it only their metadata (recipient, status, times) stays.
+	OutboxBodies time.Duration `yaml:"outbox_bodies"`
+	// CompactEvery is how often raw-message segment files (SQLite) are compacted: bytes of duplicates, aborted writes and erased messages are reclaimed.
+	CompactEvery time.Duration `yaml:"compact_every"`
 }
 
 // Log configures log/slog.
@@ -321,6 +355,14 @@ func Default() Config {
 			NotifyWindow:             2 * time.Minute,
 		},
 		Log: Log{Level: "info", Format: "text"},
+		Processing: Processing{
+			MaxAttempts:  5,
+			RetryBackoff: 30 * time.Second,
+			BatchBytes:   4 << 20,
+			MaxBodyText:  1 << 20,
+		},
+		Notifications: Notifications{MaxText: 64 << 10, AttachMax: 1 << 20},
+		Retention:     Retention{OutboxBodies: 30 * 24 * time.Hour, CompactEvery: time.Hour},
 		Inboxes: []Inbox{{
 			Address:      "support@localhost",
 			Name:         "Support",

@@ -55,6 +55,7 @@ func validate(c *Config) []issue {
 	}
 	v.positive("threading.subject_window", c.Threading.SubjectWindow)
 	v.followThrough(c.FollowThrough)
+	v.limits(c)
 	v.existing("rules_file", c.RulesFile, false)
 	v.existing("templates_dir", c.TemplatesDir, true)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
@@ -420,4 +421,25 @@ func validDomain(s string) bool {
 		}
 	}
 	return true
+}
+
+func (v *validator) limits(c *Config) {
+	if c.Processing.MaxAttempts < 1 {
+		v.add("processing.max_attempts", "must be at least 1")
+	}
+	v.positive("processing.retry_backoff", c.Processing.RetryBackoff)
+	if c.Processing.BatchBytes <= 0 {
+		v.add("processing.batch_bytes", "must be positive")
+	}
+	if c.Processing.MaxBodyText < 1024 {
+		v.add("processing.max_body_text", "must be at least 1KiB")
+	}
+	if c.Notifications.MaxText < 1024 {
+		v.add("notifications.max_text", "must be at least 1KiB")
+	}
+	if c.Notifications.AttachMax < 0 {
+		v.add("notifications.attach_max", "must not be negative")
+	}
+	v.positive("retention.outbox_bodies", c.Retention.OutboxBodies)
+	v.positive("retention.compact_every", c.Retention.CompactEvery)
 }

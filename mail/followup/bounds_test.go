@@ -1,0 +1,178 @@
+package followup_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tendhq/tend/mail/followup"
+	"github.com/tendhq/tend/mail/ingest"
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
+)
+
+// mailWithAttachment is a customer's mail as Thunderbird writes it: a
+// text part and one base64 attachment of size bytes.
+func mailWithAttachment(msgID, subject, text, filename string, size int) string {
+	data := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("%PDF-1.7 ", size/9+1)[:size]))
+	var lines []string
+	for len(data) > 76 {
+		lines, data = append(lines, data[:76]), data[76:]
+	}
+	lines = append(lines, data)
+	return fmt.Sprintf("From: Ann Example <%s>\r\nTo: Acme Support <%s>\r\nSubject: %s\r\nMessage-ID: <%s>\r\n"+
+		"Date: Mon, 2 Mar 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nUser-Agent: Mozilla/5.0 Thunderbird/128.3.0\r\n"+
+		"Content-Type: multipart/mixed; boundary=\"------------b0undary\"\r\n\r\nThis is a multi-part message in MIME format.\r\n"+
+		"--------------b0undary\r\nContent-Type: text/plain; charset=UTF-8; format=flowed\r\nContent-Transfer-Encoding: 8bit\r\n\r\n%s\r\n"+
+		"--------------b0undary\r\nContent-Type: application/pdf; name=\"%s\"\r\nContent-Disposition: attachment; filename=\"%s\"\r\n"+
+		"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--------------b0undary--\r\n",
+		customer, inbox, subject, msgID, text, filename, filename, strings.Join(lines, "\r\n"))
+}
+
+// TestNotificationContentIsBounded: a customer's long mail reaches each
+// agent as a bounded notification (notifications.max_text), its
+// attachments listed with their sizes and a link to the ticket page; a
+// small attachment is forwarded, one above notifications.attach_max is
+// not.
+func TestNotificationContentIsBounded(t *testing.T) {
+	w := newWorldWith(t, storagetest.OpenSQLite, &worldTweaks{exec: func(o *followup.Options) {
+		o.NotifyMaxText = 4 << 10
+		o.NotifyAttachMax = 64 << 10
+	}})
+	long := strings.Repeat("The printer prints blank pages whatever I try.\r\n", 2000) // ~96 KB
+	w.mustSend(customer, []string{inbox}, mailWithAttachment("big1@example.com", "Printer log", long, "log.pdf", 10<<10))
+	got := w.expect("small attachment", map[string]int{customer: 1, alice: 1, lena: 1})
+	for _, n := range append(to(got, alice), to(got, lena)...) {
+		if len(n.Env.Text) > 6<<10 {
+			t.Errorf("notification text is %d bytes, want about notifications.max_text (4 KiB)", len(n.Env.Text))
+		}
+		if !strings.Contains(n.Env.Text, "more not shown") || !strings.Contains(n.Env.Text, "https://support.acme.test/tickets/1") {
+			t.Errorf("cut notification does not say where the rest is:\n%s", n.Env.Text[len(n.Env.Text)-600:])
+		}
+		if !strings.Contains(n.Env.Text, "log.pdf (10 KB)") {
+			t.Errorf("notification does not list the attachment with its size")
+		}
+		if len(n.Env.Attachments) != 1 || len(n.Env.Attachments[0].Content) != 10<<10 {
+			t.Errorf("small attachment not forwarded: %d attachments", len(n.Env.Attachments))
+		}
+	}
+
+	w.mustSend(customer, []string{inbox}, mailWithAttachment("big2@example.com", "Scan of the contract", "Here is the scan.", "scan.pdf", 200<<10))
+	got = w.expect("large attachment", map[string]int{customer: 1, alice: 1, lena: 1})
+	for _, n := range to(got, alice) {
+		if len(n.Env.Attachments) != 0 {
+			t.Errorf("an attachment over attach_max was forwarded")
+		}
+		if !strings.Contains(n.Env.Text, "scan.pdf (200 KB)") || !strings.Contains(n.Env.Text, "on the ticket page: https://support.acme.test/tickets/2") {
+			t.Errorf("large attachment not listed with size and link:\n%s", n.Env.Text)
+		}
+		if len(n.Raw) > 20<<10 {
+			t.Errorf("notification of a mail with a 200 KB attachment is %d bytes", len(n.Raw))
+		}
+	}
+}
+
+// TestUnprocessableMessageIsStillAnswered: a message whose after-work
+// always fails (an injected failing hook) is given up after
+// processing.max_attempts; it is marked "could not be processed" on its
+// ticket, the customer still gets the acknowledgement, the agents are
+// told, and the mail behind it is handled normally meanwhile.
+func TestUnprocessableMessageIsStillAnswered(t *testing.T) {
+	boom := errors.New("injected: the parse cannot be saved")
+	w := newWorldWith(t, storagetest.OpenSQLite, &worldTweaks{proc: func(w *world, o *ingest.ProcessorOptions) {
+		o.MaxAttempts, o.RetryBackoff = 2, time.Minute
+		o.GiveUp = w.exec.Unprocessable
+		o.AfterParse = func(ctx context.Context, tx *storage.Tx, m storage.Message) error {
+			if m.Subject == "Poison" {
+				return boom
+			}
+			return w.exec.HandleMessage(ctx, tx, m)
+		}
+	}})
+	w.mustSend(customer, []string{inbox}, customerMail("poison@example.com", "Poison", "This one cannot be processed."))
+	w.expect("first attempt", map[string]int{customer: 0, alice: 0})
+	w.mustSend("bob@example.org", []string{inbox}, strings.Replace(customerMail("behind@example.com", "Behind the poison", "Hello?"), customer, "bob@example.org", 1))
+	w.expect("the mail behind", map[string]int{"bob@example.org": 1, alice: 1})
+	w.advance(2 * time.Minute)
+	got := w.expect("given up", map[string]int{customer: 1, alice: 1, lena: 1})
+	if n := to(got, alice)[0]; !strings.Contains(n.Env.Text, "could not be processed") || !strings.Contains(n.Env.Text, boom.Error()) {
+		t.Errorf("agents not told why:\n%s", n.Env.Text)
+	}
+	d := w.ticket(1)
+	found := false
+	for _, ev := range d.Events {
+		if ev.Kind == "message.unprocessable" && strings.Contains(ev.Detail, boom.Error()) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("ticket timeline lacks the unprocessable entry: %+v", d.Events)
+	}
+}
+
+// dirBytes is the bytes of every file under dir.
+func dirBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestDiskProportionalToMail sends a day's worth of mixed mail through
+// the SMTP door with the default limits: mails with large attachments,
+// long text-only logs, small questions and an MTA's redelivery of one of
+// them. Once everything is processed, acknowledged and notified to two
+// agents, and the background compaction and checkpoint have run, the
+// data directory holds at most 1.5 times the bytes received.
+func TestDiskProportionalToMail(t *testing.T) {
+	w := newWorldWith(t, nil, nil)
+	ctx := context.Background()
+	base := dirBytes(t, w.dataDir)
+	var received int64
+	send := func(raw string) {
+		t.Helper()
+		received += int64(len(raw))
+		w.mustSend(customer, []string{inbox}, raw)
+	}
+	for i := range 8 {
+		send(mailWithAttachment(fmt.Sprintf("att%d@example.com", i), fmt.Sprintf("Scan %d", i), strings.Repeat("See the scan attached.\r\n", 500), "scan.pdf", 2<<20))
+	}
+	for i := range 5 {
+		send(customerMail(fmt.Sprintf("log%d@example.com", i), fmt.Sprintf("Log %d", i), strings.Repeat("2026-03-02T10:00:00Z worker[42]: request failed, retrying in 5s\r\n", 3<<20/64)))
+	}
+	for i := range 10 {
+		send(customerMail(fmt.Sprintf("q%d@example.com", i), fmt.Sprintf("Question %d", i), "How do I reset my password?"))
+	}
+	again := mailWithAttachment("att0@example.com", "Scan 0", strings.Repeat("See the scan attached.\r\n", 500), "scan.pdf", 2<<20)
+	send("Received: from relay2.example.net by mx.acme.test; Mon, 2 Mar 2026 10:05:00 +0100\r\n" + again)
+	w.capture.take()
+	if _, err := w.store.CompactSegments(ctx, 0.25); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.store.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stored := dirBytes(t, w.dataDir) - base
+	for _, name := range []string{"tend.db", "tend.db-wal", "raw"} {
+		t.Logf("%s: %d bytes", name, dirBytes(t, filepath.Join(w.dataDir, name)))
+	}
+	ratio := float64(stored) / float64(received)
+	t.Logf("received %d bytes, data directory grew by %d: %.2f×", received, stored, ratio)
+	if ratio > 1.5 {
+		t.Errorf("data directory grew %.2f× the mail received, want at most 1.5×", ratio)
+	}
+}

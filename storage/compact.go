@@ -1,0 +1,163 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"gorm.io/gorm"
+)
+
+// CompactStats say what one compaction did.
+type CompactStats struct {
+	Erased    int64 // raw rows no message referred to any more, dropped
+	Segments  int   // segment files rewritten or removed
+	Moved     int   // messages copied into the current segment
+	Reclaimed int64 // bytes of segment files given back to the file system
+}
+
+// compactChunk bounds the bytes moved, and the rows re-pointed in one
+// short transaction, per step of a compaction.
+const compactChunk = 8 << 20
+
+// CompactSegments reclaims the bytes of segment files (beside SQLite) that
+// no message refers to: duplicates (the committer appends a message's
+// bytes before it knows the message is a duplicate), appends whose
+// transaction then failed, and raw messages no message refers to any more.
+// A segment whose garbage is at least minGarbage of its size has its live
+// messages copied to the current segment, re-pointed in short transactions,
+// and is then deleted. It never holds the writer for more than one chunk's
+// updates, so intake goes on meanwhile; a crash midway leaves at worst a
+// copy that the next compaction reclaims.
+func (s *Store) CompactSegments(ctx context.Context, minGarbage float64) (CompactStats, error) {
+	var st CompactStats
+	if s.segs == nil {
+		return st, nil
+	}
+	for {
+		res := s.db.WithContext(ctx).Exec(`DELETE FROM raw_messages WHERE hash IN (SELECT hash FROM raw_messages r WHERE segment > 0
+			AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.raw_hash = r.hash) LIMIT 500)`)
+		if res.Error != nil {
+			return st, fmt.Errorf("compact: erase: %w", res.Error)
+		}
+		st.Erased += res.RowsAffected
+		if res.RowsAffected < 500 {
+			break
+		}
+	}
+	paths, err := filepath.Glob(filepath.Join(s.segs.dir, "seg-*.dat"))
+	if err != nil {
+		return st, err
+	}
+	for _, p := range paths {
+		var id int
+		if _, err := fmt.Sscanf(filepath.Base(p), "seg-%08d.dat", &id); err != nil {
+			continue
+		}
+		done, err := s.compactSegment(ctx, id, minGarbage, &st)
+		if err != nil {
+			return st, err
+		}
+		if done {
+			st.Segments++
+		}
+	}
+	return st, nil
+}
+
+type liveBlob struct {
+	Hash   string
+	Offset int64
+	Size   int64
+}
+
+func (s *Store) compactSegment(ctx context.Context, id int, minGarbage float64, st *CompactStats) (bool, error) {
+	fi, err := os.Stat(s.segs.path(id))
+	if err != nil {
+		return false, fmt.Errorf("compact segment %d: %w", id, err)
+	}
+	live, err := s.liveBlobs(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	var liveBytes int64
+	for _, b := range live {
+		liveBytes += b.Size
+	}
+	garbage := fi.Size() - liveBytes
+	if fi.Size() == 0 || float64(garbage) < minGarbage*float64(fi.Size()) {
+		return false, nil
+	}
+	// The current segment is sealed first, so that new messages go to a
+	// fresh one; then the appends already made to it finish their
+	// transactions, and only then is the list of what lives in it final.
+	if err := s.segs.seal(id); err != nil {
+		return false, err
+	}
+	s.segs.settle(id)
+	if live, err = s.liveBlobs(ctx, id); err != nil {
+		return false, err
+	}
+	liveBytes = 0
+	for _, b := range live {
+		liveBytes += b.Size
+	}
+	garbage = fi.Size() - liveBytes
+	for len(live) > 0 {
+		var n int
+		var size int64
+		for n < len(live) && (n == 0 || size+live[n].Size <= compactChunk) {
+			size += live[n].Size
+			n++
+		}
+		chunk := live[:n]
+		live = live[n:]
+		blobs := make([][]byte, len(chunk))
+		for i, b := range chunk {
+			if blobs[i], err = s.segs.read(id, b.Offset, b.Size); err != nil {
+				return false, err
+			}
+		}
+		refs, err := s.segs.append(blobs)
+		if err != nil {
+			return false, err
+		}
+		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			for i, b := range chunk {
+				if err := tx.Model(&RawMessage{}).Where("hash = ? AND segment = ? AND \"offset\" = ?", b.Hash, id, b.Offset).
+					Updates(map[string]any{"segment": refs[i].id, "offset": refs[i].offset}).Error; err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		s.segs.release(refs[0].id)
+		if err != nil {
+			return false, fmt.Errorf("compact segment %d: re-point: %w", id, err)
+		}
+		st.Moved += len(chunk)
+	}
+	var left int64
+	if err := s.db.WithContext(ctx).Model(&RawMessage{}).Where("segment = ?", id).Count(&left).Error; err != nil {
+		return false, fmt.Errorf("compact segment %d: %w", id, err)
+	}
+	if left > 0 {
+		return false, fmt.Errorf("compact segment %d: %d messages still point into it", id, left)
+	}
+	if err := s.segs.remove(id); err != nil {
+		return false, err
+	}
+	st.Reclaimed += garbage
+	return true, nil
+}
+
+// liveBlobs lists the raw messages stored in segment id, in file order.
+func (s *Store) liveBlobs(ctx context.Context, id int) ([]liveBlob, error) {
+	var live []liveBlob
+	if err := s.db.WithContext(ctx).Model(&RawMessage{}).Select("hash, \"offset\", size").
+		Where("segment = ?", id).Order("\"offset\"").Scan(&live).Error; err != nil {
+		return nil, fmt.Errorf("compact segment %d: %w", id, err)
+	}
+	return live, nil
+}

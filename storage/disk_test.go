@@ -1,0 +1,273 @@
+package storage_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
+)
+
+// dirSize is the bytes of every file under dir.
+func dirSize(t testing.TB, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// bigIncoming is incoming with a body of size bytes.
+func bigIncoming(from, msgID string, size int) *storage.Incoming {
+	in := incoming(from, msgID, "big "+msgID, "")
+	in.Raw = append(in.Raw, bytes.Repeat([]byte("x"), size)...)
+	in.Hash = hashOf(in.Raw)
+	return in
+}
+
+// TestCompactSegmentsReclaimsGarbage stores messages in SQLite's segment
+// files along with every kind of garbage: a duplicate (its bytes are
+// appended before the committer knows), an aborted append (the
+// transaction failed after the bytes were written) and an erased message
+// (no message row refers to its raw bytes any more). Compaction, run while
+// intake goes on, leaves segment files holding only the live messages,
+// each still readable byte for byte.
+func TestCompactSegmentsReclaimsGarbage(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := storage.Open(ctx, storage.Options{Driver: storage.DriverSQLite, DataDir: dir, Clock: storagetest.NewFakeClock(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := committer(t, s)
+	const size = 256 << 10
+	keep := bigIncoming("ann@example.com", "keep@example.com", size)
+	if _, err := c.Deliver(ctx, keep); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := c.Deliver(ctx, bigIncoming("ann@example.com", "keep@example.com", size)); err != nil || !d.Duplicate {
+		t.Fatalf("duplicate: %+v, %v", d, err)
+	}
+	storage.SetFaults(s, func(phase string) error {
+		if phase == storage.FaultCommit {
+			return errors.New("injected: the transaction fails after the append")
+		}
+		return nil
+	})
+	if _, err := c.Deliver(ctx, bigIncoming("bob@example.com", "aborted@example.com", size)); err == nil {
+		t.Fatal("aborted delivery succeeded")
+	}
+	storage.SetFaults(s, nil)
+	erased := bigIncoming("cy@example.com", "erased@example.com", size)
+	ed, err := c.Deliver(ctx, erased)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{"DELETE FROM works", "DELETE FROM events WHERE message_row_id IS NOT NULL", "DELETE FROM message_refs"} {
+		if err := storage.ExecForTest(ctx, s, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := storage.ExecForTest(ctx, s, "DELETE FROM messages WHERE id = "+itoa(ed.MessageRowID)); err != nil {
+		t.Fatal(err)
+	}
+	rawDir := filepath.Join(dir, "raw")
+	before := dirSize(t, rawDir)
+	if before < 4*size {
+		t.Fatalf("segments hold %d bytes, want the 4 appends", before)
+	}
+
+	// Intake goes on during the compaction.
+	var wg sync.WaitGroup
+	var during []*storage.Incoming
+	for i := range 5 {
+		during = append(during, bigIncoming("dan@example.com", "during"+itoa(int64(i))+"@example.com", 1024))
+	}
+	errs := make(chan error, len(during))
+	for _, in := range during {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Deliver(ctx, in)
+			errs <- err
+		}()
+	}
+	st, err := s.CompactSegments(ctx, 0.25)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("delivery during compaction: %v", err)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Erased != 1 || st.Segments == 0 {
+		t.Errorf("compaction: %+v, want one erased message and a segment rewritten", st)
+	}
+	after := dirSize(t, rawDir)
+	live := int64(len(keep.Raw))
+	for _, in := range during {
+		live += int64(len(in.Raw))
+	}
+	if after > live+int64(len(during))*1200 {
+		t.Errorf("segments hold %d bytes after compaction, live messages %d", after, live)
+	}
+	for _, in := range append(during, keep) {
+		got, err := s.Raw(ctx, in.Hash)
+		if err != nil || !bytes.Equal(got, in.Raw) {
+			t.Errorf("raw of %s after compaction: %d bytes, %v", in.MessageID, len(got), err)
+		}
+	}
+	if _, err := s.Raw(ctx, erased.Hash); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("erased message's raw bytes: %v, want not found", err)
+	}
+	t.Logf("segments: %d bytes before, %d after; %+v", before, after, st)
+}
+
+// TestWALIsBounded writes far more than the WAL size limit in one burst:
+// after the maintenance checkpoint the write-ahead log is back under the
+// limit instead of keeping the burst's size.
+func TestWALIsBounded(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	const limit = 1 << 20
+	s, err := storage.Open(ctx, storage.Options{Driver: storage.DriverSQLite, DataDir: dir, Clock: storagetest.NewFakeClock(t0), WALSizeLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := storage.ExecForTest(ctx, s, "CREATE TABLE burst (b BLOB)"); err != nil {
+		t.Fatal(err)
+	}
+	for range 16 {
+		if err := storage.ExecForTest(ctx, s, "INSERT INTO burst VALUES (randomblob(1048576))"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wal := filepath.Join(dir, "tend.db-wal")
+	fi, err := os.Stat(wal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak := fi.Size()
+	if peak < 8*limit {
+		t.Fatalf("the burst made a WAL of only %d bytes", peak)
+	}
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err = os.Stat(wal); err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > limit {
+		t.Errorf("WAL is %d bytes after a checkpoint (peak %d), want at most journal_size_limit %d", fi.Size(), peak, limit)
+	}
+}
+
+// TestPruneOutboxKeepsMetadata prunes the bodies of outgoing mail sent
+// longer ago than the retention: their composed bytes and, for
+// notifications, the copied text are gone; recipient, status and
+// Message-ID stay; newer and unsent mail is untouched.
+func TestPruneOutboxKeepsMetadata(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		c := committer(t, s)
+		d, err := c.Deliver(ctx, incoming("ann@example.com", "p1@example.com", "Prune", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queue := func(kind, text string) int64 {
+			var id int64
+			err := s.InTx(ctx, func(tx *storage.Tx) error {
+				tk := d.Ticket
+				o := storage.OutboxMail{TicketID: &tk, Kind: kind, EnvTo: "alice@acme.test"}
+				m := storage.Message{Text: text, Role: "system"}
+				if kind == storage.OutboxToCustomer {
+					m.TicketID = &tk
+				}
+				var err error
+				id, err = tx.QueueMail(ctx, o, m, func(id int64) ([]byte, string, string, error) {
+					return []byte("Subject: x\r\n\r\n" + text), "out" + itoa(id) + "@acme.test", "bounce@acme.test", nil
+				})
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return id
+		}
+		send := func(id int64) {
+			if _, err := s.ClaimOutbox(ctx, "me", 10, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.InTx(ctx, func(tx *storage.Tx) error {
+				_, err := tx.FinishOutbox(ctx, id, "me", storage.OutboxResult{Sent: true})
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old := queue(storage.OutboxToStaff, strings.Repeat("customer text ", 100))
+		send(old)
+		unsent := queue(storage.OutboxToCustomer, "still waiting")
+		clock.Advance(31 * 24 * time.Hour)
+		recent := queue(storage.OutboxToCustomer, "sent yesterday")
+		send(recent)
+		n, err := s.PruneOutbox(ctx, clock.Now().Add(-30*24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("pruned %d mails, want 1", n)
+		}
+		rows, err := s.Outbox(ctx, d.Ticket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range rows {
+			if o.Raw, err = storage.OutboxRaw(ctx, s, o.ID); err != nil {
+				t.Fatal(err)
+			}
+			switch o.ID {
+			case old:
+				if o.Raw != nil || o.Status != storage.OutboxSent || o.MessageID == "" || o.EnvTo != "alice@acme.test" {
+					t.Errorf("pruned mail: raw %d bytes, status %s, message-id %q, to %q", len(o.Raw), o.Status, o.MessageID, o.EnvTo)
+				}
+			case unsent, recent:
+				if o.Raw == nil {
+					t.Errorf("mail %d (%s) lost its body", o.ID, o.Status)
+				}
+			}
+		}
+	})
+}
+
+func hashOf(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,87 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// pruneChunk bounds the rows one pruning transaction touches.
+const pruneChunk = 200
+
+// PruneOutbox drops the composed bytes of outgoing mail sent before
+// before, and the text of the notifications among them (copies of the
+// customer's text made for agents), keeping every row's metadata:
+// recipient, kind, status, times, Message-ID (which threading and bounce
+// matching still need). It works in short transactions of pruneChunk rows
+// and returns how many rows it pruned.
+func (s *Store) PruneOutbox(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		var ids []int64
+		err := s.db.WithContext(ctx).Model(&OutboxMail{}).
+			Where("status = ? AND sent_at < ? AND raw IS NOT NULL", OutboxSent, before.UTC()).
+			Order("id").Limit(pruneChunk).Pluck("id", &ids).Error
+		if err != nil {
+			return total, fmt.Errorf("prune outbox: %w", err)
+		}
+		if len(ids) == 0 {
+			return total, nil
+		}
+		err = s.InTx(ctx, func(tx *Tx) error {
+			if err := tx.db.Model(&OutboxMail{}).Where("id IN ?", ids).Update("raw", nil).Error; err != nil {
+				return err
+			}
+			return tx.db.Model(&Message{}).Where("outbox_id IN ? AND ticket_id IS NULL", ids).
+				Updates(map[string]any{"text": "", "html": ""}).Error
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune outbox: %w", err)
+		}
+		total += int64(len(ids))
+	}
+}
+
+// HousekeepingOptions configure RunHousekeeping.
+type HousekeepingOptions struct {
+	// OutboxRetention is how long sent mail keeps its body (PruneOutbox).
+	OutboxRetention time.Duration
+	// CompactEvery is the period of the pruning and of segment compaction.
+	CompactEvery time.Duration
+}
+
+// RunHousekeeping keeps the data directory proportional to the mail
+// received, until ctx ends: every CompactEvery it prunes outgoing mail
+// bodies older than OutboxRetention and compacts the segment files. Both
+// work in short transactions beside intake, never blocking it for long.
+func (s *Store) RunHousekeeping(ctx context.Context, o HousekeepingOptions) error {
+	if o.CompactEvery <= 0 {
+		o.CompactEvery = time.Hour
+	}
+	t := time.NewTicker(o.CompactEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if o.OutboxRetention > 0 {
+			if n, err := s.PruneOutbox(ctx, s.now().Add(-o.OutboxRetention)); err != nil && ctx.Err() == nil {
+				s.log.Warn("outbox pruning", "err", err)
+			} else if n > 0 {
+				s.log.Info("outbox bodies pruned", "mails", n)
+			}
+		}
+		st, err := s.CompactSegments(ctx, compactMinGarbage)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("segment compaction", "err", err)
+		} else if st.Segments > 0 || st.Erased > 0 {
+			s.log.Info("segments compacted", "segments", st.Segments, "moved", st.Moved, "reclaimed_bytes", st.Reclaimed, "erased", st.Erased)
+		}
+	}
+}
+
+// compactMinGarbage is the share of a segment file that must be garbage
+// before compaction rewrites it: less is not worth the copy.
+const compactMinGarbage = 0.25

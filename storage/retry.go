@@ -1,0 +1,49 @@
+package storage
+
+import (
+	"errors"
+	"strings"
+
+	sqlite "github.com/glebarez/go-sqlite"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Retryable reports whether err is a conflict with another writer that
+// the same transaction may well not meet when run again: SQLITE_BUSY or
+// SQLITE_LOCKED (the busy timeout ran out), a PostgreSQL serialization
+// failure (SQLSTATE 40001) or deadlock (40P01).
+func Retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "40001" || pg.Code == "40P01"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED (extended codes keep the primary in the low byte)
+			return true
+		}
+		return false
+	}
+	// Some layers flatten the driver's error into text.
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+}
+
+// Phases of a group commit at which a test can inject a failure.
+const (
+	FaultBegin   = "begin"   // the transaction has begun
+	FaultDeliver = "deliver" // one message was applied in its savepoint
+	FaultCommit  = "commit"  // every message was applied, before COMMIT
+)
+
+// fault returns the error a test injected for phase, if any.
+func (s *Store) fault(phase string) error {
+	if s.faults == nil {
+		return nil
+	}
+	return s.faults(phase)
+}
