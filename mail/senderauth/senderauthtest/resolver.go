@@ -49,7 +49,9 @@ func (r *Resolver) enter(ctx context.Context, name string) error {
 	return nil
 }
 
-func notFound(name string) error { return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true} }
+func notFound(name string) error {
+	return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
 
 // LookupTXT implements senderauth.Resolver.
 func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
