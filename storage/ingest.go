@@ -34,6 +34,8 @@ type Incoming struct {
 	Inboxes     []string // inbox addresses the message reached (envelope); at least one
 	Source      string
 	Imported    bool
+	// Auth is the sender authentication verdict.
+	Auth SenderAuth
 	// Place decides the ticket inside the delivery transaction, so that it
 	// sees every message committed before it, including those earlier in
 	// the same group commit.
@@ -182,7 +184,7 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		EnvFrom: in.EnvFrom, EnvTo: strings.Join(in.EnvTo, ","),
 		Subject: in.Subject, Date: in.Date, Class: in.Class, Role: in.Role,
 		Evidence: p.Evidence, Size: int64(len(in.Raw)), Source: in.Source,
-		Imported: in.Imported, ReceivedAt: now,
+		Imported: in.Imported, ReceivedAt: now, Auth: in.Auth,
 	}
 	if d.Ticket != 0 {
 		msg.TicketID = &d.Ticket

@@ -51,6 +51,12 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	return newWorldAuth(t, nil)
+}
+
+// newWorldAuth is newWorld with a sender verifier on the ingest path.
+func newWorldAuth(t *testing.T, auth ingest.Authenticator) *world {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{t: t, clock: storagetest.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
 	w.store = storagetest.OpenSQLite(t, w.clock)
@@ -85,7 +91,7 @@ func newWorld(t *testing.T) *world {
 	committer := w.store.NewCommitter(16, nil)
 	done := make(chan struct{})
 	go func() { _ = committer.Run(ctx); close(done) }()
-	pipe, err := ingest.New(ingest.Options{Committer: committer, Inboxes: []string{inbox},
+	pipe, err := ingest.New(ingest.Options{Committer: committer, Inboxes: []string{inbox}, Auth: auth,
 		Threader: ingest.DecisionThreader{Config: threading.Config{OwnAddresses: []string{inbox}, OwnDomains: []string{domain},
 			SubjectWindow: 7 * 24 * time.Hour, Signer: w.signer, Clock: w.clock}}})
 	if err != nil {

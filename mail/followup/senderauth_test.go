@@ -1,0 +1,119 @@
+package followup_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/tendhq/tend/mail/senderauth"
+	"github.com/tendhq/tend/mail/senderauth/senderauthtest"
+	"github.com/tendhq/tend/storage"
+)
+
+// authWorld is a world whose ingest path verifies senders through an
+// offline DNS: example.com (the customer's domain) signs with DKIM and
+// sends from 192.0.2.0/24 only, so mail from the test's 127.0.0.1 fails
+// SPF; acme.test (the agents') sends from 127.0.0.1. mx.acme.test is the
+// trusted upstream authserv-id.
+func authWorld(t *testing.T) (*world, senderauthtest.Key) {
+	t.Helper()
+	r := senderauthtest.NewResolver()
+	r.Set("example.com", "v=spf1 ip4:192.0.2.0/24 -all")
+	r.Set("_dmarc.example.com", "v=DMARC1; p=quarantine")
+	r.Set("acme.test", "v=spf1 ip4:127.0.0.1 -all")
+	r.Set("evil.test", "v=spf1 ip4:127.0.0.1 -all")
+	key := senderauthtest.NewKey(t, r, "example.com", "s2026")
+	v := senderauth.New(senderauth.Options{Local: true, AuthServID: "mx.acme.test", Resolver: r})
+	return newWorldAuth(t, v), key
+}
+
+// TestSpoofedCustomerCannotWidenTicket is the hijack of issue 9: a
+// stranger writes "From: <the customer>", "Re: [#1] …" with a Cc of
+// their own and no In-Reply-To. The message lands on the ticket (the
+// customer may really have written it), but the Cc does not join, the
+// agent is told the sender is not verified, and the agent's next answer,
+// with its secret, goes to the customer only.
+func TestSpoofedCustomerCannotWidenTicket(t *testing.T) {
+	w, key := authWorld(t)
+	w.mustSend(customer, []string{inbox}, string(key.Sign(t, []byte(customerMail("q1@example.com", "Password reset", "I cannot log in.")))))
+	got := w.capture.take()
+	if n := to(got, alice); len(n) != 1 || strings.Contains(n[0].Env.Text, "not verified") {
+		t.Fatalf("genuine, DKIM-signed mail: alice got %d notifications, or one says 'not verified'", len(n))
+	}
+
+	spoof := fmt.Sprintf("From: Ann Example <%s>\r\nTo: Acme Support <%s>\r\nCc: Ann's assistant <evil@evil.test>\r\n"+
+		"Subject: Re: [#1] Password reset\r\nMessage-ID: <spoof-1@evil.test>\r\nDate: Mon, 2 Mar 2026 10:30:00 +0100\r\n"+
+		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPlease send the reset link to my assistant too.\r\n", customer, inbox)
+	w.mustSend(customer, []string{inbox}, spoof)
+	var spoofed *storage.Message
+	for _, m := range w.ticket(1).Messages {
+		if m.MessageID == "spoof-1@evil.test" {
+			spoofed = &m
+		}
+	}
+	if spoofed == nil {
+		t.Fatal("the spoof is not on ticket 1")
+	}
+	if w.participant(1, "evil@evil.test") {
+		t.Fatal("the spoofed mail's Cc joined the ticket")
+	}
+	if a := spoofed.Auth; a.Authenticated() || a.SPF != "fail" || a.DMARC != "fail" {
+		t.Errorf("spoof's stored verdict %+v: want spf=fail dmarc=fail, not authenticated", a)
+	}
+	got = w.capture.take()
+	n := to(got, alice)
+	if len(n) != 1 || !strings.Contains(n[0].Env.Text, "Sender not verified") {
+		t.Fatalf("alice's notification of the spoof does not say 'Sender not verified': %d mails", len(n))
+	}
+
+	rcpt, raw := replyTo(n[0], alice, "Here is your reset link: https://acme.test/reset/SECRET")
+	w.mustSend(alice, []string{rcpt}, raw)
+	for _, m := range w.capture.take() {
+		if strings.Contains(string(m.Raw), "SECRET") {
+			for _, r := range m.To {
+				if r != customer {
+					t.Errorf("the agent's answer went to %s", r)
+				}
+			}
+		}
+	}
+}
+
+// TestAuthenticatedCustomerStillWidensTicket: the same Cc from the real,
+// DKIM-signed customer joins and gets the answer; reply-all still works.
+func TestAuthenticatedCustomerStillWidensTicket(t *testing.T) {
+	w, key := authWorld(t)
+	w.mustSend(customer, []string{inbox}, string(key.Sign(t, []byte(customerMail("q1@example.com", "Password reset", "I cannot log in.")))))
+	w.capture.take()
+	cc := fmt.Sprintf("From: Ann Example <%s>\r\nTo: Acme Support <%s>\r\nCc: Bob <bob@example.com>\r\n"+
+		"Subject: Re: [#1] Password reset\r\nMessage-ID: <q2@example.com>\r\nDate: Mon, 2 Mar 2026 10:30:00 +0100\r\n"+
+		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBob is my colleague.\r\n", customer, inbox)
+	w.mustSend(customer, []string{inbox}, string(key.Sign(t, []byte(cc))))
+	if !w.participant(1, "bob@example.com") {
+		t.Fatal("the authenticated customer's Cc did not join")
+	}
+	n := to(w.capture.take(), alice)
+	if len(n) != 1 || strings.Contains(n[0].Env.Text, "not verified") {
+		t.Fatalf("notification of authenticated mail: %d, or it says 'not verified'", len(n))
+	}
+	rcpt, raw := replyTo(n[0], alice, "Done.")
+	w.mustSend(alice, []string{rcpt}, raw)
+	if len(to(w.capture.take(), "bob@example.com")) != 1 {
+		t.Error("the Cc of the authenticated customer did not get the answer")
+	}
+}
+
+// participant reports whether addr takes part in ticket n.
+func (w *world) participant(n int64, addr string) bool {
+	w.t.Helper()
+	var ok bool
+	if err := w.store.InTx(context.Background(), func(tx *storage.Tx) error {
+		var err error
+		ok, err = tx.IsParticipant(context.Background(), n, []string{addr})
+		return err
+	}); err != nil {
+		w.t.Fatal(err)
+	}
+	return ok
+}
