@@ -3,6 +3,7 @@ package followup_test
 import (
 	"context"
 	"fmt"
+	"net/smtp"
 	"strings"
 	"testing"
 
@@ -116,4 +117,98 @@ func (w *world) participant(n int64, addr string) bool {
 		w.t.Fatal(err)
 	}
 	return ok
+}
+
+// TestForgedAgentWithValidToken is the impersonation of issue 9: a valid
+// reply token (leaked from a notification), "From: Alice", and a body
+// with "#resolve". Each variant is held: nothing reaches the customer,
+// the command does not run, the timeline says why and Alice is told.
+func TestForgedAgentWithValidToken(t *testing.T) {
+	const header = "Authentication-Results: mx.acme.test; spf=fail smtp.mailfrom=alice@acme.test; dmarc=fail header.from=acme.test\r\n"
+	tests := []struct {
+		name     string
+		verify   bool   // the ingest path verifies senders
+		envFrom  string // MAIL FROM
+		prepend  string // fields the upstream MTA added
+		relayed  bool
+		because  string // in the quarantine event
+		resolved bool
+	}{
+		{name: "envelope sender is not the agent", envFrom: "evil@evil.test", because: "envelope sender is evil@evil.test"},
+		{name: "envelope sender is not the agent, verified", verify: true, envFrom: "evil@evil.test", because: "envelope sender is evil@evil.test"},
+		{name: "null envelope sender", envFrom: "", because: "envelope sender is empty"},
+		{name: "trusted Authentication-Results say spf=fail dmarc=fail", verify: true, envFrom: alice, prepend: header, because: "not authenticated (dkim=none spf=fail dmarc=fail for acme.test)"},
+		{name: "the real agent, SPF pass aligned", verify: true, envFrom: alice, relayed: true, resolved: true},
+		{name: "the real agent, nothing verified", envFrom: alice, relayed: true, resolved: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			if tc.verify {
+				w, _ = authWorld(t)
+			}
+			w.mustSend(customer, []string{inbox}, customerMail("r1@example.com", "Refund", "Where is my refund?"))
+			notes := to(w.capture.take(), alice)
+			if len(notes) != 1 {
+				t.Fatalf("alice got %d notifications", len(notes))
+			}
+			rcpt, raw := replyTo(notes[0], alice, "Refund sent, all done.\r\n\r\n#resolve")
+			if err := sendEnvelope(w, tc.envFrom, rcpt, tc.prepend+raw); err != nil {
+				t.Fatal(err)
+			}
+			w.settle()
+			got := w.capture.take()
+			toCustomer := to(got, customer)
+			if tc.relayed != (len(toCustomer) > 0) {
+				t.Errorf("customer got %d mails, want relayed=%v", len(toCustomer), tc.relayed)
+			}
+			d := w.ticket(1)
+			if resolved := d.State == storage.StateProposed; resolved != tc.resolved {
+				t.Errorf("ticket state %s: #resolve ran = %v, want %v", d.State, resolved, tc.resolved)
+			}
+			if tc.relayed {
+				return
+			}
+			held := false
+			for _, e := range d.Events {
+				held = held || (e.Kind == "message.quarantined" && strings.Contains(e.Detail, tc.because))
+			}
+			if !held {
+				t.Errorf("no quarantine event saying %q: %+v", tc.because, d.Events)
+			}
+			if n := to(got, alice); len(n) != 1 || !strings.Contains(n[0].Env.Text, "held as an unverified comment") {
+				t.Errorf("alice was told %d times", len(n))
+			}
+		})
+	}
+}
+
+// sendEnvelope delivers raw through the SMTP door with MAIL FROM from
+// (the null sender when "").
+func sendEnvelope(w *world, from, rcpt, raw string) error {
+	c, err := smtp.Dial(w.smtp)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("mx.acme.test"); err != nil {
+		return err
+	}
+	if err := c.Mail(from); err != nil {
+		return err
+	}
+	if err := c.Rcpt(rcpt); err != nil {
+		return err
+	}
+	wc, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := wc.Write([]byte(raw)); err != nil {
+		return err
+	}
+	if err := wc.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
 }
