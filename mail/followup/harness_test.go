@@ -71,6 +71,7 @@ func newWorldAuth(t *testing.T, auth ingest.Authenticator) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.signer = w.signer.WithReplyLifetime(0, w.clock)
 	tpl, err := rules.LoadTemplates("")
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,13 @@ package followup_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/smtp"
+	"net/textproto"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tendhq/tend/mail/senderauth"
 	"github.com/tendhq/tend/mail/senderauth/senderauthtest"
@@ -211,4 +214,31 @@ func sendEnvelope(w *world, from, rcpt, raw string) error {
 		return err
 	}
 	return c.Quit()
+}
+
+// TestExpiredReplyAddressRefused: a reply address works for its
+// lifetime (90 days by default) and is refused at RCPT after; nothing
+// reaches the customer.
+func TestExpiredReplyAddressRefused(t *testing.T) {
+	w := newWorld(t)
+	w.mustSend(customer, []string{inbox}, customerMail("e1@example.com", "Old question", "Still there?"))
+	notes := to(w.capture.take(), alice)
+	if len(notes) != 1 {
+		t.Fatalf("alice got %d notifications", len(notes))
+	}
+	rcpt, raw := replyTo(notes[0], alice, "Late answer. #resolve")
+	w.advance(91 * 24 * time.Hour)
+	w.capture.take()
+	err := w.send(alice, []string{rcpt}, raw)
+	var te *textproto.Error
+	if !errors.As(err, &te) || te.Code != 550 {
+		t.Fatalf("expired reply address: err = %v, want 550 at RCPT", err)
+	}
+	w.settle()
+	if n := len(to(w.capture.take(), customer)); n != 0 {
+		t.Errorf("customer got %d mails through an expired address", n)
+	}
+	if st := w.ticket(1).State; st == storage.StateProposed {
+		t.Error("#resolve ran through an expired address")
+	}
 }
