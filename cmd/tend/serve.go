@@ -96,6 +96,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
+	verifier, signer := senderAuth(cfg, signer, nil, storage.SystemClock{})
 	engine, templates, err := loadRules(cfg, inboxes)
 	if err != nil {
 		return err
@@ -137,7 +138,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		SubjectWindow: cfg.Threading.SubjectWindow, Signer: signer, Clock: storage.SystemClock{},
 	}}
 	pipe, err := ingest.New(ingest.Options{
-		Committer: committer, Threader: threader, Inboxes: inboxes, Observer: metrics, Logger: log,
+		Committer: committer, Threader: threader, Inboxes: inboxes, Observer: metrics, Logger: log, Auth: verifier,
 		Own: classify.Own{Addresses: inboxes, Domains: []string{cfg.SMTP.Hostname}, LoopHeader: loopHeader, AuthServID: cfg.AuthServID},
 	})
 	if err != nil {

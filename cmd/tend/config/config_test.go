@@ -102,6 +102,7 @@ web:
 follow_through:
   nudges: [1d, 2d12h, 7d]
   acknowledge: false
+sender_auth: {verify: false, timeout: 2s, reply_token_lifetime: 30d}
 inboxes:
   - address: Support@Acme.Test
     imap:
@@ -145,6 +146,7 @@ agents:
 		{"scalar list", c.Web.TrustedProxies, []string{"10.0.0.0/8", "::1"}},
 		{"days", c.FollowThrough.Nudges, []time.Duration{24 * time.Hour, 60 * time.Hour, 168 * time.Hour}},
 		{"false overrides true", c.FollowThrough.Acknowledge, false},
+		{"sender_auth", c.SenderAuth, SenderAuth{Verify: false, Timeout: 2 * time.Second, ReplyTokenLifetime: 30 * 24 * time.Hour}},
 		{"address lowercased", c.Inboxes[0].Address, "support@acme.test"},
 		{"inbox defaults", c.Inboxes[0].ResponseTime, 24 * time.Hour},
 		{"merge key, move, password file", c.Inboxes[0].IMAP, wantIMAP("support@acme.test", After{Action: AfterMove, Folder: "Done"})},
@@ -271,8 +273,8 @@ func TestEnvKeys(t *testing.T) {
 			t.Errorf("missing variable %s", name)
 		}
 	}
-	if len(keys) != 41 {
-		t.Errorf("%d variables, want 41: a key was added or lost; update REFERENCE.md and this count", len(keys))
+	if len(keys) != 44 {
+		t.Errorf("%d variables, want 44: a key was added or lost; update REFERENCE.md and this count", len(keys))
 	}
 	if !slices.Contains(sections, "TEND_FOLLOW_THROUGH") || !slices.Contains(sections, "TEND_INBOXES") {
 		t.Errorf("sections = %v", sections)
