@@ -138,23 +138,23 @@ func (s *Server) apiTickets(w http.ResponseWriter, r *http.Request) error {
 
 // MessageJSON is a message in the API.
 type MessageJSON struct {
-	ID          int64            `json:"id"`
-	Ticket      int64            `json:"ticket,omitempty"`
-	MessageID   string           `json:"message_id"`
-	From        string           `json:"from"`
-	FromName    string           `json:"from_name,omitempty"`
-	To          []string         `json:"to"`
-	Cc          []string         `json:"cc"`
-	Subject     string           `json:"subject"`
-	Date        *time.Time       `json:"date,omitempty"`
-	ReceivedAt  time.Time        `json:"received_at"`
-	Direction   string           `json:"direction"`
-	Class       string           `json:"class"`
-	Imported    bool             `json:"imported,omitempty"`
-	Text        string           `json:"text"`
-	Parsed      bool             `json:"parsed"`
-	ParseError  string           `json:"parse_error,omitempty"`
-	Evidence    json.RawMessage  `json:"evidence,omitempty"`
+	ID         int64           `json:"id"`
+	Ticket     int64           `json:"ticket,omitempty"`
+	MessageID  string          `json:"message_id"`
+	From       string          `json:"from"`
+	FromName   string          `json:"from_name,omitempty"`
+	To         []string        `json:"to"`
+	Cc         []string        `json:"cc"`
+	Subject    string          `json:"subject"`
+	Date       *time.Time      `json:"date,omitempty"`
+	ReceivedAt time.Time       `json:"received_at"`
+	Direction  string          `json:"direction"`
+	Class      string          `json:"class"`
+	Imported   bool            `json:"imported,omitempty"`
+	Text       string          `json:"text"`
+	Parsed     bool            `json:"parsed"`
+	ParseError string          `json:"parse_error,omitempty"`
+	Evidence   json.RawMessage `json:"evidence,omitempty"`
 	// SenderAuth is the sender authentication verdict of a received
 	// message; absent on mail we sent.
 	SenderAuth  *SenderAuthJSON  `json:"sender_auth,omitempty"`
