@@ -45,7 +45,7 @@ type Config struct {
 	DKIM DKIM `yaml:"dkim"`
 	// SecretFile holds the key that signs reply addresses and links; "" means <data_dir>/secret, created on first start by the server (not by config).
 	SecretFile string `yaml:"secret_file" tend:"path"`
-	// AuthServID is the authserv-id our own MTA stamps in Authentication-Results (RFC 8601 §2.5); results from any other id are ignored; "" trusts none.
+	// AuthServID is the authserv-id our own MTA stamps in Authentication-Results (RFC 8601 §2.5); the topmost field with it gives the sender verdict (instead of sender_auth's own checks), fields with any other id are ignored; "" trusts none.
 	AuthServID string `yaml:"auth_serv_id"`
 	// SenderAuth verifies who sent received mail and bounds agents' reply addresses.
 	SenderAuth SenderAuth `yaml:"sender_auth"`
