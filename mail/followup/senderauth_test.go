@@ -38,8 +38,24 @@ func authWorld(t *testing.T) (*world, senderauthtest.Key) {
 // customer may really have written it), but the Cc does not join, the
 // agent is told the sender is not verified, and the agent's next answer,
 // with its secret, goes to the customer only.
+//
+// It holds with verification off too: a sender who is not authenticated
+// is one nobody checked.
 func TestSpoofedCustomerCannotWidenTicket(t *testing.T) {
-	w, key := authWorld(t)
+	for _, verify := range []bool{true, false} {
+		t.Run(fmt.Sprintf("verify=%v", verify), func(t *testing.T) { spoofedCustomer(t, verify) })
+	}
+}
+
+func spoofedCustomer(t *testing.T, verify bool) {
+	var w *world
+	var key senderauthtest.Key
+	if verify {
+		w, key = authWorld(t)
+	} else {
+		// Signed all the same: nobody checks it.
+		w, key = newWorld(t), senderauthtest.NewKey(t, senderauthtest.NewResolver(), "example.com", "s2026")
+	}
 	w.mustSend(customer, []string{inbox}, string(key.Sign(t, []byte(customerMail("q1@example.com", "Password reset", "I cannot log in.")))))
 	got := w.capture.take()
 	if n := to(got, alice); len(n) != 1 || strings.Contains(n[0].Env.Text, "not verified") {
@@ -62,7 +78,7 @@ func TestSpoofedCustomerCannotWidenTicket(t *testing.T) {
 	if w.participant(1, "evil@evil.test") {
 		t.Fatal("the spoofed mail's Cc joined the ticket")
 	}
-	if a := spoofed.Auth; a.Authenticated() || a.SPF != "fail" || a.DMARC != "fail" {
+	if a := spoofed.Auth; verify && (a.Authenticated() || a.SPF != "fail" || a.DMARC != "fail") {
 		t.Errorf("spoof's stored verdict %+v: want spf=fail dmarc=fail, not authenticated", a)
 	}
 	got = w.capture.take()
