@@ -133,7 +133,7 @@ func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (stora
 	if p.opts.Auth != nil {
 		m.Auth = p.opts.Auth.Verify(ctx, senderauth.Input{
 			Message: bytes.NewReader(raw), AuthResults: m.Header.Values("Authentication-Results"),
-			From: m.From, ClientIP: env.ClientIP, Helo: env.Helo, MailFrom: env.From,
+			From: author(m), ClientIP: env.ClientIP, Helo: env.Helo, MailFrom: env.From,
 		})
 	}
 	for _, rcpt := range env.To {
@@ -166,6 +166,18 @@ func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (stora
 	}
 	p.opts.Logger.Debug("message stored", "message_id", m.MessageID, "ticket", d.Ticket, "new", d.NewTicket, "duplicate", d.Duplicate)
 	return d, nil
+}
+
+// author is the one From address sender authentication can vouch for:
+// "" when the message has no From, several From fields, or several
+// addresses in one (RFC 7489 section 6.6.1), since a signature over one
+// of them says nothing about the one a mail client shows.
+func author(m *Message) string {
+	vs := m.Header.Values("From")
+	if len(vs) != 1 || len(addressList(wordDecoder(), vs)) != 1 {
+		return ""
+	}
+	return m.From
 }
 
 // storedAuth is the verdict as storage keeps it.

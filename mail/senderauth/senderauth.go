@@ -410,6 +410,11 @@ func upstreamVerdict(id string, results []authres.Result, from string) Verdict {
 			spfAligned = vd.SPF == Pass && aligned(vd.SPFDomain, from, dmarc.AlignmentRelaxed)
 		case *authres.DMARCResult:
 			vd.DMARC = Result(r.Value)
+			if vd.DMARC == Pass && r.From != "" && !strings.EqualFold(strings.TrimSuffix(r.From, "."), from) {
+				// A pass for another author domain (a second From
+				// field) says nothing about this one.
+				vd.DMARC = PermError
+			}
 		}
 	}
 	switch vd.DMARC {

@@ -227,6 +227,12 @@ func TestUpstream(t *testing.T) {
 			want:   senderauth.Verdict{DKIM: "pass", DKIMDomain: "evil.test", SPF: "none", DMARC: "none"},
 		},
 		{
+			name:   "dmarc pass for another From domain",
+			fields: []string{"mx.acme.test; dmarc=pass header.from=evil.test"},
+			ok:     true,
+			want:   senderauth.Verdict{DKIM: "none", SPF: "none", DMARC: "permerror"},
+		},
+		{
 			name:   "dmarc pass",
 			fields: []string{"mx.acme.test; spf=pass smtp.mailfrom=example.com; dmarc=pass header.from=example.com"},
 			ok:     true,
