@@ -258,3 +258,29 @@ func TestExpiredReplyAddressRefused(t *testing.T) {
 		t.Error("#resolve ran through an expired address")
 	}
 }
+
+// TestDNSHangDoesNotHoldThe250: when DNS does not answer, the sender
+// still gets its 250 once sender_auth's timeout has passed, the message
+// is stored with a temperror verdict, and it is handled like any other
+// unverified mail.
+func TestDNSHangDoesNotHoldThe250(t *testing.T) {
+	r := senderauthtest.NewResolver()
+	for _, n := range []string{"example.com", "_dmarc.example.com", "s2026._domainkey.example.com"} {
+		r.Hang[n] = true
+	}
+	key := senderauthtest.NewKey(t, r, "example.com", "s2026")
+	const timeout = 200 * time.Millisecond
+	w := newWorldAuth(t, senderauth.New(senderauth.Options{Local: true, Resolver: r, Timeout: timeout}))
+	start := time.Now()
+	w.mustSend(customer, []string{inbox}, string(key.Sign(t, []byte(customerMail("h1@example.com", "DNS down", "Hello?")))))
+	if took := time.Since(start); took > timeout+10*time.Second {
+		t.Errorf("the 250 took %s with a %s verification timeout", took, timeout)
+	}
+	d := w.ticket(1)
+	if a := d.Messages[0].Auth; a.DMARC != "temperror" || a.Authenticated() {
+		t.Errorf("verdict %+v, want temperror", a)
+	}
+	if n := to(w.capture.take(), customer); len(n) != 1 {
+		t.Errorf("customer got %d acknowledgements", len(n))
+	}
+}
