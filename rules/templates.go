@@ -26,6 +26,7 @@ func TemplateNames() []string {
 		"acknowledgement", "confirm_request", "thank_you", "nudge", "unconfirmed",
 		"reopened", "closed", "notify_customer_message", "notify_note", "notify_breach",
 		"notify_repeat", "notify_failure", "notify_unconfirmed", "command_error",
+		"notify_held",
 	}
 }
 
@@ -59,6 +60,19 @@ type TemplateData struct {
 	Answer Answer
 	// Error is the failed command's error, for command_error.
 	Error string
+	// Held is the reply tend held back, for notify_held.
+	Held HeldData
+}
+
+// HeldData describes an agent's reply that was not sent because someone
+// else answered the customer after the notification the agent replied to.
+type HeldData struct {
+	// By answered the customer at At with Text.
+	By   Person
+	At   time.Time
+	Text string
+	// Yours is the held reply, as it would have gone out.
+	Yours string
 }
 
 // TicketData is the ticket as templates show it.
@@ -69,6 +83,10 @@ type TicketData struct {
 	State          string
 	Priority       string
 	RepeatContacts int
+	// ProposedAt is when resolution was last proposed (zero if never), and
+	// ProposedAgo the same from now, "2 days ago", for the nudge.
+	ProposedAt  time.Time
+	ProposedAgo string
 }
 
 // InboxData is the inbox as templates show it.
@@ -339,7 +357,8 @@ const sampleBodyMarker = "SAMPLE-CUSTOMER-BODY-7f3a"
 // field set, so a template that uses any of them is exercised.
 func SampleData() TemplateData {
 	return TemplateData{
-		Ticket:   TicketData{Number: 123, Tag: "[#123]", Subject: "Invoice 2024-17 is wrong", State: StateProposed, Priority: PriorityNormal, RepeatContacts: 2},
+		Ticket: TicketData{Number: 123, Tag: "[#123]", Subject: "Invoice 2024-17 is wrong", State: StateProposed, Priority: PriorityNormal, RepeatContacts: 2,
+			ProposedAt: time.Date(2025, 6, 1, 9, 30, 0, 0, time.UTC), ProposedAgo: "2 days ago"},
 		Customer: Person{Address: "jane@example.com", Name: "Jane Doe"},
 		Agent:    Person{Address: "lena@support.example", Name: "Lena"},
 		Inbox:    InboxData{Name: "Example Support", Address: "support@example.com", ResponseTime: "within 4 hours"},
@@ -350,5 +369,7 @@ func SampleData() TemplateData {
 		Reason: "duplicate of #120",
 		Answer: AnswerUnclear,
 		Error:  "#assign: no agent named \"lenna\"",
+		Held: HeldData{By: Person{Address: "bob@support.example", Name: "Bob"}, At: time.Date(2025, 6, 3, 9, 31, 0, 0, time.UTC),
+			Text: "We refunded the invoice.", Yours: "We cannot refund this invoice."},
 	}
 }

@@ -135,6 +135,9 @@ func (s *Signer) WithReplyLifetime(lifetime time.Duration, clock storage.Clock) 
 	return &c
 }
 
+// ReplyLifetime is how long the signed agent addresses of s are accepted.
+func (s *Signer) ReplyLifetime() time.Duration { return s.lifetime }
+
 func validKeyID(id string) bool {
 	return len(id) == 1 && (id[0] >= 'a' && id[0] <= 'z' || id[0] >= '0' && id[0] <= '9')
 }

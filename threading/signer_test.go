@@ -242,3 +242,13 @@ func TestReplyAddressExpiry(t *testing.T) {
 		t.Errorf("local part %q longer than 64 octets", reply)
 	}
 }
+
+func TestReplyLifetime(t *testing.T) {
+	s := testSigner(t, "a")
+	if got := s.ReplyLifetime(); got != DefaultReplyLifetime {
+		t.Errorf("default lifetime %s", got)
+	}
+	if got := s.WithReplyLifetime(48*time.Hour, nil).ReplyLifetime(); got != 48*time.Hour {
+		t.Errorf("lifetime %s, want 48h", got)
+	}
+}
