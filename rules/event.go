@@ -218,6 +218,13 @@ type Message struct {
 	Note bool `expr:"note"`
 	// Commands are the agent's one-line commands ("#resolve", "#assign lena").
 	Commands []string `expr:"commands"`
+	// Unverified marks a message whose sender is not authenticated and
+	// that either was checked or joined its ticket on weak evidence:
+	// agents are told, as its From may be forged.
+	Unverified bool `expr:"unverified"`
+	// SenderAuth is the verdict in a few words ("dkim=fail spf=softfail
+	// dmarc=none for example.com"), "" when nothing was checked.
+	SenderAuth string `expr:"sender_auth"`
 }
 
 // Timer is a fired timer.

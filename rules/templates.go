@@ -119,6 +119,9 @@ type MessageData struct {
 	Date        time.Time
 	Attachments []string
 	Text        string
+	// Unverified and SenderAuth: see Message.
+	Unverified bool
+	SenderAuth string
 }
 
 // Rendered is one mail's content.
@@ -150,7 +153,7 @@ func DataFor(ev Event, links Links) TemplateData {
 	}
 	if m := ev.Message; m != nil {
 		d.Message = MessageData{From: m.From, Subject: m.Subject, Date: m.Date,
-			Attachments: m.Attachments, Text: m.Text}
+			Attachments: m.Attachments, Text: m.Text, Unverified: m.Unverified, SenderAuth: m.SenderAuth}
 		if d.Answer == "" {
 			d.Answer = m.Answer
 		}

@@ -35,6 +35,8 @@ type Incoming struct {
 	Inboxes     []string // inbox addresses the message reached (envelope); at least one
 	Source      string
 	Imported    bool
+	// Auth is the sender authentication verdict.
+	Auth SenderAuth
 	// Place decides the ticket inside the delivery transaction, so that it
 	// sees every message committed before it, including those earlier in
 	// the same group commit.
@@ -190,7 +192,7 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		Subject: in.Subject, Date: in.Date, Class: in.Class, Role: in.Role,
 		NoAutoReply: in.NoAutoReply, Suspect: in.Suspect, ClassReasons: classReasons(in.ClassReasons),
 		Evidence: p.Evidence, Size: int64(len(in.Raw)), Source: in.Source,
-		Imported: in.Imported, ReceivedAt: now,
+		Imported: in.Imported, ReceivedAt: now, Auth: in.Auth,
 	}
 	if d.Ticket != 0 {
 		msg.TicketID = &d.Ticket

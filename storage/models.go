@@ -170,7 +170,31 @@ type Message struct {
 	NoAutoReply  bool   `gorm:"not null;default:false"`
 	Suspect      bool   `gorm:"not null;default:false"`
 	ClassReasons string `gorm:"type:text;not null;default:''"`
+
+	// Auth is the sender authentication verdict of a received message.
+	Auth SenderAuth `gorm:"embedded;embeddedPrefix:auth_"`
 }
+
+// SenderAuth is the stored sender authentication verdict (see
+// mail/senderauth): results spelled as in Authentication-Results. An
+// empty Method means nothing was checked (local verification off and no
+// trusted Authentication-Results, or mail stored before the check
+// existed).
+type SenderAuth struct {
+	Method     string `gorm:"size:20;not null;default:''"` // local, authres, ""
+	ServID     string `gorm:"type:text;not null;default:''"`
+	DKIM       string `gorm:"size:20;not null;default:''"`
+	DKIMDomain string `gorm:"type:text;not null;default:''"`
+	SPF        string `gorm:"size:20;not null;default:''"`
+	SPFDomain  string `gorm:"type:text;not null;default:''"`
+	DMARC      string `gorm:"size:20;not null;default:''"`
+	FromDomain string `gorm:"type:text;not null;default:''"`
+	// Aligned: DKIM or SPF passed for a domain aligned with FromDomain.
+	Aligned bool `gorm:"not null;default:false"`
+}
+
+// Authenticated reports whether the verdict proves the From domain.
+func (a SenderAuth) Authenticated() bool { return a.Method != "" && a.Aligned }
 
 // MessageRef indexes one entry of a message's In-Reply-To and References,
 // so that a parent arriving after its child is still found. The primary

@@ -34,6 +34,8 @@ func TestUpgradeKeepsRows(t *testing.T) {
 			}
 			for _, stmt := range []string{
 				"ALTER TABLE messages DROP COLUMN handled",
+				"ALTER TABLE messages DROP COLUMN auth_aligned",
+				"ALTER TABLE messages DROP COLUMN auth_dkim",
 				"DROP INDEX idx_outbox_to_created",
 				"DELETE FROM schema_versions",
 			} {
@@ -55,6 +57,21 @@ func TestUpgradeKeepsRows(t *testing.T) {
 			got, err := s.GetTicket(ctx, d.Ticket)
 			if err != nil || len(got.Messages) != 1 || got.Messages[0].MessageID != "old@example.com" {
 				t.Fatalf("after the upgrade: %+v, %v", got.Messages, err)
+			}
+			// A message stored before sender authentication has no verdict.
+			if a := got.Messages[0].Auth; a.Method != "" || a.Authenticated() {
+				t.Errorf("old message has a verdict after the upgrade: %+v", a)
+			}
+			// The restored verdict columns store a new message's verdict.
+			in := incoming("bob@example.com", "new@example.com", "After the upgrade", "")
+			in.Auth = storage.SenderAuth{Method: "local", DKIM: "pass", DKIMDomain: "example.com", SPF: "none", DMARC: "none", FromDomain: "example.com", Aligned: true}
+			d2, err := committer(t, s).Deliver(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got2, err := s.GetTicket(ctx, d2.Ticket)
+			if err != nil || len(got2.Messages) != 1 || got2.Messages[0].Auth != in.Auth {
+				t.Fatalf("verdict after the upgrade: %+v, %v; want %+v", got2.Messages, err, in.Auth)
 			}
 			// The restored column works.
 			if err := s.InTx(ctx, func(tx *storage.Tx) error {

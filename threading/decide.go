@@ -28,6 +28,9 @@ const (
 	EvidenceSubject       EvidenceKind = "subject"
 	EvidenceBounce        EvidenceKind = "bounce"
 	EvidenceNew           EvidenceKind = "new"
+	// EvidenceSenderAuth records that a sender who is not authenticated
+	// joined on weak evidence and so brought nobody along (ingest adds it).
+	EvidenceSenderAuth EvidenceKind = "sender-auth"
 )
 
 // Evidence is one clue Decide considered. Detail is the human text shown
@@ -37,6 +40,12 @@ type Evidence struct {
 	Ticket   int64
 	Detail   string
 	Accepted bool
+	// Strong marks accepted evidence that only someone given our mail can
+	// have: a signed agent address, or a reference to our outbound mail
+	// (a MAC-signed Message-ID). Everything else (a subject tag, the
+	// subject, a Thread-Index, a reference to a customer's mail) can be
+	// guessed or copied from a list archive.
+	Strong bool
 }
 
 // Decision is the outcome of Decide.
@@ -67,6 +76,18 @@ func (d Decision) Via() EvidenceKind {
 		}
 	}
 	return ""
+}
+
+// Strong reports whether the accepted evidence is strong (see
+// Evidence.Strong). New participants join a ticket only on strong
+// evidence or from an authenticated sender.
+func (d Decision) Strong() bool {
+	for _, e := range d.Evidence {
+		if e.Accepted && e.Kind != EvidenceBounceAddress {
+			return e.Strong
+		}
+	}
+	return false
 }
 
 // Config is the installation's threading configuration.
@@ -355,6 +376,7 @@ func (dc *decider) signedAddresses(ctx context.Context) (bool, error) {
 	}
 	dc.d.Reply = tok
 	dc.accept(EvidenceSignedAddress, info, tok.Ticket, "sent to the signed %s address of agent %d on ticket %d", tok.Purpose, tok.Agent, info.Number)
+	dc.d.Evidence[len(dc.d.Evidence)-1].Strong = true
 	return true, nil
 }
 
@@ -471,6 +493,7 @@ func (dc *decider) reference(ctx context.Context, c refID, rows []StoredMessage,
 			how = "our signed Message-ID (no stored row)"
 		}
 		dc.accept(c.kind, info, number, "threaded by %s to %s <%s>", field, how, c.id)
+		dc.d.Evidence[len(dc.d.Evidence)-1].Strong = true
 		return true, nil
 	}
 	p, err := dc.participates(ctx, info.Number, fromToCc)

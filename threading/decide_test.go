@@ -220,3 +220,37 @@ func TestDecideErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideStrong: only a signed address or a reference to our own mail
+// is strong evidence (who may bring new people onto a ticket); a subject
+// tag, the subject, a Thread-Index and a reference to a customer's mail
+// are weak, since strangers can know them.
+func TestDecideStrong(t *testing.T) {
+	w := newWorld(t)
+	tag := "Re: [Acme #" + itoa(w.ticket) + "] Printer on floor 3 is offline"
+	tests := []struct {
+		name   string
+		msg    threading.Message
+		strong bool
+	}{
+		{"signed reply address", threading.Message{From: "lena@acme.example", Recipients: []string{w.cfg.Signer.Sign(threading.PurposeReply, w.ticket, 7) + "@tend.acme.example"}}, true},
+		{"in-reply-to our mail", threading.Message{From: "stranger@elsewhere.example", InReplyTo: []string{w.ours}}, true},
+		{"our signed id without row", threading.Message{From: "cust@customer.example", References: []string{w.cfg.Signer.MessageID(w.ticket, 99, threadingtest.CorpusDomain)}}, true},
+		{"customer id from participant", threading.Message{From: "boss@customer.example", References: []string{"first@customer.example"}}, false},
+		{"subject tag", threading.Message{From: "cust@customer.example", Subject: tag}, false},
+		{"thread index", threading.Message{From: "cust@customer.example", Subject: "new words", ThreadIndex: threading.ContinueThreadIndex(w.root, t0.Add(time.Hour))}, false},
+		{"same sender same subject", threading.Message{From: "cust@customer.example", Subject: "AW: printer ON floor 3 is offline"}, false},
+		{"new ticket", threading.Message{From: "x@y.example", Subject: "unique words here"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := threading.Decide(context.Background(), w.cfg, tt.msg, w.fake)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Strong() != tt.strong {
+				t.Errorf("Strong() = %v, want %v: %+v", d.Strong(), tt.strong, d.Evidence)
+			}
+		})
+	}
+}

@@ -139,15 +139,18 @@ func FuzzSubjectTag(f *testing.F) {
 }
 
 func FuzzVerify(f *testing.F) {
-	s := threadingtest.CorpusSigner()
+	// A fixed clock: the issue day is in the address, and the round trip
+	// below must not depend on the day the fuzzer runs.
+	s := threadingtest.CorpusSigner().WithReplyLifetime(0, storagetest.NewFakeClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)))
 	f.Add(s.Sign(threading.PurposeReply, 1, 2), uint8(0), uint8(0))
+	f.Add("reply+1.2.20423.b", uint8(3), uint8('1'))
 	f.Add(s.Sign(threading.PurposeNote, 123456789, 42), uint8(10), uint8('x'))
 	f.Add("reply+1.2.b", uint8(3), uint8('1'))
 	f.Add("support", uint8(0), uint8(0))
 	f.Fuzz(func(t *testing.T, lp string, pos, c uint8) {
 		tok, err := s.Verify(lp)
 		if err == nil {
-			if again := s.Sign(tok.Purpose, tok.Ticket, tok.Agent); tok.KeyID == "b" && again != strings.ToLower(lp) {
+			if again := s.Sign(tok.Purpose, tok.Ticket, tok.Agent); tok.KeyID == "b" && strings.Count(lp, ".") == 3 && again != strings.ToLower(lp) {
 				t.Fatalf("verified %q but signing gives %q", lp, again)
 			}
 			// Anything changed in a verified address must fail, unless the

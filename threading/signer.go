@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tendhq/tend/storage"
 )
 
 // Sentinel errors returned by the Signer's parsers. Callers branch on them:
@@ -78,15 +80,28 @@ type ReplyToken struct {
 // any configured key, which is how the secret is rotated. A Signer is
 // immutable and safe for concurrent use.
 type Signer struct {
-	current string
-	keys    map[string][]byte
+	current  string
+	keys     map[string][]byte
+	lifetime time.Duration
+	clock    storage.Clock
 }
+
+// DefaultReplyLifetime is how long a signed agent address is accepted
+// after it was minted, unless WithReplyLifetime says otherwise.
+const DefaultReplyLifetime = 90 * 24 * time.Hour
+
+// LegacyReplyCutoff is when signed agent addresses in the first format,
+// reply+<ticket>.<agent>.<key><mac> without an issue day, stop being
+// accepted: one default lifetime after the release that added the issue
+// day (2026-12-01). Until then notifications sent before the upgrade can
+// still be answered.
+func LegacyReplyCutoff() time.Time { return time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC) }
 
 // NewSigner returns a Signer that signs with the key named current and
 // verifies with all of keys. Secrets must be at least 16 bytes; key ids
 // must be one character of [a-z0-9] and unique.
 func NewSigner(current string, keys ...Key) (*Signer, error) {
-	s := &Signer{current: current, keys: make(map[string][]byte, len(keys))}
+	s := &Signer{current: current, keys: make(map[string][]byte, len(keys)), lifetime: DefaultReplyLifetime, clock: storage.SystemClock{}}
 	for _, k := range keys {
 		if !validKeyID(k.ID) {
 			return nil, fmt.Errorf("new signer: key id %q: must be one character of [a-z0-9]", k.ID)
@@ -104,6 +119,24 @@ func NewSigner(current string, keys ...Key) (*Signer, error) {
 	}
 	return s, nil
 }
+
+// WithReplyLifetime returns a Signer like s whose signed agent addresses
+// are accepted for lifetime after they were minted (to the day), by
+// clock. The issue day, not an expiry, is in the address, so a shorter
+// lifetime applies at once to every address already handed out.
+func (s *Signer) WithReplyLifetime(lifetime time.Duration, clock storage.Clock) *Signer {
+	c := *s
+	if lifetime > 0 {
+		c.lifetime = lifetime
+	}
+	if clock != nil {
+		c.clock = clock
+	}
+	return &c
+}
+
+// ReplyLifetime is how long the signed agent addresses of s are accepted.
+func (s *Signer) ReplyLifetime() time.Duration { return s.lifetime }
 
 func validKeyID(id string) bool {
 	return len(id) == 1 && (id[0] >= 'a' && id[0] <= 'z' || id[0] >= '0' && id[0] <= '9')
@@ -138,17 +171,27 @@ func (s *Signer) verify32(kid, got string, fields ...string) error {
 	return nil
 }
 
+// day is the unit of a signed address's issue time: days since the Unix
+// epoch, five decimal digits until the year 2243.
+const day = 24 * time.Hour
+
 // Sign returns the local part of a signed agent address for ticket and
-// agent: "reply+<ticket>.<agent>.<key><mac>" (or "note+..."). The purpose
-// is both the visible prefix and bound into the MAC.
+// agent, minted now: "reply+<ticket>.<agent>.<day>.<key><mac>" (or
+// "note+..."), where day is the issue day (days since 1970-01-01 UTC).
+// The purpose is both the visible prefix and bound into the MAC, as is
+// the issue day.
 func (s *Signer) Sign(purpose Purpose, ticket, agent int64) string {
 	t, a := strconv.FormatInt(ticket, 10), strconv.FormatInt(agent, 10)
-	return string(purpose) + "+" + t + "." + a + "." + s.current + s.mac32(s.current, "addr", string(purpose), t, a)
+	d := strconv.FormatInt(s.clock.Now().Unix()/int64(day/time.Second), 10)
+	return string(purpose) + "+" + t + "." + a + "." + d + "." + s.current + s.mac32(s.current, "addr/v2", string(purpose), t, a, d)
 }
 
 // Verify checks a local part made by Sign. It lowercases first because
 // local parts are case-insensitive in practice. Errors: ErrNotReplyAddress
-// when the local part is not shaped like one, ErrUnknownKey, ErrBadToken.
+// when the local part is not shaped like one, ErrUnknownKey, ErrBadToken,
+// and ErrExpired (only once the MAC verified) for an address minted more
+// than the lifetime ago, or one in the first format (no issue day) after
+// LegacyReplyCutoff.
 func (s *Signer) Verify(localPart string) (ReplyToken, error) {
 	lp := strings.ToLower(localPart)
 	purpose, rest, ok := strings.Cut(lp, "+")
@@ -156,7 +199,7 @@ func (s *Signer) Verify(localPart string) (ReplyToken, error) {
 		return ReplyToken{}, ErrNotReplyAddress
 	}
 	parts := strings.Split(rest, ".")
-	if len(parts) != 3 || len(parts[2]) != 1+macChars {
+	if (len(parts) != 3 && len(parts) != 4) || len(parts[len(parts)-1]) != 1+macChars {
 		return ReplyToken{}, ErrBadToken
 	}
 	ticket, ok1 := parseID(parts[0])
@@ -164,11 +207,41 @@ func (s *Signer) Verify(localPart string) (ReplyToken, error) {
 	if !ok1 || !ok2 {
 		return ReplyToken{}, ErrBadToken
 	}
-	kid, got := parts[2][:1], parts[2][1:]
-	if err := s.verify32(kid, got, "addr", purpose, parts[0], parts[1]); err != nil {
-		return ReplyToken{}, err
+	tok := parts[len(parts)-1]
+	kid, got := tok[:1], tok[1:]
+	now := s.clock.Now()
+	if len(parts) == 3 {
+		if err := s.verify32(kid, got, "addr", purpose, parts[0], parts[1]); err != nil {
+			return ReplyToken{}, err
+		}
+		if !now.Before(LegacyReplyCutoff()) {
+			return ReplyToken{}, ErrExpired
+		}
+	} else {
+		issued, ok := parseDay(parts[2])
+		if !ok {
+			return ReplyToken{}, ErrBadToken
+		}
+		if err := s.verify32(kid, got, "addr/v2", purpose, parts[0], parts[1], parts[2]); err != nil {
+			return ReplyToken{}, err
+		}
+		if !now.Before(issued.Add(s.lifetime)) {
+			return ReplyToken{}, ErrExpired
+		}
 	}
 	return ReplyToken{Purpose: Purpose(purpose), Ticket: ticket, Agent: agent, KeyID: kid}, nil
+}
+
+// parseDay parses an issue day in canonical decimal ("0" is day 0).
+func parseDay(s string) (time.Time, bool) {
+	n, ok := int64(0), s == "0"
+	if !ok {
+		n, ok = parseID(s)
+	}
+	if !ok || n > 1<<20 {
+		return time.Time{}, false
+	}
+	return time.Unix(n*int64(day/time.Second), 0).UTC(), true
 }
 
 // parseID parses a positive decimal id in canonical form (no sign, no

@@ -179,3 +179,76 @@ func TestLinkToken(t *testing.T) {
 		})
 	}
 }
+
+// fixedClock is a settable storage.Clock.
+type fixedClock struct{ now time.Time }
+
+func (c *fixedClock) Now() time.Time { return c.now }
+
+// legacySign mints an address in the first format (no issue day), as
+// binaries before the issue day did.
+func legacySign(s *Signer, purpose Purpose, ticket, agent string) string {
+	return string(purpose) + "+" + ticket + "." + agent + "." + s.current + s.mac32(s.current, "addr", string(purpose), ticket, agent)
+}
+
+// TestReplyAddressExpiry: an address is accepted for its lifetime after
+// the day it was minted and refused after; the lifetime setting is
+// honoured; an address minted with the previous key still works inside
+// its lifetime; the issue day cannot be moved; a first-format address
+// works until the stated cut-off.
+func TestReplyAddressExpiry(t *testing.T) {
+	minted := time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)
+	clock := &fixedClock{minted}
+	s := testSigner(t, "b").WithReplyLifetime(0, clock) // default lifetime
+	short := testSigner(t, "b").WithReplyLifetime(10*24*time.Hour, clock)
+	previous := testSigner(t, "a").WithReplyLifetime(0, clock)
+	reply := s.Sign(PurposeReply, 123, 7)
+	fromPrevious := previous.Sign(PurposeReply, 123, 7)
+	issued := strings.Split(reply, ".")[2]
+	moved := strings.Replace(reply, "."+issued+".", ".99999.", 1)
+	legacy := legacySign(s, PurposeReply, "123", "7")
+	want := ReplyToken{PurposeReply, 123, 7, "b"}
+	tests := []struct {
+		name   string
+		signer *Signer
+		lp     string
+		at     time.Time
+		want   ReplyToken
+		err    error
+	}{
+		{"fresh", s, reply, minted, want, nil},
+		{"89 days later", s, reply, minted.Add(89 * 24 * time.Hour), want, nil},
+		{"91 days later", s, reply, minted.Add(91 * 24 * time.Hour), ReplyToken{}, ErrExpired},
+		{"lifetime setting: 9 days later", short, reply, minted.Add(9 * 24 * time.Hour), want, nil},
+		{"lifetime setting: 11 days later", short, reply, minted.Add(11 * 24 * time.Hour), ReplyToken{}, ErrExpired},
+		{"previous key, inside its lifetime", s, fromPrevious, minted.Add(30 * 24 * time.Hour), ReplyToken{PurposeReply, 123, 7, "a"}, nil},
+		{"previous key, expired", s, fromPrevious, minted.Add(100 * 24 * time.Hour), ReplyToken{}, ErrExpired},
+		{"issue day moved forward", s, moved, minted.Add(100 * 24 * time.Hour), ReplyToken{}, ErrBadToken},
+		{"another ticket", s, strings.Replace(reply, "+123.", "+124.", 1), minted, ReplyToken{}, ErrBadToken},
+		{"first format before the cut-off", s, legacy, LegacyReplyCutoff().Add(-time.Second), want, nil},
+		{"first format after the cut-off", s, legacy, LegacyReplyCutoff(), ReplyToken{}, ErrExpired},
+		{"first format forged", s, legacy[:len(legacy)-1] + "q", minted, ReplyToken{}, ErrBadToken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock.now = tt.at
+			got, err := tt.signer.Verify(tt.lp)
+			if !errors.Is(err, tt.err) || got != tt.want {
+				t.Errorf("Verify(%q) at %s = %+v, %v; want %+v, %v", tt.lp, tt.at, got, err, tt.want, tt.err)
+			}
+		})
+	}
+	if len(reply) > 64 {
+		t.Errorf("local part %q longer than 64 octets", reply)
+	}
+}
+
+func TestReplyLifetime(t *testing.T) {
+	s := testSigner(t, "a")
+	if got := s.ReplyLifetime(); got != DefaultReplyLifetime {
+		t.Errorf("default lifetime %s", got)
+	}
+	if got := s.WithReplyLifetime(48*time.Hour, nil).ReplyLifetime(); got != 48*time.Hour {
+		t.Errorf("lifetime %s, want 48h", got)
+	}
+}

@@ -151,24 +151,45 @@ func (s *Server) apiTickets(w http.ResponseWriter, r *http.Request) error {
 
 // MessageJSON is a message in the API.
 type MessageJSON struct {
-	ID          int64            `json:"id"`
-	Ticket      int64            `json:"ticket,omitempty"`
-	MessageID   string           `json:"message_id"`
-	From        string           `json:"from"`
-	FromName    string           `json:"from_name,omitempty"`
-	To          []string         `json:"to"`
-	Cc          []string         `json:"cc"`
-	Subject     string           `json:"subject"`
-	Date        *time.Time       `json:"date,omitempty"`
-	ReceivedAt  time.Time        `json:"received_at"`
-	Direction   string           `json:"direction"`
-	Class       string           `json:"class"`
-	Imported    bool             `json:"imported,omitempty"`
-	Text        string           `json:"text"`
-	Parsed      bool             `json:"parsed"`
-	ParseError  string           `json:"parse_error,omitempty"`
-	Evidence    json.RawMessage  `json:"evidence,omitempty"`
+	ID         int64           `json:"id"`
+	Ticket     int64           `json:"ticket,omitempty"`
+	MessageID  string          `json:"message_id"`
+	From       string          `json:"from"`
+	FromName   string          `json:"from_name,omitempty"`
+	To         []string        `json:"to"`
+	Cc         []string        `json:"cc"`
+	Subject    string          `json:"subject"`
+	Date       *time.Time      `json:"date,omitempty"`
+	ReceivedAt time.Time       `json:"received_at"`
+	Direction  string          `json:"direction"`
+	Class      string          `json:"class"`
+	Imported   bool            `json:"imported,omitempty"`
+	Text       string          `json:"text"`
+	Parsed     bool            `json:"parsed"`
+	ParseError string          `json:"parse_error,omitempty"`
+	Evidence   json.RawMessage `json:"evidence,omitempty"`
+	// SenderAuth is the sender authentication verdict of a received
+	// message; absent on mail we sent.
+	SenderAuth  *SenderAuthJSON  `json:"sender_auth,omitempty"`
 	Attachments []AttachmentJSON `json:"attachments"`
+}
+
+// SenderAuthJSON is a received message's sender verdict in the API:
+// results as in Authentication-Results. Checked is false when nothing was
+// verified (sender_auth.verify off and no trusted Authentication-Results,
+// or mail stored before verification existed).
+type SenderAuthJSON struct {
+	Checked       bool   `json:"checked"`
+	Authenticated bool   `json:"authenticated"`
+	Method        string `json:"method,omitempty"`
+	AuthServID    string `json:"authserv_id,omitempty"`
+	DKIM          string `json:"dkim,omitempty"`
+	DKIMDomain    string `json:"dkim_domain,omitempty"`
+	SPF           string `json:"spf,omitempty"`
+	SPFDomain     string `json:"spf_domain,omitempty"`
+	DMARC         string `json:"dmarc,omitempty"`
+	FromDomain    string `json:"from_domain,omitempty"`
+	Aligned       bool   `json:"aligned"`
 }
 
 // AttachmentJSON is an attachment's metadata in the API.
@@ -197,6 +218,11 @@ func messageJSON(m storage.Message, atts []storage.Attachment) MessageJSON {
 	}
 	if json.Valid([]byte(m.Evidence)) {
 		out.Evidence = json.RawMessage(m.Evidence)
+	}
+	if m.Direction == storage.DirectionIn {
+		a := m.Auth
+		out.SenderAuth = &SenderAuthJSON{Checked: a.Method != "", Authenticated: a.Authenticated(), Method: a.Method, AuthServID: a.ServID,
+			DKIM: a.DKIM, DKIMDomain: a.DKIMDomain, SPF: a.SPF, SPFDomain: a.SPFDomain, DMARC: a.DMARC, FromDomain: a.FromDomain, Aligned: a.Aligned}
 	}
 	for _, a := range atts {
 		out.Attachments = append(out.Attachments, AttachmentJSON{Filename: a.Filename, ContentType: a.ContentType, Size: a.Size})

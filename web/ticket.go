@@ -49,6 +49,49 @@ type messageView struct {
 	DeliveryProblem bool
 }
 
+// AuthBadge is the sender verdict of a received message in a word or
+// two, "" for mail we sent.
+func (m *messageView) AuthBadge() string {
+	switch {
+	case m.Direction != storage.DirectionIn:
+		return ""
+	case m.Auth.Authenticated():
+		return "sender verified: " + m.Auth.FromDomain
+	case m.Auth.Method != "":
+		return "sender not verified"
+	}
+	return "sender not checked"
+}
+
+// AuthWarn marks a received message whose sender was checked and not
+// proven.
+func (m *messageView) AuthWarn() bool {
+	return m.Direction == storage.DirectionIn && m.Auth.Method != "" && !m.Auth.Authenticated()
+}
+
+// AuthDetail is the verdict in full, for the message's details.
+func (m *messageView) AuthDetail() string {
+	a := m.Auth
+	if m.Direction != storage.DirectionIn || a.Method == "" {
+		return ""
+	}
+	with := func(res, dom string) string {
+		if dom == "" {
+			return res
+		}
+		return res + " (" + dom + ")"
+	}
+	by := "checked by tend"
+	if a.Method == "authres" {
+		by = "Authentication-Results of " + a.ServID
+	}
+	aligned := "no aligned pass"
+	if a.Aligned {
+		aligned = "aligned with " + a.FromDomain
+	}
+	return fmt.Sprintf("dkim=%s spf=%s dmarc=%s · %s · %s", with(a.DKIM, a.DKIMDomain), with(a.SPF, a.SPFDomain), a.DMARC, aligned, by)
+}
+
 // timelineItem is a message or an event, in time order.
 type timelineItem struct {
 	At      time.Time

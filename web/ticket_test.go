@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -181,6 +182,65 @@ func TestParseEvidence(t *testing.T) {
 				t.Errorf("parseEvidence = %+v, %q; want %+v, %q", got, raw, tc.want, tc.raw)
 			}
 		})
+	}
+}
+
+// TestSenderAuthShown: the stored verdict is on the timeline (a badge and
+// the full results) and in the API's message JSON; a forged sender is
+// marked, and mail we sent carries no verdict.
+func TestSenderAuthShown(t *testing.T) {
+	e := newEnv(t, "sqlite", nil)
+	good := e.deliver(mail("ann@example.com", "sa1@example.com", "Verified", "From the real Ann."))
+	forged := e.deliver(mail("ann@example.com", "sa2@example.com", "Forged", "Not really Ann."))
+	unchecked := e.deliver(mail("ann@example.com", "sa3@example.com", "Unchecked", "Nobody looked."))
+	e.exec(fmt.Sprintf("UPDATE messages SET auth_method = 'local', auth_dkim = 'pass', auth_dkim_domain = 'example.com', auth_spf = 'none', auth_dmarc = 'pass', auth_from_domain = 'example.com', auth_aligned = true WHERE id = %d", good.MessageRowID))
+	e.exec(fmt.Sprintf("UPDATE messages SET auth_method = 'authres', auth_serv_id = 'mx.acme.test', auth_dkim = 'none', auth_spf = 'fail', auth_spf_domain = 'evil.test', auth_dmarc = 'fail', auth_from_domain = 'example.com', auth_aligned = false WHERE id = %d", forged.MessageRowID))
+	ts := e.serve()
+	b := newBrowser(t, ts.URL)
+	b.login("alice@acme.test", agentPW)
+	for _, tc := range []struct {
+		d     storage.Delivered
+		frags []string
+	}{
+		{good, []string{fmt.Sprintf(`<span class="tag auth" id="auth-%d"`, good.MessageRowID), "sender verified: example.com",
+			"Sender authentication: dkim=pass (example.com) spf=none dmarc=pass · aligned with example.com · checked by tend"}},
+		{forged, []string{fmt.Sprintf(`<span class="tag auth warn" id="auth-%d"`, forged.MessageRowID), "sender not verified",
+			"Sender authentication: dkim=none spf=fail (evil.test) dmarc=fail · no aligned pass · Authentication-Results of mx.acme.test"}},
+		{unchecked, []string{fmt.Sprintf(`<span class="tag auth" id="auth-%d">sender not checked</span>`, unchecked.MessageRowID)}},
+	} {
+		_, body := b.get(fmt.Sprintf("/tickets/%d", tc.d.Ticket))
+		for _, f := range tc.frags {
+			if !strings.Contains(body, f) {
+				t.Errorf("ticket %d page lacks %q", tc.d.Ticket, f)
+			}
+		}
+	}
+
+	tok, err := e.store.CreateToken(e.ctx, "ci", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/tickets/%d", ts.URL, forged.Ticket), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var got struct {
+		Messages []MessageJSON `json:"messages"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := SenderAuthJSON{Checked: true, Method: "authres", AuthServID: "mx.acme.test", DKIM: "none", SPF: "fail", SPFDomain: "evil.test", DMARC: "fail", FromDomain: "example.com"}
+	for _, m := range got.Messages {
+		switch {
+		case m.Direction == storage.DirectionIn && (m.SenderAuth == nil || *m.SenderAuth != want):
+			t.Errorf("API sender_auth of the forged mail = %+v, want %+v", m.SenderAuth, want)
+		case m.Direction != storage.DirectionIn && m.SenderAuth != nil:
+			t.Errorf("outgoing mail has a sender verdict: %+v", m.SenderAuth)
+		}
 	}
 }
 

@@ -87,6 +87,9 @@ agents:
   - {email: alice@acme.test, name: Alice, role: agent}
   - {email: lena@acme.test, name: Lena, role: lead}
 log: {level: info}
+# Offline and hermetic: no live DNS. The wiring of sender_auth is tested
+# in senderauth_test.go through a fake resolver.
+sender_auth: {verify: false}
 `, filepath.Join(dir, "data")) + backendConfig(t, backend) + extra
 	p := filepath.Join(dir, "tend.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {

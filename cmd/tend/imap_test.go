@@ -27,6 +27,7 @@ inboxes:
 agents:
   - {email: alice@acme.test, name: Alice, role: agent}
 log: {level: info}
+sender_auth: {verify: false} # no live DNS in tests (see writeConfig)
 `, filepath.Join(dir, "data"), d.Addr, d.User, d.Password)
 	p := filepath.Join(dir, "tend.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {

@@ -196,7 +196,7 @@ func wiring(st *storage.Store, cfg config.Config) string {
 	specs, agents := directory(cfg)
 	p(specs, agents, storeOptions(cfg), smtpOptions(cfg), relayConfig(cfg), senderOptions(cfg), threadingConfig(cfg, accepted),
 		ownConfig(cfg, accepted), followupOptions(cfg), webOptions(cfg), rulesOptions(cfg, inboxes),
-		processorLimits(cfg, ingest.ProcessorOptions{}), housekeeping(cfg))
+		processorLimits(cfg, ingest.ProcessorOptions{}), housekeeping(cfg), senderAuthOptions(cfg, nil))
 	d, err := dkimConfig(cfg)
 	if d != nil {
 		p(d.Domain, d.Selector, d.Key)
@@ -209,7 +209,7 @@ func wiring(st *storage.Store, cfg config.Config) string {
 	if signer, err := loadSigner(context.Background(), st, cfg.SecretFile); err != nil {
 		p(err.Error())
 	} else {
-		p(signer.Sign(threading.PurposeReply, 1, 1))
+		p(signer.Sign(threading.PurposeReply, 1, 1), replySigner(cfg, signer, nil).ReplyLifetime())
 	}
 	var logged bytes.Buffer
 	log := newLogger(cfg.Log, &logged)

@@ -99,6 +99,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
+	verifier, signer := senderAuth(cfg, signer, nil, storage.SystemClock{})
 	engine, templates, err := loadRules(cfg, inboxes)
 	if err != nil {
 		return err
@@ -135,6 +136,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	threader := ingest.DecisionThreader{Config: tc}
 	pipe, err := ingest.New(ingest.Options{
 		Committer: committer, Threader: threader, Inboxes: accepted, Observer: metrics, Logger: log, Own: ownConfig(cfg, accepted),
+		Auth: verifier,
 	})
 	if err != nil {
 		return err

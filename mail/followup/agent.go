@@ -32,8 +32,8 @@ func (x *Executor) agentMail(sc *scope) error {
 			ag = &sc.agents[i]
 		}
 	}
-	if ag == nil || !strings.EqualFold(msg.FromAddr, ag.Email) {
-		return x.quarantine(sc, ag)
+	if why := agentSenderProblem(msg, ag); why != "" {
+		return x.quarantine(sc, ag, why)
 	}
 	text := newText(msg)
 	cmds, clean, problems := parseCommands(text)
@@ -172,14 +172,36 @@ func (x *Executor) runCommands(sc *scope, cmds []command, ag *storage.Agent, by 
 	return nil
 }
 
-// quarantine holds mail to a signed address from the wrong sender.
-func (x *Executor) quarantine(sc *scope, ag *storage.Agent) error {
+// agentSenderProblem says why mail through an agent's signed address is
+// not that agent's, "" when it is. A reply token travels in every
+// notification and can leak (a forwarded mail, a mailing list, a
+// compromised mailbox), so holding it proves nothing about the sender:
+// the From and the envelope sender must both be the agent, and, where
+// the sender was checked at all, an aligned DKIM or SPF pass must prove
+// the agent's domain. Anything else is held.
+func agentSenderProblem(msg *storage.Message, ag *storage.Agent) string {
+	switch {
+	case ag == nil:
+		return "the token names no configured agent"
+	case !strings.EqualFold(msg.FromAddr, ag.Email):
+		return fmt.Sprintf("its From is %s", nameOr(msg.FromAddr, "missing"))
+	case !strings.EqualFold(msg.EnvFrom, ag.Email):
+		return fmt.Sprintf("its envelope sender is %s", nameOr(msg.EnvFrom, "empty (a bounce or an automatic mail)"))
+	case msg.Auth.Method != "" && !msg.Auth.Authenticated():
+		return "its sender is not authenticated (" + describeAuth(msg.Auth) + ")"
+	}
+	return ""
+}
+
+// quarantine holds mail to a signed address that is not the agent's (why
+// says what gave it away).
+func (x *Executor) quarantine(sc *scope, ag *storage.Agent, why string) error {
 	msg := sc.trigger
 	who := "an unknown agent"
 	if ag != nil {
 		who = ag.Email
 	}
-	detail := fmt.Sprintf("mail to %s's signed reply address came from %s: held as an unverified comment; no command ran and nothing was sent", who, msg.FromAddr)
+	detail := fmt.Sprintf("mail to %s's signed reply address from %s was not accepted as %s's: %s. It is held as an unverified comment; no command ran and nothing was sent", who, nameOr(msg.FromAddr, "no From"), who, why)
 	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "message.quarantined", msg.FromAddr, detail, &msg.ID); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ package followup
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -238,6 +239,7 @@ func (x *Executor) ruleMessage(m *storage.Message, role string) *rules.Message {
 		From: rules.Person{Address: m.FromAddr, Name: m.FromName}, Role: role, Class: ruleClass(m.Class),
 		Text: newText(m), Subject: m.Subject, Imported: m.Imported, Note: m.Note,
 		NoAutoReply: m.NoAutoReply, Suspect: m.Suspect, ClassReasons: m.Reasons(),
+		Unverified: unverified(m), SenderAuth: describeAuth(m.Auth),
 	}
 	if m.Date != nil {
 		rm.Date = *m.Date
@@ -408,4 +410,39 @@ func findAgent(agents []storage.Agent, who string) *storage.Agent {
 		}
 	}
 	return nil
+}
+
+// unverified reports whether agents must be told that a received
+// message's sender is not proven: verification ran and did not
+// authenticate it, or it joined its ticket on weak evidence (ingest then
+// kept its To/Cc off the ticket) with nothing checked at all.
+func unverified(m *storage.Message) bool {
+	if m.Direction != storage.DirectionIn || m.Auth.Authenticated() {
+		return false
+	}
+	if m.Auth.Method != "" {
+		return true
+	}
+	var rows []struct {
+		Kind threading.EvidenceKind `json:"kind"`
+	}
+	_ = json.Unmarshal([]byte(m.Evidence), &rows) // unreadable evidence: no weak join recorded
+	for _, r := range rows {
+		if r.Kind == threading.EvidenceSenderAuth {
+			return true
+		}
+	}
+	return false
+}
+
+// describeAuth is the stored verdict in a few words.
+func describeAuth(a storage.SenderAuth) string {
+	if a.Method == "" {
+		return ""
+	}
+	s := fmt.Sprintf("dkim=%s spf=%s dmarc=%s", a.DKIM, a.SPF, a.DMARC)
+	if a.FromDomain != "" {
+		s += " for " + a.FromDomain
+	}
+	return s
 }

@@ -70,10 +70,18 @@ func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Stor
 	return newWorldWith(t, open, nil)
 }
 
+// newWorldAuth is newWorld with a sender verifier on the ingest path.
+func newWorldAuth(t *testing.T, auth ingest.Authenticator) *world {
+	t.Helper()
+	return newWorldWith(t, storagetest.OpenSQLite, &worldTweaks{auth: auth})
+}
+
 // worldTweaks change the options of a world's executor and processor.
 type worldTweaks struct {
 	exec func(*followup.Options)
 	proc func(w *world, o *ingest.ProcessorOptions)
+	// auth (nil: none) verifies senders on the ingest path.
+	auth ingest.Authenticator
 }
 
 // newWorldWith is newWorldOn with the options tweak changes.
@@ -105,6 +113,7 @@ func newWorldWith(t *testing.T, open func(testing.TB, storage.Clock) *storage.St
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.signer = w.signer.WithReplyLifetime(0, w.clock)
 	tpl, err := rules.LoadTemplates("")
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +138,7 @@ func newWorldWith(t *testing.T, open func(testing.TB, storage.Clock) *storage.St
 	committer := w.store.NewCommitter(16, nil)
 	done := make(chan struct{})
 	go func() { _ = committer.Run(ctx); close(done) }()
-	pipe, err := ingest.New(ingest.Options{Committer: committer, Inboxes: []string{inbox},
+	pipe, err := ingest.New(ingest.Options{Committer: committer, Inboxes: []string{inbox}, Auth: tweak.auth,
 		// As cmd/tend configures it: our loop header and Message-ID domain
 		// mark our own mail coming back.
 		Own: classify.Own{Addresses: []string{inbox}, Domains: []string{domain}, LoopHeader: loopHeader},

@@ -6,14 +6,17 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
 	"github.com/tendhq/tend/mail/classify"
+	"github.com/tendhq/tend/mail/senderauth"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
 )
@@ -27,6 +30,11 @@ type Envelope struct {
 	// Unknown is set when the door has no SMTP envelope (IMAP): the
 	// return path is then read from the Return-Path field.
 	Unknown bool
+	// ClientIP and Helo are the SMTP client's address and HELO/EHLO
+	// name, for SPF; nil and "" without an SMTP session (IMAP, LMTP on a
+	// unix socket).
+	ClientIP net.IP
+	Helo     string
 }
 
 // Committer is the durable store of the ingest path.
@@ -49,6 +57,14 @@ type Message struct {
 	Classified classify.Result
 	// Inboxes are the inbox addresses among the recipients.
 	Inboxes []string
+	// Auth is the sender authentication verdict.
+	Auth senderauth.Verdict
+}
+
+// Authenticator judges the sender of a message (senderauth.Verifier).
+// It must return within its own time bound: the sender waits for its 250.
+type Authenticator interface {
+	Verify(ctx context.Context, in senderauth.Input) senderauth.Verdict
 }
 
 // Observer is told the outcome of every delivery, for metrics.
@@ -66,7 +82,9 @@ type Options struct {
 	// is filed until its ticket is known.
 	Inboxes []string
 	// Own describes us, so that our own mail coming back is recognised.
-	Own      classify.Own
+	Own classify.Own
+	// Auth, when set, verifies every message's sender before threading.
+	Auth     Authenticator
 	Observer Observer
 	Logger   *slog.Logger
 }
@@ -112,6 +130,12 @@ func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (stora
 	}
 	m.Classified = classify.Classify(m.Header, env.From, p.opts.Own)
 	m.Class = m.Classified.Kind.String()
+	if p.opts.Auth != nil {
+		m.Auth = p.opts.Auth.Verify(ctx, senderauth.Input{
+			Message: bytes.NewReader(raw), AuthResults: m.Header.Values("Authentication-Results"),
+			From: author(m), ClientIP: env.ClientIP, Helo: env.Helo, MailFrom: env.From,
+		})
+	}
 	for _, rcpt := range env.To {
 		if p.inboxes[rcpt] {
 			m.Inboxes = append(m.Inboxes, rcpt)
@@ -125,7 +149,7 @@ func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (stora
 		ThreadRoot: threadRoot(m.ThreadIndex), NormSubject: threading.NormalizeSubject(m.RawSubject),
 		ThreadTopic: m.ThreadTopic, From: m.From, FromName: m.FromName, To: m.To, Cc: m.Cc,
 		EnvFrom: env.From, EnvTo: env.To, Subject: m.Subject, Date: m.Date, Class: m.Class, Role: "customer",
-		Inboxes: m.Inboxes, Source: env.Source, Imported: env.Imported,
+		Inboxes: m.Inboxes, Source: env.Source, Imported: env.Imported, Auth: storedAuth(m.Auth),
 		NoAutoReply: m.Classified.NoAutoReply, Suspect: m.Classified.Suspect, ClassReasons: m.Classified.Reasons,
 		Place: func(ctx context.Context, tx *storage.Tx) (storage.Placement, error) {
 			return p.opts.Threader.Place(ctx, m, tx)
@@ -143,6 +167,26 @@ func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (stora
 	}
 	p.opts.Logger.Debug("message stored", "message_id", m.MessageID, "ticket", d.Ticket, "new", d.NewTicket, "duplicate", d.Duplicate)
 	return d, nil
+}
+
+// author is the one From address sender authentication can vouch for:
+// "" when the message has no From, several From fields, or several
+// addresses in one (RFC 7489 section 6.6.1), since a signature over one
+// of them says nothing about the one a mail client shows.
+func author(m *Message) string {
+	vs := m.Header.Values("From")
+	if len(vs) != 1 || len(addressList(wordDecoder(), vs)) != 1 {
+		return ""
+	}
+	return m.From
+}
+
+// storedAuth is the verdict as storage keeps it.
+func storedAuth(v senderauth.Verdict) storage.SenderAuth {
+	return storage.SenderAuth{
+		Method: v.Method, ServID: v.ServID, DKIM: string(v.DKIM), DKIMDomain: v.DKIMDomain,
+		SPF: string(v.SPF), SPFDomain: v.SPFDomain, DMARC: string(v.DMARC), FromDomain: v.FromDomain, Aligned: v.Aligned,
+	}
 }
 
 func threadRoot(idx string) string {

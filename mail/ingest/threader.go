@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/mail/classify"
+	"github.com/tendhq/tend/mail/senderauth"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
 )
@@ -66,9 +67,40 @@ func (t DecisionThreader) Place(ctx context.Context, m *Message, tx *storage.Tx)
 			// ticket the sender is its customer already.
 			p.Participants = append([]string{m.From}, p.Participants...)
 		}
+		if d.Ticket != 0 && len(p.Participants) > 0 && !mayWiden(d, m.Auth) {
+			d.Evidence = append(d.Evidence, threading.Evidence{Kind: threading.EvidenceSenderAuth, Ticket: d.Ticket,
+				Detail: fmt.Sprintf("sender not verified (%s) and joined on weak evidence: %s not added to ticket %d", describeAuth(m.Auth), strings.Join(p.Participants, ", "), d.Ticket)})
+			p.Participants = nil
+		}
 	}
 	p.Evidence, p.Summary = evidence(d)
 	return p, nil
+}
+
+// mayWiden is the audience rule: a message brings new people onto an
+// existing ticket only on strong evidence (a reference to our signed
+// mail, which only someone we wrote to has) or from an authenticated
+// sender. A subject tag or a subject is known to anyone who saw one mail
+// of the thread, and a From field is written by the sender: a stranger
+// writing "From: <the customer>" with "Re: [#4]" and a Cc of their own
+// would otherwise receive the agent's next answer.
+func mayWiden(d threading.Decision, v senderauth.Verdict) bool {
+	return d.Strong() || v.Authenticated()
+}
+
+// describeAuth is the verdict in a few words, for the timeline.
+func describeAuth(v senderauth.Verdict) string {
+	if !v.Checked() {
+		return "no verification configured"
+	}
+	return fmt.Sprintf("dkim=%s spf=%s dmarc=%s for %s", v.DKIM, v.SPF, v.DMARC, nonEmptyOr(v.FromDomain, "no From domain"))
+}
+
+func nonEmptyOr(s, or string) string {
+	if s == "" {
+		return or
+	}
+	return s
 }
 
 // others are the To and Cc addresses of m that are not ours.

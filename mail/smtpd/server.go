@@ -128,12 +128,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // NewSession implements smtp.Backend.
 func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{s: s, remote: c.Conn().RemoteAddr().String()}, nil
+	ss := &session{s: s, conn: c, remote: c.Conn().RemoteAddr().String()}
+	if tcp, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
+		ss.ip = tcp.IP
+	}
+	return ss, nil
 }
 
 type session struct {
 	s      *Server
+	conn   *smtp.Conn
 	remote string
+	ip     net.IP // nil on a unix socket (LMTP): no SPF then
+	helo   string
 	from   string
 	to     []string
 }
@@ -148,6 +155,7 @@ var (
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	ss.from = strings.ToLower(from)
+	ss.helo = ss.conn.Hostname()
 	return nil
 }
 
@@ -186,7 +194,7 @@ func (ss *session) Data(r io.Reader) error {
 	if ss.s.srv.LMTP {
 		src = "lmtp"
 	}
-	_, err = ss.s.deliv.Deliver(ctx, raw, ingest.Envelope{From: ss.from, To: ss.to, Source: src})
+	_, err = ss.s.deliv.Deliver(ctx, raw, ingest.Envelope{From: ss.from, To: ss.to, Source: src, ClientIP: ss.ip, Helo: ss.helo})
 	if err != nil {
 		ss.s.log.Error("message not stored: answered 451", "remote", ss.remote, "err", err)
 		ss.s.opts.OnReject("not_stored")

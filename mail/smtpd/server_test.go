@@ -207,3 +207,22 @@ func FuzzSession(f *testing.F) {
 		converse(t, addr, []step{{"EHLO check", 250}, {"QUIT", 221}})
 	})
 }
+
+// TestEnvelopeForSPF: the client's address and HELO name reach the ingest
+// path (SPF needs both; a message without them cannot be checked), and a
+// second transaction on the same connection keeps them.
+func TestEnvelopeForSPF(t *testing.T) {
+	d := &fakeDeliverer{}
+	msg := []step{{"MAIL FROM:<Ann@Example.com>", 250}, {"RCPT TO:<support@acme.test>", 250}, {"DATA", 354}, {"Subject: hi\r\n\r\nhello\r\n.", 250}}
+	converse(t, start(t, d, false), append(append([]step{{"EHLO mx.Example.com", 250}}, msg...), msg...))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.got) != 2 {
+		t.Fatalf("%d deliveries", len(d.got))
+	}
+	for _, env := range d.got {
+		if !env.ClientIP.Equal(net.ParseIP("127.0.0.1")) || env.Helo != "mx.Example.com" || env.From != "ann@example.com" {
+			t.Errorf("envelope %+v: want client 127.0.0.1, HELO mx.Example.com", env)
+		}
+	}
+}

@@ -106,6 +106,7 @@ follow_through:
   fuse_window: 90s
   fuse_max_mails_per_day: 40
   notify_window: 30s
+sender_auth: {verify: false, timeout: 2s, reply_token_lifetime: 30d}
 inboxes:
   - address: Support@Acme.Test
     imap:
@@ -153,6 +154,7 @@ agents:
 		{"fuse window", c.FollowThrough.FuseWindow, 90 * time.Second},
 		{"fuse per day", c.FollowThrough.FuseMaxMailsPerDay, 40},
 		{"notify window", c.FollowThrough.NotifyWindow, 30 * time.Second},
+		{"sender_auth", c.SenderAuth, SenderAuth{Verify: false, Timeout: 2 * time.Second, ReplyTokenLifetime: 30 * 24 * time.Hour}},
 		{"address lowercased", c.Inboxes[0].Address, "support@acme.test"},
 		{"inbox defaults", c.Inboxes[0].ResponseTime, 24 * time.Hour},
 		{"merge key, move, password file", c.Inboxes[0].IMAP, wantIMAP("support@acme.test", After{Action: AfterMove, Folder: "Done"})},
@@ -278,8 +280,8 @@ func TestEnvKeys(t *testing.T) {
 			t.Errorf("missing variable %s", name)
 		}
 	}
-	if len(keys) != 55 {
-		t.Errorf("%d variables, want 55: a key was added or lost; update REFERENCE.md and this count", len(keys))
+	if len(keys) != 58 {
+		t.Errorf("%d variables, want 58: a key was added or lost; update REFERENCE.md and this count", len(keys))
 	}
 	if !slices.Contains(sections, "TEND_FOLLOW_THROUGH") || !slices.Contains(sections, "TEND_INBOXES") {
 		t.Errorf("sections = %v", sections)

@@ -45,8 +45,10 @@ type Config struct {
 	DKIM DKIM `yaml:"dkim"`
 	// SecretFile holds the key that signs reply addresses and links; "" means <data_dir>/secret, created on first start by the server (not by config).
 	SecretFile string `yaml:"secret_file" tend:"path"`
-	// AuthServID is the authserv-id our own MTA stamps in Authentication-Results (RFC 8601 §2.5); results from any other id are ignored; "" trusts none.
+	// AuthServID is the authserv-id our own MTA stamps in Authentication-Results (RFC 8601 §2.5); the topmost field with it gives the sender verdict (instead of sender_auth's own checks), fields with any other id are ignored; "" trusts none.
 	AuthServID string `yaml:"auth_serv_id"`
+	// SenderAuth verifies who sent received mail and bounds agents' reply addresses.
+	SenderAuth SenderAuth `yaml:"sender_auth"`
 	// Threading tunes how messages are matched to tickets.
 	Threading Threading `yaml:"threading"`
 	// FollowThrough tunes acknowledgements, nudges and automatic mail limits.
@@ -143,6 +145,19 @@ type DKIM struct {
 	Selector string `yaml:"selector"`
 	// PrivateKeyFile is a PEM private key (RSA or Ed25519).
 	PrivateKeyFile string `yaml:"private_key_file" tend:"path"`
+}
+
+// SenderAuth configures sender authentication. A sender who is not
+// authenticated (an aligned DKIM or SPF pass) cannot add people to a
+// ticket on weak evidence, and mail through an agent's reply address is
+// held unless it is authenticated as the agent's.
+type SenderAuth struct {
+	// Verify checks DKIM, SPF and DMARC alignment of received mail through DNS; false leaves only auth_serv_id's Authentication-Results. Behind an MTA, set auth_serv_id (SPF of tend's own SMTP client would judge the MTA).
+	Verify bool `yaml:"verify"`
+	// Timeout bounds the DNS lookups of one message, within its SMTP transaction; past it the verdict is temperror and the mail is still accepted.
+	Timeout time.Duration `yaml:"timeout"`
+	// ReplyTokenLifetime is how long an agent's signed reply address is accepted after the notification that carried it was sent (to the day); past it RCPT gets 550.
+	ReplyTokenLifetime time.Duration `yaml:"reply_token_lifetime"`
 }
 
 // Threading tunes ticket matching.
@@ -340,7 +355,8 @@ func Default() Config {
 			Timeout:  30 * time.Second,
 			RetryFor: 48 * time.Hour,
 		},
-		Threading: Threading{SubjectWindow: 7 * 24 * time.Hour},
+		SenderAuth: SenderAuth{Verify: true, Timeout: 5 * time.Second, ReplyTokenLifetime: 90 * 24 * time.Hour},
+		Threading:  Threading{SubjectWindow: 7 * 24 * time.Hour},
 		FollowThrough: FollowThrough{
 			Acknowledge:              true,
 			RepeatContactsToLead:     2,

@@ -54,6 +54,10 @@ func validate(c *Config) []issue {
 		v.add("threading.tag_prefix", "must not contain spaces, brackets or #: %q", c.Threading.TagPrefix)
 	}
 	v.positive("threading.subject_window", c.Threading.SubjectWindow)
+	v.positive("sender_auth.timeout", c.SenderAuth.Timeout)
+	if c.SenderAuth.ReplyTokenLifetime < 24*time.Hour {
+		v.add("sender_auth.reply_token_lifetime", "must be at least 24h (reply addresses carry their issue day): %s", c.SenderAuth.ReplyTokenLifetime)
+	}
 	v.followThrough(c.FollowThrough)
 	v.limits(c)
 	v.existing("rules_file", c.RulesFile, false)
