@@ -59,6 +59,19 @@ type TemplateData struct {
 	Answer Answer
 	// Error is the failed command's error, for command_error.
 	Error string
+	// History is the customer's other tickets, open first, for staff
+	// notifications ("also open: #4 Export stuck, 2 days").
+	History []HistoryData
+}
+
+// HistoryData is one of the customer's other tickets.
+type HistoryData struct {
+	Number  int64
+	Subject string
+	State   string
+	Open    bool
+	// Age is how long ago it was opened, "2 days".
+	Age string
 }
 
 // TicketData is the ticket as templates show it.
@@ -345,6 +358,8 @@ func SampleData() TemplateData {
 		Message: MessageData{From: Person{Address: "jane@example.com", Name: "Jane Doe"}, Subject: "Invoice 2024-17 is wrong",
 			Date: time.Date(2025, 6, 3, 9, 30, 0, 0, time.UTC), Attachments: []string{"invoice.pdf", "screenshot.png"}, Text: sampleBodyMarker},
 		Reason: "duplicate of #120",
+		History: []HistoryData{{Number: 120, Subject: "Export stuck", State: StateOpen, Open: true, Age: "2 days"},
+			{Number: 97, Subject: "Password reset", State: StateResolved, Age: "3 weeks"}},
 		Answer: AnswerUnclear,
 		Error:  "#assign: no agent named \"lenna\"",
 	}

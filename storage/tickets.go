@@ -77,6 +77,7 @@ func (t *Tx) UpdateTicket(ctx context.Context, number int64, u TicketUpdate) err
 		switch *u.State {
 		case StateResolved, StateClosed:
 			upd["resolved_at"] = now
+			upd["waiting_since"] = nil
 		case StateOpen, StateNew, StateWaiting, StateProposed:
 			upd["resolved_at"] = nil
 		}
@@ -101,6 +102,8 @@ func (t *Tx) UpdateTicket(ctx context.Context, number int64, u TicketUpdate) err
 	}
 	if u.LastAgentAt != nil {
 		upd["last_agent_at"] = *u.LastAgentAt
+		// Answered: nothing the customer wrote is waiting any more.
+		upd["waiting_since"] = nil
 	}
 	db := t.db.WithContext(ctx)
 	if len(u.AddTags) > 0 {

@@ -38,6 +38,9 @@ type Store interface {
 	Raw(ctx context.Context, hash string) ([]byte, error)
 	// Outbox tells where a ticket's outgoing mail stands.
 	Outbox(ctx context.Context, ticket int64) ([]storage.OutboxMail, error)
+	// CustomerHistory is a customer's tickets, open first, for the
+	// ticket page.
+	CustomerHistory(ctx context.Context, email string, limit int) ([]storage.HistoryTicket, error)
 }
 
 // Check is a named readiness check for /readyz (the database, each IMAP

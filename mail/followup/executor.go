@@ -77,6 +77,9 @@ type scope struct {
 	// trigger is the message that caused the event, if any.
 	trigger *storage.Message
 	agents  []storage.Agent
+	// history is the customer's other tickets (see history.go).
+	history       []storage.HistoryTicket
+	historyLoaded bool
 }
 
 // HandleMessage runs the rules for a stored, parsed message inside tx. It
@@ -196,6 +199,9 @@ func (x *Executor) event(sc *scope, typ string) (rules.Event, error) {
 	if v.Assignee != nil {
 		t.Assignee = rules.Person{Address: v.Assignee.Email, Name: v.Assignee.Name}
 	}
+	if err := x.customerLoad(sc, &t); err != nil {
+		return rules.Event{}, err
+	}
 	for dst, src := range map[*time.Time]*time.Time{&t.FirstResponseAt: v.FirstResponseAt, &t.LastCustomerAt: v.LastCustomerAt, &t.LastAgentAt: v.LastAgentAt, &t.ResolvedAt: v.ResolvedAt, &t.CustomerSuppressedUntil: v.Customer.SuppressedUntil} {
 		if src != nil {
 			*dst = *src
@@ -262,7 +268,12 @@ func (x *Executor) apply(sc *scope, ev rules.Event, a rules.Action) error {
 		switch a.Note {
 		case rules.RecordRepeatContact:
 			u.RepeatContacts = 1
-			sc.v.RepeatContacts++
+			if ev.Type == rules.EventTicketCreated {
+				// A new subject from a customer already waiting carries
+				// the count of their other waiting tickets.
+				u.RepeatContacts += ev.Ticket.CustomerRepeatContacts
+			}
+			sc.v.RepeatContacts += u.RepeatContacts
 		case rules.RecordBreach:
 			yes := true
 			u.Breached = &yes

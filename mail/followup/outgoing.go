@@ -159,8 +159,13 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 	if template == "notify_note" {
 		purpose = threading.PurposeNote
 	}
+	hist, err := x.historyData(sc)
+	if err != nil {
+		return err
+	}
 	for _, ag := range staff(sc, to, except) {
 		data := rules.DataFor(ev, x.links(sc.v.ID))
+		data.History = hist
 		data.Agent = rules.Person{Address: ag.Email, Name: ag.Name}
 		r, ok, err := x.render(sc, template, data)
 		if !ok {
