@@ -26,6 +26,7 @@ func TemplateNames() []string {
 		"acknowledgement", "confirm_request", "thank_you", "nudge", "unconfirmed",
 		"reopened", "closed", "notify_customer_message", "notify_note", "notify_breach",
 		"notify_repeat", "notify_failure", "notify_unconfirmed", "command_error",
+		"notify_follow_up",
 	}
 }
 

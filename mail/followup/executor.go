@@ -137,6 +137,13 @@ func (x *Executor) customerMail(sc *scope) error {
 	if err != nil {
 		return err
 	}
+	if msg.Class == "human" && !msg.Imported {
+		// The customer (or a CC) wrote while the ticket was put aside:
+		// it is back at once, not when the follow-up was due.
+		if err := x.wake(sc, "the customer wrote: back in the queue before the follow-up"); err != nil {
+			return err
+		}
+	}
 	ev.Message = x.ruleMessage(msg, role)
 	// The rules see the ticket as it was before this message: the ingest
 	// transaction already moved LastCustomerAt to it.
@@ -311,6 +318,12 @@ func (x *Executor) setState(sc *scope, state, reason, by string) error {
 	}
 	if err := sc.tx.UpdateTicket(sc.ctx, sc.v.ID, u); err != nil {
 		return err
+	}
+	if state == storage.StateResolved || state == storage.StateClosed {
+		// Done is done: no follow-up brings a finished ticket back.
+		if err := x.wake(sc, "ticket "+state+": follow-up cancelled"); err != nil {
+			return err
+		}
 	}
 	detail := fmt.Sprintf("%s → %s (%s)", sc.v.State, state, by)
 	if reason != "" {
