@@ -96,6 +96,17 @@ type InboxData struct {
 // Links are signed, single-purpose URLs made by the executor.
 type Links struct {
 	Solved, NotSolved, Rating, Ticket string
+	// Ratings are the five signed "how did we do?" links, 1 (bad) to 5
+	// (great). They are set only in the one thank-you mail that asks
+	// (after a confirmed resolution, never twice on a ticket); templates
+	// show the question only {{with .Links.Ratings}}.
+	Ratings []RatingLink
+}
+
+// RatingLink is one signed satisfaction link.
+type RatingLink struct {
+	Score int
+	URL   string
 }
 
 // MessageData describes the received message. Text is for staff
@@ -355,7 +366,9 @@ func SampleData() TemplateData {
 		Agent:    Person{Address: "lena@support.example", Name: "Lena"},
 		Inbox:    InboxData{Name: "Example Support", Address: "support@example.com", ResponseTime: "within 4 hours"},
 		Links: Links{Solved: "https://support.example.com/c/123/yes?sig=x", NotSolved: "https://support.example.com/c/123/no?sig=x",
-			Rating: "https://support.example.com/r/123?sig=x", Ticket: "https://support.example.com/t/123"},
+			Rating: "https://support.example.com/r/123?sig=x", Ticket: "https://support.example.com/t/123",
+			Ratings: []RatingLink{{1, "https://support.example.com/rate?t=1"}, {2, "https://support.example.com/rate?t=2"},
+				{3, "https://support.example.com/rate?t=3"}, {4, "https://support.example.com/rate?t=4"}, {5, "https://support.example.com/rate?t=5"}}},
 		Message: MessageData{From: Person{Address: "jane@example.com", Name: "Jane Doe"}, Subject: "Invoice 2024-17 is wrong",
 			Date: time.Date(2025, 6, 3, 9, 30, 0, 0, time.UTC), Attachments: []string{"invoice.pdf", "screenshot.png"}, Text: sampleBodyMarker},
 		Reason: "duplicate of #120",

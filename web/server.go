@@ -41,6 +41,8 @@ type Store interface {
 	// CustomerHistory is a customer's tickets, open first, for the
 	// ticket page.
 	CustomerHistory(ctx context.Context, email string, limit int) ([]storage.HistoryTicket, error)
+	// SatisfactionStats is the satisfaction figure for the API.
+	SatisfactionStats(ctx context.Context) (storage.SatisfactionStats, error)
 }
 
 // Check is a named readiness check for /readyz (the database, each IMAP
@@ -86,6 +88,10 @@ type Options struct {
 	// Confirm applies a customer's signed confirmation link and returns
 	// the ticket and the answer ("yes" or "no"); nil disables /confirm.
 	Confirm func(ctx context.Context, token string) (int64, string, error)
+	// Rate applies a customer's signed satisfaction link with an optional
+	// comment and returns the ticket and the score on it; nil disables
+	// /rate.
+	Rate func(ctx context.Context, token, comment string) (int64, int, error)
 }
 
 //go:embed templates/*.html static/*
@@ -134,6 +140,9 @@ func (s *Server) routes() {
 	m.Handle("GET /api/messages/{id}", s.api(s.apiMessage))
 	m.HandleFunc("GET /confirm", s.confirmPage)
 	m.HandleFunc("POST /confirm", s.confirm)
+	m.HandleFunc("GET /rate", s.ratePage)
+	m.HandleFunc("POST /rate", s.rate)
+	m.Handle("GET /api/stats/satisfaction", s.api(s.apiSatisfaction))
 	m.HandleFunc("GET /login", s.loginPage)
 	m.HandleFunc("POST /login", s.login)
 	m.Handle("POST /logout", s.page(s.logout))

@@ -199,7 +199,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		g.Go(func() error { return imappoll.RunAll(ctx, pollers) })
 	}
 	h, err := web.New(st, web.Options{BaseURL: cfg.Web.BaseURL, Gatherer: reg, Logger: log, Checks: checks,
-		Actions: exec, InboxStatus: inboxStatus, Confirm: exec.Confirm, RelayConfigured: sender != nil})
+		Actions: exec, InboxStatus: inboxStatus, Confirm: exec.Confirm, Rate: exec.Rate, RelayConfigured: sender != nil})
 	if err != nil {
 		return err
 	}

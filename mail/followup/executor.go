@@ -133,6 +133,9 @@ func (x *Executor) customerMail(sc *scope) error {
 	if msg.FromAddr != sc.v.Customer.Email {
 		role = roleCC
 	}
+	if done, err := x.ratingReply(sc, msg, role); err != nil || done {
+		return err
+	}
 	ev, err := x.event(sc, evType)
 	if err != nil {
 		return err

@@ -101,7 +101,14 @@ func (x *Executor) render(sc *scope, name string, data rules.TemplateData) (rule
 
 // sendTemplate mails a template to the customer in the ticket's thread.
 func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action) error {
-	data := rules.DataFor(ev, x.links(sc.v.ID))
+	links := x.links(sc.v.ID)
+	if a.Template == templateThankYou {
+		var err error
+		if links.Ratings, err = x.satisfactionLinks(sc, ev); err != nil {
+			return err
+		}
+	}
+	data := rules.DataFor(ev, links)
 	r, ok, err := x.render(sc, a.Template, data)
 	if !ok {
 		return err
