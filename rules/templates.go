@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-//go:embed templates/*.tmpl
+//go:embed templates/*.tmpl templates/*/*.tmpl
 var defaultTemplates embed.FS
 
 // TemplateNames are the templates every installation has (embedded
@@ -173,6 +173,9 @@ type Templates struct {
 	defaults map[string]*pair
 	global   map[string]*pair
 	perInbox map[string]map[string]*pair // lower-cased inbox address
+	// langs are the embedded customer templates per language
+	// (templates/<code>/), userLangs the overrides in <dir>/<code>/.
+	langs, userLangs map[string]map[string]*pair
 }
 
 // LoadTemplates parses the embedded defaults and the overrides in dir ("" for
@@ -183,9 +186,18 @@ func LoadTemplates(dir string) (*Templates, error) {
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
-	t := &Templates{perInbox: map[string]map[string]*pair{}}
+	t := &Templates{perInbox: map[string]map[string]*pair{}, langs: map[string]map[string]*pair{}, userLangs: map[string]map[string]*pair{}}
 	if t.defaults, err = loadLayer(sub, "templates"); err != nil {
 		return nil, err
+	}
+	for _, lang := range Languages()[1:] {
+		langFS, err := fs.Sub(sub, lang)
+		if err != nil {
+			return nil, fmt.Errorf("templates: %w", err)
+		}
+		if t.langs[lang], err = loadLayer(langFS, filepath.Join("templates", lang)); err != nil {
+			return nil, err
+		}
 	}
 	for _, name := range TemplateNames() {
 		if t.defaults[name] == nil {
@@ -207,8 +219,9 @@ func LoadTemplates(dir string) (*Templates, error) {
 		if !e.IsDir() {
 			continue
 		}
-		if !strings.Contains(e.Name(), "@") {
-			return nil, fmt.Errorf("templates: %s: folder name must be an inbox address", filepath.Join(dir, e.Name()))
+		isLang := ShippedLanguage(e.Name())
+		if !strings.Contains(e.Name(), "@") && !isLang {
+			return nil, fmt.Errorf("templates: %s: folder name must be an inbox address or a language (%s)", filepath.Join(dir, e.Name()), strings.Join(Languages(), ", "))
 		}
 		inboxFS, err := fs.Sub(root, e.Name())
 		if err != nil {
@@ -217,6 +230,10 @@ func LoadTemplates(dir string) (*Templates, error) {
 		layer, err := loadLayer(inboxFS, filepath.Join(dir, e.Name()))
 		if err != nil {
 			return nil, err
+		}
+		if isLang {
+			t.userLangs[e.Name()] = layer
+			continue
 		}
 		t.perInbox[strings.ToLower(e.Name())] = layer
 	}
@@ -337,7 +354,22 @@ func (t *Templates) Has(name string) bool {
 // Render renders template name for the inbox (its address; "" for none):
 // the inbox's override if any, else the global override, else the default.
 func (t *Templates) Render(name, inbox string, data TemplateData) (Rendered, error) {
+	return t.RenderIn(name, inbox, "", data)
+}
+
+// RenderIn renders template name for the inbox in language lang (ISO
+// 639-1; "" or "en" for the defaults): the inbox's override if any, else
+// the override in <dir>/<lang>/, else the shipped translation, else the
+// global override, else the default. A translation wins over a global
+// English override, so that a customer is never answered in English
+// because an admin reworded the English text. Translations are text-only.
+func (t *Templates) RenderIn(name, inbox, lang string, data TemplateData) (Rendered, error) {
 	p := t.perInbox[strings.ToLower(inbox)][name]
+	if p == nil && lang != "" {
+		if p = t.userLangs[lang][name]; p == nil {
+			p = t.langs[lang][name]
+		}
+	}
 	if p == nil {
 		p = t.global[name]
 	}

@@ -246,7 +246,9 @@ func (t *Tx) Schedule(ctx context.Context, ticket int64, name string, due time.T
 	if err := t.Cancel(ctx, ticket, name); err != nil {
 		return err
 	}
-	tm := Timer{TicketID: ticket, Name: name, DueAt: due, Status: TimerPending, CreatedAt: t.s.now()}
+	// Stored in UTC: SQLite compares times as text, so a due time in the
+	// inbox's zone would sort wrong against the clock's UTC.
+	tm := Timer{TicketID: ticket, Name: name, DueAt: due.UTC(), Status: TimerPending, CreatedAt: t.s.now()}
 	if err := t.db.WithContext(ctx).Create(&tm).Error; err != nil {
 		return fmt.Errorf("schedule %s on %d: %w", name, ticket, err)
 	}

@@ -108,9 +108,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		}
 		dkim = &compose.DKIM{Domain: cfg.DKIM.Domain, Selector: cfg.DKIM.Selector, Key: key}
 	}
+	policies, err := inboxPolicies(cfg)
+	if err != nil {
+		return err
+	}
 	exec, err := followup.New(followup.Options{
 		Store: st, Engine: engine, Templates: templates, Signer: signer, Domain: cfg.SMTP.Hostname,
 		BaseURL: cfg.Web.BaseURL, TagPrefix: cfg.Threading.TagPrefix, LoopValue: owner, DKIM: dkim, Logger: log,
+		Inboxes: policies, Detector: followup.NewDetector(),
 	})
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/mail/compose"
+	"github.com/tendhq/tend/mail/langdetect"
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
@@ -38,6 +39,13 @@ type Options struct {
 	Logger    *slog.Logger
 	// LinkTTL is how long confirmation links stay valid.
 	LinkTTL time.Duration
+	// Inboxes are the inboxes' languages and calendars, by lower-case
+	// address; an inbox not listed writes English, in UTC, around the
+	// clock.
+	Inboxes map[string]InboxPolicy
+	// Detector tells the customer's language from their first message;
+	// nil always uses the inbox's language.
+	Detector *langdetect.Detector
 }
 
 // Executor applies the rules. It is safe for concurrent use; every entry
@@ -128,6 +136,9 @@ func (x *Executor) customerMail(sc *scope) error {
 	evType := rules.EventMessageReceived
 	if firstInbound(sc.msgs) == msg.ID {
 		evType = rules.EventTicketCreated
+		if err := x.detectLanguage(sc, msg); err != nil {
+			return err
+		}
 	}
 	role := rules.RoleCustomer
 	if msg.FromAddr != sc.v.Customer.Email {
@@ -270,7 +281,7 @@ func (x *Executor) apply(sc *scope, ev rules.Event, a rules.Action) error {
 	case rules.Tag:
 		return tx.UpdateTicket(ctx, id, storage.TicketUpdate{AddTags: []string{a.Tag}})
 	case rules.Schedule:
-		return tx.Schedule(ctx, id, a.Timer, ev.Now.Add(a.After))
+		return tx.Schedule(ctx, id, a.Timer, x.due(sc, ev.Now, a.After, a.BusinessTime))
 	case rules.Cancel:
 		return tx.Cancel(ctx, id, a.Timer)
 	case rules.Record:

@@ -76,6 +76,9 @@ func (x *Executor) followUpDue(sc *scope, t storage.Timer) error {
 
 // location is the time zone follow-ups and promises are read in.
 func (x *Executor) location(sc *scope) *time.Location {
+	if c := x.policy(sc).Calendar; c != nil && c.Loc != nil {
+		return c.Loc
+	}
 	return time.UTC
 }
 

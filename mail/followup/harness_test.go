@@ -49,7 +49,9 @@ type world struct {
 	capture *capture
 }
 
-func newWorld(t *testing.T) *world {
+// newWorld assembles the world; opts change the executor's options (an
+// inbox's language and calendar).
+func newWorld(t *testing.T, with ...func(*followup.Options)) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{t: t, clock: storagetest.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
@@ -75,10 +77,14 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.exec, err = followup.New(followup.Options{
+	xo := followup.Options{
 		Store: w.store, Engine: eng, Templates: tpl, Signer: w.signer, Domain: domain,
 		BaseURL: "https://support.acme.test", LoopValue: "test", Clock: w.clock,
-	})
+	}
+	for _, o := range with {
+		o(&xo)
+	}
+	w.exec, err = followup.New(xo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,12 @@ func (x *Executor) queue(sc *scope, kind string, auto bool, to []string, m compo
 // the timeline and the mail is not sent (templates are checked at load, so
 // this is rare).
 func (x *Executor) render(sc *scope, name string, data rules.TemplateData) (rules.Rendered, bool, error) {
-	r, err := x.opts.Templates.Render(name, sc.v.Inbox.Address, data)
+	return x.renderIn(sc, name, "", data)
+}
+
+// renderIn is render in a language (the customer's, for mail to them).
+func (x *Executor) renderIn(sc *scope, name, lang string, data rules.TemplateData) (rules.Rendered, bool, error) {
+	r, err := x.opts.Templates.RenderIn(name, sc.v.Inbox.Address, lang, data)
 	if err != nil {
 		x.log.Error("template failed", "ticket", sc.v.ID, "template", name, "err", err)
 		return r, false, sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.failed", "", fmt.Sprintf("template %s: %v", name, err), nil)
@@ -109,7 +114,8 @@ func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action) error
 		}
 	}
 	data := rules.DataFor(ev, links)
-	r, ok, err := x.render(sc, a.Template, data)
+	data.Inbox.ResponseTime = x.promise(sc, ev.Now)
+	r, ok, err := x.renderIn(sc, a.Template, x.language(sc), data)
 	if !ok {
 		return err
 	}
