@@ -53,9 +53,15 @@ type world struct {
 // inbox's language and calendar).
 func newWorld(t *testing.T, with ...func(*followup.Options)) *world {
 	t.Helper()
+	return newWorldOn(t, storagetest.Backends()[0], with...)
+}
+
+// newWorldOn is newWorld on a chosen database backend.
+func newWorldOn(t *testing.T, b storagetest.Backend, with ...func(*followup.Options)) *world {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{t: t, clock: storagetest.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
-	w.store = storagetest.OpenSQLite(t, w.clock)
+	w.store = b.Open(t, w.clock)
 	if err := w.store.SyncInboxes(ctx, []storage.InboxSpec{{Address: inbox, Name: "Acme Support", ResponseTime: 4 * time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
@@ -268,4 +274,12 @@ func to(msgs []captured, addr string) []captured {
 		}
 	}
 	return out
+}
+
+// onBackends runs a scenario on SQLite and on PostgreSQL.
+func onBackends(t *testing.T, f func(t *testing.T, b storagetest.Backend)) {
+	t.Helper()
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { f(t, b) })
+	}
 }
