@@ -68,7 +68,12 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 	if f.Subject != "" {
 		q = q.Where("tickets.norm_subject = ?", f.Subject)
 	}
-	q = q.Where(notSnoozed, s.now())
+	if f.State == "" {
+		// The default view is what needs a person now; a ticket put
+		// aside still shows under its state and "all", so it is never
+		// out of sight.
+		q = q.Where(notSnoozed, s.now())
+	}
 	var rows []QueueRow
 	// COALESCE: a ticket opened by an agent has no customer message yet;
 	// it has waited since it was created. (NULL ordering differs between

@@ -200,6 +200,11 @@ func stateLinks(q queueQuery) []filterLink {
 
 // reason names a queue row's attention rank for the lead.
 func reason(r storage.QueueRow) string {
+	if r.SnoozedUntil != nil {
+		// Only listed outside the default view, or once due (the
+		// follow-up timer clears it right after).
+		return "put aside until " + r.SnoozedUntil.UTC().Format("2006-01-02 15:04 UTC")
+	}
 	switch r.Attention {
 	case storage.AttentionBreached:
 		return "response time breached"

@@ -44,6 +44,9 @@ func TestFollowUpWaitingUntil(t *testing.T) {
 		if w.inQueue(1) {
 			t.Error("a ticket put aside is still in the queue")
 		}
+		if rows, _, err := w.store.Queue(t.Context(), storage.QueueFilter{State: "all"}); err != nil || len(rows) != 1 {
+			t.Errorf("a ticket put aside is out of sight under \"all\": %v, %v", rows, err)
+		}
 		w.advance(6*24*time.Hour + 23*time.Hour)
 		w.expect("before due", map[string]int{customer: 0, alice: 0, lena: 0})
 		if w.inQueue(1) {
