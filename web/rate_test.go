@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestRateLinks: following a rating link (as a mail scanner does) changes
@@ -80,5 +83,18 @@ func TestRateLinks(t *testing.T) {
 	get("/api/stats/satisfaction", &st)
 	if st.Asked != 1 || st.Rated != 1 || st.Average != 4 || st.ByScore["4"] != 1 {
 		t.Errorf("stats %+v", st)
+	}
+
+	reg := prometheus.NewRegistry()
+	RegisterSatisfaction(reg, e.store)
+	text, err := testutil.GatherAndCount(reg, "tend_satisfaction_ratings", "tend_satisfaction_asked")
+	if err != nil || text != 6 {
+		t.Fatalf("gathered %d series, %v", text, err)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`# HELP tend_satisfaction_asked Tickets on which the satisfaction question was asked.
+# TYPE tend_satisfaction_asked gauge
+tend_satisfaction_asked 1
+`), "tend_satisfaction_asked"); err != nil {
+		t.Error(err)
 	}
 }

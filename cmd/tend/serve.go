@@ -89,6 +89,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := web.NewMetrics(reg, st)
+	web.RegisterSatisfaction(reg, st)
 
 	owner := replicaName()
 	inboxes := inboxAddresses(cfg)
