@@ -167,11 +167,7 @@ func (e *Engine) Evaluate(ev Event) ([]Action, []RuleError) {
 	if len(candidates) == 0 {
 		return nil, nil
 	}
-	if ev.Message != nil && ev.Message.Answer == "" && awaitsAnswer(&ev) {
-		m := *ev.Message // the caller's message is not ours to change
-		m.Answer = ClassifyAnswer(m.Text)
-		ev.Message = &m
-	}
+	ev = Prepare(ev)
 	env := newEnv(&ev, &e.opts)
 	// One VM for all rules of this event: expr.Run would allocate a fresh
 	// one (stack and scopes) per expression.
@@ -189,6 +185,27 @@ func (e *Engine) Evaluate(ev Event) ([]Action, []RuleError) {
 	return acts, errs
 }
 
+// Prepare fills what Evaluate reads from a message's text: its
+// confirmation answer (ClassifyAnswer) when the ticket awaits one, and
+// whether it only thanks (IsGratitude). The executor calls it before
+// Evaluate so that the mails it renders afterwards (the "not solved" line
+// of a notification) see the same answer the rules saw. The caller's
+// message is copied, never changed; a field already set is kept.
+func Prepare(ev Event) Event {
+	if ev.Message == nil {
+		return ev
+	}
+	m := *ev.Message
+	if m.Answer == "" && awaitsAnswer(&ev) {
+		m.Answer = ClassifyAnswer(m.Text)
+	}
+	if !m.Gratitude && mayThank(&ev) {
+		m.Gratitude = IsGratitude(m.Text)
+	}
+	ev.Message = &m
+	return ev
+}
+
 // awaitsAnswer: only a human customer's reply to a ticket waiting for
 // confirmation is read as yes or no. Resolved tickets are included so that
 // "thanks, that worked" after the thank-you does not reopen the ticket.
@@ -197,6 +214,17 @@ func awaitsAnswer(ev *Event) bool {
 	return m.Role == RoleCustomer && m.Class == ClassHuman &&
 		(ev.Ticket.State == StateProposed || ev.Ticket.State == StateUnconfirmed ||
 			ev.Ticket.State == StateResolved)
+}
+
+// mayThank: a human customer's reply to a ticket we consider done, or
+// nearly, is checked for a bare thank-you, which keeps the state.
+func mayThank(ev *Event) bool {
+	m := ev.Message
+	switch ev.Ticket.State {
+	case StateProposed, StateUnconfirmed, StateResolved, StateClosed:
+		return m.Role == RoleCustomer && m.Class == ClassHuman
+	}
+	return false
 }
 
 // run evaluates one rule and returns its actions, or the line that failed

@@ -135,6 +135,26 @@ func DescribeResponseTime(d time.Duration) string {
 	return "within " + unit(int64((d+time.Minute-1)/time.Minute), "minute")
 }
 
+// DescribeAgo says how long ago something was, as a person would: "2 days
+// ago", "5 hours ago", "20 minutes ago", rounded to the nearest unit shown.
+func DescribeAgo(d time.Duration) string {
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return "1 " + one + " ago"
+		}
+		return fmt.Sprintf("%d %ss ago", n, one)
+	}
+	switch {
+	case d >= 24*time.Hour:
+		return unit(int64((d+12*time.Hour)/(24*time.Hour)), "day")
+	case d >= time.Hour:
+		return unit(int64((d+30*time.Minute)/time.Hour), "hour")
+	case d >= time.Minute:
+		return unit(int64((d+30*time.Second)/time.Minute), "minute")
+	}
+	return "a moment ago"
+}
+
 // durationFolder is an expr patcher that turns duration("2d") with a
 // literal argument into a constant at load: the literal is then checked
 // once (a typo is a load error, not a run-time one), costs nothing per

@@ -96,7 +96,10 @@ const (
 	RoleCC       = "cc"
 )
 
-// Message classes as decided by mail classification (DESIGN.md "Classify").
+// Message classes as decided by mail classification (DESIGN.md
+// "Classify"); the executor maps the classifier's kinds onto them. Gate
+// lets automatic mail answer ClassHuman only: every other class, and any
+// value not listed here, is refused.
 const (
 	ClassHuman     = "human"
 	ClassAutoReply = "auto-reply"
@@ -104,6 +107,10 @@ const (
 	ClassList      = "list"
 	ClassOwn       = "own"
 	ClassSpam      = "spam"
+	// ClassReport is a read receipt, abuse feedback or DMARC/TLS report.
+	ClassReport = "report"
+	// ClassUnknown is what a class no mapping knows becomes.
+	ClassUnknown = "unknown"
 )
 
 // Event is one thing that happened on a ticket, with a plain view of the
@@ -201,8 +208,23 @@ type Message struct {
 	// Answer is the confirmation answer; Evaluate fills it from Text when
 	// the ticket awaits confirmation and it is empty.
 	Answer Answer `expr:"answer"`
+	// Gratitude is true for a customer's reply that only thanks
+	// (IsGratitude); Evaluate fills it when the ticket is proposed,
+	// unconfirmed, resolved or closed, where a thank-you must not reopen.
+	Gratitude bool `expr:"gratitude"`
 	// Imported marks IMAP backfill: never answered automatically.
 	Imported bool `expr:"imported"`
+	// NoAutoReply is the classifier's "answer nothing automatically"
+	// (X-Auto-Response-Suppress, a postmaster or null sender, ...), on
+	// mail of any class; Gate refuses every automatic mail for it.
+	NoAutoReply bool `expr:"no_auto_reply"`
+	// Suspect marks mail that only heuristics (a subject that reads like a
+	// bounce or out-of-office notice) call automatic: Gate lets the first
+	// acknowledgement through (a person may write such a subject) and
+	// holds every further automatic mail.
+	Suspect bool `expr:"suspect"`
+	// ClassReasons are the classifier's reasons, for the timeline.
+	ClassReasons []string `expr:"class_reasons"`
 	// Note marks an agent's internal note: it is not an answer to the customer.
 	Note bool `expr:"note"`
 	// Commands are the agent's one-line commands ("#resolve", "#assign lena").

@@ -3,6 +3,7 @@ package rules
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -56,6 +57,33 @@ func FuzzClassifyAnswer(f *testing.F) {
 	})
 }
 
+// FuzzIsGratitude: arbitrary text never panics, and a reply with a
+// question mark is never taken for a bare thank-you.
+func FuzzIsGratitude(f *testing.F) {
+	addAnswerSeeds(f)
+	f.Add("Thanks again, great service!")
+	f.Add("Merci, mais ça ne marche toujours pas.")
+	f.Fuzz(func(t *testing.T, text string) {
+		if IsGratitude(text) && strings.ContainsAny(firstLines(text), "?") {
+			t.Fatalf("IsGratitude(%q) = true for a question", text)
+		}
+	})
+}
+
+// firstLines is the text before anything that ends a reply (quotes,
+// attribution, signature), as IsGratitude reads it.
+func firstLines(text string) string {
+	var b strings.Builder
+	for _, raw := range strings.Split(strings.ToValidUTF8(text, " "), "\n") {
+		line := strings.TrimSpace(strings.Map(normalizeRune, raw))
+		if line != "" && endsReply(line) {
+			break
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
+}
+
 // FuzzEvaluate drives the default rules with arbitrary message text and
 // ticket state: the engine never panics, the default rules never fail at
 // run time, and nothing automatic passes the gate for machine mail.
@@ -67,7 +95,7 @@ func FuzzEvaluate(f *testing.F) {
 	}
 	types := []string{EventTicketCreated, EventMessageReceived, EventTimerDue, EventConfirmationClicked, EventResolveRequested, EventStateChanged, EventOutboxFailed}
 	states := []string{StateNew, StateWaiting, StateOpen, StateProposed, StateResolved, StateUnconfirmed, StateClosed, "", "bogus"}
-	classes := []string{ClassHuman, ClassAutoReply, ClassBounce, ClassList, ClassOwn, ClassSpam, ""}
+	classes := []string{ClassHuman, ClassAutoReply, ClassBounce, ClassList, ClassOwn, ClassSpam, ClassReport, ClassUnknown, "own-mail", ""}
 	roles := []string{RoleCustomer, RoleAgent, RoleCC, ""}
 	f.Fuzz(func(t *testing.T, text string) {
 		n := len(text)

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -10,8 +11,11 @@ import (
 // the reason of a refusal on the ticket's timeline, so the agent sees why
 // the customer got nothing. Actions without Auto are always allowed.
 //
-// Refused: mail in answer to a message classified auto-reply, bounce, list,
-// own mail or spam, or imported by IMAP backfill; mail to an empty,
+// Refused: mail in answer to a message of any class but human (auto-reply,
+// bounce, list, own mail, spam, report, and any class Gate does not know:
+// it fails closed), to a message whose classification says NoAutoReply, to
+// a Suspect message on any event but ticket.created (its first
+// acknowledgement), or to one imported by IMAP backfill; mail to an empty,
 // no-reply, postmaster, MAILER-DAEMON, list-robot (-request, owner-) or own
 // address; mail to a bounce-suppressed address; more than
 // opts.MaxAutoPerAddressPerHour to the address or opts.MaxAutoPerTicketPerDay
@@ -25,17 +29,8 @@ func Gate(ev Event, a Action, opts Options) (allowed bool, reason string) {
 		if m.Imported {
 			return false, "not sent: the message was imported from the mailbox history"
 		}
-		switch m.Class {
-		case ClassAutoReply:
-			return false, "not sent: the message is an automatic reply (RFC 3834); answering it could loop"
-		case ClassBounce:
-			return false, "not sent: the message is a delivery failure report"
-		case ClassList:
-			return false, "not sent: the message came from a mailing list"
-		case ClassOwn:
-			return false, "not sent: the message is our own mail coming back (loop)"
-		case ClassSpam:
-			return false, "not sent: the message was classified as spam"
+		if why := classRefusal(ev.Type, m); why != "" {
+			return false, "not sent: " + why
 		}
 	}
 	if a.To != ToCustomer {
@@ -63,6 +58,39 @@ func Gate(ev Event, a Action, opts Options) (allowed bool, reason string) {
 		return false, "not sent: this ticket already sent the maximum number of automatic mails today (flood protection)"
 	}
 	return true, ""
+}
+
+// classRefusal says why the classification of m forbids automatic mail in
+// answer to it, or "" when it allows it.
+func classRefusal(eventType string, m *Message) string {
+	switch m.Class {
+	case ClassHuman:
+	case ClassAutoReply:
+		return "the message is an automatic reply (RFC 3834); answering it could loop"
+	case ClassBounce:
+		return "the message is a delivery failure report"
+	case ClassList:
+		return "the message came from a mailing list"
+	case ClassOwn:
+		return "the message is our own mail coming back (loop)"
+	case ClassSpam:
+		return "the message was classified as spam"
+	case ClassReport:
+		return "the message is a report (read receipt, abuse or DMARC report)"
+	default:
+		// A class added to the classifier but not mapped must not open
+		// a way for loops: fail closed.
+		return fmt.Sprintf("the message's class %q is unknown, so nothing automatic answers it", m.Class)
+	}
+	if m.NoAutoReply {
+		return "the sender asked for no automatic reply or looks automatic (" + strings.Join(m.ClassReasons, "; ") + ")"
+	}
+	if m.Suspect && eventType != EventTicketCreated {
+		// A subject alone never stops the first acknowledgement; after it,
+		// an out-of-office that reads like one gets nothing more.
+		return "the message looks automatic (" + strings.Join(m.ClassReasons, "; ") + "); only a new ticket's acknowledgement answers such mail"
+	}
+	return ""
 }
 
 // Verdict is Gate's answer for one action of a batch.

@@ -33,6 +33,20 @@ func TestGate(t *testing.T) {
 		{"list", ev(class(ClassList)), ack, false, "mailing list"},
 		{"own mail", ev(class(ClassOwn)), ack, false, "loop"},
 		{"spam", ev(class(ClassSpam)), ack, false, "spam"},
+		{"report", ev(class(ClassReport)), ack, false, "report"},
+		{"unknown class fails closed", ev(class("challenge-response")), ack, false, `class "challenge-response" is unknown`},
+		{"empty class fails closed", ev(class("")), ack, false, `class "" is unknown`},
+		{"classifier's name for own mail is not a rules class", ev(class("own-mail")), ack, false, "unknown"},
+		{"no-auto-reply human", ev(func(e *Event) {
+			e.Message.NoAutoReply, e.Message.ClassReasons = true, []string{"X-Auto-Response-Suppress asks for no automatic reply"}
+		}), ack, false, "X-Auto-Response-Suppress"},
+		{"no-auto-reply holds staff auto mail too", ev(func(e *Event) { e.Message.NoAutoReply = true }), Action{Kind: Notify, To: ToLeads, Auto: true}, false, "no automatic reply"},
+		{"suspect subject: first acknowledgement goes", ev(func(e *Event) {
+			e.Message.Suspect, e.Message.ClassReasons = true, []string{`auto-reply subject "automatic reply"`}
+		}), ack, true, ""},
+		{"suspect subject: nothing after it", ev(func(e *Event) {
+			e.Type, e.Message.Suspect, e.Message.ClassReasons = EventMessageReceived, true, []string{`auto-reply subject "out of office"`}
+		}), Action{Kind: Send, Template: "reopened", To: ToCustomer, Auto: true}, false, "out of office"},
 		{"imported", ev(func(e *Event) { e.Message.Imported = true }), ack, false, "imported"},
 		{"no message (timer) is fine", ev(func(e *Event) { e.Type = EventTimerDue; e.Message = nil }), ack, true, ""},
 		{"empty address", ev(to("")), ack, false, "empty"},

@@ -27,6 +27,7 @@ func TemplateNames() []string {
 		"reopened", "closed", "notify_customer_message", "notify_note", "notify_breach",
 		"notify_repeat", "notify_failure", "notify_unconfirmed", "command_error",
 		"notify_follow_up",
+		"notify_held",
 	}
 }
 
@@ -60,6 +61,8 @@ type TemplateData struct {
 	Answer Answer
 	// Error is the failed command's error, for command_error.
 	Error string
+	// Held is the reply tend held back, for notify_held.
+	Held HeldData
 	// History is the customer's other tickets, open first, for staff
 	// notifications ("also open: #4 Export stuck, 2 days").
 	History []HistoryData
@@ -75,6 +78,17 @@ type HistoryData struct {
 	Age string
 }
 
+// HeldData describes an agent's reply that was not sent because someone
+// else answered the customer after the notification the agent replied to.
+type HeldData struct {
+	// By answered the customer at At with Text.
+	By   Person
+	At   time.Time
+	Text string
+	// Yours is the held reply, as it would have gone out.
+	Yours string
+}
+
 // TicketData is the ticket as templates show it.
 type TicketData struct {
 	Number         int64
@@ -83,6 +97,10 @@ type TicketData struct {
 	State          string
 	Priority       string
 	RepeatContacts int
+	// ProposedAt is when resolution was last proposed (zero if never), and
+	// ProposedAgo the same from now, "2 days ago", for the nudge.
+	ProposedAt  time.Time
+	ProposedAgo string
 }
 
 // InboxData is the inbox as templates show it.
@@ -393,7 +411,8 @@ const sampleBodyMarker = "SAMPLE-CUSTOMER-BODY-7f3a"
 // field set, so a template that uses any of them is exercised.
 func SampleData() TemplateData {
 	return TemplateData{
-		Ticket:   TicketData{Number: 123, Tag: "[#123]", Subject: "Invoice 2024-17 is wrong", State: StateProposed, Priority: PriorityNormal, RepeatContacts: 2},
+		Ticket: TicketData{Number: 123, Tag: "[#123]", Subject: "Invoice 2024-17 is wrong", State: StateProposed, Priority: PriorityNormal, RepeatContacts: 2,
+			ProposedAt: time.Date(2025, 6, 1, 9, 30, 0, 0, time.UTC), ProposedAgo: "2 days ago"},
 		Customer: Person{Address: "jane@example.com", Name: "Jane Doe"},
 		Agent:    Person{Address: "lena@support.example", Name: "Lena"},
 		Inbox:    InboxData{Name: "Example Support", Address: "support@example.com", ResponseTime: "within 4 hours"},
@@ -408,5 +427,7 @@ func SampleData() TemplateData {
 			{Number: 97, Subject: "Password reset", State: StateResolved, Age: "3 weeks"}},
 		Answer: AnswerUnclear,
 		Error:  "#assign: no agent named \"lenna\"",
+		Held: HeldData{By: Person{Address: "bob@support.example", Name: "Bob"}, At: time.Date(2025, 6, 3, 9, 31, 0, 0, time.UTC),
+			Text: "We refunded the invoice.", Yours: "We cannot refund this invoice."},
 	}
 }

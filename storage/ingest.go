@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -29,7 +30,7 @@ type Incoming struct {
 	Subject     string // decoded
 	NormSubject string
 	Date        *time.Time
-	Class       string   // human, auto-reply, bounce, list, own, spam, report
+	Class       string   // human, auto-reply, bounce, list, own-mail, spam, report (classify.Kind.String)
 	Role        string   // customer, agent, system
 	Inboxes     []string // inbox addresses the message reached (envelope); at least one
 	Source      string
@@ -38,6 +39,12 @@ type Incoming struct {
 	// sees every message committed before it, including those earlier in
 	// the same group commit.
 	Place func(ctx context.Context, tx *Tx) (Placement, error)
+
+	// NoAutoReply, Suspect and ClassReasons are the rest of the
+	// classification (classify.Result), kept so the rules gate sees it.
+	NoAutoReply  bool
+	Suspect      bool
+	ClassReasons []string
 
 	seg *segRef // where the committer stored Raw, when beside SQLite
 }
@@ -181,6 +188,7 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		ToAddrs: strings.Join(in.To, ","), CcAddrs: strings.Join(in.Cc, ","),
 		EnvFrom: in.EnvFrom, EnvTo: strings.Join(in.EnvTo, ","),
 		Subject: in.Subject, Date: in.Date, Class: in.Class, Role: in.Role,
+		NoAutoReply: in.NoAutoReply, Suspect: in.Suspect, ClassReasons: classReasons(in.ClassReasons),
 		Evidence: p.Evidence, Size: int64(len(in.Raw)), Source: in.Source,
 		Imported: in.Imported, ReceivedAt: now,
 	}
@@ -209,6 +217,25 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		return Delivered{}, fmt.Errorf("work: %w", err)
 	}
 	return d, nil
+}
+
+// classReasons renders the classifier's reasons for the message row: a
+// JSON list, as Evidence is.
+func classReasons(rs []string) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(rs) // strings: cannot fail
+	return string(b)
+}
+
+// Reasons returns the classifier's reasons stored with the message.
+func (m Message) Reasons() []string {
+	var rs []string
+	if m.ClassReasons != "" {
+		_ = json.Unmarshal([]byte(m.ClassReasons), &rs) // written by classReasons; a damaged value reads as none
+	}
+	return rs
 }
 
 // WorkProcess is the work kind that runs the full parse and the rules for

@@ -94,6 +94,12 @@ func (t *Tx) MergeTickets(ctx context.Context, from, into int64, by string) erro
 	if err := t.moveTicketRows(ctx, from, into); err != nil {
 		return fmt.Errorf("merge #%d into #%d: %w", from, into, err)
 	}
+	// The merged ticket's customer, when it is another person, takes part
+	// in into as a Cc: answers on into reach them too.
+	if err := t.db.WithContext(ctx).Exec("UPDATE participants SET role = 'cc' WHERE ticket_id = ? AND role = 'customer' AND email <> "+
+		"(SELECT contacts.email FROM tickets JOIN contacts ON contacts.id = tickets.customer_id WHERE tickets.id = ?)", into, into).Error; err != nil {
+		return fmt.Errorf("merge #%d into #%d: participants: %w", from, into, err)
+	}
 	if err := t.mergeTimers(ctx, from, into); err != nil {
 		return fmt.Errorf("merge #%d into #%d: %w", from, into, err)
 	}

@@ -31,6 +31,13 @@ type step struct {
 func steps() []step {
 	return []step{
 		{1, "initial schema", func(*gorm.DB) error { return nil }},
+		// AutoMigrate added messages.no_auto_reply, suspect and
+		// class_reasons. Rows stored before them kept only their class:
+		// every non-human one was never to be answered automatically,
+		// so a retried or replayed row must still fail closed.
+		{2, "message classification flags", func(tx *gorm.DB) error {
+			return tx.Exec("UPDATE messages SET no_auto_reply = ? WHERE class <> ?", true, "human").Error
+		}},
 	}
 }
 

@@ -52,7 +52,11 @@ type Agent struct {
 	Name         string `gorm:"type:text;not null;default:''"`
 	Role         string `gorm:"size:20;not null;default:'agent'"`
 	PasswordHash string `gorm:"size:200;not null;default:''"`
-	CreatedAt    time.Time
+	// Inboxes restricts an agent (role agent) to the tickets of these
+	// inbox addresses, space-separated; "" means every inbox. Leads and
+	// admins see every inbox whatever it says (see SeesInbox).
+	Inboxes   string `gorm:"type:text;not null;default:''"`
+	CreatedAt time.Time
 }
 
 // Ticket is one conversation with a customer. Its ID is the public ticket
@@ -170,6 +174,13 @@ type Message struct {
 	// them twice.
 	Handled    bool      `gorm:"not null;default:false"`
 	ReceivedAt time.Time `gorm:"not null"`
+
+	// NoAutoReply and Suspect are the classifier's verdicts beside Class
+	// (classify.Result): no automatic answer at all, or none after the
+	// first acknowledgement. ClassReasons is the JSON list of its reasons.
+	NoAutoReply  bool   `gorm:"not null;default:false"`
+	Suspect      bool   `gorm:"not null;default:false"`
+	ClassReasons string `gorm:"type:text;not null;default:''"`
 }
 
 // MessageRef indexes one entry of a message's In-Reply-To and References,

@@ -11,10 +11,12 @@ import (
 
 // TicketFilter selects tickets for the queue and the API.
 type TicketFilter struct {
-	State  string // "" = every open state; "all" = every state; else one state
-	Inbox  string // inbox address; "" = all
-	Limit  int    // 1..500, default 50
-	Before int64  // cursor: only tickets with a number below this
+	State string // "" = every open state; "all" = every state; else one state
+	Inbox string // inbox address; "" = all
+	// Visible restricts as QueueFilter.Visible does.
+	Visible []string
+	Limit   int   // 1..500, default 50
+	Before  int64 // cursor: only tickets with a number below this
 }
 
 // TicketRow is a ticket as listed, with its customer, assignee and inbox.
@@ -82,6 +84,7 @@ func (s *Store) ListTickets(ctx context.Context, f TicketFilter) ([]TicketRow, i
 	if f.Inbox != "" {
 		q = q.Where("EXISTS (SELECT 1 FROM ticket_inboxes ti JOIN inboxes i ON i.id = ti.inbox_id WHERE ti.ticket_id = tickets.id AND i.address = ?)", f.Inbox)
 	}
+	q = restrictVisible(q, f.Visible)
 	if f.Before > 0 {
 		q = q.Where("tickets.id < ?", f.Before)
 	}
@@ -122,9 +125,8 @@ func (s *Store) GetTicket(ctx context.Context, number int64) (TicketDetail, erro
 	}
 	d.TicketRow = row
 	db := s.db.WithContext(ctx)
-	if err := db.Table("inboxes").Joins("JOIN ticket_inboxes ti ON ti.inbox_id = inboxes.id").
-		Where("ti.ticket_id = ?", info.Number).Order("inboxes.id").Pluck("inboxes.address", &d.Inboxes).Error; err != nil {
-		return TicketDetail{}, fmt.Errorf("ticket %d inboxes: %w", number, err)
+	if d.Inboxes, err = ticketInboxes(ctx, s.db, info.Number); err != nil {
+		return TicketDetail{}, err
 	}
 	if err := db.Where("ticket_id = ?", info.Number).Order("id").Find(&d.Messages).Error; err != nil {
 		return TicketDetail{}, fmt.Errorf("ticket %d messages: %w", number, err)

@@ -42,8 +42,12 @@ const attentionSQL = `CASE
 
 // QueueFilter selects the lead's queue.
 type QueueFilter struct {
-	State   string // "" = every open state; "all" = every state; else one state
-	Inbox   string // inbox address; "" = all
+	State string // "" = every open state; "all" = every state; else one state
+	Inbox string // inbox address; "" = all
+	// Visible, when not nil, keeps only tickets seen by one of these inbox
+	// addresses (an agent's access, see Agent.VisibleInboxes); an empty
+	// non-nil list keeps none.
+	Visible []string
 	Subject string // normalized subject (a cluster); "" = all
 	Limit   int    // 1..200, default 50
 	Offset  int    // rows to skip: the queue is re-ranked as tickets move, so it pages by position
@@ -64,7 +68,7 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 	}
 	f.Limit = min(f.Limit, 200)
 	f.Offset = max(f.Offset, 0)
-	q := s.ticketList(ctx, f.State, f.Inbox, ticketRowColumns+", "+attentionSQL+" AS attention")
+	q := s.ticketList(ctx, f.State, f.Inbox, f.Visible, ticketRowColumns+", "+attentionSQL+" AS attention")
 	if f.Subject != "" {
 		q = q.Where("tickets.norm_subject = ?", f.Subject)
 	}
@@ -106,7 +110,7 @@ const ticketRowExtra = `tickets.waiting_since, tickets.snoozed_until, tickets.li
 // TicketRow, no merged tickets, and the state ("" = open, "all", or one)
 // and inbox filters. ListTickets in queries.go builds the same query and
 // can be reduced to this.
-func (s *Store) ticketList(ctx context.Context, state, inbox, columns string) *gorm.DB {
+func (s *Store) ticketList(ctx context.Context, state, inbox string, visible []string, columns string) *gorm.DB {
 	q := s.db.WithContext(ctx).Table("tickets").Select(columns).
 		Joins("JOIN contacts ON contacts.id = tickets.customer_id").
 		Joins("JOIN inboxes ON inboxes.id = tickets.inbox_id").
@@ -122,7 +126,19 @@ func (s *Store) ticketList(ctx context.Context, state, inbox, columns string) *g
 	if inbox != "" {
 		q = q.Where(inboxExists, inbox)
 	}
-	return q
+	return restrictVisible(q, visible)
+}
+
+// restrictVisible keeps the tickets seen by one of the visible inboxes;
+// nil keeps every ticket, an empty list none.
+func restrictVisible(q *gorm.DB, visible []string) *gorm.DB {
+	if visible == nil {
+		return q
+	}
+	if len(visible) == 0 {
+		return q.Where("1 = 0")
+	}
+	return q.Where("EXISTS (SELECT 1 FROM ticket_inboxes ti JOIN inboxes i ON i.id = ti.inbox_id WHERE ti.ticket_id = tickets.id AND i.address IN ?)", visible)
 }
 
 // inboxExists restricts a tickets query to those an inbox sees.
@@ -134,14 +150,15 @@ const notSnoozed = "(tickets.snoozed_until IS NULL OR tickets.snoozed_until <= ?
 
 // AttentionCounts returns how many open tickets have each attention rank
 // (index: the Attention constants), for the queue's summary line. One
-// grouped query.
-func (s *Store) AttentionCounts(ctx context.Context, inbox string) ([AttentionDone + 1]int64, error) {
+// grouped query. visible restricts as QueueFilter.Visible does.
+func (s *Store) AttentionCounts(ctx context.Context, inbox string, visible []string) ([AttentionDone + 1]int64, error) {
 	var out [AttentionDone + 1]int64
 	q := s.db.WithContext(ctx).Table("tickets").Select(attentionSQL+" AS attention, COUNT(*) AS n").
 		Where("tickets.merged_into IS NULL AND tickets.state IN ?", openStates()).Where(notSnoozed, s.now())
 	if inbox != "" {
 		q = q.Where(inboxExists, inbox)
 	}
+	q = restrictVisible(q, visible)
 	var rows []struct {
 		Attention int
 		N         int64
@@ -168,13 +185,15 @@ type Cluster struct {
 
 // Clusters returns groups of at least minCount open tickets sharing a
 // normalized subject, largest first, at most limit. One GROUP BY query.
-func (s *Store) Clusters(ctx context.Context, inbox string, minCount, limit int) ([]Cluster, error) {
+// visible restricts as QueueFilter.Visible does.
+func (s *Store) Clusters(ctx context.Context, inbox string, visible []string, minCount, limit int) ([]Cluster, error) {
 	q := s.db.WithContext(ctx).Table("tickets").
 		Select("tickets.norm_subject, MIN(tickets.subject) AS subject, COUNT(*) AS n_tickets, MIN(tickets.id) AS first_number").
 		Where("tickets.merged_into IS NULL AND tickets.state IN ? AND tickets.norm_subject <> ''", openStates())
 	if inbox != "" {
 		q = q.Where(inboxExists, inbox)
 	}
+	q = restrictVisible(q, visible)
 	var out []Cluster
 	err := q.Group("tickets.norm_subject").Having("COUNT(*) >= ?", max(minCount, 2)).
 		Order("n_tickets DESC").Order("first_number").Limit(max(limit, 1)).Scan(&out).Error
@@ -197,7 +216,7 @@ func (s *Store) Inboxes(ctx context.Context) ([]Inbox, error) {
 // lead picks an assignee from.
 func (s *Store) Agents(ctx context.Context) ([]Agent, error) {
 	var out []Agent
-	if err := s.db.WithContext(ctx).Select("id, email, name, role, created_at").Order("email").Find(&out).Error; err != nil {
+	if err := s.db.WithContext(ctx).Select("id, email, name, role, inboxes, created_at").Order("email").Find(&out).Error; err != nil {
 		return nil, fmt.Errorf("agents: %w", err)
 	}
 	return out, nil

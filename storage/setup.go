@@ -59,6 +59,9 @@ func (s *Store) SyncInboxes(ctx context.Context, specs []InboxSpec) error {
 // AgentSpec is a configured agent.
 type AgentSpec struct {
 	Email, Name, Role string
+	// Inboxes restricts a role-agent to these inbox addresses; empty
+	// means every inbox.
+	Inboxes []string
 }
 
 // SyncAgents makes the configured agents exist with their current names and
@@ -66,10 +69,10 @@ type AgentSpec struct {
 func (s *Store) SyncAgents(ctx context.Context, specs []AgentSpec) error {
 	now := s.now()
 	for _, sp := range specs {
-		row := Agent{Email: strings.ToLower(sp.Email), Name: sp.Name, Role: sp.Role, CreatedAt: now}
+		row := Agent{Email: strings.ToLower(sp.Email), Name: sp.Name, Role: sp.Role, Inboxes: strings.ToLower(strings.Join(sp.Inboxes, " ")), CreatedAt: now}
 		err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
 			Columns:   []clause.Column{{Name: "email"}},
-			DoUpdates: clause.AssignmentColumns([]string{"name", "role"}),
+			DoUpdates: clause.AssignmentColumns([]string{"name", "role", "inboxes"}),
 		}).Create(&row).Error
 		if err != nil {
 			return fmt.Errorf("sync agent %s: %w", sp.Email, err)

@@ -26,9 +26,12 @@ func (t *Tx) Now() time.Time { return t.s.now() }
 // TicketView is a ticket with everything the rules look at.
 type TicketView struct {
 	Ticket
-	Customer     Contact
-	Assignee     *Agent
-	Inbox        Inbox
+	Customer Contact
+	Assignee *Agent
+	Inbox    Inbox
+	// Inboxes are the addresses of every inbox that sees the ticket (its
+	// own and each inbox a message of it was addressed to).
+	Inboxes      []string
 	Participants []Participant
 }
 
@@ -52,7 +55,46 @@ func (t *Tx) TicketView(ctx context.Context, number int64) (TicketView, error) {
 	if err := db.Where("ticket_id = ?", info.Number).Order("created_at, email").Find(&v.Participants).Error; err != nil {
 		return TicketView{}, fmt.Errorf("ticket %d participants: %w", number, err)
 	}
+	if v.Inboxes, err = ticketInboxes(ctx, t.db, info.Number); err != nil {
+		return TicketView{}, err
+	}
 	return v, nil
+}
+
+// ticketInboxes are the addresses of the inboxes that see a ticket.
+func ticketInboxes(ctx context.Context, db *gorm.DB, number int64) ([]string, error) {
+	var out []string
+	if err := db.WithContext(ctx).Table("inboxes").Joins("JOIN ticket_inboxes ti ON ti.inbox_id = inboxes.id").
+		Where("ti.ticket_id = ?", number).Order("inboxes.id").Pluck("inboxes.address", &out).Error; err != nil {
+		return nil, fmt.Errorf("ticket %d inboxes: %w", number, err)
+	}
+	return out, nil
+}
+
+// TicketInboxes returns the addresses of the inboxes that see ticket number
+// (following merges), for access checks; ErrNotFound when there is none.
+func (s *Store) TicketInboxes(ctx context.Context, number int64) ([]string, error) {
+	info, ok, err := ticketInfo(ctx, s.db, number)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("ticket %d: %w", number, ErrNotFound)
+	}
+	return ticketInboxes(ctx, s.db, info.Number)
+}
+
+// AgentByID returns one agent; ErrNotFound when there is none.
+func (s *Store) AgentByID(ctx context.Context, id int64) (Agent, error) {
+	var a Agent
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&a).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Agent{}, fmt.Errorf("agent %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Agent{}, fmt.Errorf("agent %d: %w", id, err)
+	}
+	return a, nil
 }
 
 // TicketUpdate changes a ticket's fields; nil fields stay as they are.

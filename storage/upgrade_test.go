@@ -69,3 +69,72 @@ func TestUpgradeKeepsRows(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeBackfillsClassificationFlags opens a database from before
+// the classification flags (messages.no_auto_reply, suspect and
+// class_reasons, schema version 1) with this binary: the columns appear,
+// and every stored message that was not human is marked NoAutoReply, so
+// re-running the rules on an old row can never answer a machine.
+func TestUpgradeBackfillsClassificationFlags(t *testing.T) {
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storagetest.NewFakeClock(t0)
+			opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
+			if b.Name == "postgres" {
+				opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
+			}
+			s, err := storage.Open(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
+				t.Fatal(err)
+			}
+			c := committer(t, s)
+			human, err := c.Deliver(ctx, incoming("ann@example.com", "human@example.com", "Printer", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := incoming("ann@example.com", "ooo@example.com", "Out of office", "")
+			in.Class = "auto-reply"
+			auto, err := c.Deliver(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, stmt := range []string{
+				"ALTER TABLE messages DROP COLUMN no_auto_reply",
+				"ALTER TABLE messages DROP COLUMN suspect",
+				"ALTER TABLE messages DROP COLUMN class_reasons",
+				"DELETE FROM schema_versions WHERE version >= 2",
+			} {
+				if err := storage.ExecForTest(ctx, s, stmt); err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s, err = storage.Open(ctx, opts)
+			if err != nil {
+				t.Fatalf("upgrade: %v", err)
+			}
+			defer s.Close()
+			if v, err := s.SchemaVersion(ctx); err != nil || v != storage.LatestSchemaVersion() {
+				t.Errorf("schema version %d, %v; want %d", v, err, storage.LatestSchemaVersion())
+			}
+			for _, tc := range []struct {
+				row  int64
+				want bool
+			}{{human.MessageRowID, false}, {auto.MessageRowID, true}} {
+				m, err := s.GetMessage(ctx, tc.row)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.NoAutoReply != tc.want || m.Suspect {
+					t.Errorf("%s message after the upgrade: NoAutoReply=%v Suspect=%v, want %v false", m.Class, m.NoAutoReply, m.Suspect, tc.want)
+				}
+			}
+		})
+	}
+}

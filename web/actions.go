@@ -172,9 +172,14 @@ func (s *Server) act(ctx context.Context, ticket int64, req actionRequest, by st
 }
 
 // ticketExists returns nil when ticket number n exists and is not merged
-// into another (actions go to the surviving ticket).
+// into another (actions go to the surviving ticket), and the viewer may
+// see it: a lead cannot merge into a postmaster ticket it cannot open.
 func (s *Server) ticketExists(ctx context.Context, n int64) error {
-	rows, _, err := s.store.ListTickets(ctx, storage.TicketFilter{State: "all", Before: n + 1, Limit: 1})
+	visible, err := s.visibleInboxes(ctx)
+	if err != nil {
+		return err
+	}
+	rows, _, err := s.store.ListTickets(ctx, storage.TicketFilter{State: "all", Visible: visible, Before: n + 1, Limit: 1})
 	if err != nil {
 		return err
 	}

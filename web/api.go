@@ -35,7 +35,15 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.
 			writeJSON(w, httpStatus(err), map[string]string{"error": "invalid token"})
 			return
 		}
-		if err := h(w, r.WithContext(context.WithValue(r.Context(), tokenKey, tok))); err != nil {
+		viewer, err := s.tokenViewer(r.Context(), tok)
+		if err == nil {
+			r = r.WithContext(context.WithValue(context.WithValue(r.Context(), tokenKey, tok), viewerKey, viewer))
+			err = s.mayOpen(r)
+		}
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
 			code := httpStatus(err)
 			if code == http.StatusInternalServerError {
 				s.log.Error("api", "path", r.URL.Path, "err", err)
@@ -135,6 +143,9 @@ func (s *Server) apiTickets(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return nil
+	}
+	if f.Visible, err = s.visibleInboxes(r.Context()); err != nil {
+		return err
 	}
 	rows, next, err := s.store.ListTickets(r.Context(), f)
 	if err != nil {

@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,7 +64,13 @@ func (s *Server) page(h func(w http.ResponseWriter, r *http.Request, sess storag
 				return
 			}
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey, sess)), sess)
+		ctx := context.WithValue(context.WithValue(r.Context(), sessionKey, sess), viewerKey, sess.Agent)
+		r = r.WithContext(ctx)
+		if err := s.mayOpen(r); err != nil {
+			s.fail(w, "access", err)
+			return
+		}
+		h(w, r, sess)
 	})
 }
 
@@ -83,7 +91,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, "Your session expired, please try again.", http.StatusForbidden)
 		return
 	}
-	if !s.limiter.allow(clientIP(r)) {
+	if !s.limiter.allow(r.PostFormValue("email"), s.clientIP(r)) {
 		s.showLogin(w, r, "Too many attempts. Wait a minute and try again.", http.StatusTooManyRequests)
 		return
 	}
@@ -116,7 +124,11 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ storage.Sessio
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
-// loginLimiter limits login attempts per client address.
+// loginLimiter limits login attempts per account and client address, and
+// per client address over all accounts. Keying the account's budget by
+// the address too means an attacker guessing Lena's password throttles
+// only himself: Lena, from her own address, still logs in; the per-address
+// budget stops one address from spraying every account.
 type loginLimiter struct {
 	mu    sync.Mutex
 	clock storage.Clock
@@ -128,26 +140,44 @@ func newLoginLimiter(c storage.Clock) *loginLimiter {
 	return &loginLimiter{clock: c, seen: map[string]*rate.Limiter{}}
 }
 
-// allow permits a burst of 5 attempts, then one every 10 seconds.
-func (l *loginLimiter) allow(ip string) bool {
+// Login budgets: per account and address a burst of 5 attempts, then one
+// every 10 seconds; per address a burst of 20, then one every 10 seconds.
+const (
+	loginEvery        = 10 * time.Second
+	loginBurstAccount = 5
+	loginBurstIP      = 20
+)
+
+// allow reports whether one more attempt for account from ip may be
+// checked; it spends from both budgets only when both have room.
+func (l *loginLimiter) allow(account, ip string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.clock.Now()
 	if now.Sub(l.swept) > 10*time.Minute {
 		// Forget idle clients so the map cannot grow without bound.
 		for k, v := range l.seen {
-			if v.TokensAt(now) >= 5 {
+			if v.TokensAt(now) >= float64(v.Burst()) {
 				delete(l.seen, k)
 			}
 		}
 		l.swept = now
 	}
-	lim, ok := l.seen[ip]
-	if !ok {
-		lim = rate.NewLimiter(rate.Every(10*time.Second), 5)
-		l.seen[ip] = lim
+	acct := l.limiter("a\x00"+strings.ToLower(strings.TrimSpace(account))+"\x00"+ip, loginBurstAccount)
+	addr := l.limiter("i\x00"+ip, loginBurstIP)
+	if acct.TokensAt(now) < 1 || addr.TokensAt(now) < 1 {
+		return false
 	}
-	return lim.AllowN(now, 1)
+	return acct.AllowN(now, 1) && addr.AllowN(now, 1)
+}
+
+func (l *loginLimiter) limiter(key string, burst int) *rate.Limiter {
+	lim, ok := l.seen[key]
+	if !ok {
+		lim = rate.NewLimiter(rate.Every(loginEvery), burst)
+		l.seen[key] = lim
+	}
+	return lim
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -156,10 +186,66 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // leads and admins may, agents act through their mail client.
 func canAct(role string) bool { return role == storage.RoleLead || role == storage.RoleAdmin }
 
-func clientIP(r *http.Request) string {
+// clientIP is the address the request came from. Behind a trusted proxy
+// (web.trusted_proxies) it is the rightmost X-Forwarded-For hop that is not
+// itself trusted: everything left of it was written by the client and can
+// be forged, everything right of it by our own proxies. From any other
+// peer the header is ignored, so a client cannot choose its address.
+func (s *Server) clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !s.trusted(peer) {
+		return host
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	var all []string
+	for _, h := range hops {
+		all = append(all, strings.Split(h, ",")...)
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(all[i]))
+		if err != nil {
+			// A hop we cannot read: stop at the last one we trust rather
+			// than believe what lies left of garbage.
+			return peer.String()
+		}
+		a = a.Unmap()
+		if !s.trusted(a) {
+			return a.String()
+		}
+		peer = a
+	}
+	return peer.String()
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseProxies reads web.trusted_proxies: CIDR prefixes or single
+// addresses.
+func parseProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range list {
+		if pre, err := netip.ParsePrefix(p); err == nil {
+			out = append(out, pre.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(p)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: not an IP address or CIDR prefix", p)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

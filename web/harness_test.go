@@ -31,9 +31,12 @@ var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 const (
 	support = "support@acme.test"
 	billing = "billing@acme.test"
-	leadPW  = "lead-password-1"
-	agentPW = "agent-password-1"
-	adminPW = "admin-password-1"
+	// postmaster is the postmaster inbox the wiring adds for every
+	// domain we accept: its tickets are for admins only.
+	postmaster = "postmaster@acme.test"
+	leadPW     = "lead-password-1"
+	agentPW    = "agent-password-1"
+	adminPW    = "admin-password-1"
 )
 
 // env is a web server over a real store, fed through the real ingest
@@ -81,6 +84,7 @@ func newEnv(t testing.TB, backend string, opt func(*Options)) *env {
 	if err := e.store.SyncInboxes(ctx, []storage.InboxSpec{
 		{Address: support, Name: "Acme Support", ResponseTime: 4 * time.Hour},
 		{Address: billing, Name: "Acme Billing", ResponseTime: time.Hour},
+		{Address: postmaster, Name: "Postmaster", ResponseTime: 24 * time.Hour},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +106,9 @@ func newEnv(t testing.TB, backend string, opt func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	threader := ingest.DecisionThreader{Config: threading.Config{OwnAddresses: []string{support, billing}, OwnDomains: []string{"mail.acme.test"},
+	threader := ingest.DecisionThreader{Config: threading.Config{OwnAddresses: []string{support, billing, postmaster}, OwnDomains: []string{"mail.acme.test"},
 		SubjectWindow: 7 * 24 * time.Hour, Signer: signer, Clock: e.clock}}
-	e.pipe, err = ingest.New(ingest.Options{Committer: c, Threader: threader, Inboxes: []string{support, billing}})
+	e.pipe, err = ingest.New(ingest.Options{Committer: c, Threader: threader, Inboxes: []string{support, billing, postmaster}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,8 +140,12 @@ func (s *Server) serveQueue(w http.ResponseWriter, r *http.Request, sess storage
 // counts, the clusters and the inbox list. Four queries whatever the
 // number of tickets.
 func (s *Server) queueData(ctx context.Context, q queueQuery) (queueData, error) {
+	visible, err := s.visibleInboxes(ctx)
+	if err != nil {
+		return queueData{}, err
+	}
 	rows, more, err := s.store.Queue(ctx, storage.QueueFilter{
-		State: q.State, Inbox: q.Inbox, Subject: q.Subject, Limit: queuePageSize, Offset: (q.Page - 1) * queuePageSize,
+		State: q.State, Inbox: q.Inbox, Visible: visible, Subject: q.Subject, Limit: queuePageSize, Offset: (q.Page - 1) * queuePageSize,
 	})
 	if err != nil {
 		return queueData{}, err
@@ -160,10 +164,10 @@ func (s *Server) queueData(ctx context.Context, q queueQuery) (queueData, error)
 		next.Page++
 		d.NextURL = next.url("/")
 	}
-	if d.Counts, err = s.store.AttentionCounts(ctx, q.Inbox); err != nil {
+	if d.Counts, err = s.store.AttentionCounts(ctx, q.Inbox, visible); err != nil {
 		return queueData{}, err
 	}
-	clusters, err := s.store.Clusters(ctx, q.Inbox, 2, 8)
+	clusters, err := s.store.Clusters(ctx, q.Inbox, visible, 2, 8)
 	if err != nil {
 		return queueData{}, err
 	}
@@ -178,6 +182,9 @@ func (s *Server) queueData(ctx context.Context, q queueQuery) (queueData, error)
 	d.States = stateLinks(q)
 	d.Inboxes = []filterLink{{Label: "all inboxes", URL: q.with(func(q *queueQuery) { q.Inbox = "" }), On: q.Inbox == ""}}
 	for _, in := range inboxes {
+		if !viewerOf(ctx).SeesInbox(in.Address) {
+			continue
+		}
 		label := in.Address
 		if in.Name != "" {
 			label = in.Name

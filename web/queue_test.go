@@ -107,21 +107,21 @@ func TestQueueOrder(t *testing.T) {
 					}
 				})
 			}
-			counts, err := e.store.AttentionCounts(e.ctx, "")
+			counts, err := e.store.AttentionCounts(e.ctx, "", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if want := [storage.AttentionDone + 1]int64{1, 1, 1, 4, 2, 0}; counts != want {
 				t.Errorf("attention counts = %v, want %v", counts, want)
 			}
-			clusters, err := e.store.Clusters(e.ctx, "", 2, 10)
+			clusters, err := e.store.Clusters(e.ctx, "", nil, 2, 10)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(clusters) != 1 || clusters[0].Count != 2 || clusters[0].First != s.tom || clusters[0].NormSubject != "login fails after password reset" {
 				t.Errorf("clusters = %+v, want one of 2 starting at #%d", clusters, s.tom)
 			}
-			if c, _ := e.store.Clusters(e.ctx, billing, 2, 10); len(c) != 0 {
+			if c, _ := e.store.Clusters(e.ctx, billing, nil, 2, 10); len(c) != 0 {
 				t.Errorf("billing clusters = %+v, want none", c)
 			}
 		})

@@ -2,11 +2,13 @@ package web
 
 import (
 	"context"
+	"crypto/subtle"
 	"embed"
 	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,10 +32,12 @@ type Store interface {
 
 	// The lead's queue (storage/queue.go).
 	Queue(ctx context.Context, f storage.QueueFilter) ([]storage.QueueRow, bool, error)
-	AttentionCounts(ctx context.Context, inbox string) ([storage.AttentionDone + 1]int64, error)
-	Clusters(ctx context.Context, inbox string, minCount, limit int) ([]storage.Cluster, error)
+	AttentionCounts(ctx context.Context, inbox string, visible []string) ([storage.AttentionDone + 1]int64, error)
+	Clusters(ctx context.Context, inbox string, visible []string, minCount, limit int) ([]storage.Cluster, error)
 	Inboxes(ctx context.Context) ([]storage.Inbox, error)
 	Agents(ctx context.Context) ([]storage.Agent, error)
+	// TicketInboxes are the inboxes that see a ticket, for access checks.
+	TicketInboxes(ctx context.Context, number int64) ([]string, error)
 	// Raw serves downloads: attachments are cut from the raw message.
 	Raw(ctx context.Context, hash string) ([]byte, error)
 	// Outbox tells where a ticket's outgoing mail stands.
@@ -92,6 +96,15 @@ type Options struct {
 	// comment and returns the ticket and the score on it; nil disables
 	// /rate.
 	Rate func(ctx context.Context, token, comment string) (int64, int, error)
+	// TrustedProxies are IP addresses or CIDR prefixes of reverse proxies
+	// whose X-Forwarded-For names the client (web.trusted_proxies); from
+	// any other peer the header is ignored.
+	TrustedProxies []string
+	// MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsToken string
+	// MetricsSeparate leaves /metrics off this handler: it is served by
+	// MetricsHandler on its own listener (web.metrics_listen).
+	MetricsSeparate bool
 }
 
 //go:embed templates/*.html static/*
@@ -105,6 +118,7 @@ type Server struct {
 	pages   *template.Template
 	mux     *http.ServeMux
 	limiter *loginLimiter
+	proxies []netip.Prefix
 }
 
 // New returns the web server's handler.
@@ -122,7 +136,11 @@ func New(store Store, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{store: store, opts: opts, log: opts.Logger, pages: pages, mux: http.NewServeMux(), limiter: newLoginLimiter(opts.Clock)}
+	proxies, err := parseProxies(opts.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{store: store, opts: opts, log: opts.Logger, pages: pages, mux: http.NewServeMux(), limiter: newLoginLimiter(opts.Clock), proxies: proxies}
 	s.routes()
 	return s, nil
 }
@@ -131,8 +149,8 @@ func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	m.HandleFunc("GET /readyz", s.readyz)
-	if s.opts.Gatherer != nil {
-		m.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
+	if s.opts.Gatherer != nil && !s.opts.MetricsSeparate {
+		m.Handle("GET /metrics", s.metrics())
 	}
 	m.Handle("GET /static/", http.FileServerFS(assets))
 	m.Handle("GET /api/tickets", s.api(s.apiTickets))
@@ -155,6 +173,34 @@ func (s *Server) routes() {
 	m.Handle("POST /tickets/{number}/messages/{id}/split", s.page(s.ticketSplit))
 	m.Handle("GET /tickets/{number}/messages/{id}/raw", s.page(s.rawDownload))
 	m.Handle("GET /tickets/{number}/messages/{id}/attachments/{part}", s.page(s.attachmentDownload))
+}
+
+// metrics serves the Prometheus registry, behind the bearer token when
+// one is configured (compared in constant time).
+func (s *Server) metrics() http.Handler {
+	h := promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{})
+	if s.opts.MetricsToken == "" {
+		return h
+	}
+	want := []byte("Bearer " + s.opts.MetricsToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tend metrics"`)
+			http.Error(w, "metrics need the bearer token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// MetricsHandler serves GET /metrics alone, for a listener of its own
+// (Options.MetricsSeparate).
+func (s *Server) MetricsHandler() http.Handler {
+	m := http.NewServeMux()
+	if s.opts.Gatherer != nil {
+		m.Handle("GET /metrics", s.metrics())
+	}
+	return m
 }
 
 // ServeHTTP sets the headers every response carries and routes.

@@ -71,6 +71,9 @@ type ticketData struct {
 	Attached int             // attachments on the whole ticket
 	// History is the customer's other tickets, open first.
 	History []storage.HistoryTicket
+	// NotSolved: the customer's last answer to "is it solved?" was no
+	// (by mail or by link), and the ticket is not done.
+	NotSolved bool
 }
 
 // flash is the confirmation shown after an action. It is chosen by the
@@ -157,6 +160,7 @@ func (s *Server) ticketData(ctx context.Context, sess storage.SessionInfo, d sto
 			out.History = append(out.History, h)
 		}
 	}
+	out.NotSolved = customerSaysNotSolved(d)
 	out.CanAct = s.opts.Actions != nil && canAct(sess.Agent.Role)
 	if out.CanAct {
 		if out.Agents, err = s.store.Agents(ctx); err != nil {
@@ -165,6 +169,27 @@ func (s *Server) ticketData(ctx context.Context, sess storage.SessionInfo, d sto
 		out.Verb = verbs(d.State)
 	}
 	return out, nil
+}
+
+// customerSaysNotSolved reads the timeline: the customer's newest answer
+// since resolution was last proposed is a no (a reply the executor read as
+// no, or the not-solved link), and the ticket is still being worked on.
+func customerSaysNotSolved(d storage.TicketDetail) bool {
+	if d.State == storage.StateResolved || d.State == storage.StateClosed {
+		return false
+	}
+	no := false
+	for _, e := range d.Events {
+		switch e.Kind {
+		case "ticket.resolve_requested":
+			no = false
+		case "confirmation.answered":
+			no = strings.Contains(e.Detail, "not solved")
+		case "confirmation.clicked":
+			no = strings.Contains(e.Detail, "not_solved")
+		}
+	}
+	return no
 }
 
 // verbs lists the actions a ticket's state offers. The executor has the

@@ -183,3 +183,37 @@ func TestParseEvidence(t *testing.T) {
 		})
 	}
 }
+
+// TestNotSolvedBanner: when the customer's last answer to "is it solved?"
+// is no (by mail or by link), the ticket page says so at the top, until
+// resolution is proposed again or the ticket is done.
+func TestNotSolvedBanner(t *testing.T) {
+	e := newEnv(t, "sqlite", nil)
+	d := e.deliverFile("gmail_alternative.eml")
+	ts := e.serve()
+	b := newBrowser(t, ts.URL)
+	b.login("alice@acme.test", agentPW)
+	event := func(kind, detail string) {
+		e.clock.Advance(time.Minute)
+		e.exec(fmt.Sprintf("INSERT INTO events (ticket_id, kind, actor, detail, created_at) VALUES (%d, '%s', '', '%s', '%s')",
+			d.Ticket, kind, detail, e.clock.Now().Format("2006-01-02 15:04:05.999999999-07:00")))
+	}
+	steps := []struct {
+		name, kind, detail, state string
+		banner                    bool
+	}{
+		{"asked", "ticket.resolve_requested", "resolution proposed by lena@acme.test", "proposed", false},
+		{"answered no by mail", "confirmation.answered", "the customer says it is not solved", "open", true},
+		{"asked again", "ticket.resolve_requested", "resolution proposed by lena@acme.test", "proposed", false},
+		{"clicked not solved", "confirmation.clicked", "customer clicked: not_solved", "open", true},
+		{"closed after all", "ticket.state_changed", "open → closed", "closed", false},
+	}
+	for _, st := range steps {
+		event(st.kind, st.detail)
+		e.setTicket(d.Ticket, "state = '"+st.state+"'")
+		_, body := b.get(fmt.Sprintf("/tickets/%d", d.Ticket))
+		if got := strings.Contains(body, `id="not-solved"`); got != st.banner {
+			t.Errorf("%s: banner shown = %v, want %v", st.name, got, st.banner)
+		}
+	}
+}

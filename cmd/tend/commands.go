@@ -28,9 +28,14 @@ func loadConfig(path string, env []string) (config.Config, error) {
 
 // openStore opens the configured database.
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*storage.Store, error) {
-	return storage.Open(ctx, storage.Options{
-		Driver: cfg.Database.Driver, DSN: cfg.Database.DSN, DataDir: cfg.DataDir, Logger: log,
-	})
+	opts := storeOptions(cfg)
+	opts.Logger = log
+	return storage.Open(ctx, opts)
+}
+
+// storeOptions are the database's options from cfg.
+func storeOptions(cfg config.Config) storage.Options {
+	return storage.Options{Driver: cfg.Database.Driver, DSN: cfg.Database.DSN, DataDir: cfg.DataDir}
 }
 
 func cmdCheckConfig(args, env []string, stdout io.Writer) error {

@@ -19,12 +19,8 @@ func loadRules(cfg config.Config, inboxes []string) (*rules.Engine, *rules.Templ
 	if err != nil {
 		return nil, nil, fmt.Errorf("templates: %w", err)
 	}
-	ft := cfg.FollowThrough
-	opts := rules.Options{
-		Nudges: ft.Nudges, RepeatContactsToLead: ft.RepeatContactsToLead, ReopenWindow: ft.ReopenWindow,
-		BounceSuppression: ft.BounceSuppression, MaxAutoPerAddressPerHour: ft.MaxAutoPerAddressPerHour,
-		MaxAutoPerTicketPerDay: ft.MaxAutoPerTicketPerDay, OwnAddresses: inboxes, Templates: tpl,
-	}
+	opts := rulesOptions(cfg, inboxes)
+	opts.Templates = tpl
 	if cfg.RulesFile == "" {
 		eng, err := rules.Default(opts)
 		return eng, tpl, err
@@ -35,6 +31,16 @@ func loadRules(cfg config.Config, inboxes []string) (*rules.Engine, *rules.Templ
 	}
 	eng, err := rules.Load(cfg.RulesFile, src, opts)
 	return eng, tpl, err
+}
+
+// rulesOptions are the rules' options from follow_through.
+func rulesOptions(cfg config.Config, inboxes []string) rules.Options {
+	ft := cfg.FollowThrough
+	return rules.Options{
+		Nudges: ft.Nudges, RepeatContactsToLead: ft.RepeatContactsToLead, ReopenWindow: ft.ReopenWindow,
+		BounceSuppression: ft.BounceSuppression, MaxAutoPerAddressPerHour: ft.MaxAutoPerAddressPerHour,
+		MaxAutoPerTicketPerDay: ft.MaxAutoPerTicketPerDay, OwnAddresses: inboxes,
+	}
 }
 
 // checkExtras compiles what the config points at (rules, templates).

@@ -58,10 +58,13 @@ type tendProc struct {
 	cfgPath  string
 	SMTPAddr string
 	WebAddr  string
-	Password string // the first-start admin password, if printed
-	exited   chan struct{}
-	logMu    sync.Mutex
-	log      strings.Builder
+	// MetricsAddr is set when web.metrics_listen gives /metrics its own
+	// listener.
+	MetricsAddr string
+	Password    string // the first-start admin password, if printed
+	exited      chan struct{}
+	logMu       sync.Mutex
+	log         strings.Builder
 }
 
 // backendConfig returns the database lines of a config for a backend.
@@ -93,7 +96,7 @@ log: {level: info}
 }
 
 var (
-	listenRE   = regexp.MustCompile(`msg="(smtp|web) listening" addr=(\S+)`)
+	listenRE   = regexp.MustCompile(`msg="(smtp|web|metrics) listening" addr=(\S+)`)
 	passwordRE = regexp.MustCompile(`with the password (\S+)`)
 )
 
@@ -126,10 +129,13 @@ func startTend(t *testing.T, cfgPath string, env ...string) *tendProc {
 			p.logMu.Lock()
 			p.log.WriteString(line + "\n")
 			if m := listenRE.FindStringSubmatch(line); m != nil {
-				if m[1] == "smtp" {
+				switch m[1] {
+				case "smtp":
 					p.SMTPAddr = m[2]
-				} else {
+				case "web":
 					p.WebAddr = m[2]
+				case "metrics":
+					p.MetricsAddr = m[2]
 				}
 			}
 			if m := passwordRE.FindStringSubmatch(line); m != nil {

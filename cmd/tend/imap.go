@@ -66,23 +66,8 @@ func imapPollers(cfg config.Config, st *storage.Store, pipe *ingest.Pipeline, ow
 		if c == nil {
 			continue
 		}
-		opts := imappoll.Options{
-			Inbox: strings.ToLower(in.Address), Addr: c.Addr, TLS: c.TLS, Insecure: c.Insecure, Username: c.Username,
-			Auth: c.Auth, Mailbox: c.Mailbox, PollInterval: c.PollInterval, StaleAfter: c.StaleAfter,
-			BackfillLive: in.Backfill == "live", Holder: owner, Registerer: reg, Logger: log.With("inbox", in.Address),
-			After: imapAfter(c.After),
-		}
-		password := c.Password
-		opts.Password = func(context.Context) (string, error) { return password, nil }
-		switch {
-		case c.OAuth != nil:
-			oc := &oauth2.Config{ClientID: c.OAuth.ClientID, ClientSecret: c.OAuth.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: c.OAuth.TokenURL}}
-			opts.Token = imappoll.NewOAuth2Token(oc, imapState{st}, "oauth-refresh:"+opts.Inbox, c.OAuth.RefreshToken, storage.SystemClock{})
-		case c.TokenFile != "":
-			opts.Token = imappoll.FileToken{Path: c.TokenFile}
-		case c.TokenCommand != "":
-			opts.Token = imappoll.CommandToken{Command: []string{"/bin/sh", "-c", c.TokenCommand}, Timeout: 30 * time.Second}
-		}
+		opts := imapOptions(in, st)
+		opts.Holder, opts.Registerer, opts.Logger = owner, reg, log.With("inbox", in.Address)
 		p, err := imappoll.New(opts, imapDeliverer{pipe}, imapState{st})
 		if err != nil {
 			return nil, fmt.Errorf("inbox %s: imap: %w", in.Address, err)
@@ -90,6 +75,31 @@ func imapPollers(cfg config.Config, st *storage.Store, pipe *ingest.Pipeline, ow
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// imapOptions are the poller's options from an inbox with an imap block.
+func imapOptions(in config.Inbox, st *storage.Store) imappoll.Options {
+	c := in.IMAP
+	opts := imappoll.Options{
+		Inbox: strings.ToLower(in.Address), Addr: c.Addr, TLS: c.TLS, Insecure: c.Insecure, Username: c.Username,
+		Auth: c.Auth, Mailbox: c.Mailbox, PollInterval: c.PollInterval, StaleAfter: c.StaleAfter,
+		BackfillLive: in.Backfill == "live", After: imapAfter(c.After),
+	}
+	password := c.Password
+	opts.Password = func(context.Context) (string, error) { return password, nil }
+	switch {
+	case c.OAuth != nil:
+		opts.Token = imappoll.NewOAuth2Token(imapOAuth(c.OAuth), imapState{st}, "oauth-refresh:"+opts.Inbox, c.OAuth.RefreshToken, storage.SystemClock{})
+	case c.TokenFile != "":
+		opts.Token = imappoll.FileToken{Path: c.TokenFile}
+	case c.TokenCommand != "":
+		opts.Token = imappoll.CommandToken{Command: []string{"/bin/sh", "-c", c.TokenCommand}, Timeout: 30 * time.Second}
+	}
+	return opts
+}
+
+func imapOAuth(o *config.OAuth) *oauth2.Config {
+	return &oauth2.Config{ClientID: o.ClientID, ClientSecret: o.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: o.TokenURL}}
 }
 
 // imapReady reports a stale or failing mailbox to /readyz.

@@ -93,6 +93,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 
 	owner := replicaName()
 	inboxes := inboxAddresses(cfg)
+	// accepted adds postmaster@ of every domain we take mail for (RFC
+	// 5321 §4.5.1): the inboxes' domains and smtp.hostname.
+	accepted := append(append([]string{}, inboxes...), postmasters(cfg)...)
 	signer, err := loadSigner(ctx, st, cfg.SecretFile)
 	if err != nil {
 		return err
@@ -101,50 +104,41 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
-	var dkim *compose.DKIM
-	if cfg.DKIM.PrivateKeyFile != "" {
-		key, err := compose.LoadDKIMKey(cfg.DKIM.PrivateKeyFile)
-		if err != nil {
-			return err
-		}
-		dkim = &compose.DKIM{Domain: cfg.DKIM.Domain, Selector: cfg.DKIM.Selector, Key: key}
-	}
-	policies, err := inboxPolicies(cfg)
+	dkim, err := dkimConfig(cfg)
 	if err != nil {
 		return err
 	}
-	exec, err := followup.New(followup.Options{
-		Store: st, Engine: engine, Templates: templates, Signer: signer, Domain: cfg.SMTP.Hostname,
-		BaseURL: cfg.Web.BaseURL, TagPrefix: cfg.Threading.TagPrefix, LoopValue: owner, DKIM: dkim, Logger: log,
-		Inboxes: policies, Detector: followup.NewDetector(),
-	})
+	fopts := followupOptions(cfg)
+	fopts.Store, fopts.Engine, fopts.Templates, fopts.Signer, fopts.LoopValue, fopts.DKIM, fopts.Logger = st, engine, templates, signer, owner, dkim, log
+	if fopts.Inboxes, err = inboxPolicies(cfg); err != nil {
+		return err
+	}
+	fopts.Detector = followup.NewDetector()
+	exec, err := followup.New(fopts)
 	if err != nil {
 		return err
 	}
 	var sender *followup.Sender
 	if cfg.Relay.Addr != "" {
-		sender = followup.NewSender(st, exec, relay.New(relay.Config{
-			Addr: cfg.Relay.Addr, TLS: cfg.Relay.TLS, InsecureSkipVerify: cfg.Relay.InsecureSkipVerify,
-			Username: cfg.Relay.Username, Password: cfg.Relay.Password, Timeout: cfg.Relay.Timeout, HelloName: cfg.SMTP.Hostname,
-		}), followup.SenderOptions{Owner: owner, RetryFor: cfg.Relay.RetryFor, Period: 5 * time.Second, Logger: log})
+		so := senderOptions(cfg)
+		so.Owner, so.Logger = owner, log
+		sender = followup.NewSender(st, exec, relay.New(relayConfig(cfg)), so)
 	} else {
 		log.Warn("no relay configured: outgoing mail stays in the outbox (not sent: no relay configured)")
 	}
 	timers := followup.NewTimers(st, exec, owner, 5*time.Second, log)
 	var committer *storage.Committer
-	proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: owner, Logger: log, AfterParse: exec.HandleMessage, AfterCommit: func() {
+	proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: owner, Logger: log, AfterParse: guardAccess(exec.HandleMessage), AfterCommit: func() {
 		if sender != nil {
 			sender.Wake()
 		}
 	}, Busy: func() bool { return committer.Busy() }})
 	committer = st.NewCommitter(256, func(storage.Delivered) { proc.Wake() })
-	threader := ingest.DecisionThreader{Config: threading.Config{
-		OwnAddresses: inboxes, OwnDomains: []string{cfg.SMTP.Hostname}, TagPrefix: cfg.Threading.TagPrefix,
-		SubjectWindow: cfg.Threading.SubjectWindow, Signer: signer, Clock: storage.SystemClock{},
-	}}
+	tc := threadingConfig(cfg, accepted)
+	tc.Signer = signer
+	threader := ingest.DecisionThreader{Config: tc}
 	pipe, err := ingest.New(ingest.Options{
-		Committer: committer, Threader: threader, Inboxes: inboxes, Observer: metrics, Logger: log,
-		Own: classify.Own{Addresses: inboxes, Domains: []string{cfg.SMTP.Hostname}, LoopHeader: loopHeader, AuthServID: cfg.AuthServID},
+		Committer: committer, Threader: threader, Inboxes: accepted, Observer: metrics, Logger: log, Own: ownConfig(cfg, accepted),
 	})
 	if err != nil {
 		return err
@@ -159,12 +153,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		g.Go(func() error { return sender.Run(ctx) })
 	}
 
-	rcpts := ingest.Recipients{Pipeline: pipe, Signer: signer, Domain: cfg.SMTP.Hostname}
-	smtpOpts := smtpd.Options{
-		Hostname: cfg.SMTP.Hostname, MaxMessageBytes: int64(cfg.SMTP.MaxMessageBytes), MaxRecipients: cfg.SMTP.MaxRecipients,
-		MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
-		ReadTimeout: cfg.SMTP.ReadTimeout, WriteTimeout: cfg.SMTP.WriteTimeout, Logger: log, OnReject: metrics.Rejected,
-	}
+	rcpts := ingest.Recipients{Pipeline: pipe, Signer: signer, Domain: cfg.SMTP.Hostname, MayReply: mayReply(st)}
+	smtpOpts := smtpOptions(cfg)
+	smtpOpts.Logger, smtpOpts.OnReject = log, metrics.Rejected
 	if cfg.SMTP.Listen != "" {
 		if err := runSMTP(ctx, g, log, "tcp", cfg.SMTP.Listen, smtpd.New(smtpOpts, pipe, rcpts, false)); err != nil {
 			return err
@@ -204,13 +195,24 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if len(pollers) > 0 {
 		g.Go(func() error { return imappoll.RunAll(ctx, pollers) })
 	}
-	h, err := web.New(st, web.Options{BaseURL: cfg.Web.BaseURL, Gatherer: reg, Logger: log, Checks: checks,
-		Actions: exec, InboxStatus: inboxStatus, Confirm: exec.Confirm, Rate: exec.Rate, RelayConfigured: sender != nil})
+	metricsToken, err := readTokenFile(cfg.Web.MetricsTokenFile)
+	if err != nil {
+		return err
+	}
+	wopts := webOptions(cfg)
+	wopts.Gatherer, wopts.Logger, wopts.Checks, wopts.Actions, wopts.InboxStatus, wopts.Confirm, wopts.Rate = reg, log, checks, exec, inboxStatus, exec.Confirm, exec.Rate
+	wopts.RelayConfigured, wopts.MetricsToken = sender != nil, metricsToken
+	h, err := web.New(st, wopts)
 	if err != nil {
 		return err
 	}
 	if cfg.Web.Listen != "" {
-		if err := runHTTP(ctx, g, log, cfg.Web.Listen, h); err != nil {
+		if err := runHTTP(ctx, g, log, "web", cfg.Web.Listen, h); err != nil {
+			return err
+		}
+	}
+	if cfg.Web.MetricsListen != "" {
+		if err := runHTTP(ctx, g, log, "metrics", cfg.Web.MetricsListen, h.MetricsHandler()); err != nil {
 			return err
 		}
 	}
@@ -228,18 +230,82 @@ const loopHeader = "X-Tend-Loop"
 const adminEmail = "admin@localhost"
 
 func syncDirectory(ctx context.Context, st *storage.Store, cfg config.Config) error {
+	specs, agents := directory(cfg)
+	if err := st.SyncInboxes(ctx, specs); err != nil {
+		return err
+	}
+	return st.SyncAgents(ctx, agents)
+}
+
+// directory is the inboxes (with the postmaster inboxes) and agents of
+// cfg, as the database keeps them.
+func directory(cfg config.Config) ([]storage.InboxSpec, []storage.AgentSpec) {
 	specs := make([]storage.InboxSpec, len(cfg.Inboxes))
 	for i, in := range cfg.Inboxes {
 		specs[i] = storage.InboxSpec{Address: in.Address, Name: in.Name, ResponseTime: in.ResponseTime}
 	}
-	if err := st.SyncInboxes(ctx, specs); err != nil {
-		return err
+	for _, pm := range postmasters(cfg) {
+		specs = append(specs, storage.InboxSpec{Address: pm, Name: "Postmaster", ResponseTime: 24 * time.Hour})
 	}
 	agents := make([]storage.AgentSpec, len(cfg.Agents))
 	for i, a := range cfg.Agents {
-		agents[i] = storage.AgentSpec{Email: a.Email, Name: a.Name, Role: a.Role}
+		agents[i] = storage.AgentSpec{Email: a.Email, Name: a.Name, Role: a.Role, Inboxes: a.Inboxes}
 	}
-	return st.SyncAgents(ctx, agents)
+	return specs, agents
+}
+
+// The builders below turn cfg into each component's options, without side
+// effects, so that a test can prove every key reaches its component
+// (TestConfigKeysTakeEffect); serve adds the live dependencies.
+
+func smtpOptions(cfg config.Config) smtpd.Options {
+	return smtpd.Options{
+		Hostname: cfg.SMTP.Hostname, MaxMessageBytes: int64(cfg.SMTP.MaxMessageBytes), MaxRecipients: cfg.SMTP.MaxRecipients,
+		MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
+		ReadTimeout: cfg.SMTP.ReadTimeout, WriteTimeout: cfg.SMTP.WriteTimeout,
+	}
+}
+
+func relayConfig(cfg config.Config) relay.Config {
+	return relay.Config{
+		Addr: cfg.Relay.Addr, TLS: cfg.Relay.TLS, InsecureSkipVerify: cfg.Relay.InsecureSkipVerify,
+		Username: cfg.Relay.Username, Password: cfg.Relay.Password, Timeout: cfg.Relay.Timeout, HelloName: cfg.SMTP.Hostname,
+	}
+}
+
+func senderOptions(cfg config.Config) followup.SenderOptions {
+	return followup.SenderOptions{RetryFor: cfg.Relay.RetryFor, Period: 5 * time.Second}
+}
+
+// dkimConfig loads the signing key; nil without one.
+func dkimConfig(cfg config.Config) (*compose.DKIM, error) {
+	if cfg.DKIM.PrivateKeyFile == "" {
+		return nil, nil
+	}
+	key, err := compose.LoadDKIMKey(cfg.DKIM.PrivateKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &compose.DKIM{Domain: cfg.DKIM.Domain, Selector: cfg.DKIM.Selector, Key: key}, nil
+}
+
+func threadingConfig(cfg config.Config, accepted []string) threading.Config {
+	return threading.Config{
+		OwnAddresses: accepted, OwnDomains: []string{cfg.SMTP.Hostname}, TagPrefix: cfg.Threading.TagPrefix,
+		SubjectWindow: cfg.Threading.SubjectWindow, Clock: storage.SystemClock{},
+	}
+}
+
+func ownConfig(cfg config.Config, accepted []string) classify.Own {
+	return classify.Own{Addresses: accepted, Domains: []string{cfg.SMTP.Hostname}, LoopHeader: loopHeader, AuthServID: cfg.AuthServID}
+}
+
+func followupOptions(cfg config.Config) followup.Options {
+	return followup.Options{Domain: cfg.SMTP.Hostname, BaseURL: cfg.Web.BaseURL, TagPrefix: cfg.Threading.TagPrefix}
+}
+
+func webOptions(cfg config.Config) web.Options {
+	return web.Options{BaseURL: cfg.Web.BaseURL, TrustedProxies: cfg.Web.TrustedProxies, MetricsSeparate: cfg.Web.MetricsListen != ""}
 }
 
 func runSMTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, network, addr string, srv *smtpd.Server) error {
@@ -262,12 +328,12 @@ func runSMTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, network, 
 	return nil
 }
 
-func runHTTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, addr string, h http.Handler) error {
+func runHTTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, kind, addr string, h http.Handler) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("web listen %s: %w", addr, err)
+		return fmt.Errorf("%s listen %s: %w", kind, addr, err)
 	}
-	log.Info("web listening", "addr", l.Addr().String())
+	log.Info(kind+" listening", "addr", l.Addr().String())
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
 	g.Go(func() error {
 		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {

@@ -1,7 +1,7 @@
 // Package agentcmd parses the one-line commands an agent writes at the top
 // or bottom of a reply (after replytext has removed the quoted chain):
 // "#resolve", "#note", "#assign lena", "#priority high", "#close spam",
-// "#waiting", "#tag billing", and the follow-ups "#waiting until
+// "#waiting", "#tag billing", "#send", and the follow-ups "#waiting until
 // 2026-12-05", "#remind 3d", "#snooze monday" (see When).
 //
 // It is deliberately strict: a line in the command area that looks like a
@@ -28,8 +28,9 @@ var ErrInvalid = errors.New("agentcmd: invalid commands")
 type Kind string
 
 // The commands. Their meaning is the ticket's (see DESIGN.md): Resolve
-// proposes resolution, Note keeps the reply internal, Waiting waits for
-// the customer.
+// proposes resolution, Note keeps the reply internal (its argument, if
+// any, is the note's text), Waiting waits for the customer, Send sends a
+// reply that was held because someone else answered first.
 const (
 	Resolve  Kind = "resolve"
 	Note     Kind = "note"
@@ -38,9 +39,10 @@ const (
 	Close    Kind = "close"
 	Waiting  Kind = "waiting"
 	Tag      Kind = "tag"
+	Send     Kind = "send"
 )
 
-var kinds = []Kind{Resolve, Note, Assign, Priority, Close, Waiting, Tag, Remind, Snooze}
+var kinds = []Kind{Resolve, Note, Assign, Priority, Close, Waiting, Tag, Send, Remind, Snooze}
 
 // Priorities accepted by #priority, lowest first.
 var priorities = []string{"low", "normal", "high", "urgent"}
@@ -56,7 +58,8 @@ const (
 type Command struct {
 	Kind Kind
 	// Arg is the assignee ("me", a name or an address) for Assign, the
-	// priority for Priority, the reason for Close, the word for Tag.
+	// priority for Priority, the reason for Close, the word for Tag, the
+	// note's text for Note ("#note called her, she is fine").
 	Arg string
 	// DuplicateOf is the ticket number for "#close duplicate of #N".
 	DuplicateOf int
@@ -152,7 +155,17 @@ func (r *Result) parseLine(n int, line string) {
 		return
 	}
 	switch Kind(name) {
-	case Resolve, Note, Waiting:
+	case Note:
+		// "#note called her" is a note with that text: what a person
+		// writing on one line means.
+		add(Note, arg)
+	case Send:
+		if arg != "" {
+			r.problem(n, line, "#send takes no argument", "write #send alone on its line, in a reply to the warning")
+			return
+		}
+		add(Send, "")
+	case Resolve, Waiting:
 		if arg != "" {
 			r.problem(n, line, fmt.Sprintf("#%s takes no argument", name), fmt.Sprintf("write #%s alone on its line", name))
 			return
@@ -194,7 +207,7 @@ func (r *Result) parseLine(n int, line string) {
 			names[i] = string(k)
 		}
 		r.problem(n, line, fmt.Sprintf("unknown command %q", "#"+m[1]),
-			suggest(name, names, "#", "known commands: #resolve #note #assign #priority #close #waiting #tag #remind #snooze"))
+			suggest(name, names, "#", "known commands: #resolve #note #assign #priority #close #waiting #tag #send #remind #snooze"))
 	}
 }
 

@@ -24,6 +24,10 @@ func TestParse(t *testing.T) {
 			commands: []Command{{Kind: Resolve, Line: 3}}, text: "Fixed it."},
 		{name: "note at top, case-insensitive", in: "#NOTE\nInternal: customer is on the old plan.",
 			commands: []Command{{Kind: Note, Line: 1}}, text: "Internal: customer is on the old plan."},
+		{name: "note with its text on one line", in: "#note called her, she is fine with the delay",
+			commands: []Command{{Kind: Note, Arg: "called her, she is fine with the delay", Line: 1}}},
+		{name: "send a held reply", in: "#send", commands: []Command{{Kind: Send, Line: 1}}},
+		{name: "send with argument", in: "#send now", problems: []string{"1:alone on its line"}},
 		{name: "all kinds", in: "#assign me\n#priority Urgent\n#tag vip\n#tag billing late-fee\n\nText\n\n#close duplicate of #123",
 			commands: []Command{
 				{Kind: Assign, Arg: "me", Line: 1}, {Kind: Priority, Arg: "urgent", Line: 2},

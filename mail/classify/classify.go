@@ -64,6 +64,17 @@ func (k Kind) String() string {
 	return "unknown"
 }
 
+// ParseKind is the inverse of String: the Kind a stored name stands for,
+// and false for a name no Kind has.
+func ParseKind(s string) (Kind, bool) {
+	for k := Human; k <= Report; k++ {
+		if k.String() == s {
+			return k, true
+		}
+	}
+	return Human, false
+}
+
 // Own describes us, so that our own mail is recognised when it comes back.
 type Own struct {
 	// Addresses are our inbox and system addresses (support@…, the VERP
@@ -90,11 +101,18 @@ type Result struct {
 	Reasons []string
 	// NoAutoReply is true when nothing automatic may be sent in answer: for
 	// every kind but Human, and for Human mail that asks not to be answered
-	// automatically (X-Auto-Response-Suppress) or has a machine-looking
-	// sender or subject.
+	// automatically (X-Auto-Response-Suppress), passed an Exchange inbox
+	// rule, or comes from a postmaster or the null reverse-path. A subject
+	// never sets it.
 	NoAutoReply bool
-	// Suspect is true when Kind rests on subject or sender heuristics alone.
-	// Such mail must still be stored and shown like any other.
+	// Suspect is true when only heuristics point at a machine: a subject
+	// that reads like a bounce, out-of-office notice or complaint, a
+	// sender named like a mail system, or (with Kind AutoReply) nothing but
+	// a null reverse-path. People write such subjects too ("Delivery
+	// status of my order?"), so a subject never changes Kind: such mail is
+	// stored, threaded and acknowledged like any other, and the rules gate
+	// holds only automatic mail after the first acknowledgement, with the
+	// per-address cap bounding a loop.
 	Suspect bool
 	// Spam is the upstream filter's verdict (X-Spam-Flag: YES and the like),
 	// independent of Kind.
@@ -109,6 +127,7 @@ type verdict struct {
 	Result
 	strong  [Report + 1]bool // kinds backed by a header signal
 	suspect [Report + 1]bool // kinds backed only by heuristics
+	hinted  bool             // a heuristic that never decides the kind
 }
 
 func (v *verdict) add(k Kind, reason string) {
@@ -116,8 +135,18 @@ func (v *verdict) add(k Kind, reason string) {
 	v.Reasons = append(v.Reasons, reason)
 }
 
+// guess records a heuristic that suggests kind k without proving it. Only
+// the null reverse-path may still decide the kind (as AutoReply, when no
+// header signal does); every other guess only makes the mail Suspect.
 func (v *verdict) guess(k Kind, reason string) {
 	v.suspect[k] = true
+	v.Reasons = append(v.Reasons, reason)
+}
+
+// hint records a heuristic that never changes the kind: the mail stays
+// what its header proves, and is marked Suspect if that is Human.
+func (v *verdict) hint(reason string) {
+	v.hinted = true
 	v.Reasons = append(v.Reasons, reason)
 }
 
@@ -170,6 +199,8 @@ func Classify(h Header, envelopeFrom string, own Own) Result {
 	}
 	if v.Kind != Human {
 		v.NoAutoReply = true
+	} else if v.hinted {
+		v.Suspect = true
 	}
 	return v.Result
 }
@@ -244,6 +275,10 @@ func checkAutoSubmitted(v *verdict, h Header, nullPath bool) {
 		if keyword != "no" {
 			v.add(AutoReply, "Auto-Submitted: "+keyword+" (RFC 3834)")
 		}
+	}
+	if strings.EqualFold(strings.TrimSpace(h.Get("X-Apple-Action")), "vacation") {
+		// iCloud's vacation responder sends no RFC 3834 field.
+		v.add(AutoReply, "X-Apple-Action: VACATION (iCloud vacation reply)")
 	}
 	for _, name := range []string{"X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Autoreply-From", "X-Mail-Autoreply", "X-Auto-Reply"} {
 		if len(h.Values(name)) > 0 {
@@ -355,8 +390,10 @@ func checkSenders(v *verdict, h Header, from, env string, nullPath bool) {
 				// A daemon writing with a null reverse-path is a DSN.
 				v.add(Bounce, "mailer-daemon sender "+a+" with a null return path")
 			} else {
-				v.guess(Bounce, "mailer-daemon sender "+a)
-				v.NoAutoReply = true
+				// No person writes as MAILER-DAEMON: structural
+				// evidence even with a real reverse-path (Exchange
+				// Online and some gateways send their reports so).
+				v.add(Bounce, "mailer-daemon sender "+a)
 			}
 		case isPostmaster(local) && !seen[1]:
 			seen[1] = true
@@ -369,15 +406,22 @@ func checkSenders(v *verdict, h Header, from, env string, nullPath bool) {
 			v.add(AutoReply, "no-reply sender "+a)
 		}
 	}
-	if name := strings.ToLower(h.Get("From")); strings.Contains(name, "mail delivery subsystem") || strings.Contains(name, "mail delivery system") {
-		v.guess(Bounce, "From names a mail delivery system")
+	name := strings.ToLower(h.Get("From"))
+	if from == "" && strings.Contains(name, "mailer-daemon") {
+		// "From: MAILER-DAEMON <>": the daemon with the null address.
+		v.add(Bounce, "From is MAILER-DAEMON with a null address")
+	}
+	if strings.Contains(name, "mail delivery subsystem") || strings.Contains(name, "mail delivery system") {
+		// A sender named like a machine is not answered, but the name
+		// alone proves no bounce: the mail is kept like a person's.
+		v.hint("From names a mail delivery system")
 		v.NoAutoReply = true
 	}
 }
 
-// checkSubject applies subject heuristics. They only ever raise a suspicion
-// (and so suppress automatic answers); with a daemon sender or a null return
-// path a failure subject is a strong bounce signal.
+// checkSubject applies subject heuristics. They only ever raise a
+// suspicion: a person may write any of these words. With a daemon sender or
+// a null return path a failure subject is a strong bounce signal.
 func checkSubject(v *verdict, subject, from, env string, nullPath bool) {
 	if subject == "" {
 		return
@@ -389,18 +433,23 @@ func checkSubject(v *verdict, subject, from, env string, nullPath bool) {
 		if daemon {
 			v.add(Bounce, "failure subject "+quote(phrase)+" from a mailer daemon")
 		} else {
-			v.guess(Bounce, "failure subject "+quote(phrase))
+			v.hint("failure subject " + quote(phrase))
 		}
 		return
 	}
 	if phrase := matchSubject(lower, autoReplySubjects[:]); phrase != "" {
-		v.guess(AutoReply, "auto-reply subject "+quote(phrase))
+		v.hint("auto-reply subject " + quote(phrase))
 		return
 	}
 	if strings.Contains(lower, "report domain:") && strings.Contains(lower, "submitter:") {
 		v.add(Report, "DMARC aggregate report subject (RFC 7489 section 7.2.1.1)")
 	} else if strings.HasPrefix(lower, "complaint about message from") {
-		v.guess(Report, "feedback-loop complaint subject (Hotmail JMRP)")
+		if from == "staff@hotmail.com" {
+			// The sender of Hotmail's JMRP feedback loop.
+			v.add(Report, "feedback-loop complaint from staff@hotmail.com (Hotmail JMRP)")
+		} else {
+			v.hint("feedback-loop complaint subject (Hotmail JMRP)")
+		}
 	}
 }
 

@@ -41,7 +41,9 @@ func TestClassifyTestdata(t *testing.T) {
 		{file: "icloud-vacation.eml", kind: AutoReply, noAutoReply: true, reason: "auto-replied"},
 		{file: "zimbra-vacation.eml", kind: AutoReply, noAutoReply: true, reason: "auto-replied"},
 		{file: "cpanel-autoresponder.eml", kind: AutoReply, noAutoReply: true, reason: "X-Autorespond"},
-		{file: "subject-only-ooo.eml", kind: AutoReply, noAutoReply: true, suspect: true, reason: "abwesenheitsnotiz"},
+		// A subject alone never decides: the mail stays Human, Suspect,
+		// and gets its first acknowledgement (issue 9).
+		{file: "subject-only-ooo.eml", kind: Human, noAutoReply: false, suspect: true, reason: "abwesenheitsnotiz"},
 		{file: "mailman.eml", kind: List, noAutoReply: true, reason: "List-Id"},
 		{file: "google-groups.eml", kind: List, noAutoReply: true, reason: "List-Id"},
 		{file: "discourse.eml", kind: List, noAutoReply: true, reason: "List-"},
@@ -76,7 +78,7 @@ func TestClassifyTestdata(t *testing.T) {
 			if tt.reason != "" && !containsReason(got.Reasons, tt.reason) {
 				t.Errorf("reasons %q lack %q", got.Reasons, tt.reason)
 			}
-			if tt.kind == Human && !tt.noAutoReply && len(got.Reasons) != 0 && !tt.dmarcFail {
+			if tt.kind == Human && !tt.noAutoReply && !tt.suspect && len(got.Reasons) != 0 && !tt.dmarcFail {
 				t.Errorf("human mail with reasons %q", got.Reasons)
 			}
 		})
@@ -136,11 +138,19 @@ func TestClassifySignals(t *testing.T) {
 		{"owner- sender", base(), "owner-users@lists.example", List, true},
 		{"no-reply sender", base(), "no-reply@shop.example", AutoReply, true},
 		{"do_not_reply sender", base(), "do_not_reply@shop.example", AutoReply, true},
-		{"failure subject from person", base("Subject", "Undeliverable: your invoice"), "pat@customer.example", Bounce, true},
+		{"failure subject from person", base("Subject", "Undeliverable: your invoice"), "pat@customer.example", Human, false},
+		{"person asks about a delivery", base("Subject", "Delivery status of my order?"), "pat@customer.example", Human, false},
+		{"failure subject from a daemon", base("Subject", "Undeliverable: your invoice"), "postmaster@customer.example", Bounce, true},
+		{"MAILER-DAEMON with a null From", base("From", "MAILER-DAEMON <>", "Subject", "Mail delivery failed"), "", Bounce, true},
+		{"mail system name, no daemon", base("From", "Mail Delivery System <pat@customer.example>"), "pat@customer.example", Human, true},
+		{"iCloud vacation", base("X-Apple-Action", "VACATION"), "pat@customer.example", AutoReply, true},
+		{"Hotmail JMRP", base("From", "staff@hotmail.com", "Subject", "complaint about message from 192.0.2.1"), "staff@hotmail.com", Report, true},
+		{"complaint subject from a person", base("Subject", "Complaint about message from your sales team"), "pat@customer.example", Human, false},
 		{"reply to an out-of-office", base("Subject", "Re: Out of Office: printer"), "pat@customer.example", Human, false},
-		{"auto: subject", base("Subject", "AUTO: Pat is out of the office (returning 03/04/2025)"), "pat@customer.example", AutoReply, true},
-		{"encoded french subject", base("Subject", "=?iso-8859-1?Q?R=E9ponse_automatique?="), "pat@customer.example", AutoReply, true},
-		{"spanish subject", base("Subject", "Respuesta automática: pedido"), "pat@customer.example", AutoReply, true},
+		{"auto: subject", base("Subject", "AUTO: Pat is out of the office (returning 03/04/2025)"), "pat@customer.example", Human, false},
+		{"encoded french subject", base("Subject", "=?iso-8859-1?Q?R=E9ponse_automatique?="), "pat@customer.example", Human, false},
+		{"spanish subject", base("Subject", "Respuesta automática: pedido"), "pat@customer.example", Human, false},
+		{"question about auto replies", base("Subject", "Question about your automatic reply feature"), "pat@customer.example", Human, false},
 		{"x-loop our address", base("X-Loop", "support@tend.example"), "pat@customer.example", OwnMail, true},
 		{"our message-id domain", base("Message-Id", "<ticket.1.2.3@TEND.example>"), "pat@customer.example", OwnMail, true},
 		{"message-id on a subdomain is not ours", base("Message-Id", "<x@mail.tend.example.org>"), "pat@customer.example", Human, false},

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-message"
+	"golang.org/x/net/idna"
 )
 
 // Sentinel errors returned by Build; callers branch on them with errors.Is
@@ -259,9 +260,18 @@ func addressList(key string, in []Address) (string, error) {
 		if err != nil || parsed.Address != a.Email {
 			return "", fmt.Errorf("compose: %s %q: %w", strings.ToLower(key), a.Email, ErrInvalidAddress)
 		}
+		// An internationalised domain is written as its A-labels (RFC
+		// 5891), which mean the same: the header then needs SMTPUTF8 only
+		// for a non-ASCII local part, and a relay without SMTPUTF8 can
+		// take the message as signed (mail/relay downgrades only what is
+		// not ASCII, and would break the DKIM signature over To).
+		addr, err := asciiDomain(a.Email)
+		if err != nil {
+			return "", fmt.Errorf("compose: %s %q: %w: %w", strings.ToLower(key), a.Email, ErrInvalidAddress, err)
+		}
 		// net/mail renders the addr-spec (quoting the local part when
 		// needed); the display name is ours so it can be encoded safely.
-		spec := (&netmail.Address{Address: a.Email}).String()
+		spec := (&netmail.Address{Address: addr}).String()
 		if a.Name == "" {
 			out = append(out, spec)
 			continue
@@ -269,6 +279,23 @@ func addressList(key string, in []Address) (string, error) {
 		out = append(out, encodePhrase(a.Name)+" "+spec)
 	}
 	return strings.Join(out, ", "), nil
+}
+
+// asciiDomain returns addr with its domain as A-labels when the domain is
+// not ASCII.
+func asciiDomain(addr string) (string, error) {
+	at := strings.LastIndexByte(addr, '@')
+	domain := addr[at+1:]
+	for i := 0; i < len(domain); i++ {
+		if domain[i] >= 0x80 {
+			d, err := idna.Lookup.ToASCII(domain)
+			if err != nil {
+				return "", err
+			}
+			return addr[:at+1] + d, nil
+		}
+	}
+	return addr, nil
 }
 
 // builder writes the MIME tree. It numbers the multipart boundaries it

@@ -103,11 +103,11 @@ func encodeWords(s string, b bool) string {
 	const overhead = len("=?utf-8?q??=")
 	var words []string
 	start, qlen := 0, 0
-	for i, r := range s {
-		n := utf8.RuneLen(r)
-		if r == utf8.RuneError {
-			n = 1
-		}
+	for i := range s {
+		// The rune's width in s, not utf8.RuneLen: a genuine U+FFFD (which
+		// ingest stores for invalid bytes) is three bytes, an invalid byte
+		// one.
+		_, n := utf8.DecodeRuneInString(s[i:])
 		rq := qCost(s[i : i+n])
 		size := overhead + qlen + rq
 		if b {

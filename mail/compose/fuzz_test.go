@@ -14,6 +14,8 @@ func FuzzBuild(f *testing.F) {
 		f.Add(m.From.Name, m.To[0].Name, m.Subject, m.Text, m.HTML, "a.txt")
 	}
 	f.Add("", "\r\n", "=?utf-8?q?x?=", "\r\r\n.\r\n", "<p>", "\x00\xff")
+	// A U+FFFD once counted as one byte made an 83-character word.
+	f.Add("", "", strings.Repeat("abcdefg\uFFFD", 6), "", "", "")
 	f.Add(strings.Repeat("ä", 200), `"\`, strings.Repeat("a", 2000), strings.Repeat("b", 5000), "", "")
 	f.Fuzz(func(t *testing.T, fromName, toName, subject, text, html, filename string) {
 		m := autoAck()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
@@ -138,14 +139,48 @@ func (x *Executor) openLinked(sc *scope) error {
 	if err != nil {
 		return err
 	}
-	ev.Message = x.ruleMessage(msg, rules.RoleCustomer)
+	if ev.Message, err = x.customerMessage(nsc, msg, rules.RoleCustomer); err != nil {
+		return err
+	}
 	return x.run(nsc, ev)
 }
 
 // Merge merges ticket into another (a lead's decision): messages,
-// participants and timers move, the old number redirects.
+// participants and timers move, the old number redirects. When the merged
+// ticket has another customer, that customer is told (the rules' notice
+// of a close, with the reason "merged into #N") and answers on the
+// surviving ticket reach them as a Cc: nobody is left unanswered.
 func (x *Executor) Merge(ctx context.Context, ticket, into int64, by string) error {
-	return x.opts.Store.InTx(ctx, func(tx *storage.Tx) error { return tx.MergeTickets(ctx, ticket, into, by) })
+	return x.opts.Store.InTx(ctx, func(tx *storage.Tx) error {
+		// The merged ticket as its customer knows it, read before it
+		// becomes a redirect.
+		src, err := x.open(ctx, tx, ticket, nil)
+		if err != nil {
+			return err
+		}
+		dst, err := tx.TicketView(ctx, into)
+		if err != nil {
+			return err
+		}
+		if err := tx.MergeTickets(ctx, ticket, into, by); err != nil {
+			return err
+		}
+		if strings.EqualFold(src.v.Customer.Email, dst.Customer.Email) {
+			return nil
+		}
+		reason := fmt.Sprintf("merged into #%d, where the answer will come", dst.ID)
+		if err := tx.AddEvent(ctx, dst.ID, "merge.customer_told", by, fmt.Sprintf("%s (the customer of #%d) is told and gets the answers on this ticket", src.v.Customer.Email, src.v.ID), nil); err != nil {
+			return err
+		}
+		prev := src.v.State
+		src.v.State, src.v.CloseReason = storage.StateClosed, reason
+		ev, err := x.event(src, rules.EventStateChanged)
+		if err != nil {
+			return err
+		}
+		ev.Ticket.PrevState, ev.NewState, ev.Reason = prev, storage.StateClosed, reason
+		return x.run(src, ev)
+	})
 }
 
 // Split moves one message off into a new ticket of its own.

@@ -34,44 +34,97 @@ func (x *Executor) agentMail(sc *scope) error {
 		return x.commandError(sc, ag, problems, clean)
 	}
 	note := msg.Note || hasCommand(cmds, "note")
+	if hasCommand(cmds, "send") && strings.TrimSpace(clean) != "" {
+		// #send sends the held reply; text beside it is not a second
+		// answer to the customer, so it stays internal.
+		note = true
+	}
 	if err := sc.tx.AddParticipants(sc.ctx, sc.v.ID, []string{ag.Email}, "agent"); err != nil {
 		return err
 	}
 	by := fmt.Sprintf("%s <%s>", ag.Name, ag.Email)
 	switch {
 	case note:
-		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "note", ag.Email, clean, &msg.ID); err != nil {
+		text := noteText(cmds, clean)
+		if strings.TrimSpace(text) == "" {
+			// A bare #note in answer to the warning keeps the held reply.
+			if kept, err := x.noteHeld(sc, ag); err != nil || kept {
+				if err != nil {
+					return err
+				}
+				return x.runCommands(sc, cmds, ag, by)
+			}
+		}
+		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "note", ag.Email, text, &msg.ID); err != nil {
 			return err
 		}
-	case strings.TrimSpace(clean) != "":
-		if err := x.sendAgentReply(sc, ag, clean, msg); err != nil {
-			return err
-		}
-		now := sc.tx.Now()
-		if err := sc.tx.UpdateTicket(sc.ctx, sc.v.ID, storage.TicketUpdate{FirstResponseAt: &now, LastAgentAt: &now}); err != nil {
-			return err
-		}
-	}
-	if note || strings.TrimSpace(clean) != "" {
-		ev, err := x.event(sc, rules.EventMessageReceived)
+		ev, err := x.agentEvent(sc, ag, msg, text, true, cmds)
 		if err != nil {
 			return err
-		}
-		ev.Message = x.ruleMessage(msg, rules.RoleAgent)
-		ev.Message.Note, ev.Message.Text = note, clean
-		for _, c := range cmds {
-			ev.Message.Commands = append(ev.Message.Commands, c.String())
 		}
 		if err := x.run(sc, ev); err != nil {
 			return err
 		}
-		if note {
-			if err := x.notify(sc, ev, "notify_note", rules.ToAgents, "note", ag.ID); err != nil {
-				return err
-			}
+		if err := x.notify(sc, ev, "notify_note", rules.ToAgents, "note", ag.ID); err != nil {
+			return err
+		}
+	case strings.TrimSpace(clean) != "":
+		if held, err := x.holdIfAnswered(sc, ag, clean); err != nil || held {
+			return err
+		}
+		if err := x.answer(sc, ag, msg, clean, cmds); err != nil {
+			return err
 		}
 	}
 	return x.runCommands(sc, cmds, ag, by)
+}
+
+// answer relays an agent's reply to the customer and tells the rules.
+func (x *Executor) answer(sc *scope, ag *storage.Agent, msg *storage.Message, clean string, cmds []command) error {
+	if err := x.sendAgentReply(sc, ag, clean, msg); err != nil {
+		return err
+	}
+	now := sc.tx.Now()
+	if err := sc.tx.UpdateTicket(sc.ctx, sc.v.ID, storage.TicketUpdate{FirstResponseAt: &now, LastAgentAt: &now}); err != nil {
+		return err
+	}
+	ev, err := x.agentEvent(sc, ag, msg, clean, false, cmds)
+	if err != nil {
+		return err
+	}
+	return x.run(sc, ev)
+}
+
+// agentEvent is message.received for an agent's mail: the author is the
+// agent as configured (not the recipient of a notification), the text is
+// what was answered or noted.
+func (x *Executor) agentEvent(sc *scope, ag *storage.Agent, msg *storage.Message, text string, note bool, cmds []command) (rules.Event, error) {
+	ev, err := x.event(sc, rules.EventMessageReceived)
+	if err != nil {
+		return ev, err
+	}
+	ev.Message = x.ruleMessage(msg, rules.RoleAgent)
+	ev.Message.From = rules.Person{Address: ag.Email, Name: ag.Name}
+	ev.Message.Note, ev.Message.Text = note, text
+	for _, c := range cmds {
+		ev.Message.Commands = append(ev.Message.Commands, c.String())
+	}
+	return ev, nil
+}
+
+// noteText is a note's text: what "#note some text" says on its line,
+// then the rest of the mail.
+func noteText(cmds []command, clean string) string {
+	var parts []string
+	for _, c := range cmds {
+		if c.Name == "note" && c.Arg != "" {
+			parts = append(parts, c.Arg)
+		}
+	}
+	if strings.TrimSpace(clean) != "" {
+		parts = append(parts, clean)
+	}
+	return strings.Join(parts, "\n\n")
 }
 
 // runCommands applies an agent's one-line commands.
@@ -108,6 +161,8 @@ func (x *Executor) runCommands(sc *scope, cmds []command, ag *storage.Agent, by 
 			err = sc.tx.UpdateTicket(sc.ctx, sc.v.ID, storage.TicketUpdate{Priority: &c.Arg})
 		case "tag":
 			err = sc.tx.UpdateTicket(sc.ctx, sc.v.ID, storage.TicketUpdate{AddTags: []string{c.Arg}})
+		case "send":
+			err = x.sendHeld(sc, ag, by)
 		}
 		if err != nil {
 			return err
@@ -156,7 +211,13 @@ func (x *Executor) tellAgent(sc *scope, ag *storage.Agent, text string) error {
 	}
 	data := rules.DataFor(ev, x.links(sc.v.ID))
 	data.Agent, data.Error = rules.Person{Address: ag.Email, Name: ag.Name}, text
-	r, ok, err := x.render(sc, "command_error", data)
+	return x.mailAgent(sc, ag, "command_error", data)
+}
+
+// mailAgent mails one agent a staff template, with a Reply-To that is the
+// agent's signed address for the ticket: their answer acts on it.
+func (x *Executor) mailAgent(sc *scope, ag *storage.Agent, template string, data rules.TemplateData) error {
+	r, ok, err := x.render(sc, template, data)
 	if !ok {
 		return err
 	}
@@ -187,7 +248,7 @@ func (x *Executor) sendAgentReply(sc *scope, ag *storage.Agent, text string, msg
 		return err
 	}
 	inReplyTo, refs, idx, topic := x.thread(sc)
-	subject := sc.v.Subject
+	subject := threading.DisplaySubject(sc.v.Subject, x.opts.TagPrefix)
 	if n := threading.NormalizeSubject(subject); n != "" && !strings.HasPrefix(strings.ToLower(subject), "re:") {
 		subject = "Re: " + subject
 	}
@@ -199,7 +260,7 @@ func (x *Executor) sendAgentReply(sc *scope, ag *storage.Agent, text string, msg
 	if err := x.queue(sc, storage.OutboxToCustomer, false, rcpts, m); err != nil {
 		return err
 	}
-	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "reply.queued", ag.Email, fmt.Sprintf("reply by %s to %s", ag.Name, strings.Join(rcpts, ", ")), &msg.ID)
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, eventReplyQueued, ag.Email, fmt.Sprintf("reply by %s to %s", ag.Name, strings.Join(rcpts, ", ")), &msg.ID)
 }
 
 // attachments are the agent's attachments, passed through from the raw

@@ -88,6 +88,9 @@ type scope struct {
 	// history is the customer's other tickets (see history.go).
 	history       []storage.HistoryTicket
 	historyLoaded bool
+	// notified is who got which staff template in this transaction: a
+	// lead who is also an agent is on two rules' lists and gets it once.
+	notified map[string]bool
 }
 
 // HandleMessage runs the rules for a stored, parsed message inside tx. It
@@ -99,7 +102,7 @@ func (x *Executor) HandleMessage(ctx context.Context, tx *storage.Tx, msg storag
 		return err
 	}
 	if msg.TicketID == nil {
-		if msg.Class == rules.ClassBounce {
+		if ruleClass(msg.Class) == rules.ClassBounce {
 			return x.bounce(ctx, tx, msg)
 		}
 		return nil
@@ -158,16 +161,50 @@ func (x *Executor) customerMail(sc *scope) error {
 			return err
 		}
 	}
-	ev.Message = x.ruleMessage(msg, role)
+	if ev.Message, err = x.customerMessage(sc, msg, role); err != nil {
+		return err
+	}
 	// The rules see the ticket as it was before this message: the ingest
 	// transaction already moved LastCustomerAt to it.
 	ev.Ticket.LastCustomerAt = time.Time{}
 	for _, m := range sc.msgs {
-		if m.ID < msg.ID && m.Direction == storage.DirectionIn && m.FromAddr == sc.v.Customer.Email && m.Class == "human" {
+		if m.ID < msg.ID && m.Direction == storage.DirectionIn && m.FromAddr == sc.v.Customer.Email && ruleClass(m.Class) == rules.ClassHuman {
 			ev.Ticket.LastCustomerAt = m.ReceivedAt
 		}
 	}
+	ev = rules.Prepare(ev)
+	if ev.Message.Answer == rules.AnswerNo {
+		// The ticket page shows it as a banner until resolution is
+		// proposed again.
+		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, eventAnswered, msg.FromAddr, answeredNotSolved, &msg.ID); err != nil {
+			return err
+		}
+	}
 	return x.run(sc, ev)
+}
+
+// The customer's written answer to "is it solved?", on the timeline.
+const (
+	eventAnswered     = "confirmation.answered"
+	answeredNotSolved = "the customer says it is not solved"
+)
+
+// customerMessage is the rules' view of a customer's (or a Cc's) message,
+// with the names of its attachments, for the acknowledgement and the
+// notifications.
+func (x *Executor) customerMessage(sc *scope, msg *storage.Message, role string) (*rules.Message, error) {
+	rm := x.ruleMessage(msg, role)
+	names, err := sc.tx.AttachmentNames(sc.ctx, msg.ID)
+	if err != nil {
+		return nil, err
+	}
+	for i, n := range names {
+		if strings.TrimSpace(n) == "" {
+			names[i] = fmt.Sprintf("attachment %d", i+1)
+		}
+	}
+	rm.Attachments = names
+	return rm, nil
 }
 
 // firstInbound is the row id of the ticket's first received message.
@@ -185,22 +222,12 @@ func (x *Executor) ruleMessage(m *storage.Message, role string) *rules.Message {
 	rm := &rules.Message{
 		From: rules.Person{Address: m.FromAddr, Name: m.FromName}, Role: role, Class: ruleClass(m.Class),
 		Text: newText(m), Subject: m.Subject, Imported: m.Imported, Note: m.Note,
+		NoAutoReply: m.NoAutoReply, Suspect: m.Suspect, ClassReasons: m.Reasons(),
 	}
 	if m.Date != nil {
 		rm.Date = *m.Date
 	}
 	return rm
-}
-
-// ruleClass maps the classifier's names onto the rules'.
-func ruleClass(c string) string {
-	if c == "own-mail" {
-		return rules.ClassOwn
-	}
-	if c == "report" {
-		return rules.ClassAutoReply
-	}
-	return c
 }
 
 // event builds an event of type typ on the scope's ticket.
@@ -211,7 +238,7 @@ func (x *Executor) event(sc *scope, typ string) (rules.Event, error) {
 	}
 	v := sc.v
 	t := rules.Ticket{
-		Number: v.ID, Subject: v.Subject, State: v.State, CloseReason: v.CloseReason, Priority: v.Priority,
+		Number: v.ID, Subject: threading.DisplaySubject(v.Subject, x.opts.TagPrefix), State: v.State, CloseReason: v.CloseReason, Priority: v.Priority,
 		Customer: rules.Person{Address: v.Customer.Email, Name: v.Customer.Name},
 		Inbox:    rules.Inbox{Address: v.Inbox.Address, Name: v.Inbox.Name, ResponseTime: time.Duration(v.Inbox.ResponseTime) * time.Second},
 		Tags:     strings.Fields(v.Tags), RepeatContacts: v.RepeatContacts, Breached: v.Breached,
@@ -234,6 +261,8 @@ func (x *Executor) event(sc *scope, typ string) (rules.Event, error) {
 // run evaluates the rules for ev and applies what they decide. A rule that
 // fails is logged and put on the timeline; it never blocks the others.
 func (x *Executor) run(sc *scope, ev rules.Event) error {
+	// The mails rendered below see the answer the rules saw.
+	ev = rules.Prepare(ev)
 	acts, errs := x.opts.Engine.Evaluate(ev)
 	for _, re := range errs {
 		x.log.Warn("rule failed", "ticket", sc.v.ID, "rule", re.Rule, "err", re.Err)

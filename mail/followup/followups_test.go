@@ -32,7 +32,7 @@ func (w *world) agentReply(got []captured, body string) {
 // agents are told.
 func TestFollowUpWaitingUntil(t *testing.T) {
 	onBackends(t, func(t *testing.T, b storagetest.Backend) {
-		w := newWorldOn(t, b) // Monday 2 March 2026, 09:00 UTC
+		w := newWorldOn(t, b.Open) // Monday 2 March 2026, 09:00 UTC
 		w.mustSend(customer, []string{inbox}, customerMail("f1@example.com", "Export stuck", "The export hangs."))
 		got := w.expect("first", map[string]int{customer: 1, alice: 1})
 		w.agentReply(got, "Could you send the log file?\r\n\r\n#waiting until 2026-03-09")
@@ -70,7 +70,7 @@ func TestFollowUpWaitingUntil(t *testing.T) {
 // brings the ticket back at once, and the reminder never fires.
 func TestFollowUpEndsWhenCustomerWrites(t *testing.T) {
 	onBackends(t, func(t *testing.T, b storagetest.Backend) {
-		w := newWorldOn(t, b)
+		w := newWorldOn(t, b.Open)
 		w.mustSend(customer, []string{inbox}, customerMail("f2@example.com", "Invoice wrong", "The VAT is wrong."))
 		got := w.expect("first", map[string]int{customer: 1})
 		w.agentReply(got, "We are checking with accounting.\r\n\r\n#remind 3d")
@@ -101,7 +101,7 @@ func TestFollowUpEndsWhenCustomerWrites(t *testing.T) {
 // in the past is explained to the agent, and nothing runs.
 func TestFollowUpSnoozeAndMistakes(t *testing.T) {
 	onBackends(t, func(t *testing.T, b storagetest.Backend) {
-		w := newWorldOn(t, b) // a Monday
+		w := newWorldOn(t, b.Open) // a Monday
 		w.mustSend(customer, []string{inbox}, customerMail("f4@example.com", "Feature request", "Dark mode, please."))
 		got := w.expect("first", map[string]int{customer: 1})
 

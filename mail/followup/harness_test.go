@@ -53,15 +53,15 @@ type world struct {
 // inbox's language and calendar).
 func newWorld(t *testing.T, with ...func(*followup.Options)) *world {
 	t.Helper()
-	return newWorldOn(t, storagetest.Backends()[0], with...)
+	return newWorldOn(t, storagetest.OpenSQLite, with...)
 }
 
-// newWorldOn is newWorld on a chosen database backend.
-func newWorldOn(t *testing.T, b storagetest.Backend, with ...func(*followup.Options)) *world {
+// newWorldOn is newWorld on the store that open makes (storagetest.Backends).
+func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store, with ...func(*followup.Options)) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &world{t: t, clock: storagetest.NewFakeClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))}
-	w.store = b.Open(t, w.clock)
+	w.store = open(t, w.clock)
 	if err := w.store.SyncInboxes(ctx, []storage.InboxSpec{{Address: inbox, Name: "Acme Support", ResponseTime: 4 * time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
@@ -194,10 +194,12 @@ type capture struct {
 	mu    sync.Mutex
 	msgs  []captured
 	codes map[string][]int
+	// errs are scripted refusals answered to DATA before any codes.
+	errs map[string][]*gosmtp.SMTPError
 }
 
 func startCapture(t *testing.T) *capture {
-	c := &capture{codes: map[string][]int{}}
+	c := &capture{codes: map[string][]int{}, errs: map[string][]*gosmtp.SMTPError{}}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) { return &capSession{c: c}, nil }))
 	srv.Domain = "capture.test"
 	srv.AllowInsecureAuth = true
@@ -215,6 +217,13 @@ func startCapture(t *testing.T) *capture {
 func (c *capture) script(rcpt string, codes ...int) {
 	c.mu.Lock()
 	c.codes[rcpt] = append(c.codes[rcpt], codes...)
+	c.mu.Unlock()
+}
+
+// scriptErr makes the next DATA commands for mail to rcpt answer errs.
+func (c *capture) scriptErr(rcpt string, errs ...*gosmtp.SMTPError) {
+	c.mu.Lock()
+	c.errs[rcpt] = append(c.errs[rcpt], errs...)
 	c.mu.Unlock()
 }
 
@@ -247,6 +256,10 @@ func (s *capSession) Data(r io.Reader) error {
 	}
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
+	if errs := s.c.errs[s.to[0]]; len(errs) > 0 {
+		s.c.errs[s.to[0]] = errs[1:]
+		return errs[0]
+	}
 	if codes := s.c.codes[s.to[0]]; len(codes) > 0 {
 		code := codes[0]
 		s.c.codes[s.to[0]] = codes[1:]

@@ -16,7 +16,7 @@ import (
 // first unanswered message, not the last.
 func TestCustomerRecognisedAcrossTickets(t *testing.T) {
 	onBackends(t, func(t *testing.T, b storagetest.Backend) {
-		w := newWorldOn(t, b)
+		w := newWorldOn(t, b.Open)
 		first := w.clock.Now()
 		w.mustSend(customer, []string{inbox}, customerMail("h1@example.com", "Export stuck", "My export has been running since yesterday."))
 		ack := to(w.expect("first", map[string]int{customer: 1}), customer)[0]

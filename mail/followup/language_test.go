@@ -37,7 +37,7 @@ func withPolicy(t *testing.T, lang, zone, hours string, holidays ...string) func
 // language.
 func TestAcknowledgementInCustomerLanguage(t *testing.T) {
 	onBackends(t, func(t *testing.T, b storagetest.Backend) {
-		w := newWorldOn(t, b, withPolicy(t, "de", "", ""))
+		w := newWorldOn(t, b.Open, withPolicy(t, "de", "", ""))
 		cases := []struct{ lang, from, subject, body, want string }{
 			{"en", "eve@example.com", "Export stuck", "Hi, my export has been stuck since yesterday and I need the report.", "A person will answer within 4 hours."},
 			{"de", "dora@example.de", "Export hängt", "Hallo, mein Export hängt seit gestern und ich brauche den Bericht.", "Ein Mensch antwortet Ihnen innerhalb von 4 Stunden."},
@@ -89,7 +89,7 @@ func TestPromiseInBusinessHours(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			onBackends(t, func(t *testing.T, b storagetest.Backend) {
-				w := newWorldOn(t, b, withPolicy(t, "en", "Europe/Berlin", "Mon-Fri 09:00-17:00", c.holidays...))
+				w := newWorldOn(t, b.Open, withPolicy(t, "en", "Europe/Berlin", "Mon-Fri 09:00-17:00", c.holidays...))
 				w.clock.Set(time.Date(2026, 3, 6, 14, 0, 0, 0, time.UTC)) // Friday 15:00 CET
 				w.mustSend(customer, []string{inbox}, customerMail("bh1@example.com", "Export stuck", "My export has been stuck since yesterday."))
 				ack := to(w.expect("ack", map[string]int{customer: 1}), customer)[0]
@@ -102,7 +102,7 @@ func TestPromiseInBusinessHours(t *testing.T) {
 					t.Fatal("breached before the promised time")
 				}
 				w.advance(time.Minute)
-				w.expect("promise broken", map[string]int{alice: 1, lena: 2})
+				w.expect("promise broken", map[string]int{alice: 1, lena: 1}) // lena once, though on two rules' lists
 				if d := w.ticket(1); !d.Breached {
 					t.Error("not breached at the promised time")
 				}

@@ -114,6 +114,9 @@ func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action) error
 		}
 	}
 	data := rules.DataFor(ev, links)
+	if err := x.proposed(sc, ev, &data); err != nil {
+		return err
+	}
 	data.Inbox.ResponseTime = x.promise(sc, ev.Now)
 	r, ok, err := x.renderIn(sc, a.Template, x.language(sc), data)
 	if !ok {
@@ -132,11 +135,28 @@ func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action) error
 	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.queued", "", fmt.Sprintf("%s to %s (rule %s)", a.Template, sc.v.Customer.Email, a.Rule), nil)
 }
 
+// proposed fills when resolution was last proposed, for the nudge's
+// honest "we asked 2 days ago".
+func (x *Executor) proposed(sc *scope, ev rules.Event, data *rules.TemplateData) error {
+	if sc.v.State != storage.StateProposed && sc.v.State != storage.StateUnconfirmed {
+		return nil
+	}
+	evs, err := sc.tx.Events(sc.ctx, sc.v.ID, "ticket.resolve_requested")
+	if err != nil || len(evs) == 0 {
+		return err
+	}
+	at := evs[len(evs)-1].CreatedAt
+	data.Ticket.ProposedAt, data.Ticket.ProposedAgo = at, rules.DescribeAgo(ev.Now.Sub(at))
+	return nil
+}
+
 // staff returns the agents a notification goes to.
 func staff(sc *scope, to string, except int64) []storage.Agent {
 	var out []storage.Agent
 	add := func(a storage.Agent) {
-		if a.ID != except && !slices.ContainsFunc(out, func(b storage.Agent) bool { return b.ID == a.ID }) {
+		// Nobody hears of a ticket they may not see (agents[].inboxes;
+		// postmaster tickets are the admins').
+		if a.ID != except && a.SeesTicket(sc.v.Inboxes) && !slices.ContainsFunc(out, func(b storage.Agent) bool { return b.ID == a.ID }) {
 			out = append(out, a)
 		}
 	}
@@ -177,6 +197,14 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 		return err
 	}
 	for _, ag := range staff(sc, to, except) {
+		key := fmt.Sprintf("%s/%d", template, ag.ID)
+		if sc.notified[key] {
+			continue
+		}
+		if sc.notified == nil {
+			sc.notified = map[string]bool{}
+		}
+		sc.notified[key] = true
 		data := rules.DataFor(ev, x.links(sc.v.ID))
 		data.History = hist
 		data.Agent = rules.Person{Address: ag.Email, Name: ag.Name}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	gosmtp "github.com/emersion/go-smtp"
 	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/mail/followup"
 	"github.com/tendhq/tend/mail/relay"
@@ -67,6 +68,39 @@ func TestRelayPermanentFailure(t *testing.T) {
 	}
 	if n := len(to(w.capture.take(), alice)); n == 0 {
 		t.Error("the agents were not told about the failure")
+	}
+}
+
+// TestRelayProtocolRefusalIsNoHardBounce: a relay that refuses how the
+// mail was sent (553 5.6.7 "Must declare SMTPUTF8", Postfix with
+// strict_smtputf8) fails that mail with its reason, but the address is
+// not paused for bounce_suppression as after a 550 5.1.1 unknown user.
+func TestRelayProtocolRefusalIsNoHardBounce(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		err      *gosmtp.SMTPError
+		suppress bool
+	}{
+		{"553 5.6.7", &gosmtp.SMTPError{Code: 553, EnhancedCode: gosmtp.EnhancedCode{5, 6, 7}, Message: "Must declare SMTPUTF8 to send unicode address"}, false},
+		{"554 5.5.0", &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 5, 0}, Message: "protocol error"}, false},
+		{"550 5.1.1", &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no such user"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			w.capture.scriptErr(customer, tc.err)
+			w.mustSend(customer, []string{inbox}, customerMail("p1@example.com", "Hi", "Hello."))
+			rows := w.customerOutbox()
+			if len(rows) != 1 || rows[0].Status != storage.OutboxFailed || !strings.Contains(rows[0].LastError, tc.err.Message) {
+				t.Fatalf("outbox = %+v, want the acknowledgement failed with %q", rows, tc.err.Message)
+			}
+			suppressed := false
+			for _, e := range w.ticket(1).Events {
+				suppressed = suppressed || e.Kind == "contact.suppressed"
+			}
+			if suppressed != tc.suppress {
+				t.Errorf("address suppressed = %v, want %v", suppressed, tc.suppress)
+			}
+		})
 	}
 }
 

@@ -50,7 +50,7 @@ func (w *world) resolveAndConfirm(step string) captured {
 // ticket.
 func TestSatisfactionByReply(t *testing.T) {
 	onBackends(t, func(t *testing.T, b storagetest.Backend) {
-		w := newWorldOn(t, b)
+		w := newWorldOn(t, b.Open)
 		w.mustSend(customer, []string{inbox}, customerMail("s1@example.com", "Export stuck", "The export hangs."))
 		w.capture.take()
 		thanks := w.resolveAndConfirm("first")
@@ -90,7 +90,7 @@ func TestSatisfactionByReply(t *testing.T) {
 // confirmation link, and an auto-reply with a digit is no rating.
 func TestSatisfactionByLink(t *testing.T) {
 	onBackends(t, func(t *testing.T, b storagetest.Backend) {
-		w := newWorldOn(t, b)
+		w := newWorldOn(t, b.Open)
 		w.mustSend(customer, []string{inbox}, customerMail("s4@example.com", "Login fails", "I cannot log in."))
 		w.capture.take()
 		if err := w.exec.Resolve(context.Background(), 1, lena); err != nil {
@@ -142,7 +142,7 @@ func TestSatisfactionByLink(t *testing.T) {
 // unconfirmed resolution the customer never answered, never ask.
 func TestNoSatisfactionWithoutConfirmation(t *testing.T) {
 	onBackends(t, func(t *testing.T, b storagetest.Backend) {
-		w := newWorldOn(t, b)
+		w := newWorldOn(t, b.Open)
 		w.mustSend(customer, []string{inbox}, customerMail("s6@example.com", "Cancel my plan", "Please cancel."))
 		w.capture.take()
 		if err := w.exec.Close(context.Background(), 1, "no response", lena); err != nil {

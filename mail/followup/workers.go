@@ -161,5 +161,8 @@ func (s *Sender) outcome(o storage.OutboxMail, err error) storage.OutboxResult {
 	if temporary {
 		msg = fmt.Sprintf("gave up after %s of temporary failures: %s", s.retryFor, msg)
 	}
-	return storage.OutboxResult{Failed: true, Permanent: !temporary, Error: msg}
+	// Permanent means the address's hard bounce (it pauses automatic mail
+	// to it): a protocol refusal (5.5.x, 5.6.x, no SMTPUTF8) fails this
+	// mail for good but is no verdict on the mailbox.
+	return storage.OutboxResult{Failed: true, Permanent: !temporary && (se == nil || se.HardBounce()), Error: msg}
 }

@@ -126,6 +126,7 @@ func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (stora
 		ThreadTopic: m.ThreadTopic, From: m.From, FromName: m.FromName, To: m.To, Cc: m.Cc,
 		EnvFrom: env.From, EnvTo: env.To, Subject: m.Subject, Date: m.Date, Class: m.Class, Role: "customer",
 		Inboxes: m.Inboxes, Source: env.Source, Imported: env.Imported,
+		NoAutoReply: m.Classified.NoAutoReply, Suspect: m.Classified.Suspect, ClassReasons: m.Classified.Reasons,
 		Place: func(ctx context.Context, tx *storage.Tx) (storage.Placement, error) {
 			return p.opts.Threader.Place(ctx, m, tx)
 		},

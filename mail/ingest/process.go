@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jhillyerd/enmime/v2"
+	"github.com/jhillyerd/enmime/v2/mediatype"
 
 	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/storage"
@@ -276,10 +277,13 @@ func Parse(raw []byte) (out storage.Parsed) {
 		}
 	}()
 	src := normalizeNewlines(raw)
-	// Charset detection is skipped where the part declares a charset
-	// (it is the slowest part of the parse), and used where the charset
-	// is missing or, below, where the declared one proved wrong.
-	env, err := enmime.NewParser(enmime.DisableCharacterDetection(true)).ReadEnvelope(bytes.NewReader(src))
+	// Charset detection is the slowest part of the parse and guesses
+	// wrong on raw UTF-8 (scripts and old clients send it with no MIME
+	// header at all): a part's declared charset is used, a text part that
+	// declares none is read as UTF-8, and only when the result is not
+	// valid UTF-8 (a declared charset proved wrong, an undeclared one was
+	// not UTF-8) is the message parsed again with detection.
+	env, err := enmime.NewParser(enmime.DisableCharacterDetection(true), enmime.SetCustomParseMediaType(utf8ByDefault)).ReadEnvelope(bytes.NewReader(src))
 	if err == nil && !(utf8.ValidString(env.Text) && utf8.ValidString(env.HTML)) {
 		env, err = enmime.NewParser().ReadEnvelope(bytes.NewReader(src))
 	}
@@ -308,6 +312,24 @@ func Parse(raw []byte) (out storage.Parsed) {
 	add(env.Inlines, true)
 	add(env.OtherParts, true)
 	return out
+}
+
+// utf8ByDefault parses a Content-Type as enmime does, and gives a text
+// part without a charset parameter charset=utf-8, so that enmime reads it
+// as UTF-8 instead of guessing (enmime runs detection on every part that
+// declares no charset, even with detection disabled). US-ASCII counts as
+// undeclared: it is what enmime assumes for a message with no
+// Content-Type (RFC 2045 section 5.2), UTF-8 reads ASCII unchanged, and
+// 8-bit bytes under it prove the label wrong.
+func utf8ByDefault(ctype string) (string, map[string]string, []string, error) {
+	mtype, params, invalid, err := mediatype.Parse(ctype)
+	if cs := strings.ToLower(params["charset"]); err == nil && strings.HasPrefix(mtype, "text/") && (cs == "" || cs == "us-ascii") {
+		if params == nil {
+			params = map[string]string{}
+		}
+		params["charset"] = "utf-8"
+	}
+	return mtype, params, invalid, err
 }
 
 // fallbackText is the body after the header block, as valid UTF-8.

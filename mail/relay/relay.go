@@ -81,9 +81,12 @@ func New(cfg Config) *Client {
 type RecipientError struct {
 	Rcpt      string
 	Temporary bool
-	Code      int
-	Enhanced  string // e.g. "5.1.1"
-	Msg       string
+	// Protocol marks a refusal of how we spoke, not of the address
+	// (see SendError.Protocol).
+	Protocol bool
+	Code     int
+	Enhanced string // e.g. "5.1.1"
+	Msg      string
 }
 
 // SendError is every failure Send returns. Temporary means trying again
@@ -96,6 +99,13 @@ type RecipientError struct {
 // Temporary is then true if any rejected recipient may be retried.
 type SendError struct {
 	Temporary bool
+	// Protocol is set when the server refused the way the message was
+	// sent rather than the address: enhanced status 5.5.x (protocol) or
+	// 5.6.x (content, such as 5.6.7 "Must declare SMTPUTF8", RFC 6531),
+	// or a message that needs SMTPUTF8 from a server without it. Such a
+	// failure is permanent for this message but says nothing about the
+	// mailbox, so it must never count as the address's hard bounce.
+	Protocol  bool
 	Code      int
 	Enhanced  string
 	Msg       string
@@ -123,6 +133,28 @@ func (e *SendError) Error() string {
 		b.WriteString(" (temporary)")
 	}
 	return b.String()
+}
+
+// HardBounce reports whether the failure is the recipient address's own
+// permanent refusal (5.1.x unknown user and the like): the outbox may then
+// pause automatic mail to that address. Temporary failures and protocol
+// refusals are not.
+func (e *SendError) HardBounce() bool {
+	if e.Temporary || e.Protocol {
+		return false
+	}
+	for _, r := range e.Rejected {
+		if !r.Temporary && !r.Protocol {
+			return true
+		}
+	}
+	return len(e.Rejected) == 0
+}
+
+// protocolStatus reports the enhanced status classes that refuse the
+// transaction's form, not its recipient (RFC 3463 sections 3.6 and 3.7).
+func protocolStatus(enhanced string) bool {
+	return strings.HasPrefix(enhanced, "5.5.") || strings.HasPrefix(enhanced, "5.6.")
 }
 
 // Unwrap exposes the cause for errors.Is (context.Canceled, the sentinels
@@ -176,9 +208,23 @@ func (c *Client) Send(ctx context.Context, from string, to []string, raw []byte)
 	sc.SubmissionTimeout = c.cfg.Timeout
 
 	if err := c.session(sc, from, to, raw); err != nil {
+		if ctx.Err() == nil && answered(err) {
+			// The server is still talking to us: end the session
+			// properly (RFC 5321 section 4.1.1.10) instead of dropping
+			// the connection. Best effort: the outcome is already known.
+			_ = sc.Quit()
+		}
 		return classify(ctx, err)
 	}
 	return nil
+}
+
+// answered reports whether a session failed on an answer from the server
+// or on a check of ours, with the connection still in order, as opposed
+// to a network or TLS failure where QUIT would only wait for a timeout.
+func answered(err error) bool {
+	var smtpErr *smtp.SMTPError
+	return errors.As(err, &smtpErr) || errors.Is(err, ErrNeedsSMTPUTF8) || errors.Is(err, ErrNoAuthMech) || errors.Is(err, ErrNoneDelivered)
 }
 
 // dial opens the TCP (and for implicit TLS, the TLS) connection and
@@ -237,7 +283,18 @@ func (c *Client) session(sc *smtp.Client, from string, to []string, raw []byte) 
 			return err
 		}
 	}
-	if err := sc.Mail(from, nil); err != nil {
+	// SMTPUTF8 (RFC 6531) is declared only when an address or the header
+	// needs it; a server without it gets the message downgraded, or a
+	// clear refusal when it cannot be (a non-ASCII local part).
+	utf8 := needsSMTPUTF8(from, to, raw)
+	if ok, _ := sc.Extension("SMTPUTF8"); utf8 && !ok {
+		var err error
+		if from, to, raw, err = downgrade(from, to, raw); err != nil {
+			return &SendError{Protocol: true, Err: err}
+		}
+		utf8 = false
+	}
+	if err := sc.Mail(from, &smtp.MailOptions{UTF8: utf8}); err != nil {
 		return fmt.Errorf("mail from: %w", err)
 	}
 	var accepted []string
@@ -251,7 +308,7 @@ func (c *Client) session(sc *smtp.Client, from string, to []string, raw []byte) 
 		case errors.As(err, &se):
 			rejected = append(rejected, RecipientError{
 				Rcpt: rcpt, Temporary: se.Temporary(), Code: se.Code,
-				Enhanced: enhanced(se), Msg: se.Message,
+				Enhanced: enhanced(se), Msg: se.Message, Protocol: protocolStatus(enhanced(se)),
 			})
 		default:
 			return fmt.Errorf("rcpt to: %w", err)
@@ -259,7 +316,7 @@ func (c *Client) session(sc *smtp.Client, from string, to []string, raw []byte) 
 	}
 	if len(accepted) == 0 {
 		return &SendError{Temporary: anyTemporary(rejected), Err: ErrNoneDelivered, Rejected: rejected,
-			Code: rejected[0].Code, Enhanced: rejected[0].Enhanced, Msg: rejected[0].Msg}
+			Code: rejected[0].Code, Enhanced: rejected[0].Enhanced, Msg: rejected[0].Msg, Protocol: allProtocol(rejected)}
 	}
 	w, err := sc.Data()
 	if err != nil {
@@ -284,7 +341,7 @@ func (c *Client) session(sc *smtp.Client, from string, to []string, raw []byte) 
 	if len(rejected) > 0 {
 		r := rejected[0]
 		return &SendError{Temporary: anyTemporary(rejected), Code: r.Code, Enhanced: r.Enhanced, Msg: r.Msg,
-			Rejected: rejected, Delivered: accepted}
+			Rejected: rejected, Delivered: accepted, Protocol: allProtocol(rejected)}
 	}
 	return nil
 }
@@ -334,7 +391,7 @@ func classify(ctx context.Context, err error) error {
 	var smtpErr *smtp.SMTPError
 	if errors.As(err, &smtpErr) {
 		return &SendError{Temporary: smtpErr.Temporary() || smtpErr.Code < 500, Code: smtpErr.Code,
-			Enhanced: enhanced(smtpErr), Msg: smtpErr.Message, Err: err}
+			Enhanced: enhanced(smtpErr), Msg: smtpErr.Message, Err: err, Protocol: protocolStatus(enhanced(smtpErr))}
 	}
 	// Everything else is the network or TLS: refused, reset, timeout,
 	// closed mid-DATA, handshake failure, or a missing extension. None of
@@ -357,6 +414,15 @@ func anyTemporary(rs []RecipientError) bool {
 		}
 	}
 	return false
+}
+
+func allProtocol(rs []RecipientError) bool {
+	for _, r := range rs {
+		if !r.Protocol {
+			return false
+		}
+	}
+	return len(rs) > 0
 }
 
 func isLoopback(host string) bool {

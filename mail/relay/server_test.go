@@ -59,6 +59,8 @@ type received struct {
 	data     []byte
 	authUser string
 	tls      bool
+	utf8     bool // MAIL FROM carried SMTPUTF8
+	body     smtp.BodyType
 }
 
 // captureServer is a go-smtp server whose answers each test chooses.
@@ -71,6 +73,30 @@ type captureServer struct {
 	dataHang chan struct{}              // if set, DATA blocks until closed
 	user     string                     // expected credentials
 	pass     string
+	// smtputf8 offers the SMTPUTF8 extension (RFC 6531); strictUTF8
+	// refuses a non-ASCII recipient in a transaction that did not declare
+	// it, as Postfix does with strict_smtputf8 = yes.
+	smtputf8, strictUTF8 bool
+	trace                syncBuffer // the protocol as the server saw it
+}
+
+// syncBuffer is the server's protocol trace, written by its connection
+// goroutines and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 func (s *captureServer) messages() []received {
@@ -108,8 +134,11 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	return nil, smtp.ErrAuthUnknownMechanism
 }
 
-func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.cur.from = from
+	if opts != nil {
+		s.cur.utf8, s.cur.body = opts.UTF8, opts.Body
+	}
 	_, s.cur.tls = s.conn.TLSConnectionState()
 	return nil
 }
@@ -117,6 +146,9 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if e := s.srv.rcptErr[to]; e != nil {
 		return e
+	}
+	if s.srv.strictUTF8 && !s.cur.utf8 && !isASCII(to) {
+		return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Must declare SMTPUTF8 to send unicode address"}
 	}
 	s.cur.to = append(s.cur.to, to)
 	return nil
@@ -176,6 +208,8 @@ func (s *captureServer) start(t *testing.T, mode string) (addr string, clientTLS
 	srv := smtp.NewServer(s)
 	srv.Domain = "relay.test"
 	srv.AllowInsecureAuth = mode == TLSNone
+	srv.EnableSMTPUTF8 = s.smtputf8
+	srv.Debug = &s.trace
 	srv.ReadTimeout = time.Minute
 	srv.WriteTimeout = time.Minute
 	l, err := net.Listen("tcp", "127.0.0.1:0")

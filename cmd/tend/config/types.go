@@ -100,8 +100,12 @@ type Web struct {
 	Listen string `yaml:"listen"`
 	// BaseURL is the absolute http(s) URL users reach tend at; links in mail are built on it.
 	BaseURL string `yaml:"base_url"`
-	// TrustedProxies are IP addresses or CIDR prefixes whose X-Forwarded-For is believed.
+	// TrustedProxies are IP addresses or CIDR prefixes whose X-Forwarded-For is believed: the client is the rightmost address in it that is not itself a trusted proxy; from any other peer the header is ignored and the client is the socket's address.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MetricsListen serves /metrics on its own host:port instead of web.listen (keep it on a private network); "" serves it with the rest.
+	MetricsListen string `yaml:"metrics_listen"`
+	// MetricsTokenFile holds a bearer token /metrics then requires (Authorization: Bearer <token>); "" leaves /metrics open.
+	MetricsTokenFile string `yaml:"metrics_token_file" tend:"path"`
 }
 
 // Relay is the outgoing SMTP smarthost. Without an address outgoing mail
@@ -150,15 +154,15 @@ type FollowThrough struct {
 	Acknowledge bool `yaml:"acknowledge"`
 	// RepeatContactsToLead flags a ticket to the lead after this many customer messages without an answer.
 	RepeatContactsToLead int `yaml:"repeat_contacts_to_lead"`
-	// Nudges are the delays after a proposed resolution at which the customer is reminded, ascending; after the last the ticket goes to the lead as unconfirmed.
+	// Nudges are the delays after a proposed resolution at which the customer is reminded, ascending, at least one; after the last the ticket goes to the lead as unconfirmed.
 	Nudges []time.Duration `yaml:"nudges"`
 	// ReopenWindow is how long after resolution a customer reply reopens the ticket instead of opening a linked one.
 	ReopenWindow time.Duration `yaml:"reopen_window"`
 	// BounceSuppression is how long an address that hard-bounced gets no automatic mail.
 	BounceSuppression time.Duration `yaml:"bounce_suppression"`
-	// MaxAutoPerAddressPerHour caps automatic mail to one address per hour (loop protection); 0 sends none.
+	// MaxAutoPerAddressPerHour caps automatic mail to one address per hour (loop protection); at least 1.
 	MaxAutoPerAddressPerHour int `yaml:"max_auto_per_address_per_hour"`
-	// MaxAutoPerTicketPerDay caps automatic mail on one ticket per day; 0 sends none.
+	// MaxAutoPerTicketPerDay caps automatic mail on one ticket per day; at least 1.
 	MaxAutoPerTicketPerDay int `yaml:"max_auto_per_ticket_per_day"`
 }
 
@@ -244,6 +248,8 @@ type Agent struct {
 	Name string `yaml:"name"`
 	// Role is agent, lead or admin.
 	Role string `yaml:"role"`
+	// Inboxes restricts an agent (role agent) to the tickets of these inbox addresses: the web view, the API, notifications and reply addresses; empty means every inbox. Leads and admins see every inbox.
+	Inboxes []string `yaml:"inboxes"`
 }
 
 // Size is a number of bytes, written in YAML as a plain integer or with a

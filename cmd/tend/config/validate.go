@@ -121,6 +121,17 @@ func (v *validator) web(w Web) {
 			v.add(fmt.Sprintf("web.trusted_proxies[%d]", i), "invalid IP address or CIDR prefix %q", p)
 		}
 	}
+	if w.MetricsListen != "" {
+		v.hostPort("web.metrics_listen", w.MetricsListen)
+		if w.MetricsListen == w.Listen && !strings.HasSuffix(w.Listen, ":0") {
+			v.add("web.metrics_listen", "is web.listen; leave it empty to serve /metrics there")
+		}
+	}
+	if w.MetricsTokenFile != "" {
+		// Read here so a missing or empty file is a config error, not a
+		// /metrics left open; serve reads it again.
+		_ = v.readSecret("web.metrics_token_file", w.MetricsTokenFile)
+	}
 }
 
 func (v *validator) relay(r *Relay) {
@@ -171,6 +182,10 @@ func (v *validator) followThrough(f FollowThrough) {
 	if f.RepeatContactsToLead < 1 {
 		v.add("follow_through.repeat_contacts_to_lead", "must be at least 1")
 	}
+	if len(f.Nudges) == 0 {
+		// The rules would quietly fall back to 48h, 120h.
+		v.add("follow_through.nudges", "must list at least one delay (the default rules use two)")
+	}
 	for i, n := range f.Nudges {
 		key := fmt.Sprintf("follow_through.nudges[%d]", i)
 		v.positive(key, n)
@@ -180,11 +195,13 @@ func (v *validator) followThrough(f FollowThrough) {
 	}
 	v.positive("follow_through.reopen_window", f.ReopenWindow)
 	v.positive("follow_through.bounce_suppression", f.BounceSuppression)
-	if f.MaxAutoPerAddressPerHour < 0 {
-		v.add("follow_through.max_auto_per_address_per_hour", "must not be negative")
+	// The rules read 0 as "use the default" (3 and 10), so a 0 here would
+	// quietly mean the opposite of what it says: refused.
+	if f.MaxAutoPerAddressPerHour < 1 {
+		v.add("follow_through.max_auto_per_address_per_hour", "must be at least 1 (to send no acknowledgements, set acknowledge: false)")
 	}
-	if f.MaxAutoPerTicketPerDay < 0 {
-		v.add("follow_through.max_auto_per_ticket_per_day", "must not be negative")
+	if f.MaxAutoPerTicketPerDay < 1 {
+		v.add("follow_through.max_auto_per_ticket_per_day", "must be at least 1 (to send no acknowledgements, set acknowledge: false)")
 	}
 }
 
@@ -291,6 +308,12 @@ func (v *validator) agents(agents []Agent, inboxes []Inbox) {
 		a.Email = v.address(key+".email", a.Email, seen)
 		v.displayName(key+".name", a.Name)
 		v.oneOf(key+".role", a.Role, "agent", "lead", "admin")
+		for j, want := range a.Inboxes {
+			a.Inboxes[j] = strings.ToLower(want)
+			if !slices.ContainsFunc(inboxes, func(in Inbox) bool { return strings.EqualFold(in.Address, want) }) {
+				v.add(fmt.Sprintf("%s.inboxes[%d]", key, j), "%q is not one of inboxes[].address", want)
+			}
+		}
 		for j, in := range inboxes {
 			if a.Email != "" && a.Email == in.Address {
 				// Notifications to the agent would come straight back

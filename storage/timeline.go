@@ -1,0 +1,74 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm/clause"
+)
+
+// Events returns ticket's timeline entries of the given kinds (all kinds
+// when none is given), oldest first. The executor reads them to find what
+// happened since a moment: who answered the customer, which reply is held,
+// when resolution was proposed.
+func (t *Tx) Events(ctx context.Context, ticket int64, kinds ...string) ([]Event, error) {
+	q := t.db.WithContext(ctx).Where("ticket_id = ?", ticket)
+	if len(kinds) > 0 {
+		q = q.Where("kind IN ?", kinds)
+	}
+	var evs []Event
+	if err := q.Order("id").Find(&evs).Error; err != nil {
+		return nil, fmt.Errorf("events of %d: %w", ticket, err)
+	}
+	return evs, nil
+}
+
+// OutboxMailByMessageID returns the outgoing mail that was sent with
+// Message-ID msgID (without its raw bytes); ok is false when there is none.
+func (t *Tx) OutboxMailByMessageID(ctx context.Context, msgID string) (OutboxMail, bool, error) {
+	var os []OutboxMail
+	if err := t.db.WithContext(ctx).Omit("raw").Where("message_id = ?", msgID).Limit(1).Find(&os).Error; err != nil {
+		return OutboxMail{}, false, fmt.Errorf("outbox by message id: %w", err)
+	}
+	if len(os) == 0 {
+		return OutboxMail{}, false, nil
+	}
+	return os[0], true, nil
+}
+
+// LockTicket takes ticket's row lock on PostgreSQL until the transaction
+// ends, so that two agents' replies to one ticket are decided one after the
+// other: the second sees the first's answer. SQLite's write transactions
+// are serialised already.
+func (t *Tx) LockTicket(ctx context.Context, ticket int64) error {
+	if t.s.driver != DriverPostgres {
+		return nil
+	}
+	var ids []int64
+	if err := t.db.WithContext(ctx).Model(&Ticket{}).Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
+		Where("id = ?", ticket).Pluck("id", &ids).Error; err != nil {
+		return fmt.Errorf("lock ticket %d: %w", ticket, err)
+	}
+	return nil
+}
+
+// AttachmentNames returns the file names of a message's attachments (not
+// inline parts), in order, for the acknowledgement and notifications.
+func (t *Tx) AttachmentNames(ctx context.Context, msgRowID int64) ([]string, error) {
+	var names []string
+	if err := t.db.WithContext(ctx).Model(&Attachment{}).Where("message_row_id = ? AND inline = ?", msgRowID, false).
+		Order("part").Pluck("filename", &names).Error; err != nil {
+		return nil, fmt.Errorf("attachments of %d: %w", msgRowID, err)
+	}
+	return names, nil
+}
+
+// Message returns one message with its body, read inside the transaction
+// (so a message parsed earlier in the same batch is seen with its text).
+func (t *Tx) Message(ctx context.Context, rowID int64) (Message, error) {
+	var m Message
+	if err := t.db.WithContext(ctx).Where("id = ?", rowID).Take(&m).Error; err != nil {
+		return Message{}, fmt.Errorf("message %d: %w", rowID, err)
+	}
+	return m, nil
+}
