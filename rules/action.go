@@ -83,6 +83,9 @@ type Action struct {
 	Address string
 	// After is the delay for Schedule and the duration for Suppress.
 	After time.Duration
+	// BusinessTime makes a Schedule's delay count only the inbox's
+	// business hours (a promise made in working time is measured in it).
+	BusinessTime bool
 	// Auto marks automatic mail (sent with Auto-Submitted: auto-replied,
 	// RFC 3834 §5): it must pass Gate before it becomes an outbox row.
 	Auto bool

@@ -168,6 +168,17 @@ type Ticket struct {
 	// customer was already waiting for an answer.
 	RepeatContacts int  `expr:"repeat_contacts"`
 	Breached       bool `expr:"breached"`
+	// CustomerWaitingTickets counts the customer's other tickets that
+	// still wait for our answer (new or open); CustomerRepeatContacts
+	// sums their repeat contacts. A new subject from a customer already
+	// waiting is a repeat contact too.
+	CustomerWaitingTickets int `expr:"customer_waiting_tickets"`
+	CustomerRepeatContacts int `expr:"customer_repeat_contacts"`
+	// Language is the customer's language (ISO 639-1) the mail to them is
+	// written in.
+	Language string `expr:"language"`
+	// SatisfactionAsked: the one satisfaction question was sent already.
+	SatisfactionAsked bool `expr:"satisfaction_asked"`
 
 	CreatedAt       time.Time `expr:"created_at"`
 	FirstResponseAt time.Time `expr:"first_response_at"` // zero until an agent answered

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -316,7 +317,7 @@ func (l *loader) parseAction(p *ast.MappingValueNode) ([]actionSpec, error) {
 		}
 		return out, nil
 	case Schedule:
-		f, err := l.fields(v, "timer", "after")
+		f, err := l.fields(v, "timer", "after", "business_time")
 		if err != nil {
 			return nil, err
 		}
@@ -324,6 +325,13 @@ func (l *loader) parseAction(p *ast.MappingValueNode) ([]actionSpec, error) {
 			return nil, l.errf(v, "schedule: timer missing")
 		}
 		s := actionSpec{base: Action{Timer: f["timer"]}}
+		if bt, ok := f["business_time"]; ok {
+			b, err := strconv.ParseBool(bt)
+			if err != nil {
+				return nil, l.errf(v, "schedule: business_time: want true or false, got %q", bt)
+			}
+			s.base.BusinessTime = b
+		}
 		if err := l.duration(v, "schedule", f["after"], &s); err != nil {
 			return nil, err
 		}

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-//go:embed templates/*.tmpl
+//go:embed templates/*.tmpl templates/*/*.tmpl
 var defaultTemplates embed.FS
 
 // TemplateNames are the templates every installation has (embedded
@@ -26,7 +26,7 @@ func TemplateNames() []string {
 		"acknowledgement", "confirm_request", "thank_you", "nudge", "unconfirmed",
 		"reopened", "closed", "notify_customer_message", "notify_note", "notify_breach",
 		"notify_repeat", "notify_failure", "notify_unconfirmed", "command_error",
-		"notify_held", "notify_fuse",
+		"notify_held", "notify_fuse", "notify_follow_up",
 	}
 }
 
@@ -71,6 +71,19 @@ type TemplateData struct {
 	Told map[string]string
 	// Held is the reply tend held back, for notify_held.
 	Held HeldData
+	// History is the customer's other tickets, open first, for staff
+	// notifications ("also open: #4 Export stuck, 2 days").
+	History []HistoryData
+}
+
+// HistoryData is one of the customer's other tickets.
+type HistoryData struct {
+	Number  int64
+	Subject string
+	State   string
+	Open    bool
+	// Age is how long ago it was opened, "2 days".
+	Age string
 }
 
 // HeldData describes an agent's reply that was not sent because someone
@@ -109,6 +122,17 @@ type InboxData struct {
 // Links are signed, single-purpose URLs made by the executor.
 type Links struct {
 	Solved, NotSolved, Rating, Ticket string
+	// Ratings are the five signed "how did we do?" links, 1 (bad) to 5
+	// (great). They are set only in the one thank-you mail that asks
+	// (after a confirmed resolution, never twice on a ticket); templates
+	// show the question only {{with .Links.Ratings}}.
+	Ratings []RatingLink
+}
+
+// RatingLink is one signed satisfaction link.
+type RatingLink struct {
+	Score int
+	URL   string
 }
 
 // MessageData describes the received message. Text is for staff
@@ -178,6 +202,9 @@ type Templates struct {
 	defaults map[string]*pair
 	global   map[string]*pair
 	perInbox map[string]map[string]*pair // lower-cased inbox address
+	// langs are the embedded customer templates per language
+	// (templates/<code>/), userLangs the overrides in <dir>/<code>/.
+	langs, userLangs map[string]map[string]*pair
 }
 
 // LoadTemplates parses the embedded defaults and the overrides in dir ("" for
@@ -188,9 +215,18 @@ func LoadTemplates(dir string) (*Templates, error) {
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
-	t := &Templates{perInbox: map[string]map[string]*pair{}}
+	t := &Templates{perInbox: map[string]map[string]*pair{}, langs: map[string]map[string]*pair{}, userLangs: map[string]map[string]*pair{}}
 	if t.defaults, err = loadLayer(sub, "templates"); err != nil {
 		return nil, err
+	}
+	for _, lang := range Languages()[1:] {
+		langFS, err := fs.Sub(sub, lang)
+		if err != nil {
+			return nil, fmt.Errorf("templates: %w", err)
+		}
+		if t.langs[lang], err = loadLayer(langFS, filepath.Join("templates", lang)); err != nil {
+			return nil, err
+		}
 	}
 	for _, name := range TemplateNames() {
 		if t.defaults[name] == nil {
@@ -212,8 +248,9 @@ func LoadTemplates(dir string) (*Templates, error) {
 		if !e.IsDir() {
 			continue
 		}
-		if !strings.Contains(e.Name(), "@") {
-			return nil, fmt.Errorf("templates: %s: folder name must be an inbox address", filepath.Join(dir, e.Name()))
+		isLang := ShippedLanguage(e.Name())
+		if !strings.Contains(e.Name(), "@") && !isLang {
+			return nil, fmt.Errorf("templates: %s: folder name must be an inbox address or a language (%s)", filepath.Join(dir, e.Name()), strings.Join(Languages(), ", "))
 		}
 		inboxFS, err := fs.Sub(root, e.Name())
 		if err != nil {
@@ -222,6 +259,10 @@ func LoadTemplates(dir string) (*Templates, error) {
 		layer, err := loadLayer(inboxFS, filepath.Join(dir, e.Name()))
 		if err != nil {
 			return nil, err
+		}
+		if isLang {
+			t.userLangs[e.Name()] = layer
+			continue
 		}
 		t.perInbox[strings.ToLower(e.Name())] = layer
 	}
@@ -342,7 +383,22 @@ func (t *Templates) Has(name string) bool {
 // Render renders template name for the inbox (its address; "" for none):
 // the inbox's override if any, else the global override, else the default.
 func (t *Templates) Render(name, inbox string, data TemplateData) (Rendered, error) {
+	return t.RenderIn(name, inbox, "", data)
+}
+
+// RenderIn renders template name for the inbox in language lang (ISO
+// 639-1; "" or "en" for the defaults): the inbox's override if any, else
+// the override in <dir>/<lang>/, else the shipped translation, else the
+// global override, else the default. A translation wins over a global
+// English override, so that a customer is never answered in English
+// because an admin reworded the English text. Translations are text-only.
+func (t *Templates) RenderIn(name, inbox, lang string, data TemplateData) (Rendered, error) {
 	p := t.perInbox[strings.ToLower(inbox)][name]
+	if p == nil && lang != "" {
+		if p = t.userLangs[lang][name]; p == nil {
+			p = t.langs[lang][name]
+		}
+	}
 	if p == nil {
 		p = t.global[name]
 	}
@@ -372,10 +428,14 @@ func SampleData() TemplateData {
 		Agent:    Person{Address: "lena@support.example", Name: "Lena"},
 		Inbox:    InboxData{Name: "Example Support", Address: "support@example.com", ResponseTime: "within 4 hours"},
 		Links: Links{Solved: "https://support.example.com/c/123/yes?sig=x", NotSolved: "https://support.example.com/c/123/no?sig=x",
-			Rating: "https://support.example.com/r/123?sig=x", Ticket: "https://support.example.com/t/123"},
+			Rating: "https://support.example.com/r/123?sig=x", Ticket: "https://support.example.com/t/123",
+			Ratings: []RatingLink{{1, "https://support.example.com/rate?t=1"}, {2, "https://support.example.com/rate?t=2"},
+				{3, "https://support.example.com/rate?t=3"}, {4, "https://support.example.com/rate?t=4"}, {5, "https://support.example.com/rate?t=5"}}},
 		Message: MessageData{From: Person{Address: "jane@example.com", Name: "Jane Doe"}, Subject: "Invoice 2024-17 is wrong",
 			Date: time.Date(2025, 6, 3, 9, 30, 0, 0, time.UTC), Attachments: []string{"invoice.pdf", "screenshot.png"}, Text: sampleBodyMarker},
 		Reason: "duplicate of #120",
+		History: []HistoryData{{Number: 120, Subject: "Export stuck", State: StateOpen, Open: true, Age: "2 days"},
+			{Number: 97, Subject: "Password reset", State: StateResolved, Age: "3 weeks"}},
 		Answer: AnswerUnclear,
 		Error:  "#assign: no agent named \"lenna\"",
 		Count:  3,

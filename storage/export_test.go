@@ -125,3 +125,13 @@ func OutboxRaw(ctx context.Context, s *Store, id int64) ([]byte, error) {
 	}
 	return o.Raw, nil
 }
+
+// NewestOpenTicket exposes the lookup that links a new ticket to the
+// customer's open one, for TestQueryPlans.
+func (t *Tx) NewestOpenTicket(ctx context.Context, email string) (int64, error) {
+	var id int64
+	if err := t.db.WithContext(ctx).Model(&Contact{}).Where("email = ?", email).Limit(1).Pluck("id", &id).Error; err != nil {
+		return 0, err
+	}
+	return newestOpenTicket(t.db.WithContext(ctx), id)
+}

@@ -253,6 +253,19 @@ func (s *Store) openTicket(db *gorm.DB, in *Incoming, inboxID int64, p Placement
 		Subject: in.Subject, NormSubject: SubjectKey(in.NormSubject), State: StateNew, Priority: "normal",
 		CustomerID: contactID, InboxID: inboxID, CreatedAt: now, UpdatedAt: now, LastCustomerAt: &now,
 	}
+	if in.Role == "customer" && in.Class == "human" {
+		t.WaitingSince = &now
+		if p.LinkedTo == 0 {
+			// A customer with a ticket still open writes about something
+			// new (or the same thing under a new subject): the tickets
+			// are linked, so nobody answers them as a stranger.
+			open, err := newestOpenTicket(db, contactID)
+			if err != nil {
+				return 0, err
+			}
+			p.LinkedTo = open
+		}
+	}
 	if p.LinkedTo != 0 {
 		t.LinkedTo = &p.LinkedTo
 	}
@@ -277,11 +290,29 @@ func (s *Store) appendToTicket(db *gorm.DB, in *Incoming, p Placement, now time.
 	upd := map[string]any{"updated_at": now}
 	if in.Role == "customer" && in.Class == "human" {
 		upd["last_customer_at"] = now
+		// The wait runs from the oldest message still unanswered.
+		upd["waiting_since"] = gorm.Expr("COALESCE(waiting_since, ?)", now)
 	}
 	if err := db.Model(&Ticket{}).Where("id = ?", p.Ticket).Updates(upd).Error; err != nil {
 		return fmt.Errorf("ticket %d: %w", p.Ticket, err)
 	}
 	return nil
+}
+
+// newestOpenTicket is the contact's newest ticket in an open state, 0
+// when there is none. One indexed query (customer_id leads
+// idx_tickets_customer_subject).
+func newestOpenTicket(db *gorm.DB, contactID int64) (int64, error) {
+	var ids []int64
+	err := db.Model(&Ticket{}).Where("customer_id = ? AND merged_into IS NULL AND state IN ?", contactID, openStates()).
+		Order("id DESC").Limit(1).Pluck("id", &ids).Error
+	if err != nil {
+		return 0, fmt.Errorf("open ticket of contact %d: %w", contactID, err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	return ids[0], nil
 }
 
 func upsertContact(db *gorm.DB, email, name string, now time.Time) (int64, error) {

@@ -87,6 +87,21 @@ type Ticket struct {
 	// mail in a short window, a loop): its outgoing mail is held until a
 	// lead releases it.
 	MailHeldSince *time.Time
+	// WaitingSince is the oldest customer message with no answer after
+	// it: how long the customer has really waited (nil once answered).
+	WaitingSince *time.Time
+	// SnoozedUntil keeps the ticket out of the queue until then (#waiting
+	// until, #remind, #snooze); a customer reply clears it at once.
+	SnoozedUntil *time.Time
+	// Language is the customer's language (ISO 639-1), detected from the
+	// first message; the customer's mail is written in it.
+	Language string `gorm:"size:8;not null;default:''"`
+	// Satisfaction: asked once, after a confirmed resolution only; the
+	// score is 1..5 (0: none yet).
+	SatisfactionAskedAt *time.Time
+	SatisfactionScore   int    `gorm:"not null;default:0"`
+	SatisfactionComment string `gorm:"type:text;not null;default:''"`
+	SatisfactionAt      *time.Time
 
 	Customer *Contact `gorm:"foreignKey:CustomerID"`
 	Assignee *Agent   `gorm:"foreignKey:AssigneeID"`

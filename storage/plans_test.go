@@ -96,6 +96,14 @@ func TestQueryPlans(t *testing.T) {
 				_, err := tx.TemplateOutcomes(ctx, tk.ID)
 				return err
 			}},
+			{"CustomerHistory", func(ctx context.Context, tx *storage.Tx) error {
+				_, err := tx.CustomerHistory(ctx, tk.Customer, 0)
+				return err
+			}},
+			{"NewestOpenTicket", func(ctx context.Context, tx *storage.Tx) error {
+				_, err := tx.NewestOpenTicket(ctx, tk.Customer)
+				return err
+			}},
 			{"RecentTicketBySubject", func(ctx context.Context, tx *storage.Tx) error {
 				_, _, err := tx.RecentTicketBySubject(ctx, tk.Customer, strings.ToLower(tk.Subject), clock.Now().Add(-7*24*time.Hour))
 				return err

@@ -39,6 +39,17 @@ type TicketRow struct {
 	MergedInto     *int64
 	// MailHeldSince is when the ticket's mail fuse tripped (nil: not).
 	MailHeldSince *time.Time
+	// WaitingSince is the oldest unanswered customer message (nil when
+	// the customer has an answer); SnoozedUntil hides the ticket from
+	// the queue until then.
+	WaitingSince *time.Time
+	SnoozedUntil *time.Time
+	LinkedTo     *int64
+	Language     string
+	// SatisfactionScore is the customer's 1..5 rating (0: none);
+	// SatisfactionComment what they added.
+	SatisfactionScore   int
+	SatisfactionComment string
 }
 
 // openStates are the states a ticket needs attention in.
@@ -60,7 +71,7 @@ func (s *Store) ListTickets(ctx context.Context, f TicketFilter) ([]TicketRow, i
 		Select(`tickets.id AS number, tickets.subject, tickets.state, tickets.priority, tickets.breached,
 			tickets.repeat_contacts, tickets.tags, contacts.email AS customer, contacts.name AS customer_name,
 			COALESCE(agents.email, '') AS assignee, inboxes.address AS inbox, tickets.created_at, tickets.updated_at,
-			tickets.last_customer_at, tickets.last_agent_at, tickets.merged_into, tickets.mail_held_since`).
+			tickets.last_customer_at, tickets.last_agent_at, tickets.merged_into, ` + ticketRowExtra).
 		Joins("JOIN contacts ON contacts.id = tickets.customer_id").
 		Joins("JOIN inboxes ON inboxes.id = tickets.inbox_id").
 		Joins("LEFT JOIN agents ON agents.id = tickets.assignee_id").

@@ -72,11 +72,17 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 	if f.Subject != "" {
 		q = q.Where("tickets.norm_subject = ?", f.Subject)
 	}
+	if f.State == "" {
+		// The default view is what needs a person now; a ticket put
+		// aside still shows under its state and "all", so it is never
+		// out of sight.
+		q = q.Where(notSnoozed, s.now())
+	}
 	var rows []QueueRow
 	// COALESCE: a ticket opened by an agent has no customer message yet;
 	// it has waited since it was created. (NULL ordering differs between
 	// SQLite and PostgreSQL, so it must not decide the order.)
-	err := q.Order("attention").Order("COALESCE(tickets.last_customer_at, tickets.created_at)").Order("tickets.id").
+	err := q.Order("attention").Order("COALESCE(tickets.waiting_since, tickets.last_customer_at, tickets.created_at)").Order("tickets.id").
 		Offset(f.Offset).Limit(f.Limit + 1).Scan(&rows).Error
 	if err != nil {
 		return nil, false, fmt.Errorf("queue: %w", err)
@@ -93,7 +99,12 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 const ticketRowColumns = `tickets.id AS number, tickets.subject, tickets.state, tickets.priority, tickets.breached,
 	tickets.repeat_contacts, tickets.tags, contacts.email AS customer, contacts.name AS customer_name,
 	COALESCE(agents.email, '') AS assignee, inboxes.address AS inbox, tickets.created_at, tickets.updated_at,
-	tickets.last_customer_at, tickets.last_agent_at, tickets.merged_into`
+	tickets.last_customer_at, tickets.last_agent_at, tickets.merged_into, ` + ticketRowExtra
+
+// ticketRowExtra are the TicketRow columns of the care features (history,
+// follow-ups, language, satisfaction) and the mail fuse.
+const ticketRowExtra = `tickets.waiting_since, tickets.snoozed_until, tickets.linked_to, tickets.language,
+	tickets.satisfaction_score, tickets.satisfaction_comment, tickets.mail_held_since`
 
 // ticketList is the base of every ticket listing: the joins that fill a
 // TicketRow, no merged tickets, and the state ("" = open, "all", or one)
@@ -133,13 +144,17 @@ func restrictVisible(q *gorm.DB, visible []string) *gorm.DB {
 // inboxExists restricts a tickets query to those an inbox sees.
 const inboxExists = "EXISTS (SELECT 1 FROM ticket_inboxes ti JOIN inboxes i ON i.id = ti.inbox_id WHERE ti.ticket_id = tickets.id AND i.address = ?)"
 
+// notSnoozed leaves out tickets an agent put aside until a later time
+// (#waiting until, #remind, #snooze); the timer brings them back.
+const notSnoozed = "(tickets.snoozed_until IS NULL OR tickets.snoozed_until <= ?)"
+
 // AttentionCounts returns how many open tickets have each attention rank
 // (index: the Attention constants), for the queue's summary line. One
 // grouped query. visible restricts as QueueFilter.Visible does.
 func (s *Store) AttentionCounts(ctx context.Context, inbox string, visible []string) ([AttentionDone + 1]int64, error) {
 	var out [AttentionDone + 1]int64
 	q := s.db.WithContext(ctx).Table("tickets").Select(attentionSQL+" AS attention, COUNT(*) AS n").
-		Where("tickets.merged_into IS NULL AND tickets.state IN ?", openStates())
+		Where("tickets.merged_into IS NULL AND tickets.state IN ?", openStates()).Where(notSnoozed, s.now())
 	if inbox != "" {
 		q = q.Where(inboxExists, inbox)
 	}

@@ -119,6 +119,7 @@ func (t *Tx) UpdateTicket(ctx context.Context, number int64, u TicketUpdate) err
 		switch *u.State {
 		case StateResolved, StateClosed:
 			upd["resolved_at"] = now
+			upd["waiting_since"] = nil
 		case StateOpen, StateNew, StateWaiting, StateProposed:
 			upd["resolved_at"] = nil
 		}
@@ -143,6 +144,8 @@ func (t *Tx) UpdateTicket(ctx context.Context, number int64, u TicketUpdate) err
 	}
 	if u.LastAgentAt != nil {
 		upd["last_agent_at"] = *u.LastAgentAt
+		// Answered: nothing the customer wrote is waiting any more.
+		upd["waiting_since"] = nil
 	}
 	db := t.db.WithContext(ctx)
 	if len(u.AddTags) > 0 {
@@ -296,7 +299,9 @@ func (t *Tx) Schedule(ctx context.Context, ticket int64, name string, due time.T
 	if err := t.Cancel(ctx, ticket, name); err != nil {
 		return err
 	}
-	tm := Timer{TicketID: ticket, Name: name, DueAt: due, Status: TimerPending, CreatedAt: t.s.now()}
+	// Stored in UTC: SQLite compares times as text, so a due time in the
+	// inbox's zone would sort wrong against the clock's UTC.
+	tm := Timer{TicketID: ticket, Name: name, DueAt: due.UTC(), Status: TimerPending, CreatedAt: t.s.now()}
 	if err := t.db.WithContext(ctx).Create(&tm).Error; err != nil {
 		return fmt.Errorf("schedule %s on %d: %w", name, ticket, err)
 	}

@@ -111,15 +111,34 @@ type TicketJSON struct {
 	LastAgentAt    *time.Time `json:"last_agent_at,omitempty"`
 	// MailHeldSince is set while the ticket's mail fuse holds its mail.
 	MailHeldSince *time.Time `json:"mail_held_since,omitempty"`
+	// WaitingSince is the customer's oldest unanswered message.
+	WaitingSince *time.Time `json:"waiting_since,omitempty"`
+	SnoozedUntil *time.Time `json:"snoozed_until,omitempty"`
+	LinkedTo     *int64     `json:"linked_to,omitempty"`
+	Language     string     `json:"language,omitempty"`
+	// Satisfaction is the customer's rating, when they gave one.
+	Satisfaction *SatisfactionJSON `json:"satisfaction,omitempty"`
+}
+
+// SatisfactionJSON is a customer's answer to "how did we do?".
+type SatisfactionJSON struct {
+	Score   int    `json:"score"`
+	Comment string `json:"comment,omitempty"`
 }
 
 func ticketJSON(t storage.TicketRow) TicketJSON {
-	return TicketJSON{
+	j := TicketJSON{
 		Number: t.Number, Subject: t.Subject, State: t.State, Priority: t.Priority, Customer: t.Customer,
 		CustomerName: t.CustomerName, Assignee: t.Assignee, Inbox: t.Inbox, Breached: t.Breached,
 		RepeatContacts: t.RepeatContacts, Tags: strings.Fields(t.Tags), CreatedAt: t.CreatedAt,
-		UpdatedAt: t.UpdatedAt, LastCustomerAt: t.LastCustomerAt, LastAgentAt: t.LastAgentAt, MailHeldSince: t.MailHeldSince,
+		UpdatedAt: t.UpdatedAt, LastCustomerAt: t.LastCustomerAt, LastAgentAt: t.LastAgentAt,
+		WaitingSince: t.WaitingSince, SnoozedUntil: t.SnoozedUntil, LinkedTo: t.LinkedTo, Language: t.Language,
+		MailHeldSince: t.MailHeldSince,
 	}
+	if t.SatisfactionScore > 0 {
+		j.Satisfaction = &SatisfactionJSON{Score: t.SatisfactionScore, Comment: t.SatisfactionComment}
+	}
+	return j
 }
 
 func (s *Server) apiTickets(w http.ResponseWriter, r *http.Request) error {

@@ -154,7 +154,7 @@ func TestBrowser(t *testing.T) {
 
 	// The queue, in attention order.
 	rows := `Array.from(document.querySelectorAll('#queue tr.ticket')).map(r => r.dataset.number).join(' ')`
-	want := fmt.Sprint([]int64{s.breached, s.repeat, s.unconfirmed, s.old, s.ines, s.maria, s.tom, s.waiting, s.answeredBreach})
+	want := fmt.Sprint([]int64{s.breached, s.repeat, s.unconfirmed, s.old, s.tom, s.ines, s.maria, s.waiting, s.answeredBreach})
 	if got := "[" + js(rows) + "]"; got != want {
 		t.Errorf("queue in the browser = %s, want %s", got, want)
 	}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,5 +85,40 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, st := range storage.AllStates() {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts.TicketsByState[st]), st)
+	}
+}
+
+// SatisfactionSource gives the satisfaction figures at scrape time; a
+// CountSource that is one (the store) also reports them.
+type SatisfactionSource interface {
+	SatisfactionStats(ctx context.Context) (storage.SatisfactionStats, error)
+}
+
+// RegisterSatisfaction reports tend_satisfaction_asked (thank-you mails
+// that asked "how did we do?") and tend_satisfaction_ratings by score.
+func RegisterSatisfaction(reg prometheus.Registerer, src SatisfactionSource) {
+	reg.MustRegister(&satisfactionCollector{src: src,
+		asked:   prometheus.NewDesc("tend_satisfaction_asked", "Tickets on which the satisfaction question was asked.", nil, nil),
+		ratings: prometheus.NewDesc("tend_satisfaction_ratings", "Satisfaction answers, by score (1 bad .. 5 great).", []string{"score"}, nil)})
+}
+
+type satisfactionCollector struct {
+	src            SatisfactionSource
+	asked, ratings *prometheus.Desc
+}
+
+func (c *satisfactionCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.asked; ch <- c.ratings }
+
+func (c *satisfactionCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.src.SatisfactionStats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.asked, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.asked, prometheus.GaugeValue, float64(st.Asked))
+	for score := 1; score <= 5; score++ {
+		ch <- prometheus.MustNewConstMetric(c.ratings, prometheus.GaugeValue, float64(st.ByScore[score]), strconv.Itoa(score))
 	}
 }

@@ -74,7 +74,8 @@ type queueRow struct {
 	// Reason says in words why the ticket ranks where it does; empty for
 	// the ordinary "open, oldest first".
 	Reason string
-	// WaitingSince is when the customer last wrote (or the ticket opened).
+	// WaitingSince is the oldest unanswered customer message (or when
+	// the customer last wrote, or the ticket opened).
 	WaitingSince time.Time
 }
 
@@ -206,6 +207,11 @@ func stateLinks(q queueQuery) []filterLink {
 
 // reason names a queue row's attention rank for the lead.
 func reason(r storage.QueueRow) string {
+	if r.SnoozedUntil != nil {
+		// Only listed outside the default view, or once due (the
+		// follow-up timer clears it right after).
+		return "put aside until " + r.SnoozedUntil.UTC().Format("2006-01-02 15:04 UTC")
+	}
 	switch r.Attention {
 	case storage.AttentionBreached:
 		return "response time breached"
@@ -220,8 +226,13 @@ func reason(r storage.QueueRow) string {
 	return ""
 }
 
-// waitingSince is when the customer last wrote, or when the ticket opened.
+// waitingSince is the customer's oldest message that has no answer
+// after it (someone who wrote three times has waited since the first),
+// else when they last wrote, or when the ticket opened.
 func waitingSince(t storage.TicketRow) time.Time {
+	if t.WaitingSince != nil {
+		return *t.WaitingSince
+	}
 	if t.LastCustomerAt != nil {
 		return *t.LastCustomerAt
 	}

@@ -42,6 +42,11 @@ type Store interface {
 	Raw(ctx context.Context, hash string) ([]byte, error)
 	// Outbox tells where a ticket's outgoing mail stands.
 	Outbox(ctx context.Context, ticket int64) ([]storage.OutboxMail, error)
+	// CustomerHistory is a customer's tickets, open first, for the
+	// ticket page.
+	CustomerHistory(ctx context.Context, email string, limit int) ([]storage.HistoryTicket, error)
+	// SatisfactionStats is the satisfaction figure for the API.
+	SatisfactionStats(ctx context.Context) (storage.SatisfactionStats, error)
 }
 
 // Check is a named readiness check for /readyz (the database, each IMAP
@@ -87,6 +92,10 @@ type Options struct {
 	// Confirm applies a customer's signed confirmation link and returns
 	// the ticket and the answer ("yes" or "no"); nil disables /confirm.
 	Confirm func(ctx context.Context, token string) (int64, string, error)
+	// Rate applies a customer's signed satisfaction link with an optional
+	// comment and returns the ticket and the score on it; nil disables
+	// /rate.
+	Rate func(ctx context.Context, token, comment string) (int64, int, error)
 	// TrustedProxies are IP addresses or CIDR prefixes of reverse proxies
 	// whose X-Forwarded-For names the client (web.trusted_proxies); from
 	// any other peer the header is ignored.
@@ -149,6 +158,9 @@ func (s *Server) routes() {
 	m.Handle("GET /api/messages/{id}", s.api(s.apiMessage))
 	m.HandleFunc("GET /confirm", s.confirmPage)
 	m.HandleFunc("POST /confirm", s.confirm)
+	m.HandleFunc("GET /rate", s.ratePage)
+	m.HandleFunc("POST /rate", s.rate)
+	m.Handle("GET /api/stats/satisfaction", s.api(s.apiSatisfaction))
 	m.HandleFunc("GET /login", s.loginPage)
 	m.HandleFunc("POST /login", s.login)
 	m.Handle("POST /logout", s.page(s.logout))

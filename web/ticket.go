@@ -112,6 +112,8 @@ type ticketData struct {
 	Reasons  []string
 	Verb     map[string]bool // which actions the ticket's state offers
 	Attached int             // attachments on the whole ticket
+	// History is the customer's other tickets, open first.
+	History []storage.HistoryTicket
 	// NotSolved: the customer's last answer to "is it solved?" was no
 	// (by mail or by link), and the ticket is not done.
 	NotSolved bool
@@ -193,6 +195,15 @@ func (s *Server) ticketData(ctx context.Context, sess storage.SessionInfo, d sto
 	}
 	for _, a := range atts {
 		out.Attached += len(a)
+	}
+	hist, err := s.store.CustomerHistory(ctx, d.Customer, 0)
+	if err != nil {
+		return ticketData{}, err
+	}
+	for _, h := range hist {
+		if h.Number != d.Number {
+			out.History = append(out.History, h)
+		}
 	}
 	out.NotSolved = customerSaysNotSolved(d)
 	out.CanAct = s.opts.Actions != nil && canAct(sess.Agent.Role)

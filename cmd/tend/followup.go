@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tendhq/tend/cmd/tend/config"
+	"github.com/tendhq/tend/mail/followup"
 	"github.com/tendhq/tend/rules"
 )
 
@@ -55,4 +56,18 @@ func inboxAddresses(cfg config.Config) []string {
 		out[i] = strings.ToLower(in.Address)
 	}
 	return out
+}
+
+// inboxPolicies turns each inbox's language, time_zone, business_hours
+// and holidays into what the executor writes and counts with.
+func inboxPolicies(cfg config.Config) (map[string]followup.InboxPolicy, error) {
+	out := make(map[string]followup.InboxPolicy, len(cfg.Inboxes))
+	for _, in := range cfg.Inboxes {
+		cal, err := rules.NewCalendar(in.TimeZone, in.BusinessHours, in.Holidays)
+		if err != nil {
+			return nil, fmt.Errorf("inbox %s: %w", in.Address, err)
+		}
+		out[strings.ToLower(in.Address)] = followup.InboxPolicy{Language: in.Language, Calendar: cal}
+	}
+	return out, nil
 }

@@ -40,6 +40,13 @@ var keyProofs = map[string]string{
 	"relay.password_file":                "TestParseValues",         // config: read into relay.password at load
 	"inboxes[].imap.password_file":       "TestParseValues",         // config: read into imap.password at load
 	"inboxes[].imap.oauth.refresh_token": "TestOAuth2TokenRotation", // mail/imappoll: the first refresh token, handed to NewOAuth2Token
+	// inboxPolicies (serve sets followup.Options.Inboxes from it) builds a
+	// *rules.Calendar whose pointer would make every rendering differ, so
+	// these are proven by a test of what it builds.
+	"inboxes[].language":       "TestInboxPolicyKeys",
+	"inboxes[].time_zone":      "TestInboxPolicyKeys",
+	"inboxes[].business_hours": "TestInboxPolicyKeys",
+	"inboxes[].holidays":       "TestInboxPolicyKeys",
 }
 
 // pendingProofs are proofs being written on another branch: the key is

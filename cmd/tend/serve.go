@@ -89,6 +89,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := web.NewMetrics(reg, st)
+	web.RegisterSatisfaction(reg, st)
 
 	owner := replicaName()
 	inboxes := inboxAddresses(cfg)
@@ -110,6 +111,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	fopts := followupOptions(cfg)
 	fopts.Store, fopts.Engine, fopts.Templates, fopts.Signer, fopts.LoopValue, fopts.DKIM, fopts.Logger = st, engine, templates, signer, owner, dkim, log
+	if fopts.Inboxes, err = inboxPolicies(cfg); err != nil {
+		return err
+	}
+	fopts.Detector = followup.NewDetector()
 	exec, err := followup.New(fopts)
 	if err != nil {
 		return err
@@ -199,7 +204,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 	wopts := webOptions(cfg)
-	wopts.Gatherer, wopts.Logger, wopts.Checks, wopts.Actions, wopts.InboxStatus, wopts.Confirm = reg, log, checks, exec, inboxStatus, exec.Confirm
+	wopts.Gatherer, wopts.Logger, wopts.Checks, wopts.Actions, wopts.InboxStatus, wopts.Confirm, wopts.Rate = reg, log, checks, exec, inboxStatus, exec.Confirm, exec.Rate
 	wopts.RelayConfigured, wopts.MetricsToken = sender != nil, metricsToken
 	h, err := web.New(st, wopts)
 	if err != nil {

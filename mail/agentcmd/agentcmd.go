@@ -1,7 +1,8 @@
 // Package agentcmd parses the one-line commands an agent writes at the top
 // or bottom of a reply (after replytext has removed the quoted chain):
 // "#resolve", "#note", "#assign lena", "#priority high", "#close spam",
-// "#waiting", "#tag billing", "#send".
+// "#waiting", "#tag billing", "#send", and the follow-ups "#waiting until
+// 2026-12-05", "#remind 3d", "#snooze monday" (see When).
 //
 // It is deliberately strict: a line in the command area that looks like a
 // command but is not a valid one is reported as a Problem with a
@@ -41,7 +42,7 @@ const (
 	Send     Kind = "send"
 )
 
-var kinds = []Kind{Resolve, Note, Assign, Priority, Close, Waiting, Tag, Send}
+var kinds = []Kind{Resolve, Note, Assign, Priority, Close, Waiting, Tag, Send, Remind, Snooze}
 
 // Priorities accepted by #priority, lowest first.
 var priorities = []string{"low", "normal", "high", "urgent"}
@@ -64,6 +65,8 @@ type Command struct {
 	DuplicateOf int
 	// Line is the 1-based line number in the parsed text.
 	Line int
+	// When is set for the follow-ups: #waiting until …, #remind, #snooze.
+	When *When
 }
 
 // Problem is a command line that could not be used.
@@ -147,6 +150,10 @@ func (r *Result) parseLine(n int, line string) {
 	name := strings.ToLower(m[1])
 	arg := strings.TrimSpace(m[2])
 	add := func(k Kind, a string) { r.Commands = append(r.Commands, Command{Kind: k, Arg: a, Line: n}) }
+	if k := Kind(name); k == Remind || k == Snooze || (k == Waiting && arg != "") {
+		r.parseFollowUp(n, line, k, arg)
+		return
+	}
 	switch Kind(name) {
 	case Note:
 		// "#note called her" is a note with that text: what a person
@@ -200,7 +207,7 @@ func (r *Result) parseLine(n int, line string) {
 			names[i] = string(k)
 		}
 		r.problem(n, line, fmt.Sprintf("unknown command %q", "#"+m[1]),
-			suggest(name, names, "#", "known commands: #resolve #note #assign #priority #close #waiting #tag #send"))
+			suggest(name, names, "#", "known commands: #resolve #note #assign #priority #close #waiting #tag #send #remind #snooze"))
 	}
 }
 

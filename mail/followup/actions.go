@@ -132,6 +132,9 @@ func (x *Executor) openLinked(sc *scope) error {
 	if err != nil {
 		return err
 	}
+	if err := x.detectLanguage(nsc, msg); err != nil {
+		return err
+	}
 	ev, err := x.event(nsc, rules.EventTicketCreated)
 	if err != nil {
 		return err

@@ -37,6 +37,7 @@ func (x *Executor) agentMail(sc *scope) error {
 	}
 	text := newText(msg)
 	cmds, clean, problems := parseCommands(text)
+	problems = append(problems, x.checkFollowUps(sc, cmds)...)
 	if len(problems) > 0 {
 		return x.commandError(sc, ag, problems, clean)
 	}
@@ -147,7 +148,13 @@ func (x *Executor) runCommands(sc *scope, cmds []command, ag *storage.Agent, by 
 		case "close":
 			err = x.changeState(sc, storage.StateClosed, c.Arg, by)
 		case "waiting":
+			if c.When != nil {
+				err = x.followUp(sc, c, c.When, by)
+				break
+			}
 			err = x.setState(sc, storage.StateWaiting, "", by)
+		case "remind", "snooze":
+			err = x.followUp(sc, c, c.When, by)
 		case "assign":
 			target := ag
 			if c.Arg != "me" {

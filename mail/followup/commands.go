@@ -9,7 +9,11 @@ import (
 )
 
 // command is one of an agent's one-line commands.
-type command struct{ Name, Arg string }
+type command struct {
+	Name, Arg string
+	// When is set for the follow-ups (#waiting until, #remind, #snooze).
+	When *agentcmd.When
+}
 
 func (c command) String() string {
 	if c.Arg == "" {
@@ -35,7 +39,7 @@ func parseCommands(text string) ([]command, string, []string) {
 		if c.Kind == agentcmd.Close && c.DuplicateOf != 0 {
 			arg = fmt.Sprintf("duplicate of #%d", c.DuplicateOf)
 		}
-		cmds = append(cmds, command{Name: string(c.Kind), Arg: arg})
+		cmds = append(cmds, command{Name: string(c.Kind), Arg: arg, When: c.When})
 	}
 	return cmds, res.Text, problems
 }

@@ -24,11 +24,19 @@ func (x *Executor) HandleTimer(ctx context.Context, t storage.Timer, owner strin
 		if err != nil {
 			return err
 		}
+		if t.Name == storage.TimerFollowUp {
+			if err := x.followUpDue(sc, t); err != nil {
+				return err
+			}
+		}
 		ev, err := x.event(sc, rules.EventTimerDue)
 		if err != nil {
 			return err
 		}
 		ev.Timer = &rules.Timer{Name: t.Name, DueAt: t.DueAt, Seq: t.ID}
+		if t.Name == storage.TimerFollowUp {
+			ev.Reason = "follow-up set for " + x.localTime(sc, t.DueAt)
+		}
 		return x.run(sc, ev)
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/mail/compose"
+	"github.com/tendhq/tend/mail/langdetect"
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
@@ -60,6 +61,13 @@ type Options struct {
 	// (default DefaultNotifyAttachMax; negative: never). Larger ones are
 	// listed with their sizes and served from the ticket page.
 	NotifyAttachMax int64
+	// Inboxes are the inboxes' languages and calendars, by lower-case
+	// address; an inbox not listed writes English, in UTC, around the
+	// clock.
+	Inboxes map[string]InboxPolicy
+	// Detector tells the customer's language from their first message;
+	// nil always uses the inbox's language.
+	Detector *langdetect.Detector
 }
 
 // Executor applies the rules. It is safe for concurrent use; every entry
@@ -117,6 +125,9 @@ type scope struct {
 	// trigger is the message that caused the event, if any.
 	trigger *storage.Message
 	agents  []storage.Agent
+	// history is the customer's other tickets (see history.go).
+	history       []storage.HistoryTicket
+	historyLoaded bool
 	// notified is who got which staff template in this transaction: a
 	// lead who is also an agent is on two rules' lists and gets it once.
 	notified map[string]bool
@@ -168,14 +179,27 @@ func (x *Executor) customerMail(sc *scope) error {
 	evType := rules.EventMessageReceived
 	if firstInbound(sc.msgs) == msg.ID {
 		evType = rules.EventTicketCreated
+		if err := x.detectLanguage(sc, msg); err != nil {
+			return err
+		}
 	}
 	role := rules.RoleCustomer
 	if msg.FromAddr != sc.v.Customer.Email {
 		role = roleCC
 	}
+	if done, err := x.ratingReply(sc, msg, role); err != nil || done {
+		return err
+	}
 	ev, err := x.event(sc, evType)
 	if err != nil {
 		return err
+	}
+	if msg.Class == "human" && !msg.Imported {
+		// The customer (or a CC) wrote while the ticket was put aside:
+		// it is back at once, not when the follow-up was due.
+		if err := x.wake(sc, "the customer wrote: back in the queue before the follow-up"); err != nil {
+			return err
+		}
 	}
 	if ev.Message, err = x.customerMessage(sc, msg, role); err != nil {
 		return err
@@ -264,6 +288,9 @@ func (x *Executor) event(sc *scope, typ string) (rules.Event, error) {
 	if v.Assignee != nil {
 		t.Assignee = rules.Person{Address: v.Assignee.Email, Name: v.Assignee.Name}
 	}
+	if err := x.customerLoad(sc, &t); err != nil {
+		return rules.Event{}, err
+	}
 	for dst, src := range map[*time.Time]*time.Time{&t.FirstResponseAt: v.FirstResponseAt, &t.LastCustomerAt: v.LastCustomerAt, &t.LastAgentAt: v.LastAgentAt, &t.ResolvedAt: v.ResolvedAt, &t.CustomerSuppressedUntil: v.Customer.SuppressedUntil} {
 		if src != nil {
 			*dst = *src
@@ -332,7 +359,7 @@ func (x *Executor) apply(sc *scope, ev rules.Event, a rules.Action) error {
 	case rules.Tag:
 		return tx.UpdateTicket(ctx, id, storage.TicketUpdate{AddTags: []string{a.Tag}})
 	case rules.Schedule:
-		return tx.Schedule(ctx, id, a.Timer, ev.Now.Add(a.After))
+		return tx.Schedule(ctx, id, a.Timer, x.due(sc, ev.Now, a.After, a.BusinessTime))
 	case rules.Cancel:
 		return tx.Cancel(ctx, id, a.Timer)
 	case rules.Record:
@@ -340,7 +367,12 @@ func (x *Executor) apply(sc *scope, ev rules.Event, a rules.Action) error {
 		switch a.Note {
 		case rules.RecordRepeatContact:
 			u.RepeatContacts = 1
-			sc.v.RepeatContacts++
+			if ev.Type == rules.EventTicketCreated {
+				// A new subject from a customer already waiting carries
+				// the count of their other waiting tickets.
+				u.RepeatContacts += ev.Ticket.CustomerRepeatContacts
+			}
+			sc.v.RepeatContacts += u.RepeatContacts
 		case rules.RecordBreach:
 			yes := true
 			u.Breached = &yes
@@ -378,6 +410,12 @@ func (x *Executor) setState(sc *scope, state, reason, by string) error {
 	}
 	if err := sc.tx.UpdateTicket(sc.ctx, sc.v.ID, u); err != nil {
 		return err
+	}
+	if state == storage.StateResolved || state == storage.StateClosed {
+		// Done is done: no follow-up brings a finished ticket back.
+		if err := x.wake(sc, "ticket "+state+": follow-up cancelled"); err != nil {
+			return err
+		}
 	}
 	detail := fmt.Sprintf("%s → %s (%s)", sc.v.State, state, by)
 	if reason != "" {

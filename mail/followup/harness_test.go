@@ -53,9 +53,11 @@ type world struct {
 	dataDir string // the SQLite database and its segment files, when newWorldWith opened them
 }
 
-func newWorld(t *testing.T) *world {
+// newWorld assembles the world; opts change the executor's options (an
+// inbox's language and calendar).
+func newWorld(t *testing.T, with ...func(*followup.Options)) *world {
 	t.Helper()
-	return newWorldOn(t, storagetest.OpenSQLite)
+	return newWorldOn(t, storagetest.OpenSQLite, with...)
 }
 
 // newWorldTuned is newWorld with the executor's options adjusted by tune.
@@ -65,9 +67,13 @@ func newWorldTuned(t *testing.T, tune func(*followup.Options)) *world {
 }
 
 // newWorldOn is newWorld on the store that open makes (storagetest.Backends).
-func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) *world {
+func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store, with ...func(*followup.Options)) *world {
 	t.Helper()
-	return newWorldWith(t, open, nil)
+	return newWorldWith(t, open, &worldTweaks{exec: func(o *followup.Options) {
+		for _, f := range with {
+			f(o)
+		}
+	}})
 }
 
 // newWorldAuth is newWorld with a sender verifier on the ingest path.
@@ -335,4 +341,12 @@ func to(msgs []captured, addr string) []captured {
 		}
 	}
 	return out
+}
+
+// onBackends runs a scenario on SQLite and on PostgreSQL.
+func onBackends(t *testing.T, f func(t *testing.T, b storagetest.Backend)) {
+	t.Helper()
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { f(t, b) })
+	}
 }

@@ -144,7 +144,12 @@ func maxTime(a, b time.Time) time.Time {
 // the timeline and the mail is not sent (templates are checked at load, so
 // this is rare).
 func (x *Executor) render(sc *scope, name string, data rules.TemplateData) (rules.Rendered, bool, error) {
-	r, err := x.opts.Templates.Render(name, sc.v.Inbox.Address, data)
+	return x.renderIn(sc, name, "", data)
+}
+
+// renderIn is render in a language (the customer's, for mail to them).
+func (x *Executor) renderIn(sc *scope, name, lang string, data rules.TemplateData) (rules.Rendered, bool, error) {
+	r, err := x.opts.Templates.RenderIn(name, sc.v.Inbox.Address, lang, data)
 	if err != nil {
 		x.log.Error("template failed", "ticket", sc.v.ID, "template", name, "err", err)
 		return r, false, sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.failed", "", fmt.Sprintf("template %s: %v", name, err), nil)
@@ -156,11 +161,19 @@ func (x *Executor) render(sc *scope, name string, data rules.TemplateData) (rule
 // deferred to notBefore when that is set (a held customer notice; why says
 // why).
 func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action, notBefore time.Time, why string) error {
-	data := rules.DataFor(ev, x.links(sc.v.ID))
+	links := x.links(sc.v.ID)
+	if a.Template == templateThankYou {
+		var err error
+		if links.Ratings, err = x.satisfactionLinks(sc, ev); err != nil {
+			return err
+		}
+	}
+	data := rules.DataFor(ev, links)
 	if err := x.proposed(sc, ev, &data); err != nil {
 		return err
 	}
-	r, ok, err := x.render(sc, a.Template, data)
+	data.Inbox.ResponseTime = x.promise(sc, ev.Now)
+	r, ok, err := x.renderIn(sc, a.Template, x.language(sc), data)
 	if !ok {
 		return err
 	}
@@ -252,6 +265,10 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 	}
 	now := x.opts.Clock.Now()
 	var content *notifyContent
+	hist, err := x.historyData(sc)
+	if err != nil {
+		return err
+	}
 	for _, ag := range staff(sc, to, except) {
 		key := fmt.Sprintf("%s/%d", template, ag.ID)
 		if sc.notified[key] {
@@ -275,6 +292,7 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 			content = &c
 		}
 		data.Message.Text, data.Message.Attachments = content.text, content.listed
+		data.History = hist
 		data.Agent = rules.Person{Address: ag.Email, Name: ag.Name}
 		data.Told, data.Count = told, 1
 		waiting := found && last.SentAt == nil && last.LeaseOwner == "" &&

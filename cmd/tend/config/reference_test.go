@@ -260,8 +260,9 @@ func TestExampleFile(t *testing.T) {
 	imap.TokenCommand = "oauth2-token support@acme.test"
 	imap.After = After{Action: AfterMove, Folder: "Archive"}
 	want.Inboxes = []Inbox{
-		{Address: "support@acme.test", Name: "Acme Support", ResponseTime: 4 * time.Hour, Backfill: "quiet", IMAP: imap},
-		{Address: "billing@acme.test", Name: "Acme Billing", ResponseTime: 24 * time.Hour, Backfill: "quiet"},
+		{Address: "support@acme.test", Name: "Acme Support", ResponseTime: 4 * time.Hour, Backfill: "quiet", IMAP: imap,
+			Language: "en", TimeZone: "Europe/Berlin", BusinessHours: "Mon-Fri 09:00-17:00", Holidays: []string{"2026-12-25", "2026-12-26"}},
+		{Address: "billing@acme.test", Name: "Acme Billing", ResponseTime: 24 * time.Hour, Backfill: "quiet", Language: "en"},
 	}
 	want.Agents = []Agent{
 		{Email: "alice@acme.test", Name: "Alice", Role: "agent"},

@@ -243,6 +243,14 @@ type Inbox struct {
 	Backfill string `yaml:"backfill"`
 	// IMAP polls a mailbox for this inbox; absent means mail arrives by SMTP/LMTP only.
 	IMAP *IMAP `yaml:"imap"`
+	// Language is what customers are written to in when their own language is not detected or not shipped: en, de, fr, es, pt or nl.
+	Language string `yaml:"language"`
+	// TimeZone is the IANA zone (Europe/Berlin) business hours, holidays, follow-up dates and promised times are read in.
+	TimeZone string `yaml:"time_zone"`
+	// BusinessHours are the working hours, e.g. "Mon-Fri 09:00-17:00" or "Mon-Thu 09:00-17:00, Fri 09:00-13:00"; when set, response_time counts business time only and acknowledgements promise a local time ("by Monday 10:00 CET"); empty means around the clock.
+	BusinessHours string `yaml:"business_hours"`
+	// Holidays are dates (2026-12-25) on which no business time passes.
+	Holidays []string `yaml:"holidays"`
 }
 
 // IMAP is a mailbox tend polls (IDLE where offered).
@@ -384,6 +392,7 @@ func Default() Config {
 			Name:         "Support",
 			ResponseTime: 24 * time.Hour,
 			Backfill:     "quiet",
+			Language:     "en",
 		}},
 	}
 }
@@ -395,7 +404,7 @@ type defaulter interface {
 }
 
 func (i *Inbox) applyDefaults() {
-	*i = Inbox{ResponseTime: 24 * time.Hour, Backfill: "quiet"}
+	*i = Inbox{ResponseTime: 24 * time.Hour, Backfill: "quiet", Language: "en"}
 }
 
 func (m *IMAP) applyDefaults() {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tendhq/tend/rules"
 )
 
 // validator collects every problem; each names the key path, and the
@@ -230,6 +232,28 @@ func (v *validator) inboxes(in []Inbox) {
 		v.oneOf(key+".backfill", b.Backfill, "quiet", "live")
 		if b.IMAP != nil {
 			v.imap(key+".imap", b.IMAP)
+		}
+		v.calendar(key, b)
+	}
+}
+
+// calendar checks an inbox's language, zone, hours and holidays, with the
+// same code that applies them (rules.NewCalendar).
+func (v *validator) calendar(key string, b *Inbox) {
+	if !rules.ShippedLanguage(b.Language) {
+		v.add(key+".language", "invalid value %q (want one of %s)", b.Language, strings.Join(rules.Languages(), ", "))
+	}
+	if b.TimeZone != "" {
+		if _, err := rules.NewCalendar(b.TimeZone, "", nil); err != nil {
+			v.add(key+".time_zone", "%v", err)
+		}
+	}
+	if _, err := rules.NewCalendar("", b.BusinessHours, nil); err != nil {
+		v.add(key+".business_hours", "%v", err)
+	}
+	for j, h := range b.Holidays {
+		if _, err := rules.NewCalendar("", "", []string{h}); err != nil {
+			v.add(fmt.Sprintf("%s.holidays[%d]", key, j), "%v", err)
 		}
 	}
 }

@@ -1,0 +1,84 @@
+package followup
+
+import (
+	"strings"
+	"time"
+
+	"github.com/tendhq/tend/mail/langdetect"
+	"github.com/tendhq/tend/rules"
+	"github.com/tendhq/tend/storage"
+)
+
+// InboxPolicy is an inbox's language and working time.
+type InboxPolicy struct {
+	// Language is the fallback language of mail to customers (ISO 639-1).
+	Language string
+	// Calendar is the inbox's time zone, business hours and holidays; nil
+	// is UTC around the clock.
+	Calendar *rules.Calendar
+}
+
+// policy is the ticket's inbox policy (English, UTC, around the clock
+// when the inbox has none).
+func (x *Executor) policy(sc *scope) InboxPolicy {
+	p := x.opts.Inboxes[strings.ToLower(sc.v.Inbox.Address)]
+	if p.Language == "" {
+		p.Language = "en"
+	}
+	return p
+}
+
+// language is what the customer is written to in: the language detected
+// from their first message, else the inbox's.
+func (x *Executor) language(sc *scope) string {
+	if rules.ShippedLanguage(sc.v.Language) {
+		return sc.v.Language
+	}
+	return x.policy(sc).Language
+}
+
+// detectLanguage remembers the language of a new ticket's first message,
+// or the inbox's when it cannot be told.
+func (x *Executor) detectLanguage(sc *scope, msg *storage.Message) error {
+	if sc.v.Language != "" {
+		return nil
+	}
+	lang := ""
+	if x.opts.Detector != nil {
+		lang = x.opts.Detector.Detect(msg.Subject + "\n" + newText(msg))
+	}
+	if lang == "" {
+		lang = x.policy(sc).Language
+	}
+	if err := sc.tx.SetLanguage(sc.ctx, sc.v.ID, lang); err != nil {
+		return err
+	}
+	sc.v.Language = lang
+	return nil
+}
+
+// NewDetector is the language detector for the shipped languages.
+func NewDetector() *langdetect.Detector { return langdetect.New(rules.Languages()) }
+
+// due is when a delay from now ends: in business time when asked and the
+// inbox has business hours, else on the clock.
+func (x *Executor) due(sc *scope, now time.Time, d time.Duration, business bool) time.Time {
+	if business {
+		return x.policy(sc).Calendar.Add(now, d)
+	}
+	return now.Add(d)
+}
+
+// promise is the honest first-answer promise in the customer's language:
+// a local deadline ("by Monday 11:00 CET") when the inbox has business
+// hours, the duration ("within 4 hours") otherwise. It is computed the
+// way the first-response clock is armed, so the two agree.
+func (x *Executor) promise(sc *scope, now time.Time) string {
+	rt := time.Duration(sc.v.Inbox.ResponseTime) * time.Second
+	lang := x.language(sc)
+	cal := x.policy(sc).Calendar
+	if rt <= 0 || !cal.Open() {
+		return rules.DescribeResponseTimeIn(lang, rt)
+	}
+	return rules.DescribeDeadline(lang, cal.Add(now, rt).In(cal.Loc), now)
+}
