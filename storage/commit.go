@@ -141,11 +141,11 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 	if c.s.segs != nil {
 		// The raw bytes are durable in their segment before the
 		// transaction that points at them commits.
-		blobs := make([][]byte, len(batch))
+		bodies := make([]Body, len(batch))
 		for i, r := range batch {
-			blobs[i] = r.in.Raw
+			bodies[i] = r.in.body()
 		}
-		refs, err := c.s.segs.append(blobs)
+		refs, err := c.s.segs.append(bodies)
 		if err != nil {
 			for _, r := range batch {
 				r.done <- commitRes{err: fmt.Errorf("deliver: %w: %w", ErrUnavailable, err)}

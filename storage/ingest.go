@@ -1,9 +1,11 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -14,9 +16,15 @@ import (
 // Incoming is a received message, with the header fields the ingest path
 // extracted cheaply before the full MIME parse.
 type Incoming struct {
+	// Body is the message's bytes: the door's spool file, read in bounded
+	// chunks into a segment file (SQLite), or once into the raw row
+	// (PostgreSQL). Raw is for callers that hold the bytes already
+	// (tests); it is used only when Body is nil.
+	Body        Body
 	Raw         []byte
-	Hash        string // hex SHA-256 of Raw
-	MessageID   string // without brackets; never empty (derived from Hash when absent)
+	Hash        string // hex SHA-256 of the bytes
+	ContentHash string // hex SHA-256 without trace fields; "" means Hash (see ingest's streamHash)
+	MessageID   string // without brackets; never empty (derived from the content hash when absent)
 	InReplyTo   string
 	References  []string
 	ThreadRoot  string
@@ -40,6 +48,28 @@ type Incoming struct {
 	Place func(ctx context.Context, tx *Tx) (Placement, error)
 
 	seg *segRef // where the committer stored Raw, when beside SQLite
+}
+
+// Body is a message's bytes as a reader with a known size, such as
+// ingest.Spool or a bytes.Reader.
+type Body interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// body returns in's bytes as a Body.
+func (in *Incoming) body() Body {
+	if in.Body != nil {
+		return in.Body
+	}
+	return bytes.NewReader(in.Raw)
+}
+
+func (in *Incoming) contentHash() string {
+	if in.ContentHash != "" {
+		return in.ContentHash
+	}
+	return in.Hash
 }
 
 // Placement is where a message goes: the outcome of threading.
@@ -66,7 +96,9 @@ type Delivered struct {
 	MessageRowID int64
 	Ticket       int64 // 0 when the message is on no ticket
 	NewTicket    bool
-	Duplicate    bool // the same Message-ID and bytes were already stored
+	// Duplicate: a message with the same Message-ID and the same bytes,
+	// or the same content but for trace fields, was already stored.
+	Duplicate bool
 }
 
 // Tx is the view of the delivery transaction that threading's lookups run
@@ -112,7 +144,7 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		TicketID *int64
 	}
 	err := db.Model(&Message{}).Select("id, ticket_id").
-		Where("message_id = ? AND raw_hash = ?", in.MessageID, in.Hash).Limit(1).Scan(&dup).Error
+		Where("message_id = ? AND (raw_hash = ? OR content_hash = ?)", in.MessageID, in.Hash, in.contentHash()).Limit(1).Scan(&dup).Error
 	if err != nil {
 		return Delivered{}, fmt.Errorf("dedup: %w", err)
 	}
@@ -134,9 +166,20 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		return d, nil
 	}
 	now := s.now()
-	raw := RawMessage{Hash: in.Hash, Data: in.Raw, Size: int64(len(in.Raw)), CreatedAt: now}
+	body := in.body()
+	raw := RawMessage{Hash: in.Hash, Size: body.Size(), CreatedAt: now}
 	if in.seg != nil {
-		raw.Data, raw.Segment, raw.Offset = nil, in.seg.id, in.seg.offset
+		raw.Segment, raw.Offset = in.seg.id, in.seg.offset
+	} else {
+		// PostgreSQL keeps the bytes in the row, which every replica
+		// sees. They are read here, one message at a time on the one
+		// committer goroutine, so memory holds at most the message being
+		// written, however many sessions are waiting.
+		data := make([]byte, body.Size())
+		if _, err := body.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+			return Delivered{}, fmt.Errorf("raw: read spool: %w", err)
+		}
+		raw.Data = data
 	}
 	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&raw).Error; err != nil {
 		return Delivered{}, fmt.Errorf("raw: %w", err)
@@ -174,14 +217,14 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		}
 	}
 	msg := Message{
-		Direction: DirectionIn, MessageID: in.MessageID, RawHash: in.Hash,
+		Direction: DirectionIn, MessageID: in.MessageID, RawHash: in.Hash, ContentHash: in.contentHash(),
 		InReplyTo: in.InReplyTo, References: strings.Join(in.References, " "),
 		ThreadRoot: in.ThreadRoot, ThreadTopic: in.ThreadTopic,
 		FromAddr: in.From, FromName: in.FromName,
 		ToAddrs: strings.Join(in.To, ","), CcAddrs: strings.Join(in.Cc, ","),
 		EnvFrom: in.EnvFrom, EnvTo: strings.Join(in.EnvTo, ","),
 		Subject: in.Subject, Date: in.Date, Class: in.Class, Role: in.Role,
-		Evidence: p.Evidence, Size: int64(len(in.Raw)), Source: in.Source,
+		Evidence: p.Evidence, Size: body.Size(), Source: in.Source,
 		Imported: in.Imported, ReceivedAt: now,
 	}
 	if d.Ticket != 0 {

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -26,6 +27,7 @@ type segments struct {
 	curID int
 	size  int64
 	files map[int]*os.File // open for reading
+	buf   []byte           // append's copy buffer
 }
 
 // segmentMax is where a new segment file starts.
@@ -84,14 +86,17 @@ type segRef struct {
 	offset int64
 }
 
-// append writes every blob with one write and one fsync and returns where
-// each landed. Only the committer calls it.
-func (s *segments) append(blobs [][]byte) ([]segRef, error) {
+// append copies every body into the current segment, in bounded chunks
+// (the bodies are the doors' spool files: a 24 MB message never sits in
+// memory), with one fsync at the end, and returns where each landed. A
+// failed append is cut off again, so that the next one lands where its
+// offsets say. Only the committer calls it.
+func (s *segments) append(bodies []Body) ([]segRef, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var total int64
-	for _, b := range blobs {
-		total += int64(len(b))
+	for _, b := range bodies {
+		total += b.Size()
 	}
 	if s.size > 0 && s.size+total > s.maxSize {
 		if err := s.cur.Close(); err != nil {
@@ -102,23 +107,47 @@ func (s *segments) append(blobs [][]byte) ([]segRef, error) {
 			return nil, err
 		}
 	}
-	refs := make([]segRef, len(blobs))
-	buf := make([]byte, 0, total)
-	off := s.size
-	for i, b := range blobs {
-		refs[i] = segRef{s.curID, off}
-		buf = append(buf, b...)
-		off += int64(len(b))
+	if s.buf == nil {
+		s.buf = make([]byte, segmentBuf)
 	}
-	if _, err := s.cur.Write(buf); err != nil {
-		return nil, fmt.Errorf("raw segment write: %w", err)
+	refs := make([]segRef, len(bodies))
+	off := s.size
+	for i, b := range bodies {
+		refs[i] = segRef{s.curID, off}
+		n, err := io.CopyBuffer(onlyWriter{s.cur}, io.NewSectionReader(b, 0, b.Size()), s.buf)
+		if err == nil && n != b.Size() {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return nil, s.undo(fmt.Errorf("raw segment write: %w", err))
+		}
+		off += n
 	}
 	if err := s.cur.Sync(); err != nil {
-		return nil, fmt.Errorf("raw segment fsync: %w", err)
+		return nil, s.undo(fmt.Errorf("raw segment fsync: %w", err))
 	}
 	s.size = off
 	return refs, nil
 }
+
+// segmentBuf is the copy buffer of append.
+const segmentBuf = 1 << 20
+
+// undo truncates the current segment back to its last good size after a
+// failed append.
+func (s *segments) undo(cause error) error {
+	if err := s.cur.Truncate(s.size); err != nil {
+		return errors.Join(cause, fmt.Errorf("raw segment truncate: %w", err))
+	}
+	return cause
+}
+
+// onlyWriter hides os.File's ReadFrom, so that io.CopyBuffer uses the
+// bounded buffer given (ReadFrom on an O_APPEND file falls back to a copy
+// of its own anyway).
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 // read returns size bytes at ref.
 func (s *segments) read(id int, offset, size int64) ([]byte, error) {

@@ -271,8 +271,8 @@ func TestEnvKeys(t *testing.T) {
 			t.Errorf("missing variable %s", name)
 		}
 	}
-	if len(keys) != 41 {
-		t.Errorf("%d variables, want 41: a key was added or lost; update REFERENCE.md and this count", len(keys))
+	if len(keys) != 46 {
+		t.Errorf("%d variables, want 46: a key was added or lost; update REFERENCE.md and this count", len(keys))
 	}
 	if !slices.Contains(sections, "TEND_FOLLOW_THROUGH") || !slices.Contains(sections, "TEND_INBOXES") {
 		t.Errorf("sections = %v", sections)
