@@ -160,14 +160,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 
 	rcpts := ingest.Recipients{Pipeline: pipe, Signer: signer, Domain: cfg.SMTP.Hostname}
 	disk := diskGuard(cfg)
-	smtpOpts := smtpd.Options{
-		Hostname: cfg.SMTP.Hostname, MaxMessageBytes: int64(cfg.SMTP.MaxMessageBytes), MaxRecipients: cfg.SMTP.MaxRecipients,
-		MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
-		ReadTimeout: cfg.SMTP.ReadTimeout, WriteTimeout: cfg.SMTP.WriteTimeout, Logger: log, OnReject: metrics.Rejected,
-		DataIdleTimeout: cfg.SMTP.DataIdleTimeout, DataTimeout: cfg.SMTP.DataTimeout,
-		MaxSessionTime: cfg.SMTP.MaxSessionTime, MaxCommands: cfg.SMTP.MaxCommands,
-		SpoolDir: ingest.SpoolDir(cfg.DataDir), Disk: disk,
-	}
+	smtpOpts := smtpOptions(cfg, log, metrics.Rejected)
 	for _, door := range []struct {
 		network, addr string
 		lmtp          bool
@@ -225,6 +218,18 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	err = g.Wait()
 	log.Info("tend stopped")
 	return err
+}
+
+// smtpOptions are the SMTP and LMTP doors' options from cfg.
+func smtpOptions(cfg config.Config, log *slog.Logger, onReject func(string)) smtpd.Options {
+	return smtpd.Options{
+		Hostname: cfg.SMTP.Hostname, MaxMessageBytes: int64(cfg.SMTP.MaxMessageBytes), MaxRecipients: cfg.SMTP.MaxRecipients,
+		MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
+		ReadTimeout: cfg.SMTP.ReadTimeout, WriteTimeout: cfg.SMTP.WriteTimeout, Logger: log, OnReject: onReject,
+		DataIdleTimeout: cfg.SMTP.DataIdleTimeout, DataTimeout: cfg.SMTP.DataTimeout,
+		MaxSessionTime: cfg.SMTP.MaxSessionTime, MaxCommands: cfg.SMTP.MaxCommands,
+		SpoolDir: ingest.SpoolDir(cfg.DataDir), Disk: diskGuard(cfg),
+	}
 }
 
 // diskGuard checks the free space of the data directory's file system
