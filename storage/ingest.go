@@ -47,7 +47,9 @@ type Incoming struct {
 	// the same group commit.
 	Place func(ctx context.Context, tx *Tx) (Placement, error)
 
-	seg *segRef // where the committer stored Raw, when beside SQLite
+	seg   *segRef  // where the committer stored Raw, when beside SQLite
+	file  FileBody // a large spool file, synced, to be moved in (beside SQLite)
+	moved bool     // file was moved into the raw directory
 }
 
 // Body is a message's bytes as a reader with a known size, such as
@@ -55,6 +57,15 @@ type Incoming struct {
 type Body interface {
 	io.ReaderAt
 	Size() int64
+}
+
+// FileBody is a Body that is a file of its own on the data directory's
+// file system, such as the doors' spool: beside SQLite a large one is
+// moved into the raw directory rather than copied.
+type FileBody interface {
+	Body
+	Name() string // its path
+	Sync() error
 }
 
 // body returns in's bytes as a Body.
@@ -168,9 +179,16 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 	now := s.now()
 	body := in.body()
 	raw := RawMessage{Hash: in.Hash, Size: body.Size(), CreatedAt: now}
-	if in.seg != nil {
+	switch {
+	case in.file != nil:
+		if err := s.segs.moveIn(in.file.Name(), in.Hash); err != nil {
+			return Delivered{}, err
+		}
+		in.moved = true
+		raw.Segment = fileSegment
+	case in.seg != nil:
 		raw.Segment, raw.Offset = in.seg.id, in.seg.offset
-	} else {
+	default:
 		// PostgreSQL keeps the bytes in the row, which every replica
 		// sees. They are read here, one message at a time on the one
 		// committer goroutine, so memory holds at most the message being

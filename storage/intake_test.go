@@ -5,6 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -80,6 +85,54 @@ func TestDuplicateByContent(t *testing.T) {
 		other, err := c.Deliver(ctx, streamed("other@example.com", "c1", "Received: by mx1\r\n"+body))
 		if err != nil || other.Duplicate {
 			t.Fatalf("same content, other Message-ID: %+v %v, want a new message", other, err)
+		}
+	})
+}
+
+// fileBody is a spool file, as the doors hand them over.
+type fileBody struct {
+	*os.File
+	size int64
+}
+
+func (f fileBody) Size() int64 { return f.size }
+
+// TestLargeFileBodyMovedIn: a large body that is a file of its own is
+// moved into the raw directory beside SQLite (no copy on the committer)
+// and read back byte for byte; on PostgreSQL it is stored in the row.
+// Small ones in the same burst still go to the segment.
+func TestLargeFileBodyMovedIn(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, _ *storagetest.FakeClock) {
+		ctx := context.Background()
+		c := committer(t, s)
+		for i, raw := range []string{"Subject: big\r\n\r\n" + strings.Repeat("0123456789\r\n", 200_000), "Subject: small\r\n\r\nsmall\r\n"} {
+			path := filepath.Join(t.TempDir(), "spool-1")
+			if err := os.WriteFile(path, []byte(raw), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			in := streamed(fmt.Sprintf("file%d@example.com", i), "", raw)
+			in.Body = fileBody{f, int64(len(raw))}
+			d, err := c.Deliver(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := s.GetMessage(ctx, d.MessageRowID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Raw(ctx, m.RawHash)
+			if err != nil || string(got) != raw {
+				t.Fatalf("read back %d bytes (%v), want %d", len(got), err, len(raw))
+			}
+			_, statErr := os.Stat(path)
+			if moved := errors.Is(statErr, fs.ErrNotExist); moved != (s.Driver() == storage.DriverSQLite && len(raw) > 1<<20) {
+				t.Errorf("%d bytes on %s: spool file moved = %v", len(raw), s.Driver(), moved)
+			}
 		}
 	})
 }

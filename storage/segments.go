@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 )
 
 // segments keeps raw message bytes beside a SQLite database, in
@@ -17,7 +18,8 @@ import (
 // write and makes them durable with one fsync, before the transaction that
 // references them commits; a crash in between leaves only unreferenced
 // bytes. PostgreSQL keeps raw bytes in the database instead: replicas
-// sharing it must see them.
+// sharing it must see them. A large message that arrives as a file (see
+// fileMin) is moved in as a file of its own instead.
 type segments struct {
 	dir     string
 	maxSize int64
@@ -80,6 +82,74 @@ func (s *segments) openCurrent() error {
 	return nil
 }
 
+// fileSegment in RawMessage.Segment says the bytes are a file of their
+// own in the raw directory, named by their hash (see filePath).
+const fileSegment = -1
+
+// fileMin is the size from which a message that arrives as a file (the
+// doors' spool) is moved into the raw directory as a file of its own
+// rather than copied into a segment: its copy and fsync would otherwise
+// run on the committer, and every small message of the same batch would
+// wait behind them.
+const fileMin = 1 << 20
+
+// filePath is where the bytes of a large message are kept.
+func (s *segments) filePath(hash string) string { return filepath.Join(s.dir, "msg-"+hash+".eml") }
+
+// moveIn moves a synced file into place as the bytes of hash. Across
+// file systems (a database path outside data_dir) it is copied and
+// synced instead.
+func (s *segments) moveIn(src, hash string) error {
+	dst := s.filePath(hash)
+	err := os.Rename(src, dst)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, syscall.EXDEV) {
+		return fmt.Errorf("raw file: %w", err)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("raw file: %w", err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("raw file: %w", err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		_ = out.Close()
+		return fmt.Errorf("raw file: %w", err)
+	}
+	if err := out.Sync(); err != nil {
+		_ = out.Close()
+		return fmt.Errorf("raw file fsync: %w", err)
+	}
+	return out.Close()
+}
+
+// syncDir makes the names of files moved in durable.
+func (s *segments) syncDir() error {
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return fmt.Errorf("raw dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("raw dir fsync: %w", err)
+	}
+	return nil
+}
+
+// readFile returns the bytes of a large message.
+func (s *segments) readFile(hash string) ([]byte, error) {
+	b, err := os.ReadFile(s.filePath(hash))
+	if err != nil {
+		return nil, fmt.Errorf("raw file: %w", err)
+	}
+	return b, nil
+}
+
 // segRef locates raw bytes in a segment.
 type segRef struct {
 	id     int
@@ -92,6 +162,9 @@ type segRef struct {
 // failed append is cut off again, so that the next one lands where its
 // offsets say. Only the committer calls it.
 func (s *segments) append(bodies []Body) ([]segRef, error) {
+	if len(bodies) == 0 {
+		return nil, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var total int64

@@ -76,6 +76,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
+	if err := ingest.CleanSpool(ingest.SpoolDir(cfg.DataDir)); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -36,13 +36,53 @@ func (s *Spool) Size() int64 { return s.size }
 // ReadAt reads the message's bytes at off.
 func (s *Spool) ReadAt(p []byte, off int64) (int, error) { return s.r.ReadAt(p, off) }
 
-// Close releases the spool: its file, already unlinked, goes with it.
+// Name is the spool file's path ("" in memory). The committer may move
+// the file away (storage.FileBody); Close then has nothing to remove.
+func (s *Spool) Name() string {
+	if s.f == nil {
+		return ""
+	}
+	return s.f.Name()
+}
+
+// Sync makes the spool file durable.
+func (s *Spool) Sync() error {
+	if s.f == nil {
+		return nil
+	}
+	return s.f.Sync()
+}
+
+// Close releases the spool and removes its file, unless the committer
+// moved it into the store.
 func (s *Spool) Close() error {
 	if s.f == nil {
 		return nil
 	}
-	return s.f.Close()
+	err := s.f.Close()
+	if rerr := os.Remove(s.f.Name()); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		err = errors.Join(err, rerr)
+	}
+	return err
 }
+
+// CleanSpool removes what a crash left in a spool directory: files of
+// sessions that never finished. Call it before the doors open.
+func CleanSpool(dir string) error {
+	names, err := filepath.Glob(filepath.Join(dir, spoolPattern))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		if err := os.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+const spoolPattern = "spool-*"
 
 // SpoolBytes wraps bytes already in memory (IMAP, tests) as a Spool, with
 // the same hashes and header parse as a streamed one.
@@ -118,23 +158,19 @@ func NewSpooler(dir string, guard DiskGuard) *Spooler {
 // Guard is the free-space check the Spooler applies.
 func (s *Spooler) Guard() DiskGuard { return s.guard }
 
-// Spool reads r to its end into a new temporary file. The file is
-// unlinked as soon as it is created, so that a crash leaves nothing
-// behind; the caller must Close the Spool. Errors from r are returned
+// Spool reads r to its end into a new temporary file; the caller must
+// Close the Spool, which removes the file (CleanSpool removes what a crash
+// left). Errors from r are returned
 // wrapped (go-smtp's ErrDataTooLarge, a read timeout); ErrInsufficientStorage
 // when the disk fills up underneath.
 func (s *Spooler) Spool(ctx context.Context, r io.Reader) (*Spool, error) {
-	f, err := os.CreateTemp(s.dir, "spool-*")
+	f, err := os.CreateTemp(s.dir, spoolPattern)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err = os.MkdirAll(s.dir, 0o750); err == nil {
-			f, err = os.CreateTemp(s.dir, "spool-*")
+			f, err = os.CreateTemp(s.dir, spoolPattern)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		_ = f.Close()
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	bp := s.bufs.Get().(*[]byte)
@@ -152,6 +188,7 @@ func (s *Spooler) Spool(ctx context.Context, r io.Reader) (*Spool, error) {
 	}, *bp)
 	if err != nil {
 		_ = f.Close()
+		_ = os.Remove(f.Name())
 		return nil, err
 	}
 	sp.f, sp.r = f, f

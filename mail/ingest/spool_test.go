@@ -69,19 +69,35 @@ func TestSpoolStreams(t *testing.T) {
 	}
 }
 
-// TestSpoolLeavesNothing: the spool file is unlinked at once, so that
-// neither a crash nor a forgotten Close leaves files in the data
-// directory.
+// TestSpoolLeavesNothing: Close removes the spool file, and CleanSpool
+// what a crash left, so that the data directory does not fill with
+// spools.
 func TestSpoolLeavesNothing(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "spool")
-	sp, err := ingest.NewSpooler(dir, ingest.DiskGuard{}).Spool(context.Background(), strings.NewReader(thunderbird))
+	s := ingest.NewSpooler(dir, ingest.DiskGuard{})
+	sp, err := s.Spool(context.Background(), strings.NewReader(thunderbird))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sp.Close()
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Spool(context.Background(), iotest.ErrReader(io.ErrUnexpectedEOF)); err == nil {
+		t.Fatal("a broken stream was spooled")
+	}
 	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
-		t.Errorf("spool dir holds %v (%v) while a spool is open", ents, err)
+		t.Errorf("spool dir holds %v (%v) after Close and a failed spool", ents, err)
+	}
+	// A crash: the spool is never closed.
+	if _, err := s.Spool(context.Background(), strings.NewReader(thunderbird)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ingest.CleanSpool(dir); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("CleanSpool left %v", ents)
 	}
 }
 
