@@ -141,7 +141,18 @@ func (c *limitConn) Read(p []byte) (int, error) {
 			c.mu.Unlock()
 			return 0, err
 		}
-	} else if reason := c.overLimit(); reason != "" {
+	}
+	reason := ""
+	if !inData {
+		reason = c.overLimit()
+	}
+	c.mu.Unlock()
+	n, err := c.Conn.Read(p)
+	if reason != "" && n > 0 {
+		// The next command is read first and answered 421: closing with
+		// it unread would reset the connection, and a reset can discard
+		// the 421 before the client reads it.
+		c.mu.Lock()
 		c.ended = true
 		c.mu.Unlock()
 		c.opts.OnReject(reason)
@@ -149,8 +160,6 @@ func (c *limitConn) Read(p []byte) (int, error) {
 		_, _ = fmt.Fprintf(c.Conn, "421 4.4.2 %s Session limit reached, closing connection\r\n", c.opts.Hostname)
 		return 0, errCut
 	}
-	c.mu.Unlock()
-	n, err := c.Conn.Read(p)
 	c.mu.Lock()
 	if inData {
 		var ne net.Error
