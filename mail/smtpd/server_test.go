@@ -63,6 +63,10 @@ func startOpts(t testing.TB, d smtpd.Deliverer, lmtp bool, opts smtpd.Options) s
 	t.Helper()
 	opts.Hostname, opts.MaxLineLength, opts.SpoolDir = "mail.acme.test", 1000, t.TempDir()
 	opts.Logger = slog.New(slog.NewTextHandler(tWriter{t}, nil))
+	if _, fuzz := t.(*testing.F); fuzz {
+		// F's methods must not be called while the fuzz target runs.
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	srv := smtpd.New(opts, d, inboxes{"support@acme.test": true, "billing@acme.test": true}, lmtp)
 	network, addr := "tcp", "127.0.0.1:0"
 	if lmtp {
