@@ -102,6 +102,14 @@ func (c *Committer) Deliver(ctx context.Context, in *Incoming) (Delivered, error
 	if in.MessageID == "" || in.Hash == "" {
 		return Delivered{}, errors.New("deliver: message id and hash are required")
 	}
+	if fb, ok := in.Body.(FileBody); ok && c.s.segs != nil && fb.Size() >= fileMin {
+		// Made durable here, on the caller's goroutine, so that the
+		// committer only moves it into place.
+		if err := fb.Sync(); err != nil {
+			return Delivered{}, fmt.Errorf("deliver: %w: spool fsync: %w", ErrUnavailable, err)
+		}
+		in.file = fb
+	}
 	r := &commitReq{ctx: ctx, in: in, done: make(chan commitRes, 1)}
 	select {
 	case c.reqs <- r:
@@ -176,24 +184,38 @@ func (c *Committer) drain(cause error) {
 	}
 }
 
+// syncMoved makes the names of large files moved in by the batch durable
+// before the transaction that points at them commits.
+func (c *Committer) syncMoved(batch []*commitReq) error {
+	for _, r := range batch {
+		if r.in.moved {
+			return c.s.segs.syncDir()
+		}
+	}
+	return nil
+}
+
 func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 	results := make([]commitRes, len(batch))
 	if c.s.segs != nil {
 		// The raw bytes are durable in their segment before the
 		// transaction that points at them commits.
-		blobs := make([][]byte, len(batch))
-		for i, r := range batch {
-			blobs[i] = r.in.Raw
+		var bodies []Body
+		var segIn []*Incoming
+		for _, r := range batch {
+			if r.in.file == nil {
+				bodies, segIn = append(bodies, r.in.body()), append(segIn, r.in)
+			}
 		}
-		refs, err := c.s.segs.append(blobs)
+		refs, err := c.s.segs.append(bodies)
 		if err != nil {
 			for _, r := range batch {
 				r.done <- commitRes{err: fmt.Errorf("deliver: %w: %w", ErrUnavailable, err)}
 			}
 			return
 		}
-		for i, r := range batch {
-			r.in.seg = &refs[i]
+		for i, in := range segIn {
+			in.seg = &refs[i]
 		}
 		if len(refs) > 0 {
 			defer c.s.segs.release(refs[0].id)
@@ -248,7 +270,10 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 				}
 				results[i].d = d
 			}
-			return c.s.fault(FaultCommit)
+			if err := c.s.fault(FaultCommit); err != nil {
+				return err
+			}
+			return c.syncMoved(batch)
 		})
 		if err != nil {
 			if !last && Retryable(err) {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -113,11 +114,13 @@ func (s *Store) compactSegment(ctx context.Context, id int, minGarbage float64, 
 		}
 		chunk := live[:n]
 		live = live[n:]
-		blobs := make([][]byte, len(chunk))
+		blobs := make([]Body, len(chunk))
 		for i, b := range chunk {
-			if blobs[i], err = s.segs.read(id, b.Offset, b.Size); err != nil {
+			data, err := s.segs.read(id, b.Offset, b.Size)
+			if err != nil {
 				return false, err
 			}
+			blobs[i] = bytes.NewReader(data)
 		}
 		refs, err := s.segs.append(blobs)
 		if err != nil {

@@ -1,10 +1,12 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -15,9 +17,15 @@ import (
 // Incoming is a received message, with the header fields the ingest path
 // extracted cheaply before the full MIME parse.
 type Incoming struct {
+	// Body is the message's bytes: the door's spool file, read in bounded
+	// chunks into a segment file (SQLite), or once into the raw row
+	// (PostgreSQL). Raw is for callers that hold the bytes already
+	// (tests); it is used only when Body is nil.
+	Body        Body
 	Raw         []byte
-	Hash        string // hex SHA-256 of Raw
-	MessageID   string // without brackets; never empty (derived from Hash when absent)
+	Hash        string // hex SHA-256 of the bytes
+	ContentHash string // hex SHA-256 without trace fields; "" means Hash (see ingest's streamHash)
+	MessageID   string // without brackets; never empty (derived from the content hash when absent)
 	InReplyTo   string
 	References  []string
 	ThreadRoot  string
@@ -48,7 +56,40 @@ type Incoming struct {
 	Suspect      bool
 	ClassReasons []string
 
-	seg *segRef // where the committer stored Raw, when beside SQLite
+	seg   *segRef  // where the committer stored Raw, when beside SQLite
+	file  FileBody // a large spool file, synced, to be moved in (beside SQLite)
+	moved bool     // file was moved into the raw directory
+}
+
+// Body is a message's bytes as a reader with a known size, such as
+// ingest.Spool or a bytes.Reader.
+type Body interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// FileBody is a Body that is a file of its own on the data directory's
+// file system, such as the doors' spool: beside SQLite a large one is
+// moved into the raw directory rather than copied.
+type FileBody interface {
+	Body
+	Name() string // its path
+	Sync() error
+}
+
+// body returns in's bytes as a Body.
+func (in *Incoming) body() Body {
+	if in.Body != nil {
+		return in.Body
+	}
+	return bytes.NewReader(in.Raw)
+}
+
+func (in *Incoming) contentHash() string {
+	if in.ContentHash != "" {
+		return in.ContentHash
+	}
+	return in.Hash
 }
 
 // Placement is where a message goes: the outcome of threading.
@@ -75,7 +116,9 @@ type Delivered struct {
 	MessageRowID int64
 	Ticket       int64 // 0 when the message is on no ticket
 	NewTicket    bool
-	Duplicate    bool // the same Message-ID and bytes were already stored
+	// Duplicate: a message with the same Message-ID and the same bytes,
+	// or the same content but for trace fields, was already stored.
+	Duplicate bool
 }
 
 // Tx is the view of the delivery transaction that threading's lookups run
@@ -121,7 +164,7 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		TicketID *int64
 	}
 	err := db.Model(&Message{}).Select("id, ticket_id").
-		Where("message_id = ? AND raw_hash = ?", in.MessageID, in.Hash).Limit(1).Scan(&dup).Error
+		Where("message_id = ? AND (raw_hash = ? OR content_hash = ?)", in.MessageID, in.Hash, in.contentHash()).Limit(1).Scan(&dup).Error
 	if err != nil {
 		return Delivered{}, fmt.Errorf("dedup: %w", err)
 	}
@@ -143,9 +186,27 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		return d, nil
 	}
 	now := s.now()
-	raw := RawMessage{Hash: in.Hash, Data: in.Raw, Size: int64(len(in.Raw)), CreatedAt: now}
-	if in.seg != nil {
-		raw.Data, raw.Segment, raw.Offset = nil, in.seg.id, in.seg.offset
+	body := in.body()
+	raw := RawMessage{Hash: in.Hash, Size: body.Size(), CreatedAt: now}
+	switch {
+	case in.file != nil:
+		if err := s.segs.moveIn(in.file.Name(), in.Hash); err != nil {
+			return Delivered{}, err
+		}
+		in.moved = true
+		raw.Segment = fileSegment
+	case in.seg != nil:
+		raw.Segment, raw.Offset = in.seg.id, in.seg.offset
+	default:
+		// PostgreSQL keeps the bytes in the row, which every replica
+		// sees. They are read here, one message at a time on the one
+		// committer goroutine, so memory holds at most the message being
+		// written, however many sessions are waiting.
+		data := make([]byte, body.Size())
+		if _, err := body.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+			return Delivered{}, fmt.Errorf("raw: read spool: %w", err)
+		}
+		raw.Data = data
 	}
 	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&raw).Error; err != nil {
 		return Delivered{}, fmt.Errorf("raw: %w", err)
@@ -183,7 +244,7 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		}
 	}
 	msg := Message{
-		Direction: DirectionIn, MessageID: in.MessageID, RawHash: in.Hash,
+		Direction: DirectionIn, MessageID: in.MessageID, RawHash: in.Hash, ContentHash: in.contentHash(),
 		InReplyTo: in.InReplyTo, References: strings.Join(in.References, " "),
 		ThreadRoot: in.ThreadRoot, ThreadTopic: in.ThreadTopic,
 		FromAddr: in.From, FromName: in.FromName,
@@ -191,7 +252,7 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		EnvFrom: in.EnvFrom, EnvTo: strings.Join(in.EnvTo, ","),
 		Subject: in.Subject, Date: in.Date, Class: in.Class, Role: in.Role,
 		NoAutoReply: in.NoAutoReply, Suspect: in.Suspect, ClassReasons: classReasons(in.ClassReasons),
-		Evidence: p.Evidence, Size: int64(len(in.Raw)), Source: in.Source,
+		Evidence: p.Evidence, Size: body.Size(), Source: in.Source,
 		Imported: in.Imported, ReceivedAt: now, Auth: in.Auth,
 	}
 	if d.Ticket != 0 {

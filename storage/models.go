@@ -146,6 +146,7 @@ type Message struct {
 	Direction   string `gorm:"size:3;not null"`
 	MessageID   string `gorm:"size:998;not null;uniqueIndex:idx_messages_dedup,priority:1"`
 	RawHash     string `gorm:"size:64;not null;uniqueIndex:idx_messages_dedup,priority:2"`
+	ContentHash string `gorm:"size:64;not null;default:''"`       // without trace fields: a copy through one more hop has the same; '' on older rows
 	InReplyTo   string `gorm:"size:998;not null;default:''"`      // indexed through MessageRef
 	References  string `gorm:"type:text;not null;default:''"`     // space-separated, as sent
 	ThreadRoot  string `gorm:"size:64;not null;default:'';index"` // Outlook Thread-Index conversation root

@@ -3,9 +3,11 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 )
 
 // segments keeps raw message bytes beside a SQLite database, in
@@ -16,7 +18,8 @@ import (
 // write and makes them durable with one fsync, before the transaction that
 // references them commits; a crash in between leaves only unreferenced
 // bytes. PostgreSQL keeps raw bytes in the database instead: replicas
-// sharing it must see them.
+// sharing it must see them. A large message that arrives as a file (see
+// fileMin) is moved in as a file of its own instead.
 type segments struct {
 	dir     string
 	maxSize int64
@@ -32,6 +35,7 @@ type segments struct {
 	// decides a sealed segment is empty.
 	inflight map[int]int
 	idle     *sync.Cond // signalled when an inflight count drops
+	buf      []byte     // append's copy buffer
 }
 
 // segmentMax is where a new segment file starts.
@@ -85,22 +89,96 @@ func (s *segments) openCurrent() error {
 	return nil
 }
 
+// fileSegment in RawMessage.Segment says the bytes are a file of their
+// own in the raw directory, named by their hash (see filePath).
+const fileSegment = -1
+
+// fileMin is the size from which a message that arrives as a file (the
+// doors' spool) is moved into the raw directory as a file of its own
+// rather than copied into a segment: its copy and fsync would otherwise
+// run on the committer, and every small message of the same batch would
+// wait behind them.
+const fileMin = 1 << 20
+
+// filePath is where the bytes of a large message are kept.
+func (s *segments) filePath(hash string) string { return filepath.Join(s.dir, "msg-"+hash+".eml") }
+
+// moveIn moves a synced file into place as the bytes of hash. Across
+// file systems (a database path outside data_dir) it is copied and
+// synced instead.
+func (s *segments) moveIn(src, hash string) error {
+	dst := s.filePath(hash)
+	err := os.Rename(src, dst)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, syscall.EXDEV) {
+		return fmt.Errorf("raw file: %w", err)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("raw file: %w", err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("raw file: %w", err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		_ = out.Close()
+		return fmt.Errorf("raw file: %w", err)
+	}
+	if err := out.Sync(); err != nil {
+		_ = out.Close()
+		return fmt.Errorf("raw file fsync: %w", err)
+	}
+	return out.Close()
+}
+
+// syncDir makes the names of files moved in durable.
+func (s *segments) syncDir() error {
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return fmt.Errorf("raw dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("raw dir fsync: %w", err)
+	}
+	return nil
+}
+
+// readFile returns the bytes of a large message.
+func (s *segments) readFile(hash string) ([]byte, error) {
+	b, err := os.ReadFile(s.filePath(hash))
+	if err != nil {
+		return nil, fmt.Errorf("raw file: %w", err)
+	}
+	return b, nil
+}
+
 // segRef locates raw bytes in a segment.
 type segRef struct {
 	id     int
 	offset int64
 }
 
-// append writes every blob with one write and one fsync and returns where
-// each landed (all in one segment). The caller calls release with that
-// segment once the transaction that refers to the bytes has finished,
-// committed or not.
-func (s *segments) append(blobs [][]byte) ([]segRef, error) {
+// append copies every body into the current segment, in bounded chunks
+// (the bodies are the doors' spool files: a 24 MB message never sits in
+// memory), with one fsync at the end, and returns where each landed (all
+// in one segment). A failed append is cut off again, so that the next one
+// lands where its offsets say. The caller calls release with that segment
+// once the transaction that refers to the bytes has finished, committed
+// or not.
+func (s *segments) append(bodies []Body) ([]segRef, error) {
+	if len(bodies) == 0 {
+		return nil, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var total int64
-	for _, b := range blobs {
-		total += int64(len(b))
+	for _, b := range bodies {
+		total += b.Size()
 	}
 	if s.size > 0 && s.size+total > s.maxSize {
 		if err := s.cur.Close(); err != nil {
@@ -111,19 +189,24 @@ func (s *segments) append(blobs [][]byte) ([]segRef, error) {
 			return nil, err
 		}
 	}
-	refs := make([]segRef, len(blobs))
-	buf := make([]byte, 0, total)
-	off := s.size
-	for i, b := range blobs {
-		refs[i] = segRef{s.curID, off}
-		buf = append(buf, b...)
-		off += int64(len(b))
+	if s.buf == nil {
+		s.buf = make([]byte, segmentBuf)
 	}
-	if _, err := s.cur.Write(buf); err != nil {
-		return nil, fmt.Errorf("raw segment write: %w", err)
+	refs := make([]segRef, len(bodies))
+	off := s.size
+	for i, b := range bodies {
+		refs[i] = segRef{s.curID, off}
+		n, err := io.CopyBuffer(onlyWriter{s.cur}, io.NewSectionReader(b, 0, b.Size()), s.buf)
+		if err == nil && n != b.Size() {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return nil, s.undo(fmt.Errorf("raw segment write: %w", err))
+		}
+		off += n
 	}
 	if err := s.cur.Sync(); err != nil {
-		return nil, fmt.Errorf("raw segment fsync: %w", err)
+		return nil, s.undo(fmt.Errorf("raw segment fsync: %w", err))
 	}
 	s.size = off
 	s.inflight[s.curID]++
@@ -150,6 +233,25 @@ func (s *segments) settle(id int) {
 	}
 	s.mu.Unlock()
 }
+
+// segmentBuf is the copy buffer of append.
+const segmentBuf = 1 << 20
+
+// undo truncates the current segment back to its last good size after a
+// failed append.
+func (s *segments) undo(cause error) error {
+	if err := s.cur.Truncate(s.size); err != nil {
+		return errors.Join(cause, fmt.Errorf("raw segment truncate: %w", err))
+	}
+	return cause
+}
+
+// onlyWriter hides os.File's ReadFrom, so that io.CopyBuffer uses the
+// bounded buffer given (ReadFrom on an O_APPEND file falls back to a copy
+// of its own anyway).
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 // read returns size bytes at ref.
 func (s *segments) read(id int, offset, size int64) ([]byte, error) {

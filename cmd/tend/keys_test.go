@@ -201,7 +201,7 @@ func wiring(st *storage.Store, cfg config.Config) string {
 	inboxes := inboxAddresses(cfg)
 	accepted := append(append([]string{}, inboxes...), postmasters(cfg)...)
 	specs, agents := directory(cfg)
-	p(specs, agents, storeOptions(cfg), smtpOptions(cfg), relayConfig(cfg), senderOptions(cfg), threadingConfig(cfg, accepted),
+	p(specs, agents, storeOptions(cfg), smtpOptions(cfg, nil, nil), relayConfig(cfg), senderOptions(cfg), threadingConfig(cfg, accepted),
 		ownConfig(cfg, accepted), followupOptions(cfg), webOptions(cfg), rulesOptions(cfg, inboxes),
 		processorLimits(cfg, ingest.ProcessorOptions{}), housekeeping(cfg), senderAuthOptions(cfg, nil))
 	d, err := dkimConfig(cfg)

@@ -71,6 +71,14 @@ func replicaName() string {
 // serve is the composition root: it builds every component from cfg, runs
 // them under one errgroup and stops them all when ctx ends or one fails.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	// The data directory holds the spool and is watched for free space
+	// whatever the database (SQLite would make it anyway).
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	if err := ingest.CleanSpool(ingest.SpoolDir(cfg.DataDir)); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -158,16 +166,20 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 
 	rcpts := ingest.Recipients{Pipeline: pipe, Signer: signer, Domain: cfg.SMTP.Hostname, MayReply: mayReply(st)}
-	smtpOpts := smtpOptions(cfg)
-	smtpOpts.Logger, smtpOpts.OnReject = log, metrics.Rejected
-	if cfg.SMTP.Listen != "" {
-		if err := runSMTP(ctx, g, log, "tcp", cfg.SMTP.Listen, smtpd.New(smtpOpts, pipe, rcpts, false)); err != nil {
-			return err
+	disk := diskGuard(cfg)
+	smtpOpts := smtpOptions(cfg, log, metrics.Rejected)
+	for _, door := range []struct {
+		network, addr string
+		lmtp          bool
+	}{{"tcp", cfg.SMTP.Listen, false}, {"unix", cfg.SMTP.LMTPSocket, true}} {
+		if door.addr == "" {
+			continue
 		}
-	}
-	if cfg.SMTP.LMTPSocket != "" {
-		_ = os.Remove(cfg.SMTP.LMTPSocket) // a stale socket from a crash
-		if err := runSMTP(ctx, g, log, "unix", cfg.SMTP.LMTPSocket, smtpd.New(smtpOpts, pipe, rcpts, true)); err != nil {
+		srv := smtpd.New(smtpOpts, pipe, rcpts, door.lmtp)
+		if door.lmtp {
+			_ = os.Remove(door.addr) // a stale socket from a crash
+		}
+		if err := runSMTP(ctx, g, log, door.network, door.addr, srv); err != nil {
 			return err
 		}
 	}
@@ -176,7 +188,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
-	var checks []web.Check
+	checks := []web.Check{{Name: "disk " + cfg.DataDir, Fn: func(context.Context) error { return disk.Check(0) }}}
 	for _, p := range pollers {
 		s := p.Status()
 		checks = append(checks, web.Check{Name: "imap " + s.Inbox + "/" + s.Mailbox, Fn: imapReady(p)})
@@ -226,6 +238,24 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	return err
 }
 
+// smtpOptions are the SMTP and LMTP doors' options from cfg.
+func smtpOptions(cfg config.Config, log *slog.Logger, onReject func(string)) smtpd.Options {
+	return smtpd.Options{
+		Hostname: cfg.SMTP.Hostname, MaxMessageBytes: int64(cfg.SMTP.MaxMessageBytes), MaxRecipients: cfg.SMTP.MaxRecipients,
+		MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
+		ReadTimeout: cfg.SMTP.ReadTimeout, WriteTimeout: cfg.SMTP.WriteTimeout, Logger: log, OnReject: onReject,
+		DataIdleTimeout: cfg.SMTP.DataIdleTimeout, DataTimeout: cfg.SMTP.DataTimeout,
+		MaxSessionTime: cfg.SMTP.MaxSessionTime, MaxCommands: cfg.SMTP.MaxCommands,
+		SpoolDir: ingest.SpoolDir(cfg.DataDir), Disk: diskGuard(cfg),
+	}
+}
+
+// diskGuard checks the free space of the data directory's file system
+// against min_free_disk.
+func diskGuard(cfg config.Config) ingest.DiskGuard {
+	return ingest.DiskGuard{Disk: ingest.StatDisk{Path: cfg.DataDir}, MinFree: uint64(cfg.MinFreeDisk)}
+}
+
 // loopHeader is the header field every mail tend sends carries, so that
 // tend recognises its own mail coming back.
 const loopHeader = "X-Tend-Loop"
@@ -261,14 +291,6 @@ func directory(cfg config.Config) ([]storage.InboxSpec, []storage.AgentSpec) {
 // The builders below turn cfg into each component's options, without side
 // effects, so that a test can prove every key reaches its component
 // (TestConfigKeysTakeEffect); serve adds the live dependencies.
-
-func smtpOptions(cfg config.Config) smtpd.Options {
-	return smtpd.Options{
-		Hostname: cfg.SMTP.Hostname, MaxMessageBytes: int64(cfg.SMTP.MaxMessageBytes), MaxRecipients: cfg.SMTP.MaxRecipients,
-		MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
-		ReadTimeout: cfg.SMTP.ReadTimeout, WriteTimeout: cfg.SMTP.WriteTimeout,
-	}
-}
 
 func relayConfig(cfg config.Config) relay.Config {
 	return relay.Config{

@@ -2,8 +2,6 @@ package ingest
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"mime"
 	"net/mail"
@@ -14,8 +12,6 @@ import (
 	"net/textproto"
 
 	"golang.org/x/text/encoding/htmlindex"
-
-	"github.com/tendhq/tend/mail/classify"
 )
 
 // Headers are the fields the hot path reads from the header block alone:
@@ -35,7 +31,10 @@ type Headers struct {
 	ThreadIndex string
 	ThreadTopic string
 	Hash        string // hex SHA-256 of the raw bytes
-	BodyOffset  int    // where the body starts in the raw bytes
+	// ContentHash is the hex SHA-256 of the message without its trace
+	// fields and CRs: what deduplication keys on, with the Message-ID.
+	ContentHash string
+	BodyOffset  int // where the body starts in the raw bytes
 }
 
 // wordDecoder decodes RFC 2047 encoded words in any charset the WHATWG
@@ -62,19 +61,24 @@ func decodeHeader(dec *mime.WordDecoder, s string) string {
 
 // ParseHeaders reads the header block of raw. It never fails: a broken
 // header block yields what could be read, and a message with no usable
-// Message-ID gets one derived from the hash of its bytes (RFC 5322 §3.6.4
-// makes the field optional; threading never uses derived ids).
-func ParseHeaders(raw []byte) Headers {
-	sum := sha256.Sum256(raw)
-	h := Headers{Hash: hex.EncodeToString(sum[:])}
-	hdr, body := classify.ReadHeader(raw)
-	h.Header, h.BodyOffset = hdr, body
+// Message-ID gets one derived from the hash of its content (RFC 5322
+// §3.6.4 makes the field optional; threading never uses derived ids).
+// The doors do not call it: they stream (Spooler), which parses the same
+// way.
+func ParseHeaders(raw []byte) Headers { return SpoolBytes(raw).Headers }
+
+// parseHeaderBlock fills Headers from a header block read by
+// classify.ReadHeader and the hashes of the whole message.
+func parseHeaderBlock(hdr textproto.MIMEHeader, bodyOff int, hash, content string) Headers {
+	h := Headers{Hash: hash, ContentHash: content, Header: hdr, BodyOffset: bodyOff}
 	dec := wordDecoder()
 	if ids := msgIDs(hdr.Get("Message-Id")); len(ids) > 0 {
 		h.MessageID = ids[0]
 	}
 	if h.MessageID == "" {
-		h.MessageID = h.Hash[:40] + "@hash.tend.invalid"
+		// From the content hash: a copy of an id-less message relayed
+		// once more gets the same id, so it is one message.
+		h.MessageID = h.ContentHash[:40] + "@hash.tend.invalid"
 		h.Derived = true
 	}
 	if ids := msgIDs(hdr.Get("In-Reply-To")); len(ids) > 0 {

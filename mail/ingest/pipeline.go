@@ -6,10 +6,10 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -116,12 +116,20 @@ func New(opts Options) (*Pipeline, error) {
 // IsInbox reports whether addr is a configured inbox.
 func (p *Pipeline) IsInbox(addr string) bool { return p.inboxes[strings.ToLower(addr)] }
 
-// Deliver stores raw durably with its ticket. It returns nil only once the
-// message is committed; any error means it is not stored and the door must
-// say "try again later".
+// Deliver stores raw durably with its ticket; see DeliverSpool. For
+// callers that hold the bytes already (IMAP, tests); the SMTP and LMTP
+// doors stream into a Spool instead.
 func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (storage.Delivered, error) {
+	return p.DeliverSpool(ctx, SpoolBytes(raw), env)
+}
+
+// DeliverSpool stores a spooled message durably with its ticket. It
+// returns nil only once the message is committed; any error means it is
+// not stored and the door must say "try again later". The spool stays
+// the caller's to close.
+func (p *Pipeline) DeliverSpool(ctx context.Context, sp *Spool, env Envelope) (storage.Delivered, error) {
 	start := time.Now()
-	m := &Message{Headers: ParseHeaders(raw), Env: env}
+	m := &Message{Headers: sp.Headers, Env: env}
 	// Classification reads only the header block: cheap enough for the
 	// hot path, and threading needs it (a bounce never opens a ticket).
 	if env.Unknown {
@@ -132,7 +140,7 @@ func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (stora
 	m.Class = m.Classified.Kind.String()
 	if p.opts.Auth != nil {
 		m.Auth = p.opts.Auth.Verify(ctx, senderauth.Input{
-			Message: bytes.NewReader(raw), AuthResults: m.Header.Values("Authentication-Results"),
+			Message: io.NewSectionReader(sp, 0, sp.Size()), AuthResults: m.Header.Values("Authentication-Results"),
 			From: author(m), ClientIP: env.ClientIP, Helo: env.Helo, MailFrom: env.From,
 		})
 	}
@@ -145,7 +153,7 @@ func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (stora
 		m.Inboxes = []string{p.opts.Inboxes[0]}
 	}
 	in := &storage.Incoming{
-		Raw: raw, Hash: m.Hash, MessageID: m.MessageID, InReplyTo: m.InReplyTo, References: m.References,
+		Body: sp, Hash: m.Hash, ContentHash: m.ContentHash, MessageID: m.MessageID, InReplyTo: m.InReplyTo, References: m.References,
 		ThreadRoot: threadRoot(m.ThreadIndex), NormSubject: threading.NormalizeSubject(m.RawSubject),
 		ThreadTopic: m.ThreadTopic, From: m.From, FromName: m.FromName, To: m.To, Cc: m.Cc,
 		EnvFrom: env.From, EnvTo: env.To, Subject: m.Subject, Date: m.Date, Class: m.Class, Role: "customer",

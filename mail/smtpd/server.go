@@ -5,26 +5,26 @@
 package smtpd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"golang.org/x/net/netutil"
 
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"
 )
 
-// Deliverer is the ingest path.
+// Deliverer is the ingest path. It takes the message as the door spooled
+// it; the spool stays the door's to close.
 type Deliverer interface {
-	Deliver(ctx context.Context, raw []byte, env ingest.Envelope) (storage.Delivered, error)
+	DeliverSpool(ctx context.Context, sp *ingest.Spool, env ingest.Envelope) (storage.Delivered, error)
 }
 
 // RecipientChecker decides which RCPT TO addresses are ours: configured
@@ -40,10 +40,29 @@ type Options struct {
 	MaxMessageBytes int64
 	MaxRecipients   int
 	MaxLineLength   int
-	MaxConnections  int
-	ReadTimeout     time.Duration
-	WriteTimeout    time.Duration
-	Logger          *slog.Logger
+	// MaxConnections bounds concurrent connections; one more is told
+	// 421 4.3.2 and closed. 0: no limit.
+	MaxConnections int
+	// ReadTimeout is how long a client may stay silent between commands.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// DataIdleTimeout is how long one read may wait while DATA streams
+	// (RFC 5321 §4.5.3.2.5 asks for 3 minutes); DataTimeout bounds the
+	// whole DATA. Either cut is answered 451 4.3.0.
+	DataIdleTimeout time.Duration
+	DataTimeout     time.Duration
+	// MaxSessionTime and MaxCommands end a session (421, between
+	// commands) that has lived that long, or sent that many command
+	// lines since its last accepted message. 0: no limit.
+	MaxSessionTime time.Duration
+	MaxCommands    int
+	// SpoolDir is where DATA is spooled while it streams, on the data
+	// directory's file system; "" is the system's temporary directory.
+	SpoolDir string
+	// Disk refuses mail with 452 4.3.1 when the disk is nearly full, at
+	// MAIL, at RCPT and while spooling.
+	Disk   ingest.DiskGuard
+	Logger *slog.Logger
 	// OnReject, when set, is told every refusal (for metrics).
 	OnReject func(reason string)
 	// DeliverTimeout bounds how long one message may wait for the
@@ -55,6 +74,7 @@ type Options struct {
 type Server struct {
 	srv   *smtp.Server
 	opts  Options
+	spool *ingest.Spooler
 	deliv Deliverer
 	rcpts RecipientChecker
 	log   *slog.Logger
@@ -86,7 +106,16 @@ func New(opts Options, d Deliverer, rc RecipientChecker, lmtp bool) *Server {
 	if opts.DeliverTimeout <= 0 {
 		opts.DeliverTimeout = 30 * time.Second
 	}
-	s := &Server{opts: opts, deliv: d, rcpts: rc, log: opts.Logger}
+	if opts.DataIdleTimeout <= 0 {
+		opts.DataIdleTimeout = 3 * time.Minute
+	}
+	if opts.DataTimeout <= 0 {
+		opts.DataTimeout = 10 * time.Minute
+	}
+	if opts.SpoolDir == "" {
+		opts.SpoolDir = os.TempDir()
+	}
+	s := &Server{opts: opts, deliv: d, rcpts: rc, log: opts.Logger, spool: ingest.NewSpooler(opts.SpoolDir, opts.Disk)}
 	srv := smtp.NewServer(s)
 	srv.Domain = opts.Hostname
 	srv.LMTP = lmtp
@@ -102,12 +131,9 @@ func New(opts Options, d Deliverer, rc RecipientChecker, lmtp bool) *Server {
 }
 
 // Serve accepts connections on l until Shutdown. The number of concurrent
-// connections is bounded; excess connections wait in the kernel's backlog.
+// connections is bounded; one more is answered 421 and closed.
 func (s *Server) Serve(l net.Listener) error {
-	if s.opts.MaxConnections > 0 {
-		l = netutil.LimitListener(l, s.opts.MaxConnections)
-	}
-	err := s.srv.Serve(l)
+	err := s.srv.Serve(newLimitListener(l, &s.opts))
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
@@ -128,7 +154,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // NewSession implements smtp.Backend.
 func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	ss := &session{s: s, conn: c, remote: c.Conn().RemoteAddr().String()}
+	ss := &session{s: s, smtpConn: c, remote: c.Conn().RemoteAddr().String(), conn: connOf(c.Conn())}
 	if tcp, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
 		ss.ip = tcp.IP
 	}
@@ -136,13 +162,14 @@ func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
 }
 
 type session struct {
-	s      *Server
-	conn   *smtp.Conn
-	remote string
-	ip     net.IP // nil on a unix socket (LMTP): no SPF then
-	helo   string
-	from   string
-	to     []string
+	s        *Server
+	smtpConn *smtp.Conn
+	remote   string
+	ip       net.IP // nil on a unix socket (LMTP): no SPF then
+	helo     string
+	conn     *limitConn // nil only if a test serves a listener of its own
+	from     string
+	to       []string
 }
 
 // SMTP replies. Client texts are generic; causes go to the log.
@@ -151,15 +178,42 @@ var (
 	errTooBig     = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message too big"}
 	errTryLater   = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure storing the message, try again later"}
 	errLineLong   = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Line too long"}
+	errNoRoom     = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage, try again later"}
 )
 
-func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+// checkDisk answers 452 while the disk is nearly full (RFC 5321 §4.2.3),
+// before any byte of the message is taken.
+func (ss *session) checkDisk(need int64) error {
+	err := ss.s.opts.Disk.Check(uint64(max(need, 0)))
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ingest.ErrInsufficientStorage) {
+		ss.s.log.Warn("refusing mail: disk nearly full", "remote", ss.remote, "err", err)
+		ss.s.opts.OnReject("disk_full")
+		return errNoRoom
+	}
+	ss.s.log.Error("checking free disk space", "err", err)
+	return errTryLater
+}
+
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	var size int64
+	if opts != nil {
+		size = opts.Size // RFC 1870 SIZE: what the client says is coming
+	}
+	if err := ss.checkDisk(size); err != nil {
+		return err
+	}
 	ss.from = strings.ToLower(from)
-	ss.helo = ss.conn.Hostname()
+	ss.helo = ss.smtpConn.Hostname()
 	return nil
 }
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if err := ss.checkDisk(0); err != nil {
+		return err
+	}
 	addr := strings.ToLower(strings.TrimSpace(to))
 	ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.DeliverTimeout)
 	defer cancel()
@@ -183,22 +237,26 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (ss *session) Data(r io.Reader) error {
-	raw, err := ss.read(r)
+	sp, err := ss.read(r)
 	if err != nil {
 		ss.s.opts.OnReject("data")
 		return err
 	}
+	defer sp.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.DeliverTimeout)
 	defer cancel()
 	src := "smtp"
 	if ss.s.srv.LMTP {
 		src = "lmtp"
 	}
-	_, err = ss.s.deliv.Deliver(ctx, raw, ingest.Envelope{From: ss.from, To: ss.to, Source: src, ClientIP: ss.ip, Helo: ss.helo})
+	_, err = ss.s.deliv.DeliverSpool(ctx, sp, ingest.Envelope{From: ss.from, To: ss.to, Source: src, ClientIP: ss.ip, Helo: ss.helo})
 	if err != nil {
 		ss.s.log.Error("message not stored: answered 451", "remote", ss.remote, "err", err)
 		ss.s.opts.OnReject("not_stored")
 		return errTryLater
+	}
+	if ss.conn != nil {
+		ss.conn.delivered()
 	}
 	return nil
 }
@@ -213,20 +271,34 @@ func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	return nil
 }
 
-// read reads the whole DATA, mapping go-smtp's limits to their replies.
-func (ss *session) read(r io.Reader) ([]byte, error) {
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(r); err != nil {
-		switch {
-		case errors.Is(err, smtp.ErrDataTooLarge):
-			return nil, errTooBig
-		case errors.Is(err, smtp.ErrTooLongLine):
-			return nil, errLineLong
-		default:
-			return nil, fmt.Errorf("read data: %w", err)
-		}
+// read spools DATA under its deadlines, mapping go-smtp's limits to
+// their replies. Anything else (a deadline, a spool that cannot be
+// written) is a 451 whose text says nothing of the cause: the cause goes
+// to the log, and the sender keeps the mail and retries.
+func (ss *session) read(r io.Reader) (*ingest.Spool, error) {
+	if ss.conn != nil {
+		ss.conn.beginData()
+		defer ss.conn.endData()
 	}
-	return buf.Bytes(), nil
+	sp, err := ss.s.spool.Spool(context.Background(), r)
+	if err == nil {
+		return sp, nil
+	}
+	switch {
+	case errors.Is(err, smtp.ErrDataTooLarge):
+		return nil, errTooBig
+	case errors.Is(err, smtp.ErrTooLongLine):
+		return nil, errLineLong
+	case errors.Is(err, ingest.ErrInsufficientStorage):
+		ss.s.log.Warn("message refused while spooling: disk nearly full", "remote", ss.remote, "err", err)
+		return nil, errNoRoom
+	case ss.conn != nil && ss.conn.wasCut():
+		ss.s.log.Info("DATA cut off by its deadline: answered 451", "remote", ss.remote, "err", err)
+		return nil, errTryLater
+	default:
+		ss.s.log.Warn("DATA not received: answered 451", "remote", ss.remote, "err", err)
+		return nil, errTryLater
+	}
 }
 
 func (ss *session) Reset() { ss.from, ss.to = "", nil }

@@ -3,6 +3,8 @@ package smtpd_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/textproto"
 	"path/filepath"
@@ -27,11 +29,15 @@ type fakeDeliverer struct {
 	err  error
 }
 
-func (f *fakeDeliverer) Deliver(_ context.Context, raw []byte, env ingest.Envelope) (storage.Delivered, error) {
+func (f *fakeDeliverer) DeliverSpool(_ context.Context, sp *ingest.Spool, env ingest.Envelope) (storage.Delivered, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
 		return storage.Delivered{}, f.err
+	}
+	raw, err := io.ReadAll(io.NewSectionReader(sp, 0, sp.Size()))
+	if err != nil {
+		return storage.Delivered{}, err
 	}
 	f.got = append(f.got, env)
 	f.raws = append(f.raws, raw)
@@ -48,8 +54,20 @@ func start(t testing.TB, d smtpd.Deliverer, lmtp bool) string {
 
 func startWith(t testing.TB, d smtpd.Deliverer, lmtp bool, readTimeout time.Duration) string {
 	t.Helper()
-	srv := smtpd.New(smtpd.Options{Hostname: "mail.acme.test", MaxMessageBytes: 2000, MaxLineLength: 1000, ReadTimeout: readTimeout},
-		d, inboxes{"support@acme.test": true, "billing@acme.test": true}, lmtp)
+	return startOpts(t, d, lmtp, smtpd.Options{MaxMessageBytes: 2000, ReadTimeout: readTimeout})
+}
+
+// startOpts starts a server with opts (host name, line length and spool
+// directory filled in) and returns network:address.
+func startOpts(t testing.TB, d smtpd.Deliverer, lmtp bool, opts smtpd.Options) string {
+	t.Helper()
+	opts.Hostname, opts.MaxLineLength, opts.SpoolDir = "mail.acme.test", 1000, t.TempDir()
+	opts.Logger = slog.New(slog.NewTextHandler(tWriter{t}, nil))
+	if _, fuzz := t.(*testing.F); fuzz {
+		// F's methods must not be called while the fuzz target runs.
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	srv := smtpd.New(opts, d, inboxes{"support@acme.test": true, "billing@acme.test": true}, lmtp)
 	network, addr := "tcp", "127.0.0.1:0"
 	if lmtp {
 		network, addr = "unix", filepath.Join(t.TempDir(), "lmtp.sock")
@@ -225,4 +243,12 @@ func TestEnvelopeForSPF(t *testing.T) {
 			t.Errorf("envelope %+v: want client 127.0.0.1, HELO mx.Example.com", env)
 		}
 	}
+}
+
+// tWriter sends the server's log to the test's.
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

@@ -43,6 +43,8 @@ type Config struct {
 	Relay Relay `yaml:"relay"`
 	// DKIM signs outgoing mail when configured.
 	DKIM DKIM `yaml:"dkim"`
+	// MinFreeDisk is the free space the data directory's file system must keep: below it /readyz reports not ready and new mail is answered 452 4.3.1 (the sender retries) before the disk is full; bytes, or with a unit: 1GiB, 500MB; 0 disables the check.
+	MinFreeDisk Size `yaml:"min_free_disk"`
 	// SecretFile holds the key that signs reply addresses and links; "" means <data_dir>/secret, created on first start by the server (not by config).
 	SecretFile string `yaml:"secret_file" tend:"path"`
 	// AuthServID is the authserv-id our own MTA stamps in Authentication-Results (RFC 8601 §2.5); the topmost field with it gives the sender verdict (instead of sender_auth's own checks), fields with any other id are ignored; "" trusts none.
@@ -96,8 +98,16 @@ type SMTP struct {
 	MaxConnections int `yaml:"max_connections"`
 	// MaxLineLength is the longest line accepted, in bytes; at least 1000 (RFC 5321 §4.5.3.1.6). Real mail breaks the 998 limit (HTML on one line), so the default is generous: refusing such a line would bounce a customer's mail.
 	MaxLineLength int `yaml:"max_line_length"`
-	// ReadTimeout closes a connection idle this long while reading from it.
+	// ReadTimeout closes a connection idle this long between commands.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// DataIdleTimeout is how long one read may wait while a message (DATA) streams, RFC 5321 §4.5.3.2.5; a cut is answered 451 4.3.0 and the sender retries.
+	DataIdleTimeout time.Duration `yaml:"data_idle_timeout"`
+	// DataTimeout bounds the whole DATA of one message, however steadily it trickles in: at least max_message_bytes at the slowest rate you accept (10m takes 25 MiB at 45 KB/s).
+	DataTimeout time.Duration `yaml:"data_timeout"`
+	// MaxSessionTime ends a session (421, between commands) that has lasted this long; 0 means no limit.
+	MaxSessionTime time.Duration `yaml:"max_session_time"`
+	// MaxCommands ends a session (421) after this many command lines without an accepted message, so that a client sending NOOP for ever frees its slot while an MTA sending many messages over one connection is not cut; 0 means no limit.
+	MaxCommands int `yaml:"max_commands"`
 	// WriteTimeout closes a connection that cannot be written to for this long.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 }
@@ -345,8 +355,9 @@ const (
 // fill them in.
 func Default() Config {
 	return Config{
-		DataDir:  "./tend-data",
-		Database: Database{Driver: "sqlite"},
+		DataDir:     "./tend-data",
+		MinFreeDisk: 1 << 30,
+		Database:    Database{Driver: "sqlite"},
 		SMTP: SMTP{
 			Listen:          "127.0.0.1:2525",
 			Hostname:        "localhost",
@@ -356,6 +367,10 @@ func Default() Config {
 			MaxLineLength:   65536,
 			ReadTimeout:     60 * time.Second,
 			WriteTimeout:    60 * time.Second,
+			DataIdleTimeout: 3 * time.Minute,
+			DataTimeout:     10 * time.Minute,
+			MaxSessionTime:  30 * time.Minute,
+			MaxCommands:     100,
 		},
 		Web: Web{Listen: "127.0.0.1:8080", BaseURL: "http://127.0.0.1:8080"},
 		Relay: Relay{

@@ -44,6 +44,7 @@ func validate(c *Config) []issue {
 	if c.DataDir == "" {
 		v.add("data_dir", "must not be empty")
 	}
+	v.notNegative("min_free_disk", int64(c.MinFreeDisk))
 	v.database(c.Database)
 	v.smtp(c.SMTP)
 	v.web(c.Web)
@@ -110,6 +111,10 @@ func (v *validator) smtp(s SMTP) {
 	}
 	v.positive("smtp.read_timeout", s.ReadTimeout)
 	v.positive("smtp.write_timeout", s.WriteTimeout)
+	v.positive("smtp.data_idle_timeout", s.DataIdleTimeout)
+	v.positive("smtp.data_timeout", s.DataTimeout)
+	v.notNegative("smtp.max_session_time", int64(s.MaxSessionTime))
+	v.notNegative("smtp.max_commands", int64(s.MaxCommands))
 }
 
 func (v *validator) web(w Web) {
@@ -397,6 +402,13 @@ func orList(s []string) string {
 func (v *validator) positive(key string, d time.Duration) {
 	if d <= 0 {
 		v.add(key, "must be a positive duration, got %s", formatDuration(d))
+	}
+}
+
+// notNegative checks a limit where 0 means none.
+func (v *validator) notNegative(key string, n int64) {
+	if n < 0 {
+		v.add(key, "must not be negative")
 	}
 }
 
