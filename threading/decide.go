@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/tendhq/tend/storage"
 )
 
 // EvidenceKind names one kind of threading evidence. The values are
@@ -109,7 +107,7 @@ type Config struct {
 	// looked up (the newest ones, plus the thread root); 0 means 50.
 	MaxReferences int
 	Signer        *Signer
-	Clock         storage.Clock
+	Clock         Clock
 }
 
 // ErrConfig is returned when the Config lacks a Signer or Clock.

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/tendhq/tend/storage"
 )
 
 // Sentinel errors returned by the Signer's parsers. Callers branch on them:
@@ -83,7 +81,7 @@ type Signer struct {
 	current  string
 	keys     map[string][]byte
 	lifetime time.Duration
-	clock    storage.Clock
+	clock    Clock
 }
 
 // DefaultReplyLifetime is how long a signed agent address is accepted
@@ -101,7 +99,7 @@ func LegacyReplyCutoff() time.Time { return time.Date(2027, 3, 1, 0, 0, 0, 0, ti
 // verifies with all of keys. Secrets must be at least 16 bytes; key ids
 // must be one character of [a-z0-9] and unique.
 func NewSigner(current string, keys ...Key) (*Signer, error) {
-	s := &Signer{current: current, keys: make(map[string][]byte, len(keys)), lifetime: DefaultReplyLifetime, clock: storage.SystemClock{}}
+	s := &Signer{current: current, keys: make(map[string][]byte, len(keys)), lifetime: DefaultReplyLifetime, clock: wallClock{}}
 	for _, k := range keys {
 		if !validKeyID(k.ID) {
 			return nil, fmt.Errorf("new signer: key id %q: must be one character of [a-z0-9]", k.ID)
@@ -124,7 +122,7 @@ func NewSigner(current string, keys ...Key) (*Signer, error) {
 // are accepted for lifetime after they were minted (to the day), by
 // clock. The issue day, not an expiry, is in the address, so a shorter
 // lifetime applies at once to every address already handed out.
-func (s *Signer) WithReplyLifetime(lifetime time.Duration, clock storage.Clock) *Signer {
+func (s *Signer) WithReplyLifetime(lifetime time.Duration, clock Clock) *Signer {
 	c := *s
 	if lifetime > 0 {
 		c.lifetime = lifetime

@@ -180,7 +180,7 @@ func TestLinkToken(t *testing.T) {
 	}
 }
 
-// fixedClock is a settable storage.Clock.
+// fixedClock is a settable Clock.
 type fixedClock struct{ now time.Time }
 
 func (c *fixedClock) Now() time.Time { return c.now }
