@@ -31,7 +31,7 @@ import (
 
 // Config is the whole configuration of one tend installation.
 type Config struct {
-	// DataDir holds the SQLite database, the secret and other local state.
+	// DataDir holds the SQLite database, its raw-message segments, the spool and other local state.
 	DataDir string `yaml:"data_dir" tend:"path"`
 	// Database selects and reaches the database.
 	Database Database `yaml:"database"`
@@ -45,7 +45,7 @@ type Config struct {
 	DKIM DKIM `yaml:"dkim"`
 	// MinFreeDisk is the free space the data directory's file system must keep: below it /readyz reports not ready and new mail is answered 452 4.3.1 (the sender retries) before the disk is full; bytes, or with a unit: 1GiB, 500MB; 0 disables the check.
 	MinFreeDisk Size `yaml:"min_free_disk"`
-	// SecretFile holds the key that signs reply addresses and links; "" means <data_dir>/secret, created on first start by the server (not by config).
+	// SecretFile, when the file exists, holds the keys that sign reply addresses and links, one "id:base64-secret" a line, the first signing and all verifying (add a line on top to rotate); "" means <data_dir>/secret. tend never creates it: without it the first start keeps a random key in the database, shared by every replica.
 	SecretFile string `yaml:"secret_file" tend:"path"`
 	// AuthServID is the authserv-id our own MTA stamps in Authentication-Results (RFC 8601 §2.5); the topmost field with it gives the sender verdict (instead of sender_auth's own checks), fields with any other id are ignored; "" trusts none.
 	AuthServID string `yaml:"auth_serv_id"`
