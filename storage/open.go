@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -34,7 +35,17 @@ type Options struct {
 	// checkpoint has copied it into the database (journal_size_limit);
 	// 0 means DefaultWALSizeLimit.
 	WALSizeLimit int64
+	// Existing opens only a database that is already there (SQLite: the
+	// file exists) and fails with ErrNoDatabase otherwise. The commands
+	// that act on a running installation set it, so that one run without
+	// the server's --config does not quietly create a second, empty
+	// database beside the real one.
+	Existing bool
 }
+
+// ErrNoDatabase is Open's error when Options.Existing is set and there is
+// no database yet.
+var ErrNoDatabase = errors.New("no database")
 
 // DefaultWALSizeLimit bounds the SQLite write-ahead log at rest: without a
 // limit it keeps the size of its largest burst for ever.
@@ -86,6 +97,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 				return nil, errors.New("open sqlite: neither dsn nor data_dir is set")
 			}
 			path = filepath.Join(opts.DataDir, "tend.db")
+		}
+		if opts.Existing {
+			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("open sqlite %s: %w", path, ErrNoDatabase)
+			}
 		}
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)

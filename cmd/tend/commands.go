@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -113,7 +114,12 @@ func storeCommand(ctx context.Context, name string, args, env []string, flags fu
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	opts := storeOptions(cfg)
+	opts.Existing = true
+	st, err := storage.Open(ctx, opts)
+	if errors.Is(err, storage.ErrNoDatabase) {
+		return fmt.Errorf("%w: start tend serve first, or give %s the --config file the server runs with", err, name)
+	}
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tendhq/tend/storage"
+)
+
+// TestStoreCommandsNeedTheServersDatabase is issue 13's newcomer trap:
+// "tend token create" without the server's --config used to create a
+// second, empty database and print a token the server then called
+// invalid. Now a command that acts on an installation opens only a
+// database that exists, and says what is missing.
+func TestStoreCommandsNeedTheServersDatabase(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	env := []string{"TEND_DATA_DIR=" + dir}
+	for _, args := range [][]string{
+		{"token", "create", "ci", "--role", "lead"},
+		{"user", "add", "lena@acme.test", "--role", "lead"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(ctx, args, env, &out, &errb); code == 0 {
+			t.Fatalf("%v with no database: exit 0, printed %q", args, out.String())
+		}
+		if msg := errb.String(); !strings.Contains(msg, "no database") || !strings.Contains(msg, "--config") {
+			t.Errorf("%v: the error does not say what is missing: %q", args, msg)
+		}
+		if out.Len() != 0 {
+			t.Errorf("%v printed %q although nothing was created", args, out.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tend.db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a database was created: %v", err)
+	}
+
+	// The server's first start creates it; then the command works.
+	st, err := storage.Open(ctx, storage.Options{Driver: storage.DriverSQLite, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"token", "create", "ci", "--role", "lead"}, env, &out, &errb); code != 0 || strings.TrimSpace(out.String()) == "" {
+		t.Fatalf("with the database: exit %d, out %q, err %q", code, out.String(), errb.String())
+	}
+}
