@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tendhq/tend/storage"
 )
@@ -52,5 +53,36 @@ func TestStoreCommandsNeedTheServersDatabase(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run(ctx, []string{"token", "create", "ci", "--role", "lead"}, env, &out, &errb); code != 0 || strings.TrimSpace(out.String()) == "" {
 		t.Fatalf("with the database: exit %d, out %q, err %q", code, out.String(), errb.String())
+	}
+}
+
+// TestOneLogLinePerMailInAndOut is issue 13's "at the default log level
+// nothing is logged when mail arrives or leaves": with log.level left at
+// its default, each received message and each mail handed to the relay
+// is one line.
+func TestOneLogLinePerMailInAndOut(t *testing.T) {
+	relay := startRelayCapture(t)
+	cfg := writeAccessConfig(t, "sqlite", relay.addr)
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The default level, not the harness's explicit one.
+	b = []byte(strings.Replace(string(b), "log: {level: info}\n", "", 1))
+	if err := os.WriteFile(cfg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startTend(t, cfg)
+	if err := sendMail(p.SMTPAddr, "ann@example.com", []string{"support@acme.test"},
+		mailText("Ann <ann@example.com>", "support@acme.test", "Printer on fire", "ann-log-1@example.com", "", "Help.")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the acknowledgement and Bob's notification logged", 30*time.Second, func() bool {
+		log := p.Log()
+		return strings.Contains(log, `msg="mail sent"`) && strings.Contains(log, "to=bob@acme.test") &&
+			strings.Contains(log, "to=ann@example.com")
+	})
+	if log := p.Log(); strings.Count(log, `msg="message received"`) != 1 || !strings.Contains(log, "message_id=ann-log-1@example.com") {
+		t.Errorf("want one 'message received' line naming the message:\n%s", log)
 	}
 }

@@ -80,6 +80,7 @@ type Sender struct {
 	retryFor time.Duration
 	w        worker
 	rnd      func() float64
+	log      *slog.Logger
 }
 
 // SenderOptions configure a Sender.
@@ -105,7 +106,7 @@ func NewSender(store *storage.Store, exec *Executor, rc *relay.Client, o SenderO
 	if o.Period <= 0 {
 		o.Period = 5 * time.Second
 	}
-	s := &Sender{store: store, exec: exec, relay: rc, owner: o.Owner, clock: o.Clock, retryFor: o.RetryFor, rnd: rand.Float64}
+	s := &Sender{store: store, exec: exec, relay: rc, owner: o.Owner, clock: o.Clock, retryFor: o.RetryFor, rnd: rand.Float64, log: o.Logger}
 	s.w = worker{name: "outbox", period: o.Period, wake: make(chan struct{}, 1), log: o.Logger, once: s.RunOnce}
 	return s
 }
@@ -141,8 +142,28 @@ func (s *Sender) RunOnce(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		s.logOutcome(o, res)
 	}
 	return len(rows), nil
+}
+
+// logOutcome says what became of one outgoing mail: an operator reads
+// every delivery and every relay refusal in the log, not only on the
+// ticket's timeline.
+func (s *Sender) logOutcome(o storage.OutboxMail, res storage.OutboxResult) {
+	var ticket int64
+	if o.TicketID != nil {
+		ticket = *o.TicketID
+	}
+	attrs := []any{"ticket", ticket, "outbox", o.ID, "to", o.EnvTo, "template", o.Template, "message_id", o.MessageID}
+	switch {
+	case res.Sent:
+		s.log.Info("mail sent", attrs...)
+	case res.Failed:
+		s.log.Warn("mail failed", append(attrs, "permanent", res.Permanent, "err", res.Error)...)
+	default:
+		s.log.Warn("mail deferred by the relay", append(attrs, "retry_at", res.RetryAt, "err", res.Error)...)
+	}
 }
 
 // outcome turns a relay error into what to record: sent, retry later with

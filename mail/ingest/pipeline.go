@@ -173,7 +173,10 @@ func (p *Pipeline) DeliverSpool(ctx context.Context, sp *Spool, env Envelope) (s
 	if p.opts.Observer != nil {
 		p.opts.Observer.Delivered(d, time.Since(start))
 	}
-	p.opts.Logger.Debug("message stored", "message_id", m.MessageID, "ticket", d.Ticket, "new", d.NewTicket, "duplicate", d.Duplicate)
+	// One line per message at the default level: an operator sees mail
+	// arrive without turning on debugging.
+	p.opts.Logger.Info("message received", "message_id", m.MessageID, "from", env.From, "ticket", d.Ticket,
+		"new", d.NewTicket, "duplicate", d.Duplicate, "class", m.Class, "source", env.Source)
 	return d, nil
 }
 
