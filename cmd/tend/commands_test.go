@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,5 +87,42 @@ func TestOneLogLinePerMailInAndOut(t *testing.T) {
 	})
 	if log := p.Log(); strings.Count(log, `msg="message received"`) != 1 || !strings.Contains(log, "message_id=ann-log-1@example.com") {
 		t.Errorf("want one 'message received' line naming the message:\n%s", log)
+	}
+}
+
+// TestFirstStartPasswordSurvivesAFailedStart is issue 13's newcomer trap:
+// a first start that failed (the web port taken) printed the admin
+// password and used it up; and the login URL came from base_url's
+// default although only web.listen was changed.
+func TestFirstStartPasswordSurvivesAFailedStart(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "tend.yaml")
+	write := func(webListen string) {
+		cfg := fmt.Sprintf("data_dir: %s\nsmtp: {listen: \"127.0.0.1:0\"}\nweb: {listen: %q}\nsender_auth: {verify: false}\n",
+			filepath.Join(dir, "data"), webListen)
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(taken.Addr().String())
+	out, err := exec.Command(tendBinary(t), "serve", "--config", cfgPath).CombinedOutput()
+	if err == nil {
+		t.Fatalf("serve with its web port taken exited 0:\n%s", out)
+	}
+	if strings.Contains(string(out), "with the password") {
+		t.Fatalf("a failed first start printed the password:\n%s", out)
+	}
+
+	write("127.0.0.1:0")
+	p := startTend(t, cfgPath)
+	// The password is on stdout, the log on stderr: wait for the line.
+	waitFor(t, "the first-start password", 10*time.Second, func() bool { return strings.Contains(p.Log(), "with the password") })
+	if want := "log in at http://" + p.WebAddr + "/ as"; !strings.Contains(p.Log(), want) {
+		t.Errorf("the login URL is not where the web server listens (%q):\n%s", want, p.Log())
 	}
 }

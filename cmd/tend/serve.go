@@ -87,12 +87,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err := syncDirectory(ctx, st, cfg); err != nil {
 		return err
 	}
-	if pw, err := st.EnsureAdmin(ctx, adminEmail); err != nil {
-		return err
-	} else if pw != "" {
-		fmt.Fprintf(stdout, "\nFirst start: log in at %s as %s with the password %s\n(shown once; create more logins with `tend user add EMAIL --role lead`)\n\n",
-			cfg.Web.BaseURL, adminEmail, pw)
-	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -222,15 +216,25 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
+	var webAddr net.Addr
 	if cfg.Web.Listen != "" {
-		if err := runHTTP(ctx, g, log, "web", cfg.Web.Listen, h); err != nil {
+		if webAddr, err = runHTTP(ctx, g, log, "web", cfg.Web.Listen, h); err != nil {
 			return err
 		}
 	}
 	if cfg.Web.MetricsListen != "" {
-		if err := runHTTP(ctx, g, log, "metrics", cfg.Web.MetricsListen, h.MetricsHandler()); err != nil {
+		if _, err := runHTTP(ctx, g, log, "metrics", cfg.Web.MetricsListen, h.MetricsHandler()); err != nil {
 			return err
 		}
+	}
+	// The admin login is made, and its password shown, only once every
+	// door is listening: a first start that fails (a port taken) must not
+	// use up the one printing of the password.
+	if pw, err := st.EnsureAdmin(ctx, adminEmail); err != nil {
+		return err
+	} else if pw != "" {
+		fmt.Fprintf(stdout, "\nFirst start: log in at %s as %s with the password %s\n(shown once; create more logins with `tend user add EMAIL --role lead`)\n\n",
+			loginURL(cfg, webAddr), adminEmail, pw)
 	}
 	log.Info("tend is running", "version", version, "database", st.Driver())
 	err = g.Wait()
@@ -358,10 +362,28 @@ func runSMTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, network, 
 	return nil
 }
 
-func runHTTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, kind, addr string, h http.Handler) error {
+// loginURL is where a person logs in: web.base_url when it was set, else
+// the address the web server really listens on (base_url's default names
+// the default port, which is wrong once only web.listen was changed).
+func loginURL(cfg config.Config, webAddr net.Addr) string {
+	if cfg.Web.BaseURL != config.Default().Web.BaseURL || webAddr == nil {
+		return cfg.Web.BaseURL
+	}
+	host, port, err := net.SplitHostPort(webAddr.String())
+	if err != nil {
+		return cfg.Web.BaseURL
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+// runHTTP serves h on addr under g and returns the address it listens on.
+func runHTTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, kind, addr string, h http.Handler) (net.Addr, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("%s listen %s: %w", kind, addr, err)
+		return nil, fmt.Errorf("%s listen %s: %w", kind, addr, err)
 	}
 	log.Info(kind+" listening", "addr", l.Addr().String())
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
@@ -377,5 +399,5 @@ func runHTTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, kind, add
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
-	return nil
+	return l.Addr(), nil
 }
