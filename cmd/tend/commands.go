@@ -7,9 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -52,6 +55,9 @@ func cmdCheckConfig(args, env []string, stdout io.Writer) error {
 		return err
 	}
 	if err := checkExtras(cfg); err != nil {
+		return err
+	}
+	if err := checkDataDir(cfg.DataDir); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d inboxes, %d agents)\n", fs.Arg(0), len(cfg.Inboxes), len(cfg.Agents))
@@ -187,4 +193,35 @@ func cmdHealthcheck(ctx context.Context, args, env []string, stdout io.Writer) e
 	}
 	fmt.Fprintln(stdout, "ready")
 	return nil
+}
+
+// checkDataDir says whether tend can write in dir, or create it, without
+// leaving anything behind. Without it an unwritable data directory passed
+// check-config and then failed in SQLite as "out of memory (14)".
+func checkDataDir(dir string) error {
+	probe := filepath.Clean(dir)
+	for {
+		fi, err := os.Stat(probe)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("data_dir %s: %s is not a directory", dir, probe)
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("data_dir %s: %w", dir, err)
+		}
+		parent := filepath.Dir(probe)
+		if parent == probe {
+			return fmt.Errorf("data_dir %s: no existing parent directory", dir)
+		}
+		probe = parent
+	}
+	f, err := os.CreateTemp(probe, ".tend-write-check-*")
+	if err != nil {
+		return fmt.Errorf("data_dir %s: cannot write in %s: %w", dir, probe, err)
+	}
+	name := f.Name()
+	_ = f.Close()
+	return os.Remove(name)
 }

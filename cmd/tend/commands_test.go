@@ -126,3 +126,35 @@ func TestFirstStartPasswordSurvivesAFailedStart(t *testing.T) {
 		t.Errorf("the login URL is not where the web server listens (%q):\n%s", want, p.Log())
 	}
 }
+
+// TestUnwritableDataDirIsAConfigError: check-config and serve name the
+// data directory they cannot write instead of passing, then failing in
+// SQLite. A path under a regular file fails even for root, who may write
+// anywhere else.
+func TestUnwritableDataDirIsAConfigError(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "not-a-dir")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "tend.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("data_dir: %s\nsmtp: {listen: \"127.0.0.1:0\"}\nweb: {listen: \"127.0.0.1:0\"}\n", filepath.Join(file, "data"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"check-config", cfgPath}, {"serve", "--config", cfgPath}} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, nil, &out, &errb); code == 0 {
+			t.Errorf("%v: exit 0 with an unusable data_dir: %s", args, out.String())
+		}
+		if !strings.Contains(errb.String(), "data_dir") || !strings.Contains(errb.String(), "not a directory") {
+			t.Errorf("%v: the error does not name the data directory: %q", args, errb.String())
+		}
+	}
+	// And a writable one passes, leaving nothing behind.
+	if err := checkDataDir(filepath.Join(dir, "fresh", "data")); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("the check left files behind: %v", entries)
+	}
+}

@@ -73,6 +73,9 @@ func replicaName() string {
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
 	// The data directory holds the spool and is watched for free space
 	// whatever the database (SQLite would make it anyway).
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
