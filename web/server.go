@@ -54,6 +54,11 @@ type Store interface {
 type Check struct {
 	Name string
 	Fn   func(ctx context.Context) error
+	// Degrades marks a check whose failure is reported in the detail
+	// but leaves the server ready: one IMAP mailbox with a wrong password
+	// must not make an orchestrator restart a server whose SMTP door and
+	// other mailboxes work.
+	Degrades bool
 }
 
 // InboxStatus is how one inbox's mail source is doing, shown on the queue
@@ -220,15 +225,21 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	checks := append([]Check{{Name: "database", Fn: s.store.Ping}}, s.opts.Checks...)
 	out := map[string]string{}
 	code := http.StatusOK
+	degraded := false
 	for _, c := range checks {
 		if err := c.Fn(ctx); err != nil {
+			if c.Degrades {
+				out[c.Name] = "degraded: " + err.Error()
+				degraded = true
+				continue
+			}
 			out[c.Name] = err.Error()
 			code = http.StatusServiceUnavailable
 			continue
 		}
 		out[c.Name] = "ok"
 	}
-	writeJSON(w, code, map[string]any{"ready": code == http.StatusOK, "checks": out})
+	writeJSON(w, code, map[string]any{"ready": code == http.StatusOK, "degraded": degraded, "checks": out})
 }
 
 // httpStatus maps the errors handlers branch on to HTTP status codes.

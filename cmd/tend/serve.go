@@ -188,7 +188,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	checks := []web.Check{{Name: "disk " + cfg.DataDir, Fn: func(context.Context) error { return disk.Check(0) }}}
 	for _, p := range pollers {
 		s := p.Status()
-		checks = append(checks, web.Check{Name: "imap " + s.Inbox + "/" + s.Mailbox, Fn: imapReady(p)})
+		checks = append(checks, web.Check{Name: "imap " + s.Inbox + "/" + s.Mailbox, Fn: imapReady(p), Degrades: true})
 	}
 	inboxStatus := func() []web.InboxStatus {
 		out := make([]web.InboxStatus, 0, len(pollers))
