@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/tendhq/tend/cmd/tend/config"
 	"github.com/tendhq/tend/mail/ingest"
@@ -74,6 +75,8 @@ func cmdImport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 		return err
 	}
 	imp.workers, imp.stderr, imp.quiet = *workers, stderr, *quiet
+	stop := imp.start(ctx)
+	defer stop()
 	for _, p := range paths {
 		src, err := openImportSource(ctx, st, kind, p, int64(cfg.SMTP.MaxMessageBytes), log)
 		if err != nil {
@@ -202,24 +205,58 @@ type importJob struct {
 	sp   *ingest.Spool
 	item importItem
 	done chan struct{} // closed once committed (threading of its replies waits on it)
+	// parents are the messages it answers that were still on their way
+	// when it was read: it is delivered after them, so that it is
+	// threaded onto their ticket as it would have been live. They were
+	// read earlier, so the waits cannot form a cycle.
+	parents []*importJob
+}
+
+// importMemory bounds the bytes of the messages on their way at once,
+// whatever --workers says: 64 workers of 25 MiB messages would be 1.6 GB.
+const importMemory = 128 << 20
+
+// weight is what j holds of importMemory.
+func (j *importJob) weight() int64 { return min(int64(len(j.item.raw))+1, importMemory) }
+
+// waitParents waits until j's parents are committed; false if ctx ended.
+func (j *importJob) waitParents(ctx context.Context) bool {
+	for _, p := range j.parents {
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// start runs the group committer until the returned stop is called. It
+// does not stop with ctx: what was handed to it is committed (or failed)
+// before stop returns.
+func (imp *importer) start(ctx context.Context) (stop func()) {
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = imp.commit.Run(cctx) // returns nil when cancelled
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // run imports one source. Messages are handed to the group committer by
 // a bounded pool of workers, in file order, so that many commit in one
-// transaction; a reply whose parent is still on its way waits for it, so
-// that it is threaded as it would have been live.
+// transaction; a reply whose parent is still on its way waits for it (in
+// its worker, while the others go on), so that it is threaded as it would
+// have been live.
 func (imp *importer) run(ctx context.Context, src *importSource) (importResult, error) {
 	res := importResult{label: src.label, resumed: src.resumed}
 	start := time.Now()
-	cctx, stopCommitter := context.WithCancel(context.WithoutCancel(ctx))
-	committerDone := make(chan error, 1)
-	go func() { committerDone <- imp.commit.Run(cctx) }()
-	defer func() {
-		stopCommitter()
-		<-committerDone
-	}()
-
 	bar := imp.bar(src)
+	mem := semaphore.NewWeighted(importMemory)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -232,6 +269,9 @@ func (imp *importer) run(ctx context.Context, src *importSource) (importResult, 
 		n        atomic.Int64
 	)
 	finish := func(j *importJob) {
+		if j.sp != nil {
+			mem.Release(j.weight())
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if j.sp != nil && inflight[j.sp.Headers.MessageID] == j {
@@ -271,9 +311,14 @@ func (imp *importer) run(ctx context.Context, src *importSource) (importResult, 
 	for range imp.workers {
 		workers.Go(func() {
 			for j := range jobs {
+				if !j.waitParents(ctx) {
+					mem.Release(j.weight())
+					continue
+				}
 				d, err := imp.pipe.DeliverSpool(ctx, j.sp, ingest.Envelope{To: []string{imp.inbox}, Source: "import:" + src.label, Imported: true, Unknown: true})
 				if err != nil {
 					cancel(fmt.Errorf("%s: %w", j.item.where, err))
+					mem.Release(j.weight())
 					continue // not finished: the position stays before it
 				}
 				if d.Duplicate {
@@ -306,7 +351,7 @@ func (imp *importer) run(ctx context.Context, src *importSource) (importResult, 
 		}
 	}()
 
-	readErr := imp.dispatch(ctx, src, jobs, &mu, inflight, finish, &res)
+	readErr := imp.dispatch(ctx, src, jobs, mem, &mu, inflight, finish, &res)
 	close(jobs)
 	workers.Wait()
 	close(ticking)
@@ -326,7 +371,7 @@ func (imp *importer) run(ctx context.Context, src *importSource) (importResult, 
 }
 
 // dispatch reads src and hands its messages to the workers in order.
-func (imp *importer) dispatch(ctx context.Context, src *importSource, jobs chan<- *importJob, mu *sync.Mutex,
+func (imp *importer) dispatch(ctx context.Context, src *importSource, jobs chan<- *importJob, mem *semaphore.Weighted, mu *sync.Mutex,
 	inflight map[string]*importJob, finish func(*importJob), res *importResult) error {
 	for seq := int64(0); ; seq++ {
 		it, err := src.next()
@@ -343,6 +388,9 @@ func (imp *importer) dispatch(ctx context.Context, src *importSource, jobs chan<
 			finish(j)
 			continue
 		}
+		if err := mem.Acquire(ctx, j.weight()); err != nil {
+			return err
+		}
 		j.sp = ingest.SpoolBytes(it.raw)
 		h := j.sp.Headers
 		mu.Lock()
@@ -352,15 +400,7 @@ func (imp *importer) dispatch(ctx context.Context, src *importSource, jobs chan<
 				parents = append(parents, p)
 			}
 		}
-		mu.Unlock()
-		for _, p := range parents {
-			select {
-			case <-p.done:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		mu.Lock()
+		j.parents = parents
 		inflight[h.MessageID] = j
 		mu.Unlock()
 		select {

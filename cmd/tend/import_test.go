@@ -21,9 +21,12 @@ import (
 
 // historyMail is message i of a generated history: threads of three, the
 // first a customer's question, the next two replies to the one before,
-// as a mail client writes them (References, In-Reply-To, "Re:").
-func historyMail(i int) []byte {
-	thread, pos := i/3, i%3
+// as a mail client writes them (References, In-Reply-To, "Re:"). A reply
+// comes lag messages after the one it answers, as other customers write
+// in between: lag questions, then their first replies, then their second.
+func historyMail(i, lag int) []byte {
+	block, k := i/(3*lag), i%(3*lag)
+	thread, pos := block*lag+k%lag, k/lag
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "Return-Path: <c%d@example.com>\nFrom: Customer %d <c%d@example.com>\nTo: support@acme.test\n", thread, thread, thread)
 	subj := fmt.Sprintf("Order %d has not arrived", thread)
@@ -44,8 +47,23 @@ func historyMail(i int) []byte {
 	return b.Bytes()
 }
 
+// historyLag is the lag of a history of n messages: up to 100, and n a
+// multiple of three lags, so that it holds n/3 whole threads.
+func historyLag(t testing.TB, n int) int {
+	lag := min(100, n/3)
+	if n%(3*lag) != 0 {
+		t.Fatalf("a history of %d messages does not hold whole threads", n)
+	}
+	return lag
+}
+
 // writeHistory writes n generated messages as an mboxrd file.
 func writeHistory(t testing.TB, path string, n int) {
+	t.Helper()
+	writeHistoryLag(t, path, n, historyLag(t, n))
+}
+
+func writeHistoryLag(t testing.TB, path string, n, lag int) {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
@@ -53,7 +71,7 @@ func writeHistory(t testing.TB, path string, n int) {
 	}
 	w := bufio.NewWriter(f)
 	for i := range n {
-		if err := mboxQuote(w, "c@example.com Mon Mar  2 09:00:00 2026", historyMail(i)); err != nil {
+		if err := mboxQuote(w, "c@example.com Mon Mar  2 09:00:00 2026", historyMail(i, lag)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -138,6 +156,35 @@ func TestImportMbox(t *testing.T) {
 	}
 }
 
+// TestImportSeveralFiles: one command, several mbox files, each with its
+// own position.
+func TestImportSeveralFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "sqlite", "")
+	createDatabase(t, cfg)
+	a, b := filepath.Join(dir, "a.mbox"), filepath.Join(dir, "b.mbox")
+	writeHistory(t, a, 30)
+	f, err := os.Create(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if err := mboxQuote(f, "x", historyMail(999+i, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := runImport(t, "mbox", a, b, "--config", cfg, "--quiet")
+	if strings.Count(out, "imported ") != 2 || !strings.Contains(out, "a.mbox: 30 messages") || !strings.Contains(out, "b.mbox: 6 messages") {
+		t.Errorf("summary: %q", out)
+	}
+	if c, _ := storeCounts(t, cfg); c.Messages != 36 || ticketTotal(c) != 12 {
+		t.Errorf("%d messages on %d tickets, want 36 on 12", c.Messages, ticketTotal(c))
+	}
+}
+
 // TestImportMboxQuotedLines: the stored bytes are the message as it was
 // before the mbox writer quoted its "From " lines.
 func TestImportMboxQuotedLines(t *testing.T) {
@@ -145,7 +192,7 @@ func TestImportMboxQuotedLines(t *testing.T) {
 	cfg := writeConfig(t, dir, "sqlite", "")
 	createDatabase(t, cfg)
 	mbox := filepath.Join(dir, "one.mbox")
-	writeHistory(t, mbox, 1)
+	writeHistoryLag(t, mbox, 1, 1)
 	runImport(t, "mbox", mbox, "--config", cfg, "--quiet")
 	c, err := config.Load(cfg, nil)
 	if err != nil {
@@ -164,7 +211,7 @@ func TestImportMboxQuotedLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(raw, historyMail(0)) {
+	if !bytes.Equal(raw, historyMail(0, 1)) {
 		t.Errorf("stored bytes differ from the message:\n%s", raw)
 	}
 	if !m.Imported || !strings.HasPrefix(m.Source, "import:") {
@@ -185,13 +232,14 @@ func TestImportMaildir(t *testing.T) {
 		}
 	}
 	const n = 30
+	lag := historyLag(t, n)
 	for i := range n {
 		name := fmt.Sprintf("17726%05d.M%dP100.host", i, i)
 		sub := "new"
 		if i%2 == 0 {
 			sub, name = "cur", name+":2,S"
 		}
-		if err := os.WriteFile(filepath.Join(md, sub, name), historyMail(i), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(md, sub, name), historyMail(i, lag), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -386,12 +434,18 @@ func TestImportResumesAfterKill(t *testing.T) {
 	t.Logf("killed at checkpoint %d (%d stored); re-run: %s", killedAt, before.Messages, bytes.TrimSpace(out))
 }
 
-// BenchmarkImport imports a generated mbox of 10,000 messages (threads
-// of three, ~1.5 KB each) and reports messages per second.
+// BenchmarkImport imports a generated mbox of 10,200 messages (threads
+// of three, ~1.5 KB each) and reports messages per second: with replies
+// 100 messages after what they answer, and with every reply right after
+// it (the worst case: each waits for its parent's commit).
 func BenchmarkImport(b *testing.B) {
-	const n = 10000
-	for _, backend := range []string{"sqlite", "postgres"} {
-		b.Run(backend, func(b *testing.B) {
+	const n = 10200
+	for _, c := range []struct {
+		backend string
+		lag     int
+	}{{"sqlite", 100}, {"sqlite", 1}, {"postgres", 100}, {"postgres", 1}} {
+		backend := c.backend
+		b.Run(fmt.Sprintf("%s/lag=%d", backend, c.lag), func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				dir := b.TempDir()
@@ -405,7 +459,7 @@ func BenchmarkImport(b *testing.B) {
 				}
 				createDatabase(b, cfg)
 				mbox := filepath.Join(dir, "history.mbox")
-				writeHistory(b, mbox, n)
+				writeHistoryLag(b, mbox, n, c.lag)
 				b.StartTimer()
 				start := time.Now()
 				var out, errb bytes.Buffer
