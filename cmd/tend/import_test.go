@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tendhq/tend/cmd/tend/config"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
@@ -288,6 +290,38 @@ func TestImportUsage(t *testing.T) {
 	errb.Reset()
 	if code := run(context.Background(), []string{"import", "mbox", cfg, "--config", cfg}, nil, &out, &errb); code == 0 || !strings.Contains(errb.String(), "not at the start of an mbox message") {
 		t.Errorf("a YAML file as an mbox: exit %d, %q", code, errb.String())
+	}
+}
+
+// TestImportRefusesARunningSQLiteServer: with the data directory's lock
+// held (as tend serve holds it), import on SQLite stops before it writes,
+// since two processes appending to the segment files would corrupt them.
+func TestImportRefusesARunningSQLiteServer(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "sqlite", "")
+	createDatabase(t, cfg)
+	mbox := filepath.Join(dir, "history.mbox")
+	writeHistory(t, mbox, 30)
+	f, err := os.OpenFile(filepath.Join(dir, "data", importLockName), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"import", "mbox", mbox, "--config", cfg, "--quiet"}, nil, &out, &errb); code == 0 ||
+		!strings.Contains(errb.String(), "stop it first") {
+		t.Errorf("beside a server: exit %d, %q", code, errb.String())
+	}
+	if c, _ := storeCounts(t, cfg); c.Messages != 0 {
+		t.Errorf("%d messages stored beside the server", c.Messages)
+	}
+	if err := f.Close(); err != nil { // the server stops
+		t.Fatal(err)
+	}
+	if out := runImport(t, "mbox", mbox, "--config", cfg, "--quiet"); !strings.Contains(out, ": 30 messages") {
+		t.Errorf("after the server stopped: %q", out)
 	}
 }
 
