@@ -506,4 +506,3 @@ func BenchmarkImport(b *testing.B) {
 		})
 	}
 }
-
