@@ -131,6 +131,17 @@ type scope struct {
 	// notified is who got which staff template in this transaction: a
 	// lead who is also an agent is on two rules' lists and gets it once.
 	notified map[string]bool
+	// notices is what became of each customer template the rules sent in
+	// this transaction, for texts that say whether the customer was told.
+	notices []notice
+}
+
+// notice is what became of one customer template: queued (held by the
+// fuse, or due at a time), or not sent at all (suppressed says why).
+type notice struct {
+	template   string
+	q          queued
+	suppressed string
 }
 
 // HandleMessage runs the rules for a stored, parsed message inside tx. It
@@ -322,6 +333,9 @@ func (x *Executor) run(sc *scope, ev rules.Event) error {
 			continue
 		}
 		if a.Auto && !verdicts[i].Allowed {
+			if a.Kind == rules.Send {
+				sc.notices = append(sc.notices, notice{template: a.Template, suppressed: verdicts[i].Reason})
+			}
 			if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.suppressed", "", fmt.Sprintf("%s (%s): %s", a.Template, a.Rule, verdicts[i].Reason), nil); err != nil {
 				return err
 			}

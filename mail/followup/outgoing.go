@@ -188,6 +188,7 @@ func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action, notBe
 	if err != nil {
 		return err
 	}
+	sc.notices = append(sc.notices, notice{template: a.Template, q: q})
 	what := fmt.Sprintf("%s to %s", a.Template, sc.v.Customer.Email)
 	switch {
 	case q.held:
