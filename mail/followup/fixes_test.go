@@ -16,7 +16,10 @@ import (
 // with that text; Lena is told it is from Alice (not from Lena), and that
 // her reply stays internal.
 func TestNoteNotificationNamesAuthor(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { noteNotificationNamesAuthor(t, newWorldOn(t, b.Open)) })
+}
+
+func noteNotificationNamesAuthor(t *testing.T, w *world) {
 	w.mustSend(customer, []string{inbox}, customerMail("n1@example.com", "Delivery late", "Where is my parcel?"))
 	got := w.expect("first mail", map[string]int{alice: 1, lena: 1})
 	rcpt, raw := replyTo(to(got, alice)[0], alice, "#note called her, she is fine with the delay")
@@ -46,7 +49,10 @@ func TestNoteNotificationNamesAuthor(t *testing.T) {
 
 // TestNudgeSaysTheInterval: the reminder says when we asked.
 func TestNudgeSaysTheInterval(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { nudgeSaysTheInterval(t, newWorldOn(t, b.Open)) })
+}
+
+func nudgeSaysTheInterval(t *testing.T, w *world) {
 	proposedTicket(t, w, "u1@example.com")
 	w.advance(2 * 24 * time.Hour)
 	got := w.expect("nudge", map[string]int{customer: 1})
@@ -60,7 +66,10 @@ func TestNudgeSaysTheInterval(t *testing.T) {
 // acknowledgement; the new ticket's acknowledgement carries one tag, its
 // own.
 func TestStrangerAcknowledgementOneTag(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { strangerAcknowledgementOneTag(t, newWorldOn(t, b.Open)) })
+}
+
+func strangerAcknowledgementOneTag(t *testing.T, w *world) {
 	w.mustSend(customer, []string{inbox}, customerMail("t1@example.com", "Printer jam", "The printer jams."))
 	got := w.expect("first mail", map[string]int{customer: 1})
 	subj := to(got, customer)[0].Env.GetHeader("Subject")
@@ -78,7 +87,10 @@ func TestStrangerAcknowledgementOneTag(t *testing.T) {
 // TestAttachmentsListed: the acknowledgement and the agents' notification
 // name what came attached.
 func TestAttachmentsListed(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { attachmentsListed(t, newWorldOn(t, b.Open)) })
+}
+
+func attachmentsListed(t *testing.T, w *world) {
 	raw := "From: Ann Example <" + customer + ">\r\nTo: " + inbox + "\r\nSubject: Invoice wrong\r\nMessage-ID: <a1@example.com>\r\n" +
 		"Date: Mon, 2 Mar 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n" +
 		"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe invoice is wrong, see attached.\r\n" +
@@ -97,7 +109,10 @@ func TestAttachmentsListed(t *testing.T) {
 // TestNotSolvedBanner: a customer's "no" reopens, and the agents'
 // notification says so plainly.
 func TestNotSolvedBanner(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { notSolvedBanner(t, newWorldOn(t, b.Open)) })
+}
+
+func notSolvedBanner(t *testing.T, w *world) {
 	ask := proposedTicket(t, w, "b1@example.com")
 	w.mustSend(customer, []string{inbox}, replyToUs(t, ask, "b2@example.com", "No, still broken."))
 	got := w.expect("no", map[string]int{alice: 1})
@@ -112,7 +127,10 @@ func TestNotSolvedBanner(t *testing.T) {
 // TestMergeTellsTheOtherCustomer: merging Bob's ticket into Ann's tells
 // Bob, and the answer on Ann's ticket reaches him too.
 func TestMergeTellsTheOtherCustomer(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { mergeTellsTheOtherCustomer(t, newWorldOn(t, b.Open)) })
+}
+
+func mergeTellsTheOtherCustomer(t *testing.T, w *world) {
 	const bob = "bob@other.example"
 	w.mustSend(customer, []string{inbox}, customerMail("mg1@example.com", "Outage", "Nothing loads."))
 	first := w.expect("ann", map[string]int{customer: 1, alice: 1})
