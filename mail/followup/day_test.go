@@ -3,6 +3,7 @@ package followup_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,9 @@ func TestTheDayThatBrokeIt(t *testing.T) {
 	onBackends(t, func(t *testing.T, b storagetest.Backend) { theDayThatBrokeIt(t, newWorldOn(t, b.Open)) })
 }
 
+// footerRE reads the ticket line at the foot of a staff mail.
+var footerRE = regexp.MustCompile(`Ticket #(\d+) · (\w+) · priority (\w+)`)
+
 func theDayThatBrokeIt(t *testing.T, w *world) {
 	ctx := context.Background()
 	start := w.clock.Now() // Monday 2 March, 09:00 UTC
@@ -40,6 +44,18 @@ func theDayThatBrokeIt(t *testing.T, w *world) {
 		got := w.capture.take()
 		ann = append(ann, to(got, customer)...)
 		leads = append(leads, to(got, lena)...)
+		// What a mail to the lead says of the ticket is what it is.
+		for _, m := range to(got, lena) {
+			f := footerRE.FindStringSubmatch(m.Env.Text)
+			if f == nil {
+				continue
+			}
+			var n int64
+			fmt.Sscan(f[1], &n)
+			if d := w.ticket(n); d.State != f[2] || d.Priority != f[3] {
+				t.Errorf("%q tells the lead #%d is %s, priority %s; it is %s, priority %s", m.Env.GetHeader("Subject"), n, f[2], f[3], d.State, d.Priority)
+			}
+		}
 		last = map[string][]captured{customer: to(got, customer), alice: to(got, alice), lena: to(got, lena)}
 	}
 	// want checks the customer's mails of the last step by ticket and

@@ -323,7 +323,19 @@ func (x *Executor) run(sc *scope, ev rules.Event) error {
 		}
 	}
 	verdicts := rules.GateAll(ev, acts, x.opts.Engine.Options())
-	for i, a := range acts {
+	// Staff notifications go last: what they say of the ticket (its state,
+	// its priority, what the customer was told) is then what the event's
+	// other actions made it, not what it was before them.
+	order := make([]int, 0, len(acts))
+	for _, notify := range []bool{false, true} {
+		for i, a := range acts {
+			if (a.Kind == rules.Notify) == notify {
+				order = append(order, i)
+			}
+		}
+	}
+	for _, i := range order {
+		a := acts[i]
 		if v := verdicts[i]; a.Kind == rules.Send && !v.Allowed && !v.Until.IsZero() {
 			// A notice the customer must get, held back for now: deferred,
 			// never dropped.

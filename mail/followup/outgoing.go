@@ -287,6 +287,8 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 			return err
 		}
 		data := rules.DataFor(ev, x.links(sc.v.ID))
+		// The ticket as the event's actions left it, not as the event saw it.
+		data.Ticket.State, data.Ticket.Priority, data.Ticket.RepeatContacts = sc.v.State, sc.v.Priority, sc.v.RepeatContacts
 		if content == nil {
 			c, err := x.notifyContent(sc, data)
 			if err != nil {
