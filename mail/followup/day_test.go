@@ -44,8 +44,8 @@ func theDayThatBrokeIt(t *testing.T, w *world) {
 		got := w.capture.take()
 		ann = append(ann, to(got, customer)...)
 		leads = append(leads, to(got, lena)...)
-		// What a mail to the lead says of the ticket is what it is.
-		for _, m := range to(got, lena) {
+		// What a mail to staff says of the ticket is what it is.
+		for _, m := range append(to(got, lena), to(got, alice)...) {
 			f := footerRE.FindStringSubmatch(m.Env.Text)
 			if f == nil {
 				continue
