@@ -349,6 +349,7 @@ func (imp *importer) run(ctx context.Context, src *importSource) (importResult, 
 			case <-ticking:
 				return
 			case <-tick.C:
+				bar.Describe(fmt.Sprintf("%s: %d msgs", filepath.Base(src.label), n.Load()))
 				if err := checkpoint(ctx); err != nil {
 					cancel(err)
 					return
@@ -373,7 +374,10 @@ func (imp *importer) run(ctx context.Context, src *importSource) (importResult, 
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return res, err
 	}
-	return res, errors.Join(readErr, saveErr, ctx.Err())
+	if ctx.Err() != nil && saveErr == nil {
+		return res, fmt.Errorf("interrupted after %d messages; the same command resumes", res.messages)
+	}
+	return res, errors.Join(readErr, saveErr)
 }
 
 // dispatch reads src and hands its messages to the workers in order.
@@ -424,7 +428,7 @@ func (imp *importer) bar(src *importSource) *progressbar.ProgressBar {
 	opts := []progressbar.Option{
 		progressbar.OptionSetWriter(imp.stderr), progressbar.OptionSetDescription(filepath.Base(src.label)),
 		progressbar.OptionThrottle(200 * time.Millisecond), progressbar.OptionShowCount(), progressbar.OptionSetWidth(30),
-		progressbar.OptionSetPredictTime(true), progressbar.OptionFullWidth(),
+		progressbar.OptionSetPredictTime(true),
 	}
 	if src.bytes {
 		opts = append(opts, progressbar.OptionShowBytes(true))
