@@ -41,6 +41,13 @@ type Options struct {
 	// the server's --config does not quietly create a second, empty
 	// database beside the real one.
 	Existing bool
+	// DatabaseClock makes leases (work items, outbox, timers, mailbox
+	// leases) start and run out by the database server's clock instead of
+	// Clock, so that replicas whose clocks disagree still agree on who
+	// holds what. It acts on PostgreSQL only: SQLite serves one process,
+	// whose clock is the database's. serve sets it; tests driving a fake
+	// Clock leave it unset.
+	DatabaseClock bool
 }
 
 // ErrNoDatabase is Open's error when Options.Existing is set and there is
@@ -57,6 +64,9 @@ type Store struct {
 	driver string
 	clock  Clock
 	log    *slog.Logger
+	// dbClock: leases are judged by the database's clock (see
+	// Options.DatabaseClock and leaseNow).
+	dbClock bool
 
 	segs *segments // raw bytes beside SQLite; nil on PostgreSQL
 
@@ -150,6 +160,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", opts.Driver, err)
 	}
 	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}, walPath: walPath, walLimit: opts.WALSizeLimit}
+	s.dbClock = opts.DatabaseClock && opts.Driver == DriverPostgres
 	if rawDir != "" {
 		if s.segs, err = openSegments(rawDir); err != nil {
 			_ = sqlDB.Close()
