@@ -133,10 +133,13 @@ type imapAlerts struct {
 	pollers []*imappoll.Poller
 	inboxes map[string]config.Inbox // by lower-case address
 	log     *slog.Logger
+	// stale remembers which mailboxes this process last saw stale, only
+	// to log each change once; what is mailed is decided in the database.
+	stale map[*imappoll.Poller]bool
 }
 
 func newIMAPAlerts(cfg config.Config, exec *followup.Executor, pollers []*imappoll.Poller, log *slog.Logger) *imapAlerts {
-	a := &imapAlerts{exec: exec, pollers: pollers, inboxes: map[string]config.Inbox{}, log: log}
+	a := &imapAlerts{exec: exec, pollers: pollers, inboxes: map[string]config.Inbox{}, log: log, stale: map[*imappoll.Poller]bool{}}
 	for _, in := range cfg.Inboxes {
 		a.inboxes[strings.ToLower(in.Address)] = in
 	}
@@ -160,8 +163,28 @@ func (a *imapAlerts) check(ctx context.Context) {
 		}
 		if _, err := a.exec.MailboxAlert(ctx, h); err != nil {
 			a.log.Error("imap mailbox alert", "inbox", s.Inbox, "mailbox", s.Mailbox, "err", err)
+			continue
+		}
+		if s.Stale != a.stale[p] {
+			a.stale[p] = s.Stale
+			if s.Stale {
+				a.log.Warn("imap mailbox stale: admins and leads are mailed once", "inbox", s.Inbox, "mailbox", s.Mailbox, "failing_since", s.FailingSince, "err", s.LastError)
+			}
 		}
 	}
+}
+
+// alertPeriod is how often imapAlerts looks: four times per the shortest
+// stale_after, at most every 15 seconds, so an alert follows the
+// staleness promptly.
+func alertPeriod(cfg config.Config) time.Duration {
+	d := 15 * time.Second
+	for _, in := range cfg.Inboxes {
+		if in.IMAP != nil && in.IMAP.StaleAfter > 0 {
+			d = min(d, in.IMAP.StaleAfter/4)
+		}
+	}
+	return max(d, 10*time.Millisecond)
 }
 
 // run checks every period until ctx ends.

@@ -118,8 +118,11 @@ func (x *Executor) MailboxAlert(ctx context.Context, h MailboxHealth) (string, e
 	if err != nil {
 		return "", fmt.Errorf("mailbox alert %s: %w", key, err)
 	}
-	if sent != "" {
-		x.log.Warn("imap mailbox alert queued", "inbox", h.Inbox, "mailbox", h.Mailbox, "template", sent, "err", h.Error)
+	switch sent {
+	case templateMailboxDown:
+		x.log.Warn("imap mailbox alert queued", "inbox", h.Inbox, "mailbox", h.Mailbox, "template", sent, "failing_since", h.FailingSince, "err", h.Error)
+	case templateMailboxUp:
+		x.log.Info("imap mailbox recovery mail queued", "inbox", h.Inbox, "mailbox", h.Mailbox, "template", sent, "last_success", h.LastSuccess)
 	}
 	return sent, nil
 }
