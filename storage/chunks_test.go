@@ -251,7 +251,9 @@ func TestHousekeepingReclaimsChunks(t *testing.T) {
 	}
 	clock.Advance(2 * storage.ChunkGrace)
 	done := make(chan error, 1)
-	go func() { done <- s.RunHousekeeping(ctx, storage.HousekeepingOptions{CompactEvery: 10 * time.Millisecond}) }()
+	go func() {
+		done <- s.RunHousekeeping(ctx, storage.HousekeepingOptions{CompactEvery: 10 * time.Millisecond})
+	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, n, err := storage.RawLayout(ctx, s, orphan.Hash)
