@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -69,6 +70,9 @@ type Store struct {
 	dbClock bool
 
 	segs *segments // raw bytes beside SQLite; nil on PostgreSQL
+
+	chunkSem chan struct{} // bounds the writers of raw chunks (PostgreSQL; see writeChunks)
+	chunking atomic.Int64  // messages writing raw chunks right now
 
 	walPath  string // SQLite's write-ahead log
 	walLimit int64  // journal_size_limit
@@ -159,7 +163,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open %s: %w", opts.Driver, err)
 	}
-	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}, walPath: walPath, walLimit: opts.WALSizeLimit}
+	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}, walPath: walPath, walLimit: opts.WALSizeLimit,
+		chunkSem: make(chan struct{}, chunkWriters)}
 	s.dbClock = opts.DatabaseClock && opts.Driver == DriverPostgres
 	if rawDir != "" {
 		if s.segs, err = openSegments(rawDir); err != nil {
