@@ -110,6 +110,14 @@ func (c *Committer) Deliver(ctx context.Context, in *Incoming) (Delivered, error
 		}
 		in.file = fb
 	}
+	if c.s.usesChunks(in.body().Size()) {
+		// Written here, on the caller's goroutine and in transactions
+		// of their own, so that the batch only points at them.
+		if err := c.s.writeChunks(ctx, in.Hash, in.body()); err != nil {
+			return Delivered{}, fmt.Errorf("deliver: %w: %w", ErrUnavailable, err)
+		}
+		in.chunked = true
+	}
 	r := &commitReq{ctx: ctx, in: in, done: make(chan commitRes, 1)}
 	select {
 	case c.reqs <- r:
@@ -167,9 +175,12 @@ func (c *Committer) Run(ctx context.Context) error {
 }
 
 // Busy reports whether a burst of mail is being ingested right now, so
-// that background work can step aside for the senders waiting on 250s.
+// that background work can step aside for the senders waiting on 250s:
+// many messages queued or just committed together, or a large body being
+// written to raw_chunks (PostgreSQL), which reaches the queue only once
+// its bytes are stored.
 func (c *Committer) Busy() bool {
-	return len(c.reqs) >= busyBatch || time.Since(time.Unix(0, c.lastBig.Load())) < 200*time.Millisecond
+	return len(c.reqs) >= busyBatch || c.s.chunking.Load() > 0 || time.Since(time.Unix(0, c.lastBig.Load())) < 200*time.Millisecond
 }
 
 // drain answers whatever is queued when the committer stops.

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -135,3 +136,24 @@ func (t *Tx) NewestOpenTicket(ctx context.Context, email string) (int64, error) 
 	}
 	return newestOpenTicket(t.db.WithContext(ctx), id)
 }
+
+// RawLayout returns where the bytes of hash are kept (its Segment: 0 in
+// the row, chunkSegment in raw_chunks, …) and how many chunk rows hash
+// has.
+func RawLayout(ctx context.Context, s *Store, hash string) (segment int, chunks int64, err error) {
+	var r RawMessage
+	if err := s.db.WithContext(ctx).Select("segment").Where("hash = ?", hash).Take(&r).Error; err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return 0, 0, err
+	}
+	err = s.db.WithContext(ctx).Model(&RawChunk{}).Where("hash = ?", hash).Count(&chunks).Error
+	return r.Segment, chunks, err
+}
+
+// PutRawInline stores data under hash in the raw row itself, as releases
+// before raw_chunks stored every message on PostgreSQL.
+func PutRawInline(ctx context.Context, s *Store, hash string, data []byte) error {
+	return s.db.WithContext(ctx).Create(&RawMessage{Hash: hash, Data: data, Size: int64(len(data)), CreatedAt: s.now()}).Error
+}
+
+// ChunkSize is the bytes of one raw chunk row.
+const ChunkSize = chunkSize

@@ -18,8 +18,8 @@ import (
 // extracted cheaply before the full MIME parse.
 type Incoming struct {
 	// Body is the message's bytes: the door's spool file, read in bounded
-	// chunks into a segment file (SQLite), or once into the raw row
-	// (PostgreSQL). Raw is for callers that hold the bytes already
+	// chunks into a segment file (SQLite) or, when large, into raw_chunks
+	// (PostgreSQL), else once into the raw row (PostgreSQL). Raw is for callers that hold the bytes already
 	// (tests); it is used only when Body is nil.
 	Body        Body
 	Raw         []byte
@@ -59,6 +59,9 @@ type Incoming struct {
 	seg   *segRef  // where the committer stored Raw, when beside SQLite
 	file  FileBody // a large spool file, synced, to be moved in (beside SQLite)
 	moved bool     // file was moved into the raw directory
+	// chunked: the bytes were written to raw_chunks before the batch
+	// (PostgreSQL); the raw row only points at them.
+	chunked bool
 }
 
 // Body is a message's bytes as a reader with a known size, such as
@@ -197,11 +200,13 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		raw.Segment = fileSegment
 	case in.seg != nil:
 		raw.Segment, raw.Offset = in.seg.id, in.seg.offset
+	case in.chunked:
+		raw.Segment = chunkSegment
 	default:
-		// PostgreSQL keeps the bytes in the row, which every replica
-		// sees. They are read here, one message at a time on the one
-		// committer goroutine, so memory holds at most the message being
-		// written, however many sessions are waiting.
+		// PostgreSQL keeps the bytes of a small message in the row,
+		// which every replica sees (a large one is in raw_chunks). They
+		// are read here, one message at a time on the one committer
+		// goroutine, and are below fileMin.
 		data := make([]byte, body.Size())
 		if _, err := body.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
 			return Delivered{}, fmt.Errorf("raw: read spool: %w", err)

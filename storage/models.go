@@ -126,8 +126,9 @@ type Participant struct {
 }
 
 // RawMessage holds the exact bytes of a message, once per content hash:
-// in Data (PostgreSQL) or in a segment file beside the SQLite database
-// (Segment, Offset; see segments).
+// in Data (PostgreSQL), in raw_chunks (a large message on PostgreSQL,
+// Segment = chunkSegment; see RawChunk), or in a segment file beside the
+// SQLite database (Segment, Offset; see segments).
 type RawMessage struct {
 	Hash      string `gorm:"primaryKey;size:64"` // hex SHA-256 of the bytes
 	Data      []byte
@@ -353,7 +354,7 @@ type Setting struct {
 func allModels() []any {
 	return []any{
 		&Inbox{}, &Contact{}, &Agent{}, &Ticket{}, &TicketInbox{}, &Participant{},
-		&RawMessage{}, &Message{}, &MessageRef{}, &Attachment{}, &Event{},
+		&RawMessage{}, &RawChunk{}, &Message{}, &MessageRef{}, &Attachment{}, &Event{},
 		&OutboxMail{}, &Timer{}, &Work{}, &APIToken{}, &WebSession{}, &Lease{},
 		&MailboxState{}, &Setting{},
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -41,6 +42,13 @@ type Options struct {
 	// the server's --config does not quietly create a second, empty
 	// database beside the real one.
 	Existing bool
+	// DatabaseClock makes leases (work items, outbox, timers, mailbox
+	// leases) start and run out by the database server's clock instead of
+	// Clock, so that replicas whose clocks disagree still agree on who
+	// holds what. It acts on PostgreSQL only: SQLite serves one process,
+	// whose clock is the database's. serve sets it; tests driving a fake
+	// Clock leave it unset.
+	DatabaseClock bool
 }
 
 // ErrNoDatabase is Open's error when Options.Existing is set and there is
@@ -57,8 +65,14 @@ type Store struct {
 	driver string
 	clock  Clock
 	log    *slog.Logger
+	// dbClock: leases are judged by the database's clock (see
+	// Options.DatabaseClock and leaseNow).
+	dbClock bool
 
 	segs *segments // raw bytes beside SQLite; nil on PostgreSQL
+
+	chunkSem chan struct{} // bounds the writers of raw chunks (PostgreSQL; see writeChunks)
+	chunking atomic.Int64  // messages writing raw chunks right now
 
 	walPath  string // SQLite's write-ahead log
 	walLimit int64  // journal_size_limit
@@ -149,7 +163,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open %s: %w", opts.Driver, err)
 	}
-	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}, walPath: walPath, walLimit: opts.WALSizeLimit}
+	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}, walPath: walPath, walLimit: opts.WALSizeLimit,
+		chunkSem: make(chan struct{}, chunkWriters)}
+	s.dbClock = opts.DatabaseClock && opts.Driver == DriverPostgres
 	if rawDir != "" {
 		if s.segs, err = openSegments(rawDir); err != nil {
 			_ = sqlDB.Close()

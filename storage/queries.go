@@ -183,6 +183,9 @@ func (s *Store) raw(ctx context.Context, hash string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raw %s: %w", hash, err)
 	}
+	if r.Data == nil && r.Segment == chunkSegment {
+		return s.readChunks(ctx, hash, r.Size)
+	}
 	if r.Data == nil && r.Segment == fileSegment && s.segs != nil {
 		return s.segs.readFile(hash)
 	}

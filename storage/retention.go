@@ -52,7 +52,8 @@ type HousekeepingOptions struct {
 
 // RunHousekeeping keeps the data directory proportional to the mail
 // received, until ctx ends: every CompactEvery it prunes outgoing mail
-// bodies older than OutboxRetention and compacts the segment files. Both
+// bodies older than OutboxRetention, reclaims raw chunks no message points
+// at (PostgreSQL) and compacts the segment files (SQLite). Both
 // work in short transactions beside intake, never blocking it for long.
 func (s *Store) RunHousekeeping(ctx context.Context, o HousekeepingOptions) error {
 	if o.CompactEvery <= 0 {
@@ -72,6 +73,11 @@ func (s *Store) RunHousekeeping(ctx context.Context, o HousekeepingOptions) erro
 			} else if n > 0 {
 				s.log.Info("outbox bodies pruned", "mails", n)
 			}
+		}
+		if n, err := s.ReclaimChunks(ctx, s.now().Add(-ChunkGrace)); err != nil && ctx.Err() == nil {
+			s.log.Warn("raw chunk reclaiming", "err", err)
+		} else if n > 0 {
+			s.log.Info("orphan raw chunks reclaimed", "chunks", n)
 		}
 		st, err := s.CompactSegments(ctx, compactMinGarbage)
 		if err != nil && ctx.Err() == nil {

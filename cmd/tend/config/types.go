@@ -229,7 +229,7 @@ type Notifications struct {
 type Retention struct {
 	// OutboxBodies is how long the composed bytes of sent (or failed) outgoing mail are kept; after it only their metadata (recipient, status, times) stays.
 	OutboxBodies time.Duration `yaml:"outbox_bodies"`
-	// CompactEvery is how often raw-message segment files (SQLite) are compacted: bytes of duplicates, aborted writes and erased messages are reclaimed.
+	// CompactEvery is how often raw-message segment files (SQLite) are compacted: bytes of duplicates, aborted writes and erased messages are reclaimed; on PostgreSQL, raw chunks no message points at are deleted.
 	CompactEvery time.Duration `yaml:"compact_every"`
 }
 
@@ -291,7 +291,7 @@ type IMAP struct {
 	After After `yaml:"after"`
 	// PollInterval is how often to poll when the server lacks IDLE.
 	PollInterval time.Duration `yaml:"poll_interval"`
-	// StaleAfter reports the mailbox unhealthy after this long without a successful poll; greater than poll_interval.
+	// StaleAfter reports the mailbox unhealthy after this long without a successful poll, and mails the admins and leads once; greater than poll_interval.
 	StaleAfter time.Duration `yaml:"stale_after"`
 }
 
