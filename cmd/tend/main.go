@@ -5,6 +5,7 @@
 //	tend token create NAME --role R   make an API token (lead, agent or admin)
 //	tend user add EMAIL --role R      create a web login and print its password
 //	tend healthcheck                  probe the local server (container HEALTHCHECK)
+//	tend import mbox|maildir PATH…    import old mail, quietly and resumably
 //	tend version                      print the version
 package main
 
@@ -38,6 +39,8 @@ commands:
   token create NAME --role ROLE  create an API token (lead, agent, admin); printed once
   user add EMAIL --role ROLE     create or reset a web login; the password is printed once
   healthcheck [--config FILE]    exit 0 when the local server answers /readyz (for container HEALTHCHECK)
+  import mbox|maildir PATH… [--config FILE] [--inbox ADDR]
+                                 import old mail: threaded, never answered, resumable after a kill
   version                        print the version
 `
 
@@ -62,6 +65,8 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int 
 		err = cmdUser(ctx, args[1:], env, stdout)
 	case "healthcheck":
 		err = cmdHealthcheck(ctx, args[1:], env, stdout)
+	case "import":
+		err = cmdImport(ctx, args[1:], env, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "tend", versionString())
 	case "help", "-h", "--help":
