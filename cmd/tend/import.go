@@ -19,7 +19,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/sync/semaphore"
-	"golang.org/x/sys/unix"
 
 	"github.com/tendhq/tend/cmd/tend/config"
 	"github.com/tendhq/tend/mail/ingest"
@@ -589,57 +588,18 @@ func globEscape(s string) string {
 	return r.Replace(s)
 }
 
-// importLockName is the lock file tend serve holds in its data directory
-// (and its SQLite database's), flock(2), as the lease branch's lockDirs
-// takes it.
-const importLockName = "tend.lock"
-
 // lockForImport makes sure, on SQLite, that no tend serve has the
 // database: one process appends to the segment files that hold the raw
-// mail, and a second writer would record wrong offsets. On PostgreSQL the
-// bytes are in rows and import runs beside the servers.
+// mail, and a second writer would record wrong offsets. It takes the
+// server's own lock (lockDirs). On PostgreSQL the bytes are in rows and
+// import runs beside the servers.
 func lockForImport(cfg config.Config) (unlock func(), err error) {
 	if cfg.Database.Driver != "" && cfg.Database.Driver != storage.DriverSQLite {
 		return func() {}, nil
 	}
-	dirs := []string{cfg.DataDir}
-	if cfg.Database.DSN != "" {
-		dirs = append(dirs, filepath.Dir(cfg.Database.DSN))
-	}
-	var held []*os.File
-	unlock = func() {
-		for _, f := range held {
-			_ = f.Close()
-		}
-	}
-	seen := map[string]bool{}
-	for _, d := range dirs {
-		abs, err := filepath.Abs(d)
-		if err != nil {
-			unlock()
-			return nil, err
-		}
-		if seen[abs] {
-			continue
-		}
-		seen[abs] = true
-		if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
-			continue // no database there yet: Open says so
-		}
-		f, err := os.OpenFile(filepath.Join(abs, importLockName), os.O_RDWR|os.O_CREATE, 0o640)
-		if err != nil {
-			unlock()
-			return nil, fmt.Errorf("import: lock %s: %w", abs, err)
-		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			_ = f.Close()
-			unlock()
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, fmt.Errorf("import: %s is in use by a running tend serve: on SQLite stop it first, then import", abs)
-			}
-			return nil, fmt.Errorf("import: lock %s: %w", abs, err)
-		}
-		held = append(held, f)
+	unlock, err = lockDirs(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("import: %w", err)
 	}
 	return unlock, nil
 }

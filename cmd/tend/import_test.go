@@ -302,7 +302,7 @@ func TestImportRefusesARunningSQLiteServer(t *testing.T) {
 	createDatabase(t, cfg)
 	mbox := filepath.Join(dir, "history.mbox")
 	writeHistory(t, mbox, 30)
-	f, err := os.OpenFile(filepath.Join(dir, "data", importLockName), os.O_RDWR|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(filepath.Join(dir, "data", lockName), os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
 		t.Fatal(err)
 	}
