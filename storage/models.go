@@ -355,6 +355,6 @@ func allModels() []any {
 		&Inbox{}, &Contact{}, &Agent{}, &Ticket{}, &TicketInbox{}, &Participant{},
 		&RawMessage{}, &Message{}, &MessageRef{}, &Attachment{}, &Event{},
 		&OutboxMail{}, &Timer{}, &Work{}, &APIToken{}, &WebSession{}, &Lease{},
-		&MailboxState{}, &Setting{},
+		&MailboxState{}, &Setting{}, &Erasure{},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +42,10 @@ type Options struct {
 	// the server's --config does not quietly create a second, empty
 	// database beside the real one.
 	Existing bool
+	// Exclusive (SQLite) fails with ErrInUse unless no other process has
+	// the data directory open: tend forget rewrites the segment files,
+	// which a running server appends to.
+	Exclusive bool
 }
 
 // ErrNoDatabase is Open's error when Options.Existing is set and there is
@@ -59,6 +64,8 @@ type Store struct {
 	log    *slog.Logger
 
 	segs *segments // raw bytes beside SQLite; nil on PostgreSQL
+	lock *os.File  // the raw directory's lock (lockRaw); nil on PostgreSQL
+	path string    // the SQLite database file
 
 	walPath  string // SQLite's write-ahead log
 	walLimit int64  // journal_size_limit
@@ -151,8 +158,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}, walPath: walPath, walLimit: opts.WALSizeLimit}
 	if rawDir != "" {
+		s.path = strings.TrimSuffix(walPath, "-wal")
+		if err := os.MkdirAll(rawDir, 0o750); err != nil {
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("raw segments: %w", err)
+		}
+		if s.lock, err = lockRaw(rawDir, opts.Exclusive); err != nil {
+			_ = sqlDB.Close()
+			return nil, err
+		}
 		if s.segs, err = openSegments(rawDir); err != nil {
 			_ = sqlDB.Close()
+			_ = s.lock.Close()
 			return nil, err
 		}
 	}
@@ -201,6 +218,9 @@ func (s *Store) Close() error {
 	err = sqlDB.Close()
 	if s.segs != nil {
 		err = errors.Join(err, s.segs.close())
+	}
+	if s.lock != nil {
+		err = errors.Join(err, s.lock.Close())
 	}
 	return err
 }

@@ -5,6 +5,9 @@
 //	tend token create NAME --role R   make an API token (lead, agent or admin)
 //	tend user add EMAIL --role R      create a web login and print its password
 //	tend healthcheck                  probe the local server (container HEALTHCHECK)
+//	tend export --ticket N | --customer EMAIL --out DIR   JSON and raw .eml files
+//	tend forget EMAIL                 erase a person's mail (GDPR), leaving an audit record
+//	tend backup DIR                   a consistent online copy (SQLite)
 //	tend version                      print the version
 package main
 
@@ -38,6 +41,10 @@ commands:
   token create NAME --role ROLE  create an API token (lead, agent, admin); printed once
   user add EMAIL --role ROLE     create or reset a web login; the password is printed once
   healthcheck [--config FILE]    exit 0 when the local server answers /readyz (for container HEALTHCHECK)
+  export --ticket N | --customer EMAIL --out DIR [--config FILE]
+                                 write tickets as JSON plus their raw .eml files
+  forget EMAIL [--config FILE]   erase a person's tickets, messages, raw bytes and contact (server stopped on SQLite)
+  backup DIR [--config FILE]     a consistent copy of a running SQLite installation (PostgreSQL: pg_dump)
   version                        print the version
 `
 
@@ -62,6 +69,12 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int 
 		err = cmdUser(ctx, args[1:], env, stdout)
 	case "healthcheck":
 		err = cmdHealthcheck(ctx, args[1:], env, stdout)
+	case "export":
+		err = cmdExport(ctx, args[1:], env, stdout)
+	case "forget":
+		err = cmdForget(ctx, args[1:], env, stdout)
+	case "backup":
+		err = cmdBackup(ctx, args[1:], env, stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "tend", versionString())
 	case "help", "-h", "--help":
