@@ -228,7 +228,7 @@ func TestForgetErasesFromDisk(t *testing.T) {
 	// Before: the secrets are on disk (the test would prove nothing
 	// otherwise).
 	for _, sec := range w.secrets {
-		if found := grepDir(t, dir, []byte(sec)); len(found) == 0 {
+		if found := storagetest.FilesContaining(t, dir, []byte(sec)); len(found) == 0 {
 			t.Fatalf("%q is nowhere on disk before the erasure", sec)
 		}
 	}
@@ -253,17 +253,17 @@ func TestForgetErasesFromDisk(t *testing.T) {
 	}
 	checkForgotten(t, s, w, st)
 	for _, sec := range w.secrets {
-		if found := grepDir(t, dir, []byte(sec)); len(found) > 0 {
+		if found := storagetest.FilesContaining(t, dir, []byte(sec)); len(found) > 0 {
 			t.Errorf("%q still on disk after the erasure, in %v", sec, found)
 		}
 	}
 	for _, raw := range w.annRaw {
-		if found := grepDir(t, dir, raw[len(raw)/2:]); len(found) > 0 {
+		if found := storagetest.FilesContaining(t, dir, raw[len(raw)/2:]); len(found) > 0 {
 			t.Errorf("the raw bytes of Ann's mail still on disk, in %v", found)
 		}
 	}
 	for _, keep := range []string{"BOB-KEEP-2", "CAROL-KEEP-1", "BOB-KEEP-NOTE"} {
-		if len(grepDir(t, dir, []byte(keep))) == 0 {
+		if len(storagetest.FilesContaining(t, dir, []byte(keep))) == 0 {
 			t.Errorf("%q is gone too", keep)
 		}
 	}
@@ -280,27 +280,4 @@ func TestForgetPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkForgotten(t, s, w, st)
-}
-
-// grepDir returns the files under dir that contain needle.
-func grepDir(t *testing.T, dir string, needle []byte) []string {
-	t.Helper()
-	var found []string
-	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || fi.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, needle) {
-			found = append(found, filepath.Base(p))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return found
 }
