@@ -178,6 +178,84 @@ func TestOperations(t *testing.T) {
 	_ = bobMsg
 }
 
+// TestOperationsPostgres: on PostgreSQL export and forget run beside the
+// server; after the erasure the API knows neither the person's ticket nor
+// their message on another customer's ticket, and the other customer's
+// ticket carries the erasure event.
+func TestOperationsPostgres(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "postgres", "")
+	p := startTend(t, cfg)
+	send := func(from, id, parent, body string) string {
+		t.Helper()
+		extra := "Cc: ann@example.com\r\n"
+		if parent != "" {
+			extra = "In-Reply-To: <" + parent + "@example.com>\r\n"
+		}
+		msg := mailText(from, "support@acme.test", "Question "+id, id+"@example.com", extra, body)
+		if err := sendMail(p.SMTPAddr, from, []string{"support@acme.test"}, msg); err != nil {
+			t.Fatalf("send %s: %v", id, err)
+		}
+		return msg
+	}
+	send("bob@example.com", "bob1", "", "BOB-KEEP")
+	annMsg := send("ann@example.com", "ann1", "", "ANN-ERASE-ME")
+	send("ann@example.com", "ann2", "bob1", "ANN-ON-BOB")
+	tok := p.token("lead")
+	var list ticketList
+	waitFor(t, "two tickets", 30e9, func() bool {
+		list = ticketList{}
+		p.getJSON(tok, "/api/tickets?state=all", &list)
+		return len(list.Tickets) >= 2
+	})
+	if len(list.Tickets) != 2 {
+		t.Fatalf("tickets: %+v, want Bob's and Ann's", list.Tickets)
+	}
+	numbers := map[string]int64{}
+	for _, tk := range list.Tickets {
+		numbers[tk.Customer] = tk.Number
+	}
+
+	exp := filepath.Join(t.TempDir(), "export")
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"export", "--ticket", fmt.Sprint(numbers["ann@example.com"]), "--out", exp, "--config", cfg}, nil, &out, &errb); code != 0 {
+		t.Fatalf("export: exit %d: %s", code, errb.String())
+	}
+	var et exportTicket
+	tdir := filepath.Join(exp, fmt.Sprintf("ticket-%d", numbers["ann@example.com"]))
+	readJSON(t, filepath.Join(tdir, "ticket.json"), &et)
+	if len(et.Messages) == 0 || et.Messages[0].RawFile == "" {
+		t.Fatalf("exported: %+v", et)
+	}
+	if raw, err := os.ReadFile(filepath.Join(tdir, et.Messages[0].RawFile)); err != nil || !bytes.HasSuffix(raw, []byte(annMsg)) {
+		t.Errorf("exported raw message: %d bytes, %v", len(raw), err)
+	}
+
+	if code := run(ctx, []string{"forget", "ann@example.com", "--by", "dpo", "--config", cfg}, nil, &out, &errb); code != 0 {
+		t.Fatalf("forget: exit %d: %s", code, errb.String())
+	}
+	if code := p.getJSON(tok, fmt.Sprintf("/api/tickets/%d", numbers["ann@example.com"]), nil); code != http.StatusNotFound {
+		t.Errorf("Ann's ticket after forget: %d", code)
+	}
+	var bob ticketDetail
+	if code := p.getJSON(tok, fmt.Sprintf("/api/tickets/%d", numbers["bob@example.com"]), &bob); code != http.StatusOK {
+		t.Fatalf("Bob's ticket: %d", code)
+	}
+	var erased bool
+	for _, e := range bob.Events {
+		erased = erased || e.Kind == storage.EventErased
+	}
+	for _, m := range bob.Messages {
+		if m.From == "ann@example.com" {
+			t.Errorf("Ann's message %s is still on Bob's ticket", m.MessageID)
+		}
+	}
+	if !erased || len(bob.Messages) == 0 {
+		t.Errorf("Bob's ticket after forget: %d messages, erasure event %v", len(bob.Messages), erased)
+	}
+}
+
 // TestBackupPostgresGuidance: on PostgreSQL tend backup makes no copy of
 // its own; it fails (a script must not believe it has a backup) and says
 // how to take one with pg_dump, without printing the DSN's password.
