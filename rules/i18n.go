@@ -126,3 +126,37 @@ func DescribeDeadline(lang string, due, now time.Time) string {
 	}
 	return fmt.Sprintf(p.dateFallback, p.monthDay(due), clock, zone)
 }
+
+// agoPhrases are "%s ago" and "a moment ago" in each language.
+var agoPhrases = map[string][2]string{
+	"de": {"vor %s", "gerade eben"},
+	"fr": {"il y a %s", "à l'instant"},
+	"es": {"hace %s", "hace un momento"},
+	"pt": {"há %s", "há pouco"},
+	"nl": {"%s geleden", "zojuist"},
+}
+
+// DescribeAgoIn is DescribeAgo in lang, for the nudge's "we asked 2 days
+// ago" in the customer's language: "vor 2 Tagen", "il y a 2 jours".
+func DescribeAgoIn(lang string, d time.Duration) string {
+	ago, ok := agoPhrases[lang]
+	if !ok {
+		return DescribeAgo(d)
+	}
+	p := phrasesFor(lang)
+	unit := func(n int64, u [2]string) string {
+		if n == 1 {
+			return fmt.Sprintf(ago[0], "1 "+u[0])
+		}
+		return fmt.Sprintf(ago[0], fmt.Sprintf("%d %s", n, u[1]))
+	}
+	switch {
+	case d >= 24*time.Hour:
+		return unit(int64((d+12*time.Hour)/(24*time.Hour)), p.day)
+	case d >= time.Hour:
+		return unit(int64((d+30*time.Minute)/time.Hour), p.hour)
+	case d >= time.Minute:
+		return unit(int64((d+30*time.Second)/time.Minute), p.minute)
+	}
+	return ago[1]
+}

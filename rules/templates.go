@@ -106,7 +106,8 @@ type TicketData struct {
 	Priority       string
 	RepeatContacts int
 	// ProposedAt is when resolution was last proposed (zero if never), and
-	// ProposedAgo the same from now, "2 days ago", for the nudge.
+	// ProposedAgo the same from now in the customer's language ("2 days
+	// ago", "vor 2 Tagen"), for the nudge.
 	ProposedAt  time.Time
 	ProposedAgo string
 }

@@ -114,9 +114,14 @@ func (t *Tx) MergeTickets(ctx context.Context, from, into int64, by string) erro
 	}).Error; err != nil {
 		return fmt.Errorf("merge #%d into #%d: close: %w", from, into, err)
 	}
-	if err := db.Model(&Ticket{}).Where("id = ?", into).Updates(map[string]any{
-		"tags": unionTags(dst.Tags, src.Tags), "updated_at": now,
-	}).Error; err != nil {
+	up := map[string]any{"tags": unionTags(dst.Tags, src.Tags), "updated_at": now}
+	// A tripped mail fuse moves with the held mail: into holds it until a
+	// lead releases into's mail (the redirect has no mail of its own).
+	if err := db.Model(&Ticket{}).Where("id = ? AND mail_held_since IS NULL", into).
+		Update("mail_held_since", db.Model(&Ticket{}).Select("mail_held_since").Where("id = ?", from)).Error; err != nil {
+		return fmt.Errorf("merge #%d into #%d: mail fuse: %w", from, into, err)
+	}
+	if err := db.Model(&Ticket{}).Where("id = ?", into).Updates(up).Error; err != nil {
 		return fmt.Errorf("merge #%d into #%d: %w", from, into, err)
 	}
 	evs := []Event{

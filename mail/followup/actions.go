@@ -149,7 +149,10 @@ func (x *Executor) openLinked(sc *scope) error {
 // participants and timers move, the old number redirects. When the merged
 // ticket has another customer, that customer is told (the rules' notice
 // of a close, with the reason "merged into #N") and answers on the
-// surviving ticket reach them as a Cc: nobody is left unanswered.
+// surviving ticket reach them as a Cc: nobody is left unanswered. The
+// notice is queued before the merge, on the merged ticket, so that its
+// mail fuse counts it; it moves with the ticket's other mail, and the
+// timeline says what became of it.
 func (x *Executor) Merge(ctx context.Context, ticket, into int64, by string) error {
 	return x.opts.Store.InTx(ctx, func(tx *storage.Tx) error {
 		// The merged ticket as its customer knows it, read before it
@@ -162,25 +165,48 @@ func (x *Executor) Merge(ctx context.Context, ticket, into int64, by string) err
 		if err != nil {
 			return err
 		}
+		other := !strings.EqualFold(src.v.Customer.Email, dst.Customer.Email) && src.v.ID != dst.ID
+		if other {
+			reason := fmt.Sprintf("merged into #%d, where the answer will come", dst.ID)
+			prev := src.v.State
+			src.v.State, src.v.CloseReason = storage.StateClosed, reason
+			ev, err := x.event(src, rules.EventStateChanged)
+			if err != nil {
+				return err
+			}
+			ev.Ticket.PrevState, ev.NewState, ev.Reason = prev, storage.StateClosed, reason
+			if err := x.run(src, ev); err != nil {
+				return err
+			}
+		}
 		if err := tx.MergeTickets(ctx, ticket, into, by); err != nil {
 			return err
 		}
-		if strings.EqualFold(src.v.Customer.Email, dst.Customer.Email) {
+		if !other {
 			return nil
 		}
-		reason := fmt.Sprintf("merged into #%d, where the answer will come", dst.ID)
-		if err := tx.AddEvent(ctx, dst.ID, "merge.customer_told", by, fmt.Sprintf("%s (the customer of #%d) is told and gets the answers on this ticket", src.v.Customer.Email, src.v.ID), nil); err != nil {
-			return err
-		}
-		prev := src.v.State
-		src.v.State, src.v.CloseReason = storage.StateClosed, reason
-		ev, err := x.event(src, rules.EventStateChanged)
-		if err != nil {
-			return err
-		}
-		ev.Ticket.PrevState, ev.NewState, ev.Reason = prev, storage.StateClosed, reason
-		return x.run(src, ev)
+		return tx.AddEvent(ctx, dst.ID, "merge.customer_told", by, fmt.Sprintf("%s (the customer of #%d) %s, and gets the answers on this ticket",
+			src.v.Customer.Email, src.v.ID, x.toldOf(src.notices)), nil)
 	})
+}
+
+// toldOf says, for a text written now, what became of the customer
+// notices the rules just sent: a timeline line must not say "is told" of
+// a notice the fuse holds.
+func (x *Executor) toldOf(ns []notice) string {
+	if len(ns) == 0 {
+		return "is not told: no rule sends them a notice"
+	}
+	n := ns[len(ns)-1]
+	switch {
+	case n.suppressed != "":
+		return "is not told (" + n.suppressed + ")"
+	case n.q.held:
+		return "is not told yet: the notice is held by the mail fuse until a lead releases this ticket's mail"
+	case n.q.due.After(x.opts.Clock.Now()):
+		return "is not told yet: the notice is held until " + n.q.due.UTC().Format("Mon 2 Jan 15:04 MST")
+	}
+	return "is told (the notice is on its way)"
 }
 
 // Split moves one message off into a new ticket of its own.

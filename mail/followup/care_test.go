@@ -45,33 +45,35 @@ func proposedTicket(t *testing.T, w *world, msgID string) captured {
 // or a proposed ticket keeps its state and mails nobody; the same thanks
 // with a problem in it reopens and tells the agents.
 func TestGratitudeIsNotAReopen(t *testing.T) {
-	t.Run("resolved", func(t *testing.T) {
-		w := newWorld(t)
-		last := resolvedTicket(t, w)
-		w.clock.Advance(time.Hour)
-		w.mustSend(customer, []string{inbox}, replyToUs(t, last, "g3@example.com", "Thanks again, great service!"))
-		w.expect("thanks", map[string]int{customer: 0, alice: 0, lena: 0})
-		d := w.state("thanks", storage.StateResolved)
-		if !hasEvent(d, "rule.record", "only said thank you") {
-			t.Errorf("the thank-you is not on the timeline: %+v", d.Events)
-		}
+	onBackends(t, func(t *testing.T, b storagetest.Backend) {
+		t.Run("resolved", func(t *testing.T) {
+			w := newWorldOn(t, b.Open)
+			last := resolvedTicket(t, w)
+			w.clock.Advance(time.Hour)
+			w.mustSend(customer, []string{inbox}, replyToUs(t, last, "g3@example.com", "Thanks again, great service!"))
+			w.expect("thanks", map[string]int{customer: 0, alice: 0, lena: 0})
+			d := w.state("thanks", storage.StateResolved)
+			if !hasEvent(d, "rule.record", "only said thank you") {
+				t.Errorf("the thank-you is not on the timeline: %+v", d.Events)
+			}
 
-		w.clock.Advance(time.Hour)
-		w.mustSend(customer, []string{inbox}, replyToUs(t, last, "g4@example.com", "Thanks, but the export still fails for March."))
-		w.expect("thanks with a problem", map[string]int{customer: 1, alice: 1})
-		w.state("thanks with a problem", storage.StateOpen)
-	})
-	t.Run("proposed", func(t *testing.T) {
-		w := newWorld(t)
-		ask := proposedTicket(t, w, "p1@example.com")
-		w.clock.Advance(time.Hour)
-		w.mustSend(customer, []string{inbox}, replyToUs(t, ask, "p2@example.com", "Vielen Dank für die schnelle Hilfe!"))
-		w.expect("thanks", map[string]int{customer: 0, alice: 0, lena: 0})
-		w.state("thanks", storage.StateProposed)
+			w.clock.Advance(time.Hour)
+			w.mustSend(customer, []string{inbox}, replyToUs(t, last, "g4@example.com", "Thanks, but the export still fails for March."))
+			w.expect("thanks with a problem", map[string]int{customer: 1, alice: 1})
+			w.state("thanks with a problem", storage.StateOpen)
+		})
+		t.Run("proposed", func(t *testing.T) {
+			w := newWorldOn(t, b.Open)
+			ask := proposedTicket(t, w, "p1@example.com")
+			w.clock.Advance(time.Hour)
+			w.mustSend(customer, []string{inbox}, replyToUs(t, ask, "p2@example.com", "Vielen Dank für die schnelle Hilfe!"))
+			w.expect("thanks", map[string]int{customer: 0, alice: 0, lena: 0})
+			w.state("thanks", storage.StateProposed)
 
-		w.mustSend(customer, []string{inbox}, replyToUs(t, ask, "p3@example.com", "Danke! Wann kommt die Rechnung?"))
-		w.expect("thanks with a question", map[string]int{alice: 1})
-		w.state("thanks with a question", storage.StateOpen)
+			w.mustSend(customer, []string{inbox}, replyToUs(t, ask, "p3@example.com", "Danke! Wann kommt die Rechnung?"))
+			w.expect("thanks with a question", map[string]int{alice: 1})
+			w.state("thanks with a question", storage.StateOpen)
+		})
 	})
 }
 
@@ -164,7 +166,10 @@ func agentsNeverCollide(t *testing.T, w *world) {
 // a colleague answered is held, and #note keeps it internal; answering the
 // notification that came after the colleague's answer is not held.
 func TestStaleNotificationHeld(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { staleNotificationHeld(t, newWorldOn(t, b.Open)) })
+}
+
+func staleNotificationHeld(t *testing.T, w *world) {
 	w.mustSend(customer, []string{inbox}, customerMail("s1@example.com", "Login fails", "I cannot log in."))
 	first := w.expect("first mail", map[string]int{alice: 1, lena: 1})
 	w.clock.Advance(10 * time.Minute)
@@ -210,7 +215,10 @@ func freshToSigned(n captured, from, msgID, body string) (rcpt, raw string) {
 // arriving seconds after a colleague's is held; one arriving minutes later
 // is not. A held reply's commands wait for #send and run then.
 func TestRepliesWithinSecondsHeld(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { repliesWithinSecondsHeld(t, newWorldOn(t, b.Open)) })
+}
+
+func repliesWithinSecondsHeld(t *testing.T, w *world) {
 	w.mustSend(customer, []string{inbox}, customerMail("w1@example.com", "Password", "Reset my password please."))
 	got := w.expect("first mail", map[string]int{alice: 1, lena: 1})
 	rcpt, raw := freshToSigned(to(got, alice)[0], alice, "w2@acme.test", "Done, check your inbox.")

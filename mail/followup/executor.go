@@ -131,6 +131,17 @@ type scope struct {
 	// notified is who got which staff template in this transaction: a
 	// lead who is also an agent is on two rules' lists and gets it once.
 	notified map[string]bool
+	// notices is what became of each customer template the rules sent in
+	// this transaction, for texts that say whether the customer was told.
+	notices []notice
+}
+
+// notice is what became of one customer template: queued (held by the
+// fuse, or due at a time), or not sent at all (suppressed says why).
+type notice struct {
+	template   string
+	q          queued
+	suppressed string
 }
 
 // HandleMessage runs the rules for a stored, parsed message inside tx. It
@@ -312,7 +323,19 @@ func (x *Executor) run(sc *scope, ev rules.Event) error {
 		}
 	}
 	verdicts := rules.GateAll(ev, acts, x.opts.Engine.Options())
-	for i, a := range acts {
+	// Staff notifications go last: what they say of the ticket (its state,
+	// its priority, what the customer was told) is then what the event's
+	// other actions made it, not what it was before them.
+	order := make([]int, 0, len(acts))
+	for _, notify := range []bool{false, true} {
+		for i, a := range acts {
+			if (a.Kind == rules.Notify) == notify {
+				order = append(order, i)
+			}
+		}
+	}
+	for _, i := range order {
+		a := acts[i]
 		if v := verdicts[i]; a.Kind == rules.Send && !v.Allowed && !v.Until.IsZero() {
 			// A notice the customer must get, held back for now: deferred,
 			// never dropped.
@@ -322,6 +345,9 @@ func (x *Executor) run(sc *scope, ev rules.Event) error {
 			continue
 		}
 		if a.Auto && !verdicts[i].Allowed {
+			if a.Kind == rules.Send {
+				sc.notices = append(sc.notices, notice{template: a.Template, suppressed: verdicts[i].Reason})
+			}
 			if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.suppressed", "", fmt.Sprintf("%s (%s): %s", a.Template, a.Rule, verdicts[i].Reason), nil); err != nil {
 				return err
 			}

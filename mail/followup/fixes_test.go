@@ -7,14 +7,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tendhq/tend/mail/followup"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
 )
 
 // TestNoteNotificationNamesAuthor: Alice's one-line "#note …" is a note
 // with that text; Lena is told it is from Alice (not from Lena), and that
 // her reply stays internal.
 func TestNoteNotificationNamesAuthor(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { noteNotificationNamesAuthor(t, newWorldOn(t, b.Open)) })
+}
+
+func noteNotificationNamesAuthor(t *testing.T, w *world) {
 	w.mustSend(customer, []string{inbox}, customerMail("n1@example.com", "Delivery late", "Where is my parcel?"))
 	got := w.expect("first mail", map[string]int{alice: 1, lena: 1})
 	rcpt, raw := replyTo(to(got, alice)[0], alice, "#note called her, she is fine with the delay")
@@ -44,7 +49,10 @@ func TestNoteNotificationNamesAuthor(t *testing.T) {
 
 // TestNudgeSaysTheInterval: the reminder says when we asked.
 func TestNudgeSaysTheInterval(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { nudgeSaysTheInterval(t, newWorldOn(t, b.Open)) })
+}
+
+func nudgeSaysTheInterval(t *testing.T, w *world) {
 	proposedTicket(t, w, "u1@example.com")
 	w.advance(2 * 24 * time.Hour)
 	got := w.expect("nudge", map[string]int{customer: 1})
@@ -58,7 +66,10 @@ func TestNudgeSaysTheInterval(t *testing.T) {
 // acknowledgement; the new ticket's acknowledgement carries one tag, its
 // own.
 func TestStrangerAcknowledgementOneTag(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { strangerAcknowledgementOneTag(t, newWorldOn(t, b.Open)) })
+}
+
+func strangerAcknowledgementOneTag(t *testing.T, w *world) {
 	w.mustSend(customer, []string{inbox}, customerMail("t1@example.com", "Printer jam", "The printer jams."))
 	got := w.expect("first mail", map[string]int{customer: 1})
 	subj := to(got, customer)[0].Env.GetHeader("Subject")
@@ -76,7 +87,10 @@ func TestStrangerAcknowledgementOneTag(t *testing.T) {
 // TestAttachmentsListed: the acknowledgement and the agents' notification
 // name what came attached.
 func TestAttachmentsListed(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { attachmentsListed(t, newWorldOn(t, b.Open)) })
+}
+
+func attachmentsListed(t *testing.T, w *world) {
 	raw := "From: Ann Example <" + customer + ">\r\nTo: " + inbox + "\r\nSubject: Invoice wrong\r\nMessage-ID: <a1@example.com>\r\n" +
 		"Date: Mon, 2 Mar 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n" +
 		"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe invoice is wrong, see attached.\r\n" +
@@ -95,7 +109,10 @@ func TestAttachmentsListed(t *testing.T) {
 // TestNotSolvedBanner: a customer's "no" reopens, and the agents'
 // notification says so plainly.
 func TestNotSolvedBanner(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { notSolvedBanner(t, newWorldOn(t, b.Open)) })
+}
+
+func notSolvedBanner(t *testing.T, w *world) {
 	ask := proposedTicket(t, w, "b1@example.com")
 	w.mustSend(customer, []string{inbox}, replyToUs(t, ask, "b2@example.com", "No, still broken."))
 	got := w.expect("no", map[string]int{alice: 1})
@@ -110,7 +127,10 @@ func TestNotSolvedBanner(t *testing.T) {
 // TestMergeTellsTheOtherCustomer: merging Bob's ticket into Ann's tells
 // Bob, and the answer on Ann's ticket reaches him too.
 func TestMergeTellsTheOtherCustomer(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { mergeTellsTheOtherCustomer(t, newWorldOn(t, b.Open)) })
+}
+
+func mergeTellsTheOtherCustomer(t *testing.T, w *world) {
 	const bob = "bob@other.example"
 	w.mustSend(customer, []string{inbox}, customerMail("mg1@example.com", "Outage", "Nothing loads."))
 	first := w.expect("ann", map[string]int{customer: 1, alice: 1})
@@ -130,4 +150,69 @@ func TestMergeTellsTheOtherCustomer(t *testing.T) {
 	rcpt, reply := replyTo(to(first, alice)[0], alice, "The outage is over; sorry for the trouble.")
 	w.mustSend(alice, []string{rcpt}, reply)
 	w.expect("answer", map[string]int{customer: 1, bob: 1})
+}
+
+// TestMergeToldIsTrue: the timeline's line about the merged ticket's
+// customer says what became of their notice. When the mail fuse holds it,
+// it says so, the held notice waits on the surviving ticket (not on the
+// redirect, where nobody could release it), and a lead's release sends it.
+func TestMergeToldIsTrue(t *testing.T) {
+	const bob = "bob@other.example"
+	onBackends(t, func(t *testing.T, b storagetest.Backend) {
+		for _, tc := range []struct {
+			name string
+			fuse int // follow_through.fuse_max_mails
+			told string
+		}{
+			{"sent", 20, "is told (the notice is on its way)"},
+			// Bob's acknowledgement and the two notifications are three
+			// mails on #2 within the window: the notice is the fourth.
+			{"held by the fuse", 3, "held by the mail fuse"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				w := newWorldOn(t, b.Open, func(o *followup.Options) { o.FuseMaxMails = tc.fuse })
+				w.mustSend(customer, []string{inbox}, customerMail("mt1@example.com", "Outage", "Nothing loads."))
+				raw := fmt.Sprintf("From: Bob <%s>\r\nTo: %s\r\nSubject: Site down?\r\nMessage-ID: <mt2@other.example>\r\n"+
+					"Date: Mon, 2 Mar 2026 10:05:00 +0100\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour site is down for us.\r\n", bob, inbox)
+				w.mustSend(bob, []string{inbox}, raw)
+				w.expect("bob", map[string]int{bob: 1})
+				ctx := context.Background()
+				if err := w.exec.Merge(ctx, 2, 1, lena); err != nil {
+					t.Fatal(err)
+				}
+				w.settle()
+				got := w.capture.take()
+				d := w.ticket(1)
+				var line string
+				for _, e := range d.Events {
+					if e.Kind == "merge.customer_told" {
+						line = e.Detail
+					}
+				}
+				if !strings.Contains(line, tc.told) {
+					t.Fatalf("the timeline says %q, want %q", line, tc.told)
+				}
+				if tc.fuse == 20 {
+					if len(to(got, bob)) != 1 {
+						t.Errorf("bob got %d mails, want the notice", len(to(got, bob)))
+					}
+					return
+				}
+				if strings.Contains(line, "is told") || len(to(got, bob)) != 0 {
+					t.Fatalf("held, yet the timeline says %q and bob got %d mails", line, len(to(got, bob)))
+				}
+				if d.MailHeldSince == nil {
+					t.Error("the surviving ticket does not show the held mail")
+				}
+				if _, err := w.exec.ReleaseMail(ctx, 1, lena); err != nil {
+					t.Fatal(err)
+				}
+				w.settle()
+				out := to(w.capture.take(), bob)
+				if len(out) != 1 || !strings.Contains(out[0].Env.Text, "merged into #1") {
+					t.Errorf("after the release bob got %d mails, want the merge notice", len(out))
+				}
+			})
+		}
+	})
 }

@@ -71,6 +71,12 @@ func TestAcknowledgementInCustomerLanguage(t *testing.T) {
 		if len(got) != 1 || !strings.Contains(got[0].Env.GetHeader("Subject"), "Est-ce résolu ?") || !strings.Contains(got[0].Env.Text, "Répondez OUI") {
 			t.Errorf("confirmation request not in French: %+v", got)
 		}
+		// The nudge says when we asked, in French too.
+		w.advance(2 * 24 * time.Hour)
+		got = to(w.capture.take(), "fleur@example.fr")
+		if len(got) != 1 || !strings.Contains(got[0].Env.Text, "Nous vous avons demandé il y a 2 jours si") {
+			t.Errorf("the French nudge does not say when we asked: %+v", got)
+		}
 	})
 }
 

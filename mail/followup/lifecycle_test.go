@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
 )
 
 // replyToUs is the customer answering the newest mail we sent them, as a
@@ -52,7 +53,10 @@ func (w *world) state(step string, want string) storage.TicketDetail {
 // promise breached, answered, resolution proposed, nudged, unconfirmed,
 // and finally confirmed by the customer.
 func TestFollowThroughToConfirmation(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { followThroughToConfirmation(t, newWorldOn(t, b.Open)) })
+}
+
+func followThroughToConfirmation(t *testing.T, w *world) {
 	w.mustSend(customer, []string{inbox}, customerMail("l1@example.com", "Invoice missing", "I did not get my invoice for February."))
 	got := w.expect("first mail", map[string]int{customer: 1, alice: 1, lena: 1})
 	ack := to(got, customer)[0]
@@ -121,7 +125,10 @@ func TestFollowThroughToConfirmation(t *testing.T) {
 var linkRE = regexp.MustCompile(`https://support\.acme\.test/confirm\?t=(\S+)`)
 
 func TestNoAndLinks(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { noAndLinks(t, newWorldOn(t, b.Open)) })
+}
+
+func noAndLinks(t *testing.T, w *world) {
 	w.mustSend(customer, []string{inbox}, customerMail("k1@example.com", "Password reset", "The reset mail never arrives."))
 	w.capture.take()
 	if err := w.exec.Resolve(context.Background(), 1, "lena@acme.test"); err != nil {
@@ -167,39 +174,44 @@ func TestNoAndLinks(t *testing.T) {
 // and without RFC 3834 headers. After an hour at most one automatic mail
 // went each way.
 func TestAutoResponderLoop(t *testing.T) {
-	for _, tc := range []struct{ name, headers, subject string }{
-		{"rfc3834", "Auto-Submitted: auto-replied\r\n", "Automatic reply: "},
-		{"exchange", "X-Auto-Response-Suppress: All\r\nX-MS-Exchange-Generated-Message-Source: Mailbox Rules Agent\r\n", "Automatic reply: "},
-		{"plain vacation", "", "Out of Office: "},
-		{"no markers at all", "", "Re: "},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t)
-			w.mustSend(customer, []string{inbox}, customerMail("v0@example.com", "Question", "A question."))
-			ours, theirs := 0, 0
-			for i := range 12 {
-				got := to(w.capture.take(), customer)
-				ours += len(got)
-				for _, m := range got {
-					theirs++
-					raw := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: %s%s\r\nMessage-ID: <v%d-%d@example.com>\r\nIn-Reply-To: %s\r\n%s\r\nI am away until Monday.\r\n",
-						customer, inbox, tc.subject, m.Env.GetHeader("Subject"), i, theirs, m.Env.GetHeader("Message-Id"), tc.headers)
-					w.mustSend(customer, []string{inbox}, raw)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) {
+		for _, tc := range []struct{ name, headers, subject string }{
+			{"rfc3834", "Auto-Submitted: auto-replied\r\n", "Automatic reply: "},
+			{"exchange", "X-Auto-Response-Suppress: All\r\nX-MS-Exchange-Generated-Message-Source: Mailbox Rules Agent\r\n", "Automatic reply: "},
+			{"plain vacation", "", "Out of Office: "},
+			{"no markers at all", "", "Re: "},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				w := newWorldOn(t, b.Open)
+				w.mustSend(customer, []string{inbox}, customerMail("v0@example.com", "Question", "A question."))
+				ours, theirs := 0, 0
+				for i := range 12 {
+					got := to(w.capture.take(), customer)
+					ours += len(got)
+					for _, m := range got {
+						theirs++
+						raw := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: %s%s\r\nMessage-ID: <v%d-%d@example.com>\r\nIn-Reply-To: %s\r\n%s\r\nI am away until Monday.\r\n",
+							customer, inbox, tc.subject, m.Env.GetHeader("Subject"), i, theirs, m.Env.GetHeader("Message-Id"), tc.headers)
+						w.mustSend(customer, []string{inbox}, raw)
+					}
+					w.advance(5 * time.Minute)
 				}
-				w.advance(5 * time.Minute)
-			}
-			if ours > 1 || theirs > 1 {
-				t.Errorf("in an hour tend sent %d automatic mails and the responder %d; want at most 1 each", ours, theirs)
-			}
-		})
-	}
+				if ours > 1 || theirs > 1 {
+					t.Errorf("in an hour tend sent %d automatic mails and the responder %d; want at most 1 each", ours, theirs)
+				}
+			})
+		}
+	})
 }
 
 // TestMergeAndSplit: a lead merges a customer's second ticket into the
 // first (the old number redirects, replies to either thread land on the
 // survivor) and splits a stray message off again.
 func TestMergeAndSplit(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { mergeAndSplit(t, newWorldOn(t, b.Open)) })
+}
+
+func mergeAndSplit(t *testing.T, w *world) {
 	w.mustSend(customer, []string{inbox}, customerMail("m1@example.com", "VPN down", "The VPN is down."))
 	w.mustSend(customer, []string{inbox}, customerMail("m2@example.com", "Still no VPN", "Also, printing fails."))
 	w.capture.take()

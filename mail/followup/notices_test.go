@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
 )
 
 // subjects lists the subjects of the mails to addr.
@@ -24,7 +25,12 @@ func subjects(msgs []captured, addr string) []string {
 // 3 automatic mails bounds acknowledgements only; every notice a person's
 // action caused arrives.
 func TestPersonCausedNoticesPastTheHourlyCap(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) {
+		personCausedNoticesPastTheHourlyCap(t, newWorldOn(t, b.Open))
+	})
+}
+
+func personCausedNoticesPastTheHourlyCap(t *testing.T, w *world) {
 	ctx := context.Background()
 	var all []captured
 	step := func(name string, wantSubject string) captured {
@@ -90,7 +96,10 @@ func TestPersonCausedNoticesPastTheHourlyCap(t *testing.T) {
 // lead is not told the customer "was reminded" or "told it stays open".
 // When the hold ends, both are sent.
 func TestHeldNoticesAndTrueTexts(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { heldNoticesAndTrueTexts(t, newWorldOn(t, b.Open)) })
+}
+
+func heldNoticesAndTrueTexts(t *testing.T, w *world) {
 	w.capture.script(customer, 250, 250, 550) // the confirmation request hard-bounces
 	w.mustSend(customer, []string{inbox}, customerMail("s1@example.com", "Export stuck", "The export hangs."))
 	note := to(w.capture.take(), alice)[0]
@@ -132,7 +141,10 @@ func TestHeldNoticesAndTrueTexts(t *testing.T) {
 // TestTrueTextsWhenSent: on the normal reminder chain the lead's text says
 // what did happen.
 func TestTrueTextsWhenSent(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { trueTextsWhenSent(t, newWorldOn(t, b.Open)) })
+}
+
+func trueTextsWhenSent(t *testing.T, w *world) {
 	w.mustSend(customer, []string{inbox}, customerMail("s2@example.com", "Export stuck", "The export hangs."))
 	note := to(w.capture.take(), alice)[0]
 	rcpt, raw := replyTo(note, alice, "Fixed, please check.\r\n\r\n#resolve")

@@ -169,11 +169,12 @@ func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action, notBe
 		}
 	}
 	data := rules.DataFor(ev, links)
-	if err := x.proposed(sc, ev, &data); err != nil {
+	lang := x.language(sc)
+	if err := x.proposed(sc, ev, lang, &data); err != nil {
 		return err
 	}
 	data.Inbox.ResponseTime = x.promise(sc, ev.Now)
-	r, ok, err := x.renderIn(sc, a.Template, x.language(sc), data)
+	r, ok, err := x.renderIn(sc, a.Template, lang, data)
 	if !ok {
 		return err
 	}
@@ -188,6 +189,7 @@ func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action, notBe
 	if err != nil {
 		return err
 	}
+	sc.notices = append(sc.notices, notice{template: a.Template, q: q})
 	what := fmt.Sprintf("%s to %s", a.Template, sc.v.Customer.Email)
 	switch {
 	case q.held:
@@ -199,8 +201,9 @@ func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action, notBe
 }
 
 // proposed fills when resolution was last proposed, for the nudge's
-// honest "we asked 2 days ago".
-func (x *Executor) proposed(sc *scope, ev rules.Event, data *rules.TemplateData) error {
+// honest "we asked 2 days ago", in the customer's language lang ("vor 2
+// Tagen"), as the promise is.
+func (x *Executor) proposed(sc *scope, ev rules.Event, lang string, data *rules.TemplateData) error {
 	if sc.v.State != storage.StateProposed && sc.v.State != storage.StateUnconfirmed {
 		return nil
 	}
@@ -209,7 +212,7 @@ func (x *Executor) proposed(sc *scope, ev rules.Event, data *rules.TemplateData)
 		return err
 	}
 	at := evs[len(evs)-1].CreatedAt
-	data.Ticket.ProposedAt, data.Ticket.ProposedAgo = at, rules.DescribeAgo(ev.Now.Sub(at))
+	data.Ticket.ProposedAt, data.Ticket.ProposedAgo = at, rules.DescribeAgoIn(lang, ev.Now.Sub(at))
 	return nil
 }
 
@@ -284,6 +287,8 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 			return err
 		}
 		data := rules.DataFor(ev, x.links(sc.v.ID))
+		// The ticket as the event's actions left it, not as the event saw it.
+		data.Ticket.State, data.Ticket.Priority, data.Ticket.RepeatContacts = sc.v.State, sc.v.Priority, sc.v.RepeatContacts
 		if content == nil {
 			c, err := x.notifyContent(sc, data)
 			if err != nil {
