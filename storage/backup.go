@@ -78,6 +78,9 @@ func (s *Store) backupOnce(ctx context.Context, dir string) (BackupStats, error)
 	if fi, err := os.Stat(dbPath); err == nil {
 		st.DBBytes = fi.Size()
 	}
+	if s.afterSnapshot != nil {
+		s.afterSnapshot()
+	}
 	names, err := filepath.Glob(filepath.Join(s.segs.dir, "*"))
 	if err != nil {
 		return st, fmt.Errorf("backup: %w", err)

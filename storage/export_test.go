@@ -135,3 +135,7 @@ func (t *Tx) NewestOpenTicket(ctx context.Context, email string) (int64, error) 
 	}
 	return newestOpenTicket(t.db.WithContext(ctx), id)
 }
+
+// SetAfterSnapshot makes Backup call fn between its database copy and the
+// copy of the raw files.
+func SetAfterSnapshot(s *Store, fn func()) { s.afterSnapshot = fn }

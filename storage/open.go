@@ -79,6 +79,9 @@ type Store struct {
 	// faults, set only by tests (export_test.go), injects an error at a
 	// phase of the group commit.
 	faults func(phase string) error
+	// afterSnapshot, set only by tests, runs in Backup between the
+	// database copy and the copy of the raw files.
+	afterSnapshot func()
 }
 
 // ErrUnavailable wraps errors that mean the database could not take a

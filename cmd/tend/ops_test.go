@@ -77,9 +77,9 @@ func TestOperations(t *testing.T) {
 	during := sent.Load() - before
 	close(stop)
 	wg.Wait()
-	if during == 0 {
-		t.Errorf("no mail was delivered during the backup: it did not run online")
-	}
+	// How much arrives during the copy depends on the machine's load;
+	// storage's TestBackupWhileDelivering commits mail inside the copy
+	// deterministically.
 	t.Logf("backup: %s (%d mails delivered during it)", strings.TrimSpace(out.String()), during)
 
 	// Export Ann's tickets while the server runs.
