@@ -340,3 +340,28 @@ func readJSON(t *testing.T, path string, v any) {
 		t.Fatalf("%s: %v", path, err)
 	}
 }
+
+// TestOpsUsage: a mistyped operator command is a usage error (exit 2)
+// and touches nothing.
+func TestOpsUsage(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"TEND_DATA_DIR=" + dir}
+	for _, args := range [][]string{
+		{"export", "--out", filepath.Join(dir, "x")},
+		{"export", "--ticket", "1", "--customer", "a@example.com", "--out", filepath.Join(dir, "x")},
+		{"export", "--ticket", "1"},
+		{"forget"},
+		{"forget", "not-an-address"},
+		{"forget", "a@example.com", "b@example.com"},
+		{"backup"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, env, &out, &errb); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (%q)", args, code, errb.String())
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 0 {
+		t.Errorf("the usage errors created %d entries (%v)", len(ents), err)
+	}
+}
