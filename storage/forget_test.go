@@ -270,14 +270,33 @@ func TestForgetErasesFromDisk(t *testing.T) {
 	t.Logf("%+v", st)
 }
 
-// TestForgetPostgres erases the same on PostgreSQL, where it deletes rows.
+// TestForgetPostgres erases the same on PostgreSQL, where it deletes rows,
+// and then finds the erased strings in no row of any table.
 func TestForgetPostgres(t *testing.T) {
 	clock := storagetest.NewFakeClock(t0)
 	s := storagetest.OpenPostgres(t, clock)
 	w := seedForget(t, s, clock)
-	st, err := s.Forget(context.Background(), "ann.erased@example.com", "dpo")
+	ctx := context.Background()
+	for _, sec := range w.secrets {
+		if found, err := storage.TablesContaining(ctx, s, sec); err != nil || len(found) == 0 {
+			t.Fatalf("%q is in no table before the erasure (%v)", sec, err)
+		}
+	}
+	st, err := s.Forget(ctx, "ann.erased@example.com", "dpo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkForgotten(t, s, w, st)
+	// Whatever table holds raw bytes (whole or in chunks), no row keeps
+	// the erased mail.
+	for _, sec := range w.secrets {
+		if found, err := storage.TablesContaining(ctx, s, sec); err != nil || len(found) > 0 {
+			t.Errorf("%q still in tables %v after the erasure (%v)", sec, found, err)
+		}
+	}
+	for _, keep := range []string{"BOB-KEEP-2", "CAROL-KEEP-1", "BOB-KEEP-NOTE"} {
+		if found, err := storage.TablesContaining(ctx, s, keep); err != nil || len(found) == 0 {
+			t.Errorf("%q is gone too (%v)", keep, err)
+		}
+	}
 }
