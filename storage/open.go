@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -65,7 +64,6 @@ type Store struct {
 
 	segs *segments // raw bytes beside SQLite; nil on PostgreSQL
 	lock *os.File  // the raw directory's lock (lockRaw); nil on PostgreSQL
-	path string    // the SQLite database file
 
 	walPath  string // SQLite's write-ahead log
 	walLimit int64  // journal_size_limit
@@ -161,18 +159,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}, walPath: walPath, walLimit: opts.WALSizeLimit}
 	if rawDir != "" {
-		s.path = strings.TrimSuffix(walPath, "-wal")
-		if err := os.MkdirAll(rawDir, 0o750); err != nil {
-			_ = sqlDB.Close()
-			return nil, fmt.Errorf("raw segments: %w", err)
-		}
-		if s.lock, err = lockRaw(rawDir, opts.Exclusive); err != nil {
+		if s.segs, err = openSegments(rawDir); err != nil {
 			_ = sqlDB.Close()
 			return nil, err
 		}
-		if s.segs, err = openSegments(rawDir); err != nil {
-			_ = sqlDB.Close()
-			_ = s.lock.Close()
+	}
+	if rawDir != "" {
+		// Taken once the segment directory exists (see lockRaw).
+		if s.lock, err = lockRaw(rawDir, opts.Exclusive); err != nil {
+			_ = s.Close()
 			return nil, err
 		}
 	}
