@@ -35,11 +35,15 @@ func (s *Store) PutMailboxState(ctx context.Context, m MailboxState) error {
 }
 
 // AcquireLease takes the named lease for ttl, or renews it when holder
-// already holds it. It returns false while another holder's lease runs.
+// already holds it. It returns false while another holder's lease runs,
+// as leaseNow judges it.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
-	now := s.now()
 	var got bool
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now, err := s.leaseNow(tx)
+		if err != nil {
+			return err
+		}
 		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&Lease{Name: name, Holder: holder, Until: now.Add(ttl)}).Error; err != nil {
 			return err
 		}

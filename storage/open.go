@@ -45,6 +45,13 @@ type Options struct {
 	// the data directory open: tend forget rewrites the segment files,
 	// which a running server appends to.
 	Exclusive bool
+	// DatabaseClock makes leases (work items, outbox, timers, mailbox
+	// leases) start and run out by the database server's clock instead of
+	// Clock, so that replicas whose clocks disagree still agree on who
+	// holds what. It acts on PostgreSQL only: SQLite serves one process,
+	// whose clock is the database's. serve sets it; tests driving a fake
+	// Clock leave it unset.
+	DatabaseClock bool
 }
 
 // ErrNoDatabase is Open's error when Options.Existing is set and there is
@@ -61,6 +68,9 @@ type Store struct {
 	driver string
 	clock  Clock
 	log    *slog.Logger
+	// dbClock: leases are judged by the database's clock (see
+	// Options.DatabaseClock and leaseNow).
+	dbClock bool
 
 	segs *segments // raw bytes beside SQLite; nil on PostgreSQL
 	lock *os.File  // the raw directory's lock (lockRaw); nil on PostgreSQL
@@ -158,6 +168,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", opts.Driver, err)
 	}
 	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}, walPath: walPath, walLimit: opts.WALSizeLimit}
+	s.dbClock = opts.DatabaseClock && opts.Driver == DriverPostgres
 	if rawDir != "" {
 		if s.segs, err = openSegments(rawDir); err != nil {
 			_ = sqlDB.Close()

@@ -13,12 +13,16 @@ import (
 // IDs. The conditional UPDATE re-checks the lease, so two replicas that
 // select the same rows never both win one: on PostgreSQL the second UPDATE
 // waits for the first and then finds the lease taken; on SQLite writers are
-// serialised.
+// serialised. Leases are judged by leaseNow; whether a row is due, by the
+// process clock that scheduled it.
 func (s *Store) claim(ctx context.Context, table, due string, dueArgs []any, owner string, lease time.Duration, limit int) ([]int64, error) {
-	now := s.now()
-	until := now.Add(lease)
 	var ids []int64
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now, err := s.leaseNow(tx)
+		if err != nil {
+			return err
+		}
+		until := now.Add(lease)
 		var cand []int64
 		free := "(lease_until IS NULL OR lease_until < ?)"
 		q := tx.Table(table).Where(due, dueArgs...).Where(free, now).Order("id").Limit(limit)
@@ -43,6 +47,23 @@ func (s *Store) claim(ctx context.Context, table, due string, dueArgs []any, own
 		return nil, fmt.Errorf("claim %s: %w", table, err)
 	}
 	return ids, nil
+}
+
+// leaseNow is the time leases are started and judged by. With
+// Options.DatabaseClock on PostgreSQL it is the database server's clock
+// (now(): the start of tx, so every statement of one claim sees the same
+// instant), which every replica shares however wrong its own clock is.
+// Otherwise it is the store's Clock: on SQLite the one process's clock is
+// the database's clock, and tests move a fake one.
+func (s *Store) leaseNow(tx *gorm.DB) (time.Time, error) {
+	if !s.dbClock {
+		return s.now(), nil
+	}
+	var now time.Time
+	if err := tx.Raw("SELECT now()").Row().Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("database clock: %w", err)
+	}
+	return now.UTC().Truncate(time.Microsecond), nil
 }
 
 // ClaimWork leases up to limit due work items to owner.
@@ -196,4 +217,35 @@ func (s *Store) Attachments(ctx context.Context, rowIDs []int64) (map[int64][]At
 // claiming instead of waiting for them.
 func clauseSkipLocked() clause.Locking {
 	return clause.Locking{Strength: clause.LockingStrengthUpdate, Options: clause.LockingOptionsSkipLocked}
+}
+
+// ReclaimLeases frees every lease in the database (work items, outbox,
+// timers and named leases such as an IMAP mailbox's) and returns how many
+// it freed. Only a process that knows it is the database's one user may
+// call it: serve on SQLite, holding the data directory's lock, whose
+// leases can only be those of an earlier run of itself that died. Without
+// it a restart waits each lease out (a mailbox's for a minute). On
+// PostgreSQL other replicas may be alive, so it refuses.
+func (s *Store) ReclaimLeases(ctx context.Context) (int64, error) {
+	if s.driver != DriverSQLite {
+		return 0, fmt.Errorf("reclaim leases: only on SQLite, whose one process holds the lock (this is %s)", s.driver)
+	}
+	var n int64
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, table := range []string{"works", "outbox_mails", "timers"} {
+			res := tx.Table(table).Where("lease_owner <> '' OR lease_until IS NOT NULL").
+				Updates(map[string]any{"lease_owner": "", "lease_until": nil})
+			if res.Error != nil {
+				return fmt.Errorf("%s: %w", table, res.Error)
+			}
+			n += res.RowsAffected
+		}
+		res := tx.Where("1 = 1").Delete(&Lease{})
+		n += res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reclaim leases: %w", err)
+	}
+	return n, nil
 }

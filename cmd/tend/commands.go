@@ -37,9 +37,11 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*stora
 	return storage.Open(ctx, opts)
 }
 
-// storeOptions are the database's options from cfg.
+// storeOptions are the database's options from cfg. Leases go by the
+// database's clock, so that replicas with skewed clocks never take each
+// other's live leases (it changes nothing on SQLite).
 func storeOptions(cfg config.Config) storage.Options {
-	return storage.Options{Driver: cfg.Database.Driver, DSN: cfg.Database.DSN, DataDir: cfg.DataDir}
+	return storage.Options{Driver: cfg.Database.Driver, DSN: cfg.Database.DSN, DataDir: cfg.DataDir, DatabaseClock: true}
 }
 
 func cmdCheckConfig(args, env []string, stdout io.Writer) error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,4 +148,26 @@ func TestIMAPKilledDuringFirstSync(t *testing.T) {
 		t.Errorf("Archive holds %d, want %d", got, n)
 	}
 	t.Logf("killed after %d of %d moved; all %d stored exactly once after the restart", moved, n, n)
+}
+
+// TestIMAPRestartResumesAtOnce: tend is killed with SIGKILL while it holds
+// the mailbox's lease (one minute) and started again; the restarted server
+// takes the dead run's lease back at start and reads new mail within
+// seconds, instead of waiting the lease out and then a poll interval.
+func TestIMAPRestartResumesAtOnce(t *testing.T) {
+	d := dovecottest.Start(t)
+	cfg := imapConfig(t, d)
+	p := startTend(t, cfg)
+	d.Append(t, "INBOX", imapMail(1))
+	waitFor(t, "the first mail to be taken", 20*time.Second, func() bool { return d.Count(t, "Archive") == 1 })
+	p.Kill() // the mailbox lease stays in the database, held by the dead run
+
+	d.Append(t, "INBOX", imapMail(2))
+	again := startTend(t, cfg)
+	// A third of the lease: without the reclaim the poller would find the
+	// mailbox held elsewhere and wait.
+	waitFor(t, "the restarted server to take the new mail", 20*time.Second, func() bool { return d.Count(t, "Archive") == 2 })
+	if !strings.Contains(again.Log(), "took back the leases an earlier run left behind") {
+		t.Errorf("the restart did not say it took the leases back:\n%s", again.Log())
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -62,10 +63,33 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// replicaName identifies this process in leases.
+// replicaName identifies this process in leases: the host and pid say
+// who it is to a person, and a random part keeps two live replicas apart
+// where those collide (containers sharing the host's name, each pid 1).
+// A restart is a new owner; on SQLite reclaimLeases frees the old run's
+// leases at once, on PostgreSQL they run out within their lease time.
 func replicaName() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d", host, os.Getpid())
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), rand.Text()[:8])
+}
+
+// reclaimLeases takes back, on SQLite, the leases an earlier run left when
+// it died (a mailbox's, outgoing mail being sent, work being processed):
+// the data directory's lock (lockDirs) proves that no other process holds
+// one, so waiting them out would only delay the restarted server. On
+// PostgreSQL other replicas may hold them, and they run out instead.
+func reclaimLeases(ctx context.Context, st *storage.Store, log *slog.Logger) error {
+	if st.Driver() != storage.DriverSQLite {
+		return nil
+	}
+	n, err := st.ReclaimLeases(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		log.Info("took back the leases an earlier run left behind", "leases", n)
+	}
+	return nil
 }
 
 // serve is the composition root: it builds every component from cfg, runs
@@ -79,6 +103,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
+	// The lock comes before anything touches the data directory: the
+	// spool cleaning below would delete another process's mail in flight.
+	unlock, err := lockDirs(cfg)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := ingest.CleanSpool(ingest.SpoolDir(cfg.DataDir)); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
@@ -87,6 +118,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 	defer st.Close()
+	if err := reclaimLeases(ctx, st, log); err != nil {
+		return err
+	}
 	if err := syncDirectory(ctx, st, cfg); err != nil {
 		return err
 	}

@@ -1,0 +1,159 @@
+package storage_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
+)
+
+// TestLeasesUseDatabaseClock runs two replicas on one PostgreSQL database:
+// an honest one and one whose clock runs ten minutes ahead. With the
+// database's clock the skewed replica must not take the honest one's live
+// leases (a work item, a mailbox); with each replica's own clock it does,
+// which is the bug the option exists for.
+func TestLeasesUseDatabaseClock(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	ctx := context.Background()
+	open := func(clock storage.Clock, dbClock bool) *storage.Store {
+		t.Helper()
+		s, err := storage.Open(ctx, storage.Options{Driver: storage.DriverPostgres, DSN: dsn, Clock: clock, DatabaseClock: dbClock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	// The honest replica's fake clock is pinned to the real time: the
+	// database's clock is the only one a test cannot fake.
+	honestClock := storagetest.NewFakeClock(time.Now())
+	honest := open(honestClock, true)
+	if err := honest.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test", Name: "Acme Support", ResponseTime: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	c := committer(t, honest)
+	for i, id := range []string{"skew1@example.com", "skew2@example.com"} {
+		if _, err := c.Deliver(ctx, incoming("ann@example.com", id, "Skew", "")); err != nil {
+			t.Fatalf("deliver %d: %v", i, err)
+		}
+	}
+	const lease = 5 * time.Minute
+	got, err := honest.ClaimWork(ctx, "honest", 1, lease)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("honest claim: %d items, %v", len(got), err)
+	}
+	held := got[0].ID
+	if ok, err := honest.AcquireLease(ctx, "imap:skew", "honest", lease); err != nil || !ok {
+		t.Fatalf("honest mailbox lease: %v %v", ok, err)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		dbClock bool
+		steals  bool
+	}{
+		{"own clock", false, true},
+		{"database clock", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			skewed := open(storagetest.NewFakeClock(time.Now().Add(10*time.Minute)), tc.dbClock)
+			ws, err := skewed.ClaimWork(ctx, "skewed-"+tc.name, 10, lease)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stole := false
+			for _, w := range ws {
+				stole = stole || w.ID == held
+			}
+			// The free item is claimable either way; give it back.
+			var ids []int64
+			for _, w := range ws {
+				ids = append(ids, w.ID)
+			}
+			if err := skewed.ReleaseWork(ctx, ids); err != nil {
+				t.Fatal(err)
+			}
+			if stole != tc.steals {
+				t.Errorf("skewed replica took the live work lease: %v, want %v", stole, tc.steals)
+			}
+			ok, err := skewed.AcquireLease(ctx, "imap:skew", "skewed-"+tc.name, lease)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok != tc.steals {
+				t.Errorf("skewed replica took the live mailbox lease: %v, want %v", ok, tc.steals)
+			}
+			if ok { // hand the mailbox back for the next case
+				if err := skewed.ReleaseLease(ctx, "imap:skew", "skewed-"+tc.name); err != nil {
+					t.Fatal(err)
+				}
+				if ok, err := honest.AcquireLease(ctx, "imap:skew", "honest", lease); err != nil || !ok {
+					t.Fatalf("honest mailbox lease again: %v %v", ok, err)
+				}
+			}
+			if tc.steals { // and the work item
+				if err := skewed.ReleaseWork(ctx, []int64{held}); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := honest.ClaimWork(ctx, "honest", 1, lease); err != nil || len(got) != 1 || got[0].ID != held {
+					t.Fatalf("honest claim again: %v %v", got, err)
+				}
+			}
+		})
+	}
+
+	// A lease that has run out by the database's clock is taken over at
+	// once, even by a replica whose clock runs ten minutes behind and so
+	// would believe it live: expiry is the database's to judge.
+	behind := open(storagetest.NewFakeClock(time.Now().Add(-10*time.Minute)), true)
+	if ok, err := honest.AcquireLease(ctx, "imap:expired", "honest", -time.Second); err != nil || !ok {
+		t.Fatalf("expired lease: %v %v", ok, err)
+	}
+	if ok, err := behind.AcquireLease(ctx, "imap:expired", "behind", lease); err != nil || !ok {
+		t.Errorf("a replica behind in time did not take over an expired lease: %v %v", ok, err)
+	}
+}
+
+// TestReclaimLeases is what a restarted single process does on SQLite: it
+// holds the data directory's lock, so every lease in the database is one a
+// dead earlier run of itself left behind, and it takes them all back at
+// once instead of waiting them out. On PostgreSQL, where other replicas
+// may be alive, it refuses.
+func TestReclaimLeases(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		c := committer(t, s)
+		if _, err := c.Deliver(ctx, incoming("ann@example.com", "reclaim@example.com", "Reclaim", "")); err != nil {
+			t.Fatal(err)
+		}
+		const lease = time.Hour
+		if ws, err := s.ClaimWork(ctx, "old/1", 10, lease); err != nil || len(ws) != 1 {
+			t.Fatalf("claim: %v %v", ws, err)
+		}
+		if ok, err := s.AcquireLease(ctx, "imap:x", "old/1", lease); err != nil || !ok {
+			t.Fatalf("lease: %v %v", ok, err)
+		}
+		n, err := s.ReclaimLeases(ctx)
+		if s.Driver() == storage.DriverPostgres {
+			if err == nil {
+				t.Fatal("ReclaimLeases on PostgreSQL took other replicas' leases")
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 {
+			t.Errorf("reclaimed %d leases, want 2", n)
+		}
+		// The clock has not moved: without the reclaim both would wait an hour.
+		if ws, err := s.ClaimWork(ctx, "new/2", 10, lease); err != nil || len(ws) != 1 {
+			t.Errorf("work after reclaim: %v %v", ws, err)
+		}
+		if ok, err := s.AcquireLease(ctx, "imap:x", "new/2", lease); err != nil || !ok {
+			t.Errorf("mailbox lease after reclaim: %v %v", ok, err)
+		}
+	})
+}
