@@ -100,7 +100,11 @@ func (s *Store) Forget(ctx context.Context, email, actor string) (ForgetStats, e
 		return st, nil
 	}
 	for _, h := range files {
-		if err := os.Remove(s.segs.filePath(h)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		err := shredFile(s.segs.filePath(h))
+		if err == nil {
+			err = os.Remove(s.segs.filePath(h))
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return st, fmt.Errorf("forget: %w", err)
 		}
 	}
@@ -112,7 +116,10 @@ func (s *Store) Forget(ctx context.Context, email, actor string) (ForgetStats, e
 	// Every segment with any garbage is compacted, not only those the
 	// erased rows pointed into: the erased bytes may also sit, unreferenced, as
 	// the copy of a duplicate or of an aborted append in any segment.
-	if st.Compact, err = s.CompactSegments(ctx, math.SmallestNonzeroFloat64); err != nil {
+	s.segs.setShred(true)
+	st.Compact, err = s.CompactSegments(ctx, math.SmallestNonzeroFloat64)
+	s.segs.setShred(false)
+	if err != nil {
 		return st, fmt.Errorf("forget: %w", err)
 	}
 	if err := s.Scrub(ctx); err != nil {
@@ -397,4 +404,37 @@ func deleteRaw(tx *gorm.DB, hashes []string) ([]string, int, error) {
 		n += int(res.RowsAffected)
 	}
 	return files, n, nil
+}
+
+func (s *segments) setShred(on bool) {
+	s.mu.Lock()
+	s.shred = on
+	s.mu.Unlock()
+}
+
+// shredFile overwrites a file with zeros, in place, and syncs it, before
+// it is removed: on a file system that writes in place (ext4, XFS) the
+// blocks then give nothing back. Copy-on-write file systems and SSD wear
+// levelling may still keep old blocks; README, Operations, says so.
+func shredFile(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	zero := make([]byte, 1<<20)
+	for off := int64(0); off < fi.Size(); off += int64(len(zero)) {
+		n := min(int64(len(zero)), fi.Size()-off)
+		if _, err := f.WriteAt(zero[:n], off); err != nil {
+			return fmt.Errorf("shred %s: %w", path, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("shred %s: %w", path, err)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -247,11 +248,34 @@ func TestForgetErasesFromDisk(t *testing.T) {
 	if _, err := storage.Open(ctx, storage.Options{Driver: storage.DriverSQLite, DataDir: dir}); !errors.Is(err, storage.ErrInUse) {
 		t.Fatalf("open during the erasure: %v, want ErrInUse", err)
 	}
+	// Descriptors opened on the raw files before the erasure still read
+	// the blocks of the files it removes: those must hold zeros then.
+	var held []*os.File
+	names, _ := filepath.Glob(filepath.Join(dir, "raw", "*"))
+	for _, p := range names {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		held = append(held, f)
+	}
 	st, err := s.Forget(ctx, "Ann.Erased@example.com", "dpo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkForgotten(t, s, w, st)
+	for _, f := range held {
+		b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<30))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sec := range w.secrets {
+			if bytes.Contains(b, []byte(sec)) {
+				t.Errorf("%q still in the blocks of removed file %s", sec, filepath.Base(f.Name()))
+			}
+		}
+	}
 	for _, sec := range w.secrets {
 		if found := storagetest.FilesContaining(t, dir, []byte(sec)); len(found) > 0 {
 			t.Errorf("%q still on disk after the erasure, in %v", sec, found)
