@@ -27,7 +27,14 @@ func TemplateNames() []string {
 		"reopened", "closed", "notify_customer_message", "notify_note", "notify_breach",
 		"notify_repeat", "notify_failure", "notify_unconfirmed", "command_error",
 		"notify_held", "notify_fuse", "notify_follow_up",
+		"notify_mailbox_down", "notify_mailbox_up",
 	}
+}
+
+// Ticketless templates are about the installation, not a ticket (an IMAP
+// mailbox failing): their data has no Ticket, their subject no tag.
+func Ticketless(name string) bool {
+	return name == "notify_mailbox_down" || name == "notify_mailbox_up"
 }
 
 // customerFacing templates go to the customer; they must never quote the
@@ -74,6 +81,29 @@ type TemplateData struct {
 	// History is the customer's other tickets, open first, for staff
 	// notifications ("also open: #4 Export stuck, 2 days").
 	History []HistoryData
+	// Mailbox is the IMAP mailbox of notify_mailbox_down and
+	// notify_mailbox_up.
+	Mailbox MailboxData
+}
+
+// MailboxData describes an IMAP mailbox that stopped or resumed feeding an
+// inbox, for the admins' and leads' alerts.
+type MailboxData struct {
+	// Inbox is the inbox address it feeds; Name is the IMAP mailbox
+	// (INBOX), Server host:port and User the login.
+	Inbox, Name, Server, User string
+	// Since is when it began failing; For how long, in words ("2 hours").
+	Since time.Time
+	For   string
+	// LastSuccess is the last successful read (zero: none since tend
+	// started).
+	LastSuccess time.Time
+	// Error is the server's (or the connection's) last error.
+	Error string
+	// StaleAfter is the configured imap.stale_after, in words.
+	StaleAfter string
+	// RecoveredAt is when it read mail again, for notify_mailbox_up.
+	RecoveredAt time.Time
 }
 
 // HistoryData is one of the customer's other tickets.
@@ -443,5 +473,9 @@ func SampleData() TemplateData {
 		Told:   map[string]string{"nudge": "sent", "unconfirmed": "held until Tue 3 Jun 11:00 UTC"},
 		Held: HeldData{By: Person{Address: "bob@support.example", Name: "Bob"}, At: time.Date(2025, 6, 3, 9, 31, 0, 0, time.UTC),
 			Text: "We refunded the invoice.", Yours: "We cannot refund this invoice."},
+		Mailbox: MailboxData{Inbox: "support@example.com", Name: "INBOX", Server: "imap.example.com:993", User: "support@example.com",
+			Since: time.Date(2025, 6, 3, 8, 0, 0, 0, time.UTC), For: "1 hour 30 minutes", LastSuccess: time.Date(2025, 6, 3, 7, 59, 0, 0, time.UTC),
+			Error: "imappoll: authentication failed: NO [AUTHENTICATIONFAILED] Authentication failed.", StaleAfter: "10 minutes",
+			RecoveredAt: time.Date(2025, 6, 3, 9, 30, 0, 0, time.UTC)},
 	}
 }

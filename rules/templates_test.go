@@ -27,7 +27,11 @@ func TestDefaultTemplatesRender(t *testing.T) {
 					t.Errorf("unfilled field in %q", part)
 				}
 			}
-			if !strings.Contains(r.Subject, "[#123]") {
+			if Ticketless(name) {
+				if strings.Contains(r.Subject, "[#123]") || !strings.Contains(r.Text, data.Mailbox.Error) || !strings.Contains(r.HTML, data.Mailbox.Name) {
+					t.Errorf("mailbox alert %s: subject %q tagged, or text lacks the server's error:\n%s", name, r.Subject, r.Text)
+				}
+			} else if !strings.Contains(r.Subject, "[#123]") {
 				t.Errorf("subject %q lacks the ticket tag", r.Subject)
 			}
 			if customerFacing(name) && strings.Contains(r.Text+r.HTML, sampleBodyMarker) {

@@ -212,3 +212,35 @@ func (s *Store) EnsureSetting(ctx context.Context, key string, gen func() string
 	v, _, err := s.Setting(ctx, key)
 	return v, err
 }
+
+// SwapSetting sets key to value only if it still holds old ("" meaning
+// absent), and reports whether it did. It is the compare-and-set that
+// makes a state change happen once when replicas race: of two
+// transactions swapping from the same old value, one updates the row and
+// the other finds it changed.
+func (t *Tx) SwapSetting(ctx context.Context, key, old, value string) (bool, error) {
+	db := t.db.WithContext(ctx)
+	var res *gorm.DB
+	if old == "" {
+		res = db.Clauses(clause.OnConflict{DoNothing: true}).Create(&Setting{Key: key, Value: value})
+	} else {
+		res = db.Model(&Setting{}).Where("key = ? AND value = ?", key, old).Update("value", value)
+	}
+	if res.Error != nil {
+		return false, fmt.Errorf("swap setting %s: %w", key, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// Setting returns a named installation value within the transaction.
+func (t *Tx) Setting(ctx context.Context, key string) (string, bool, error) {
+	var row Setting
+	err := t.db.WithContext(ctx).Where("key = ?", key).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("setting %s: %w", key, err)
+	}
+	return row.Value, true, nil
+}

@@ -33,6 +33,7 @@ type sentMail struct {
 	Ticket  string // X-Tend-Ticket
 	Subject string
 	Auto    string // Auto-Submitted
+	Env     *enmime.Envelope
 }
 
 func startRelayCapture(t *testing.T) *relayCapture {
@@ -86,7 +87,7 @@ func (s *captureSession) Data(r io.Reader) error {
 	}
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
-	s.c.got = append(s.c.got, sentMail{To: s.to, Ticket: env.GetHeader("X-Tend-Ticket"), Subject: env.GetHeader("Subject"), Auto: env.GetHeader("Auto-Submitted")})
+	s.c.got = append(s.c.got, sentMail{To: s.to, Ticket: env.GetHeader("X-Tend-Ticket"), Subject: env.GetHeader("Subject"), Auto: env.GetHeader("Auto-Submitted"), Env: env})
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tendhq/tend/cmd/tend/config"
+	"github.com/tendhq/tend/mail/followup"
 	"github.com/tendhq/tend/mail/imappoll"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"
@@ -121,5 +122,81 @@ func imapAfter(a config.After) imappoll.After {
 		return imappoll.After{Action: imappoll.AfterDelete}
 	default:
 		return imappoll.After{Action: imappoll.AfterSeen}
+	}
+}
+
+// imapAlerts mails the admins and leads when a mailbox has been failing
+// for its stale_after, and again when it recovers (followup.MailboxAlert
+// keeps that state in the database).
+type imapAlerts struct {
+	exec    *followup.Executor
+	pollers []*imappoll.Poller
+	inboxes map[string]config.Inbox // by lower-case address
+	log     *slog.Logger
+	// stale remembers which mailboxes this process last saw stale, only
+	// to log each change once; what is mailed is decided in the database.
+	stale map[*imappoll.Poller]bool
+}
+
+func newIMAPAlerts(cfg config.Config, exec *followup.Executor, pollers []*imappoll.Poller, log *slog.Logger) *imapAlerts {
+	a := &imapAlerts{exec: exec, pollers: pollers, inboxes: map[string]config.Inbox{}, log: log, stale: map[*imappoll.Poller]bool{}}
+	for _, in := range cfg.Inboxes {
+		a.inboxes[strings.ToLower(in.Address)] = in
+	}
+	return a
+}
+
+// check looks at every mailbox once.
+func (a *imapAlerts) check(ctx context.Context) {
+	for _, p := range a.pollers {
+		s := p.Status()
+		if s.State == imappoll.StateLeaseHeldElsewhere || s.State == imappoll.StateStopped {
+			// Another replica polls it (and judges it), or it is not
+			// running: its staleness here says nothing about the mailbox.
+			continue
+		}
+		in := a.inboxes[s.Inbox]
+		h := followup.MailboxHealth{Inbox: s.Inbox, InboxName: in.Name, Mailbox: s.Mailbox, Stale: s.Stale,
+			FailingSince: s.FailingSince, LastSuccess: s.LastSuccess, Error: s.LastError}
+		if in.IMAP != nil {
+			h.Server, h.User, h.StaleAfter = in.IMAP.Addr, in.IMAP.Username, in.IMAP.StaleAfter
+		}
+		if _, err := a.exec.MailboxAlert(ctx, h); err != nil {
+			a.log.Error("imap mailbox alert", "inbox", s.Inbox, "mailbox", s.Mailbox, "err", err)
+			continue
+		}
+		if s.Stale != a.stale[p] {
+			a.stale[p] = s.Stale
+			if s.Stale {
+				a.log.Warn("imap mailbox stale: admins and leads are mailed once", "inbox", s.Inbox, "mailbox", s.Mailbox, "failing_since", s.FailingSince, "err", s.LastError)
+			}
+		}
+	}
+}
+
+// alertPeriod is how often imapAlerts looks: four times per the shortest
+// stale_after, at most every 15 seconds, so an alert follows the
+// staleness promptly.
+func alertPeriod(cfg config.Config) time.Duration {
+	d := 15 * time.Second
+	for _, in := range cfg.Inboxes {
+		if in.IMAP != nil && in.IMAP.StaleAfter > 0 {
+			d = min(d, in.IMAP.StaleAfter/4)
+		}
+	}
+	return max(d, 10*time.Millisecond)
+}
+
+// run checks every period until ctx ends.
+func (a *imapAlerts) run(ctx context.Context, period time.Duration) error {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			a.check(ctx)
+		}
 	}
 }

@@ -241,6 +241,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	if len(pollers) > 0 {
 		g.Go(func() error { return imappoll.RunAll(ctx, pollers) })
+		alerts := newIMAPAlerts(cfg, exec, pollers, log)
+		g.Go(func() error { return alerts.run(ctx, alertPeriod(cfg)) })
 	}
 	metricsToken, err := readTokenFile(cfg.Web.MetricsTokenFile)
 	if err != nil {

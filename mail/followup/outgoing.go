@@ -101,7 +101,7 @@ func (x *Executor) queue(sc *scope, o outgoing, m compose.Message) (queued, erro
 		msg.TicketID = nil
 	}
 	_, err := sc.tx.QueueMail(sc.ctx, row, msg, func(id int64) ([]byte, string, string, error) {
-		return x.build(sc, id, o.auto, m)
+		return x.build(sc.v.ID, id, o.auto, m)
 	})
 	now := x.opts.Clock.Now()
 	return queued{held: held, due: maxTime(o.notBefore, now)}, err
@@ -109,9 +109,14 @@ func (x *Executor) queue(sc *scope, o outgoing, m compose.Message) (queued, erro
 
 // build renders the outbox row id's raw message: our Message-ID, the loop
 // header on everything (so our own mail coming back is recognised), the
-// ticket header, the DKIM signature; and its VERP return path.
-func (x *Executor) build(sc *scope, id int64, auto bool, m compose.Message) ([]byte, string, string, error) {
-	m.MessageID = x.opts.Signer.MessageID(sc.v.ID, id, x.opts.Domain)
+// ticket header, the DKIM signature; and its VERP return path. Mail on no
+// ticket (ticket 0: a mailbox alert) gets a Message-ID that names no
+// ticket, so a reply to it cannot be threaded onto one.
+func (x *Executor) build(ticket, id int64, auto bool, m compose.Message) ([]byte, string, string, error) {
+	m.MessageID = x.opts.Signer.MessageID(ticket, id, x.opts.Domain)
+	if ticket == 0 {
+		m.MessageID = fmt.Sprintf("tend-staff.%d.%d@%s", id, x.opts.Clock.Now().UnixNano(), strings.ToLower(x.opts.Domain))
+	}
 	m.Date = x.opts.Clock.Now()
 	m.Auto = auto
 	m.LoopHeader = x.opts.LoopValue
@@ -119,7 +124,9 @@ func (x *Executor) build(sc *scope, id int64, auto bool, m compose.Message) ([]b
 	for k, v := range m.Extra {
 		extra[k] = v
 	}
-	extra["X-Tend-Ticket"] = fmt.Sprint(sc.v.ID)
+	if ticket != 0 {
+		extra["X-Tend-Ticket"] = fmt.Sprint(ticket)
+	}
 	m.Extra = extra
 	raw, err := compose.Build(m)
 	if err != nil {
@@ -325,7 +332,7 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 			Attachments: content.forward,
 		}
 		if waiting {
-			raw, _, _, err := x.build(sc, last.ID, true, m)
+			raw, _, _, err := x.build(sc.v.ID, last.ID, true, m)
 			if err != nil {
 				return err
 			}

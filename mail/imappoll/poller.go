@@ -24,16 +24,17 @@ type Poller struct {
 	met     *metrics
 	limiter *rate.Limiter
 
-	mu          sync.Mutex
-	state       MailboxState // the checkpoint, as last loaded or saved
-	loaded      bool
-	cur         cursor
-	status      State
-	lastSuccess time.Time
-	lastErr     string
-	lastErrAt   time.Time
-	started     time.Time
-	nextRenew   time.Time
+	mu           sync.Mutex
+	state        MailboxState // the checkpoint, as last loaded or saved
+	loaded       bool
+	cur          cursor
+	status       State
+	lastSuccess  time.Time
+	lastErr      string
+	lastErrAt    time.Time
+	failingSince time.Time
+	started      time.Time
+	nextRenew    time.Time
 }
 
 // New validates opts and returns a Poller; it does no I/O.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -480,4 +481,51 @@ func memRig(t *testing.T) (*memServer, *storagetest.FakeClock, *fakeDeliverer, *
 	srv := startMem(t, fullCaps)
 	clock := storagetest.NewFakeClock(t0)
 	return srv, clock, newFakeDeliverer(), newFakeStore(clock), testOptions(t, srv.addr, clock)
+}
+
+// TestFailingSince: the first refused login after a success starts
+// FailingSince (the mailbox alert's "since when"); later failures keep it;
+// Stale follows StaleAfter on the clock; the login fixed clears it.
+func TestFailingSince(t *testing.T) {
+	t.Parallel()
+	srv, clock := startMemOne(t)
+	var mu sync.Mutex
+	password := "wrong"
+	opts := testOptions(t, srv.addr, clock)
+	opts.StaleAfter = 10 * time.Minute
+	opts.Password = func(context.Context) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return password, nil
+	}
+	d := newFakeDeliverer()
+	p, err := New(opts, d, newFakeStore(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t1 := clock.Now()
+	waitFor(t, wait, "the login refused", func() bool { return p.Status().State == StateAuthFailed })
+	if s := p.Status(); !s.FailingSince.Equal(t1) || s.Stale || !strings.Contains(s.LastError, "authentication failed") {
+		t.Fatalf("after the first refusal: %+v, want FailingSince %s, not stale", s, t1)
+	}
+	clock.Advance(11 * time.Minute)
+	before := p.Status().LastErrorAt
+	waitFor(t, wait, "another refusal", func() bool { return p.Status().LastErrorAt.After(before) })
+	if s := p.Status(); !s.FailingSince.Equal(t1) || !s.Stale {
+		t.Fatalf("after 11 minutes of refusals: %+v, want FailingSince still %s and stale", s, t1)
+	}
+	mu.Lock()
+	password = testPass
+	mu.Unlock()
+	waitFor(t, wait, "the mail read", func() bool { return d.storedCount() == 1 })
+	if s := p.Status(); !s.FailingSince.IsZero() || s.Stale || !s.LastSuccess.After(t1) {
+		t.Fatalf("after the login was fixed: %+v, want FailingSince cleared, not stale", s)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
 }

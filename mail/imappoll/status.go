@@ -36,6 +36,9 @@ type Status struct {
 	// web view can show what happened; LastErrorAt tells when.
 	LastError   string
 	LastErrorAt time.Time
+	// FailingSince is the first failure since the last success (zero while
+	// the mailbox works): the "since when" of the mailbox-down alert.
+	FailingSince time.Time
 	// Backfilling is true until the first full pass finishes; Synced out
 	// of Total is its progress.
 	Backfilling   bool
@@ -57,17 +60,18 @@ func (p *Poller) Status() Status {
 		ref = p.started
 	}
 	return Status{
-		Inbox:       p.opts.Inbox,
-		Mailbox:     p.opts.Mailbox,
-		State:       p.status,
-		LastSuccess: p.lastSuccess,
-		LastError:   p.lastErr,
-		LastErrorAt: p.lastErrAt,
-		Backfilling: !p.state.BackfillDone,
-		Synced:      p.state.Synced,
-		Total:       p.state.Total,
-		Pending:     len(p.cur.pending),
-		Stale:       p.opts.Clock.Now().Sub(ref) > p.opts.StaleAfter,
+		Inbox:        p.opts.Inbox,
+		Mailbox:      p.opts.Mailbox,
+		State:        p.status,
+		LastSuccess:  p.lastSuccess,
+		LastError:    p.lastErr,
+		LastErrorAt:  p.lastErrAt,
+		FailingSince: p.failingSince,
+		Backfilling:  !p.state.BackfillDone,
+		Synced:       p.state.Synced,
+		Total:        p.state.Total,
+		Pending:      len(p.cur.pending),
+		Stale:        p.opts.Clock.Now().Sub(ref) > p.opts.StaleAfter,
 	}
 }
 
@@ -88,6 +92,7 @@ func (p *Poller) markSuccess() {
 	now := p.opts.Clock.Now()
 	p.mu.Lock()
 	p.lastSuccess = now
+	p.failingSince = time.Time{}
 	p.mu.Unlock()
 	p.met.lastSuccess.WithLabelValues(p.opts.Inbox, p.opts.Mailbox).Set(float64(now.Unix()))
 }
@@ -97,6 +102,9 @@ func (p *Poller) recordError(err error) {
 	p.mu.Lock()
 	p.lastErr = err.Error()
 	p.lastErrAt = p.opts.Clock.Now()
+	if p.failingSince.IsZero() {
+		p.failingSince = p.lastErrAt
+	}
 	p.mu.Unlock()
 	p.met.errors.WithLabelValues(p.opts.Inbox, p.opts.Mailbox).Inc()
 }

@@ -291,7 +291,7 @@ type IMAP struct {
 	After After `yaml:"after"`
 	// PollInterval is how often to poll when the server lacks IDLE.
 	PollInterval time.Duration `yaml:"poll_interval"`
-	// StaleAfter reports the mailbox unhealthy after this long without a successful poll; greater than poll_interval.
+	// StaleAfter reports the mailbox unhealthy after this long without a successful poll, and mails the admins and leads once; greater than poll_interval.
 	StaleAfter time.Duration `yaml:"stale_after"`
 }
 
