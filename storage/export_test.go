@@ -157,3 +157,31 @@ func PutRawInline(ctx context.Context, s *Store, hash string, data []byte) error
 
 // ChunkSize is the bytes of one raw chunk row.
 const ChunkSize = chunkSize
+
+// SetAfterSnapshot makes Backup call fn between its database copy and the
+// copy of the raw files.
+func SetAfterSnapshot(s *Store, fn func()) { s.afterSnapshot = fn }
+
+// TablesContaining (PostgreSQL) returns the tables of the public schema
+// with a row whose text form holds needle, as text or, in a bytea column,
+// as its hex: the check that an erasure left no row behind, whatever
+// table the bytes live in.
+func TablesContaining(ctx context.Context, s *Store, needle string) ([]string, error) {
+	var tables []string
+	if err := s.db.WithContext(ctx).Raw("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1").
+		Scan(&tables).Error; err != nil {
+		return nil, err
+	}
+	var found []string
+	for _, tbl := range tables {
+		var n int64
+		q := fmt.Sprintf(`SELECT COUNT(*) FROM %q t WHERE t::text LIKE '%%' || ? || '%%' OR t::text LIKE '%%' || encode(convert_to(?, 'UTF8'), 'hex') || '%%'`, tbl)
+		if err := s.db.WithContext(ctx).Raw(q, needle, needle).Scan(&n).Error; err != nil {
+			return nil, fmt.Errorf("%s: %w", tbl, err)
+		}
+		if n > 0 {
+			found = append(found, tbl)
+		}
+	}
+	return found, nil
+}

@@ -356,6 +356,6 @@ func allModels() []any {
 		&Inbox{}, &Contact{}, &Agent{}, &Ticket{}, &TicketInbox{}, &Participant{},
 		&RawMessage{}, &RawChunk{}, &Message{}, &MessageRef{}, &Attachment{}, &Event{},
 		&OutboxMail{}, &Timer{}, &Work{}, &APIToken{}, &WebSession{}, &Lease{},
-		&MailboxState{}, &Setting{},
+		&MailboxState{}, &Setting{}, &Erasure{},
 	}
 }

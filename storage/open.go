@@ -42,6 +42,10 @@ type Options struct {
 	// the server's --config does not quietly create a second, empty
 	// database beside the real one.
 	Existing bool
+	// Exclusive (SQLite) fails with ErrInUse unless no other process has
+	// the data directory open: tend forget rewrites the segment files,
+	// which a running server appends to.
+	Exclusive bool
 	// DatabaseClock makes leases (work items, outbox, timers, mailbox
 	// leases) start and run out by the database server's clock instead of
 	// Clock, so that replicas whose clocks disagree still agree on who
@@ -70,6 +74,7 @@ type Store struct {
 	dbClock bool
 
 	segs *segments // raw bytes beside SQLite; nil on PostgreSQL
+	lock *os.File  // the raw directory's lock (lockRaw); nil on PostgreSQL
 
 	chunkSem chan struct{} // bounds the writers of raw chunks (PostgreSQL; see writeChunks)
 	chunking atomic.Int64  // messages writing raw chunks right now
@@ -86,6 +91,9 @@ type Store struct {
 	// faults, set only by tests (export_test.go), injects an error at a
 	// phase of the group commit.
 	faults func(phase string) error
+	// afterSnapshot, set only by tests, runs in Backup between the
+	// database copy and the copy of the raw files.
+	afterSnapshot func()
 }
 
 // ErrUnavailable wraps errors that mean the database could not take a
@@ -172,6 +180,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	if rawDir != "" {
+		// Taken once the segment directory exists (see lockRaw).
+		if s.lock, err = lockRaw(rawDir, opts.Exclusive); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
 	if err := s.migrate(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -217,6 +232,9 @@ func (s *Store) Close() error {
 	err = sqlDB.Close()
 	if s.segs != nil {
 		err = errors.Join(err, s.segs.close())
+	}
+	if s.lock != nil {
+		err = errors.Join(err, s.lock.Close())
 	}
 	return err
 }

@@ -36,6 +36,11 @@ type segments struct {
 	inflight map[int]int
 	idle     *sync.Cond // signalled when an inflight count drops
 	buf      []byte     // append's copy buffer
+
+	// shred makes remove overwrite a segment with zeros before it
+	// unlinks it (set by Forget, under mu): the freed blocks then no
+	// longer hold the erased mail on a file system that writes in place.
+	shred bool
 }
 
 // segmentMax is where a new segment file starts.
@@ -310,6 +315,11 @@ func (s *segments) remove(id int) error {
 	if f, ok := s.files[id]; ok {
 		_ = f.Close()
 		delete(s.files, id)
+	}
+	if s.shred {
+		if err := shredFile(s.path(id)); err != nil {
+			return fmt.Errorf("raw segment %d: %w", id, err)
+		}
 	}
 	if err := os.Remove(s.path(id)); err != nil {
 		return fmt.Errorf("raw segment %d: %w", id, err)

@@ -118,21 +118,32 @@ func storeCommand(ctx context.Context, name string, args, env []string, flags fu
 	if err := checkRole(*role); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath, env)
-	if err != nil {
-		return err
-	}
-	opts := storeOptions(cfg)
-	opts.Existing = true
-	st, err := storage.Open(ctx, opts)
-	if errors.Is(err, storage.ErrNoDatabase) {
-		return fmt.Errorf("%w: start tend serve first, or give %s the --config file the server runs with", err, name)
-	}
+	st, _, err := openExisting(ctx, name, *cfgPath, env, false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	return fn(st, pos[0], *role)
+}
+
+// openExisting opens the database of the config at cfgPath for command
+// name, never creating one; exclusive as storage.Options.Exclusive.
+func openExisting(ctx context.Context, name, cfgPath string, env []string, exclusive bool) (*storage.Store, config.Config, error) {
+	cfg, err := loadConfig(cfgPath, env)
+	if err != nil {
+		return nil, cfg, err
+	}
+	opts := storeOptions(cfg)
+	opts.Existing = true
+	opts.Exclusive = exclusive
+	st, err := storage.Open(ctx, opts)
+	if errors.Is(err, storage.ErrNoDatabase) {
+		return nil, cfg, fmt.Errorf("%w: start tend serve first, or give %s the --config file the server runs with", err, name)
+	}
+	if err != nil {
+		return nil, cfg, err
+	}
+	return st, cfg, nil
 }
 
 func cmdToken(ctx context.Context, args, env []string, stdout io.Writer) error {

@@ -6,6 +6,9 @@
 //	tend user add EMAIL --role R      create a web login and print its password
 //	tend healthcheck                  probe the local server (container HEALTHCHECK)
 //	tend import mbox|maildir PATH…    import old mail, quietly and resumably
+//	tend export --ticket N | --customer EMAIL --out DIR   JSON and raw .eml files
+//	tend forget EMAIL                 erase a person's mail (GDPR), leaving an audit record
+//	tend backup DIR                   a consistent online copy (SQLite)
 //	tend version                      print the version
 package main
 
@@ -41,6 +44,10 @@ commands:
   healthcheck [--config FILE]    exit 0 when the local server answers /readyz (for container HEALTHCHECK)
   import mbox|maildir PATH… [--config FILE] [--inbox ADDR]
                                  import old mail: threaded, never answered, resumable after a kill
+  export --ticket N | --customer EMAIL --out DIR [--config FILE]
+                                 write tickets as JSON plus their raw .eml files
+  forget EMAIL [--config FILE]   erase a person's tickets, messages, raw bytes and contact (server stopped on SQLite)
+  backup DIR [--config FILE]     a consistent copy of a running SQLite installation (PostgreSQL: pg_dump)
   version                        print the version
 `
 
@@ -67,6 +74,12 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int 
 		err = cmdHealthcheck(ctx, args[1:], env, stdout)
 	case "import":
 		err = cmdImport(ctx, args[1:], env, stdout, stderr)
+	case "export":
+		err = cmdExport(ctx, args[1:], env, stdout)
+	case "forget":
+		err = cmdForget(ctx, args[1:], env, stdout)
+	case "backup":
+		err = cmdBackup(ctx, args[1:], env, stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "tend", versionString())
 	case "help", "-h", "--help":
