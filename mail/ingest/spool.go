@@ -265,14 +265,20 @@ func (s *streamHash) write(p []byte) {
 		writeNoCR(s.content, p)
 		return
 	}
-	start := len(s.head)
+	// The header block is parsed once, over the first headMax bytes (or
+	// the whole message when shorter), never at a blank line seen in one
+	// read: where the lenient parser ends a header block can depend on
+	// bytes after that line, and the headers and the content hash must
+	// not depend on how the sender's bytes were cut into reads (FuzzSpool
+	// found a message whose early "\r\r" ended the block in one read and
+	// not in another).
 	room := headMax - len(s.head)
 	take := p
 	if len(take) > room {
 		take = take[:room]
 	}
 	s.head = append(s.head, take...)
-	if end := headerEnd(s.head, start); end >= 0 || len(s.head) >= headMax {
+	if len(s.head) >= headMax {
 		s.endHead()
 	}
 	if rest := p[len(take):]; len(rest) > 0 {
@@ -298,19 +304,6 @@ func (s *streamHash) endHead() {
 	writeNoCR(s.content, s.head[s.bodyOff:])
 	// Keep only the header block: the body part is hashed and on disk.
 	s.head = s.head[:s.bodyOff:s.bodyOff]
-}
-
-// headerEnd returns the index just past the first blank line of head,
-// looking from a little before from (a line end may straddle two
-// chunks), or -1.
-func headerEnd(head []byte, from int) int {
-	from = max(0, from-3)
-	for _, sep := range [][]byte{[]byte("\n\n"), []byte("\n\r\n"), []byte("\r\r")} {
-		if i := bytes.Index(head[from:], sep); i >= 0 {
-			return from + i + len(sep)
-		}
-	}
-	return -1
 }
 
 func writeNoCR(w io.Writer, p []byte) {
