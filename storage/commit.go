@@ -102,7 +102,10 @@ func (c *Committer) Deliver(ctx context.Context, in *Incoming) (Delivered, error
 	if in.MessageID == "" || in.Hash == "" {
 		return Delivered{}, errors.New("deliver: message id and hash are required")
 	}
-	if fb, ok := in.Body.(FileBody); ok && c.s.segs != nil && fb.Size() >= fileMin {
+	// A Body may have the methods of a file and none behind it (a spool
+	// made from bytes the IMAP poller or an import already held): only a
+	// named file is moved into place.
+	if fb, ok := in.Body.(FileBody); ok && fb.Name() != "" && c.s.segs != nil && fb.Size() >= fileMin {
 		// Made durable here, on the caller's goroutine, so that the
 		// committer only moves it into place.
 		if err := fb.Sync(); err != nil {
