@@ -175,13 +175,10 @@ func benchBigMail(b *testing.B, backend string, size int) {
 	}
 	elapsed := time.Since(start)
 	peak := procStatus("VmHWM")
-	// Let the maintenance checkpoint run, as it does every second.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if fi, err := os.Stat(filepath.Join(dir, "tend.db-wal")); err != nil || fi.Size() <= 4<<20 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond) // waiting on the real maintenance loop, not synchronising a test
+	// The checkpoint the maintenance loop runs every second, run here
+	// once, so the disk figure does not count a WAL it would truncate.
+	if err := st.Checkpoint(ctx); err != nil {
+		b.Fatal(err)
 	}
 	stored := benchStoredBytes(b, dir, pg) - size0
 	b.ReportMetric(elapsed.Seconds(), "s-to-process")
