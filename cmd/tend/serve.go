@@ -207,12 +207,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 			continue
 		}
 		srv := smtpd.New(smtpOpts, pipe, rcpts, door.lmtp)
-		if door.lmtp {
-			_ = os.Remove(door.addr) // a stale socket from a crash
-		}
-		if err := runSMTP(ctx, g, log, door.network, door.addr, srv); err != nil {
+		l, err := listenDoor(door.network, door.addr, cfg.SMTP)
+		if err != nil {
 			return err
 		}
+		runSMTP(ctx, g, log, l, srv)
 	}
 
 	pollers, err := imapPollers(cfg, st, pipe, owner, reg, log)
@@ -381,13 +380,9 @@ func webOptions(cfg config.Config) web.Options {
 	return web.Options{BaseURL: cfg.Web.BaseURL, TrustedProxies: cfg.Web.TrustedProxies, MetricsSeparate: cfg.Web.MetricsListen != ""}
 }
 
-func runSMTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, network, addr string, srv *smtpd.Server) error {
-	l, err := net.Listen(network, addr)
-	if err != nil {
-		return fmt.Errorf("smtp listen %s: %w", addr, err)
-	}
+func runSMTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, l net.Listener, srv *smtpd.Server) {
 	kind := "smtp"
-	if network == "unix" {
+	if l.Addr().Network() == "unix" {
 		kind = "lmtp"
 	}
 	log.Info(kind+" listening", "addr", l.Addr().String())
@@ -398,7 +393,6 @@ func runSMTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, network, 
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
-	return nil
 }
 
 // loginURL is where a person logs in: web.base_url when it was set, else
