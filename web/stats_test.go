@@ -4,7 +4,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -51,20 +50,7 @@ func TestStatsAPIAndPage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			get := func(path string) (int, string) {
-				req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
-				req.Header.Set("Authorization", "Bearer "+tok)
-				res, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer res.Body.Close()
-				b, err := io.ReadAll(res.Body)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return res.StatusCode, string(b)
-			}
+			get := func(path string) (int, string) { return apiGetRaw(t, ts.URL, tok, path) }
 			var rep struct {
 				Tickets       int
 				FirstResponse struct {
