@@ -72,12 +72,12 @@ type Ticket struct {
 	AssigneeID      *int64
 	InboxID         int64 `gorm:"not null"`
 	MergedInto      *int64
-	Breached        bool   `gorm:"not null;default:false"`
-	RepeatContacts  int    `gorm:"not null;default:0"`
-	Tags            string `gorm:"type:text;not null;default:''"` // space-separated
-	CloseReason     string `gorm:"type:text;not null;default:''"`
-	LinkedTo        *int64 // the older ticket a reply after the reopen window came from
-	CreatedAt       time.Time
+	Breached        bool      `gorm:"not null;default:false"`
+	RepeatContacts  int       `gorm:"not null;default:0"`
+	Tags            string    `gorm:"type:text;not null;default:''"` // space-separated
+	CloseReason     string    `gorm:"type:text;not null;default:''"`
+	LinkedTo        *int64    // the older ticket a reply after the reopen window came from
+	CreatedAt       time.Time `gorm:"index:idx_tickets_created"` // the stats' date range
 	UpdatedAt       time.Time `gorm:"index:idx_tickets_state_updated,priority:2"`
 	FirstResponseAt *time.Time
 	LastCustomerAt  *time.Time
@@ -238,11 +238,11 @@ type Attachment struct {
 type Event struct {
 	ID           int64  `gorm:"primaryKey"`
 	TicketID     int64  `gorm:"not null;index"`
-	Kind         string `gorm:"size:50;not null"`
+	Kind         string `gorm:"size:50;not null;index:idx_events_kind_created,priority:1"`
 	Actor        string `gorm:"type:text;not null;default:''"`
 	Detail       string `gorm:"type:text;not null;default:''"`
 	MessageRowID *int64
-	CreatedAt    time.Time
+	CreatedAt    time.Time `gorm:"index:idx_events_kind_created,priority:2"` // the stats find reopens by kind since a date
 }
 
 // OutboxMail is an outgoing mail. It is committed in the same transaction as

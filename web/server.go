@@ -47,6 +47,8 @@ type Store interface {
 	CustomerHistory(ctx context.Context, email string, limit int) ([]storage.HistoryTicket, error)
 	// SatisfactionStats is the satisfaction figure for the API.
 	SatisfactionStats(ctx context.Context) (storage.SatisfactionStats, error)
+	// Stats is the report of /stats and /api/stats.
+	Stats(ctx context.Context, f storage.StatsFilter) (storage.StatsReport, error)
 }
 
 // Check is a named readiness check for /readyz (the database, each IMAP
@@ -166,6 +168,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /rate", s.ratePage)
 	m.HandleFunc("POST /rate", s.rate)
 	m.Handle("GET /api/stats/satisfaction", s.api(s.apiSatisfaction))
+	m.Handle("GET /api/stats", s.api(s.apiStats))
+	m.Handle("GET /stats", s.page(s.statsPage))
 	m.HandleFunc("GET /login", s.loginPage)
 	m.HandleFunc("POST /login", s.login)
 	m.Handle("POST /logout", s.page(s.logout))
