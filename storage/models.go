@@ -102,10 +102,25 @@ type Ticket struct {
 	SatisfactionScore   int    `gorm:"not null;default:0"`
 	SatisfactionComment string `gorm:"type:text;not null;default:''"`
 	SatisfactionAt      *time.Time
+	// ClusterID is the ticket that started the group of tickets about the
+	// same thing this one belongs to (its own number when it is alone):
+	// set once, from the subject and the first customer message.
+	ClusterID *int64 `gorm:"index"`
+	// Stems are the first message's word stems (package similar), space
+	// separated, kept while the ticket can still gather look-alikes.
+	Stems string `gorm:"type:text;not null;default:''"`
 
 	Customer *Contact `gorm:"foreignKey:CustomerID"`
 	Assignee *Agent   `gorm:"foreignKey:AssigneeID"`
 	Inbox    *Inbox   `gorm:"foreignKey:InboxID"`
+}
+
+// TicketBand is one LSH band key of a ticket's content signature: a new
+// ticket finds its look-alikes among the tickets sharing a band. Rows of
+// tickets older than the cluster window are pruned.
+type TicketBand struct {
+	Band     int64 `gorm:"primaryKey;autoIncrement:false"`
+	TicketID int64 `gorm:"primaryKey;autoIncrement:false;index"`
 }
 
 // TicketInbox records that an inbox sees a ticket: one message addressed to
@@ -353,7 +368,7 @@ type Setting struct {
 // allModels lists every model in creation order for migrations.
 func allModels() []any {
 	return []any{
-		&Inbox{}, &Contact{}, &Agent{}, &Ticket{}, &TicketInbox{}, &Participant{},
+		&Inbox{}, &Contact{}, &Agent{}, &Ticket{}, &TicketInbox{}, &TicketBand{}, &Participant{},
 		&RawMessage{}, &RawChunk{}, &Message{}, &MessageRef{}, &Attachment{}, &Event{},
 		&OutboxMail{}, &Timer{}, &Work{}, &APIToken{}, &WebSession{}, &Lease{},
 		&MailboxState{}, &Setting{}, &Erasure{},

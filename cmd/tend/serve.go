@@ -169,6 +169,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	timers := followup.NewTimers(st, exec, owner, 5*time.Second, log)
 	var committer *storage.Committer
 	handle := guardAccess(exec.HandleMessage)
+	if cfg.Clusters.Window > 0 {
+		handle = ingest.Clusterer{Window: cfg.Clusters.Window, Clock: storage.SystemClock{}}.Then(handle)
+	}
 	proc := ingest.NewProcessor(st, processorLimits(cfg, ingest.ProcessorOptions{Owner: owner, Logger: log, AfterParse: handle, AfterCommit: func() {
 		if sender != nil {
 			sender.Wake()
@@ -377,7 +380,8 @@ func followupOptions(cfg config.Config) followup.Options {
 }
 
 func webOptions(cfg config.Config) web.Options {
-	return web.Options{BaseURL: cfg.Web.BaseURL, TrustedProxies: cfg.Web.TrustedProxies, MetricsSeparate: cfg.Web.MetricsListen != ""}
+	return web.Options{BaseURL: cfg.Web.BaseURL, TrustedProxies: cfg.Web.TrustedProxies, MetricsSeparate: cfg.Web.MetricsListen != "",
+		ClusterWindow: cfg.Clusters.Window}
 }
 
 func runSMTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, l net.Listener, srv *smtpd.Server) {

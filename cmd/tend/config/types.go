@@ -67,6 +67,8 @@ type Config struct {
 	Notifications Notifications `yaml:"notifications"`
 	// Retention keeps the data directory proportional to the mail received.
 	Retention Retention `yaml:"retention"`
+	// Clusters groups tickets about the same thing by their content.
+	Clusters Clusters `yaml:"clusters"`
 	// Inboxes are the support addresses tend accepts mail for; a list in the file replaces the default list.
 	Inboxes []Inbox `yaml:"inboxes"`
 	// Agents are the people who answer tickets; first start also creates an admin login.
@@ -235,6 +237,13 @@ type Retention struct {
 	OutboxBodies time.Duration `yaml:"outbox_bodies"`
 	// CompactEvery is how often raw-message segment files (SQLite) are compacted: bytes of duplicates, aborted writes and erased messages are reclaimed; on PostgreSQL, raw chunks no message points at are deleted.
 	CompactEvery time.Duration `yaml:"compact_every"`
+}
+
+// Clusters configures the grouping of tickets by content (the queue's
+// "similar complaints", /api/clusters).
+type Clusters struct {
+	// Window is how far back a new ticket looks for tickets like it, and how long a closed ticket still counts in its cluster; 0 turns clustering off.
+	Window time.Duration `yaml:"window"`
 }
 
 // Log configures log/slog.
@@ -414,6 +423,7 @@ func Default() Config {
 		},
 		Notifications: Notifications{MaxText: 64 << 10, AttachMax: 1 << 20},
 		Retention:     Retention{OutboxBodies: 30 * 24 * time.Hour, CompactEvery: time.Hour},
+		Clusters:      Clusters{Window: 7 * 24 * time.Hour},
 		Inboxes: []Inbox{{
 			Address:      "support@localhost",
 			Name:         "Support",
