@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -205,6 +206,11 @@ type Counts struct {
 	Messages       int64
 	PendingWork    int64
 	PendingOutbox  int64
+	// DeferredOutbox are the pending mails not due yet: retries after a
+	// relay's 4xx, and notifications coalescing in notify_window.
+	DeferredOutbox int64
+	// SentOutbox are the mails the relay accepted.
+	SentOutbox int64
 }
 
 // Counts returns current totals, a few grouped queries.
@@ -230,9 +236,13 @@ func (s *Store) Counts(ctx context.Context) (Counts, error) {
 		{&Message{}, "", &c.Messages},
 		{&Work{}, "", &c.PendingWork},
 		{&OutboxMail{}, "status = 'pending'", &c.PendingOutbox},
+		{&OutboxMail{}, "status = 'pending' AND next_attempt_at > ?", &c.DeferredOutbox},
+		{&OutboxMail{}, "status = 'sent'", &c.SentOutbox},
 	} {
 		tx := db.Model(q.model)
-		if q.where != "" {
+		if q.where != "" && strings.Contains(q.where, "?") {
+			tx = tx.Where(q.where, s.now())
+		} else if q.where != "" {
 			tx = tx.Where(q.where)
 		}
 		if err := tx.Count(q.dst).Error; err != nil {

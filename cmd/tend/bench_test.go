@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/smtp"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -108,29 +105,12 @@ func benchSend(b *testing.B, addr string, msgs [][]byte, conc int) {
 				if i >= int64(len(msgs)) { // keep every message distinct
 					raw = append([]byte(fmt.Sprintf("X-Bench-Copy: %d\r\n", i)), raw...)
 				}
-				if err := c.Mail("sender@example.com"); err != nil {
-					b.Error(err)
-					return
-				}
-				if err := c.Rcpt("support@acme.test"); err != nil {
-					b.Error(err)
-					return
-				}
-				wc, err := c.Data()
+				took, err := sendOn(c, raw)
 				if err != nil {
 					b.Error(err)
 					return
 				}
-				if _, err := wc.Write(raw); err != nil {
-					b.Error(err)
-					return
-				}
-				t0 := time.Now()
-				if err := wc.Close(); err != nil {
-					b.Error(err)
-					return
-				}
-				lat[w] = append(lat[w], time.Since(t0))
+				lat[w] = append(lat[w], took)
 			}
 		}()
 	}
@@ -155,45 +135,15 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// benchCorpus loads TEND_BENCH_CORPUS or generates messages shaped like
-// the shared load generator's: plain and HTML+text, replies with
-// References, several charsets, 5% with a 200 KB attachment.
+// benchCorpus loads TEND_BENCH_CORPUS (the shared load generator's
+// corpus) or generates messages of the same shapes (benchMessages).
 func benchCorpus(b *testing.B) [][]byte {
 	if dir := os.Getenv("TEND_BENCH_CORPUS"); dir != "" {
-		files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
-		if err != nil || len(files) == 0 {
-			b.Fatalf("TEND_BENCH_CORPUS=%s: no .eml files", dir)
+		msgs, err := loadBenchMessages(dir)
+		if err != nil {
+			b.Fatalf("TEND_BENCH_CORPUS: %v", err)
 		}
-		var out [][]byte
-		for _, f := range files {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				b.Fatal(err)
-			}
-			out = append(out, bytes.ReplaceAll(bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n")))
-		}
-		return out
+		return msgs
 	}
-	r := rand.New(rand.NewPCG(1, 2))
-	var out [][]byte
-	for i := range 2000 {
-		var m strings.Builder
-		fmt.Fprintf(&m, "From: Customer %d <c%d@example.com>\r\nTo: support@acme.test\r\nSubject: Question %d about my order\r\n", i%300, i%300, i)
-		fmt.Fprintf(&m, "Message-ID: <bench-%d@example.com>\r\nDate: Mon, 2 Mar 2026 09:00:00 +0000\r\nMIME-Version: 1.0\r\n", i)
-		if i%3 == 1 {
-			fmt.Fprintf(&m, "In-Reply-To: <bench-%d@example.com>\r\nReferences: <bench-%d@example.com>\r\n", i-1, i-1)
-		}
-		body := strings.Repeat("Lorem ipsum dolor sit amet, consectetur adipiscing elit. ", 20+r.IntN(300))
-		switch {
-		case i%20 == 0:
-			att := strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\r\n", 5500) // ~200 KB
-			fmt.Fprintf(&m, "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=a.pdf\r\n\r\n%s--b--\r\n", body, att)
-		case i%2 == 0:
-			fmt.Fprintf(&m, "Content-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n%s\r\n--a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>%s</p>\r\n--a--\r\n", body, body)
-		default:
-			fmt.Fprintf(&m, "Content-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n", body)
-		}
-		out = append(out, []byte(m.String()))
-	}
-	return out
+	return benchMessages(2000)
 }
