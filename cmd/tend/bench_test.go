@@ -6,13 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/smtp"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -80,52 +76,19 @@ func startInProcess(b *testing.B, backend string) string {
 }
 
 func benchSend(b *testing.B, addr string, msgs [][]byte, conc int) {
-	var next atomic.Int64
-	lat := make([][]time.Duration, conc)
-	var wg sync.WaitGroup
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	start := time.Now()
-	for w := range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := smtp.Dial(addr)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			defer c.Close()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(b.N) {
-					return
-				}
-				raw := msgs[i%int64(len(msgs))]
-				if i >= int64(len(msgs)) { // keep every message distinct
-					raw = append([]byte(fmt.Sprintf("X-Bench-Copy: %d\r\n", i)), raw...)
-				}
-				took, err := sendOn(c, raw)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				lat[w] = append(lat[w], took)
-			}
-		}()
-	}
-	wg.Wait()
+	all, err := blast(addr, msgs, b.N, conc, true, io.Discard)
 	took := time.Since(start)
 	b.StopTimer()
-	all := slices.Concat(lat...)
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	if len(all) == 0 {
-		return
+	if err != nil {
+		b.Fatal(err)
 	}
-	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000 }
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	b.ReportMetric(float64(len(all))/took.Seconds(), "msgs/s")
-	b.ReportMetric(pct(0.5), "p50_ms")
-	b.ReportMetric(pct(0.99), "p99_ms")
+	b.ReportMetric(ms(pctile(all, 0.5)), "p50_ms")
+	b.ReportMetric(ms(pctile(all, 0.99)), "p99_ms")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(len(all)), "cpu_ms/msg")
 }
 
