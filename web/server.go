@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/web/live"
 )
 
 // Store is what the web layer reads and writes.
@@ -88,9 +89,17 @@ type Options struct {
 	// queue page; nil shows none. It is called on every queue render and
 	// must be cheap (a snapshot the pollers keep up to date).
 	InboxStatus func() []InboxStatus
-	// QueueRefresh is how often an open queue page asks for fresh rows;
-	// default 15 s.
+	// QueueRefresh is how often an open queue page redraws when nothing
+	// changed (its "waiting 5 min" figures age); default 60 s. Changes
+	// arrive through Live at once.
 	QueueRefresh time.Duration
+	// Live is the fan-out of the database's change feed behind
+	// /api/events and the pages' live updates; nil answers /api/events
+	// with 501 and leaves the pages to QueueRefresh.
+	Live *live.Hub
+	// LiveHeartbeat is how often an idle event stream sends a comment
+	// line, so that proxies and browsers keep it open; default 20 s.
+	LiveHeartbeat time.Duration
 	// RelayConfigured says whether outgoing mail can leave at all; without
 	// a relay the ticket page says "not sent: no relay configured".
 	RelayConfigured bool
@@ -135,7 +144,10 @@ func New(store Store, opts Options) (*Server, error) {
 		opts.Clock = storage.SystemClock{}
 	}
 	if opts.QueueRefresh <= 0 {
-		opts.QueueRefresh = 15 * time.Second
+		opts.QueueRefresh = 60 * time.Second
+	}
+	if opts.LiveHeartbeat <= 0 {
+		opts.LiveHeartbeat = 20 * time.Second
 	}
 	pages, err := template.New("").Funcs(funcs(opts.Clock.Now)).ParseFS(assets, "templates/*.html")
 	if err != nil {
@@ -161,6 +173,7 @@ func (s *Server) routes() {
 	m.Handle("GET /api/tickets", s.api(s.apiTickets))
 	m.Handle("GET /api/tickets/{number}", s.api(s.apiTicket))
 	m.Handle("GET /api/messages/{id}", s.api(s.apiMessage))
+	m.HandleFunc("GET /api/events", s.apiEvents)
 	m.HandleFunc("GET /confirm", s.confirmPage)
 	m.HandleFunc("POST /confirm", s.confirm)
 	m.HandleFunc("GET /rate", s.ratePage)
