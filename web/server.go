@@ -103,6 +103,10 @@ type Options struct {
 	// RelayConfigured says whether outgoing mail can leave at all; without
 	// a relay the ticket page says "not sent: no relay configured".
 	RelayConfigured bool
+	// Answer takes a reply or an internal note written on the ticket page
+	// or through the API as the agent's mail (mail/webreply); nil hides
+	// the form and answers the API with 501.
+	Answer func(ctx context.Context, a Answer) error
 	// Confirm applies a customer's signed confirmation link and returns
 	// the ticket and the answer ("yes" or "no"); nil disables /confirm.
 	Confirm func(ctx context.Context, token string) (int64, string, error)
@@ -184,10 +188,14 @@ func (s *Server) routes() {
 	m.Handle("POST /logout", s.page(s.logout))
 	m.Handle("POST /api/tickets/{number}/state", s.api(s.apiState))
 	m.Handle("POST /api/messages/{id}/split", s.api(s.apiSplit))
+	m.Handle("POST /api/tickets/{number}/reply", s.api(s.apiAnswer(false)))
+	m.Handle("POST /api/tickets/{number}/note", s.api(s.apiAnswer(true)))
 	m.Handle("GET /{$}", s.page(s.queue))
 	m.Handle("GET /queue/live", s.page(s.queueLive))
 	m.Handle("GET /tickets/{number}", s.page(s.ticketPage))
 	m.Handle("POST /tickets/{number}/actions", s.page(s.ticketAction))
+	m.Handle("POST /tickets/{number}/reply", s.page(s.ticketAnswer(false)))
+	m.Handle("POST /tickets/{number}/note", s.page(s.ticketAnswer(true)))
 	m.Handle("POST /tickets/{number}/messages/{id}/split", s.page(s.ticketSplit))
 	m.Handle("GET /tickets/{number}/messages/{id}/raw", s.page(s.rawDownload))
 	m.Handle("GET /tickets/{number}/messages/{id}/attachments/{part}", s.page(s.attachmentDownload))

@@ -28,6 +28,7 @@ import (
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
 	"github.com/tendhq/tend/web"
+	"github.com/tendhq/tend/web/live"
 )
 
 func cmdServe(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
@@ -251,6 +252,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	wopts := webOptions(cfg)
 	wopts.Gatherer, wopts.Logger, wopts.Checks, wopts.Actions, wopts.InboxStatus, wopts.Confirm, wopts.Rate = reg, log, checks, exec, inboxStatus, exec.Confirm, exec.Rate
 	wopts.RelayConfigured, wopts.MetricsToken = sender != nil, metricsToken
+	// One change feed per process, shared by every open page and stream.
+	wopts.Live = live.New(live.Options{})
+	g.Go(func() error { return wopts.Live.Run(ctx, st) })
 	h, err := web.New(st, wopts)
 	if err != nil {
 		return err
