@@ -93,7 +93,9 @@ func (w *Writer) Write(ctx context.Context, r Request) (storage.Delivered, error
 		MessageID: "web." + strings.ToLower(rand.Text()) + "@" + w.opts.Domain,
 		Date:      w.opts.Clock.Now(),
 		Text:      strings.ReplaceAll(r.Text, "\r\n", "\n"),
-		Extra:     map[string]string{"X-Tend-Written": "web view"},
+		// Never sent, so no loop to mark; compose wants a field, and this
+		// one says where the mail was written.
+		LoopHeader: "X-Tend-Written: web view",
 	}
 	if id := strings.Trim(strings.TrimSpace(r.InReplyTo), "<>"); id != "" {
 		m.InReplyTo, m.References = id, []string{id}
