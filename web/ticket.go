@@ -75,6 +75,9 @@ func (m *messageView) AuthDetail() string {
 	if m.Direction != storage.DirectionIn || a.Method == "" {
 		return ""
 	}
+	if a.Method == "web" {
+		return "written in tend's web view by a signed-in agent"
+	}
 	with := func(res, dom string) string {
 		if dom == "" {
 			return res
