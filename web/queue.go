@@ -117,8 +117,13 @@ func (s *Server) queue(w http.ResponseWriter, r *http.Request, sess storage.Sess
 }
 
 // queueLive serves the part of the queue that live.js fetches again when
-// /api/events reports a change.
+// /api/events reports a change (see sharedRenders).
 func (s *Server) queueLive(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo) {
+	if s.opts.Live != nil {
+		// Tabs that ask together after a change share one render.
+		s.sharedQueueLive(w, r, sess)
+		return
+	}
 	s.serveQueue(w, r, sess, "live")
 }
 

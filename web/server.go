@@ -137,6 +137,8 @@ type Server struct {
 	mux     *http.ServeMux
 	limiter *loginLimiter
 	proxies []netip.Prefix
+	// shared are the queue renders open tabs share (livecache.go).
+	shared sharedRenders
 }
 
 // New returns the web server's handler.

@@ -229,6 +229,16 @@ func (h *Hub) ResetFrame() []byte {
 	return frame(Event{ID: id, Reset: true})
 }
 
+// Seq is the sequence number of the newest event: anything computed from
+// the database while Seq stayed the same is still current, since every
+// committed change passes through the hub (see the queue's shared
+// renders).
+func (h *Hub) Seq() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seq
+}
+
 // Stats are the hub's counters.
 type Stats struct {
 	Subscribers int
