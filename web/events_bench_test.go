@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -97,4 +98,58 @@ type benchStore struct{ Store }
 
 func (benchStore) CheckToken(context.Context, string) (storage.APIToken, error) {
 	return storage.APIToken{Name: "bench", Role: storage.RoleLead}, nil
+}
+
+// BenchmarkQueueLiveTabs measures what one change costs the server when
+// that many queue tabs are open and each fetches the queue's live part
+// again, as live.js does on every event: with the hub, tabs that ask
+// together share one render; "unshared" is the same without the hub (each
+// tab runs the queue's queries, as the former poll did). Reported as
+// cpu-ms/change.
+func BenchmarkQueueLiveTabs(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		tabs   int
+		shared bool
+	}{{"1-tab", 1, true}, {"100-tabs", 100, true}, {"100-tabs-unshared", 100, false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			hub := live.New(live.Options{})
+			e := newEnv(b, "sqlite", func(o *Options) {
+				if tc.shared {
+					o.Live = hub
+				}
+			})
+			for i := range 60 {
+				e.deliver(mail("c"+strconv.Itoa(i)+"@example.com", "bq"+strconv.Itoa(i)+"@example.com", "Question "+strconv.Itoa(i), "help"))
+			}
+			ts := e.serve()
+			br := newBrowser(b, ts.URL)
+			br.login("lena@acme.test", leadPW)
+			fetch := func() {
+				req, _ := http.NewRequest(http.MethodGet, ts.URL+"/queue/live", nil)
+				res, err := br.c.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+			b.ResetTimer()
+			start := cpuTime(b)
+			for i := range b.N {
+				e.setTicket(1, "priority = '"+[]string{"high", "normal"}[i%2]+"'")
+				hub.Publish([]storage.Change{{Ticket: 1, Kinds: []string{storage.ChangeTicket}, Inboxes: []string{support}}})
+				var wg sync.WaitGroup
+				for range tc.tabs {
+					wg.Add(1)
+					go func() { defer wg.Done(); fetch() }()
+				}
+				wg.Wait()
+			}
+			cpu := cpuTime(b) - start
+			b.StopTimer()
+			b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/change")
+		})
+	}
 }
