@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/web/live"
 )
 
@@ -287,5 +290,36 @@ func TestEventsWithoutHub(t *testing.T) {
 	_, res := stream(t, http.DefaultClient, req)
 	if res.StatusCode != http.StatusNotImplemented {
 		t.Fatalf("status %d", res.StatusCode)
+	}
+}
+
+// TestLiveMetrics: the hub's figures are on /metrics.
+func TestLiveMetrics(t *testing.T) {
+	hub := live.New(live.Options{Buffer: 1})
+	reg := prometheus.NewRegistry()
+	RegisterLive(reg, hub)
+	fast, slow := hub.Subscribe(func([]string) bool { return true }), hub.Subscribe(func([]string) bool { return true })
+	defer fast.Close()
+	hub.Publish([]storage.Change{{Ticket: 1, Inboxes: []string{support}}})
+	<-fast.C
+	hub.Publish([]storage.Change{{Ticket: 2, Inboxes: []string{support}}}) // slow's buffer of one is full
+	want := map[string]float64{"tend_live_streams": 1, "tend_live_events_sent_total": 3, "tend_live_streams_dropped_total": 1}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		got := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		if got != want[mf.GetName()] {
+			t.Errorf("%s = %v, want %v", mf.GetName(), got, want[mf.GetName()])
+		}
+		delete(want, mf.GetName())
+	}
+	if len(want) > 0 {
+		t.Errorf("missing %v", want)
+	}
+	if !slow.Dropped() {
+		t.Error("the slow stream was not dropped")
 	}
 }

@@ -260,6 +260,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	wopts.Answer = webAnswer(replies)
 	// One change feed per process, shared by every open page and stream.
 	wopts.Live = live.New(live.Options{})
+	web.RegisterLive(reg, wopts.Live)
 	g.Go(func() error { return wopts.Live.Run(ctx, st) })
 	h, err := web.New(st, wopts)
 	if err != nil {
