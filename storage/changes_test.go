@@ -171,3 +171,87 @@ func TestWatchChangesBatches(t *testing.T) {
 		}
 	})
 }
+
+// TestWatchChangesAcrossProcesses: a change written through one Store (a
+// replica on PostgreSQL; `tend import` beside the server on SQLite) is
+// heard by the feed of another Store on the same database.
+func TestWatchChangesAcrossProcesses(t *testing.T) {
+	clock := storagetest.NewFakeClock(t0)
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T) (a, b *storage.Store)
+	}{
+		{"sqlite", func(t *testing.T) (*storage.Store, *storage.Store) {
+			dir := t.TempDir()
+			return openAt(t, storage.Options{Driver: storage.DriverSQLite, DataDir: dir, Clock: clock}),
+				openAt(t, storage.Options{Driver: storage.DriverSQLite, DataDir: dir, Clock: clock})
+		}},
+		{"postgres", func(t *testing.T) (*storage.Store, *storage.Store) {
+			dsn := storagetest.PostgresDSN(t)
+			return openAt(t, storage.Options{Driver: storage.DriverPostgres, DSN: dsn, Clock: clock}),
+				openAt(t, storage.Options{Driver: storage.DriverPostgres, DSN: dsn, Clock: clock})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := tc.open(t)
+			if err := a.SyncInboxes(context.Background(), []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
+				t.Fatal(err)
+			}
+			feed := watch(t, b)
+			d := deliver(t, committer(t, a), incoming("ann@example.com", "x1@example.com", "Elsewhere", ""))
+			if got := awaitChange(t, feed, d.Ticket, storage.ChangeMessage); !slices.Equal(got.Inboxes, []string{"support@acme.test"}) {
+				t.Fatalf("change %+v", got)
+			}
+		})
+	}
+}
+
+func openAt(t *testing.T, o storage.Options) *storage.Store {
+	t.Helper()
+	s, err := storage.Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// TestWatchChangesReconnects: when PostgreSQL drops the feed's LISTEN
+// connection, the feed says "reset" (what was notified meanwhile is
+// lost) once it is back, and hears changes again.
+func TestWatchChangesReconnects(t *testing.T) {
+	s := storagetest.OpenPostgres(t, storagetest.NewFakeClock(t0))
+	ctx := context.Background()
+	if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan storage.Change, 100)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.WatchChanges(wctx, func(cs []storage.Change) {
+			for _, c := range cs {
+				out <- c
+			}
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	waitReset := func() {
+		t.Helper()
+		select {
+		case c := <-out:
+			if !c.Reset {
+				t.Fatalf("want a reset, got %+v", c)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("no reset")
+		}
+	}
+	waitReset()
+	if err := storage.ExecForTest(ctx, s, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = current_database()"); err != nil {
+		t.Fatal(err)
+	}
+	waitReset()
+	d := deliver(t, committer(t, s), incoming("ann@example.com", "rc1@example.com", "After the drop", ""))
+	awaitChange(t, out, d.Ticket, storage.ChangeMessage)
+}
