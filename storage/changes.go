@@ -199,6 +199,11 @@ func (s *Store) pollChanges(ctx context.Context, fn func([]Change)) error {
 	if err := db.Model(&TicketChange{}).Select("COALESCE(MAX(id), 0)").Scan(&last).Error; err != nil {
 		return fmt.Errorf("change log: %w", err)
 	}
+	// What piled up while no server read the log (an import run with the
+	// server stopped) is history: only the newest rows are kept.
+	if err := db.Where("id <= ?", last-changeKeep).Delete(&TicketChange{}).Error; err != nil {
+		return fmt.Errorf("change log pruning: %w", err)
+	}
 	t := time.NewTicker(changePoll)
 	defer t.Stop()
 	pruned := last

@@ -255,3 +255,22 @@ func TestWatchChangesReconnects(t *testing.T) {
 	d := deliver(t, committer(t, s), incoming("ann@example.com", "rc1@example.com", "After the drop", ""))
 	awaitChange(t, out, d.Ticket, storage.ChangeMessage)
 }
+
+// TestChangeLogPruned: SQLite's change log keeps only its newest rows,
+// also of what piled up while no feed read it.
+func TestChangeLogPruned(t *testing.T) {
+	s := storagetest.OpenSQLite(t, storagetest.NewFakeClock(t0))
+	ctx := context.Background()
+	if err := storage.ExecForTest(ctx, s, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 5000)
+		INSERT INTO ticket_changes (ticket_id, kind) SELECT i, 'event' FROM n`); err != nil {
+		t.Fatal(err)
+	}
+	watch(t, s) // started: the pile is pruned
+	n, err := storage.CountForTest(ctx, s, "SELECT COUNT(*) FROM ticket_changes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1000 {
+		t.Fatalf("%d rows left of 5000, want the newest 1000", n)
+	}
+}

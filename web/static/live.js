@@ -65,8 +65,13 @@
     again = false;
     fetch(src, { credentials: "same-origin", cache: "no-store" })
       .then(function (res) {
-        if (res.redirected && new URL(res.url).pathname === "/login") {
+        var path = new URL(res.url).pathname;
+        if (res.redirected && path === "/login") {
           window.location.assign("/login"); // the session ended
+          return null;
+        }
+        if (res.redirected && only && path !== src) {
+          window.location.assign(res.url); // merged: its number leads elsewhere now
           return null;
         }
         return res.ok ? res.text() : null;
