@@ -114,6 +114,13 @@ func ExecForTest(ctx context.Context, s *Store, stmt string) error {
 	return s.db.WithContext(ctx).Exec(stmt).Error
 }
 
+// CountForTest runs a query that returns one number.
+func CountForTest(ctx context.Context, s *Store, query string) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Raw(query).Scan(&n).Error
+	return n, err
+}
+
 // SetFaults makes the group commit of s call fn at each phase (FaultBegin,
 // FaultDeliver, FaultCommit) and fail there with what it returns.
 func SetFaults(s *Store, fn func(phase string) error) { s.faults = fn }

@@ -84,6 +84,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := db.AutoMigrate(allModels()...); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	if err := s.ensureChangeFeed(db); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	for _, st := range steps() {
 		if st.version <= current {
 			continue

@@ -72,6 +72,9 @@ type Store struct {
 	// dbClock: leases are judged by the database's clock (see
 	// Options.DatabaseClock and leaseNow).
 	dbClock bool
+	// dsn is the PostgreSQL DSN, for the change feed's LISTEN connection
+	// (see WatchChanges); "" on SQLite.
+	dsn string
 
 	segs *segments // raw bytes beside SQLite; nil on PostgreSQL
 	lock *os.File  // the raw directory's lock (lockRaw); nil on PostgreSQL
@@ -174,6 +177,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}, walPath: walPath, walLimit: opts.WALSizeLimit,
 		chunkSem: make(chan struct{}, chunkWriters)}
 	s.dbClock = opts.DatabaseClock && opts.Driver == DriverPostgres
+	if opts.Driver == DriverPostgres {
+		s.dsn = opts.DSN
+	}
 	if rawDir != "" {
 		if s.segs, err = openSegments(rawDir); err != nil {
 			_ = sqlDB.Close()

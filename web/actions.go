@@ -183,18 +183,8 @@ func (s *Server) act(ctx context.Context, ticket int64, req actionRequest, by st
 // into another (actions go to the surviving ticket), and the viewer may
 // see it: a lead cannot merge into a postmaster ticket it cannot open.
 func (s *Server) ticketExists(ctx context.Context, n int64) error {
-	visible, err := s.visibleInboxes(ctx)
-	if err != nil {
-		return err
-	}
-	rows, _, err := s.store.ListTickets(ctx, storage.TicketFilter{State: "all", Visible: visible, Before: n + 1, Limit: 1})
-	if err != nil {
-		return err
-	}
-	if len(rows) == 0 || rows[0].Number != n {
-		return fmt.Errorf("ticket %d: %w", n, storage.ErrNotFound)
-	}
-	return nil
+	_, err := s.visibleTicket(ctx, n)
+	return err
 }
 
 // ticketAction is the ticket page's form: leads and admins only.

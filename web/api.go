@@ -45,6 +45,11 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.
 		}
 		if err != nil {
 			code := httpStatus(err)
+			if code == http.StatusInternalServerError && s.clientGone(r, err) {
+				s.log.Debug("api: client went away", "path", r.URL.Path, "err", err)
+				w.WriteHeader(statusClientClosed)
+				return
+			}
 			if code == http.StatusInternalServerError {
 				s.log.Error("api", "path", r.URL.Path, "err", err)
 				writeJSON(w, code, map[string]string{"error": "internal error"})

@@ -4,8 +4,9 @@
 // The queue (GET /) ranks open tickets by what needs a person first
 // (storage.Queue: breaches, repeat contacts, unconfirmed resolutions, then
 // the longest wait), shows clusters of similar complaints and each inbox's
-// source status, and refreshes itself from the database (static/queue.js),
-// which is how several replicas stay in step. A ticket page
+// source status, and updates itself when anything changes (static/live.js
+// listens to GET /api/events, which web/live fans out from the database's
+// change feed: that is how several replicas stay in step). A ticket page
 // (GET /tickets/{n}) interleaves messages and events by time, shows each
 // message's text (its sanitized HTML only when it has no text part), its
 // attachments and the threading evidence. Attachments and raw messages are

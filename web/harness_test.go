@@ -21,6 +21,7 @@ import (
 	_ "github.com/glebarez/go-sqlite" // database/sql driver "sqlite", for the test's seeding handle
 
 	"github.com/tendhq/tend/mail/ingest"
+	"github.com/tendhq/tend/mail/webreply"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
 	"github.com/tendhq/tend/threading"
@@ -52,6 +53,8 @@ type env struct {
 	proc    *ingest.Processor
 	srv     *Server
 	actions *fakeActions
+	// writer writes web answers as agent mail (withRules sets it).
+	writer *webreply.Writer
 }
 
 // newEnv opens a store of the named backend ("sqlite" or "postgres"),

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/web/live"
 )
 
 // CountSource gives the totals reported at scrape time.
@@ -121,4 +122,17 @@ func (c *satisfactionCollector) Collect(ch chan<- prometheus.Metric) {
 	for score := 1; score <= 5; score++ {
 		ch <- prometheus.MustNewConstMetric(c.ratings, prometheus.GaugeValue, float64(st.ByScore[score]), strconv.Itoa(score))
 	}
+}
+
+// RegisterLive exports the live hub's figures: open event streams, events
+// handed to them, and streams dropped for falling behind.
+func RegisterLive(reg prometheus.Registerer, h *live.Hub) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tend_live_streams", Help: "Open /api/events streams (queue and ticket pages, scripts)."},
+			func() float64 { return float64(h.Stats().Subscribers) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tend_live_events_sent_total", Help: "Change events handed to open streams."},
+			func() float64 { return float64(h.Stats().Sent) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tend_live_streams_dropped_total", Help: "Streams dropped because their viewer fell behind (the browser reconnects and catches up)."},
+			func() float64 { return float64(h.Stats().Dropped) }),
+	)
 }

@@ -94,8 +94,10 @@ type queueData struct {
 	PrevURL string
 	NextURL string
 	LiveURL string
-	// RefreshMS is queue.js's polling period in milliseconds.
+	// RefreshMS is live.js's slow redraw period in milliseconds; Live:
+	// the server has an event stream.
 	RefreshMS int64
+	Live      bool
 	States    []filterLink
 	Inboxes   []filterLink
 	Counts    [storage.AttentionDone + 1]int64
@@ -108,10 +110,14 @@ func (s *Server) queue(w http.ResponseWriter, r *http.Request, sess storage.Sess
 	s.serveQueue(w, r, sess, "queue.html")
 }
 
-// queueLive serves the part of the queue that queue.js refreshes: several
-// replicas share one database, so polling it is what keeps every lead's
-// view current without a message bus.
+// queueLive serves the part of the queue that live.js fetches again when
+// /api/events reports a change (see sharedRenders).
 func (s *Server) queueLive(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo) {
+	if s.opts.Live != nil {
+		// Tabs that ask together after a change share one render.
+		s.sharedQueueLive(w, r, sess)
+		return
+	}
 	s.serveQueue(w, r, sess, "live")
 }
 
@@ -126,7 +132,7 @@ func (s *Server) serveQueue(w http.ResponseWriter, r *http.Request, sess storage
 		s.internalError(w, "queue", err)
 		return
 	}
-	d.Agent, d.CSRF, d.RefreshMS = sess.Agent, sess.CSRF, s.opts.QueueRefresh.Milliseconds()
+	d.Agent, d.CSRF, d.RefreshMS, d.Live = sess.Agent, sess.CSRF, s.opts.QueueRefresh.Milliseconds(), s.opts.Live != nil
 	s.render(w, tmpl, http.StatusOK, d)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/web/live"
 )
 
 // Store is what the web layer reads and writes.
@@ -91,12 +92,24 @@ type Options struct {
 	// queue page; nil shows none. It is called on every queue render and
 	// must be cheap (a snapshot the pollers keep up to date).
 	InboxStatus func() []InboxStatus
-	// QueueRefresh is how often an open queue page asks for fresh rows;
-	// default 15 s.
+	// QueueRefresh is how often an open queue page redraws when nothing
+	// changed (its "waiting 5 min" figures age); default 60 s. Changes
+	// arrive through Live at once.
 	QueueRefresh time.Duration
+	// Live is the fan-out of the database's change feed behind
+	// /api/events and the pages' live updates; nil answers /api/events
+	// with 501 and leaves the pages to QueueRefresh.
+	Live *live.Hub
+	// LiveHeartbeat is how often an idle event stream sends a comment
+	// line, so that proxies and browsers keep it open; default 20 s.
+	LiveHeartbeat time.Duration
 	// RelayConfigured says whether outgoing mail can leave at all; without
 	// a relay the ticket page says "not sent: no relay configured".
 	RelayConfigured bool
+	// Answer takes a reply or an internal note written on the ticket page
+	// or through the API as the agent's mail (mail/webreply); nil hides
+	// the form and answers the API with 501.
+	Answer func(ctx context.Context, a Answer) error
 	// Confirm applies a customer's signed confirmation link and returns
 	// the ticket and the answer ("yes" or "no"); nil disables /confirm.
 	Confirm func(ctx context.Context, token string) (int64, string, error)
@@ -130,6 +143,8 @@ type Server struct {
 	mux     *http.ServeMux
 	limiter *loginLimiter
 	proxies []netip.Prefix
+	// shared are the queue renders open tabs share (livecache.go).
+	shared sharedRenders
 }
 
 // New returns the web server's handler.
@@ -144,7 +159,10 @@ func New(store Store, opts Options) (*Server, error) {
 		opts.ClusterWindow = defaultClusterWindow
 	}
 	if opts.QueueRefresh <= 0 {
-		opts.QueueRefresh = 15 * time.Second
+		opts.QueueRefresh = 60 * time.Second
+	}
+	if opts.LiveHeartbeat <= 0 {
+		opts.LiveHeartbeat = 20 * time.Second
 	}
 	pages, err := template.New("").Funcs(funcs(opts.Clock.Now)).ParseFS(assets, "templates/*.html")
 	if err != nil {
@@ -170,6 +188,7 @@ func (s *Server) routes() {
 	m.Handle("GET /api/tickets", s.api(s.apiTickets))
 	m.Handle("GET /api/tickets/{number}", s.api(s.apiTicket))
 	m.Handle("GET /api/messages/{id}", s.api(s.apiMessage))
+	m.HandleFunc("GET /api/events", s.apiEvents)
 	m.HandleFunc("GET /confirm", s.confirmPage)
 	m.HandleFunc("POST /confirm", s.confirm)
 	m.HandleFunc("GET /rate", s.ratePage)
@@ -184,10 +203,14 @@ func (s *Server) routes() {
 	m.Handle("POST /logout", s.page(s.logout))
 	m.Handle("POST /api/tickets/{number}/state", s.api(s.apiState))
 	m.Handle("POST /api/messages/{id}/split", s.api(s.apiSplit))
+	m.Handle("POST /api/tickets/{number}/reply", s.api(s.apiAnswer(false)))
+	m.Handle("POST /api/tickets/{number}/note", s.api(s.apiAnswer(true)))
 	m.Handle("GET /{$}", s.page(s.queue))
 	m.Handle("GET /queue/live", s.page(s.queueLive))
 	m.Handle("GET /tickets/{number}", s.page(s.ticketPage))
 	m.Handle("POST /tickets/{number}/actions", s.page(s.ticketAction))
+	m.Handle("POST /tickets/{number}/reply", s.page(s.ticketAnswer(false)))
+	m.Handle("POST /tickets/{number}/note", s.page(s.ticketAnswer(true)))
 	m.Handle("POST /tickets/{number}/messages/{id}/split", s.page(s.ticketSplit))
 	m.Handle("GET /tickets/{number}/messages/{id}/raw", s.page(s.rawDownload))
 	m.Handle("GET /tickets/{number}/messages/{id}/attachments/{part}", s.page(s.attachmentDownload))

@@ -75,6 +75,9 @@ func (m *messageView) AuthDetail() string {
 	if m.Direction != storage.DirectionIn || a.Method == "" {
 		return ""
 	}
+	if a.Method == "web" {
+		return "written in tend's web view by a signed-in agent"
+	}
 	with := func(res, dom string) string {
 		if dom == "" {
 			return res
@@ -117,6 +120,15 @@ type ticketData struct {
 	// NotSolved: the customer's last answer to "is it solved?" was no
 	// (by mail or by link), and the ticket is not done.
 	NotSolved bool
+	// CanAnswer shows the reply and note form; Newest is the Message-ID
+	// of the newest message shown, which the form sends back (see
+	// Answer.InReplyTo).
+	CanAnswer bool
+	Newest    string
+	// RefreshMS is live.js's slow redraw period; Live: the server has
+	// an event stream.
+	RefreshMS int64
+	Live      bool
 }
 
 // flash is the confirmation shown after an action. It is chosen by the
@@ -135,6 +147,10 @@ func flash(action string) string {
 		return "Merged: the other ticket's messages are now here, and its number leads here."
 	case actionRelease:
 		return "Held mail released: it is being sent."
+	case "reply":
+		return answerFlash(false)
+	case "note":
+		return answerFlash(true)
 	}
 	return ""
 }
@@ -179,6 +195,7 @@ func (s *Server) ticketData(ctx context.Context, sess storage.SessionInfo, d sto
 	if err != nil {
 		return ticketData{}, err
 	}
+	var newest time.Time
 	out := ticketData{Agent: sess.Agent, CSRF: sess.CSRF, T: d, Items: timeline(d, atts), Reasons: []string{reasonSpam, reasonNoResponse, reasonDuplicate}}
 	outbox, err := s.store.Outbox(ctx, d.Number)
 	if err != nil {
@@ -206,6 +223,12 @@ func (s *Server) ticketData(ctx context.Context, sess storage.SessionInfo, d sto
 		}
 	}
 	out.NotSolved = customerSaysNotSolved(d)
+	out.CanAnswer, out.RefreshMS, out.Live = s.opts.Answer != nil, s.opts.QueueRefresh.Milliseconds(), s.opts.Live != nil
+	for _, m := range d.Messages {
+		if out.Newest == "" || !m.ReceivedAt.Before(newest) {
+			out.Newest, newest = m.MessageID, m.ReceivedAt
+		}
+	}
 	out.CanAct = s.opts.Actions != nil && canAct(sess.Agent.Role)
 	if out.CanAct {
 		if out.Agents, err = s.store.Agents(ctx); err != nil {

@@ -2,6 +2,8 @@ package web
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -89,11 +91,22 @@ func (s *Server) render(w http.ResponseWriter, name string, code int, data any) 
 	_, _ = w.Write(buf.Bytes())
 }
 
-// internalError logs err and answers 500 without details.
+// internalError logs err and answers 500 without details. A request
+// cancelled because its client went away is no error of ours: it is
+// logged at debug level and answered 499 (nobody reads it; the code keeps
+// it out of the 5xx figures).
 func (s *Server) internalError(w http.ResponseWriter, what string, err error) {
+	if errors.Is(err, context.Canceled) {
+		s.log.Debug(what+": client went away", "err", err)
+		w.WriteHeader(statusClientClosed)
+		return
+	}
 	s.log.Error(what, "err", err)
 	http.Error(w, "internal error", http.StatusInternalServerError)
 }
+
+// statusClientClosed answers a request whose client is gone (nginx's 499).
+const statusClientClosed = 499
 
 // fail answers a page request with err's status; only unexpected errors
 // are logged, and their text never reaches the browser.

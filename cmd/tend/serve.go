@@ -25,9 +25,11 @@ import (
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/relay"
 	"github.com/tendhq/tend/mail/smtpd"
+	"github.com/tendhq/tend/mail/webreply"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
 	"github.com/tendhq/tend/web"
+	"github.com/tendhq/tend/web/live"
 )
 
 func cmdServe(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
@@ -253,6 +255,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	wopts := webOptions(cfg)
 	wopts.Gatherer, wopts.Logger, wopts.Checks, wopts.Actions, wopts.InboxStatus, wopts.Confirm, wopts.Rate = reg, log, checks, exec, inboxStatus, exec.Confirm, exec.Rate
 	wopts.RelayConfigured, wopts.MetricsToken = sender != nil, metricsToken
+	replies, err := webreply.New(webreply.Options{Deliverer: pipe, Domain: cfg.SMTP.Hostname, TagPrefix: cfg.Threading.TagPrefix})
+	if err != nil {
+		return err
+	}
+	wopts.Answer = webAnswer(replies)
+	// One change feed per process, shared by every open page and stream.
+	wopts.Live = live.New(live.Options{})
+	web.RegisterLive(reg, wopts.Live)
+	g.Go(func() error { return wopts.Live.Run(ctx, st) })
 	h, err := web.New(st, wopts)
 	if err != nil {
 		return err
@@ -382,6 +393,15 @@ func followupOptions(cfg config.Config) followup.Options {
 func webOptions(cfg config.Config) web.Options {
 	return web.Options{BaseURL: cfg.Web.BaseURL, TrustedProxies: cfg.Web.TrustedProxies, MetricsSeparate: cfg.Web.MetricsListen != "",
 		ClusterWindow: cfg.Clusters.Window}
+}
+
+// webAnswer hands the web's replies and notes to the writer that makes
+// them the agent's mail.
+func webAnswer(w *webreply.Writer) func(context.Context, web.Answer) error {
+	return func(ctx context.Context, a web.Answer) error {
+		_, err := w.Write(ctx, webreply.Request{Ticket: a.Ticket, Inbox: a.Inbox, Subject: a.Subject, Agent: a.Agent, Text: a.Text, Note: a.Note, InReplyTo: a.InReplyTo})
+		return err
+	}
 }
 
 func runSMTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, l net.Listener, srv *smtpd.Server) {

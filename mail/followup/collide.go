@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
 )
@@ -83,11 +84,23 @@ func (x *Executor) holdIfAnswered(sc *scope, ag *storage.Agent, clean string) (b
 
 // seenSince is when the agent last saw the ticket: the newest of our
 // notifications on it that their mail answers (In-Reply-To, References),
-// else collisionWindow before their mail arrived.
+// or for a reply written in the web view the newest message the page
+// showed, else collisionWindow before their mail arrived.
 func (x *Executor) seenSince(sc *scope, msg *storage.Message) (time.Time, error) {
 	var seen time.Time
 	for _, id := range append(strings.Fields(msg.References), msg.InReplyTo) {
 		id = strings.Trim(id, "<>")
+		if msg.Source == ingest.SourceWeb {
+			// Written in the web view, which names the newest message its
+			// writer had on screen: everything up to it was seen (the
+			// microsecond makes an answer stored with it count as seen).
+			for _, m := range sc.msgs {
+				if m.MessageID == id && m.ID != msg.ID && !m.ReceivedAt.Before(seen) {
+					seen = m.ReceivedAt.Add(time.Microsecond)
+				}
+			}
+			continue
+		}
 		if _, ours := x.opts.Signer.ParseMessageID(id); !ours {
 			continue
 		}

@@ -51,6 +51,7 @@ type world struct {
 	smtp    string // the SMTP door's address
 	capture *capture
 	dataDir string // the SQLite database and its segment files, when newWorldWith opened them
+	pipe    *ingest.Pipeline
 }
 
 // newWorld assembles the world; opts change the executor's options (an
@@ -153,6 +154,7 @@ func newWorldWith(t *testing.T, open func(testing.TB, storage.Clock) *storage.St
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.pipe = pipe
 	po := ingest.ProcessorOptions{Owner: "test", Clock: w.clock, AfterParse: w.exec.HandleMessage}
 	if tweak.proc != nil {
 		tweak.proc(w, &po)

@@ -144,7 +144,45 @@ func (p *Pipeline) DeliverSpool(ctx context.Context, sp *Spool, env Envelope) (s
 			From: author(m), ClientIP: env.ClientIP, Helo: env.Helo, MailFrom: env.From,
 		})
 	}
-	for _, rcpt := range env.To {
+	in := p.incoming(sp, m)
+	in.Place = func(ctx context.Context, tx *storage.Tx) (storage.Placement, error) {
+		return p.opts.Threader.Place(ctx, m, tx)
+	}
+	return p.commit(ctx, in, m, start)
+}
+
+// SourceWeb is the Source of mail that tend composed for a signed-in agent
+// (DeliverWritten): only tend writes it, no door can claim it.
+const SourceWeb = "web"
+
+// DeliverWritten stores mail that tend composed for a signed-in agent (a
+// reply or an internal note written in the web view) on the ticket that
+// place names. It is not classified, verified or threaded: the session
+// proved who wrote it and the page named the ticket. From there on it is
+// the agent's mail like any other: parsed, then handled by the rules as
+// mail to the agent's signed address is (commands, the collision
+// warning, the outbox).
+func (p *Pipeline) DeliverWritten(ctx context.Context, raw []byte, env Envelope, place storage.Placement) (storage.Delivered, error) {
+	start := time.Now()
+	sp := SpoolBytes(raw)
+	env.Source = SourceWeb
+	m := &Message{Headers: sp.Headers, Env: env, Class: classify.Human.String()}
+	in := p.incoming(sp, m)
+	in.Auth = storage.SenderAuth{Method: SourceWeb, FromDomain: domainOf(env.From), Aligned: true}
+	in.Place = func(context.Context, *storage.Tx) (storage.Placement, error) { return place, nil }
+	return p.commit(ctx, in, m, start)
+}
+
+// domainOf is the domain of an address, lowercased.
+func domainOf(addr string) string {
+	_, d, _ := strings.Cut(addr, "@")
+	return strings.ToLower(d)
+}
+
+// incoming is m as storage takes it, filed under the inboxes among its
+// recipients (or the first inbox); the caller sets Place.
+func (p *Pipeline) incoming(sp *Spool, m *Message) *storage.Incoming {
+	for _, rcpt := range m.Env.To {
 		if p.inboxes[rcpt] {
 			m.Inboxes = append(m.Inboxes, rcpt)
 		}
@@ -152,17 +190,20 @@ func (p *Pipeline) DeliverSpool(ctx context.Context, sp *Spool, env Envelope) (s
 	if len(m.Inboxes) == 0 {
 		m.Inboxes = []string{p.opts.Inboxes[0]}
 	}
-	in := &storage.Incoming{
+	env := m.Env
+	return &storage.Incoming{
 		Body: sp, Hash: m.Hash, ContentHash: m.ContentHash, MessageID: m.MessageID, InReplyTo: m.InReplyTo, References: m.References,
 		ThreadRoot: threadRoot(m.ThreadIndex), NormSubject: threading.NormalizeSubject(m.RawSubject),
 		ThreadTopic: m.ThreadTopic, From: m.From, FromName: m.FromName, To: m.To, Cc: m.Cc,
 		EnvFrom: env.From, EnvTo: env.To, Subject: m.Subject, Date: m.Date, Class: m.Class, Role: "customer",
 		Inboxes: m.Inboxes, Source: env.Source, Imported: env.Imported, Auth: storedAuth(m.Auth),
 		NoAutoReply: m.Classified.NoAutoReply, Suspect: m.Classified.Suspect, ClassReasons: m.Classified.Reasons,
-		Place: func(ctx context.Context, tx *storage.Tx) (storage.Placement, error) {
-			return p.opts.Threader.Place(ctx, m, tx)
-		},
 	}
+}
+
+// commit stores in durably and reports the outcome.
+func (p *Pipeline) commit(ctx context.Context, in *storage.Incoming, m *Message, start time.Time) (storage.Delivered, error) {
+	env := m.Env
 	d, err := p.opts.Committer.Deliver(ctx, in)
 	if err != nil {
 		if p.opts.Observer != nil {
