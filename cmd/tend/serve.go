@@ -250,7 +250,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	wopts := webOptions(cfg)
 	wopts.Gatherer, wopts.Logger, wopts.Checks, wopts.Actions, wopts.InboxStatus, wopts.Confirm, wopts.Rate = reg, log, checks, exec, inboxStatus, exec.Confirm, exec.Rate
-	wopts.RelayConfigured, wopts.MetricsToken = sender != nil, metricsToken
+	wopts.RelayConfigured, wopts.MetricsToken, wopts.Links = sender != nil, metricsToken, signer
 	h, err := web.New(st, wopts)
 	if err != nil {
 		return err
@@ -378,7 +378,7 @@ func followupOptions(cfg config.Config) followup.Options {
 }
 
 func webOptions(cfg config.Config) web.Options {
-	return web.Options{BaseURL: cfg.Web.BaseURL, TrustedProxies: cfg.Web.TrustedProxies, MetricsSeparate: cfg.Web.MetricsListen != ""}
+	return web.Options{BaseURL: cfg.Web.BaseURL, TrustedProxies: cfg.Web.TrustedProxies, MetricsSeparate: cfg.Web.MetricsListen != "", Company: cfg.Web.Company}
 }
 
 func runSMTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, network, addr string, srv *smtpd.Server) error {
