@@ -68,18 +68,22 @@ func (e *env) answerAsAgent(ticket int64, parentID, msgID, text string) (raw, co
 	return raw, copied
 }
 
-// seedConversation makes a ticket of n messages: the customer writes, an
-// agent answers by mail (two rows each: the agent's mail and the copy
-// sent), and so on. It returns the ticket and the rows of the answers.
+// seedConversation makes a ticket of n stored messages: the customer
+// writes, an agent answers by mail (two rows each: the agent's mail and
+// the copy sent), the customer replies, and so on. It returns the ticket and the rows of the answers.
 func (e *env) seedConversation(n int) (ticket int64, raws, copies []int64) {
 	e.t.Helper()
 	parent := "conv-0@example.com"
 	d := e.deliver(mail("Carla Customer <carla@example.com>", parent, "Invoice PDF is empty", "The invoice PDF I downloaded is empty. Order 7781."))
 	ticket = d.Ticket
 	e.clock.Advance(10 * time.Minute)
-	for i := 1; len(raws)*2+len(raws)+1 < n; i++ {
+	for i, count := 1, 1; count < n; i++ {
 		raw, cp := e.answerAsAgent(ticket, parent, fmt.Sprintf("agent-%d@acme.test", i), fmt.Sprintf("Hello Carla,\n\nanswer number %d: we are looking into it.\n\nAlice", i))
 		raws, copies = append(raws, raw), append(copies, cp)
+		if count += 2; count >= n {
+			break
+		}
+		count++
 		parent = fmt.Sprintf("conv-%d@example.com", i)
 		reply := mail("Carla Customer <carla@example.com>", parent, "Re: Invoice PDF is empty", fmt.Sprintf("Thanks, still empty (%d).", i))
 		reply = strings.Replace(reply, "\n\n", fmt.Sprintf("\nIn-Reply-To: <agent-%d@acme.test>\n\n", i), 1)
@@ -96,7 +100,7 @@ func (e *env) seedConversation(n int) (ticket int64, raws, copies []int64) {
 // a details element under it, with its original download.
 func TestAnswerShownOnce(t *testing.T) {
 	e := newEnv(t, "sqlite", nil)
-	ticket, raws, copies := e.seedConversation(9)
+	ticket, raws, copies := e.seedConversation(10)
 	ts := e.serve()
 	b := newBrowser(t, ts.URL)
 	b.login("alice@acme.test", agentPW)
