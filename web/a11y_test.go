@@ -32,6 +32,8 @@ var viewports = []viewport{
 	// A laptop at 150 %: the width at which the queue's table used to
 	// run under the side panel (901–950 px).
 	{"laptop150", 920, 700, 1, false},
+	// Just wide enough for the side panel beside the queue.
+	{"narrow", 1010, 700, 1, false},
 	// A phone: the queue is a list of cards.
 	{"phone", 390, 844, 2, true},
 	// A 1280 px window at 200 % zoom is a 640 px layout at scale 2.
@@ -99,8 +101,8 @@ const layoutProblems = `(() => {
 })()`
 
 // TestAccessibleLayouts opens every page tend serves, to staff and to
-// customers, in headless Chromium at four sizes (desktop, a laptop at
-// 150 %, a phone, 200 % zoom) and checks each: no horizontal scrolling,
+// customers, in headless Chromium at five sizes (desktop, a laptop at
+// 150 %, the narrowest with the side panel beside, a phone, 200 % zoom) and checks each: no horizontal scrolling,
 // nothing running out of the ticket cards (an unbreakable Message-ID), the
 // queue's state, waiting time and assignee on screen, and axe-core finds
 // no serious or critical violation. A screenshot of each is kept (see
@@ -172,6 +174,11 @@ func TestAccessibleLayouts(t *testing.T) {
 		}
 		if got := js(`String(document.querySelectorAll("h1").length)`); got != "1" {
 			t.Errorf("%s: %s <h1> on the page, want 1", p.name, got)
+		}
+		// Every script, style sheet and icon is tend's own (embedded), none
+		// from a CDN.
+		if ext := js(`Array.from(document.querySelectorAll("script[src], link[href]")).map(e => e.src || e.href).filter(u => !u.startsWith(location.origin + "/") && !u.startsWith("data:")).join(" ")`); ext != "" {
+			t.Errorf("%s: assets from elsewhere: %s", p.name, ext)
 		}
 		if probs := js(layoutProblems); probs != "" {
 			t.Errorf("%s at %s (%d×%d): layout:\n%s", p.name, vp.name, vp.width, vp.height, probs)
