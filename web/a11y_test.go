@@ -140,22 +140,8 @@ func TestAccessibleLayouts(t *testing.T) {
 	wide = strings.Replace(wide, "\n\n", "\nIn-Reply-To: <"+strings.Repeat("p", 150)+"@example.com>\n\n", 1)
 	wideTicket := e.deliver(wide).Ticket
 	ts := e.serve()
-	ctx, console := newChrome(t, exe, 5*time.Minute)
-
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v (console: %v)", what, err, console.all())
-		}
-	}
-	js := func(expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("%s: %v", expr, err)
-		}
-		return v
-	}
+	c := newChrome(t, exe, 5*time.Minute)
+	ctx, console, do, js := c.ctx, c.console, c.do, c.js
 	type page struct {
 		name, path string
 		// click, when set, is the button pressed before the check (the

@@ -98,22 +98,9 @@ func TestBrowser(t *testing.T) {
 	s := seedQueue(e)
 	ts := e.serve()
 
-	ctx, console := newChrome(t, exe, 40*time.Second)
+	c := newChrome(t, exe, 40*time.Second)
+	ctx, console, do, js := c.ctx, c.console, c.do, c.js
 	start := time.Now()
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v (console: %v)", what, err, console.all())
-		}
-	}
-	js := func(expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("%s: %v", expr, err)
-		}
-		return v
-	}
 
 	// Log in through the form.
 	do("login", chromedp.Navigate(ts.URL+"/"),
@@ -197,10 +184,35 @@ func TestBrowser(t *testing.T) {
 	t.Logf("browser session took %v", time.Since(start).Round(time.Millisecond))
 }
 
+// chrome is a headless Chromium driven by one test.
+type chrome struct {
+	t       *testing.T
+	ctx     context.Context
+	console *consoleErrors
+}
+
+// do runs steps, failing the test with the pages' errors if one fails.
+func (c *chrome) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	c.t.Helper()
+	if err := chromedp.Do(c.ctx, steps...); err != nil {
+		c.t.Fatalf("%s: %v (console: %v)", what, err, c.console.all())
+	}
+}
+
+// js evaluates a JavaScript expression that gives a string.
+func (c *chrome) js(expr string) string {
+	c.t.Helper()
+	v, err := chromedp.Run(c.ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		c.t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
 // newChrome starts a headless Chromium for one test, with a 1280×900
 // window, listening for the pages' errors; it is closed when the test
 // ends, or after timeout.
-func newChrome(t *testing.T, exe string, timeout time.Duration) (context.Context, *consoleErrors) {
+func newChrome(t *testing.T, exe string, timeout time.Duration) *chrome {
 	t.Helper()
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(exe),
@@ -232,7 +244,7 @@ func newChrome(t *testing.T, exe string, timeout time.Duration) (context.Context
 	if _, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{}); err != nil {
 		t.Fatal(err)
 	}
-	return ctx, console
+	return &chrome{t: t, ctx: ctx, console: console}
 }
 
 // screenshot saves the page into the test's temp dir and, when
