@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tendhq/tend/storage"
 )
 
 // levelRecorder is a slog handler that keeps every record's level and
@@ -27,6 +29,36 @@ func (h levelRecorder) Handle(_ context.Context, r slog.Record) error {
 }
 func (h levelRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h levelRecorder) WithGroup(string) slog.Handler      { return h }
+
+// leavingStore is the real store, except that the client leaves (the
+// request's context is canceled) just as the queue or a ticket is read:
+// the driver then fails the query the way it does in production.
+type leavingStore struct {
+	*storage.Store
+}
+
+type cancelKey struct{}
+
+func leave(ctx context.Context) {
+	if cancel, ok := ctx.Value(cancelKey{}).(context.CancelFunc); ok {
+		cancel()
+	}
+}
+
+func (s leavingStore) Queue(ctx context.Context, f storage.QueueFilter) ([]storage.QueueRow, bool, error) {
+	leave(ctx)
+	return s.Store.Queue(ctx, f)
+}
+
+func (s leavingStore) GetTicket(ctx context.Context, n int64) (storage.TicketDetail, error) {
+	leave(ctx)
+	return s.Store.GetTicket(ctx, n)
+}
+
+func (s leavingStore) ListTickets(ctx context.Context, f storage.TicketFilter) ([]storage.TicketRow, int64, error) {
+	leave(ctx)
+	return s.Store.ListTickets(ctx, f)
+}
 
 // TestClientGone: a client that leaves while its request runs (the
 // request's context is canceled, as net/http does when the connection
@@ -53,16 +85,28 @@ func TestClientGone(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			leaving, err := New(leavingStore{e.store}, e.srv.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
 			for _, path := range []string{"/", "/queue/live", "/tickets/" + itoa(d.Ticket), "/api/tickets", "/api/tickets/" + itoa(d.Ticket)} {
-				ctx, cancel := context.WithCancel(e.ctx)
-				cancel()
-				req := httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil)
-				req.AddCookie(&http.Cookie{Name: sessionCookie, Value: secret})
-				req.Header.Set("Authorization", "Bearer "+tok)
-				rec := httptest.NewRecorder()
-				e.srv.ServeHTTP(rec, req)
-				if rec.Code == http.StatusInternalServerError {
-					t.Errorf("GET %s by a client that left = 500", path)
+				for _, when := range []string{"before", "during"} {
+					ctx, cancel := context.WithCancel(e.ctx)
+					srv := leaving
+					if when == "before" {
+						cancel()
+						srv = e.srv
+					}
+					ctx = context.WithValue(ctx, cancelKey{}, cancel)
+					req := httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil)
+					req.AddCookie(&http.Cookie{Name: sessionCookie, Value: secret})
+					req.Header.Set("Authorization", "Bearer "+tok)
+					rec := httptest.NewRecorder()
+					srv.ServeHTTP(rec, req)
+					cancel()
+					if rec.Code != statusClientGone {
+						t.Errorf("GET %s by a client that left %s the query = %d, want %d", path, when, rec.Code, statusClientGone)
+					}
 				}
 			}
 			mu.Lock()
