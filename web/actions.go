@@ -230,12 +230,12 @@ func (s *Server) actionFailed(w http.ResponseWriter, r *http.Request, sess stora
 		code = http.StatusNotImplemented
 	}
 	if code == http.StatusInternalServerError {
-		s.internalError(w, "ticket action", cause)
+		s.internalError(w, r, "ticket action", cause)
 		return
 	}
 	d, err := s.store.GetTicket(r.Context(), n)
 	if err != nil {
-		s.fail(w, "ticket action", err)
+		s.fail(w, r, "ticket action", err)
 		return
 	}
 	msg := cause.Error()

@@ -30,6 +30,10 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.
 			return
 		}
 		tok, err := s.store.CheckToken(r.Context(), strings.TrimSpace(secret))
+		if err != nil && clientGone(r.Context(), err) {
+			s.internalError(w, r, "api token", err)
+			return
+		}
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tend", error="invalid_token"`)
 			writeJSON(w, httpStatus(err), map[string]string{"error": "invalid token"})
@@ -45,12 +49,12 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.
 		}
 		if err != nil {
 			code := httpStatus(err)
-			if code == http.StatusInternalServerError && s.clientGone(r, err) {
-				s.log.Debug("api: client went away", "path", r.URL.Path, "err", err)
-				w.WriteHeader(statusClientClosed)
-				return
-			}
 			if code == http.StatusInternalServerError {
+				if clientGone(r.Context(), err) {
+					s.log.Debug("api: client gone", "path", r.URL.Path, "err", err)
+					w.WriteHeader(statusClientGone)
+					return
+				}
 				s.log.Error("api", "path", r.URL.Path, "err", err)
 				writeJSON(w, code, map[string]string{"error": "internal error"})
 				return

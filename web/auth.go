@@ -54,8 +54,7 @@ func (s *Server) page(h func(w http.ResponseWriter, r *http.Request, sess storag
 			return
 		}
 		if err != nil {
-			s.log.Error("session", "err", err)
-			http.Error(w, "internal error", http.StatusInternalServerError)
+			s.internalError(w, r, "session", err)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -67,7 +66,7 @@ func (s *Server) page(h func(w http.ResponseWriter, r *http.Request, sess storag
 		ctx := context.WithValue(context.WithValue(r.Context(), sessionKey, sess), viewerKey, sess.Agent)
 		r = r.WithContext(ctx)
 		if err := s.mayOpen(r); err != nil {
-			s.fail(w, "access", err)
+			s.fail(w, r, "access", err)
 			return
 		}
 		h(w, r, sess)
@@ -97,7 +96,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	a, err := s.store.CheckPassword(r.Context(), r.PostFormValue("email"), r.PostFormValue("password"))
 	if err != nil {
-		if !errors.Is(err, storage.ErrBadCredentials) {
+		if !errors.Is(err, storage.ErrBadCredentials) && !clientGone(r.Context(), err) {
 			s.log.Error("login", "err", err)
 		}
 		s.showLogin(w, r, "Wrong email or password.", http.StatusUnauthorized)
@@ -105,8 +104,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, _, err := s.store.CreateSession(r.Context(), a.ID, sessionTTL)
 	if err != nil {
-		s.log.Error("login", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		s.internalError(w, r, "login", err)
 		return
 	}
 	s.setCookie(w, r, loginCSRF, "", -1)
@@ -116,7 +114,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ storage.SessionInfo) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		if err := s.store.DeleteSession(r.Context(), c.Value); err != nil {
+		if err := s.store.DeleteSession(r.Context(), c.Value); err != nil && !clientGone(r.Context(), err) {
 			s.log.Error("logout", "err", err)
 		}
 	}

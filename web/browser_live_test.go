@@ -67,7 +67,7 @@ func TestBrowserLive(t *testing.T) {
 
 	// The ticket page: a customer reply shows up in the open timeline.
 	run("ticket", chromedp.Navigate(fmt.Sprintf("%s/tickets/%d", ts.URL, first)), chromedp.WaitVisible(chromedp.ID("timeline")))
-	waitFor("event stream", `document.getElementById("ticket-page").dataset.live === "connected"`)
+	waitFor("event stream", `document.getElementById("main").dataset.live === "connected"`)
 	run("mark", chromedp.Evaluate[chromedp.Void](`window.__notReloaded = true`))
 	e.clock.Advance(time.Minute)
 	e.deliver("From: Ann Example <ann@example.com>\nTo: " + support + "\nSubject: Re: Printer on fire\nMessage-ID: <live-3@example.com>\nIn-Reply-To: <live-1@example.com>\nReferences: <live-1@example.com>\nDate: Mon, 2 Mar 2026 09:01:00 +0000\n\nNow it smokes too.\n")

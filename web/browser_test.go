@@ -98,51 +98,9 @@ func TestBrowser(t *testing.T) {
 	s := seedQueue(e)
 	ts := e.serve()
 
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 40*time.Second)
-	defer cancel()
-	var console consoleErrors
-	if err := chromedp.Listen(ctx, console.on); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
+	c := newChrome(t, exe, 40*time.Second)
+	ctx, console, do, js := c.ctx, c.console, c.do, c.js
 	start := time.Now()
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v (console: %v)", what, err, console.all())
-		}
-	}
-	js := func(expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("%s: %v", expr, err)
-		}
-		return v
-	}
-	if _, err := chromedp.Call(ctx, cdplog.Enable, cdp.Empty{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{}); err != nil {
-		t.Fatal(err)
-	}
 
 	// Log in through the form.
 	do("login", chromedp.Navigate(ts.URL+"/"),
@@ -224,6 +182,69 @@ func TestBrowser(t *testing.T) {
 		chromedp.Navigate(ts.URL+"/"),
 		chromedp.WaitVisible(chromedp.ID("login")))
 	t.Logf("browser session took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// chrome is a headless Chromium driven by one test.
+type chrome struct {
+	t       *testing.T
+	ctx     context.Context
+	console *consoleErrors
+}
+
+// do runs steps, failing the test with the pages' errors if one fails.
+func (c *chrome) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	c.t.Helper()
+	if err := chromedp.Do(c.ctx, steps...); err != nil {
+		c.t.Fatalf("%s: %v (console: %v)", what, err, c.console.all())
+	}
+}
+
+// js evaluates a JavaScript expression that gives a string.
+func (c *chrome) js(expr string) string {
+	c.t.Helper()
+	v, err := chromedp.Run(c.ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		c.t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+// newChrome starts a headless Chromium for one test, with a 1280×900
+// window, listening for the pages' errors; it is closed when the test
+// ends, or after timeout.
+func newChrome(t *testing.T, exe string, timeout time.Duration) *chrome {
+	t.Helper()
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
+	t.Cleanup(cancel)
+	ctx, cancel = context.WithTimeout(ctx, timeout)
+	t.Cleanup(cancel)
+	console := &consoleErrors{}
+	if err := chromedp.Listen(ctx, console.on); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	if _, err := chromedp.Call(ctx, cdplog.Enable, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	return &chrome{t: t, ctx: ctx, console: console}
 }
 
 // screenshot saves the page into the test's temp dir and, when

@@ -90,12 +90,12 @@ func (s *Server) clusterPage(w http.ResponseWriter, r *http.Request, sess storag
 	}
 	visible, err := s.visibleInboxes(r.Context())
 	if err != nil {
-		s.fail(w, "cluster", err)
+		s.fail(w, r, "cluster", err)
 		return
 	}
 	rows, err := s.store.ClusterTickets(r.Context(), id, visible)
 	if err != nil {
-		s.fail(w, "cluster", err)
+		s.fail(w, r, "cluster", err)
 		return
 	}
 	if len(rows) == 0 {

@@ -33,7 +33,7 @@ func (s *Server) downloadMessage(w http.ResponseWriter, r *http.Request) (storag
 	}
 	m, err := s.store.GetMessage(r.Context(), id)
 	if err != nil {
-		s.fail(w, "download", err)
+		s.fail(w, r, "download", err)
 		return storage.Message{}, nil, false
 	}
 	if m.TicketID == nil || *m.TicketID != n {
@@ -42,7 +42,7 @@ func (s *Server) downloadMessage(w http.ResponseWriter, r *http.Request) (storag
 	}
 	raw, err := s.store.Raw(r.Context(), m.RawHash)
 	if err != nil {
-		s.fail(w, "download", err)
+		s.fail(w, r, "download", err)
 		return storage.Message{}, nil, false
 	}
 	return m, raw, true
@@ -78,7 +78,7 @@ func (s *Server) attachmentDownload(w http.ResponseWriter, r *http.Request, _ st
 	}
 	atts, err := s.store.Attachments(r.Context(), []int64{m.ID})
 	if err != nil {
-		s.internalError(w, "download", err)
+		s.internalError(w, r, "download", err)
 		return
 	}
 	name := p.FileName

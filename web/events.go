@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -33,7 +32,7 @@ func (s *Server) streamViewer(w http.ResponseWriter, r *http.Request) (storage.A
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "needs a bearer token or a session"})
 			return storage.Agent{}, false
 		}
-		if !s.clientGone(r, err) {
+		if !clientGone(r.Context(), err) {
 			s.log.Error("event stream", "err", err)
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
 		}
@@ -141,9 +140,3 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// clientGone reports whether err only says that the client went away
-// (closed the tab, stopped a fetch): nothing to log as an error and no
-// one to answer.
-func (s *Server) clientGone(r *http.Request, err error) bool {
-	return r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
-}

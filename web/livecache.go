@@ -106,7 +106,7 @@ func (b *bufferedWriter) Write(p []byte) (int, error) {
 func (s *Server) sharedQueueLive(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo) {
 	visible, err := s.visibleInboxes(r.Context())
 	if err != nil {
-		s.internalError(w, "queue", err)
+		s.internalError(w, r, "queue", err)
 		return
 	}
 	seq := s.opts.Live.Seq()

@@ -129,7 +129,7 @@ func (s *Server) serveQueue(w http.ResponseWriter, r *http.Request, sess storage
 	}
 	d, err := s.queueData(r.Context(), q)
 	if err != nil {
-		s.internalError(w, "queue", err)
+		s.internalError(w, r, "queue", err)
 		return
 	}
 	d.Agent, d.CSRF, d.RefreshMS, d.Live = sess.Agent, sess.CSRF, s.opts.QueueRefresh.Milliseconds(), s.opts.Live != nil

@@ -75,6 +75,12 @@ type InboxStatus struct {
 	Stale  bool   // nothing heard from the source for longer than expected
 }
 
+// LinkVerifier checks a signed link token (threading.Signer) and says what
+// it was issued for: the purpose and the ticket.
+type LinkVerifier interface {
+	VerifyLinkToken(token string, now time.Time) (purpose string, ticket int64, err error)
+}
+
 // Options configure the web server.
 type Options struct {
 	BaseURL  string
@@ -113,6 +119,14 @@ type Options struct {
 	// Confirm applies a customer's signed confirmation link and returns
 	// the ticket and the answer ("yes" or "no"); nil disables /confirm.
 	Confirm func(ctx context.Context, token string) (int64, string, error)
+	// Links reads a customer's signed link token without acting on it
+	// (threading.Signer), so the page behind a confirmation or
+	// satisfaction link can name the ticket before the customer presses
+	// its button; nil shows a page that names no ticket until then.
+	Links LinkVerifier
+	// Company names the organisation on the pages customers see
+	// (web.company); "" uses the display name of the ticket's inbox.
+	Company string
 	// Rate applies a customer's signed satisfaction link with an optional
 	// comment and returns the ticket and the score on it; nil disables
 	// /rate.

@@ -149,12 +149,12 @@ func csvSafe(s string) string {
 func (s *Server) statsPage(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo) {
 	f, err := s.statsFilter(r.Context(), r.URL.Query())
 	if err != nil {
-		s.fail(w, "stats", err)
+		s.fail(w, r, "stats", err)
 		return
 	}
 	rep, err := s.store.Stats(r.Context(), f)
 	if err != nil {
-		s.fail(w, "stats", err)
+		s.fail(w, r, "stats", err)
 		return
 	}
 	if r.URL.Query().Get("format") == "csv" {
@@ -163,12 +163,12 @@ func (s *Server) statsPage(w http.ResponseWriter, r *http.Request, sess storage.
 	}
 	inboxes, err := s.store.Inboxes(r.Context())
 	if err != nil {
-		s.fail(w, "stats", err)
+		s.fail(w, r, "stats", err)
 		return
 	}
 	agents, err := s.store.Agents(r.Context())
 	if err != nil {
-		s.fail(w, "stats", err)
+		s.fail(w, r, "stats", err)
 		return
 	}
 	q := r.URL.Query()

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/jhillyerd/enmime/v2"
 
+	"github.com/tendhq/tend/mail/replytext"
 	"github.com/tendhq/tend/storage"
 )
 
@@ -47,6 +49,11 @@ type messageView struct {
 	// sent because no relay is configured, or failed and why.
 	Delivery        string
 	DeliveryProblem bool
+	// Source is, on an agent's answer as the customer got it (the copy
+	// tend relayed), the agent's own mail it was made from: what the
+	// agent wrote, with the quotes and commands the copy left out. It is
+	// shown folded under the copy instead of as a second message.
+	Source *messageView
 }
 
 // AuthBadge is the sender verdict of a received message in a word or
@@ -163,7 +170,7 @@ func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request, sess storage
 	}
 	d, err := s.store.GetTicket(r.Context(), n)
 	if err != nil {
-		s.fail(w, "ticket page", err)
+		s.fail(w, r, "ticket page", err)
 		return
 	}
 	if d.Number != n {
@@ -179,7 +186,7 @@ func (s *Server) ticketPage(w http.ResponseWriter, r *http.Request, sess storage
 func (s *Server) showTicket(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo, d storage.TicketDetail, code int, flash, errMsg string) {
 	data, err := s.ticketData(r.Context(), sess, d)
 	if err != nil {
-		s.internalError(w, "ticket page", err)
+		s.internalError(w, r, "ticket page", err)
 		return
 	}
 	data.Flash, data.Error = flash, errMsg
@@ -210,6 +217,10 @@ func (s *Server) ticketData(ctx context.Context, sess storage.SessionInfo, d sto
 			m.Delivery, m.DeliveryProblem = s.delivery(byID[*m.OutboxID])
 		}
 	}
+	out.Items = foldAnswers(d, out.Items, func(m *messageView) bool {
+		o, ok := byID[*m.OutboxID]
+		return ok && o.Kind == storage.OutboxToCustomer && o.Template == ""
+	})
 	for _, a := range atts {
 		out.Attached += len(a)
 	}
@@ -311,6 +322,106 @@ func timeline(d storage.TicketDetail, atts map[int64][]storage.Attachment) []tim
 		return order(a) - order(b)
 	})
 	return items
+}
+
+// answerEvents are the events the executor writes, pointing at the
+// agent's mail, when it relays that mail's text to the customer (queued,
+// or held by the ticket's fuse or a collision).
+var answerEvents = map[string]bool{"reply.queued": true, "reply.held": true}
+
+// foldAnswers shows each agent answer once. An agent answers by mail; tend
+// relays the new text (without the quotes and the #commands) to the
+// customer as a mail of its own, so the ticket holds both the agent's mail
+// and the copy sent. The copy is what the customer got and stays on the
+// timeline; the agent's mail moves under it (messageView.Source).
+//
+// Nothing in the rows links the two, so they are paired by what is known
+// of how they are made: the agent's mail is named by a reply event
+// (answerEvents), the copy (relayed reports it: outgoing to the customer,
+// rendered from no template) comes after it, and every line of the copy's
+// text is, in order, in the new text of the agent's mail. A copy pairs
+// with the latest such mail not already paired; a mail or copy that pairs
+// with nothing is shown as before, so a wrong guess can only fail to fold.
+func foldAnswers(d storage.TicketDetail, items []timelineItem, relayed func(*messageView) bool) []timelineItem {
+	answered := map[int64]bool{}
+	for _, e := range d.Events {
+		if answerEvents[e.Kind] && e.MessageRowID != nil {
+			answered[*e.MessageRowID] = true
+		}
+	}
+	if len(answered) == 0 {
+		return items
+	}
+	var sources, copies []*messageView
+	for _, it := range items {
+		m := it.Message
+		switch {
+		case m == nil:
+		case m.Direction == storage.DirectionIn && answered[m.ID]:
+			sources = append(sources, m)
+		case m.Direction == storage.DirectionOut && m.OutboxID != nil && relayed(m):
+			copies = append(copies, m)
+		}
+	}
+	byID := func(a, b *messageView) int { return cmp.Compare(a.ID, b.ID) }
+	slices.SortFunc(sources, byID)
+	slices.SortFunc(copies, byID)
+	folded := map[int64]bool{}
+	for _, c := range copies {
+		want := contentLines(c.Text)
+		for i := len(sources) - 1; i >= 0; i-- {
+			src := sources[i]
+			if src.ID > c.ID || folded[src.ID] || !isSubsequence(want, contentLines(newText(src.Message))) {
+				continue
+			}
+			c.Source, folded[src.ID] = src, true
+			if len(c.Attachments) == 0 {
+				// The agent's attachments went out with the copy.
+				c.Attachments = src.Attachments
+			}
+			break
+		}
+	}
+	if len(folded) == 0 {
+		return items
+	}
+	return slices.DeleteFunc(items, func(it timelineItem) bool { return it.Message != nil && folded[it.Message.ID] })
+}
+
+// newText is what an agent's mail adds to the conversation, as the
+// executor reads it: the text without what it quotes.
+func newText(m storage.Message) string {
+	if m.Text != "" {
+		return replytext.Extract(m.Text)
+	}
+	return replytext.ExtractHTML(m.HTML)
+}
+
+// contentLines are the non-blank lines of s, trimmed: what survives the
+// relay's tidying of whitespace.
+func contentLines(s string) []string {
+	var out []string
+	for l := range strings.Lines(s) {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// isSubsequence reports whether every line of want occurs in have, in
+// order; an empty want never matches (a copy with no text is no evidence).
+func isSubsequence(want, have []string) bool {
+	if len(want) == 0 {
+		return false
+	}
+	i := 0
+	for _, h := range have {
+		if i < len(want) && h == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
 }
 
 // parseEvidence reads a message's stored threading evidence: a JSON list

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -91,29 +92,40 @@ func (s *Server) render(w http.ResponseWriter, name string, code int, data any) 
 	_, _ = w.Write(buf.Bytes())
 }
 
-// internalError logs err and answers 500 without details. A request
-// cancelled because its client went away is no error of ours: it is
-// logged at debug level and answered 499 (nobody reads it; the code keeps
-// it out of the 5xx figures).
-func (s *Server) internalError(w http.ResponseWriter, what string, err error) {
-	if errors.Is(err, context.Canceled) {
-		s.log.Debug(what+": client went away", "err", err)
-		w.WriteHeader(statusClientClosed)
+// statusClientGone is what a request is answered (and counted) when the
+// client left before the answer was ready: nginx's 499, a code no client
+// sees.
+const statusClientGone = 499
+
+// clientGone reports whether err comes of the client having gone away: the
+// request's context was canceled (the client closed the connection, or the
+// server is shutting down), or the connection broke under a write. Neither
+// is a fault of tend's: a lead closing a tab mid-request must not page
+// anyone. The context is checked as well as the error because not every
+// driver wraps context.Canceled (SQLite reports "interrupted").
+func clientGone(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, context.Canceled) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// internalError logs err and answers 500 without details; when the client
+// is gone, it is noted at debug level and answered 499.
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if clientGone(r.Context(), err) {
+		s.log.Debug(what+": client gone", "path", r.URL.Path, "err", err)
+		w.WriteHeader(statusClientGone)
 		return
 	}
-	s.log.Error(what, "err", err)
+	s.log.Error(what, "path", r.URL.Path, "err", err)
 	http.Error(w, "internal error", http.StatusInternalServerError)
 }
 
-// statusClientClosed answers a request whose client is gone (nginx's 499).
-const statusClientClosed = 499
-
 // fail answers a page request with err's status; only unexpected errors
 // are logged, and their text never reaches the browser.
-func (s *Server) fail(w http.ResponseWriter, what string, err error) {
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
 	code := httpStatus(err)
 	if code == http.StatusInternalServerError {
-		s.internalError(w, what, err)
+		s.internalError(w, r, what, err)
 		return
 	}
 	msg := http.StatusText(code)

@@ -254,7 +254,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	wopts := webOptions(cfg)
 	wopts.Gatherer, wopts.Logger, wopts.Checks, wopts.Actions, wopts.InboxStatus, wopts.Confirm, wopts.Rate = reg, log, checks, exec, inboxStatus, exec.Confirm, exec.Rate
-	wopts.RelayConfigured, wopts.MetricsToken = sender != nil, metricsToken
+	wopts.RelayConfigured, wopts.MetricsToken, wopts.Links = sender != nil, metricsToken, signer
 	replies, err := webreply.New(webreply.Options{Deliverer: pipe, Domain: cfg.SMTP.Hostname, TagPrefix: cfg.Threading.TagPrefix})
 	if err != nil {
 		return err
@@ -392,7 +392,7 @@ func followupOptions(cfg config.Config) followup.Options {
 
 func webOptions(cfg config.Config) web.Options {
 	return web.Options{BaseURL: cfg.Web.BaseURL, TrustedProxies: cfg.Web.TrustedProxies, MetricsSeparate: cfg.Web.MetricsListen != "",
-		ClusterWindow: cfg.Clusters.Window}
+		ClusterWindow: cfg.Clusters.Window, Company: cfg.Web.Company}
 }
 
 // webAnswer hands the web's replies and notes to the writer that makes

@@ -130,6 +130,8 @@ type Web struct {
 	MetricsListen string `yaml:"metrics_listen"`
 	// MetricsTokenFile holds a bearer token /metrics then requires (Authorization: Bearer <token>); "" leaves /metrics open.
 	MetricsTokenFile string `yaml:"metrics_token_file" tend:"path"`
+	// Company names the organisation on the pages customers reach from their mail (confirming a solution, rating the answer), above the ticket's number and subject; "" uses the display name of the ticket's inbox (inboxes[].name).
+	Company string `yaml:"company"`
 }
 
 // Relay is the outgoing SMTP smarthost. Without an address outgoing mail
