@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -112,6 +113,65 @@ func (s *Server) clusterPage(w http.ResponseWriter, r *http.Request, sess storag
 	}
 	s.render(w, "cluster.html", http.StatusOK, map[string]any{
 		"Agent": sess.Agent, "CSRF": sess.CSRF, "ID": id, "Label": rows[0].Subject, "Rows": rows,
-		"Customers": len(customers), "Open": open,
+		"Customers": len(customers), "Open": open, "CanUpdate": canAct(sess.Agent.Role) && s.opts.Answer != nil && open > 0,
+		"Done": r.URL.Query().Get("told"), "Failed": r.URL.Query().Get("failed"),
 	})
+}
+
+// clusterUpdate is POST /clusters/{cluster}/update: a lead tells every
+// customer of the cluster's open tickets the same thing. Each is a normal
+// reply on its own ticket, as the lead's mail (mail/webreply): the
+// follow-through, commands, the mail fuse and the collision warning apply
+// to each, and each customer sees only their own ticket.
+func (s *Server) clusterUpdate(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo) {
+	id, err := strconv.ParseInt(r.PathValue("cluster"), 10, 64)
+	if err != nil || id < 1 {
+		http.NotFound(w, r)
+		return
+	}
+	if !canAct(sess.Agent.Role) {
+		http.Error(w, "only leads and admins tell a whole cluster", http.StatusForbidden)
+		return
+	}
+	if s.opts.Answer == nil {
+		http.Error(w, errNoAnswers.Error(), http.StatusNotImplemented)
+		return
+	}
+	visible, err := s.visibleInboxes(r.Context())
+	if err != nil {
+		s.fail(w, r, "cluster update", err)
+		return
+	}
+	rows, err := s.store.ClusterTickets(r.Context(), id, visible)
+	if err != nil {
+		s.fail(w, r, "cluster update", err)
+		return
+	}
+	if len(rows) == 0 {
+		http.NotFound(w, r)
+		return
+	}
+	text := r.PostFormValue("text")
+	told, failed := 0, 0
+	for _, t := range rows {
+		if t.State == storage.StateResolved || t.State == storage.StateClosed {
+			continue // done is done: a finished ticket is not reopened by a broadcast
+		}
+		err := s.answer(r.Context(), Answer{Ticket: t.Number, Agent: sess.Agent, Text: text})
+		var bad badRequest
+		if errors.As(err, &bad) {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err != nil {
+			// One ticket's failure must not silently stop the others: it
+			// is counted, logged and shown, and the lead can retry.
+			s.log.Warn("cluster update", "cluster", id, "ticket", t.Number, "err", err)
+			failed++
+			continue
+		}
+		told++
+	}
+	s.log.Info("cluster update", "cluster", id, "told", told, "failed", failed, "by", sess.Agent.Email)
+	http.Redirect(w, r, fmt.Sprintf("/clusters/%d?told=%d&failed=%d", id, told, failed), http.StatusSeeOther)
 }

@@ -3,6 +3,8 @@ package web
 import (
 	"fmt"
 	"net/http"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -72,5 +74,70 @@ func TestClustersAPIAndPage(t *testing.T) {
 				t.Errorf("a billing agent opened a support cluster: %d", code)
 			}
 		})
+	}
+}
+
+// TestClusterUpdate: a lead tells the cluster's customers one thing: each
+// open ticket gets it as the lead's reply on that ticket, a resolved one
+// does not; an agent may not; an empty text is refused.
+func TestClusterUpdate(t *testing.T) {
+	got := &answers{}
+	e := newEnv(t, "sqlite", func(o *Options) { o.Answer = got.take })
+	var same []int64
+	for i, body := range []string{
+		"When I export to CSV all umlauts like ä and ü come out as garbled characters in Excel.",
+		"The CSV export breaks special characters, umlauts appear as strange symbols in Excel.",
+		"Exported CSV file has the wrong encoding: umlauts are garbled when opened in Excel.",
+	} {
+		same = append(same, e.deliver(mail(fmt.Sprintf("c%d@example.com", i), fmt.Sprintf("u%d@example.com", i), "CSV export umlauts broken", body)).Ticket)
+	}
+	e.setTicket(same[2], "state = 'resolved'")
+	ts := e.serve()
+	path := fmt.Sprintf("/clusters/%d", same[0])
+
+	a := newBrowser(t, ts.URL)
+	a.login("alice@acme.test", agentPW)
+	if _, page := a.get(path); strings.Contains(page, `id="cluster-update"`) {
+		t.Error("an agent is offered the cluster update")
+	}
+	csrf := func(b *browser) string {
+		_, page := b.get(path)
+		m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no csrf on %s", path)
+		}
+		return m[1]
+	}
+	if code, _, _ := a.post(path+"/update", url.Values{"csrf": {csrf(a)}, "text": {"x"}}); code != http.StatusForbidden {
+		t.Errorf("an agent's cluster update: %d", code)
+	}
+
+	b := newBrowser(t, ts.URL)
+	b.login("lena@acme.test", leadPW)
+	if _, page := b.get(path); !strings.Contains(page, "Send to 2 customers") {
+		t.Fatalf("the lead's cluster page:\n%s", page)
+	}
+	if code, _, _ := b.post(path+"/update", url.Values{"csrf": {csrf(b)}, "text": {"  "}}); code != http.StatusBadRequest {
+		t.Errorf("empty update: %d", code)
+	}
+	if n := len(got.all()); n != 0 {
+		t.Fatalf("an empty update reached %d tickets", n)
+	}
+	code, _, res := b.post(path+"/update", url.Values{"csrf": {csrf(b)}, "text": {"We found the bug; a fix ships tonight."}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("update: %d", code)
+	}
+	if _, page := b.get(res.Header.Get("Location")); !strings.Contains(page, "Told 2 customers") {
+		t.Errorf("after the update:\n%s", page)
+	}
+	var tickets []int64
+	for _, x := range got.all() {
+		if x.Agent.Email != "lena@acme.test" || x.Note || x.Text != "We found the bug; a fix ships tonight." {
+			t.Errorf("answer %+v", x)
+		}
+		tickets = append(tickets, x.Ticket)
+	}
+	if !slices.Equal(tickets, same[:2]) {
+		t.Errorf("told tickets %v, want the open ones %v", tickets, same[:2])
 	}
 }

@@ -211,6 +211,7 @@ func (s *Server) routes() {
 	m.Handle("GET /api/stats", s.api(s.apiStats))
 	m.Handle("GET /api/clusters", s.api(s.apiClusters))
 	m.Handle("GET /clusters/{cluster}", s.page(s.clusterPage))
+	m.Handle("POST /clusters/{cluster}/update", s.page(s.clusterUpdate))
 	m.Handle("GET /stats", s.page(s.statsPage))
 	m.HandleFunc("GET /login", s.loginPage)
 	m.HandleFunc("POST /login", s.login)
