@@ -38,6 +38,7 @@ type fakeDeliverer struct {
 	// after runs after each successful delivery (to cancel mid-sync).
 	after func(total int)
 	total int
+	open  int // spools not closed
 }
 
 func newFakeDeliverer() *fakeDeliverer {
@@ -54,7 +55,46 @@ func messageID(raw []byte) string {
 	return fmt.Sprintf("<%x@hash>", sha256.Sum256(raw))
 }
 
-func (f *fakeDeliverer) Deliver(ctx context.Context, raw []byte, d Delivery) (DeliveryResult, error) {
+// fakeSpool is a message the fake spooled, in memory.
+type fakeSpool struct {
+	raw    []byte
+	f      *fakeDeliverer
+	closed bool
+}
+
+func (s *fakeSpool) Close() error {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.f.open--
+	}
+	return nil
+}
+
+func (f *fakeDeliverer) Spool(ctx context.Context, r io.Reader, size int64) (Spooled, error) {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if size >= 0 && int64(len(raw)) != size {
+		return nil, fmt.Errorf("literal of %d bytes announced as %d", len(raw), size)
+	}
+	f.mu.Lock()
+	f.open++
+	f.mu.Unlock()
+	return &fakeSpool{raw: raw, f: f}, nil
+}
+
+// openSpools is how many spools were not closed.
+func (f *fakeDeliverer) openSpools() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.open
+}
+
+func (f *fakeDeliverer) Deliver(ctx context.Context, m Spooled, d Delivery) (DeliveryResult, error) {
+	raw := m.(*fakeSpool).raw
 	id := messageID(raw)
 	f.mu.Lock()
 	f.calls[id]++
