@@ -30,13 +30,26 @@ func (d imapDeliverer) Spool(ctx context.Context, r io.Reader, size int64) (imap
 	return d.spool.SpoolSized(ctx, r, size)
 }
 
-func (d imapDeliverer) Deliver(ctx context.Context, m imappoll.Spooled, dl imappoll.Delivery) (imappoll.DeliveryResult, error) {
-	sp, ok := m.(*ingest.Spool)
-	if !ok {
-		return imappoll.DeliveryResult{}, fmt.Errorf("imap: deliver %T, not a spool of this deliverer", m)
+func (d imapDeliverer) Deliver(ctx context.Context, ms []imappoll.Spooled, dls []imappoll.Delivery) ([]imappoll.DeliveryResult, []error) {
+	sps, envs := make([]*ingest.Spool, len(ms)), make([]ingest.Envelope, len(ms))
+	for i, m := range ms {
+		sp, ok := m.(*ingest.Spool)
+		if !ok {
+			errs := make([]error, len(ms))
+			for j := range errs {
+				errs[j] = fmt.Errorf("imap: deliver %T, not a spool of this deliverer", m)
+			}
+			return make([]imappoll.DeliveryResult, len(ms)), errs
+		}
+		dl := dls[i]
+		sps[i], envs[i] = sp, ingest.Envelope{To: []string{dl.Inbox}, Source: dl.Source, Imported: dl.Imported, Unknown: true}
 	}
-	res, err := d.pipe.DeliverSpool(ctx, sp, ingest.Envelope{To: []string{dl.Inbox}, Source: dl.Source, Imported: dl.Imported, Unknown: true})
-	return imappoll.DeliveryResult{Duplicate: res.Duplicate}, err
+	ds, errs := d.pipe.DeliverSpools(ctx, sps, envs)
+	res := make([]imappoll.DeliveryResult, len(ds))
+	for i, dd := range ds {
+		res[i] = imappoll.DeliveryResult{Duplicate: dd.Duplicate}
+	}
+	return res, errs
 }
 
 // imapState keeps the pollers' checkpoints, leases and secrets in the

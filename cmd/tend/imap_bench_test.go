@@ -35,6 +35,10 @@ import (
 //     benchmark's own polling; Dovecot is another process);
 //   - peak_rss_MB: the process's peak resident set (VmHWM, reset first).
 //
+// With TEND_BENCH_WAIT_PROCESSED=1 it also waits until the processor has
+// parsed everything (the after-work steps aside during the sync) and
+// reports drained_msgs/s and drained_cpu_ms/msg over the whole run.
+//
 // Run it with -benchtime=1x: one first sync is the measurement. Seeding
 // Dovecot (APPEND over four connections) is not timed.
 func BenchmarkIMAPFirstSync(b *testing.B) {
@@ -76,6 +80,12 @@ func BenchmarkIMAPFirstSync(b *testing.B) {
 		b.StopTimer()
 		cpu := cpuTime() - cpu0
 		rss := peakRSS(b)
+		if os.Getenv("TEND_BENCH_WAIT_PROCESSED") != "" {
+			burstTarget{dataDir: cfg.DataDir}.waitProcessed(b, 10*time.Minute)
+			all, allCPU := time.Since(start), cpuTime()-cpu0
+			b.ReportMetric(float64(n)/all.Seconds(), "drained_msgs/s")
+			b.ReportMetric(float64(allCPU.Microseconds())/1000/float64(n), "drained_cpu_ms/msg")
+		}
 		cancel()
 		if err := <-done; err != nil {
 			b.Fatalf("serve: %v", err)

@@ -38,7 +38,8 @@ type fakeDeliverer struct {
 	// after runs after each successful delivery (to cancel mid-sync).
 	after func(total int)
 	total int
-	open  int // spools not closed
+	open  int      // spools not closed
+	order []string // Sources of fresh stores, in delivery order
 }
 
 func newFakeDeliverer() *fakeDeliverer {
@@ -93,8 +94,15 @@ func (f *fakeDeliverer) openSpools() int {
 	return f.open
 }
 
-func (f *fakeDeliverer) Deliver(ctx context.Context, m Spooled, d Delivery) (DeliveryResult, error) {
-	raw := m.(*fakeSpool).raw
+func (f *fakeDeliverer) Deliver(ctx context.Context, ms []Spooled, ds []Delivery) ([]DeliveryResult, []error) {
+	res, errs := make([]DeliveryResult, len(ms)), make([]error, len(ms))
+	for i, m := range ms {
+		res[i], errs[i] = f.deliverOne(ctx, m.(*fakeSpool).raw, ds[i])
+	}
+	return res, errs
+}
+
+func (f *fakeDeliverer) deliverOne(ctx context.Context, raw []byte, d Delivery) (DeliveryResult, error) {
 	id := messageID(raw)
 	f.mu.Lock()
 	f.calls[id]++
@@ -116,6 +124,7 @@ func (f *fakeDeliverer) Deliver(ctx context.Context, m Spooled, d Delivery) (Del
 		f.stored[id]++
 		f.imported[id] = d.Imported
 		f.sources[id] = d.Source
+		f.order = append(f.order, d.Source)
 		f.total++
 	}
 	total, after := f.total, f.after

@@ -3,6 +3,7 @@ package imappoll
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -575,5 +576,41 @@ func TestBackfillRate(t *testing.T) {
 			// The batch before the wait is flagged, not held by it.
 			waitFor(t, wait, "the first message flagged", func() bool { _, unseen := srv.status(t, "INBOX"); return unseen == 2 })
 		})
+	}
+}
+
+// TestDeliversInUIDOrder: a first sync hands messages over in UID order,
+// batch after batch, though one FETCH streams while the one before
+// commits: a mailbox's history is threaded as it happened (a reply after
+// the mail it answers), and every spool is closed.
+func TestDeliversInUIDOrder(t *testing.T) {
+	t.Parallel()
+	srv, _, d, st, opts := memRig(t)
+	const n = 120
+	for i := range n {
+		raw, _ := genMessage(i)
+		srv.append(t, "INBOX", raw, t0.Add(-time.Hour))
+	}
+	opts.BatchSize = 7
+	p := start(t, opts, d, st)
+	waitFor(t, wait, "the backfill", func() bool { return st.state(p.opts.key()).BackfillDone })
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.order) != n {
+		t.Fatalf("%d stored, want %d", len(d.order), n)
+	}
+	last := -1
+	for _, src := range d.order {
+		uid, err := strconv.Atoi(src[strings.LastIndexByte(src, '/')+1:])
+		if err != nil {
+			t.Fatalf("source %q: %v", src, err)
+		}
+		if uid <= last {
+			t.Fatalf("UID %d delivered after UID %d: %v", uid, last, d.order)
+		}
+		last = uid
+	}
+	if d.open != 0 {
+		t.Errorf("%d spools left open", d.open)
 	}
 }

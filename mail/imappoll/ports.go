@@ -12,14 +12,14 @@ import (
 //
 // Delivery has two steps, so that no message is ever held whole in memory
 // and many are committed together. Spool reads one message from the
-// server's literal (size is the size the server announced, -1 when
-// unknown) to its end, in bounded buffers, into the same spool the SMTP
-// door uses; the FETCH streams on to the next message while the spooled
-// ones are delivered.
+// server's literal (size is the size the server announced) to its end,
+// in bounded buffers, into the same spool the SMTP door uses. Deliver
+// then takes a FETCH's spooled messages at once, in UID order, and
+// threads them in that order (a reply after what it answers) while
+// storing them in shared transactions; the next FETCH streams meanwhile.
 //
-// Deliver returns nil only after the raw message and its ticket are durably
-// committed. The poller calls it from many goroutines at once, so the
-// group committer stores them in one transaction. It deduplicates by
+// Deliver's errors are ms's, index for index: nil only after that raw
+// message and its ticket are durably committed. It deduplicates by
 // Message-ID plus a hash of the bytes, so a redelivery after a crash or a
 // UIDVALIDITY change is harmless and reports Duplicate. Any error means
 // "not stored": the poller leaves the message untouched in the mailbox and
@@ -28,7 +28,7 @@ import (
 // it is delivered or given up.
 type Deliverer interface {
 	Spool(ctx context.Context, r io.Reader, size int64) (Spooled, error)
-	Deliver(ctx context.Context, m Spooled, d Delivery) (DeliveryResult, error)
+	Deliver(ctx context.Context, ms []Spooled, ds []Delivery) ([]DeliveryResult, []error)
 }
 
 // Spooled is a message a Deliverer spooled; Close releases it (removes its

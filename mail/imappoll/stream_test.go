@@ -51,10 +51,17 @@ func (d *spoolDeliverer) Spool(ctx context.Context, r io.Reader, size int64) (Sp
 	return d.spool.SpoolSized(ctx, r, size)
 }
 
-func (d *spoolDeliverer) Deliver(_ context.Context, m Spooled, _ Delivery) (DeliveryResult, error) {
-	sp := m.(*ingest.Spool)
+func (d *spoolDeliverer) Deliver(_ context.Context, ms []Spooled, _ []Delivery) ([]DeliveryResult, []error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for _, m := range ms {
+		d.check(m.(*ingest.Spool))
+	}
+	return make([]DeliveryResult, len(ms)), make([]error, len(ms))
+}
+
+// check compares a spooled message with the one appended.
+func (d *spoolDeliverer) check(sp *ingest.Spool) {
 	if want := d.want[sp.MessageID]; want != sp.Hash {
 		d.err = fmt.Errorf("%s: hash %s, want %s", sp.MessageID, sp.Hash, want)
 	}
@@ -62,7 +69,6 @@ func (d *spoolDeliverer) Deliver(_ context.Context, m Spooled, _ Delivery) (Deli
 		d.files++
 	}
 	d.got[sp.MessageID]++
-	return DeliveryResult{}, nil
 }
 
 func (d *spoolDeliverer) stored() int {

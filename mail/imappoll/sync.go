@@ -167,23 +167,24 @@ func (p *Poller) checkUIDValidity(ctx context.Context, v uint32) error {
 }
 
 // flight is one UID FETCH whose messages were spooled as they streamed
-// in and are being delivered, each by a goroutine of its own, so that the
-// group committer stores many in one transaction.
+// in and are being delivered, together and in UID order, so that the
+// group committer stores them in few transactions while the next FETCH
+// streams.
 type flight struct {
 	uids []imap.UID
 	bulk bool
 	// want holds the UIDs asked for and not returned (yet).
 	want map[imap.UID]bool
-	msgs []delivering
+	// got are the spooled messages, in the order the server sent them,
+	// with what the Deliverer is told of each.
+	got []imap.UID
+	sps []Spooled
+	ds  []Delivery
+	// done receives the verdicts once deliver ran (nil: nothing to wait for).
+	done chan []error
 	// fetchErr is the FETCH's own failure; deliverErr the last message
 	// that could not be spooled.
 	fetchErr, deliverErr error
-}
-
-// delivering is one message of a flight; res receives its verdict.
-type delivering struct {
-	uid imap.UID
-	res chan error
 }
 
 // broken reports a FETCH that failed with the connection: what it did not
@@ -193,15 +194,32 @@ func (f *flight) broken() bool {
 	return f.fetchErr != nil && !errors.As(f.fetchErr, &ierr)
 }
 
+// deliver hands the flight's spooled messages to the Deliverer in the
+// background and closes the spools once it answered.
+func (p *Poller) deliver(ctx context.Context, f *flight) {
+	if len(f.sps) == 0 {
+		return
+	}
+	f.done = make(chan []error, 1)
+	go func() {
+		res, errs := p.d.Deliver(ctx, f.sps, f.ds)
+		for i, sp := range f.sps {
+			_ = sp.Close()
+			if errs[i] == nil {
+				p.met.fetched.WithLabelValues(p.opts.Inbox, p.opts.Mailbox).Inc()
+				p.log.Debug("imap message delivered", "uid", f.got[i], "duplicate", res[i].Duplicate, "imported", f.ds[i].Imported)
+			}
+		}
+		f.done <- errs
+	}()
+}
+
 // abandon waits for the flight's deliveries without acting on them: their
 // messages are neither flagged nor checkpointed, so they are fetched
 // again and the Deliverer's dedup absorbs whatever was stored.
 func (f *flight) abandon() {
-	if f == nil {
-		return
-	}
-	for _, m := range f.msgs {
-		<-m.res
+	if f != nil && f.done != nil {
+		<-f.done
 	}
 }
 
@@ -237,12 +255,13 @@ func (p *Poller) fetch(ctx context.Context, s *session, uids []imap.UID, bulk bo
 		// Stopped mid-batch: what was not delivered stays for next time.
 		f.fetchErr = err
 	}
+	p.deliver(ctx, f)
 	return f
 }
 
 // take reads one message of a FETCH: its UID and INTERNALDATE, and its
-// body straight into a spool. Whatever it does not read, go-imap
-// discards.
+// body straight into a spool, and adds it to the flight. Whatever it does
+// not read, go-imap discards.
 func (p *Poller) take(ctx context.Context, msg *imapclient.FetchMessageData, f *flight) {
 	var (
 		uid      imap.UID
@@ -290,18 +309,7 @@ func (p *Poller) take(ctx context.Context, msg *imapclient.FetchMessageData, f *
 		f.deliverErr = err
 		return
 	}
-	d := p.delivery(uint32(uid), internal)
-	m := delivering{uid: uid, res: make(chan error, 1)}
-	f.msgs = append(f.msgs, m)
-	go func() {
-		defer func() { _ = sp.Close() }()
-		res, err := p.d.Deliver(ctx, sp, d)
-		if err == nil {
-			p.met.fetched.WithLabelValues(p.opts.Inbox, p.opts.Mailbox).Inc()
-			p.log.Debug("imap message delivered", "uid", uid, "duplicate", res.Duplicate, "imported", d.Imported)
-		}
-		m.res <- err
-	}()
+	f.got, f.sps, f.ds = append(f.got, uid), append(f.sps, sp), append(f.ds, p.delivery(uint32(uid), internal))
 }
 
 // finish waits until every message of f is durably stored or failed, then
@@ -310,14 +318,16 @@ func (p *Poller) take(ctx context.Context, msg *imapclient.FetchMessageData, f *
 func (p *Poller) finish(ctx context.Context, s *session, f *flight) error {
 	var done []imap.UID
 	deliverErr := f.deliverErr
-	for _, m := range f.msgs {
-		if err := <-m.res; err != nil {
-			err = fmt.Errorf("deliver uid %d: %w", m.uid, err)
-			p.markPending(uint32(m.uid), err)
-			deliverErr = err
-			continue
+	if f.done != nil {
+		for i, err := range <-f.done {
+			if err != nil {
+				err = fmt.Errorf("deliver uid %d: %w", f.got[i], err)
+				p.markPending(uint32(f.got[i]), err)
+				deliverErr = err
+				continue
+			}
+			done = append(done, f.got[i])
 		}
-		done = append(done, m.uid)
 	}
 	// A tagged NO/BAD fails the FETCH but leaves the connection usable:
 	// the messages not returned are retried later, the others go on. When

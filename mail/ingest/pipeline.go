@@ -129,6 +129,47 @@ func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (stora
 // the caller's to close.
 func (p *Pipeline) DeliverSpool(ctx context.Context, sp *Spool, env Envelope) (storage.Delivered, error) {
 	start := time.Now()
+	m, in := p.incoming(ctx, sp, env)
+	d, err := p.opts.Committer.Deliver(ctx, in)
+	return p.delivered(m, d, err, start)
+}
+
+// BatchCommitter is a Committer that also takes many messages at once,
+// in order (storage.Committer).
+type BatchCommitter interface {
+	DeliverAll(ctx context.Context, ins []*storage.Incoming) ([]storage.Delivered, []error)
+}
+
+// DeliverSpools stores spooled messages durably with their tickets, in
+// their order: each is threaded after the ones before it, as if they came
+// one after another (an IMAP mailbox's history, replies after what they
+// answer), yet they share the committer's transactions. The results and
+// errors are the spools', index for index, with DeliverSpool's meaning.
+func (p *Pipeline) DeliverSpools(ctx context.Context, sps []*Spool, envs []Envelope) ([]storage.Delivered, []error) {
+	start := time.Now()
+	ms, ins := make([]*Message, len(sps)), make([]*storage.Incoming, len(sps))
+	for i, sp := range sps {
+		ms[i], ins[i] = p.incoming(ctx, sp, envs[i])
+	}
+	var ds []storage.Delivered
+	var errs []error
+	if bc, ok := p.opts.Committer.(BatchCommitter); ok {
+		ds, errs = bc.DeliverAll(ctx, ins)
+	} else {
+		ds, errs = make([]storage.Delivered, len(ins)), make([]error, len(ins))
+		for i, in := range ins {
+			ds[i], errs[i] = p.opts.Committer.Deliver(ctx, in)
+		}
+	}
+	for i := range ds {
+		ds[i], errs[i] = p.delivered(ms[i], ds[i], errs[i], start)
+	}
+	return ds, errs
+}
+
+// incoming is what the committer stores for a spooled message: its header
+// block classified, its sender judged, its recipients' inboxes.
+func (p *Pipeline) incoming(ctx context.Context, sp *Spool, env Envelope) (*Message, *storage.Incoming) {
 	m := &Message{Headers: sp.Headers, Env: env}
 	// Classification reads only the header block: cheap enough for the
 	// hot path, and threading needs it (a bounce never opens a ticket).
@@ -163,7 +204,11 @@ func (p *Pipeline) DeliverSpool(ctx context.Context, sp *Spool, env Envelope) (s
 			return p.opts.Threader.Place(ctx, m, tx)
 		},
 	}
-	d, err := p.opts.Committer.Deliver(ctx, in)
+	return m, in
+}
+
+// delivered reports one delivery's outcome to the observer and the log.
+func (p *Pipeline) delivered(m *Message, d storage.Delivered, err error, start time.Time) (storage.Delivered, error) {
 	if err != nil {
 		if p.opts.Observer != nil {
 			p.opts.Observer.Failed(err)
@@ -175,8 +220,8 @@ func (p *Pipeline) DeliverSpool(ctx context.Context, sp *Spool, env Envelope) (s
 	}
 	// One line per message at the default level: an operator sees mail
 	// arrive without turning on debugging.
-	p.opts.Logger.Info("message received", "message_id", m.MessageID, "from", env.From, "ticket", d.Ticket,
-		"new", d.NewTicket, "duplicate", d.Duplicate, "class", m.Class, "source", env.Source)
+	p.opts.Logger.Info("message received", "message_id", m.MessageID, "from", m.Env.From, "ticket", d.Ticket,
+		"new", d.NewTicket, "duplicate", d.Duplicate, "class", m.Class, "source", m.Env.Source)
 	return d, nil
 }
 
