@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/mail/senderauth"
 	"github.com/tendhq/tend/storage"
@@ -134,6 +136,10 @@ func (p *Pipeline) DeliverSpool(ctx context.Context, sp *Spool, env Envelope) (s
 	return p.delivered(m, d, err, start)
 }
 
+// prepWorkers bounds how many messages of one DeliverSpools call are
+// classified and judged at once.
+const prepWorkers = 8
+
 // BatchCommitter is a Committer that also takes many messages at once,
 // in order (storage.Committer).
 type BatchCommitter interface {
@@ -148,9 +154,18 @@ type BatchCommitter interface {
 func (p *Pipeline) DeliverSpools(ctx context.Context, sps []*Spool, envs []Envelope) ([]storage.Delivered, []error) {
 	start := time.Now()
 	ms, ins := make([]*Message, len(sps)), make([]*storage.Incoming, len(sps))
+	// Sender authentication may wait on DNS for each message: the
+	// messages are judged side by side, and committed in order after.
+	var g errgroup.Group
+	g.SetLimit(prepWorkers)
 	for i, sp := range sps {
-		ms[i], ins[i] = p.incoming(ctx, sp, envs[i])
+		g.Go(func() error {
+			ms[i], ins[i] = p.incoming(ctx, sp, envs[i])
+			return nil
+		})
 	}
+	_ = g.Wait() // incoming does not fail
+
 	var ds []storage.Delivered
 	var errs []error
 	if bc, ok := p.opts.Committer.(BatchCommitter); ok {
