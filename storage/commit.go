@@ -99,8 +99,37 @@ func (s *Store) NewCommitter(maxBatch int, onCommit func(Delivered)) *Committer 
 // message is not stored; errors that mean "try again later" wrap
 // ErrUnavailable.
 func (c *Committer) Deliver(ctx context.Context, in *Incoming) (Delivered, error) {
+	r, err := c.submit(ctx, in)
+	if err != nil {
+		return Delivered{}, err
+	}
+	return c.wait(r)
+}
+
+// DeliverAll commits ins in their order (a message is placed on its
+// ticket after the ones before it, as if delivered one after another) and
+// returns once each is durable or failed: the results and errors are
+// ins's, index for index. The messages join the batches of the
+// committer like concurrent deliveries, so a batch of them costs one
+// transaction, not one each.
+func (c *Committer) DeliverAll(ctx context.Context, ins []*Incoming) ([]Delivered, []error) {
+	out, errs := make([]Delivered, len(ins)), make([]error, len(ins))
+	reqs := make([]*commitReq, len(ins))
+	for i, in := range ins {
+		reqs[i], errs[i] = c.submit(ctx, in)
+	}
+	for i, r := range reqs {
+		if r != nil {
+			out[i], errs[i] = c.wait(r)
+		}
+	}
+	return out, errs
+}
+
+// submit prepares in and hands it to the committer.
+func (c *Committer) submit(ctx context.Context, in *Incoming) (*commitReq, error) {
 	if in.MessageID == "" || in.Hash == "" {
-		return Delivered{}, errors.New("deliver: message id and hash are required")
+		return nil, errors.New("deliver: message id and hash are required")
 	}
 	// A Body may have the methods of a file and none behind it (a spool
 	// made from bytes the IMAP poller or an import already held): only a
@@ -109,7 +138,7 @@ func (c *Committer) Deliver(ctx context.Context, in *Incoming) (Delivered, error
 		// Made durable here, on the caller's goroutine, so that the
 		// committer only moves it into place.
 		if err := fb.Sync(); err != nil {
-			return Delivered{}, fmt.Errorf("deliver: %w: spool fsync: %w", ErrUnavailable, err)
+			return nil, fmt.Errorf("deliver: %w: spool fsync: %w", ErrUnavailable, err)
 		}
 		in.file = fb
 	}
@@ -117,18 +146,23 @@ func (c *Committer) Deliver(ctx context.Context, in *Incoming) (Delivered, error
 		// Written here, on the caller's goroutine and in transactions
 		// of their own, so that the batch only points at them.
 		if err := c.s.writeChunks(ctx, in.Hash, in.body()); err != nil {
-			return Delivered{}, fmt.Errorf("deliver: %w: %w", ErrUnavailable, err)
+			return nil, fmt.Errorf("deliver: %w: %w", ErrUnavailable, err)
 		}
 		in.chunked = true
 	}
 	r := &commitReq{ctx: ctx, in: in, done: make(chan commitRes, 1)}
 	select {
 	case c.reqs <- r:
+		return r, nil
 	case <-ctx.Done():
-		return Delivered{}, fmt.Errorf("deliver: %w: %w", ErrUnavailable, ctx.Err())
+		return nil, fmt.Errorf("deliver: %w: %w", ErrUnavailable, ctx.Err())
 	case <-c.stopped:
-		return Delivered{}, fmt.Errorf("deliver: %w: shutting down", ErrUnavailable)
+		return nil, fmt.Errorf("deliver: %w: shutting down", ErrUnavailable)
 	}
+}
+
+// wait returns the verdict on a submitted request.
+func (c *Committer) wait(r *commitReq) (Delivered, error) {
 	// Once handed over, wait for the verdict even if ctx ends: the
 	// committer may already have stored the message, and the caller must
 	// not answer "not stored" for a stored message. Run answers every

@@ -337,3 +337,42 @@ func TestLeases(t *testing.T) {
 		}
 	})
 }
+
+// TestDeliverAllInOrder: DeliverAll threads messages in their order (a
+// chain of replies lands on the first one's ticket, each finding the one
+// before it, also across the committer's batch size) and answers index
+// for index: a message that cannot be stored fails alone.
+func TestDeliverAllInOrder(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, _ *storagetest.FakeClock) {
+		ctx := context.Background()
+		c := committer(t, s) // batches of 64
+		const n = 150
+		ins := make([]*storage.Incoming, n)
+		for i := range n {
+			parent := ""
+			if i > 0 {
+				parent = fmt.Sprintf("chain-%d@example.com", i-1)
+			}
+			ins[i] = incoming("ann@example.com", fmt.Sprintf("chain-%d@example.com", i), "Chain", parent)
+		}
+		bad := incoming("ann@example.com", "", "No Message-ID", "")
+		ins = append(ins[:100], append([]*storage.Incoming{bad}, ins[100:]...)...)
+		ds, errs := c.DeliverAll(ctx, ins)
+		if len(ds) != len(ins) || len(errs) != len(ins) {
+			t.Fatalf("%d results and %d errors for %d messages", len(ds), len(errs), len(ins))
+		}
+		for i, err := range errs {
+			if (err != nil) != (i == 100) {
+				t.Fatalf("message %d: error %v", i, err)
+			}
+		}
+		for i, d := range ds {
+			if i == 100 {
+				continue
+			}
+			if d.Ticket != ds[0].Ticket || d.NewTicket != (i == 0) {
+				t.Fatalf("message %d: %+v, want ticket %d (first: %+v)", i, d, ds[0].Ticket, ds[0])
+			}
+		}
+	})
+}

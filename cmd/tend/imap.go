@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -17,12 +18,38 @@ import (
 	"github.com/tendhq/tend/storage"
 )
 
-// imapDeliverer feeds IMAP mail into the same ingest path as SMTP.
-type imapDeliverer struct{ pipe *ingest.Pipeline }
+// imapDeliverer feeds IMAP mail into the same ingest path as SMTP: each
+// message streams from the server's literal into the doors' spool, and
+// the poller's concurrent deliveries meet in the group committer.
+type imapDeliverer struct {
+	pipe  *ingest.Pipeline
+	spool *ingest.Spooler
+}
 
-func (d imapDeliverer) Deliver(ctx context.Context, raw []byte, dl imappoll.Delivery) (imappoll.DeliveryResult, error) {
-	res, err := d.pipe.Deliver(ctx, raw, ingest.Envelope{To: []string{dl.Inbox}, Source: dl.Source, Imported: dl.Imported, Unknown: true})
-	return imappoll.DeliveryResult{Duplicate: res.Duplicate}, err
+func (d imapDeliverer) Spool(ctx context.Context, r io.Reader, size int64) (imappoll.Spooled, error) {
+	return d.spool.SpoolSized(ctx, r, size)
+}
+
+func (d imapDeliverer) Deliver(ctx context.Context, ms []imappoll.Spooled, dls []imappoll.Delivery) ([]imappoll.DeliveryResult, []error) {
+	sps, envs := make([]*ingest.Spool, len(ms)), make([]ingest.Envelope, len(ms))
+	for i, m := range ms {
+		sp, ok := m.(*ingest.Spool)
+		if !ok {
+			errs := make([]error, len(ms))
+			for j := range errs {
+				errs[j] = fmt.Errorf("imap: deliver %T, not a spool of this deliverer", m)
+			}
+			return make([]imappoll.DeliveryResult, len(ms)), errs
+		}
+		dl := dls[i]
+		sps[i], envs[i] = sp, ingest.Envelope{To: []string{dl.Inbox}, Source: dl.Source, Imported: dl.Imported, Unknown: true}
+	}
+	ds, errs := d.pipe.DeliverSpools(ctx, sps, envs)
+	res := make([]imappoll.DeliveryResult, len(ds))
+	for i, dd := range ds {
+		res[i] = imappoll.DeliveryResult{Duplicate: dd.Duplicate}
+	}
+	return res, errs
 }
 
 // imapState keeps the pollers' checkpoints, leases and secrets in the
@@ -62,6 +89,7 @@ func (s imapState) SaveSecret(ctx context.Context, name, value string) error {
 // imapPollers builds one poller per inbox with an imap block.
 func imapPollers(cfg config.Config, st *storage.Store, pipe *ingest.Pipeline, owner string, reg prometheus.Registerer, log *slog.Logger) ([]*imappoll.Poller, error) {
 	var out []*imappoll.Poller
+	spool := ingest.NewSpooler(ingest.SpoolDir(cfg.DataDir), diskGuard(cfg))
 	for _, in := range cfg.Inboxes {
 		c := in.IMAP
 		if c == nil {
@@ -69,7 +97,7 @@ func imapPollers(cfg config.Config, st *storage.Store, pipe *ingest.Pipeline, ow
 		}
 		opts := imapOptions(in, st)
 		opts.Holder, opts.Registerer, opts.Logger = owner, reg, log.With("inbox", in.Address)
-		p, err := imappoll.New(opts, imapDeliverer{pipe}, imapState{st})
+		p, err := imappoll.New(opts, imapDeliverer{pipe: pipe, spool: spool}, imapState{st})
 		if err != nil {
 			return nil, fmt.Errorf("inbox %s: imap: %w", in.Address, err)
 		}
@@ -84,7 +112,7 @@ func imapOptions(in config.Inbox, st *storage.Store) imappoll.Options {
 	opts := imappoll.Options{
 		Inbox: strings.ToLower(in.Address), Addr: c.Addr, TLS: c.TLS, Insecure: c.Insecure, Username: c.Username,
 		Auth: c.Auth, Mailbox: c.Mailbox, PollInterval: c.PollInterval, StaleAfter: c.StaleAfter,
-		BackfillLive: in.Backfill == "live", After: imapAfter(c.After),
+		BackfillLive: in.Backfill == "live", BackfillRate: float64(c.BackfillRate), After: imapAfter(c.After),
 	}
 	password := c.Password
 	opts.Password = func(context.Context) (string, error) { return password, nil }

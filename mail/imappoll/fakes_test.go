@@ -38,6 +38,8 @@ type fakeDeliverer struct {
 	// after runs after each successful delivery (to cancel mid-sync).
 	after func(total int)
 	total int
+	open  int      // spools not closed
+	order []string // Sources of fresh stores, in delivery order
 }
 
 func newFakeDeliverer() *fakeDeliverer {
@@ -54,7 +56,53 @@ func messageID(raw []byte) string {
 	return fmt.Sprintf("<%x@hash>", sha256.Sum256(raw))
 }
 
-func (f *fakeDeliverer) Deliver(ctx context.Context, raw []byte, d Delivery) (DeliveryResult, error) {
+// fakeSpool is a message the fake spooled, in memory.
+type fakeSpool struct {
+	raw    []byte
+	f      *fakeDeliverer
+	closed bool
+}
+
+func (s *fakeSpool) Close() error {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.f.open--
+	}
+	return nil
+}
+
+func (f *fakeDeliverer) Spool(ctx context.Context, r io.Reader, size int64) (Spooled, error) {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if size >= 0 && int64(len(raw)) != size {
+		return nil, fmt.Errorf("literal of %d bytes announced as %d", len(raw), size)
+	}
+	f.mu.Lock()
+	f.open++
+	f.mu.Unlock()
+	return &fakeSpool{raw: raw, f: f}, nil
+}
+
+// openSpools is how many spools were not closed.
+func (f *fakeDeliverer) openSpools() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.open
+}
+
+func (f *fakeDeliverer) Deliver(ctx context.Context, ms []Spooled, ds []Delivery) ([]DeliveryResult, []error) {
+	res, errs := make([]DeliveryResult, len(ms)), make([]error, len(ms))
+	for i, m := range ms {
+		res[i], errs[i] = f.deliverOne(ctx, m.(*fakeSpool).raw, ds[i])
+	}
+	return res, errs
+}
+
+func (f *fakeDeliverer) deliverOne(ctx context.Context, raw []byte, d Delivery) (DeliveryResult, error) {
 	id := messageID(raw)
 	f.mu.Lock()
 	f.calls[id]++
@@ -76,6 +124,7 @@ func (f *fakeDeliverer) Deliver(ctx context.Context, raw []byte, d Delivery) (De
 		f.stored[id]++
 		f.imported[id] = d.Imported
 		f.sources[id] = d.Source
+		f.order = append(f.order, d.Source)
 		f.total++
 	}
 	total, after := f.total, f.after

@@ -89,10 +89,13 @@ type Options struct {
 	// BackfillLive delivers mail older than the first connection as live
 	// mail (automatic replies on); default quiet.
 	BackfillLive bool
-	// BatchSize is how many UIDs one FETCH covers; default 100.
+	// BatchSize is how many UIDs one FETCH covers; default 100. One FETCH
+	// streams while the messages of the one before are committed, so about
+	// twice as many messages are in flight.
 	BatchSize int
-	// BackfillRate limits backfill to this many messages per second;
-	// default 200. Live mail is not throttled.
+	// BackfillRate limits backfill to this many messages per second; 0
+	// (the default) does not limit it. Live mail, and backfill delivered
+	// live (BackfillLive), are never throttled.
 	BackfillRate float64
 	// Holder names this replica for the lease.
 	Holder string
@@ -201,8 +204,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 100
 	}
-	if o.BackfillRate <= 0 {
-		o.BackfillRate = 200
+	if o.BackfillRate < 0 {
+		return bad("backfill rate %v is negative", o.BackfillRate)
 	}
 	if o.Holder == "" {
 		return bad("holder is required (replica id for the lease)")

@@ -53,9 +53,12 @@ func New(opts Options, d Deliverer, st StateStore) (*Poller, error) {
 	p := &Poller{
 		opts: o, d: d, st: st, met: met,
 		log:     o.Logger.With("inbox", o.Inbox, "mailbox", o.Mailbox),
-		limiter: rate.NewLimiter(rate.Limit(o.BackfillRate), max(1, int(o.BackfillRate))),
 		cur:     cursor{pending: map[uint32]int{}},
 		started: o.Clock.Now(),
+	}
+	// Backfill delivered live is mail as any other: it is not throttled.
+	if o.BackfillRate > 0 && !o.BackfillLive {
+		p.limiter = rate.NewLimiter(rate.Limit(o.BackfillRate), max(1, int(o.BackfillRate)))
 	}
 	p.setState(StateStopped)
 	return p, nil
@@ -275,17 +278,29 @@ func (p *Poller) renew(ctx context.Context) error {
 	return nil
 }
 
-// deliver hands one message to the Deliverer, throttled during backfill.
-func (p *Poller) deliver(ctx context.Context, uid uint32, raw []byte, internal time.Time, bulk bool) error {
-	if bulk {
-		if err := p.limiter.Wait(ctx); err != nil {
+// throttle waits until n more backfill messages may be fetched. The
+// limiter is nil when backfill is not throttled (no rate, or backfill
+// delivered live).
+func (p *Poller) throttle(ctx context.Context, n int) error {
+	if p.limiter == nil {
+		return nil
+	}
+	for n > 0 {
+		k := min(n, p.limiter.Burst())
+		if err := p.limiter.WaitN(ctx, k); err != nil {
 			return fmt.Errorf("throttle: %w", err)
 		}
+		n -= k
 	}
+	return nil
+}
+
+// delivery describes message uid to the Deliverer.
+func (p *Poller) delivery(uid uint32, internal time.Time) Delivery {
 	p.mu.Lock()
 	connected, validity := p.state.ConnectedAt, p.cur.uidValidity
 	p.mu.Unlock()
-	d := Delivery{
+	return Delivery{
 		Inbox: p.opts.Inbox,
 		// INTERNALDATE has whole seconds (RFC 9051 §2.3.3): mail from the
 		// very second of the first connection is live, not backfill.
@@ -293,11 +308,4 @@ func (p *Poller) deliver(ctx context.Context, uid uint32, raw []byte, internal t
 		Source:     fmt.Sprintf("imap:%s/%s/%d/%d", p.opts.Inbox, p.opts.Mailbox, validity, uid),
 		ReceivedAt: internal,
 	}
-	res, err := p.d.Deliver(ctx, raw, d)
-	if err != nil {
-		return fmt.Errorf("deliver uid %d: %w", uid, err)
-	}
-	p.met.fetched.WithLabelValues(p.opts.Inbox, p.opts.Mailbox).Inc()
-	p.log.Debug("imap message delivered", "uid", uid, "duplicate", res.Duplicate, "imported", d.Imported)
-	return nil
 }

@@ -3,6 +3,7 @@ package imappoll
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -141,14 +142,15 @@ func TestCrashResumeDeliversEachOnce(t *testing.T) {
 		return d.storedCount() == n && unseen == 0 && st.state(p2.opts.key()).BackfillDone
 	})
 	d.checkExactlyOnce(t, ids)
-	// The checkpoint bounds the redelivery to what was not yet flagged.
+	// The checkpoint bounds the redelivery to what was not yet flagged: at
+	// most the two batches in flight (one fetched, one committing).
 	d.mu.Lock()
 	calls := 0
 	for _, c := range d.calls {
 		calls += c
 	}
 	d.mu.Unlock()
-	if calls > n+opts.BatchSize {
+	if calls > n+2*opts.BatchSize {
 		t.Errorf("%d Deliver calls for %d messages: the checkpoint did not hold", calls, n)
 	}
 	if s := st.state(p2.opts.key()); s.Synced != n || s.Total != n {
@@ -527,5 +529,88 @@ func TestFailingSince(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v", err)
+	}
+}
+
+// TestBackfillRate: a rate throttles the quiet backfill (the poller waits
+// for the limiter with the first message stored and the rest not
+// fetched); backfill delivered live is not throttled whatever the rate,
+// and neither is a mailbox with no rate.
+func TestBackfillRate(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		rate      float64
+		live      bool
+		throttled bool
+	}{
+		{"quiet with a rate", 0.001, false, true},
+		{"live with a rate", 0.001, true, false},
+		{"quiet without a rate", 0, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			srv, _, d, st, opts := memRig(t)
+			for i := range 3 {
+				raw, _ := genMessage(i)
+				srv.append(t, "INBOX", raw, t0.AddDate(-1, 0, i))
+			}
+			// One message per FETCH: at 0.001/s the limiter grants the
+			// first at once (its burst) and the second in 1,000 s.
+			opts.BatchSize, opts.BackfillRate, opts.BackfillLive = 1, c.rate, c.live
+			p := start(t, opts, d, st)
+			if !c.throttled {
+				waitFor(t, wait, "the whole backfill", func() bool { return d.storedCount() == 3 })
+				if p.limiter != nil {
+					t.Errorf("limiter %v set: mail would be throttled", p.limiter.Limit())
+				}
+				return
+			}
+			// The limiter reserved the second message's token (its balance
+			// went negative) and waits: nothing more is fetched meanwhile.
+			waitFor(t, wait, "the throttle to hold the second message", func() bool {
+				return d.storedCount() == 1 && p.limiter.Tokens() < 0
+			})
+			if got := d.storedCount(); got != 1 {
+				t.Errorf("%d messages stored while throttled, want 1", got)
+			}
+			// The batch before the wait is flagged, not held by it.
+			waitFor(t, wait, "the first message flagged", func() bool { _, unseen := srv.status(t, "INBOX"); return unseen == 2 })
+		})
+	}
+}
+
+// TestDeliversInUIDOrder: a first sync hands messages over in UID order,
+// batch after batch, though one FETCH streams while the one before
+// commits: a mailbox's history is threaded as it happened (a reply after
+// the mail it answers), and every spool is closed.
+func TestDeliversInUIDOrder(t *testing.T) {
+	t.Parallel()
+	srv, _, d, st, opts := memRig(t)
+	const n = 120
+	for i := range n {
+		raw, _ := genMessage(i)
+		srv.append(t, "INBOX", raw, t0.Add(-time.Hour))
+	}
+	opts.BatchSize = 7
+	p := start(t, opts, d, st)
+	waitFor(t, wait, "the backfill", func() bool { return st.state(p.opts.key()).BackfillDone })
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.order) != n {
+		t.Fatalf("%d stored, want %d", len(d.order), n)
+	}
+	last := -1
+	for _, src := range d.order {
+		uid, err := strconv.Atoi(src[strings.LastIndexByte(src, '/')+1:])
+		if err != nil {
+			t.Fatalf("source %q: %v", src, err)
+		}
+		if uid <= last {
+			t.Fatalf("UID %d delivered after UID %d: %v", uid, last, d.order)
+		}
+		last = uid
+	}
+	if d.open != 0 {
+		t.Errorf("%d spools left open", d.open)
 	}
 }

@@ -2,6 +2,7 @@ package imappoll
 
 import (
 	"context"
+	"io"
 	"time"
 )
 
@@ -9,14 +10,31 @@ import (
 // SMTP uses. It is declared here, by its consumer, and implemented over the
 // database by storage.
 //
-// Deliver returns nil only after the raw message and its ticket are durably
-// committed. It deduplicates by Message-ID plus a hash of the bytes, so a
-// redelivery after a crash or a UIDVALIDITY change is harmless and reports
-// Duplicate. Any error means "not stored": the poller leaves the message
-// untouched in the mailbox and offers it again on a later pass. There is no
-// permanent "cannot parse" error: ingest stores anything raw.
+// Delivery has two steps, so that no message is ever held whole in memory
+// and many are committed together. Spool reads one message from the
+// server's literal (size is the size the server announced) to its end,
+// in bounded buffers, into the same spool the SMTP door uses. Deliver
+// then takes a FETCH's spooled messages at once, in UID order, and
+// threads them in that order (a reply after what it answers) while
+// storing them in shared transactions; the next FETCH streams meanwhile.
+//
+// Deliver's errors are ms's, index for index: nil only after that raw
+// message and its ticket are durably committed. It deduplicates by
+// Message-ID plus a hash of the bytes, so a redelivery after a crash or a
+// UIDVALIDITY change is harmless and reports Duplicate. Any error means
+// "not stored": the poller leaves the message untouched in the mailbox and
+// offers it again on a later pass. There is no permanent "cannot parse"
+// error: ingest stores anything raw. The poller closes every Spooled once
+// it is delivered or given up.
 type Deliverer interface {
-	Deliver(ctx context.Context, raw []byte, d Delivery) (DeliveryResult, error)
+	Spool(ctx context.Context, r io.Reader, size int64) (Spooled, error)
+	Deliver(ctx context.Context, ms []Spooled, ds []Delivery) ([]DeliveryResult, []error)
+}
+
+// Spooled is a message a Deliverer spooled; Close releases it (removes its
+// temporary file).
+type Spooled interface {
+	Close() error
 }
 
 // Delivery describes where a message handed to a Deliverer came from.

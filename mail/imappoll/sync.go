@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // cursor is the in-memory position of a mailbox under one UIDVALIDITY. It
@@ -82,18 +86,50 @@ func (p *Poller) syncPass(ctx context.Context, s *session, sel *imap.SelectData)
 	// Pending UIDs go one per FETCH: a message the server cannot serve must
 	// not take a whole batch down with it again.
 	for _, uid := range retry {
-		if err := p.batch(ctx, s, []imap.UID{uid}, false); err != nil {
+		if err := p.finish(ctx, s, p.fetch(ctx, s, []imap.UID{uid}, false)); err != nil {
 			return err
 		}
 	}
+	// One FETCH streams while the messages of the one before commit: the
+	// connection and the database work at the same time, and a batch's
+	// flags and checkpoint follow its commit, in UID order.
+	var prev *flight
+	flush := func() error {
+		f := prev
+		prev = nil
+		if f == nil {
+			return nil
+		}
+		return p.finish(ctx, s, f)
+	}
 	for start := 0; start < len(fresh); start += p.opts.BatchSize {
 		end := min(start+p.opts.BatchSize, len(fresh))
-		if err := p.batch(ctx, s, fresh[start:end], bulk); err != nil {
+		if bulk && p.limiter != nil {
+			// Throttled: the batch before is flagged and checkpointed
+			// first rather than held while the limiter waits.
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := p.throttle(ctx, end-start); err != nil {
+				return err
+			}
+		}
+		cur := p.fetch(ctx, s, fresh[start:end], bulk)
+		if err := flush(); err != nil {
+			cur.abandon()
 			return err
+		}
+		prev = cur
+		if cur.broken() {
+			return flush()
 		}
 		if err := p.renewIfDue(ctx); err != nil {
+			prev.abandon()
 			return err
 		}
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	if bulk {
 		p.mu.Lock()
@@ -130,21 +166,78 @@ func (p *Poller) checkUIDValidity(ctx context.Context, v uint32) error {
 	return p.saveState(ctx)
 }
 
-// batch fetches uids with one UID FETCH, delivers each message as it
-// streams in (only one message body is held at a time), applies the
-// after-action to the committed ones and persists the checkpoint.
-func (p *Poller) batch(ctx context.Context, s *session, uids []imap.UID, bulk bool) error {
-	body := &imap.FetchItemBodySection{Peek: true} // BODY.PEEK[]: \Seen is ours to set, later
-	opts := &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{body}}
-	want := make(map[imap.UID]bool, len(uids))
+// flight is one UID FETCH whose messages were spooled as they streamed
+// in and are being delivered, together and in UID order, so that the
+// group committer stores them in few transactions while the next FETCH
+// streams.
+type flight struct {
+	uids []imap.UID
+	bulk bool
+	// want holds the UIDs asked for and not returned (yet).
+	want map[imap.UID]bool
+	// got are the spooled messages, in the order the server sent them,
+	// with what the Deliverer is told of each.
+	got []imap.UID
+	sps []Spooled
+	ds  []Delivery
+	// done receives the verdicts once deliver ran (nil: nothing to wait for).
+	done chan []error
+	// fetchErr is the FETCH's own failure; deliverErr the last message
+	// that could not be spooled.
+	fetchErr, deliverErr error
+}
+
+// broken reports a FETCH that failed with the connection: what it did not
+// return cannot be judged, and nothing more can be asked on it.
+func (f *flight) broken() bool {
+	var ierr *imap.Error
+	return f.fetchErr != nil && !errors.As(f.fetchErr, &ierr)
+}
+
+// deliver hands the flight's spooled messages to the Deliverer in the
+// background and closes the spools once it answered.
+func (p *Poller) deliver(ctx context.Context, f *flight) {
+	if len(f.sps) == 0 {
+		return
+	}
+	f.done = make(chan []error, 1)
+	go func() {
+		res, errs := p.d.Deliver(ctx, f.sps, f.ds)
+		for i, sp := range f.sps {
+			_ = sp.Close()
+			if errs[i] == nil {
+				p.met.fetched.WithLabelValues(p.opts.Inbox, p.opts.Mailbox).Inc()
+				p.log.Debug("imap message delivered", "uid", f.got[i], "duplicate", res[i].Duplicate, "imported", f.ds[i].Imported)
+			}
+		}
+		f.done <- errs
+	}()
+}
+
+// abandon waits for the flight's deliveries without acting on them: their
+// messages are neither flagged nor checkpointed, so they are fetched
+// again and the Deliverer's dedup absorbs whatever was stored.
+func (f *flight) abandon() {
+	if f != nil && f.done != nil {
+		<-f.done
+	}
+}
+
+// fetch asks for uids with one UID FETCH and spools each message as its
+// literal streams in (BODY.PEEK[]: \Seen is ours to set, later), in the
+// Deliverer's bounded buffers, then hands it to a delivery goroutine. It
+// returns once the FETCH is complete; the deliveries go on.
+func (p *Poller) fetch(ctx context.Context, s *session, uids []imap.UID, bulk bool) *flight {
+	f := &flight{uids: uids, bulk: bulk, want: make(map[imap.UID]bool, len(uids))}
 	for _, u := range uids {
-		want[u] = true
+		f.want[u] = true
 	}
-	var done []imap.UID
-	var deliverErr error
 	if err := s.beginStream(ctx); err != nil {
-		return err
+		f.fetchErr = err
+		return f
 	}
+	body := &imap.FetchItemBodySection{Peek: true}
+	opts := &imap.FetchOptions{UID: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{body}}
 	s.arm()
 	cmd := s.c.Fetch(imap.UIDSetNum(uids...), opts)
 	for {
@@ -152,38 +245,96 @@ func (p *Poller) batch(ctx context.Context, s *session, uids []imap.UID, bulk bo
 		if msg == nil {
 			break
 		}
-		buf, err := msg.Collect()
-		s.disarm()
-		if err == nil && want[buf.UID] && ctx.Err() == nil {
-			delete(want, buf.UID)
-			raw := buf.FindBodySection(body)
-			if raw == nil {
-				raw = []byte{} // an empty message is still a message
-			}
-			if err := p.deliver(ctx, uint32(buf.UID), raw, buf.InternalDate, bulk); err != nil {
-				p.markPending(uint32(buf.UID), err)
-				deliverErr = err
-			} else {
-				done = append(done, buf.UID)
-			}
-		}
+		p.take(ctx, msg, f)
 		s.arm()
 	}
-	fetchErr := s.timeoutErr(cmd.Close())
+	f.fetchErr = s.timeoutErr(cmd.Close())
 	s.disarm()
 	s.endStream()
-	if err := ctx.Err(); err != nil && fetchErr == nil {
+	if err := ctx.Err(); err != nil && f.fetchErr == nil {
 		// Stopped mid-batch: what was not delivered stays for next time.
-		fetchErr = err
+		f.fetchErr = err
+	}
+	p.deliver(ctx, f)
+	return f
+}
+
+// take reads one message of a FETCH: its UID and INTERNALDATE, and its
+// body straight into a spool, and adds it to the flight. Whatever it does
+// not read, go-imap discards.
+func (p *Poller) take(ctx context.Context, msg *imapclient.FetchMessageData, f *flight) {
+	var (
+		uid      imap.UID
+		internal time.Time
+		sp       Spooled
+		spErr    error
+		body     bool
+	)
+	for {
+		item := msg.Next()
+		if item == nil {
+			break
+		}
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			uid = it.UID
+		case imapclient.FetchItemDataInternalDate:
+			internal = it.Time
+		case imapclient.FetchItemDataBodySection:
+			if body || ctx.Err() != nil {
+				continue
+			}
+			body = true
+			var r io.Reader = strings.NewReader("") // NIL: an empty message is still a message
+			size := int64(0)
+			if it.Literal != nil {
+				r, size = it.Literal, it.Literal.Size()
+			}
+			sp, spErr = p.d.Spool(ctx, r, size)
+		}
+	}
+	if !body && spErr == nil && ctx.Err() == nil {
+		sp, spErr = p.d.Spool(ctx, strings.NewReader(""), 0)
+	}
+	if !f.want[uid] || ctx.Err() != nil {
+		if sp != nil {
+			_ = sp.Close()
+		}
+		return
+	}
+	delete(f.want, uid)
+	if spErr != nil {
+		err := fmt.Errorf("spool uid %d: %w", uid, spErr)
+		p.markPending(uint32(uid), err)
+		f.deliverErr = err
+		return
+	}
+	f.got, f.sps, f.ds = append(f.got, uid), append(f.sps, sp), append(f.ds, p.delivery(uint32(uid), internal))
+}
+
+// finish waits until every message of f is durably stored or failed, then
+// applies the after-action to the stored ones and persists the checkpoint:
+// nothing is flagged, moved or checkpointed before it is stored.
+func (p *Poller) finish(ctx context.Context, s *session, f *flight) error {
+	var done []imap.UID
+	deliverErr := f.deliverErr
+	if f.done != nil {
+		for i, err := range <-f.done {
+			if err != nil {
+				err = fmt.Errorf("deliver uid %d: %w", f.got[i], err)
+				p.markPending(uint32(f.got[i]), err)
+				deliverErr = err
+				continue
+			}
+			done = append(done, f.got[i])
+		}
 	}
 	// A tagged NO/BAD fails the FETCH but leaves the connection usable:
 	// the messages not returned are retried later, the others go on. When
 	// the connection broke, nothing not returned can be judged either.
-	var ierr *imap.Error
-	soft := fetchErr == nil || errors.As(fetchErr, &ierr)
-	for u := range want {
-		if fetchErr != nil {
-			p.markPending(uint32(u), fmt.Errorf("fetch uid %d: %w", u, fetchErr))
+	for u := range f.want {
+		if f.fetchErr != nil {
+			p.markPending(uint32(u), fmt.Errorf("fetch uid %d: %w", u, f.fetchErr))
 			continue
 		}
 		// A FETCH that succeeded without this UID means it was expunged
@@ -198,15 +349,15 @@ func (p *Poller) batch(ctx context.Context, s *session, uids []imap.UID, bulk bo
 			return fmt.Errorf("after-action: %w", err)
 		}
 	}
-	p.advance(uids, done, bulk)
+	p.advance(f.uids, done, f.bulk)
 	if err := p.saveState(ctx); err != nil {
 		return err
 	}
-	if !soft {
-		return fmt.Errorf("fetch: %w", fetchErr)
+	if f.broken() {
+		return fmt.Errorf("fetch: %w", f.fetchErr)
 	}
-	if fetchErr != nil {
-		p.recordError(fmt.Errorf("fetch: %w", fetchErr))
+	if f.fetchErr != nil {
+		p.recordError(fmt.Errorf("fetch: %w", f.fetchErr))
 	}
 	if deliverErr != nil {
 		p.recordError(deliverErr)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/mail/senderauth"
 	"github.com/tendhq/tend/storage"
@@ -129,6 +131,61 @@ func (p *Pipeline) Deliver(ctx context.Context, raw []byte, env Envelope) (stora
 // the caller's to close.
 func (p *Pipeline) DeliverSpool(ctx context.Context, sp *Spool, env Envelope) (storage.Delivered, error) {
 	start := time.Now()
+	m, in := p.prepare(ctx, sp, env)
+	d, err := p.opts.Committer.Deliver(ctx, in)
+	return p.delivered(m, d, err, start)
+}
+
+// prepWorkers bounds how many messages of one DeliverSpools call are
+// classified and judged at once.
+const prepWorkers = 8
+
+// BatchCommitter is a Committer that also takes many messages at once,
+// in order (storage.Committer).
+type BatchCommitter interface {
+	DeliverAll(ctx context.Context, ins []*storage.Incoming) ([]storage.Delivered, []error)
+}
+
+// DeliverSpools stores spooled messages durably with their tickets, in
+// their order: each is threaded after the ones before it, as if they came
+// one after another (an IMAP mailbox's history, replies after what they
+// answer), yet they share the committer's transactions. The results and
+// errors are the spools', index for index, with DeliverSpool's meaning.
+func (p *Pipeline) DeliverSpools(ctx context.Context, sps []*Spool, envs []Envelope) ([]storage.Delivered, []error) {
+	start := time.Now()
+	ms, ins := make([]*Message, len(sps)), make([]*storage.Incoming, len(sps))
+	// Sender authentication may wait on DNS for each message: the
+	// messages are judged side by side, and committed in order after.
+	var g errgroup.Group
+	g.SetLimit(prepWorkers)
+	for i, sp := range sps {
+		g.Go(func() error {
+			ms[i], ins[i] = p.prepare(ctx, sp, envs[i])
+			return nil
+		})
+	}
+	_ = g.Wait() // incoming does not fail
+
+	var ds []storage.Delivered
+	var errs []error
+	if bc, ok := p.opts.Committer.(BatchCommitter); ok {
+		ds, errs = bc.DeliverAll(ctx, ins)
+	} else {
+		ds, errs = make([]storage.Delivered, len(ins)), make([]error, len(ins))
+		for i, in := range ins {
+			ds[i], errs[i] = p.opts.Committer.Deliver(ctx, in)
+		}
+	}
+	for i := range ds {
+		ds[i], errs[i] = p.delivered(ms[i], ds[i], errs[i], start)
+	}
+	return ds, errs
+}
+
+// prepare is what the committer stores for a spooled message: its header
+// block classified, its sender judged, its recipients' inboxes, threaded
+// when committed.
+func (p *Pipeline) prepare(ctx context.Context, sp *Spool, env Envelope) (*Message, *storage.Incoming) {
 	m := &Message{Headers: sp.Headers, Env: env}
 	// Classification reads only the header block: cheap enough for the
 	// hot path, and threading needs it (a bounce never opens a ticket).
@@ -148,7 +205,7 @@ func (p *Pipeline) DeliverSpool(ctx context.Context, sp *Spool, env Envelope) (s
 	in.Place = func(ctx context.Context, tx *storage.Tx) (storage.Placement, error) {
 		return p.opts.Threader.Place(ctx, m, tx)
 	}
-	return p.commit(ctx, in, m, start)
+	return m, in
 }
 
 // SourceWeb is the Source of mail that tend composed for a signed-in agent
@@ -170,7 +227,8 @@ func (p *Pipeline) DeliverWritten(ctx context.Context, raw []byte, env Envelope,
 	in := p.incoming(sp, m)
 	in.Auth = storage.SenderAuth{Method: SourceWeb, FromDomain: domainOf(env.From), Aligned: true}
 	in.Place = func(context.Context, *storage.Tx) (storage.Placement, error) { return place, nil }
-	return p.commit(ctx, in, m, start)
+	d, err := p.opts.Committer.Deliver(ctx, in)
+	return p.delivered(m, d, err, start)
 }
 
 // domainOf is the domain of an address, lowercased.
@@ -201,10 +259,8 @@ func (p *Pipeline) incoming(sp *Spool, m *Message) *storage.Incoming {
 	}
 }
 
-// commit stores in durably and reports the outcome.
-func (p *Pipeline) commit(ctx context.Context, in *storage.Incoming, m *Message, start time.Time) (storage.Delivered, error) {
-	env := m.Env
-	d, err := p.opts.Committer.Deliver(ctx, in)
+// delivered reports one delivery's outcome to the observer and the log.
+func (p *Pipeline) delivered(m *Message, d storage.Delivered, err error, start time.Time) (storage.Delivered, error) {
 	if err != nil {
 		if p.opts.Observer != nil {
 			p.opts.Observer.Failed(err)
@@ -216,8 +272,8 @@ func (p *Pipeline) commit(ctx context.Context, in *storage.Incoming, m *Message,
 	}
 	// One line per message at the default level: an operator sees mail
 	// arrive without turning on debugging.
-	p.opts.Logger.Info("message received", "message_id", m.MessageID, "from", env.From, "ticket", d.Ticket,
-		"new", d.NewTicket, "duplicate", d.Duplicate, "class", m.Class, "source", env.Source)
+	p.opts.Logger.Info("message received", "message_id", m.MessageID, "from", m.Env.From, "ticket", d.Ticket,
+		"new", d.NewTicket, "duplicate", d.Duplicate, "class", m.Class, "source", m.Env.Source)
 	return d, nil
 }
 

@@ -195,6 +195,34 @@ func (s *Spooler) Spool(ctx context.Context, r io.Reader) (*Spool, error) {
 	return sp, nil
 }
 
+// memSpoolMax is the size up to which SpoolSized keeps a message in
+// memory: most mail is far smaller, and a temporary file per message
+// would cost more than the message. Bigger ones go to a file.
+const memSpoolMax = 64 << 10
+
+// SpoolSized is Spool for a reader that announced its size (an IMAP
+// literal; size < 0 when unknown): a message of at most memSpoolMax bytes
+// is read into memory, with the same hashes and header parse, and a
+// larger one streams into a temporary file as Spool does. Either way the
+// free space is checked first, as the doors do.
+func (s *Spooler) SpoolSized(ctx context.Context, r io.Reader, size int64) (*Spool, error) {
+	if size < 0 || size > memSpoolMax {
+		return s.Spool(ctx, r)
+	}
+	if err := s.guard.Check(uint64(size)); err != nil {
+		return nil, err
+	}
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	sp, err := spool(ctx, r, buf, nil, *bp)
+	if err != nil {
+		return nil, err
+	}
+	sp.r = bytes.NewReader(buf.Bytes())
+	return sp, nil
+}
+
 // headMax bounds the header block kept in memory for the header parse.
 // A longer header block (thousands of Received lines) is parsed as far as
 // headMax; the rest is hashed and stored like the body.

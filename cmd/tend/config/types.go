@@ -308,6 +308,8 @@ type IMAP struct {
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// StaleAfter reports the mailbox unhealthy after this long without a successful poll, and mails the admins and leads once; greater than poll_interval.
 	StaleAfter time.Duration `yaml:"stale_after"`
+	// BackfillRate limits the first sync of mail older than the first connection to this many messages per second, to spare a provider's bandwidth limits; 0 means as fast as the server and the database go. Mail arriving later, and backfill: live, are never throttled.
+	BackfillRate int `yaml:"backfill_rate"`
 }
 
 // OAuth is an OAuth 2.0 client that refreshes IMAP access tokens (RFC 6749 §6).

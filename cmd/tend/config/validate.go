@@ -313,6 +313,7 @@ func (v *validator) imap(key string, m *IMAP) {
 	}
 	v.positive(key+".poll_interval", m.PollInterval)
 	v.positive(key+".stale_after", m.StaleAfter)
+	v.notNegative(key+".backfill_rate", int64(m.BackfillRate))
 	if m.StaleAfter > 0 && m.StaleAfter <= m.PollInterval {
 		v.add(key+".stale_after", "must be longer than poll_interval (%s)", formatDuration(m.PollInterval))
 	}
