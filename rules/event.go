@@ -32,7 +32,7 @@ func validEvent(s string) bool {
 	return false
 }
 
-// Ticket states of the follow-through state machine (DESIGN.md).
+// Ticket states of the follow-through state machine (docs/design.md).
 const (
 	StateNew         = "new"
 	StateWaiting     = "waiting"
@@ -96,7 +96,7 @@ const (
 	RoleCC       = "cc"
 )
 
-// Message classes as decided by mail classification (DESIGN.md
+// Message classes as decided by mail classification (docs/design.md
 // "Classify"); the executor maps the classifier's kinds onto them. Gate
 // lets automatic mail answer ClassHuman only: every other class, and any
 // value not listed here, is refused.

@@ -7,7 +7,7 @@ import (
 )
 
 // Gate is the loop and flood protection every automatic mail passes before
-// it becomes an outbox row (RFC 3834 §2 and DESIGN.md "Ticket Trick").
+// it becomes an outbox row (RFC 3834 §2 and docs/design.md "Ticket Trick").
 // It is pure: the executor applies it to each Action with Auto set and puts
 // the reason of a refusal on the ticket's timeline, so the agent sees why
 // the customer got nothing. Actions without Auto are always allowed.
@@ -134,7 +134,7 @@ func GateAll(ev Event, actions []Action, opts Options) []Verdict {
 }
 
 // refusedAddress says why an address must never get automatic mail, or ""
-// when it may. The list follows DESIGN.md: robots never read the answer,
+// when it may. The list follows docs/design.md: robots never read the answer,
 // and answering our own addresses either loops or leaks the acknowledgement
 // to whoever controls the mailbox ("Ticket Trick").
 func refusedAddress(addr, inbox string, own []string) string {

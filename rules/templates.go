@@ -38,7 +38,7 @@ func Ticketless(name string) bool {
 }
 
 // customerFacing templates go to the customer; they must never quote the
-// customer's message body (DESIGN.md, "Ticket Trick"), which LoadTemplates
+// customer's message body (docs/design.md, "Ticket Trick"), which LoadTemplates
 // checks by rendering them with a marker in Message.Text.
 func customerFacing(name string) bool {
 	switch name {

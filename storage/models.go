@@ -2,7 +2,7 @@ package storage
 
 import "time"
 
-// Ticket states, in the order of DESIGN.md's follow-through state machine.
+// Ticket states, in the order of docs/design.md's follow-through state machine.
 const (
 	StateNew         = "new"
 	StateOpen        = "open"

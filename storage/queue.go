@@ -8,7 +8,7 @@ import (
 )
 
 // Attention ranks order the lead's queue: what needs a person first. They
-// follow DESIGN.md's "Who uses it": SLA breaches, customers who wrote more
+// follow docs/design.md's "Who uses it": SLA breaches, customers who wrote more
 // than once without an answer, unconfirmed resolutions, then everything
 // still open by how long the customer has waited.
 const (

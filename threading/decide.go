@@ -56,7 +56,7 @@ type Decision struct {
 	NoTicket bool
 	// Reply is set when the message came through a verified signed agent
 	// address. The caller must still check that the sender is that agent
-	// before relaying or running commands (DESIGN.md, security model).
+	// before relaying or running commands (docs/design.md, security model).
 	Reply *ReplyToken
 	// BounceOutbox is the outbox row named by a verified VERP bounce
 	// address the message was sent to, 0 if none.

@@ -35,7 +35,7 @@ var (
 // replayed as a note token or the other way round.
 type Purpose string
 
-// The purposes of signed agent addresses (DESIGN.md, security model).
+// The purposes of signed agent addresses (docs/design.md, security model).
 const (
 	// PurposeReply: the agent's mail is relayed to the customer.
 	PurposeReply Purpose = "reply"
@@ -44,7 +44,7 @@ const (
 )
 
 // macChars is the length of the MAC in base32 characters: 20 characters
-// carry 100 bits, above the 80 bits DESIGN.md asks for, and keep the local
+// carry 100 bits, above the 80 bits docs/design.md asks for, and keep the local
 // part well under the 64 octets RFC 5321 section 4.5.3.1.1 allows.
 const macChars = 20
 

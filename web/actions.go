@@ -19,7 +19,7 @@ import (
 // an agent's email, or "token:NAME" for the API.
 type Actions interface {
 	// Resolve proposes a resolution: the customer is asked to confirm
-	// (DESIGN.md, the follow-through state machine).
+	// (docs/design.md, the follow-through state machine).
 	Resolve(ctx context.Context, ticket int64, by string) error
 	// Reopen puts a proposed, unconfirmed, resolved or closed ticket back
 	// to open.

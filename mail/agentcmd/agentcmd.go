@@ -27,7 +27,7 @@ var ErrInvalid = errors.New("agentcmd: invalid commands")
 // Kind names a command.
 type Kind string
 
-// The commands. Their meaning is the ticket's (see DESIGN.md): Resolve
+// The commands. Their meaning is the ticket's (see docs/design.md): Resolve
 // proposes resolution, Note keeps the reply internal (its argument, if
 // any, is the note's text), Waiting waits for the customer, Send sends a
 // reply that was held because someone else answered first.

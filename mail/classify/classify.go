@@ -5,7 +5,7 @@
 // notification after it.
 //
 // The loop-protection signals follow RFC 3834 section 5 and what mature
-// helpdesks and list managers check (see DESIGN.md, "Classify").
+// helpdesks and list managers check (see docs/design.md, "Classify").
 package classify
 
 import (

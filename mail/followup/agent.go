@@ -15,7 +15,7 @@ import (
 
 // agentMail applies mail that came through an agent's signed address: the
 // token named the ticket and the agent; the sender must be that agent
-// (DESIGN.md, security model), else nothing runs and nothing is sent.
+// (docs/design.md, security model), else nothing runs and nothing is sent.
 func (x *Executor) agentMail(sc *scope) error {
 	msg := sc.trigger
 	// Automatic mail (an agent's out-of-office, a bounce) is never the

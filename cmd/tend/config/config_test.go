@@ -34,7 +34,7 @@ func TestDefault(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(\"\"): %v", err)
 	}
-	// The contract of DESIGN.md, spelled out rather than compared with
+	// The contract of docs/design.md, spelled out rather than compared with
 	// Default() so that a change to Default() cannot pass unnoticed.
 	checks := []struct {
 		name      string

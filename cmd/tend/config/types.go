@@ -372,7 +372,7 @@ const (
 	AfterMove   = "move"
 )
 
-// Default returns the embedded default configuration of DESIGN.md: SQLite
+// Default returns the embedded default configuration of docs/design.md: SQLite
 // under ./tend-data, SMTP on 127.0.0.1:2525, web on 127.0.0.1:8080, inbox
 // support@localhost, no relay. Paths are as written (not yet resolved) and
 // derived values (sqlite dsn, secret_file) are still empty: Load and Parse
