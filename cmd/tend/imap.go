@@ -69,6 +69,7 @@ func imapPollers(cfg config.Config, st *storage.Store, pipe *ingest.Pipeline, ow
 		}
 		opts := imapOptions(in, st)
 		opts.Holder, opts.Registerer, opts.Logger = owner, reg, log.With("inbox", in.Address)
+		opts.LeaseTTL = cfg.Database.Lease
 		p, err := imappoll.New(opts, imapDeliverer{pipe}, imapState{st})
 		if err != nil {
 			return nil, fmt.Errorf("inbox %s: imap: %w", in.Address, err)
