@@ -26,6 +26,9 @@ type relayCapture struct {
 	addr string
 	mu   sync.Mutex
 	got  []sentMail
+	// hold, while a test holds it locked, keeps every DATA waiting
+	// before it is read: senders stay mid-send, their mail leased.
+	hold sync.RWMutex
 }
 
 type sentMail struct {
@@ -77,6 +80,8 @@ func (s *captureSession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 func (s *captureSession) Reset()        { s.to = nil }
 func (s *captureSession) Logout() error { return nil }
 func (s *captureSession) Data(r io.Reader) error {
+	s.c.hold.RLock()
+	s.c.hold.RUnlock()
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return err
