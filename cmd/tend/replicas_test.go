@@ -319,3 +319,51 @@ func (c *relayCapture) all() []sentMail {
 	defer c.mu.Unlock()
 	return append([]sentMail(nil), c.got...)
 }
+
+// TestGracefulHandover: a replica that is stopped (SIGTERM) releases its
+// leases, so another takes its work over at once. The lease is ten
+// minutes here: waiting it out would fail the test's deadline, so only the
+// release can pass it.
+func TestGracefulHandover(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	d := dovecottest.Start(t)
+	sink := startRelayCapture(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	holder := func() string {
+		var h string
+		_ = db.QueryRow("SELECT holder FROM leases WHERE name LIKE 'imap:%'").Scan(&h)
+		return h
+	}
+	var procs []*tendProc
+	for range 2 {
+		procs = append(procs, startTend(t, replicaConfig(t, dsn, sink.addr, d, "10m")))
+	}
+	waitFor(t, "a replica to take the mailbox lease", 30*time.Second, func() bool { return holder() != "" })
+	first := holder()
+	var stopping, other *tendProc
+	for _, p := range procs {
+		if strings.Contains(first, fmt.Sprintf("/%d/", p.cmd.Process.Pid)) {
+			stopping = p
+		} else {
+			other = p
+		}
+	}
+	if stopping == nil || other == nil {
+		t.Fatalf("mailbox lease holder %q is not one of the two replicas", first)
+	}
+	stopping.Stop()
+	waitFor(t, "the other replica to take the mailbox over (a 10m lease, so only a release passes)", 60*time.Second, func() bool {
+		return strings.Contains(holder(), fmt.Sprintf("/%d/", other.cmd.Process.Pid))
+	})
+	// And it polls it: new mail in the mailbox arrives.
+	d.Append(t, "INBOX", replicaIMAPMail(1))
+	var l ticketList
+	tok := other.token("lead")
+	waitFor(t, "mail from the mailbox on the remaining replica", 60*time.Second, func() bool {
+		return other.getJSON(tok, "/api/tickets", &l) == 200 && len(l.Tickets) == 1
+	})
+}
