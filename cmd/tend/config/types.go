@@ -79,7 +79,7 @@ type Database struct {
 	Driver string `yaml:"driver"`
 	// DSN reaches the database: for sqlite "" means <data_dir>/tend.db; for postgres it is required (postgres://user:pass@host/db or key=value form).
 	DSN string `yaml:"dsn" tend:"secret"`
-	// Lease is how long a claim (outgoing mail being sent, an IMAP mailbox, a timer, a message being processed) lasts without renewal. A live process renews its claims every third of it; when a replica dies, the others take its work over within about one lease, judged by the database's clock. Shorter takes over sooner and renews more often.
+	// Lease is how long a claim (outgoing mail being sent, an IMAP mailbox, a timer, a message being processed) lasts without renewal. A live process renews its claims every third of it; when a replica dies, its claims run out after one lease (by the database's clock) and the others, looking every half lease, take its work over. Shorter takes over sooner and renews more often.
 	Lease time.Duration `yaml:"lease"`
 }
 
