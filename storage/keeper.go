@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"gorm.io/gorm"
@@ -82,22 +81,27 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) (int64, error) 
 // KeepLeases renews owner's leases every third of lease until ctx ends, so
 // that each survives two failed renewals in a row. A renewal that fails is
 // logged and tried again at the next tick: the leases then run out, which
-// is the point of them when this replica has lost the database. The
-// cadence is scheduling, not business time, so it uses the real clock.
-func (s *Store) KeepLeases(ctx context.Context, owner string, lease time.Duration, log *slog.Logger) error {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	t := time.NewTicker(max(lease/3, time.Millisecond))
+// is the point of them when this replica has lost the database.
+func (s *Store) KeepLeases(ctx context.Context, owner string, lease time.Duration) error {
+	return every(ctx, max(lease/3, time.Millisecond), func() {
+		if _, err := s.RenewLeases(ctx, owner, lease); err != nil && ctx.Err() == nil {
+			s.log.Error("renewing leases", "err", err)
+		}
+	})
+}
+
+// every runs fn every period until ctx ends: the life of the store's
+// background chores. The cadence is scheduling, not business time, so it
+// uses the real clock.
+func every(ctx context.Context, period time.Duration, fn func()) error {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-		}
-		if _, err := s.RenewLeases(ctx, owner, lease); err != nil && ctx.Err() == nil {
-			log.Error("renewing leases", "err", err)
+			fn()
 		}
 	}
 }

@@ -69,6 +69,18 @@ func replicaIMAPMail(i int) []byte {
 	return fmt.Appendf(nil, "From: Mailbox customer %d <m%d@example.com>\r\nTo: support@acme.test\r\nSubject: Mailbox question %d\r\nMessage-ID: <replica-imap-%d@example.com>\r\nDate: Tue, 1 Dec 2026 09:00:00 +0000\r\n\r\nQuestion number %d, from the mailbox.\r\n", i, i, i, i, i)
 }
 
+// replicaDB creates the replicas' database and opens it for the test's
+// own queries.
+func replicaDB(t *testing.T) (string, *sql.DB) {
+	dsn := storagetest.PostgresDSN(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return dsn, db
+}
+
 // alive is the set of replicas a sender may try, in turn.
 type alive struct {
 	mu    sync.Mutex
@@ -119,14 +131,9 @@ func (a *alive) send(i int, raw []byte) (*tendProc, error) {
 // allows them at most two copies and logs how many there were.
 func TestReplicasOnPostgres(t *testing.T) {
 	run := replicaSize()
-	dsn := storagetest.PostgresDSN(t)
+	dsn, db := replicaDB(t)
 	d := dovecottest.Start(t)
 	sink := startRelayCapture(t)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
 	count := func(q string, args ...any) int {
 		t.Helper()
 		var n int
@@ -325,14 +332,9 @@ func (c *relayCapture) all() []sentMail {
 // minutes here: waiting it out would fail the test's deadline, so only the
 // release can pass it.
 func TestGracefulHandover(t *testing.T) {
-	dsn := storagetest.PostgresDSN(t)
+	dsn, db := replicaDB(t)
 	d := dovecottest.Start(t)
 	sink := startRelayCapture(t)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
 	holder := func() string {
 		var h string
 		_ = db.QueryRow("SELECT holder FROM leases WHERE name LIKE 'imap:%'").Scan(&h)

@@ -209,7 +209,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	g.Go(func() error { return st.RunHousekeeping(workCtx, housekeeping(cfg)) })
 	g.Go(func() error { return proc.Run(workCtx) })
 	g.Go(func() error { return timers.Run(workCtx) })
-	g.Go(func() error { return st.KeepLeases(workCtx, owner, lt.Lease, log) })
+	g.Go(func() error { return st.KeepLeases(workCtx, owner, lt.Lease) })
 	if sender != nil {
 		g.Go(func() error { return sender.Run(workCtx) })
 	}

@@ -65,14 +65,7 @@ func TestGracefulShutdown(t *testing.T) {
 			if code, msg, err := slow.ReadResponse(250); err != nil {
 				t.Fatalf("DATA finished during the shutdown: %d %s (%v), want 250", code, msg, err)
 			}
-			waitFor(t, "tend to exit", 60*time.Second, func() bool {
-				select {
-				case <-p.exited:
-					return true
-				default:
-					return false
-				}
-			})
+			waitExit(t, p, "tend to exit", 60*time.Second)
 			if !strings.Contains(p.Log(), "released this replica's leases") {
 				t.Errorf("no lease release logged:\n%s", p.Log())
 			}
@@ -99,19 +92,22 @@ func TestShutdownGrace(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "tend to exit after its 1s grace (the default is 30s)", 20*time.Second, func() bool {
-		select {
-		case <-p.exited:
-			return true
-		default:
-			return false
-		}
-	})
+	waitExit(t, p, "tend to exit after its 1s grace (the default is 30s)", 20*time.Second)
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if code, msg, err := stalled.ReadResponse(250); err == nil {
 		t.Errorf("a DATA cut by the grace was answered %d %s", code, msg)
 	}
 	if counts, _ := storeCounts(t, cfg); counts.Messages != 0 {
 		t.Errorf("%d messages stored from a cut DATA", counts.Messages)
+	}
+}
+
+// waitExit waits for p to exit by itself.
+func waitExit(t *testing.T, p *tendProc, what string, deadline time.Duration) {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(deadline):
+		t.Fatalf("timed out after %v waiting for %s", deadline, what)
 	}
 }
