@@ -319,6 +319,7 @@ func forgetRows(tx *gorm.DB, email, actor string, now time.Time) (ForgetStats, [
 			{&Timer{}, "ticket_id IN ?"},
 			{&Participant{}, "ticket_id IN ?"},
 			{&TicketInbox{}, "ticket_id IN ?"},
+			{&TicketBand{}, "ticket_id IN ?"},
 		} {
 			if err := tx.Where(q.where, c).Delete(q.model).Error; err != nil {
 				return err

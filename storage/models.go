@@ -72,12 +72,12 @@ type Ticket struct {
 	AssigneeID      *int64
 	InboxID         int64 `gorm:"not null"`
 	MergedInto      *int64
-	Breached        bool   `gorm:"not null;default:false"`
-	RepeatContacts  int    `gorm:"not null;default:0"`
-	Tags            string `gorm:"type:text;not null;default:''"` // space-separated
-	CloseReason     string `gorm:"type:text;not null;default:''"`
-	LinkedTo        *int64 // the older ticket a reply after the reopen window came from
-	CreatedAt       time.Time
+	Breached        bool      `gorm:"not null;default:false"`
+	RepeatContacts  int       `gorm:"not null;default:0"`
+	Tags            string    `gorm:"type:text;not null;default:''"` // space-separated
+	CloseReason     string    `gorm:"type:text;not null;default:''"`
+	LinkedTo        *int64    // the older ticket a reply after the reopen window came from
+	CreatedAt       time.Time `gorm:"index:idx_tickets_created"` // the stats' date range
 	UpdatedAt       time.Time `gorm:"index:idx_tickets_state_updated,priority:2"`
 	FirstResponseAt *time.Time
 	LastCustomerAt  *time.Time
@@ -102,10 +102,25 @@ type Ticket struct {
 	SatisfactionScore   int    `gorm:"not null;default:0"`
 	SatisfactionComment string `gorm:"type:text;not null;default:''"`
 	SatisfactionAt      *time.Time
+	// ClusterID is the ticket that started the group of tickets about the
+	// same thing this one belongs to (its own number when it is alone):
+	// set once, from the subject and the first customer message.
+	ClusterID *int64 `gorm:"index"`
+	// Stems are the first message's word stems (package similar), space
+	// separated, kept while the ticket can still gather look-alikes.
+	Stems string `gorm:"type:text;not null;default:''"`
 
 	Customer *Contact `gorm:"foreignKey:CustomerID"`
 	Assignee *Agent   `gorm:"foreignKey:AssigneeID"`
 	Inbox    *Inbox   `gorm:"foreignKey:InboxID"`
+}
+
+// TicketBand is one LSH band key of a ticket's content signature: a new
+// ticket finds its look-alikes among the tickets sharing a band. Rows of
+// tickets older than the cluster window are pruned.
+type TicketBand struct {
+	Band     int64 `gorm:"primaryKey;autoIncrement:false"`
+	TicketID int64 `gorm:"primaryKey;autoIncrement:false;index"`
 }
 
 // TicketInbox records that an inbox sees a ticket: one message addressed to
@@ -238,11 +253,11 @@ type Attachment struct {
 type Event struct {
 	ID           int64  `gorm:"primaryKey"`
 	TicketID     int64  `gorm:"not null;index"`
-	Kind         string `gorm:"size:50;not null"`
+	Kind         string `gorm:"size:50;not null;index:idx_events_kind_created,priority:1"`
 	Actor        string `gorm:"type:text;not null;default:''"`
 	Detail       string `gorm:"type:text;not null;default:''"`
 	MessageRowID *int64
-	CreatedAt    time.Time
+	CreatedAt    time.Time `gorm:"index:idx_events_kind_created,priority:2"` // the stats find reopens by kind since a date
 }
 
 // OutboxMail is an outgoing mail. It is committed in the same transaction as
@@ -353,7 +368,7 @@ type Setting struct {
 // allModels lists every model in creation order for migrations.
 func allModels() []any {
 	return []any{
-		&Inbox{}, &Contact{}, &Agent{}, &Ticket{}, &TicketInbox{}, &Participant{},
+		&Inbox{}, &Contact{}, &Agent{}, &Ticket{}, &TicketInbox{}, &TicketBand{}, &Participant{},
 		&RawMessage{}, &RawChunk{}, &Message{}, &MessageRef{}, &Attachment{}, &Event{},
 		&OutboxMail{}, &Timer{}, &Work{}, &APIToken{}, &WebSession{}, &Lease{},
 		&MailboxState{}, &Setting{}, &Erasure{},

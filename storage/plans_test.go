@@ -104,6 +104,15 @@ func TestQueryPlans(t *testing.T) {
 				_, err := tx.NewestOpenTicket(ctx, tk.Customer)
 				return err
 			}},
+			{"Stats (the last week)", func(ctx context.Context, tx *storage.Tx) error {
+				_, err := tx.Stats(ctx, storage.StatsFilter{From: clock.Now().Add(-7 * 24 * time.Hour), To: clock.Now()})
+				return err
+			}},
+			{"SimilarCandidates (content clusters)", func(ctx context.Context, tx *storage.Tx) error {
+				_, err := tx.SimilarCandidates(ctx, tk.ID, []int64{1, 2, 3, 4}, clock.Now().Add(-7*24*time.Hour), 50)
+				return err
+			}},
+			{"Unclustered", func(ctx context.Context, tx *storage.Tx) error { _, err := tx.Unclustered(ctx, tk.ID); return err }},
 			{"RecentTicketBySubject", func(ctx context.Context, tx *storage.Tx) error {
 				_, _, err := tx.RecentTicketBySubject(ctx, tk.Customer, strings.ToLower(tk.Subject), clock.Now().Add(-7*24*time.Hour))
 				return err

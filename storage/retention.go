@@ -48,6 +48,9 @@ type HousekeepingOptions struct {
 	OutboxRetention time.Duration
 	// CompactEvery is the period of the pruning and of segment compaction.
 	CompactEvery time.Duration
+	// ClusterWindow is how long tickets keep their content band keys
+	// (PruneBands); 0 keeps none past a run.
+	ClusterWindow time.Duration
 }
 
 // RunHousekeeping keeps the data directory proportional to the mail
@@ -66,6 +69,11 @@ func (s *Store) RunHousekeeping(ctx context.Context, o HousekeepingOptions) erro
 			} else if n > 0 {
 				s.log.Info("outbox bodies pruned", "mails", n)
 			}
+		}
+		if n, err := s.PruneBands(ctx, s.now().Add(-o.ClusterWindow)); err != nil && ctx.Err() == nil {
+			s.log.Warn("cluster band pruning", "err", err)
+		} else if n > 0 {
+			s.log.Info("cluster bands pruned", "rows", n)
 		}
 		if n, err := s.ReclaimChunks(ctx, s.now().Add(-ChunkGrace)); err != nil && ctx.Err() == nil {
 			s.log.Warn("raw chunk reclaiming", "err", err)

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -239,6 +240,18 @@ func TestAgentInboxesWeb(t *testing.T) {
 // apiGet calls the API with a bearer token and decodes the answer.
 func apiGet(t *testing.T, base, tok, path string, out any) int {
 	t.Helper()
+	code, body := apiGetRaw(t, base, tok, path)
+	if out != nil && code == http.StatusOK {
+		if err := json.Unmarshal([]byte(body), out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return code
+}
+
+// apiGetRaw calls the API with a bearer token and returns the answer.
+func apiGetRaw(t *testing.T, base, tok, path string) (int, string) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, base+path, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	res, err := http.DefaultClient.Do(req)
@@ -246,12 +259,11 @@ func apiGet(t *testing.T, base, tok, path string, out any) int {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	if out != nil && res.StatusCode == http.StatusOK {
-		if err := json.NewDecoder(res.Body).Decode(out); err != nil {
-			t.Fatal(err)
-		}
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return res.StatusCode
+	return res.StatusCode, string(b)
 }
 
 // TestAgentInboxesAPI: an agent token named after a restricted agent

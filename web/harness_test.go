@@ -112,7 +112,10 @@ func newEnv(t testing.TB, backend string, opt func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.proc = ingest.NewProcessor(e.store, ingest.ProcessorOptions{Owner: "test", Clock: e.clock})
+	// Tickets are clustered by content as in production (the queue's
+	// side panel, /api/clusters).
+	cluster := ingest.Clusterer{Window: 7 * 24 * time.Hour, Clock: e.clock}.Then(func(context.Context, *storage.Tx, storage.Message) error { return nil })
+	e.proc = ingest.NewProcessor(e.store, ingest.ProcessorOptions{Owner: "test", Clock: e.clock, AfterParse: cluster})
 	e.actions = &fakeActions{e: e}
 	opts := Options{BaseURL: "http://127.0.0.1", Clock: e.clock, Actions: e.actions,
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))}

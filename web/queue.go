@@ -104,12 +104,6 @@ type queueData struct {
 	AllURL    string // the queue without the subject filter
 }
 
-type clusterView struct {
-	storage.Cluster
-	URL string
-	On  bool
-}
-
 func (s *Server) queue(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo) {
 	s.serveQueue(w, r, sess, "queue.html")
 }
@@ -167,13 +161,8 @@ func (s *Server) queueData(ctx context.Context, q queueQuery) (queueData, error)
 	if d.Counts, err = s.store.AttentionCounts(ctx, q.Inbox, visible); err != nil {
 		return queueData{}, err
 	}
-	clusters, err := s.store.Clusters(ctx, q.Inbox, visible, 2, 8)
-	if err != nil {
+	if d.Clusters, err = s.clusters(ctx, q.Inbox, visible, 8); err != nil {
 		return queueData{}, err
-	}
-	for _, c := range clusters {
-		d.Clusters = append(d.Clusters, clusterView{Cluster: c, On: c.NormSubject == q.Subject,
-			URL: q.with(func(q *queueQuery) { q.Subject = c.NormSubject })})
 	}
 	inboxes, err := s.store.Inboxes(ctx)
 	if err != nil {

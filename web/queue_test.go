@@ -168,7 +168,7 @@ func TestQueuePage(t *testing.T) {
 	for _, frag := range []string{
 		"response time breached", "wrote again without an answer", "resolution not confirmed", "breached earlier",
 		`<span class="pill breached">1 breached</span>`, `<span class="pill">4 open</span>`,
-		`>Login fails after password reset</a> <span class="count">2</span>`,
+		`<a href="/clusters/` + fmt.Sprint(s.tom) + `">2 customers this week: Login fails after password reset</a> <span class="count">2</span>`,
 		"imap.legacy.test/INBOX", "login failed: &lt;b&gt;AUTHENTICATIONFAILED&lt;/b&gt;", `<span class="tag warn">stale</span>`,
 		`<script src="/static/queue.js" defer></script>`, `data-src="/queue/live"`,
 		"Acme Billing",

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -59,15 +58,8 @@ func TestRateLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	get := func(path string, v any) {
-		req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
-			t.Fatal(err)
+		if code := apiGet(t, ts.URL, tok, path, v); code != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, code)
 		}
 	}
 	var tj TicketJSON

@@ -33,7 +33,8 @@ type Store interface {
 	// The lead's queue (storage/queue.go).
 	Queue(ctx context.Context, f storage.QueueFilter) ([]storage.QueueRow, bool, error)
 	AttentionCounts(ctx context.Context, inbox string, visible []string) ([storage.AttentionDone + 1]int64, error)
-	Clusters(ctx context.Context, inbox string, visible []string, minCount, limit int) ([]storage.Cluster, error)
+	ContentClusters(ctx context.Context, inbox string, visible []string, since time.Time, minCount, limit int) ([]storage.ContentCluster, error)
+	ClusterTickets(ctx context.Context, cluster int64, visible []string) ([]storage.TicketRow, error)
 	Inboxes(ctx context.Context) ([]storage.Inbox, error)
 	Agents(ctx context.Context) ([]storage.Agent, error)
 	// TicketInboxes are the inboxes that see a ticket, for access checks.
@@ -47,6 +48,8 @@ type Store interface {
 	CustomerHistory(ctx context.Context, email string, limit int) ([]storage.HistoryTicket, error)
 	// SatisfactionStats is the satisfaction figure for the API.
 	SatisfactionStats(ctx context.Context) (storage.SatisfactionStats, error)
+	// Stats is the report of /stats and /api/stats.
+	Stats(ctx context.Context, f storage.StatsFilter) (storage.StatsReport, error)
 }
 
 // Check is a named readiness check for /readyz (the database, each IMAP
@@ -107,6 +110,9 @@ type Options struct {
 	TrustedProxies []string
 	// MetricsToken, when set, is the bearer token /metrics requires.
 	MetricsToken string
+	// ClusterWindow is how long a closed ticket still counts in its
+	// cluster (clusters.window); default 7 days.
+	ClusterWindow time.Duration
 	// MetricsSeparate leaves /metrics off this handler: it is served by
 	// MetricsHandler on its own listener (web.metrics_listen).
 	MetricsSeparate bool
@@ -133,6 +139,9 @@ func New(store Store, opts Options) (*Server, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = storage.SystemClock{}
+	}
+	if opts.ClusterWindow <= 0 {
+		opts.ClusterWindow = defaultClusterWindow
 	}
 	if opts.QueueRefresh <= 0 {
 		opts.QueueRefresh = 15 * time.Second
@@ -166,6 +175,10 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /rate", s.ratePage)
 	m.HandleFunc("POST /rate", s.rate)
 	m.Handle("GET /api/stats/satisfaction", s.api(s.apiSatisfaction))
+	m.Handle("GET /api/stats", s.api(s.apiStats))
+	m.Handle("GET /api/clusters", s.api(s.apiClusters))
+	m.Handle("GET /clusters/{cluster}", s.page(s.clusterPage))
+	m.Handle("GET /stats", s.page(s.statsPage))
 	m.HandleFunc("GET /login", s.loginPage)
 	m.HandleFunc("POST /login", s.login)
 	m.Handle("POST /logout", s.page(s.logout))

@@ -39,7 +39,19 @@ func funcs(now func() time.Time) template.FuncMap {
 		// since is a short, calm duration ("3 h", "2 d") for queue cells.
 		"since": func(t time.Time) string { return shortDuration(now().Sub(t)) },
 		"bytes": func(n int64) string { return humanize.IBytes(uint64(max(n, 0))) },
-		"join":  strings.Join,
+		// secs is a report's duration in seconds, shown as queue cells are
+		// ("—" when nothing was measured).
+		"secs": func(count int, s float64) string {
+			if count == 0 {
+				return "—"
+			}
+			if s < 60 {
+				return fmt.Sprintf("%.0f s", s)
+			}
+			return shortDuration(time.Duration(s) * time.Second)
+		},
+		"pct":  func(x float64) string { return fmt.Sprintf("%.0f%%", x*100) },
+		"join": strings.Join,
 		// filename shows an attachment's name as it will be saved: the
 		// sender's name may carry paths or bidi overrides that disguise
 		// its extension.

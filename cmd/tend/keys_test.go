@@ -36,6 +36,8 @@ var keyProofs = map[string]string{
 	"smtp.listen":                        "TestServeEndToEnd", // the test mails the address tend logs it listens on
 	"web.listen":                         "TestServeEndToEnd",
 	"smtp.lmtp_socket":                   "TestLMTP",                // mail/smtpd; serve listens on the unix socket
+	"smtp.lmtp_socket_mode":              "TestPostfixRecipe",       // Postfix's lmtp (user postfix) reaches the socket
+	"smtp.lmtp_socket_group":             "TestPostfixRecipe",       // without the group Postfix gets "Permission denied"
 	"web.metrics_listen":                 "TestAccessEndToEnd",      // also MetricsSeparate in webOptions
 	"smtp.shutdown_grace":                "TestShutdownGrace",       // serve's runSMTP: a DATA past it is cut and the process exits
 	"relay.password_file":                "TestParseValues",         // config: read into relay.password at load

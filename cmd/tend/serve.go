@@ -171,6 +171,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	timers := followup.NewTimers(st, exec, owner, lt.Period, lt.Lease, log)
 	var committer *storage.Committer
 	handle := guardAccess(exec.HandleMessage)
+	if cfg.Clusters.Window > 0 {
+		handle = ingest.Clusterer{Window: cfg.Clusters.Window, Clock: storage.SystemClock{}}.Then(handle)
+	}
 	proc := ingest.NewProcessor(st, processorLimits(cfg, ingest.ProcessorOptions{Owner: owner, Lease: lt.Lease, Period: min(2*time.Second, lt.Period), Logger: log, AfterParse: handle, AfterCommit: func() {
 		if sender != nil {
 			sender.Wake()
@@ -225,12 +228,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 			continue
 		}
 		srv := smtpd.New(smtpOpts, pipe, rcpts, d.lmtp)
-		if d.lmtp {
-			_ = os.Remove(d.addr) // a stale socket from a crash
-		}
-		if err := runSMTP(doorsCtx, door, log, d.network, d.addr, srv, cfg.SMTP.ShutdownGrace); err != nil {
+		l, err := listenDoor(d.network, d.addr, cfg.SMTP)
+		if err != nil {
 			return err
 		}
+		runSMTP(doorsCtx, door, log, l, srv, cfg.SMTP.ShutdownGrace)
 	}
 
 	pollers, err := imapPollers(cfg, st, pipe, owner, reg, log)
@@ -430,18 +432,15 @@ func followupOptions(cfg config.Config) followup.Options {
 }
 
 func webOptions(cfg config.Config) web.Options {
-	return web.Options{BaseURL: cfg.Web.BaseURL, TrustedProxies: cfg.Web.TrustedProxies, MetricsSeparate: cfg.Web.MetricsListen != ""}
+	return web.Options{BaseURL: cfg.Web.BaseURL, TrustedProxies: cfg.Web.TrustedProxies, MetricsSeparate: cfg.Web.MetricsListen != "",
+		ClusterWindow: cfg.Clusters.Window}
 }
 
-// runSMTP serves srv on addr under run (the doors' group) until ctx ends,
+// runSMTP serves srv on l under run (the doors' group) until ctx ends,
 // then shuts it down within grace: transactions under way finish.
-func runSMTP(ctx context.Context, run func(func() error), log *slog.Logger, network, addr string, srv *smtpd.Server, grace time.Duration) error {
-	l, err := net.Listen(network, addr)
-	if err != nil {
-		return fmt.Errorf("smtp listen %s: %w", addr, err)
-	}
+func runSMTP(ctx context.Context, run func(func() error), log *slog.Logger, l net.Listener, srv *smtpd.Server, grace time.Duration) {
 	kind := "smtp"
-	if network == "unix" {
+	if l.Addr().Network() == "unix" {
 		kind = "lmtp"
 	}
 	log.Info(kind+" listening", "addr", l.Addr().String())
@@ -452,7 +451,6 @@ func runSMTP(ctx context.Context, run func(func() error), log *slog.Logger, netw
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
-	return nil
 }
 
 // loginURL is where a person logs in: web.base_url when it was set, else

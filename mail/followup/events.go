@@ -114,5 +114,8 @@ func (x *Executor) bounce(ctx context.Context, tx *storage.Tx, msg storage.Messa
 	if err != nil || !ok {
 		return err
 	}
+	// The operator hears of a bounce in the log too, not only on the
+	// ticket's timeline: a run of them is how a broken relay shows.
+	x.log.Warn("bounce report", "outbox", id, "to", o.EnvTo, "permanent", permanent, "reason", reason, "message", msg.ID)
 	return x.outboxFailed(ctx, tx, o, reason, permanent)
 }

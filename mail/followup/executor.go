@@ -447,8 +447,12 @@ func (x *Executor) setState(sc *scope, state, reason, by string) error {
 	if reason != "" {
 		detail += ": " + reason
 	}
+	kind := "ticket.state_changed"
+	if (sc.v.State == storage.StateResolved || sc.v.State == storage.StateClosed) && state != storage.StateResolved && state != storage.StateClosed {
+		kind = storage.EventReopened // counted by the stats
+	}
 	sc.v.State = state
-	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "ticket.state_changed", "", detail, nil)
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, kind, "", detail, nil)
 }
 
 func (x *Executor) assign(sc *scope, ag *storage.Agent, by string) error {

@@ -3,9 +3,11 @@ package followup_test
 import (
 	"bufio"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,7 +158,8 @@ func TestCorpusBouncesFailTheirOutboxRows(t *testing.T) {
 		storagetest.SkipOrFail(t, "corpus not found at "+dir)
 	}
 	defer f.Close()
-	w := newWorld(t)
+	logs := &lockedLog{}
+	w := newWorldTuned(t, func(o *followup.Options) { o.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
 	w.mustSend(customer, []string{inbox}, customerMail("b0@example.com", "Hi", "Hello."))
 	w.capture.take()
 	ctx := context.Background()
@@ -218,6 +221,10 @@ func TestCorpusBouncesFailTheirOutboxRows(t *testing.T) {
 	for _, r := range rows {
 		status[r.ID] = r.Status
 	}
+	// The operator sees each bounce in the log, not only on the timeline.
+	if n := strings.Count(logs.text(), `msg="bounce report"`); n != len(samples) {
+		t.Errorf("%d bounce reports logged for %d bounces", n, len(samples))
+	}
 	for _, s := range samples {
 		if status[s.id] != storage.OutboxFailed {
 			t.Errorf("%s: outbox row %d is %q, want failed", s.path, s.id, status[s.id])
@@ -231,4 +238,22 @@ func TestCorpusBouncesFailTheirOutboxRows(t *testing.T) {
 		t.Errorf("a bounce was answered (%d mails to the customer)", n)
 	}
 	t.Logf("%d corpus bounces marked their outbox rows failed", len(samples))
+}
+
+// lockedLog collects what a logger writes, from any goroutine.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

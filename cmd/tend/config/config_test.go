@@ -280,8 +280,8 @@ func TestEnvKeys(t *testing.T) {
 			t.Errorf("missing variable %s", name)
 		}
 	}
-	if len(keys) != 65 {
-		t.Errorf("%d variables, want 65: a key was added or lost; update REFERENCE.md and this count", len(keys))
+	if len(keys) != 68 {
+		t.Errorf("%d variables, want 68: a key was added or lost; update REFERENCE.md and this count", len(keys))
 	}
 	if !slices.Contains(sections, "TEND_FOLLOW_THROUGH") || !slices.Contains(sections, "TEND_INBOXES") {
 		t.Errorf("sections = %v", sections)
@@ -413,5 +413,38 @@ inboxes:
 	}
 	if got := Default().Notes(); !slices.Equal(got, []string{"relay.addr is empty: outgoing mail stays in the outbox"}) {
 		t.Errorf("default Notes = %q", got)
+	}
+}
+
+// TestFileMode: a mode is octal whether written bare (which YAML alone
+// would read as decimal 660), quoted, or in the environment.
+func TestFileMode(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		yaml string
+		env  []string
+		want FileMode
+		ok   bool
+	}{
+		{"smtp: {lmtp_socket_mode: 0660}", nil, 0o660, true},
+		{`smtp: {lmtp_socket_mode: "0600"}`, nil, 0o600, true},
+		{"smtp: {lmtp_socket_mode: 666}", nil, 0o666, true},
+		{"", []string{"TEND_SMTP_LMTP_SOCKET_MODE=0640"}, 0o640, true},
+		{"", nil, 0o660, true}, // the default
+		{"smtp: {lmtp_socket_mode: 0999}", nil, 0, false},
+		{"smtp: {lmtp_socket_mode: rw-rw----}", nil, 0, false},
+		{"smtp: {lmtp_socket_mode: 17777}", nil, 0, false},
+	} {
+		c, err := Parse("tend.yaml", []byte(tt.yaml), tt.env)
+		if (err == nil) != tt.ok {
+			t.Errorf("%q %v: err %v, want ok=%v", tt.yaml, tt.env, err, tt.ok)
+			continue
+		}
+		if tt.ok && c.SMTP.LMTPSocketMode != tt.want {
+			t.Errorf("%q %v: mode %v, want %v", tt.yaml, tt.env, c.SMTP.LMTPSocketMode, tt.want)
+		}
+	}
+	if s := FileMode(0o640).String(); s != "0640" {
+		t.Errorf("String() = %q", s)
 	}
 }

@@ -131,6 +131,8 @@ func describe(f reflect.StructField, v reflect.Value) (typ, def string) {
 		return "duration", quote(formatDuration(x))
 	case Size:
 		return "size", quote(fmt.Sprint(int64(x)))
+	case FileMode:
+		return "octal mode", quote(x.String())
 	case After:
 		return "seen, delete or {move: FOLDER}", quote(x.String())
 	case []time.Duration:

@@ -29,6 +29,13 @@ func setScalar(v reflect.Value, s string) error {
 		}
 		v.SetInt(n)
 		return nil
+	case reflect.TypeFor[FileMode]():
+		m, err := strconv.ParseUint(strings.TrimSpace(s), 8, 32)
+		if err != nil || m > 0o7777 {
+			return fmt.Errorf("invalid file mode %q (octal, e.g. 0660)", s)
+		}
+		v.SetUint(m)
+		return nil
 	}
 	switch v.Kind() {
 	case reflect.String:

@@ -67,6 +67,8 @@ type Config struct {
 	Notifications Notifications `yaml:"notifications"`
 	// Retention keeps the data directory proportional to the mail received.
 	Retention Retention `yaml:"retention"`
+	// Clusters groups tickets about the same thing by their content.
+	Clusters Clusters `yaml:"clusters"`
 	// Inboxes are the support addresses tend accepts mail for; a list in the file replaces the default list.
 	Inboxes []Inbox `yaml:"inboxes"`
 	// Agents are the people who answer tickets; first start also creates an admin login.
@@ -90,6 +92,10 @@ type SMTP struct {
 	Listen string `yaml:"listen"`
 	// LMTPSocket is the path of a unix socket for LMTP (RFC 2033) delivery from a local MTA; "" disables it.
 	LMTPSocket string `yaml:"lmtp_socket" tend:"path"`
+	// LMTPSocketMode is the permission of the LMTP socket, in octal; the local MTA's delivery agent needs write permission to connect (Postfix's lmtp runs as user postfix).
+	LMTPSocketMode FileMode `yaml:"lmtp_socket_mode"`
+	// LMTPSocketGroup is the group the LMTP socket is given (e.g. postfix); "" keeps tend's own group. tend's user must be a member of it unless it runs as root.
+	LMTPSocketGroup string `yaml:"lmtp_socket_group"`
 	// Hostname is our host name: the EHLO greeting and the default domain of Message-IDs we generate.
 	Hostname string `yaml:"hostname"`
 	// MaxMessageBytes is the largest message accepted (answered 552 beyond it); bytes, or with a unit: 25MB, 25MiB.
@@ -237,6 +243,13 @@ type Retention struct {
 	CompactEvery time.Duration `yaml:"compact_every"`
 }
 
+// Clusters configures the grouping of tickets by content (the queue's
+// "similar complaints", /api/clusters).
+type Clusters struct {
+	// Window is how far back a new ticket looks for tickets like it, and how long a closed ticket still counts in its cluster; 0 turns clustering off.
+	Window time.Duration `yaml:"window"`
+}
+
 // Log configures log/slog.
 type Log struct {
 	// Level is debug, info, warn or error.
@@ -327,6 +340,13 @@ type Agent struct {
 // unit (25MB = 25,000,000; 25MiB = 26,214,400).
 type Size int64
 
+// FileMode is a Unix permission, written in octal ("0660"): YAML would read
+// an unquoted 0660 as decimal 660, so it is always parsed as octal text.
+type FileMode uint32
+
+// String renders the mode as it is written: four octal digits.
+func (m FileMode) String() string { return fmt.Sprintf("%04o", uint32(m)) }
+
 // After is what the IMAP poller does with a message once it is stored:
 // Action is seen, delete or move (then Folder names the target). In YAML it
 // is written `seen`, `delete` or `{move: FOLDER}`.
@@ -365,6 +385,7 @@ func Default() Config {
 		SMTP: SMTP{
 			Listen:          "127.0.0.1:2525",
 			Hostname:        "localhost",
+			LMTPSocketMode:  0o660,
 			MaxMessageBytes: 25 << 20,
 			MaxRecipients:   50,
 			MaxConnections:  200,
@@ -407,6 +428,7 @@ func Default() Config {
 		},
 		Notifications: Notifications{MaxText: 64 << 10, AttachMax: 1 << 20},
 		Retention:     Retention{OutboxBodies: 30 * 24 * time.Hour, CompactEvery: time.Hour},
+		Clusters:      Clusters{Window: 7 * 24 * time.Hour},
 		Inboxes: []Inbox{{
 			Address:      "support@localhost",
 			Name:         "Support",

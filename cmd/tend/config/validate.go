@@ -484,4 +484,7 @@ func (v *validator) limits(c *Config) {
 	}
 	v.positive("retention.outbox_bodies", c.Retention.OutboxBodies)
 	v.positive("retention.compact_every", c.Retention.CompactEvery)
+	if c.Clusters.Window < 0 {
+		v.add("clusters.window", "must not be negative (0 turns clustering off)")
+	}
 }

@@ -1,0 +1,173 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// SimilarTicket is an earlier ticket that shares a content band with a
+// new one (package similar decides whether they are alike).
+type SimilarTicket struct {
+	Ticket  int64
+	Cluster int64
+	Stems   []string
+}
+
+// Unclustered says whether ticket has no cluster yet: only the first
+// customer message of a ticket places it.
+func (t *Tx) Unclustered(ctx context.Context, ticket int64) (bool, error) {
+	var n int64
+	if err := t.db.WithContext(ctx).Model(&Ticket{}).Where("id = ? AND cluster_id IS NULL AND merged_into IS NULL", ticket).Count(&n).Error; err != nil {
+		return false, fmt.Errorf("ticket %d cluster: %w", ticket, err)
+	}
+	return n == 1, nil
+}
+
+// SimilarCandidates returns up to limit tickets created since since that
+// share one of bands, other than ticket: one lookup by the band index.
+func (t *Tx) SimilarCandidates(ctx context.Context, ticket int64, bands []int64, since time.Time, limit int) ([]SimilarTicket, error) {
+	if len(bands) == 0 {
+		return nil, nil
+	}
+	var rows []struct {
+		ID        int64
+		ClusterID *int64
+		Stems     string
+	}
+	// Driven by the band keys (ticket_bands' primary key), then each
+	// ticket by its own: never a walk of the tickets. Only clustered
+	// tickets have bands (SetCluster writes both).
+	err := t.db.WithContext(ctx).Table("ticket_bands").Distinct("tickets.id, tickets.cluster_id, tickets.stems").
+		Joins("JOIN tickets ON tickets.id = ticket_bands.ticket_id").
+		Where("ticket_bands.band IN ? AND ticket_bands.ticket_id <> ? AND tickets.created_at >= ? AND tickets.merged_into IS NULL", bands, ticket, since).
+		Order("tickets.id DESC").Limit(limit).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("similar candidates of %d: %w", ticket, err)
+	}
+	out := make([]SimilarTicket, len(rows))
+	for i, r := range rows {
+		out[i] = SimilarTicket{Ticket: r.ID, Cluster: r.ID, Stems: strings.Fields(r.Stems)}
+		if r.ClusterID != nil {
+			out[i].Cluster = *r.ClusterID
+		}
+	}
+	return out, nil
+}
+
+// SetCluster places ticket in cluster (its own number to start one) and
+// records its stems and band keys for the tickets after it.
+func (t *Tx) SetCluster(ctx context.Context, ticket, cluster int64, stems []string, bands []int64) error {
+	db := t.db.WithContext(ctx)
+	if err := db.Model(&Ticket{}).Where("id = ?", ticket).
+		Updates(map[string]any{"cluster_id": cluster, "stems": strings.Join(stems, " ")}).Error; err != nil {
+		return fmt.Errorf("cluster of %d: %w", ticket, err)
+	}
+	if len(bands) == 0 {
+		return nil
+	}
+	rows := make([]TicketBand, 0, len(bands))
+	seen := map[int64]bool{}
+	for _, b := range bands {
+		if !seen[b] {
+			seen[b] = true
+			rows = append(rows, TicketBand{Band: b, TicketID: ticket})
+		}
+	}
+	if err := db.CreateInBatches(&rows, insertChunk).Error; err != nil {
+		return fmt.Errorf("bands of %d: %w", ticket, err)
+	}
+	return nil
+}
+
+// PruneBands deletes the band keys and stems of tickets created before
+// cutoff: they no longer gather look-alikes, and the table stays the size
+// of the cluster window, not of the history.
+func (s *Store) PruneBands(ctx context.Context, cutoff time.Time) (int64, error) {
+	res := s.db.WithContext(ctx).Where("ticket_id IN (SELECT id FROM tickets WHERE created_at < ?)", cutoff).Delete(&TicketBand{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("prune bands: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// ContentCluster is a group of tickets about the same thing, by content.
+type ContentCluster struct {
+	ID        int64   // the cluster's number (the ticket that started it)
+	Label     string  // the subject of its oldest ticket still there
+	Tickets   []int64 // open or recent tickets, oldest first
+	Customers int64   // distinct customers among them
+	Open      int64   // how many are still open
+}
+
+// ContentClusters returns the clusters of at least minCount tickets that
+// are open or were created since since, largest first, at most limit.
+// inbox and visible restrict as in the queue.
+func (s *Store) ContentClusters(ctx context.Context, inbox string, visible []string, since time.Time, minCount, limit int) ([]ContentCluster, error) {
+	base := func() *gorm.DB {
+		q := s.db.WithContext(ctx).Table("tickets").
+			Where("tickets.merged_into IS NULL AND tickets.cluster_id IS NOT NULL AND (tickets.state IN ? OR tickets.created_at >= ?)", openStates(), since)
+		if inbox != "" {
+			q = q.Where(inboxExists, inbox)
+		}
+		return restrictVisible(q, visible)
+	}
+	var groups []struct {
+		ClusterID int64
+		N         int64
+		Customers int64
+		OpenN     int64
+		First     int64
+	}
+	err := base().Select("tickets.cluster_id, COUNT(*) AS n, COUNT(DISTINCT tickets.customer_id) AS customers, "+
+		"SUM(CASE WHEN tickets.state IN ? THEN 1 ELSE 0 END) AS open_n, MIN(tickets.id) AS first", openStates()).
+		Group("tickets.cluster_id").Having("COUNT(*) >= ?", max(minCount, 2)).
+		Order("n DESC").Order("first").Limit(max(limit, 1)).Scan(&groups).Error
+	if err != nil {
+		return nil, fmt.Errorf("content clusters: %w", err)
+	}
+	if len(groups) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, len(groups))
+	firsts := make([]int64, len(groups))
+	for i, g := range groups {
+		ids[i], firsts[i] = g.ClusterID, g.First
+	}
+	var members []struct {
+		ID, ClusterID int64
+		Subject       string
+	}
+	if err := base().Select("tickets.id, tickets.cluster_id, tickets.subject").Where("tickets.cluster_id IN ?", ids).
+		Order("tickets.id").Scan(&members).Error; err != nil {
+		return nil, fmt.Errorf("content cluster members: %w", err)
+	}
+	out := make([]ContentCluster, len(groups))
+	at := map[int64]int{}
+	for i, g := range groups {
+		out[i] = ContentCluster{ID: g.ClusterID, Customers: g.Customers, Open: g.OpenN}
+		at[g.ClusterID] = i
+	}
+	for _, m := range members {
+		c := &out[at[m.ClusterID]]
+		if len(c.Tickets) == 0 {
+			c.Label = m.Subject // the oldest: members are in number order
+		}
+		c.Tickets = append(c.Tickets, m.ID)
+	}
+	return out, nil
+}
+
+// ClusterTickets lists a cluster's tickets, every state, oldest first.
+func (s *Store) ClusterTickets(ctx context.Context, cluster int64, visible []string) ([]TicketRow, error) {
+	var rows []TicketRow
+	err := s.ticketList(ctx, "all", "", visible, ticketRowColumns).Where("tickets.cluster_id = ?", cluster).
+		Order("tickets.id").Limit(500).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("cluster %d tickets: %w", cluster, err)
+	}
+	return rows, nil
+}
