@@ -190,7 +190,8 @@ func TestReplicasOnPostgres(t *testing.T) {
 	// and the one mail may be sent twice).
 	waitFor(t, "the first outgoing mail at the relay", 60*time.Second, func() bool { return len(sink.all()) >= run.smtp/5 })
 	victimOwner := fmt.Sprintf("%%/%d/%%", victim.cmd.Process.Pid)
-	sink.hold.Lock()
+	sink.holdData()
+	t.Cleanup(sink.releaseData) // should the test fail before it lets go
 	waitFor(t, "the replica to kill to be sending mail", 60*time.Second, func() bool {
 		return count("SELECT count(*) FROM outbox_mails WHERE lease_owner LIKE $1", victimOwner) > 0
 	})
@@ -211,7 +212,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 		resendable[strings.Trim(id, "<>")] = true
 	}
 	_ = rows.Close()
-	sink.hold.Unlock()
+	sink.releaseData()
 	// A fired timer keeps the name of the replica that fired it: done
 	// work, not a lease.
 	heldBy := func() int {
