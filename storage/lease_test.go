@@ -157,3 +157,58 @@ func TestReclaimLeases(t *testing.T) {
 		}
 	})
 }
+
+// TestRenewAndReleaseLeases: a live replica renews what it holds, so a
+// short lease outlasts long work; a lease that ran out is not renewed (it
+// may have been taken over); and a replica that stops releases everything
+// it holds, so another takes it over without waiting.
+func TestRenewAndReleaseLeases(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		c := committer(t, s)
+		for _, id := range []string{"renew1@example.com", "renew2@example.com"} {
+			if _, err := c.Deliver(ctx, incoming("ann@example.com", id, "Renew", "")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const lease = time.Minute
+		if ws, err := s.ClaimWork(ctx, "a", 1, lease); err != nil || len(ws) != 1 {
+			t.Fatalf("claim: %v %v", ws, err)
+		}
+		if ok, err := s.AcquireLease(ctx, "imap:x", "a", lease); err != nil || !ok {
+			t.Fatalf("lease: %v %v", ok, err)
+		}
+		clock.Advance(50 * time.Second)
+		if n, err := s.RenewLeases(ctx, "a", lease); err != nil || n != 2 {
+			t.Fatalf("renewed %d leases (%v), want 2", n, err)
+		}
+		// Past the first lease's end, within the renewed one: b gets only
+		// the work item a never claimed, and not the mailbox.
+		clock.Advance(30 * time.Second)
+		ws, err := s.ClaimWork(ctx, "b", 10, lease)
+		if err != nil || len(ws) != 1 {
+			t.Fatalf("b claimed %d items (%v), want only the free one", len(ws), err)
+		}
+		if ok, err := s.AcquireLease(ctx, "imap:x", "b", lease); err != nil || ok {
+			t.Fatalf("b took a's renewed mailbox lease: %v %v", ok, err)
+		}
+		if err := s.ReleaseWork(ctx, []int64{ws[0].ID}); err != nil {
+			t.Fatal(err)
+		}
+		// a stops: everything it held is free at once.
+		if n, err := s.ReleaseLeases(ctx, "a"); err != nil || n != 2 {
+			t.Fatalf("released %d leases (%v), want 2", n, err)
+		}
+		if ws, err := s.ClaimWork(ctx, "b", 10, lease); err != nil || len(ws) != 2 {
+			t.Errorf("b after a's release: %d items (%v), want 2", len(ws), err)
+		}
+		if ok, err := s.AcquireLease(ctx, "imap:x", "b", lease); err != nil || !ok {
+			t.Errorf("b after a's release: mailbox lease %v %v", ok, err)
+		}
+		// b's leases run out; renewing them then is too late.
+		clock.Advance(2 * lease)
+		if n, err := s.RenewLeases(ctx, "b", lease); err != nil || n != 0 {
+			t.Errorf("renewed %d expired leases (%v), want 0", n, err)
+		}
+	})
+}

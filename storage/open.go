@@ -267,18 +267,11 @@ func (s *Store) RunMaintenance(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := s.Checkpoint(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("wal checkpoint", "err", err)
-			}
+	return every(ctx, time.Second, func() {
+		if err := s.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("wal checkpoint", "err", err)
 		}
-	}
+	})
 }
 
 // Checkpoint copies SQLite's write-ahead log into the database file.

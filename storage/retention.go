@@ -62,14 +62,7 @@ func (s *Store) RunHousekeeping(ctx context.Context, o HousekeepingOptions) erro
 	if o.CompactEvery <= 0 {
 		o.CompactEvery = time.Hour
 	}
-	t := time.NewTicker(o.CompactEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return every(ctx, o.CompactEvery, func() {
 		if o.OutboxRetention > 0 {
 			if n, err := s.PruneOutbox(ctx, s.now().Add(-o.OutboxRetention)); err != nil && ctx.Err() == nil {
 				s.log.Warn("outbox pruning", "err", err)
@@ -93,7 +86,7 @@ func (s *Store) RunHousekeeping(ctx context.Context, o HousekeepingOptions) erro
 		} else if st.Segments > 0 || st.Erased > 0 {
 			s.log.Info("segments compacted", "segments", st.Segments, "moved", st.Moved, "reclaimed_bytes", st.Reclaimed, "erased", st.Erased)
 		}
-	}
+	})
 }
 
 // compactMinGarbage is the share of a segment file that must be garbage

@@ -26,6 +26,26 @@ type relayCapture struct {
 	addr string
 	mu   sync.Mutex
 	got  []sentMail
+	// gate, while a test holds it (holdData), keeps every DATA waiting
+	// before it is read: senders stay mid-send, their mail leased.
+	gate chan struct{}
+}
+
+// holdData keeps every DATA from now on waiting until releaseData.
+func (c *relayCapture) holdData() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gate = make(chan struct{})
+}
+
+// releaseData lets the held DATA go on; without holdData it does nothing.
+func (c *relayCapture) releaseData() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gate != nil {
+		close(c.gate)
+		c.gate = nil
+	}
 }
 
 type sentMail struct {
@@ -77,6 +97,12 @@ func (s *captureSession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 func (s *captureSession) Reset()        { s.to = nil }
 func (s *captureSession) Logout() error { return nil }
 func (s *captureSession) Data(r io.Reader) error {
+	s.c.mu.Lock()
+	gate := s.c.gate
+	s.c.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return err

@@ -97,6 +97,7 @@ func imapPollers(cfg config.Config, st *storage.Store, pipe *ingest.Pipeline, ow
 		}
 		opts := imapOptions(in, st)
 		opts.Holder, opts.Registerer, opts.Logger = owner, reg, log.With("inbox", in.Address)
+		opts.LeaseTTL = cfg.Database.Lease
 		p, err := imappoll.New(opts, imapDeliverer{pipe: pipe, spool: spool}, imapState{st})
 		if err != nil {
 			return nil, fmt.Errorf("inbox %s: imap: %w", in.Address, err)

@@ -39,6 +39,7 @@ var keyProofs = map[string]string{
 	"smtp.lmtp_socket_mode":              "TestPostfixRecipe",       // Postfix's lmtp (user postfix) reaches the socket
 	"smtp.lmtp_socket_group":             "TestPostfixRecipe",       // without the group Postfix gets "Permission denied"
 	"web.metrics_listen":                 "TestAccessEndToEnd",      // also MetricsSeparate in webOptions
+	"smtp.shutdown_grace":                "TestShutdownGrace",       // serve's runSMTP: a DATA past it is cut and the process exits
 	"relay.password_file":                "TestParseValues",         // config: read into relay.password at load
 	"inboxes[].imap.password_file":       "TestParseValues",         // config: read into imap.password at load
 	"inboxes[].imap.oauth.refresh_token": "TestOAuth2TokenRotation", // mail/imappoll: the first refresh token, handed to NewOAuth2Token

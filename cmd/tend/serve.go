@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -168,13 +169,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	} else {
 		log.Warn("no relay configured: outgoing mail stays in the outbox (not sent: no relay configured)")
 	}
-	timers := followup.NewTimers(st, exec, owner, 5*time.Second, log)
+	lt := leaseTiming(cfg)
+	timers := followup.NewTimers(st, exec, owner, lt.Period, lt.Lease, log)
 	var committer *storage.Committer
 	handle := guardAccess(exec.HandleMessage)
 	if cfg.Clusters.Window > 0 {
 		handle = ingest.Clusterer{Window: cfg.Clusters.Window, Clock: storage.SystemClock{}}.Then(handle)
 	}
-	proc := ingest.NewProcessor(st, processorLimits(cfg, ingest.ProcessorOptions{Owner: owner, Logger: log, AfterParse: handle, AfterCommit: func() {
+	proc := ingest.NewProcessor(st, processorLimits(cfg, ingest.ProcessorOptions{Owner: owner, Lease: lt.Lease, Period: min(2*time.Second, lt.Period), Logger: log, AfterParse: handle, AfterCommit: func() {
 		if sender != nil {
 			sender.Wake()
 		}
@@ -191,32 +193,48 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return committer.Run(ctx) })
-	g.Go(func() error { return st.RunMaintenance(ctx) })
-	g.Go(func() error { return st.RunHousekeeping(ctx, housekeeping(cfg)) })
-	g.Go(func() error { return proc.Run(ctx) })
-	g.Go(func() error { return timers.Run(ctx) })
+	// Two lives: the doors (SMTP, LMTP, web, IMAP) end when the server is
+	// told to stop; the workers behind them (the committer above all) end
+	// only once the doors have drained, so that a message whose DATA was
+	// under way is stored and answered 250 before the process exits.
+	// Either ends when a component fails.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	g, workCtx := errgroup.WithContext(work)
+	doorsCtx, stopDoors := context.WithCancel(ctx)
+	defer stopDoors()
+	context.AfterFunc(workCtx, stopDoors)
+	var doors sync.WaitGroup // the doors' drains; the workers stop after them
+	door := func(fn func() error) {
+		doors.Add(1)
+		g.Go(func() error { defer doors.Done(); return fn() })
+	}
+	g.Go(func() error { return committer.Run(workCtx) })
+	g.Go(func() error { return st.RunMaintenance(workCtx) })
+	g.Go(func() error { return st.RunHousekeeping(workCtx, housekeeping(cfg)) })
+	g.Go(func() error { return proc.Run(workCtx) })
+	g.Go(func() error { return timers.Run(workCtx) })
+	g.Go(func() error { return st.KeepLeases(workCtx, owner, lt.Lease) })
 	if sender != nil {
-		g.Go(func() error { return sender.Run(ctx) })
+		g.Go(func() error { return sender.Run(workCtx) })
 	}
 
 	rcpts := ingest.Recipients{Pipeline: pipe, Signer: signer, Domain: cfg.SMTP.Hostname, MayReply: mayReply(st)}
 	disk := diskGuard(cfg)
 	smtpOpts := smtpOptions(cfg, log, metrics.Rejected)
-	for _, door := range []struct {
+	for _, d := range []struct {
 		network, addr string
 		lmtp          bool
 	}{{"tcp", cfg.SMTP.Listen, false}, {"unix", cfg.SMTP.LMTPSocket, true}} {
-		if door.addr == "" {
+		if d.addr == "" {
 			continue
 		}
-		srv := smtpd.New(smtpOpts, pipe, rcpts, door.lmtp)
-		l, err := listenDoor(door.network, door.addr, cfg.SMTP)
+		srv := smtpd.New(smtpOpts, pipe, rcpts, d.lmtp)
+		l, err := listenDoor(d.network, d.addr, cfg.SMTP)
 		if err != nil {
 			return err
 		}
-		runSMTP(ctx, g, log, l, srv)
+		runSMTP(doorsCtx, door, log, l, srv, cfg.SMTP.ShutdownGrace)
 	}
 
 	pollers, err := imapPollers(cfg, st, pipe, owner, reg, log)
@@ -244,9 +262,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return out
 	}
 	if len(pollers) > 0 {
-		g.Go(func() error { return imappoll.RunAll(ctx, pollers) })
+		door(func() error { return imappoll.RunAll(doorsCtx, pollers) })
 		alerts := newIMAPAlerts(cfg, exec, pollers, log)
-		g.Go(func() error { return alerts.run(ctx, alertPeriod(cfg)) })
+		g.Go(func() error { return alerts.run(workCtx, alertPeriod(cfg)) })
 	}
 	metricsToken, err := readTokenFile(cfg.Web.MetricsTokenFile)
 	if err != nil {
@@ -270,12 +288,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	var webAddr net.Addr
 	if cfg.Web.Listen != "" {
-		if webAddr, err = runHTTP(ctx, g, log, "web", cfg.Web.Listen, h); err != nil {
+		if webAddr, err = runHTTP(doorsCtx, door, log, "web", cfg.Web.Listen, h); err != nil {
 			return err
 		}
 	}
 	if cfg.Web.MetricsListen != "" {
-		if _, err := runHTTP(ctx, g, log, "metrics", cfg.Web.MetricsListen, h.MetricsHandler()); err != nil {
+		if _, err := runHTTP(doorsCtx, door, log, "metrics", cfg.Web.MetricsListen, h.MetricsHandler()); err != nil {
 			return err
 		}
 	}
@@ -289,9 +307,42 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 			loginURL(cfg, webAddr), adminEmail, pw)
 	}
 	log.Info("tend is running", "version", version, "database", st.Driver())
+	g.Go(func() error {
+		<-doorsCtx.Done()
+		log.Info("stopping: finishing the mail in flight", "grace", cfg.SMTP.ShutdownGrace)
+		doors.Wait()
+		stopWork()
+		return nil
+	})
 	err = g.Wait()
+	releaseLeases(st, owner, log)
 	log.Info("tend stopped")
 	return err
+}
+
+// releaseLeases gives up, as the last thing a stopping replica does, every
+// lease it still holds (work it claimed and did not finish), so that
+// another replica takes the work over at once rather than after a lease.
+// Every worker has stopped by then: nothing of this process is still doing
+// the work it releases.
+func releaseLeases(st *storage.Store, owner string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := st.ReleaseLeases(ctx, owner)
+	if err != nil {
+		log.Warn("releasing leases at shutdown: they run out instead", "err", err)
+		return
+	}
+	log.Info("released this replica's leases", "leases", n)
+}
+
+// leasing is how a replica claims work: the lease of every claim, and how
+// often each worker looks for due work, which bounds how soon it takes
+// over what a dead replica held once that lease has run out.
+type leasing struct{ Lease, Period time.Duration }
+
+func leaseTiming(cfg config.Config) leasing {
+	return leasing{Lease: cfg.Database.Lease, Period: min(5*time.Second, cfg.Database.Lease/2)}
 }
 
 // smtpOptions are the SMTP and LMTP doors' options from cfg.
@@ -356,7 +407,8 @@ func relayConfig(cfg config.Config) relay.Config {
 }
 
 func senderOptions(cfg config.Config) followup.SenderOptions {
-	return followup.SenderOptions{RetryFor: cfg.Relay.RetryFor, Period: 5 * time.Second}
+	lt := leaseTiming(cfg)
+	return followup.SenderOptions{RetryFor: cfg.Relay.RetryFor, Period: lt.Period, Lease: lt.Lease}
 }
 
 // dkimConfig loads the signing key; nil without one.
@@ -404,16 +456,18 @@ func webAnswer(w *webreply.Writer) func(context.Context, web.Answer) error {
 	}
 }
 
-func runSMTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, l net.Listener, srv *smtpd.Server) {
+// runSMTP serves srv on l under run (the doors' group) until ctx ends,
+// then shuts it down within grace: transactions under way finish.
+func runSMTP(ctx context.Context, run func(func() error), log *slog.Logger, l net.Listener, srv *smtpd.Server, grace time.Duration) {
 	kind := "smtp"
 	if l.Addr().Network() == "unix" {
 		kind = "lmtp"
 	}
 	log.Info(kind+" listening", "addr", l.Addr().String())
-	g.Go(func() error { return srv.Serve(l) })
-	g.Go(func() error {
+	run(func() error { return srv.Serve(l) })
+	run(func() error {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
@@ -436,21 +490,21 @@ func loginURL(cfg config.Config, webAddr net.Addr) string {
 	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
-// runHTTP serves h on addr under g and returns the address it listens on.
-func runHTTP(ctx context.Context, g *errgroup.Group, log *slog.Logger, kind, addr string, h http.Handler) (net.Addr, error) {
+// runHTTP serves h on addr under run and returns the address it listens on.
+func runHTTP(ctx context.Context, run func(func() error), log *slog.Logger, kind, addr string, h http.Handler) (net.Addr, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s listen %s: %w", kind, addr, err)
 	}
 	log.Info(kind+" listening", "addr", l.Addr().String())
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
-	g.Go(func() error {
+	run(func() error {
 		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
 	})
-	g.Go(func() error {
+	run(func() error {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()

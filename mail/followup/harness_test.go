@@ -160,7 +160,7 @@ func newWorldWith(t *testing.T, open func(testing.TB, storage.Clock) *storage.St
 		tweak.proc(w, &po)
 	}
 	w.proc = ingest.NewProcessor(w.store, po)
-	w.timers = followup.NewTimers(w.store, w.exec, "test", time.Hour, nil)
+	w.timers = followup.NewTimers(w.store, w.exec, "test", time.Hour, 0, nil)
 	w.capture = startCapture(t)
 	w.sender = followup.NewSender(w.store, w.exec, relay.New(relay.Config{Addr: w.capture.addr, TLS: "none", Timeout: 5 * time.Second}),
 		followup.SenderOptions{Owner: "test", Clock: w.clock, RetryFor: 48 * time.Hour})

@@ -39,15 +39,20 @@ type Timers struct {
 	store *storage.Store
 	exec  *Executor
 	owner string
+	lease time.Duration
 	w     worker
 }
 
-// NewTimers returns the timer worker.
-func NewTimers(store *storage.Store, exec *Executor, owner string, period time.Duration, log *slog.Logger) *Timers {
+// NewTimers returns the timer worker; it claims timers for lease (5
+// minutes if 0).
+func NewTimers(store *storage.Store, exec *Executor, owner string, period, lease time.Duration, log *slog.Logger) *Timers {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := &Timers{store: store, exec: exec, owner: owner}
+	if lease <= 0 {
+		lease = 5 * time.Minute
+	}
+	t := &Timers{store: store, exec: exec, owner: owner, lease: lease}
 	t.w = worker{name: "timers", period: period, wake: make(chan struct{}, 1), log: log, once: t.RunOnce}
 	return t
 }
@@ -57,7 +62,7 @@ func (t *Timers) Run(ctx context.Context) error { return t.w.run(ctx) }
 
 // RunOnce fires the timers due now and returns how many it claimed.
 func (t *Timers) RunOnce(ctx context.Context) (int, error) {
-	ts, err := t.store.ClaimTimers(ctx, t.owner, 32, 5*time.Minute)
+	ts, err := t.store.ClaimTimers(ctx, t.owner, 32, t.lease)
 	if err != nil {
 		return 0, err
 	}
@@ -78,6 +83,7 @@ type Sender struct {
 	owner    string
 	clock    storage.Clock
 	retryFor time.Duration
+	lease    time.Duration
 	w        worker
 	rnd      func() float64
 	log      *slog.Logger
@@ -89,7 +95,10 @@ type SenderOptions struct {
 	Clock    storage.Clock
 	RetryFor time.Duration // give up on temporary failures after this
 	Period   time.Duration
-	Logger   *slog.Logger
+	// Lease is how long a claimed mail stays this sender's without
+	// renewal (default 10 minutes).
+	Lease  time.Duration
+	Logger *slog.Logger
 }
 
 // NewSender returns the outbox sender.
@@ -106,7 +115,10 @@ func NewSender(store *storage.Store, exec *Executor, rc *relay.Client, o SenderO
 	if o.Period <= 0 {
 		o.Period = 5 * time.Second
 	}
-	s := &Sender{store: store, exec: exec, relay: rc, owner: o.Owner, clock: o.Clock, retryFor: o.RetryFor, rnd: rand.Float64, log: o.Logger}
+	if o.Lease <= 0 {
+		o.Lease = 10 * time.Minute
+	}
+	s := &Sender{store: store, exec: exec, relay: rc, owner: o.Owner, clock: o.Clock, retryFor: o.RetryFor, lease: o.Lease, rnd: rand.Float64, log: o.Logger}
 	s.w = worker{name: "outbox", period: o.Period, wake: make(chan struct{}, 1), log: o.Logger, once: s.RunOnce}
 	return s
 }
@@ -121,23 +133,30 @@ func (s *Sender) Run(ctx context.Context) error { return s.w.run(ctx) }
 // A row is claimed with a lease, sent, and its outcome committed; a crash
 // between the relay's 250 and that commit sends it again after the lease
 // (at least once: the same Message-ID lets mail clients drop the copy).
+//
+// When ctx ends (the server stops), the mail being sent is still sent and
+// its outcome committed, within the relay's timeout: cut between the
+// relay's 250 and the commit it would be sent again by whoever takes the
+// lease over. The rest of the batch is left, its leases released by the
+// stopping server.
 func (s *Sender) RunOnce(ctx context.Context) (int, error) {
-	rows, err := s.store.ClaimOutbox(ctx, s.owner, 16, 10*time.Minute)
+	rows, err := s.store.ClaimOutbox(ctx, s.owner, 16, s.lease)
 	if err != nil {
 		return 0, err
 	}
+	sendCtx := context.WithoutCancel(ctx)
 	for _, o := range rows {
-		err := s.relay.Send(ctx, o.EnvFrom, strings.Split(o.EnvTo, ","), o.Raw)
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
+		err := s.relay.Send(sendCtx, o.EnvFrom, strings.Split(o.EnvTo, ","), o.Raw)
 		res := s.outcome(o, err)
-		err = s.store.InTx(ctx, func(tx *storage.Tx) error {
+		err = s.store.InTx(sendCtx, func(tx *storage.Tx) error {
 			ok, err := tx.FinishOutbox(ctx, o.ID, s.owner, res)
 			if err != nil || !ok || !res.Failed {
 				return err
 			}
-			return s.exec.outboxFailed(ctx, tx, o, res.Error, res.Permanent)
+			return s.exec.outboxFailed(sendCtx, tx, o, res.Error, res.Permanent)
 		})
 		if err != nil {
 			return 0, err

@@ -64,6 +64,18 @@ func New(opts Options, d Deliverer, st StateStore) (*Poller, error) {
 	return p, nil
 }
 
+// leaseRetry is how long a replica whose mailbox another one polls waits
+// before it asks for the lease again: at most half the lease, so that it
+// takes over soon after a dead holder's lease runs out, and at most a few
+// seconds, so that it takes over at once, not after a poll interval, when
+// a stopping holder releases the lease. Asking is one cheap query.
+func (p *Poller) leaseRetry() time.Duration {
+	return min(p.opts.PollInterval, p.opts.LeaseTTL/2, leaseRetryMax)
+}
+
+// leaseRetryMax bounds leaseRetry.
+const leaseRetryMax = 5 * time.Second
+
 // leaseName is the lease that makes one replica the mailbox's only poller.
 func (p *Poller) leaseName() string { return "imap:" + p.opts.key() }
 
@@ -83,7 +95,7 @@ func (p *Poller) Run(ctx context.Context) error {
 		if err == nil && !held {
 			p.setState(StateLeaseHeldElsewhere)
 			p.log.Debug("imap mailbox polled by another replica")
-			p.wait(ctx, min(p.opts.PollInterval, p.opts.LeaseTTL))
+			p.wait(ctx, p.leaseRetry())
 			continue
 		}
 		progressed := false
@@ -104,7 +116,7 @@ func (p *Poller) Run(ctx context.Context) error {
 		if errors.Is(err, errLeaseLost) {
 			p.setState(StateLeaseHeldElsewhere)
 			p.log.Warn("imap lease taken by another replica")
-			p.wait(ctx, min(p.opts.PollInterval, p.opts.LeaseTTL))
+			p.wait(ctx, p.leaseRetry())
 			continue
 		}
 		if progressed {

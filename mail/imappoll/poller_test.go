@@ -305,6 +305,27 @@ func TestLeaseHeldElsewhere(t *testing.T) {
 	waitFor(t, wait, "take over", func() bool { return d.storedCount() == 1 })
 }
 
+// TestLeaseReleasedElsewhere: when the replica polling a mailbox stops
+// and releases the lease, a replica waiting for it takes over within a
+// few seconds, not after its poll interval (an hour here) or the lease.
+func TestLeaseReleasedElsewhere(t *testing.T) {
+	t.Parallel()
+	srv, clock := startMemOne(t)
+	d, st := newFakeDeliverer(), newFakeStore(clock)
+	opts := testOptions(t, srv.addr, clock)
+	opts.PollInterval, opts.LeaseTTL = time.Hour, time.Hour
+	name := "imap:support@acme.example/INBOX"
+	if ok, _ := st.AcquireLease(context.Background(), name, "replica-2", time.Hour); !ok {
+		t.Fatal("could not take the lease for the other replica")
+	}
+	p := start(t, opts, d, st)
+	waitFor(t, wait, "lease_held_elsewhere", func() bool { return p.Status().State == StateLeaseHeldElsewhere })
+	if err := st.ReleaseLease(context.Background(), name, "replica-2"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, wait, "take over after the release", func() bool { return d.storedCount() == 1 })
+}
+
 func TestBadCredentialsDoNotStopOthers(t *testing.T) {
 	t.Parallel()
 	srv, clock := startMemOne(t)

@@ -81,6 +81,9 @@ type ProcessorOptions struct {
 	Clock    storage.Clock
 	Logger   *slog.Logger
 	Period   time.Duration // how often to look for work without a wake-up
+	// Lease is how long claimed work stays this processor's without
+	// renewal (default 5 minutes).
+	Lease time.Duration
 
 	// MaxAttempts bounds the tries of one message's after-work (default
 	// 5); after the last, GiveUp runs and the work is done with.
@@ -119,6 +122,9 @@ func NewProcessor(store WorkStore, opts ProcessorOptions) *Processor {
 	if opts.Period <= 0 {
 		opts.Period = 2 * time.Second
 	}
+	if opts.Lease <= 0 {
+		opts.Lease = 5 * time.Minute
+	}
 	if opts.MaxDefer <= 0 {
 		opts.MaxDefer = 5 * time.Second
 	}
@@ -136,7 +142,7 @@ func NewProcessor(store WorkStore, opts ProcessorOptions) *Processor {
 	}
 	return &Processor{
 		store: store, after: opts.AfterParse, commit: opts.AfterCommit, busy: opts.Busy, deferMax: opts.MaxDefer, owner: opts.Owner, clock: opts.Clock, log: opts.Logger,
-		wake: make(chan struct{}, 1), batch: 32, lease: 5 * time.Minute, period: opts.Period,
+		wake: make(chan struct{}, 1), batch: 32, lease: opts.Lease, period: opts.Period,
 		maxAttempts: opts.MaxAttempts, retryBase: opts.RetryBackoff, batchBytes: opts.BatchBytes, maxText: opts.MaxText,
 		giveUpHook: opts.GiveUp, onBatch: opts.OnBatch,
 	}

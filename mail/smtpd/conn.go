@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,10 +20,17 @@ type limitListener struct {
 	net.Listener
 	sem  chan struct{} // nil: no limit
 	opts *Options
+
+	// stopping is set when the server shuts down: sessions finish the
+	// transaction under way and are then told 421; idle ones at once.
+	stopping  atomic.Bool
+	closeOnce sync.Once
+	mu        sync.Mutex
+	conns     map[*limitConn]struct{} // open connections, for stop
 }
 
 func newLimitListener(l net.Listener, opts *Options) *limitListener {
-	ll := &limitListener{Listener: l, opts: opts}
+	ll := &limitListener{Listener: l, opts: opts, conns: map[*limitConn]struct{}{}}
 	if opts.MaxConnections > 0 {
 		ll.sem = make(chan struct{}, opts.MaxConnections)
 	}
@@ -53,7 +61,55 @@ func (l *limitListener) Accept() (net.Conn, error) {
 				continue
 			}
 		}
-		return &limitConn{Conn: c, opts: l.opts, born: time.Now(), release: release}, nil
+		lc := &limitConn{Conn: c, opts: l.opts, born: time.Now(), l: l}
+		l.mu.Lock()
+		l.conns[lc] = struct{}{}
+		l.mu.Unlock()
+		lc.release = func() {
+			release()
+			l.mu.Lock()
+			delete(l.conns, lc)
+			l.mu.Unlock()
+		}
+		return lc, nil
+	}
+}
+
+// Close closes the listener; closing it again (go-smtp's Shutdown does,
+// after Server.Shutdown) is no error.
+func (l *limitListener) Close() error {
+	var err error
+	l.closeOnce.Do(func() { err = l.Listener.Close() })
+	return err
+}
+
+// closeAll closes every open connection: the shutdown's grace is over.
+func (l *limitListener) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		_ = c.Conn.Close()
+	}
+}
+
+// stop begins the shutdown: the listener closes (first, so that no session
+// starts after the idle ones were told to end), no new transaction
+// starts, and every session
+// not in a transaction is woken from its wait for a command (its read
+// deadline set to now) to be told 421 and closed. A session in a
+// transaction goes on; it is told 421 when it asks for its next command
+// after the transaction, so a DATA under way is stored and answered.
+func (l *limitListener) stop() {
+	l.stopping.Store(true)
+	_ = l.Close()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		c.mu.Lock()
+		if !c.tx && !c.data && !c.drain {
+			_ = c.Conn.SetReadDeadline(time.Now())
+		}
+		c.mu.Unlock()
 	}
 }
 
@@ -81,6 +137,7 @@ type limitConn struct {
 	born    time.Time
 	release func()
 	once    sync.Once
+	l       *limitListener
 
 	mu      sync.Mutex
 	data    bool      // the session is reading DATA (or BDAT chunks)
@@ -89,6 +146,27 @@ type limitConn struct {
 	cut     bool      // a DATA deadline passed: nothing more is read
 	lines   int       // command lines received since the last accepted message
 	ended   bool      // the session's life is over: 421 sent
+	tx      bool      // a mail transaction is under way (MAIL to its end)
+}
+
+// setTx records whether a mail transaction is under way (MAIL given, not
+// yet ended by DATA's reply or RSET): a shutdown lets it finish.
+func (c *limitConn) setTx(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tx = on
+}
+
+// stopping reports whether the server is shutting down.
+func (c *limitConn) stopping() bool { return c.l != nil && c.l.stopping.Load() }
+
+// endForShutdown tells the client 421 and ends the session: the server is
+// shutting down and no transaction is under way. Called with c.mu held.
+func (c *limitConn) endForShutdown() error {
+	c.ended = true
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	_, _ = fmt.Fprintf(c.Conn, "421 4.3.2 %s Shutting down, try again later\r\n", c.opts.Hostname)
+	return errCut
 }
 
 // beginData starts the DATA deadlines.
@@ -132,6 +210,10 @@ func (c *limitConn) Read(p []byte) (int, error) {
 		return 0, errCut
 	}
 	inData := c.data || c.drain
+	if !inData && !c.tx && c.stopping() {
+		defer c.mu.Unlock()
+		return 0, c.endForShutdown()
+	}
 	if inData {
 		d := time.Now().Add(c.opts.DataIdleTimeout)
 		if d.After(c.dataEnd) {
@@ -161,6 +243,11 @@ func (c *limitConn) Read(p []byte) (int, error) {
 		return 0, errCut
 	}
 	c.mu.Lock()
+	if err != nil && !inData && !c.tx && c.stopping() {
+		// Woken by stop from the wait for a command.
+		defer c.mu.Unlock()
+		return 0, c.endForShutdown()
+	}
 	if inData {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {

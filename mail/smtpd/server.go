@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -72,6 +73,8 @@ type Options struct {
 
 // Server is the SMTP (or LMTP) server.
 type Server struct {
+	mu    sync.Mutex
+	lls   []*limitListener // the listeners Serve was given, for Shutdown
 	srv   *smtp.Server
 	opts  Options
 	spool *ingest.Spooler
@@ -133,8 +136,12 @@ func New(opts Options, d Deliverer, rc RecipientChecker, lmtp bool) *Server {
 // Serve accepts connections on l until Shutdown. The number of concurrent
 // connections is bounded; one more is answered 421 and closed.
 func (s *Server) Serve(l net.Listener) error {
-	err := s.srv.Serve(newLimitListener(l, &s.opts))
-	if errors.Is(err, smtp.ErrServerClosed) {
+	ll := newLimitListener(l, &s.opts)
+	s.mu.Lock()
+	s.lls = append(s.lls, ll)
+	s.mu.Unlock()
+	err := s.srv.Serve(ll)
+	if errors.Is(err, smtp.ErrServerClosed) || (ll.stopping.Load() && errors.Is(err, net.ErrClosed)) {
 		return nil
 	}
 	return err
@@ -143,11 +150,29 @@ func (s *Server) Serve(l net.Listener) error {
 // Shutdown stops accepting and waits for open sessions to end; when ctx
 // ends first, the remaining connections are closed. A message whose DATA
 // was cut off is not stored and the sender retries it.
+//
+// It is graceful: idle sessions are told 421 at once, and a session in a
+// mail transaction finishes it (a DATA under way is stored and answered
+// 250) before it is told 421, so that the server can stop without cutting
+// a message that a sender would then send again.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	lls := s.lls
+	s.mu.Unlock()
+	// The listeners close first, so that no session starts after the
+	// idle ones were told to end.
+	for _, ll := range lls {
+		ll.stop()
+	}
 	err := s.srv.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		s.log.Warn("closing SMTP sessions still open at shutdown")
-		return s.srv.Close()
+		// go-smtp's Close does nothing once Shutdown has begun (it
+		// returns ErrServerClosed), so the connections are closed here.
+		for _, ll := range lls {
+			ll.closeAll()
+		}
+		return nil
 	}
 	return err
 }
@@ -179,6 +204,7 @@ var (
 	errTryLater   = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure storing the message, try again later"}
 	errLineLong   = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Line too long"}
 	errNoRoom     = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage, try again later"}
+	errStopping   = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Shutting down, try again later"}
 )
 
 // checkDisk answers 452 while the disk is nearly full (RFC 5321 §4.2.3),
@@ -202,8 +228,14 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if opts != nil {
 		size = opts.Size // RFC 1870 SIZE: what the client says is coming
 	}
+	if ss.conn != nil && ss.conn.stopping() {
+		return errStopping
+	}
 	if err := ss.checkDisk(size); err != nil {
 		return err
+	}
+	if ss.conn != nil {
+		ss.conn.setTx(true)
 	}
 	ss.from = strings.ToLower(from)
 	ss.helo = ss.smtpConn.Hostname()
@@ -301,7 +333,12 @@ func (ss *session) read(r io.Reader) (*ingest.Spool, error) {
 	}
 }
 
-func (ss *session) Reset() { ss.from, ss.to = "", nil }
+func (ss *session) Reset() {
+	ss.from, ss.to = "", nil
+	if ss.conn != nil {
+		ss.conn.setTx(false)
+	}
+}
 
 func (ss *session) Logout() error { return nil }
 

@@ -81,6 +81,8 @@ type Database struct {
 	Driver string `yaml:"driver"`
 	// DSN reaches the database: for sqlite "" means <data_dir>/tend.db; for postgres it is required (postgres://user:pass@host/db or key=value form).
 	DSN string `yaml:"dsn" tend:"secret"`
+	// Lease is how long a claim (outgoing mail being sent, an IMAP mailbox, a timer, a message being processed) lasts without renewal. A live process renews its claims every third of it; when a replica dies, its claims run out after one lease (by the database's clock) and the others, looking every half lease, take its work over. Shorter takes over sooner and renews more often.
+	Lease time.Duration `yaml:"lease"`
 }
 
 // SMTP configures the ingress. The limits bound what one client can make
@@ -116,6 +118,8 @@ type SMTP struct {
 	MaxCommands int `yaml:"max_commands"`
 	// WriteTimeout closes a connection that cannot be written to for this long.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// ShutdownGrace is how long a stopping server (SIGTERM, SIGINT) lets SMTP and LMTP transactions in flight finish: it stops accepting at once, a message whose DATA is under way is stored and answered 250, idle sessions are closed, and whatever is still open after the grace is cut (the sender retries it).
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
 
 // Web configures the HTTP server.
@@ -381,7 +385,7 @@ func Default() Config {
 	return Config{
 		DataDir:     "./tend-data",
 		MinFreeDisk: 1 << 30,
-		Database:    Database{Driver: "sqlite"},
+		Database:    Database{Driver: "sqlite", Lease: 30 * time.Second},
 		SMTP: SMTP{
 			Listen:          "127.0.0.1:2525",
 			Hostname:        "localhost",
@@ -396,6 +400,7 @@ func Default() Config {
 			DataTimeout:     10 * time.Minute,
 			MaxSessionTime:  30 * time.Minute,
 			MaxCommands:     100,
+			ShutdownGrace:   30 * time.Second,
 		},
 		Web: Web{Listen: "127.0.0.1:8080", BaseURL: "http://127.0.0.1:8080"},
 		Relay: Relay{

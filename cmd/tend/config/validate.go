@@ -46,6 +46,7 @@ func validate(c *Config) []issue {
 	}
 	v.notNegative("min_free_disk", int64(c.MinFreeDisk))
 	v.database(c.Database)
+	v.positive("database.lease", c.Database.Lease)
 	v.smtp(c.SMTP)
 	v.web(c.Web)
 	v.relay(&c.Relay)
@@ -115,6 +116,7 @@ func (v *validator) smtp(s SMTP) {
 	v.positive("smtp.data_timeout", s.DataTimeout)
 	v.notNegative("smtp.max_session_time", int64(s.MaxSessionTime))
 	v.notNegative("smtp.max_commands", int64(s.MaxCommands))
+	v.positive("smtp.shutdown_grace", s.ShutdownGrace)
 }
 
 func (v *validator) web(w Web) {
