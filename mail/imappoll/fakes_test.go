@@ -87,13 +87,6 @@ func (f *fakeDeliverer) Spool(ctx context.Context, r io.Reader, size int64) (Spo
 	return &fakeSpool{raw: raw, f: f}, nil
 }
 
-// openSpools is how many spools were not closed.
-func (f *fakeDeliverer) openSpools() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.open
-}
-
 func (f *fakeDeliverer) Deliver(ctx context.Context, ms []Spooled, ds []Delivery) ([]DeliveryResult, []error) {
 	res, errs := make([]DeliveryResult, len(ms)), make([]error, len(ms))
 	for i, m := range ms {

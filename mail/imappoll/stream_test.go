@@ -71,12 +71,6 @@ func (d *spoolDeliverer) check(sp *ingest.Spool) {
 	d.got[sp.MessageID]++
 }
 
-func (d *spoolDeliverer) stored() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.got)
-}
-
 // bigSet is n messages of size bytes and their hashes.
 func bigSet(n, size int) (raws func(i int) []byte, want map[string]string) {
 	want = map[string]string{}
