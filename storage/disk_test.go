@@ -236,7 +236,7 @@ func TestPruneOutboxKeepsMetadata(t *testing.T) {
 		clock.Advance(31 * 24 * time.Hour)
 		recent := queue(storage.OutboxToCustomer, "sent yesterday")
 		send(recent)
-		n, err := s.PruneOutbox(ctx, clock.Now().Add(-30*24*time.Hour))
+		n, err := s.PruneOutbox(ctx, "", clock.Now().Add(-30*24*time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -262,6 +262,84 @@ func TestPruneOutboxKeepsMetadata(t *testing.T) {
 				}
 			}
 		}
+	})
+}
+
+// TestDropBodyAtRelay: staff mail finished with DropBody (what the
+// sender does by default, retention.notification_bodies 0) keeps only
+// its metadata and its copy of the customer's text is gone, while mail to
+// the customer keeps its body and text; PruneOutbox by kind prunes staff
+// mail only.
+func TestDropBodyAtRelay(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		d, err := committer(t, s).Deliver(ctx, incoming("ann@example.com", "drop@example.com", "Drop", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queue := func(kind string) int64 {
+			var id int64
+			err := s.InTx(ctx, func(tx *storage.Tx) error {
+				tk := d.Ticket
+				m := storage.Message{Text: "customer text " + kind, Role: "system"}
+				if kind == storage.OutboxToCustomer {
+					m.TicketID = &tk
+				}
+				var err error
+				id, err = tx.QueueMail(ctx, storage.OutboxMail{TicketID: &tk, Kind: kind, EnvTo: "alice@acme.test"}, m, func(id int64) ([]byte, string, string, error) {
+					return []byte("Subject: x\r\n\r\nbody"), "out" + itoa(id) + "@acme.test", "bounce@acme.test", nil
+				})
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return id
+		}
+		send := func(dropStaff bool) {
+			rows, err := s.ClaimOutbox(ctx, "me", 10, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range rows {
+				if err := s.InTx(ctx, func(tx *storage.Tx) error {
+					_, err := tx.FinishOutbox(ctx, o.ID, "me", storage.OutboxResult{Sent: true, DropBody: dropStaff && o.Kind == storage.OutboxToStaff})
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		check := func(id int64, wantBody bool) {
+			t.Helper()
+			raw, err := storage.OutboxRaw(ctx, s, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text, err := storage.OutboxMessageText(ctx, s, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (raw != nil) != wantBody || (text != "") != wantBody {
+				t.Errorf("outbox %d: %d bytes, text %q; want body kept %v", id, len(raw), text, wantBody)
+			}
+		}
+		staff, cust := queue(storage.OutboxToStaff), queue(storage.OutboxToCustomer)
+		send(true)
+		check(staff, false)
+		check(cust, true)
+
+		kept, cust2 := queue(storage.OutboxToStaff), queue(storage.OutboxToCustomer)
+		send(false)
+		check(kept, true)
+		clock.Advance(time.Hour)
+		n, err := s.PruneOutbox(ctx, storage.OutboxToStaff, clock.Now())
+		if err != nil || n != 1 {
+			t.Errorf("pruned %d staff mails, %v; want 1", n, err)
+		}
+		check(kept, false)
+		check(cust, true)
+		check(cust2, true)
 	})
 }
 

@@ -155,3 +155,72 @@ func TestUpgradeBackfillsClassificationFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeIndexesContentHash upgrades a database in which one message
+// was stored twice before the content-hash index existed (two replicas at
+// once): both rows are kept, the index is built, and a third copy is then
+// a duplicate.
+func TestUpgradeIndexesContentHash(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storagetest.NewFakeClock(t0)
+			opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
+			if backend == "postgres" {
+				opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
+			}
+			s, err := storage.Open(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
+				t.Fatal(err)
+			}
+			body := "Subject: twice\r\n\r\nstored twice\r\n"
+			var ids []int64
+			for i, hop := range []string{"mx1", "mx2"} {
+				in := streamed("twice@example.com", "twice-content", "Received: by "+hop+"\r\n"+body)
+				if i == 1 {
+					// As an older binary stored it: the index was not
+					// there, and the other replica's copy not visible.
+					if err := storage.ExecForTest(ctx, s, "DROP INDEX idx_messages_content"); err != nil {
+						t.Fatal(err)
+					}
+					in.MessageID = "other@example.com"
+				}
+				d, err := committer(t, s).Deliver(ctx, in)
+				if err != nil || d.Duplicate {
+					t.Fatalf("copy %d: %+v, %v", i, d, err)
+				}
+				ids = append(ids, d.MessageRowID)
+			}
+			for _, stmt := range []string{
+				"UPDATE messages SET message_id = 'twice@example.com' WHERE id = " + itoa(ids[1]),
+				"DELETE FROM schema_versions WHERE version = 5",
+			} {
+				if err := storage.ExecForTest(ctx, s, stmt); err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if s, err = storage.Open(ctx, opts); err != nil {
+				t.Fatalf("upgrade: %v", err)
+			}
+			defer s.Close()
+			for _, id := range ids {
+				if _, err := s.GetMessage(ctx, id); err != nil {
+					t.Errorf("message %d after the upgrade: %v", id, err)
+				}
+			}
+			d, err := committer(t, s).Deliver(ctx, streamed("twice@example.com", "twice-content", "Received: by mx3\r\n"+body))
+			if err != nil || !d.Duplicate || d.MessageRowID != ids[0] {
+				t.Errorf("third copy: %+v, %v; want a duplicate of message %d", d, err, ids[0])
+			}
+			if err := storage.ExecForTest(ctx, s, "INSERT INTO messages (direction, message_id, raw_hash, content_hash, received_at) VALUES ('in', 'twice@example.com', 'x', 'twice-content', CURRENT_TIMESTAMP)"); err == nil {
+				t.Error("a second row with the same Message-ID and content hash was stored: no unique index")
+			}
+		})
+	}
+}

@@ -343,7 +343,7 @@ func relayConfig(cfg config.Config) relay.Config {
 }
 
 func senderOptions(cfg config.Config) followup.SenderOptions {
-	return followup.SenderOptions{RetryFor: cfg.Relay.RetryFor, Period: 5 * time.Second}
+	return followup.SenderOptions{RetryFor: cfg.Relay.RetryFor, Period: 5 * time.Second, KeepStaffBodies: cfg.Retention.NotificationBodies > 0}
 }
 
 // dkimConfig loads the signing key; nil without one.
