@@ -8,6 +8,26 @@ import (
 	"github.com/tendhq/tend/storage/storagetest"
 )
 
+// upgradeStore opens a fresh store of backend, its inbox synced, and
+// returns it with the options to open it again after the test has made
+// it look like an older binary's.
+func upgradeStore(t *testing.T, backend string) (*storage.Store, storage.Options) {
+	t.Helper()
+	clock := storagetest.NewFakeClock(t0)
+	opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
+	if backend == "postgres" {
+		opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
+	}
+	s, err := storage.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SyncInboxes(context.Background(), []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	return s, opts
+}
+
 // TestUpgradeKeepsRows opens a database written by an "older binary" (a
 // column, an index and the version records missing) with this one: the
 // schema is brought up to date and no row is lost.
@@ -15,18 +35,7 @@ func TestUpgradeKeepsRows(t *testing.T) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
 			ctx := context.Background()
-			clock := storagetest.NewFakeClock(t0)
-			opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
-			if backend == "postgres" {
-				opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
-			}
-			s, err := storage.Open(ctx, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
-				t.Fatal(err)
-			}
+			s, opts := upgradeStore(t, backend)
 			c := committer(t, s)
 			d, err := c.Deliver(ctx, incoming("ann@example.com", "old@example.com", "Before the upgrade", ""))
 			if err != nil {
@@ -96,18 +105,7 @@ func TestUpgradeBackfillsClassificationFlags(t *testing.T) {
 	for _, b := range storagetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			clock := storagetest.NewFakeClock(t0)
-			opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
-			if b.Name == "postgres" {
-				opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
-			}
-			s, err := storage.Open(ctx, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
-				t.Fatal(err)
-			}
+			s, opts := upgradeStore(t, b.Name)
 			c := committer(t, s)
 			human, err := c.Deliver(ctx, incoming("ann@example.com", "human@example.com", "Printer", ""))
 			if err != nil {
@@ -164,18 +162,7 @@ func TestUpgradeIndexesContentHash(t *testing.T) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
 			ctx := context.Background()
-			clock := storagetest.NewFakeClock(t0)
-			opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
-			if backend == "postgres" {
-				opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
-			}
-			s, err := storage.Open(ctx, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
-				t.Fatal(err)
-			}
+			s, opts := upgradeStore(t, backend)
 			body := "Subject: twice\r\n\r\nstored twice\r\n"
 			var ids []int64
 			for i, hop := range []string{"mx1", "mx2"} {
@@ -205,7 +192,8 @@ func TestUpgradeIndexesContentHash(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if s, err = storage.Open(ctx, opts); err != nil {
+			s, err := storage.Open(ctx, opts)
+			if err != nil {
 				t.Fatalf("upgrade: %v", err)
 			}
 			defer s.Close()
