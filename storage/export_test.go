@@ -195,3 +195,11 @@ func OutboxMessageText(ctx context.Context, s *Store, id int64) (string, error) 
 	}
 	return m.Text + m.HTML, nil
 }
+
+// Pragma returns the value of SQLite pragma name on one of s's
+// connections.
+func Pragma(ctx context.Context, s *Store, name string) (string, error) {
+	var v string
+	err := s.db.WithContext(ctx).Raw("PRAGMA " + name).Row().Scan(&v)
+	return v, err
+}

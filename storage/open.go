@@ -210,8 +210,16 @@ func sqliteDSN(path string, walLimit int64) string {
 	v.Add("_pragma", "busy_timeout(15000)")
 	v.Add("_pragma", "foreign_keys(1)")
 	// Savepoints (one per message of a group commit) journal every page
-	// they touch; in memory that costs a copy, on disk a write per page.
-	v.Add("_pragma", "temp_store(MEMORY)")
+	// they touch. With temp_store FILE a journal stays in memory up to
+	// 64 KiB and spills to an unsynced temporary file beyond (a large
+	// message's batch); MEMORY kept every journal whole in the pure-Go
+	// SQLite's heap, about 15 MB of the peak resident set of the
+	// generated corpus at C=16 (issue 10: at most 100 MB).
+	v.Add("_pragma", "temp_store(FILE)")
+	// Each of the (up to 8) connections has its own page cache: 1 MiB
+	// each instead of SQLite's 2 MiB. The operating system's cache holds
+	// the file all the same; what a smaller cache costs is a read call.
+	v.Add("_pragma", "cache_size(-1024)")
 	// Checkpoints run in RunMaintenance, off the commit path; the
 	// automatic one stays as a backstop for a WAL that grows anyway.
 	v.Add("_pragma", "wal_autocheckpoint(20000)")
