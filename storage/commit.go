@@ -299,6 +299,14 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 					return err
 				}
 				d, err := c.s.deliver(r.ctx, tx, r.in)
+				if dedupConflict(err) {
+					// Another replica stored the same message since
+					// the lookup: looked up again, it is a duplicate.
+					if rerr := tx.RollbackTo(sp).Error; rerr != nil {
+						return rerr
+					}
+					d, err = c.s.deliver(r.ctx, tx, r.in)
+				}
 				if err == nil {
 					err = c.s.fault(FaultDeliver)
 				}

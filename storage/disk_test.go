@@ -236,7 +236,7 @@ func TestPruneOutboxKeepsMetadata(t *testing.T) {
 		clock.Advance(31 * 24 * time.Hour)
 		recent := queue(storage.OutboxToCustomer, "sent yesterday")
 		send(recent)
-		n, err := s.PruneOutbox(ctx, clock.Now().Add(-30*24*time.Hour))
+		n, err := s.PruneOutbox(ctx, "", clock.Now().Add(-30*24*time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,9 +265,110 @@ func TestPruneOutboxKeepsMetadata(t *testing.T) {
 	})
 }
 
+// TestDropBodyAtRelay: staff mail finished with DropBody (what the
+// sender does by default, retention.notification_bodies 0) keeps only
+// its metadata and its copy of the customer's text is gone, while mail to
+// the customer keeps its body and text; PruneOutbox by kind prunes staff
+// mail only.
+func TestDropBodyAtRelay(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		d, err := committer(t, s).Deliver(ctx, incoming("ann@example.com", "drop@example.com", "Drop", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queue := func(kind string) int64 {
+			var id int64
+			err := s.InTx(ctx, func(tx *storage.Tx) error {
+				tk := d.Ticket
+				m := storage.Message{Text: "customer text " + kind, Role: "system"}
+				if kind == storage.OutboxToCustomer {
+					m.TicketID = &tk
+				}
+				var err error
+				id, err = tx.QueueMail(ctx, storage.OutboxMail{TicketID: &tk, Kind: kind, EnvTo: "alice@acme.test"}, m, func(id int64) ([]byte, string, string, error) {
+					return []byte("Subject: x\r\n\r\nbody"), "out" + itoa(id) + "@acme.test", "bounce@acme.test", nil
+				})
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return id
+		}
+		send := func(dropStaff bool) {
+			rows, err := s.ClaimOutbox(ctx, "me", 10, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range rows {
+				if err := s.InTx(ctx, func(tx *storage.Tx) error {
+					_, err := tx.FinishOutbox(ctx, o.ID, "me", storage.OutboxResult{Sent: true, DropBody: dropStaff && o.Kind == storage.OutboxToStaff})
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		check := func(id int64, wantBody bool) {
+			t.Helper()
+			raw, err := storage.OutboxRaw(ctx, s, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text, err := storage.OutboxMessageText(ctx, s, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (raw != nil) != wantBody || (text != "") != wantBody {
+				t.Errorf("outbox %d: %d bytes, text %q; want body kept %v", id, len(raw), text, wantBody)
+			}
+		}
+		staff, cust := queue(storage.OutboxToStaff), queue(storage.OutboxToCustomer)
+		send(true)
+		check(staff, false)
+		check(cust, true)
+
+		kept, cust2 := queue(storage.OutboxToStaff), queue(storage.OutboxToCustomer)
+		send(false)
+		check(kept, true)
+		clock.Advance(time.Hour)
+		n, err := s.PruneOutbox(ctx, storage.OutboxToStaff, clock.Now())
+		if err != nil || n != 1 {
+			t.Errorf("pruned %d staff mails, %v; want 1", n, err)
+		}
+		check(kept, false)
+		check(cust, true)
+		check(cust2, true)
+	})
+}
+
 func hashOf(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestSQLiteMemoryPragmas: every connection runs with the pragmas that
+// bound the pure-Go SQLite's memory (a savepoint journal spills to a file
+// past 64 KiB, a 1 MiB page cache) besides the durable WAL ones.
+func TestSQLiteMemoryPragmas(t *testing.T) {
+	ctx := context.Background()
+	s := storagetest.OpenSQLite(t, storagetest.NewFakeClock(t0))
+	want := map[string]string{"temp_store": "1", "cache_size": "-1024", "journal_mode": "wal", "synchronous": "2"}
+	// More than one connection: each must have them.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name, v := range want {
+				if got, err := storage.Pragma(ctx, s, name); err != nil || got != v {
+					t.Errorf("PRAGMA %s = %q, %v; want %q", name, got, err, v)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -192,3 +192,21 @@ func TablesContaining(ctx context.Context, s *Store, needle string) ([]string, e
 	}
 	return found, nil
 }
+
+// OutboxMessageText is the text of the message row recording outgoing
+// mail id.
+func OutboxMessageText(ctx context.Context, s *Store, id int64) (string, error) {
+	var m Message
+	if err := s.db.WithContext(ctx).Where("outbox_id = ?", id).Take(&m).Error; err != nil {
+		return "", fmt.Errorf("outbox message %d: %w", id, err)
+	}
+	return m.Text + m.HTML, nil
+}
+
+// Pragma returns the value of SQLite pragma name on one of s's
+// connections.
+func Pragma(ctx context.Context, s *Store, name string) (string, error) {
+	var v string
+	err := s.db.WithContext(ctx).Raw("PRAGMA " + name).Row().Scan(&v)
+	return v, err
+}

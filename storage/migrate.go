@@ -45,6 +45,21 @@ func steps() []step {
 		// raw_chunks is added by AutoMigrate; an older binary would read
 		// a large message stored there as empty, so it must refuse.
 		{4, "large raw bodies in raw_chunks (PostgreSQL)", func(*gorm.DB) error { return nil }},
+		// Deduplication looks a copy up by Message-ID and content hash
+		// before it stores one; on PostgreSQL two replicas storing two
+		// copies of one message at the same instant both missed the
+		// other, so the index makes the second wait and fail, and the
+		// committer then finds the first (dedupConflict). Copies stored
+		// twice before the index keep their rows; all but the first lose
+		// the content hash (their raw hash still deduplicates them).
+		{5, "one message per Message-ID and content hash", func(tx *gorm.DB) error {
+			err := tx.Exec(`UPDATE messages SET content_hash = '' WHERE content_hash <> '' AND id NOT IN
+				(SELECT MIN(id) FROM messages WHERE content_hash <> '' GROUP BY message_id, content_hash)`).Error
+			if err != nil {
+				return err
+			}
+			return tx.Exec("CREATE UNIQUE INDEX IF NOT EXISTS " + contentIndex + " ON messages (message_id, content_hash) WHERE content_hash <> ''").Error
+		}},
 	}
 }
 

@@ -9,19 +9,23 @@ import (
 // pruneChunk bounds the rows one pruning transaction touches.
 const pruneChunk = 200
 
-// PruneOutbox drops the composed bytes of outgoing mail sent before
-// before, and the text of the notifications among them (copies of the
-// customer's text made for agents), keeping every row's metadata:
-// recipient, kind, status, times, Message-ID (which threading and bounce
-// matching still need). It works in short transactions of pruneChunk rows
-// and returns how many rows it pruned.
-func (s *Store) PruneOutbox(ctx context.Context, before time.Time) (int64, error) {
+// PruneOutbox drops the composed bytes of outgoing mail of kind
+// (OutboxToCustomer, OutboxToStaff; "" for both) sent before before, and
+// the text of the notifications among them (copies of the customer's text
+// made for agents), keeping every row's metadata: recipient, kind,
+// status, times, Message-ID (which threading and bounce matching still
+// need). It works in short transactions of pruneChunk rows and returns
+// how many rows it pruned.
+func (s *Store) PruneOutbox(ctx context.Context, kind string, before time.Time) (int64, error) {
 	var total int64
 	for {
 		var ids []int64
-		err := s.db.WithContext(ctx).Model(&OutboxMail{}).
-			Where("status = ? AND sent_at < ? AND raw IS NOT NULL", OutboxSent, before.UTC()).
-			Order("id").Limit(pruneChunk).Pluck("id", &ids).Error
+		q := s.db.WithContext(ctx).Model(&OutboxMail{}).
+			Where("status = ? AND sent_at < ? AND raw IS NOT NULL", OutboxSent, before.UTC())
+		if kind != "" {
+			q = q.Where("kind = ?", kind)
+		}
+		err := q.Order("id").Limit(pruneChunk).Pluck("id", &ids).Error
 		if err != nil {
 			return total, fmt.Errorf("prune outbox: %w", err)
 		}
@@ -29,11 +33,13 @@ func (s *Store) PruneOutbox(ctx context.Context, before time.Time) (int64, error
 			return total, nil
 		}
 		err = s.InTx(ctx, func(tx *Tx) error {
+			if err := s.countDropped(tx.db, ids); err != nil {
+				return err
+			}
 			if err := tx.db.Model(&OutboxMail{}).Where("id IN ?", ids).Update("raw", nil).Error; err != nil {
 				return err
 			}
-			return tx.db.Model(&Message{}).Where("outbox_id IN ? AND ticket_id IS NULL", ids).
-				Updates(map[string]any{"text": "", "html": ""}).Error
+			return dropOutboxText(tx.db, ids)
 		})
 		if err != nil {
 			return total, fmt.Errorf("prune outbox: %w", err)
@@ -44,8 +50,14 @@ func (s *Store) PruneOutbox(ctx context.Context, before time.Time) (int64, error
 
 // HousekeepingOptions configure RunHousekeeping.
 type HousekeepingOptions struct {
-	// OutboxRetention is how long sent mail keeps its body (PruneOutbox).
+	// OutboxRetention is how long sent mail to customers keeps its body
+	// (PruneOutbox).
 	OutboxRetention time.Duration
+	// StaffRetention is how long sent mail to staff keeps its body. The
+	// sender drops it at once when this is 0 (OutboxResult.DropBody);
+	// housekeeping then still prunes what it left (mail sent before an
+	// upgrade, or by a sender told to keep it).
+	StaffRetention time.Duration
 	// CompactEvery is the period of the pruning and of segment compaction.
 	CompactEvery time.Duration
 	// ClusterWindow is how long tickets keep their content band keys
@@ -55,7 +67,8 @@ type HousekeepingOptions struct {
 
 // RunHousekeeping keeps the data directory proportional to the mail
 // received, until ctx ends: every CompactEvery it prunes outgoing mail
-// bodies older than OutboxRetention, reclaims raw chunks no message points
+// bodies older than OutboxRetention (StaffRetention for staff mail),
+// reclaims raw chunks no message points
 // at (PostgreSQL) and compacts the segment files (SQLite). Both
 // work in short transactions beside intake, never blocking it for long.
 func (s *Store) RunHousekeeping(ctx context.Context, o HousekeepingOptions) error {
@@ -63,13 +76,7 @@ func (s *Store) RunHousekeeping(ctx context.Context, o HousekeepingOptions) erro
 		o.CompactEvery = time.Hour
 	}
 	return every(ctx, o.CompactEvery, func() {
-		if o.OutboxRetention > 0 {
-			if n, err := s.PruneOutbox(ctx, s.now().Add(-o.OutboxRetention)); err != nil && ctx.Err() == nil {
-				s.log.Warn("outbox pruning", "err", err)
-			} else if n > 0 {
-				s.log.Info("outbox bodies pruned", "mails", n)
-			}
-		}
+		s.pruneOutbox(ctx, o)
 		if n, err := s.PruneBands(ctx, s.now().Add(-o.ClusterWindow)); err != nil && ctx.Err() == nil {
 			s.log.Warn("cluster band pruning", "err", err)
 		} else if n > 0 {
@@ -87,6 +94,26 @@ func (s *Store) RunHousekeeping(ctx context.Context, o HousekeepingOptions) erro
 			s.log.Info("segments compacted", "segments", st.Segments, "moved", st.Moved, "reclaimed_bytes", st.Reclaimed, "erased", st.Erased)
 		}
 	})
+}
+
+// pruneOutbox is one round of RunHousekeeping's outbox pruning: mail to
+// customers after OutboxRetention (0: kept), mail to staff after
+// StaffRetention.
+func (s *Store) pruneOutbox(ctx context.Context, o HousekeepingOptions) {
+	rounds := []struct {
+		kind string
+		keep time.Duration
+	}{{OutboxToCustomer, o.OutboxRetention}, {OutboxToStaff, o.StaffRetention}}
+	for _, r := range rounds {
+		if r.kind == OutboxToCustomer && r.keep <= 0 {
+			continue
+		}
+		if n, err := s.PruneOutbox(ctx, r.kind, s.now().Add(-r.keep)); err != nil && ctx.Err() == nil {
+			s.log.Warn("outbox pruning", "kind", r.kind, "err", err)
+		} else if n > 0 {
+			s.log.Info("outbox bodies pruned", "kind", r.kind, "mails", n)
+		}
+	}
 }
 
 // compactMinGarbage is the share of a segment file that must be garbage

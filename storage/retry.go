@@ -33,6 +33,31 @@ func Retryable(err error) bool {
 	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
 }
 
+// The unique indexes deduplication relies on: Message-ID with the raw
+// hash (the models' idx_messages_dedup) or with the content hash
+// (migration step 5).
+const (
+	dedupIndex   = "idx_messages_dedup"
+	contentIndex = "idx_messages_content"
+)
+
+// dedupConflict reports whether err is a message row refused by one of
+// deduplication's unique indexes: another writer (a replica) stored the
+// same message after this transaction looked for it. Looked up again, it
+// is found, and the message is a duplicate.
+func dedupConflict(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "23505" && (pg.ConstraintName == dedupIndex || pg.ConstraintName == contentIndex)
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		// SQLITE_CONSTRAINT_UNIQUE names the columns, not the index.
+		return se.Code() == 2067 && strings.Contains(se.Error(), "messages.message_id")
+	}
+	return false
+}
+
 // Phases of a group commit at which a test can inject a failure.
 const (
 	FaultBegin   = "begin"   // the transaction has begun

@@ -239,9 +239,7 @@ func (t *Tx) QueueMail(ctx context.Context, o OutboxMail, m Message, build func(
 	}).Error; err != nil {
 		return 0, fmt.Errorf("outbox %d: %w", o.ID, err)
 	}
-	// The raw bytes live in the outbox row; the hash column only needs
-	// to be unique per message.
-	m.Direction, m.MessageID, m.RawHash, m.OutboxID, m.ReceivedAt, m.Parsed, m.Handled = DirectionOut, msgID, fmt.Sprintf("outbox-%d", o.ID), &o.ID, now, true, true
+	m.Direction, m.MessageID, m.RawHash, m.OutboxID, m.ReceivedAt, m.Parsed, m.Handled = DirectionOut, msgID, outboxRawHash(o.ID), &o.ID, now, true, true
 	m.Size = int64(len(raw))
 	if err := db.Create(&m).Error; err != nil {
 		return 0, fmt.Errorf("outbox %d message: %w", o.ID, err)
@@ -382,6 +380,11 @@ type OutboxResult struct {
 	RetryAt   time.Time // temporary: try again then
 	Error     string
 	Permanent bool
+	// DropBody, with Sent, drops the composed bytes at once and keeps the
+	// row's metadata, as PruneOutbox does later: for staff mail, a copy
+	// of what the ticket already holds (its text and attachments), whose
+	// bytes would otherwise outweigh the mail received.
+	DropBody bool
 }
 
 // FinishOutbox records a delivery attempt of row id by owner. It returns
@@ -392,6 +395,12 @@ func (t *Tx) FinishOutbox(ctx context.Context, id int64, owner string, r OutboxR
 	switch {
 	case r.Sent:
 		upd["status"], upd["sent_at"] = OutboxSent, now
+		if r.DropBody {
+			if err := t.s.countDropped(t.db.WithContext(ctx), []int64{id}); err != nil {
+				return false, fmt.Errorf("finish outbox %d: %w", id, err)
+			}
+			upd["raw"] = nil
+		}
 	case r.Failed:
 		upd["status"] = OutboxFailed
 	default:
@@ -401,8 +410,51 @@ func (t *Tx) FinishOutbox(ctx context.Context, id int64, owner string, r OutboxR
 	if res.Error != nil {
 		return false, fmt.Errorf("finish outbox %d: %w", id, res.Error)
 	}
+	if res.RowsAffected == 1 && r.Sent && r.DropBody {
+		if err := dropOutboxText(t.db.WithContext(ctx), []int64{id}); err != nil {
+			return false, fmt.Errorf("finish outbox %d: %w", id, err)
+		}
+	}
 	return res.RowsAffected == 1, nil
 }
+
+// dropOutboxText empties the text of the message rows that record the
+// outgoing mails ids when they are on no ticket (staff mail: copies made
+// for agents). Customer mail keeps its text: it is the ticket's record of
+// what was sent. The rows are found through the dedup index (Message-ID,
+// and the raw_hash QueueMail gives them), not by a scan.
+func dropOutboxText(db *gorm.DB, ids []int64) error {
+	var msgIDs []string
+	if err := db.Model(&OutboxMail{}).Where("id IN ?", ids).Pluck("message_id", &msgIDs).Error; err != nil {
+		return err
+	}
+	hashes := make([]string, len(ids))
+	for i, id := range ids {
+		hashes[i] = outboxRawHash(id)
+	}
+	return db.Model(&Message{}).Where("message_id IN ? AND raw_hash IN ? AND ticket_id IS NULL", msgIDs, hashes).
+		Updates(map[string]any{"text": "", "html": ""}).Error
+}
+
+// countDropped adds the composed bytes of outgoing mails ids, about to
+// be dropped, to what Checkpoint's outbox vacuum waits for (PostgreSQL:
+// SQLite reuses the pages itself).
+func (s *Store) countDropped(db *gorm.DB, ids []int64) error {
+	if s.driver == DriverSQLite {
+		return nil
+	}
+	var n int64
+	if err := db.Model(&OutboxMail{}).Where("id IN ?", ids).Select("COALESCE(SUM(LENGTH(raw)), 0)").Scan(&n).Error; err != nil {
+		return err
+	}
+	s.dropped.Add(n)
+	return nil
+}
+
+// outboxRawHash is the raw_hash of the message row recording outgoing
+// mail id: its bytes live in the outbox row, and the column only needs
+// to be unique per message.
+func outboxRawHash(id int64) string { return fmt.Sprintf("outbox-%d", id) }
 
 // FailOutbox marks an outbox row failed after the fact (a bounce came
 // back for it) and returns it. ok is false when there is no such row.

@@ -8,6 +8,26 @@ import (
 	"github.com/tendhq/tend/storage/storagetest"
 )
 
+// upgradeStore opens a fresh store of backend, its inbox synced, and
+// returns it with the options to open it again after the test has made
+// it look like an older binary's.
+func upgradeStore(t *testing.T, backend string) (*storage.Store, storage.Options) {
+	t.Helper()
+	clock := storagetest.NewFakeClock(t0)
+	opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
+	if backend == "postgres" {
+		opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
+	}
+	s, err := storage.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SyncInboxes(context.Background(), []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	return s, opts
+}
+
 // TestUpgradeKeepsRows opens a database written by an "older binary" (a
 // column, an index and the version records missing) with this one: the
 // schema is brought up to date and no row is lost.
@@ -15,18 +35,7 @@ func TestUpgradeKeepsRows(t *testing.T) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
 			ctx := context.Background()
-			clock := storagetest.NewFakeClock(t0)
-			opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
-			if backend == "postgres" {
-				opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
-			}
-			s, err := storage.Open(ctx, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
-				t.Fatal(err)
-			}
+			s, opts := upgradeStore(t, backend)
 			c := committer(t, s)
 			d, err := c.Deliver(ctx, incoming("ann@example.com", "old@example.com", "Before the upgrade", ""))
 			if err != nil {
@@ -96,18 +105,7 @@ func TestUpgradeBackfillsClassificationFlags(t *testing.T) {
 	for _, b := range storagetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			clock := storagetest.NewFakeClock(t0)
-			opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
-			if b.Name == "postgres" {
-				opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
-			}
-			s, err := storage.Open(ctx, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
-				t.Fatal(err)
-			}
+			s, opts := upgradeStore(t, b.Name)
 			c := committer(t, s)
 			human, err := c.Deliver(ctx, incoming("ann@example.com", "human@example.com", "Printer", ""))
 			if err != nil {
@@ -151,6 +149,65 @@ func TestUpgradeBackfillsClassificationFlags(t *testing.T) {
 				if m.NoAutoReply != tc.want || m.Suspect {
 					t.Errorf("%s message after the upgrade: NoAutoReply=%v Suspect=%v, want %v false", m.Class, m.NoAutoReply, m.Suspect, tc.want)
 				}
+			}
+		})
+	}
+}
+
+// TestUpgradeIndexesContentHash upgrades a database in which one message
+// was stored twice before the content-hash index existed (two replicas at
+// once): both rows are kept, the index is built, and a third copy is then
+// a duplicate.
+func TestUpgradeIndexesContentHash(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			ctx := context.Background()
+			s, opts := upgradeStore(t, backend)
+			body := "Subject: twice\r\n\r\nstored twice\r\n"
+			var ids []int64
+			for i, hop := range []string{"mx1", "mx2"} {
+				in := streamed("twice@example.com", "twice-content", "Received: by "+hop+"\r\n"+body)
+				if i == 1 {
+					// As an older binary stored it: the index was not
+					// there, and the other replica's copy not visible.
+					if err := storage.ExecForTest(ctx, s, "DROP INDEX idx_messages_content"); err != nil {
+						t.Fatal(err)
+					}
+					in.MessageID = "other@example.com"
+				}
+				d, err := committer(t, s).Deliver(ctx, in)
+				if err != nil || d.Duplicate {
+					t.Fatalf("copy %d: %+v, %v", i, d, err)
+				}
+				ids = append(ids, d.MessageRowID)
+			}
+			for _, stmt := range []string{
+				"UPDATE messages SET message_id = 'twice@example.com' WHERE id = " + itoa(ids[1]),
+				"DELETE FROM schema_versions WHERE version = 5",
+			} {
+				if err := storage.ExecForTest(ctx, s, stmt); err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s, err := storage.Open(ctx, opts)
+			if err != nil {
+				t.Fatalf("upgrade: %v", err)
+			}
+			defer s.Close()
+			for _, id := range ids {
+				if _, err := s.GetMessage(ctx, id); err != nil {
+					t.Errorf("message %d after the upgrade: %v", id, err)
+				}
+			}
+			d, err := committer(t, s).Deliver(ctx, streamed("twice@example.com", "twice-content", "Received: by mx3\r\n"+body))
+			if err != nil || !d.Duplicate || d.MessageRowID != ids[0] {
+				t.Errorf("third copy: %+v, %v; want a duplicate of message %d", d, err, ids[0])
+			}
+			if err := storage.ExecForTest(ctx, s, "INSERT INTO messages (direction, message_id, raw_hash, content_hash, received_at) VALUES ('in', 'twice@example.com', 'x', 'twice-content', CURRENT_TIMESTAMP)"); err == nil {
+				t.Error("a second row with the same Message-ID and content hash was stored: no unique index")
 			}
 		})
 	}

@@ -33,8 +33,8 @@ func notifyLimits(cfg config.Config) (maxText int, attachMax int64) {
 
 // housekeeping returns the background pruning and compaction options.
 func housekeeping(cfg config.Config) storage.HousekeepingOptions {
-	return storage.HousekeepingOptions{OutboxRetention: cfg.Retention.OutboxBodies, CompactEvery: cfg.Retention.CompactEvery,
-		ClusterWindow: cfg.Clusters.Window}
+	return storage.HousekeepingOptions{OutboxRetention: cfg.Retention.OutboxBodies, StaffRetention: cfg.Retention.NotificationBodies,
+		CompactEvery: cfg.Retention.CompactEvery, ClusterWindow: cfg.Clusters.Window}
 }
 
 // processorMetrics reports each processor batch: how long its transaction

@@ -16,7 +16,7 @@ func TestLimitsReachTheComponents(t *testing.T) {
 	cfg, err := config.Parse("tend.yaml", []byte(`
 processing: {max_attempts: 7, retry_backoff: 2m, batch_bytes: 3MiB, max_body_text: 200KiB}
 notifications: {max_text: 10KiB, attach_max: 5MiB}
-retention: {outbox_bodies: 72h, compact_every: 10m}
+retention: {outbox_bodies: 72h, notification_bodies: 2h, compact_every: 10m}
 `), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -30,8 +30,14 @@ retention: {outbox_bodies: 72h, compact_every: 10m}
 		t.Errorf("notification caps = %d, %d", text, attach)
 	}
 	h := housekeeping(cfg)
-	if h.OutboxRetention != 72*time.Hour || h.CompactEvery != 10*time.Minute {
+	if h.OutboxRetention != 72*time.Hour || h.StaffRetention != 2*time.Hour || h.CompactEvery != 10*time.Minute {
 		t.Errorf("housekeeping = %+v", h)
+	}
+	if !senderOptions(cfg).KeepStaffBodies {
+		t.Error("retention.notification_bodies 2h: the sender drops staff mail's bytes at relay")
+	}
+	if senderOptions(config.Default()).KeepStaffBodies {
+		t.Error("by default the sender keeps staff mail's bytes after relay")
 	}
 	never, err := config.Parse("tend.yaml", []byte("notifications: {attach_max: 0}\n"), nil)
 	if err != nil {

@@ -408,7 +408,7 @@ func relayConfig(cfg config.Config) relay.Config {
 
 func senderOptions(cfg config.Config) followup.SenderOptions {
 	lt := leaseTiming(cfg)
-	return followup.SenderOptions{RetryFor: cfg.Relay.RetryFor, Period: lt.Period, Lease: lt.Lease}
+	return followup.SenderOptions{RetryFor: cfg.Relay.RetryFor, Period: lt.Period, Lease: lt.Lease, KeepStaffBodies: cfg.Retention.NotificationBodies > 0}
 }
 
 // dkimConfig loads the signing key; nil without one.

@@ -88,7 +88,8 @@ type worldTweaks struct {
 	exec func(*followup.Options)
 	proc func(w *world, o *ingest.ProcessorOptions)
 	// auth (nil: none) verifies senders on the ingest path.
-	auth ingest.Authenticator
+	auth   ingest.Authenticator
+	sender func(*followup.SenderOptions)
 }
 
 // newWorldWith is newWorldOn with the options tweak changes.
@@ -162,8 +163,11 @@ func newWorldWith(t *testing.T, open func(testing.TB, storage.Clock) *storage.St
 	w.proc = ingest.NewProcessor(w.store, po)
 	w.timers = followup.NewTimers(w.store, w.exec, "test", time.Hour, 0, nil)
 	w.capture = startCapture(t)
-	w.sender = followup.NewSender(w.store, w.exec, relay.New(relay.Config{Addr: w.capture.addr, TLS: "none", Timeout: 5 * time.Second}),
-		followup.SenderOptions{Owner: "test", Clock: w.clock, RetryFor: 48 * time.Hour})
+	so := followup.SenderOptions{Owner: "test", Clock: w.clock, RetryFor: 48 * time.Hour}
+	if tweak.sender != nil {
+		tweak.sender(&so)
+	}
+	w.sender = followup.NewSender(w.store, w.exec, relay.New(relay.Config{Addr: w.capture.addr, TLS: "none", Timeout: 5 * time.Second}), so)
 	door := smtpd.New(smtpd.Options{Hostname: domain}, pipe, ingest.Recipients{Pipeline: pipe, Signer: w.signer, Domain: domain}, false)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

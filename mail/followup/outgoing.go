@@ -99,6 +99,12 @@ func (x *Executor) queue(sc *scope, o outgoing, m compose.Message) (queued, erro
 		// Notifications are not part of the customer's thread: they must
 		// never become what a customer's reply is threaded against.
 		msg.TicketID = nil
+		// Nor is their text kept twice: it copies the ticket's messages,
+		// and the composed bytes hold it until they are dropped. Written
+		// and blanked later, it left holes in SQLite's pages that later
+		// rows never fill (the generated corpus: 38 MB of copies for
+		// 118 MB received).
+		msg.Text, msg.HTML = "", ""
 	}
 	_, err := sc.tx.QueueMail(sc.ctx, row, msg, func(id int64) ([]byte, string, string, error) {
 		return x.build(sc.v.ID, id, o.auto, m)

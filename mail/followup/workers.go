@@ -87,6 +87,8 @@ type Sender struct {
 	w        worker
 	rnd      func() float64
 	log      *slog.Logger
+	// keepStaff keeps staff mail's composed bytes once relayed.
+	keepStaff bool
 }
 
 // SenderOptions configure a Sender.
@@ -99,6 +101,12 @@ type SenderOptions struct {
 	// renewal (default 10 minutes).
 	Lease  time.Duration
 	Logger *slog.Logger
+	// KeepStaffBodies keeps the composed bytes of mail to staff once the
+	// relay has taken it, for housekeeping to prune later
+	// (retention.notification_bodies). By default they are dropped at
+	// once: a notification copies what the ticket already holds, and
+	// forwarded attachments made the outbox outweigh the mail received.
+	KeepStaffBodies bool
 }
 
 // NewSender returns the outbox sender.
@@ -118,7 +126,7 @@ func NewSender(store *storage.Store, exec *Executor, rc *relay.Client, o SenderO
 	if o.Lease <= 0 {
 		o.Lease = 10 * time.Minute
 	}
-	s := &Sender{store: store, exec: exec, relay: rc, owner: o.Owner, clock: o.Clock, retryFor: o.RetryFor, lease: o.Lease, rnd: rand.Float64, log: o.Logger}
+	s := &Sender{store: store, exec: exec, relay: rc, owner: o.Owner, clock: o.Clock, retryFor: o.RetryFor, lease: o.Lease, rnd: rand.Float64, log: o.Logger, keepStaff: o.KeepStaffBodies}
 	s.w = worker{name: "outbox", period: o.Period, wake: make(chan struct{}, 1), log: o.Logger, once: s.RunOnce}
 	return s
 }
@@ -151,6 +159,7 @@ func (s *Sender) RunOnce(ctx context.Context) (int, error) {
 		}
 		err := s.relay.Send(sendCtx, o.EnvFrom, strings.Split(o.EnvTo, ","), o.Raw)
 		res := s.outcome(o, err)
+		res.DropBody = res.Sent && o.Kind == storage.OutboxToStaff && !s.keepStaff
 		err = s.store.InTx(sendCtx, func(tx *storage.Tx) error {
 			ok, err := tx.FinishOutbox(ctx, o.ID, s.owner, res)
 			if err != nil || !ok || !res.Failed {

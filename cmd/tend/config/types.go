@@ -239,8 +239,10 @@ type Notifications struct {
 
 // Retention prunes what need not be kept forever, in the background.
 type Retention struct {
-	// OutboxBodies is how long the composed bytes of sent (or failed) outgoing mail are kept; after it only their metadata (recipient, status, times) stays.
+	// OutboxBodies is how long the composed bytes of sent (or failed) outgoing mail to customers are kept; after it only their metadata (recipient, status, times) stays.
 	OutboxBodies time.Duration `yaml:"outbox_bodies"`
+	// NotificationBodies is how long the composed bytes of sent mail to staff (notifications, alerts) are kept; 0 drops them as soon as the relay has taken the mail, as they copy what the ticket already holds (its messages and attachments stay there).
+	NotificationBodies time.Duration `yaml:"notification_bodies"`
 	// CompactEvery is how often raw-message segment files (SQLite) are compacted: bytes of duplicates, aborted writes and erased messages are reclaimed; on PostgreSQL, raw chunks no message points at are deleted.
 	CompactEvery time.Duration `yaml:"compact_every"`
 }

@@ -484,6 +484,7 @@ func (v *validator) limits(c *Config) {
 		v.add("notifications.attach_max", "must not be negative")
 	}
 	v.positive("retention.outbox_bodies", c.Retention.OutboxBodies)
+	v.notNegative("retention.notification_bodies", int64(c.Retention.NotificationBodies))
 	v.positive("retention.compact_every", c.Retention.CompactEvery)
 	if c.Clusters.Window < 0 {
 		v.add("clusters.window", "must not be negative (0 turns clustering off)")
