@@ -149,15 +149,12 @@ func (p *Pipeline) DeliverSpool(ctx context.Context, sp *Spool, env Envelope) (s
 			m.Inboxes = append(m.Inboxes, rcpt)
 		}
 	}
-	if len(m.Inboxes) == 0 {
-		m.Inboxes = []string{p.opts.Inboxes[0]}
-	}
 	in := &storage.Incoming{
 		Body: sp, Hash: m.Hash, ContentHash: m.ContentHash, MessageID: m.MessageID, InReplyTo: m.InReplyTo, References: m.References,
 		ThreadRoot: threadRoot(m.ThreadIndex), NormSubject: threading.NormalizeSubject(m.RawSubject),
 		ThreadTopic: m.ThreadTopic, From: m.From, FromName: m.FromName, To: m.To, Cc: m.Cc,
 		EnvFrom: env.From, EnvTo: env.To, Subject: m.Subject, Date: m.Date, Class: m.Class, Role: "customer",
-		Inboxes: m.Inboxes, Source: env.Source, Imported: env.Imported, Auth: storedAuth(m.Auth),
+		Inboxes: m.Inboxes, DefaultInbox: p.opts.Inboxes[0], Source: env.Source, Imported: env.Imported, Auth: storedAuth(m.Auth),
 		NoAutoReply: m.Classified.NoAutoReply, Suspect: m.Classified.Suspect, ClassReasons: m.Classified.Reasons,
 		Place: func(ctx context.Context, tx *storage.Tx) (storage.Placement, error) {
 			return p.opts.Threader.Place(ctx, m, tx)
