@@ -102,6 +102,12 @@ type Ticket struct {
 	SatisfactionScore   int    `gorm:"not null;default:0"`
 	SatisfactionComment string `gorm:"type:text;not null;default:''"`
 	SatisfactionAt      *time.Time
+	// Attention and QueueSince are the queue's order (attentionSQL,
+	// queueSinceSQL): columns the database generates from the row, so
+	// no writer can leave them stale. Read only; migration step 5 makes
+	// them and their indexes.
+	Attention  int       `gorm:"->;-:migration"`
+	QueueSince time.Time `gorm:"->;-:migration"`
 
 	Customer *Contact `gorm:"foreignKey:CustomerID"`
 	Assignee *Agent   `gorm:"foreignKey:AssigneeID"`

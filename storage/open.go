@@ -255,18 +255,29 @@ func (s *Store) now() time.Time { return s.clock.Now().UTC().Truncate(time.Micro
 // RunMaintenance does the database's background chores until ctx ends:
 // on SQLite it checkpoints the WAL every second, so that the copy of
 // committed pages into the database file happens here instead of inside
-// a group commit that SMTP sessions are waiting for.
+// a group commit that SMTP sessions are waiting for, and it keeps the
+// planner's statistics current (Optimize at start and every hour).
+// PostgreSQL's autovacuum does the latter there.
 func (s *Store) RunMaintenance(ctx context.Context) error {
 	if s.driver != DriverSQLite {
 		<-ctx.Done()
 		return nil
 	}
+	if err := s.Optimize(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("optimize", "err", err)
+	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	opt := time.NewTicker(optimizeEvery)
+	defer opt.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-opt.C:
+			if err := s.Optimize(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("optimize", "err", err)
+			}
 		case <-t.C:
 			if err := s.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("wal checkpoint", "err", err)
