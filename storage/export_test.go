@@ -211,3 +211,10 @@ func CaptureRun(ctx context.Context, s *Store, fn func(ctx context.Context) erro
 	err := fn(context.WithValue(ctx, captureKey{}, &sink))
 	return sink, err
 }
+
+// QueryInt runs a query that returns one number.
+func QueryInt(ctx context.Context, s *Store, query string) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Raw(query).Scan(&n).Error
+	return n, err
+}
