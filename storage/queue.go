@@ -245,8 +245,11 @@ func restrictVisible(q *gorm.DB, visible []string) *gorm.DB {
 	return q.Where("EXISTS (SELECT 1 FROM ticket_inboxes ti JOIN inboxes i ON i.id = ti.inbox_id WHERE ti.ticket_id = tickets.id AND i.address IN ?)", visible)
 }
 
-// inboxExists restricts a tickets query to those an inbox sees.
-const inboxExists = "EXISTS (SELECT 1 FROM ticket_inboxes ti JOIN inboxes i ON i.id = ti.inbox_id WHERE ti.ticket_id = tickets.id AND i.address = ?)"
+// inboxExists restricts a tickets query to those an inbox sees. It is a
+// scalar subquery by primary key, not EXISTS: PostgreSQL turns an EXISTS
+// into a hash semi-join that reads all of ticket_inboxes, where the queue
+// needs one probe for each ticket it walks in order.
+const inboxExists = "(SELECT ti.inbox_id FROM ticket_inboxes ti WHERE ti.ticket_id = tickets.id AND ti.inbox_id = (SELECT i.id FROM inboxes i WHERE i.address = ?)) IS NOT NULL"
 
 // notSnoozed leaves out tickets an agent put aside until a later time
 // (#waiting until, #remind, #snooze); the timer brings them back.
