@@ -46,13 +46,7 @@ func benchThreadIndex(ticket int64) string {
 // decision is checked against the ticket it must find. ns/op is the mean;
 // p50-ns and p99-ns are the median and the tail, measured per decision.
 func BenchmarkThreadingDecision(b *testing.B) {
-	n := 20_000
-	if v := os.Getenv(BenchMessagesEnv); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 100 {
-			b.Fatalf("%s=%q: want a number of messages of at least 100", BenchMessagesEnv, v)
-		}
-	}
+	n := benchSize(b, BenchMessagesEnv, 20_000)
 	for _, be := range storagetest.Backends() {
 		b.Run(be.Name, func(b *testing.B) {
 			ctx := context.Background()
@@ -100,6 +94,20 @@ func BenchmarkThreadingDecision(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchSize reads a benchmark's size from the environment variable env,
+// def when it is unset.
+func benchSize(b *testing.B, env string, def int) int {
+	v := os.Getenv(env)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 100 {
+		b.Fatalf("%s=%q: want a number of at least 100", env, v)
+	}
+	return n
 }
 
 // runDecisions decides cs in turn inside one transaction, as the group

@@ -109,7 +109,12 @@ type ContentCluster struct {
 func (s *Store) ContentClusters(ctx context.Context, inbox string, visible []string, since time.Time, minCount, limit int) ([]ContentCluster, error) {
 	base := func() *gorm.DB {
 		q := s.db.WithContext(ctx).Table("tickets").
-			Where("tickets.merged_into IS NULL AND tickets.cluster_id IS NOT NULL AND (tickets.state IN ? OR tickets.created_at >= ?)", openStates(), since)
+			// Open or recent, each set found by its own index (the queue's
+			// order, the creation date): a walk of every clustered ticket
+			// would grow with the history.
+			Where("tickets.id IN (SELECT o.id FROM tickets o WHERE o.attention < ? AND o.merged_into IS NULL "+
+				"UNION SELECT r.id FROM tickets r WHERE r.created_at >= ? AND r.merged_into IS NULL)", AttentionDone, since).
+			Where("tickets.merged_into IS NULL AND tickets.cluster_id IS NOT NULL")
 		if inbox != "" {
 			q = q.Where(inboxExists, inbox)
 		}
@@ -164,8 +169,8 @@ func (s *Store) ContentClusters(ctx context.Context, inbox string, visible []str
 // ClusterTickets lists a cluster's tickets, every state, oldest first.
 func (s *Store) ClusterTickets(ctx context.Context, cluster int64, visible []string) ([]TicketRow, error) {
 	var rows []TicketRow
-	err := s.ticketList(ctx, "all", "", visible, ticketRowColumns).Where("tickets.cluster_id = ?", cluster).
-		Order("tickets.id").Limit(500).Scan(&rows).Error
+	q := QueueFilter{State: "all", Visible: visible}.where(s.db.WithContext(ctx).Table("tickets").Select(ticketRowColumns), s.now())
+	err := q.Where("tickets.cluster_id = ?", cluster).Order("tickets.id").Limit(500).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("cluster %d tickets: %w", cluster, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"gorm.io/gorm"
 )
@@ -209,4 +210,36 @@ func Pragma(ctx context.Context, s *Store, name string) (string, error) {
 	var v string
 	err := s.db.WithContext(ctx).Raw("PRAGMA " + name).Row().Scan(&v)
 	return v, err
+}
+
+// QueueCursorAt returns the cursor of the row at offset in f's order,
+// for a benchmark to start a page deep in the queue (it pages with
+// OFFSET once; Queue never does).
+func QueueCursorAt(ctx context.Context, s *Store, f QueueFilter, offset int) (Cursor, error) {
+	var c struct {
+		Attention  int
+		QueueSince time.Time
+		ID         int64
+	}
+	q := f.where(s.db.WithContext(ctx).Table("tickets").Select("tickets.attention, tickets.queue_since, tickets.id"), s.now())
+	err := q.Order("tickets.attention").Order("tickets.queue_since").Order("tickets.id").Offset(offset).Limit(1).Scan(&c).Error
+	return Cursor{Attention: c.Attention, Since: c.QueueSince, Number: c.ID}, err
+}
+
+// CaptureRun runs fn against s and returns the statements it ran.
+func CaptureRun(ctx context.Context, s *Store, fn func(ctx context.Context) error) ([]Query, error) {
+	if s.db.Callback().Query().Get("tend:capture") == nil {
+		_ = s.db.Callback().Query().After("gorm:query").Register("tend:capture", capture)
+		_ = s.db.Callback().Row().After("gorm:row").Register("tend:capture", capture)
+	}
+	var sink []Query
+	err := fn(context.WithValue(ctx, captureKey{}, &sink))
+	return sink, err
+}
+
+// QueryInt runs a query that returns one number.
+func QueryInt(ctx context.Context, s *Store, query string) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Raw(query).Scan(&n).Error
+	return n, err
 }

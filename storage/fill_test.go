@@ -32,6 +32,10 @@ type BenchSpec struct {
 	// ThreadRoot returns the Outlook conversation root of ticket, "" when
 	// its customer does not use Outlook.
 	ThreadRoot func(ticket int64) string
+	// Queue fills what the lead's queue ranks and filters by: 20 agents
+	// as assignees, tags, breaches, repeat contacts, waits, snoozes, and
+	// a quarter of the tickets in the second inbox when there is one.
+	Queue bool
 }
 
 // BenchTicket is one ticket of the synthetic history, for the benchmark to
@@ -116,6 +120,8 @@ type benchFiller struct {
 	db                             *gorm.DB
 	spec                           BenchSpec
 	inbox, contact0, ticket0, msg0 int64
+	inbox2                         int64   // the second inbox, 0 if none
+	agents                         []int64 // assignees (Queue)
 }
 
 // start finds the inbox and the first free ids.
@@ -128,7 +134,45 @@ func (f *benchFiller) start() error {
 			return err
 		}
 	}
+	if !f.spec.Queue {
+		return nil
+	}
+	if err := f.db.Model(&Inbox{}).Select("COALESCE(MIN(id), 0)").Where("id > ?", f.inbox).Scan(&f.inbox2).Error; err != nil {
+		return err
+	}
+	for i := range 20 {
+		a := Agent{Email: fmt.Sprintf("agent%d@acme.example", i), Name: fmt.Sprintf("Agent %d", i), Role: "agent", CreatedAt: f.spec.Now}
+		if err := f.db.Create(&a).Error; err != nil {
+			return err
+		}
+		f.agents = append(f.agents, a.ID)
+	}
 	return nil
+}
+
+// queueFields are the columns Queue adds to ticket i: assignee, tags,
+// breached, repeat contacts, the customer's last message and wait, a
+// snooze.
+var queueFields = []string{"assignee_id", "tags", "breached", "repeat_contacts", "last_customer_at", "waiting_since", "snoozed_until"}
+
+func (f *benchFiller) queueRow(i int, state string, upd time.Time) []any {
+	var assignee any
+	if i%10 != 0 { // a tenth unassigned
+		assignee = f.agents[i%len(f.agents)]
+	}
+	tags := []string{"", "billing", "vip", "billing vip", "bug"}[i%5]
+	if i%997 == 0 {
+		tags += " rare"
+	}
+	open := state == StateNew || state == StateOpen
+	var waiting, snoozed any
+	if open || state == StateProposed {
+		waiting = upd
+	}
+	if state == StateWaiting && i%9 == 0 {
+		snoozed = f.spec.Now.Add(48 * time.Hour)
+	}
+	return []any{assignee, strings.TrimSpace(tags), open && i%11 == 0, map[bool]int{true: 1}[open && i%13 == 0], upd, waiting, snoozed}
 }
 
 // insert writes rows (each len(cols) values) in batches.
@@ -169,7 +213,8 @@ func (f *benchFiller) tickets(n, customers int) ([]BenchTicket, error) {
 	for i := range n {
 		id := f.ticket0 + int64(i)
 		k := i % customers
-		upd := f.spec.Now.Add(-span * time.Duration(n-1-i) / time.Duration(n))
+		// span/n first: span*(n-1-i) overflows int64 from a few thousand tickets.
+		upd := f.spec.Now.Add(-span / time.Duration(n) * time.Duration(n-1-i))
 		age := f.spec.Now.Sub(upd)
 		state := StateClosed
 		switch {
@@ -183,16 +228,28 @@ func (f *benchFiller) tickets(n, customers int) ([]BenchTicket, error) {
 			ID: id, Customer: benchCustomer(k), Subject: subject, State: state, UpdatedAt: upd,
 			ThreadRoot: f.spec.ThreadRoot(id), FirstIn: fmt.Sprintf("in-%d-0@mail.cust%d.example", id, k%997),
 		}
-		trows = append(trows, []any{id, subject, strings.ToLower(subject), state, "normal", f.contact0 + int64(k), f.inbox, upd, upd})
+		inbox := f.inbox
+		if f.inbox2 != 0 && i%4 == 1 {
+			inbox = f.inbox2
+		}
+		row := []any{id, subject, strings.ToLower(subject), state, "normal", f.contact0 + int64(k), inbox, upd, upd}
+		if f.spec.Queue {
+			row = append(row, f.queueRow(i, state, upd)...)
+		}
+		trows = append(trows, row)
 		prows = append(prows, []any{id, bt.Customer, "customer", upd}, []any{id, fmt.Sprintf("agent%d@acme.example", i%20), "agent", upd})
 		if i%4 == 0 {
 			bt.Participant = fmt.Sprintf("cc%d@cust%d.example", i, k%997)
 			prows = append(prows, []any{id, bt.Participant, "cc", upd})
 		}
-		irows = append(irows, []any{id, f.inbox})
+		irows = append(irows, []any{id, inbox})
 		out[i] = bt
 	}
-	if err := f.insert("tickets", []string{"id", "subject", "norm_subject", "state", "priority", "customer_id", "inbox_id", "created_at", "updated_at"}, trows); err != nil {
+	cols := []string{"id", "subject", "norm_subject", "state", "priority", "customer_id", "inbox_id", "created_at", "updated_at"}
+	if f.spec.Queue {
+		cols = append(cols, queueFields...)
+	}
+	if err := f.insert("tickets", cols, trows); err != nil {
 		return nil, err
 	}
 	if err := f.insert("participants", []string{"ticket_id", "email", "role", "created_at"}, prows); err != nil {

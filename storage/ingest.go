@@ -40,9 +40,14 @@ type Incoming struct {
 	Date        *time.Time
 	Class       string   // human, auto-reply, bounce, list, own-mail, spam, report (classify.Kind.String)
 	Role        string   // customer, agent, system
-	Inboxes     []string // inbox addresses the message reached (envelope); at least one
-	Source      string
-	Imported    bool
+	Inboxes     []string // inbox addresses the message reached (envelope); may be empty
+	// DefaultInbox is the inbox a ticket opened by a message that reached
+	// none (read from a mailbox, sent to a reply address) belongs to. It
+	// is never linked to an existing ticket: a reply must not make a
+	// second inbox see its ticket.
+	DefaultInbox string
+	Source       string
+	Imported     bool
 	// Auth is the sender authentication verdict.
 	Auth SenderAuth
 	// Place decides the ticket inside the delivery transaction, so that it
@@ -176,6 +181,14 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 	if err != nil {
 		return Delivered{}, err
 	}
+	// home is where a new ticket goes: the first inbox reached, else
+	// the default one.
+	home := inboxIDs
+	if len(home) == 0 && in.DefaultInbox != "" {
+		if home, err = tx.inboxIDs([]string{in.DefaultInbox}); err != nil {
+			return Delivered{}, err
+		}
+	}
 	if dup.ID != 0 {
 		// Delivered again (an MTA retry, a second inbox's copy, an IMAP
 		// resync): keep one message, let every inbox see its ticket.
@@ -229,11 +242,15 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 	switch {
 	case p.NoTicket:
 	case p.Ticket == 0:
-		id, err := s.openTicket(db, in, inboxIDs[0], p, now)
+		if len(home) == 0 {
+			return Delivered{}, errors.New("deliver: the message reached no inbox and there is no default inbox")
+		}
+		id, err := s.openTicket(db, in, home[0], p, now)
 		if err != nil {
 			return Delivered{}, err
 		}
 		d.Ticket, d.NewTicket = id, true
+		inboxIDs = home
 	default:
 		d.Ticket = p.Ticket
 		if err := s.appendToTicket(db, in, p, now); err != nil {
@@ -393,6 +410,9 @@ func upsertContact(db *gorm.DB, email, name string, now time.Time) (int64, error
 }
 
 func linkInboxes(db *gorm.DB, ticket int64, inboxIDs []int64) error {
+	if len(inboxIDs) == 0 {
+		return nil
+	}
 	rows := make([]TicketInbox, len(inboxIDs))
 	for i, id := range inboxIDs {
 		rows[i] = TicketInbox{TicketID: ticket, InboxID: id}

@@ -60,6 +60,56 @@ func steps() []step {
 			}
 			return tx.Exec("CREATE UNIQUE INDEX IF NOT EXISTS " + contentIndex + " ON messages (message_id, content_hash) WHERE content_hash <> ''").Error
 		}},
+		// The queue's order becomes two generated columns with the
+		// indexes that serve each filter's ORDER BY: existing rows get
+		// their values from the expression itself (PostgreSQL computes
+		// a stored column as it adds it; SQLite computes a virtual one
+		// as it builds the index), and every later write of the row
+		// keeps them current.
+		{6, "queue order as indexed columns (attention, queue_since)", queueOrderColumns},
+	}
+}
+
+// queueOrderColumns is migration step 6.
+func queueOrderColumns(tx *gorm.DB) error {
+	kind, since := "INTEGER", "DATETIME"
+	gen := "VIRTUAL" // SQLite cannot add a STORED column to a table
+	if tx.Dialector.Name() == "postgres" {
+		kind, since, gen = "smallint", "timestamptz", "STORED"
+	}
+	var stmts []string
+	// A step runs again when the version records were lost: the columns
+	// may be there already.
+	for _, c := range []struct{ name, typ, expr string }{{"attention", kind, attentionSQL}, {"queue_since", since, queueSinceSQL}} {
+		if !tx.Migrator().HasColumn("tickets", c.name) {
+			stmts = append(stmts, fmt.Sprintf("ALTER TABLE tickets ADD COLUMN %s %s GENERATED ALWAYS AS (%s) %s", c.name, c.typ, c.expr, gen))
+		}
+	}
+	for _, ix := range queueIndexes() {
+		stmts = append(stmts, "CREATE INDEX IF NOT EXISTS "+ix)
+	}
+	for _, st := range stmts {
+		if err := tx.Exec(st).Error; err != nil {
+			return fmt.Errorf("%s: %w", st, err)
+		}
+	}
+	return nil
+}
+
+// queueIndexes serve the queue's and the API's order, one per filter that
+// the planner should seek to (the others, inbox, tag and an agent's
+// access, are checked on the rows walked in order). Merged tickets are
+// never listed, so they are left out of every index.
+func queueIndexes() []string {
+	const live = " WHERE merged_into IS NULL"
+	return []string{
+		// The default view, "all", and the attention counts (covering:
+		// snoozed_until is the counts' only other column).
+		"idx_tickets_queue ON tickets (attention, queue_since, id, snoozed_until)" + live,
+		"idx_tickets_queue_state ON tickets (state, attention, queue_since, id)" + live,
+		"idx_tickets_queue_assignee ON tickets (assignee_id, attention, queue_since, id)" + live,
+		"idx_tickets_queue_customer ON tickets (customer_id, attention, queue_since, id)" + live,
+		"idx_tickets_queue_subject ON tickets (norm_subject, attention, queue_since, id)" + live,
 	}
 }
 

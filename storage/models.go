@@ -109,6 +109,12 @@ type Ticket struct {
 	// Stems are the first message's word stems (package similar), space
 	// separated, kept while the ticket can still gather look-alikes.
 	Stems string `gorm:"type:text;not null;default:''"`
+	// Attention and QueueSince are the queue's order (attentionSQL,
+	// queueSinceSQL): columns the database generates from the row, so
+	// no writer can leave them stale. Read only; migration step 6 makes
+	// them and their indexes.
+	Attention  int       `gorm:"->;-:migration"`
+	QueueSince time.Time `gorm:"->;-:migration"`
 
 	Customer *Contact `gorm:"foreignKey:CustomerID"`
 	Assignee *Agent   `gorm:"foreignKey:AssigneeID"`

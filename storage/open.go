@@ -269,19 +269,30 @@ func (s *Store) Ping(ctx context.Context) error {
 // read back from PostgreSQL compare equal to those written.
 func (s *Store) now() time.Time { return s.clock.Now().UTC().Truncate(time.Microsecond) }
 
-// RunMaintenance does the database's background chores until ctx ends
-// (see Checkpoint): on SQLite every second, so that the copy of committed
-// pages into the database file happens here instead of inside a group
-// commit that SMTP sessions are waiting for; on PostgreSQL every ten
-// seconds.
+// RunMaintenance does the database's background chores until ctx ends:
+// on SQLite it checkpoints the WAL every second, so that the copy of
+// committed pages into the database file happens here instead of inside
+// a group commit that SMTP sessions are waiting for, and it keeps the
+// planner's statistics current (Optimize at start and every hour).
+// PostgreSQL's autovacuum does the latter there.
 func (s *Store) RunMaintenance(ctx context.Context) error {
 	period := time.Second
 	if s.driver != DriverSQLite {
 		period = 10 * time.Second
 	}
+	if err := s.Optimize(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("optimize", "err", err)
+	}
+	lastOptimize := s.now()
 	return every(ctx, period, func() {
 		if err := s.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("database maintenance", "err", err)
+		}
+		if s.now().Sub(lastOptimize) >= optimizeEvery {
+			lastOptimize = s.now()
+			if err := s.Optimize(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("optimize", "err", err)
+			}
 		}
 	})
 }

@@ -2,7 +2,12 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"gorm.io/gorm"
 )
@@ -29,61 +34,130 @@ const (
 	AttentionDone
 )
 
-// attentionSQL computes a ticket's attention rank in the query itself, so
-// that ordering and paging happen in the database, not per row in Go.
-// The states are constants, never user input.
+// attentionSQL is a ticket's attention rank as an expression over its
+// own row. It defines the generated column tickets.attention (migration
+// step 5), so the database keeps the rank current on every write of
+// state, breached or repeat_contacts, whichever code path makes it, and
+// the queue's indexes can serve its order. The states are constants.
+// openAttention is true exactly for the open states (openStates).
 const attentionSQL = `CASE
-	WHEN tickets.breached AND tickets.state IN ('new','open','unconfirmed') THEN 0
-	WHEN tickets.repeat_contacts > 0 AND tickets.state IN ('new','open') THEN 1
-	WHEN tickets.state = 'unconfirmed' THEN 2
-	WHEN tickets.state IN ('new','open','proposed') THEN 3
-	WHEN tickets.state = 'waiting' THEN 4
+	WHEN breached AND state IN ('new','open','unconfirmed') THEN 0
+	WHEN repeat_contacts > 0 AND state IN ('new','open') THEN 1
+	WHEN state = 'unconfirmed' THEN 2
+	WHEN state IN ('new','open','proposed') THEN 3
+	WHEN state = 'waiting' THEN 4
 	ELSE 5 END`
 
-// QueueFilter selects the lead's queue.
+// queueSinceSQL defines the generated column tickets.queue_since, the
+// key the queue sorts a rank by: the oldest unanswered customer message,
+// else the last one, else (a ticket an agent opened) its creation.
+const queueSinceSQL = "COALESCE(waiting_since, last_customer_at, created_at)"
+
+// openAttention selects the open states through the attention column. It
+// is a literal, not a parameter, so that SQLite and PostgreSQL can use
+// the partial indexes whose WHERE clause it is.
+const openAttention = "tickets.attention < 5"
+
+// QueueFilter selects the lead's queue and the API's list. Every field
+// narrows the list; the zero value is the default queue. New filters go
+// here and in (QueueFilter).where.
 type QueueFilter struct {
 	State string // "" = every open state; "all" = every state; else one state
-	Inbox string // inbox address; "" = all
+	Inbox string // an inbox address that sees the ticket; "" = all
 	// Visible, when not nil, keeps only tickets seen by one of these inbox
 	// addresses (an agent's access, see Agent.VisibleInboxes); an empty
 	// non-nil list keeps none.
-	Visible []string
-	Subject string // normalized subject (a cluster); "" = all
-	Limit   int    // 1..200, default 50
-	Offset  int    // rows to skip: the queue is re-ranked as tickets move, so it pages by position
+	Visible  []string
+	Subject  string // normalized subject (a cluster); "" = all
+	Assignee string // the assignee's address; AssigneeNone = unassigned; "" = all
+	Customer string // the customer's address; "" = all
+	Tag      string // one tag the ticket carries; "" = all
+	// Snoozed keeps tickets put aside in the default view (the API
+	// lists them; the queue leaves them out until they are due).
+	Snoozed bool
+	Limit   int // 1..500, default 50
+	// After and Before are keyset cursors: the page starts after the
+	// row After names, or ends before the row Before names (a previous
+	// page). The order is stable under inserts; a ticket that moves
+	// while a lead pages shows at its new place.
+	After, Before *Cursor
 }
+
+// AssigneeNone as QueueFilter.Assignee keeps the unassigned tickets.
+const AssigneeNone = "none"
+
+// Cursor is a position in the queue's order: the attention rank, the
+// wait key and the ticket number of one row.
+type Cursor struct {
+	Attention int
+	Since     time.Time
+	Number    int64
+}
+
+// String encodes the cursor for a URL: "rank.unixnano.number".
+func (c Cursor) String() string {
+	return fmt.Sprintf("%d.%d.%d", c.Attention, c.Since.UnixNano(), c.Number)
+}
+
+// ParseCursor decodes a Cursor.String.
+func ParseCursor(s string) (Cursor, error) {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return Cursor{}, fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
+	}
+	var n [3]int64
+	for i, p := range parts {
+		v, err := strconv.ParseInt(p, 10, 64)
+		if err != nil {
+			return Cursor{}, fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
+		}
+		n[i] = v
+	}
+	if n[0] < AttentionBreached || n[0] > AttentionDone || n[2] < 1 {
+		return Cursor{}, fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
+	}
+	return Cursor{Attention: int(n[0]), Since: time.Unix(0, n[1]).UTC(), Number: n[2]}, nil
+}
+
+// ErrBadCursor is returned for a cursor token tend did not write.
+var ErrBadCursor = errors.New("bad cursor")
 
 // QueueRow is a ticket in the queue with its attention rank.
 type QueueRow struct {
 	TicketRow
-	Attention int
+	Attention  int
+	QueueSince time.Time
+}
+
+// Cursor is the row's position, for the next or the previous page.
+func (r QueueRow) Cursor() Cursor {
+	return Cursor{Attention: r.Attention, Since: r.QueueSince, Number: r.Number}
 }
 
 // Queue returns one page of tickets in attention order (see the Attention
 // constants; within a rank the customer who has waited longest comes
-// first) and whether more follow. One query with joins: no query per row.
+// first) and whether more follow in the direction of travel (after the
+// page, or before it when f.Before is set). One query with joins, read in
+// index order and stopped at the page: no sort, no OFFSET, no query per
+// row (TestQueryPlans).
 func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
-	f.Limit = min(f.Limit, 200)
-	f.Offset = max(f.Offset, 0)
-	q := s.ticketList(ctx, f.State, f.Inbox, f.Visible, ticketRowColumns+", "+attentionSQL+" AS attention")
-	if f.Subject != "" {
-		q = q.Where("tickets.norm_subject = ?", f.Subject)
-	}
-	if f.State == "" {
-		// The default view is what needs a person now; a ticket put
-		// aside still shows under its state and "all", so it is never
-		// out of sight.
-		q = q.Where(notSnoozed, s.now())
+	f.Limit = min(f.Limit, 500)
+	q := s.db.WithContext(ctx).Table("tickets").Select(ticketRowColumns + ", tickets.attention, tickets.queue_since")
+	q = f.where(q, s.now())
+	dir := ""
+	switch {
+	case f.Before != nil:
+		q = q.Where("(tickets.attention, tickets.queue_since, tickets.id) < (?, ?, ?)", f.Before.Attention, f.Before.Since, f.Before.Number)
+		dir = " DESC"
+	case f.After != nil:
+		q = q.Where("(tickets.attention, tickets.queue_since, tickets.id) > (?, ?, ?)", f.After.Attention, f.After.Since, f.After.Number)
 	}
 	var rows []QueueRow
-	// COALESCE: a ticket opened by an agent has no customer message yet;
-	// it has waited since it was created. (NULL ordering differs between
-	// SQLite and PostgreSQL, so it must not decide the order.)
-	err := q.Order("attention").Order("COALESCE(tickets.waiting_since, tickets.last_customer_at, tickets.created_at)").Order("tickets.id").
-		Offset(f.Offset).Limit(f.Limit + 1).Scan(&rows).Error
+	err := q.Order("tickets.attention" + dir).Order("tickets.queue_since" + dir).Order("tickets.id" + dir).
+		Limit(f.Limit + 1).Scan(&rows).Error
 	if err != nil {
 		return nil, false, fmt.Errorf("queue: %w", err)
 	}
@@ -91,43 +165,73 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 	if more {
 		rows = rows[:f.Limit]
 	}
+	if f.Before != nil {
+		slices.Reverse(rows)
+	}
 	return rows, more, nil
 }
 
-// ticketRowColumns are the columns of a TicketRow, over the joins of
-// ticketList.
+// where adds the filter's conditions to a tickets query.
+func (f QueueFilter) where(q *gorm.DB, now time.Time) *gorm.DB {
+	q = q.Where("tickets.merged_into IS NULL")
+	switch f.State {
+	case "":
+		q = q.Where(openAttention)
+		if !f.Snoozed {
+			// The default view is what needs a person now; a ticket
+			// put aside still shows under its state and "all", so it
+			// is never out of sight.
+			q = q.Where(notSnoozed, now)
+		}
+	case "all":
+	default:
+		q = q.Where("tickets.state = ?", f.State)
+	}
+	if f.Inbox != "" {
+		q = q.Where(inboxExists, f.Inbox)
+	}
+	if f.Subject != "" {
+		q = q.Where("tickets.norm_subject = ?", f.Subject)
+	}
+	switch f.Assignee {
+	case "":
+	case AssigneeNone:
+		q = q.Where("tickets.assignee_id IS NULL")
+	default:
+		// A scalar subquery: the planner sees one id and walks the
+		// assignee's index in queue order.
+		q = q.Where("tickets.assignee_id = (SELECT id FROM agents WHERE email = ?)", f.Assignee)
+	}
+	if f.Customer != "" {
+		q = q.Where("tickets.customer_id = (SELECT id FROM contacts WHERE email = ?)", f.Customer)
+	}
+	if f.Tag != "" {
+		q = q.Where(`(' ' || tickets.tags || ' ') LIKE ? ESCAPE '\'`, "% "+likeEscaper.Replace(f.Tag)+" %")
+	}
+	return restrictVisible(q, f.Visible)
+}
+
+// likeEscaper escapes LIKE's wildcards in a literal.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`)
+
+// ticketRowColumns are the columns of a TicketRow from tickets alone:
+// the customer, the assignee and the inbox come from correlated
+// subqueries by primary key, evaluated only for the rows of the page. As
+// joins, PostgreSQL's planner hash-joins the whole of contacts whenever it
+// expects few tickets, a plan that turns slow as contacts grow.
 const ticketRowColumns = `tickets.id AS number, tickets.subject, tickets.state, tickets.priority, tickets.breached,
-	tickets.repeat_contacts, tickets.tags, contacts.email AS customer, contacts.name AS customer_name,
-	COALESCE(agents.email, '') AS assignee, inboxes.address AS inbox, tickets.created_at, tickets.updated_at,
+	tickets.repeat_contacts, tickets.tags,
+	(SELECT c.email FROM contacts c WHERE c.id = tickets.customer_id) AS customer,
+	(SELECT c.name FROM contacts c WHERE c.id = tickets.customer_id) AS customer_name,
+	COALESCE((SELECT a.email FROM agents a WHERE a.id = tickets.assignee_id), '') AS assignee,
+	(SELECT i.address FROM inboxes i WHERE i.id = tickets.inbox_id) AS inbox,
+	tickets.created_at, tickets.updated_at,
 	tickets.last_customer_at, tickets.last_agent_at, tickets.merged_into, ` + ticketRowExtra
 
 // ticketRowExtra are the TicketRow columns of the care features (history,
 // follow-ups, language, satisfaction) and the mail fuse.
 const ticketRowExtra = `tickets.waiting_since, tickets.snoozed_until, tickets.linked_to, tickets.language,
 	tickets.satisfaction_score, tickets.satisfaction_comment, tickets.mail_held_since`
-
-// ticketList is the base of every ticket listing: the joins that fill a
-// TicketRow, no merged tickets, and the state ("" = open, "all", or one)
-// and inbox filters. ListTickets in queries.go builds the same query and
-// can be reduced to this.
-func (s *Store) ticketList(ctx context.Context, state, inbox string, visible []string, columns string) *gorm.DB {
-	q := s.db.WithContext(ctx).Table("tickets").Select(columns).
-		Joins("JOIN contacts ON contacts.id = tickets.customer_id").
-		Joins("JOIN inboxes ON inboxes.id = tickets.inbox_id").
-		Joins("LEFT JOIN agents ON agents.id = tickets.assignee_id").
-		Where("tickets.merged_into IS NULL")
-	switch state {
-	case "":
-		q = q.Where("tickets.state IN ?", openStates())
-	case "all":
-	default:
-		q = q.Where("tickets.state = ?", state)
-	}
-	if inbox != "" {
-		q = q.Where(inboxExists, inbox)
-	}
-	return restrictVisible(q, visible)
-}
 
 // restrictVisible keeps the tickets seen by one of the visible inboxes;
 // nil keeps every ticket, an empty list none.
@@ -141,8 +245,11 @@ func restrictVisible(q *gorm.DB, visible []string) *gorm.DB {
 	return q.Where("EXISTS (SELECT 1 FROM ticket_inboxes ti JOIN inboxes i ON i.id = ti.inbox_id WHERE ti.ticket_id = tickets.id AND i.address IN ?)", visible)
 }
 
-// inboxExists restricts a tickets query to those an inbox sees.
-const inboxExists = "EXISTS (SELECT 1 FROM ticket_inboxes ti JOIN inboxes i ON i.id = ti.inbox_id WHERE ti.ticket_id = tickets.id AND i.address = ?)"
+// inboxExists restricts a tickets query to those an inbox sees. It is a
+// scalar subquery by primary key, not EXISTS: PostgreSQL turns an EXISTS
+// into a hash semi-join that reads all of ticket_inboxes, where the queue
+// needs one probe for each ticket it walks in order.
+const inboxExists = "(SELECT ti.inbox_id FROM ticket_inboxes ti WHERE ti.ticket_id = tickets.id AND ti.inbox_id = (SELECT i.id FROM inboxes i WHERE i.address = ?)) IS NOT NULL"
 
 // notSnoozed leaves out tickets an agent put aside until a later time
 // (#waiting until, #remind, #snooze); the timer brings them back.
@@ -153,8 +260,8 @@ const notSnoozed = "(tickets.snoozed_until IS NULL OR tickets.snoozed_until <= ?
 // grouped query. visible restricts as QueueFilter.Visible does.
 func (s *Store) AttentionCounts(ctx context.Context, inbox string, visible []string) ([AttentionDone + 1]int64, error) {
 	var out [AttentionDone + 1]int64
-	q := s.db.WithContext(ctx).Table("tickets").Select(attentionSQL+" AS attention, COUNT(*) AS n").
-		Where("tickets.merged_into IS NULL AND tickets.state IN ?", openStates()).Where(notSnoozed, s.now())
+	q := s.db.WithContext(ctx).Table("tickets").Select("tickets.attention, COUNT(*) AS n").
+		Where("tickets.merged_into IS NULL AND "+openAttention).Where(notSnoozed, s.now())
 	if inbox != "" {
 		q = q.Where(inboxExists, inbox)
 	}
@@ -163,42 +270,13 @@ func (s *Store) AttentionCounts(ctx context.Context, inbox string, visible []str
 		Attention int
 		N         int64
 	}
-	if err := q.Group("attention").Scan(&rows).Error; err != nil {
+	if err := q.Group("tickets.attention").Scan(&rows).Error; err != nil {
 		return out, fmt.Errorf("attention counts: %w", err)
 	}
 	for _, r := range rows {
 		if r.Attention >= 0 && r.Attention < len(out) {
 			out[r.Attention] = r.N
 		}
-	}
-	return out, nil
-}
-
-// Cluster is a group of open tickets with the same normalized subject:
-// many customers reporting the same problem.
-type Cluster struct {
-	NormSubject string
-	Subject     string // one of the tickets' subjects, as written
-	Count       int64  `gorm:"column:n_tickets"`
-	First       int64  `gorm:"column:first_number"` // the oldest ticket's number
-}
-
-// Clusters returns groups of at least minCount open tickets sharing a
-// normalized subject, largest first, at most limit. One GROUP BY query.
-// visible restricts as QueueFilter.Visible does.
-func (s *Store) Clusters(ctx context.Context, inbox string, visible []string, minCount, limit int) ([]Cluster, error) {
-	q := s.db.WithContext(ctx).Table("tickets").
-		Select("tickets.norm_subject, MIN(tickets.subject) AS subject, COUNT(*) AS n_tickets, MIN(tickets.id) AS first_number").
-		Where("tickets.merged_into IS NULL AND tickets.state IN ? AND tickets.norm_subject <> ''", openStates())
-	if inbox != "" {
-		q = q.Where(inboxExists, inbox)
-	}
-	q = restrictVisible(q, visible)
-	var out []Cluster
-	err := q.Group("tickets.norm_subject").Having("COUNT(*) >= ?", max(minCount, 2)).
-		Order("n_tickets DESC").Order("first_number").Limit(max(limit, 1)).Scan(&out).Error
-	if err != nil {
-		return nil, fmt.Errorf("clusters: %w", err)
 	}
 	return out, nil
 }

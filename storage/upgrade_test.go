@@ -2,7 +2,10 @@ package storage_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
@@ -183,7 +186,7 @@ func TestUpgradeIndexesContentHash(t *testing.T) {
 			}
 			for _, stmt := range []string{
 				"UPDATE messages SET message_id = 'twice@example.com' WHERE id = " + itoa(ids[1]),
-				"DELETE FROM schema_versions WHERE version = 5",
+				"DELETE FROM schema_versions WHERE version >= 5",
 			} {
 				if err := storage.ExecForTest(ctx, s, stmt); err != nil {
 					t.Fatalf("%s: %v", stmt, err)
@@ -208,6 +211,84 @@ func TestUpgradeIndexesContentHash(t *testing.T) {
 			}
 			if err := storage.ExecForTest(ctx, s, "INSERT INTO messages (direction, message_id, raw_hash, content_hash, received_at) VALUES ('in', 'twice@example.com', 'x', 'twice-content', CURRENT_TIMESTAMP)"); err == nil {
 				t.Error("a second row with the same Message-ID and content hash was stored: no unique index")
+			}
+		})
+	}
+}
+
+// TestUpgradeBackfillsQueueOrder opens a database from before the queue's
+// order columns (schema version 5: no tickets.attention, queue_since or
+// their indexes) holding tickets of every rank: the upgrade gives each
+// existing row its rank and wait key, the queue lists them in order, and
+// a later change of state moves a ticket at once.
+func TestUpgradeBackfillsQueueOrder(t *testing.T) {
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storagetest.NewFakeClock(t0)
+			opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
+			if b.Name == "postgres" {
+				opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
+			}
+			s, err := storage.Open(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
+				t.Fatal(err)
+			}
+			c := committer(t, s)
+			// Oldest first; each set makes one rank.
+			sets := []string{"state = 'waiting'", "state = 'open'", "state = 'open', breached = TRUE", "state = 'unconfirmed'", "state = 'new', repeat_contacts = 2", "state = 'closed'"}
+			var n []int64
+			for i, set := range sets {
+				d, err := c.Deliver(ctx, incoming(fmt.Sprintf("c%d@example.com", i), fmt.Sprintf("m%d@example.com", i), "Question", ""))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := storage.ExecForTest(ctx, s, fmt.Sprintf("UPDATE tickets SET %s WHERE id = %d", set, d.Ticket)); err != nil {
+					t.Fatal(err)
+				}
+				n = append(n, d.Ticket)
+				clock.Advance(time.Minute)
+			}
+			var stmts []string
+			for _, ix := range []string{"idx_tickets_queue", "idx_tickets_queue_state", "idx_tickets_queue_assignee", "idx_tickets_queue_customer", "idx_tickets_queue_subject"} {
+				stmts = append(stmts, "DROP INDEX "+ix)
+			}
+			stmts = append(stmts, "ALTER TABLE tickets DROP COLUMN attention", "ALTER TABLE tickets DROP COLUMN queue_since", "DELETE FROM schema_versions WHERE version >= 6")
+			for _, stmt := range stmts {
+				if err := storage.ExecForTest(ctx, s, stmt); err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if s, err = storage.Open(ctx, opts); err != nil {
+				t.Fatalf("upgrade: %v", err)
+			}
+			defer s.Close()
+			order := func() []int64 {
+				rows, _, err := s.Queue(ctx, storage.QueueFilter{State: "all"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out []int64
+				for _, r := range rows {
+					out = append(out, r.Number)
+				}
+				return out
+			}
+			// breached, repeat, unconfirmed, open, waiting, closed
+			if got, want := order(), []int64{n[2], n[4], n[3], n[1], n[0], n[5]}; !slices.Equal(got, want) {
+				t.Errorf("queue after the upgrade = %v, want %v", got, want)
+			}
+			if err := storage.ExecForTest(ctx, s, fmt.Sprintf("UPDATE tickets SET state = 'resolved' WHERE id = %d", n[2])); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := order(), []int64{n[4], n[3], n[1], n[0], n[2], n[5]}; !slices.Equal(got, want) {
+				t.Errorf("queue after resolving #%d = %v, want %v", n[2], got, want)
 			}
 		})
 	}

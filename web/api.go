@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"slices"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -77,26 +77,27 @@ type badRequest string
 
 func (e badRequest) Error() string { return string(e) }
 
-// filterFromQuery reads the list filters shared by the API and the queue.
-func filterFromQuery(r *http.Request) (storage.TicketFilter, error) {
-	q := r.URL.Query()
-	f := storage.TicketFilter{State: q.Get("state"), Inbox: strings.ToLower(q.Get("inbox"))}
-	if f.State != "" && f.State != "all" && !slices.Contains(storage.AllStates(), f.State) {
-		return f, badRequest("unknown state " + strconv.Quote(f.State))
+// filterFromQuery reads the API list's filter: the queue's filters (state,
+// inbox, assignee, customer, tag), a limit and the cursor of a previous
+// page's next_cursor.
+func filterFromQuery(r *http.Request) (storage.QueueFilter, error) {
+	v := r.URL.Query()
+	q, err := parseQueueQuery(url.Values{
+		"state": {v.Get("state")}, "inbox": {v.Get("inbox")}, "assignee": {v.Get("assignee")},
+		"customer": {v.Get("customer")}, "tag": {v.Get("tag")}, "after": {v.Get("cursor")},
+	})
+	if err != nil {
+		return storage.QueueFilter{}, err
 	}
-	if v := q.Get("limit"); v != "" {
+	f := q.filter(nil, 50)
+	// The API lists tickets put aside too: a script wants every open one.
+	f.Snoozed = true
+	if v := v.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 500 {
 			return f, badRequest("limit must be 1..500")
 		}
 		f.Limit = n
-	}
-	if v := q.Get("cursor"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			return f, badRequest("bad cursor")
-		}
-		f.Before = n
 	}
 	return f, nil
 }
@@ -159,7 +160,7 @@ func (s *Server) apiTickets(w http.ResponseWriter, r *http.Request) error {
 	if f.Visible, err = s.visibleInboxes(r.Context()); err != nil {
 		return err
 	}
-	rows, next, err := s.store.ListTickets(r.Context(), f)
+	rows, more, err := s.store.Queue(r.Context(), f)
 	if err != nil {
 		return err
 	}
@@ -168,10 +169,10 @@ func (s *Server) apiTickets(w http.ResponseWriter, r *http.Request) error {
 		NextCursor string       `json:"next_cursor,omitempty"`
 	}{Tickets: make([]TicketJSON, len(rows))}
 	for i, t := range rows {
-		out.Tickets[i] = ticketJSON(t)
+		out.Tickets[i] = ticketJSON(t.TicketRow)
 	}
-	if next != 0 {
-		out.NextCursor = strconv.FormatInt(next, 10)
+	if more {
+		out.NextCursor = rows[len(rows)-1].Cursor().String()
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

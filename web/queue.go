@@ -17,42 +17,76 @@ const queuePageSize = 50
 
 // queueQuery is the queue's filter as it appears in the URL.
 type queueQuery struct {
-	State   string // "" (needs attention), a state, or "all"
-	Inbox   string
-	Subject string // a cluster's normalized subject
-	Page    int    // 1-based
+	State    string // "" (needs attention), a state, or "all"
+	Inbox    string
+	Subject  string // a cluster's normalized subject
+	Assignee string // an agent's address, or storage.AssigneeNone
+	Customer string // the customer's address
+	Tag      string
+	// After and Before are the keyset cursors of the page (storage.Cursor
+	// strings); both empty is the first page.
+	After, Before string
 }
 
 // parseQueueQuery reads and checks the queue filter from the URL.
 func parseQueueQuery(v url.Values) (queueQuery, error) {
-	q := queueQuery{State: v.Get("state"), Inbox: strings.ToLower(strings.TrimSpace(v.Get("inbox"))), Subject: v.Get("subject"), Page: 1}
+	q := queueQuery{
+		State: v.Get("state"), Inbox: lowerTrim(v.Get("inbox")), Subject: v.Get("subject"),
+		Assignee: lowerTrim(v.Get("assignee")), Customer: lowerTrim(v.Get("customer")), Tag: lowerTrim(v.Get("tag")),
+		After: v.Get("after"), Before: v.Get("before"),
+	}
 	if q.State != "" && q.State != "all" && !slices.Contains(storage.AllStates(), q.State) {
 		return q, badRequest("unknown state " + strconv.Quote(q.State))
 	}
-	if len(q.Inbox) > 320 || len(q.Subject) > 1000 {
+	if len(q.Inbox) > 320 || len(q.Subject) > 1000 || len(q.Assignee) > 320 || len(q.Customer) > 320 || len(q.Tag) > 100 {
 		return q, badRequest("filter too long")
 	}
-	if p := v.Get("page"); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 10000 {
-			return q, badRequest("page must be 1..10000")
+	if strings.ContainsAny(q.Tag, " \t") {
+		return q, badRequest("a tag has no spaces")
+	}
+	for _, c := range []string{q.After, q.Before} {
+		if c == "" {
+			continue
 		}
-		q.Page = n
+		if _, err := storage.ParseCursor(c); err != nil {
+			return q, badRequest("bad cursor")
+		}
+	}
+	if q.After != "" && q.Before != "" {
+		return q, badRequest("after or before, not both")
 	}
 	return q, nil
+}
+
+func lowerTrim(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// filter is the storage filter of q, its page included.
+func (q queueQuery) filter(visible []string, limit int) storage.QueueFilter {
+	f := storage.QueueFilter{
+		State: q.State, Inbox: q.Inbox, Visible: visible, Subject: q.Subject,
+		Assignee: q.Assignee, Customer: q.Customer, Tag: q.Tag, Limit: limit,
+	}
+	// parseQueueQuery checked both cursors.
+	if c, err := storage.ParseCursor(q.After); err == nil {
+		f.After = &c
+	}
+	if c, err := storage.ParseCursor(q.Before); err == nil {
+		f.Before = &c
+	}
+	return f
 }
 
 // url returns the queue URL for q under path, with empty fields left out
 // so that links stay short and stable.
 func (q queueQuery) url(path string) string {
 	v := url.Values{}
-	for k, s := range map[string]string{"state": q.State, "inbox": q.Inbox, "subject": q.Subject} {
+	for k, s := range map[string]string{
+		"state": q.State, "inbox": q.Inbox, "subject": q.Subject, "assignee": q.Assignee,
+		"customer": q.Customer, "tag": q.Tag, "after": q.After, "before": q.Before,
+	} {
 		if s != "" {
 			v.Set(k, s)
 		}
-	}
-	if q.Page > 1 {
-		v.Set("page", strconv.Itoa(q.Page))
 	}
 	if len(v) == 0 {
 		return path
@@ -60,11 +94,11 @@ func (q queueQuery) url(path string) string {
 	return path + "?" + v.Encode()
 }
 
-// with returns a copy of q changed by fn, back on page 1: a new filter
-// starts from the top.
+// with returns a copy of q changed by fn, back on the first page: a new
+// filter starts from the top.
 func (q queueQuery) with(fn func(*queueQuery)) string {
+	q.After, q.Before = "", ""
 	fn(&q)
-	q.Page = 1
 	return q.url("/")
 }
 
@@ -104,6 +138,8 @@ type queueData struct {
 	Clusters  []clusterView
 	Status    []InboxStatus
 	AllURL    string // the queue without the subject filter
+	// Agents are who the assignee filter offers.
+	Agents []storage.Agent
 }
 
 func (s *Server) queue(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo) {
@@ -144,9 +180,7 @@ func (s *Server) queueData(ctx context.Context, q queueQuery) (queueData, error)
 	if err != nil {
 		return queueData{}, err
 	}
-	rows, more, err := s.store.Queue(ctx, storage.QueueFilter{
-		State: q.State, Inbox: q.Inbox, Visible: visible, Subject: q.Subject, Limit: queuePageSize, Offset: (q.Page - 1) * queuePageSize,
-	})
+	rows, more, err := s.store.Queue(ctx, q.filter(visible, queuePageSize))
 	if err != nil {
 		return queueData{}, err
 	}
@@ -154,15 +188,24 @@ func (s *Server) queueData(ctx context.Context, q queueQuery) (queueData, error)
 	for _, row := range rows {
 		d.Rows = append(d.Rows, queueRow{QueueRow: row, Reason: reason(row), WaitingSince: waitingSince(row.TicketRow)})
 	}
-	if q.Page > 1 {
-		prev := q
-		prev.Page--
-		d.PrevURL = prev.url("/")
+	// Keyset paging: a page links to the rows after its last and before
+	// its first. Going forward there is a previous page whenever the page
+	// did not start at the top; going back, a next one always.
+	hasPrev, hasNext := q.After != "", more
+	if q.Before != "" {
+		hasPrev, hasNext = more, true
 	}
-	if more {
-		next := q
-		next.Page++
-		d.NextURL = next.url("/")
+	if len(d.Rows) > 0 {
+		if hasPrev {
+			prev := q
+			prev.After, prev.Before = "", d.Rows[0].Cursor().String()
+			d.PrevURL = prev.url("/")
+		}
+		if hasNext {
+			next := q
+			next.After, next.Before = d.Rows[len(d.Rows)-1].Cursor().String(), ""
+			d.NextURL = next.url("/")
+		}
 	}
 	if d.Counts, err = s.store.AttentionCounts(ctx, q.Inbox, visible); err != nil {
 		return queueData{}, err
@@ -175,6 +218,9 @@ func (s *Server) queueData(ctx context.Context, q queueQuery) (queueData, error)
 		return queueData{}, err
 	}
 	d.States = stateLinks(q)
+	if d.Agents, err = s.store.Agents(ctx); err != nil {
+		return queueData{}, err
+	}
 	d.Inboxes = []filterLink{{Label: "all inboxes", URL: q.with(func(q *queueQuery) { q.Inbox = "" }), On: q.Inbox == ""}}
 	for _, in := range inboxes {
 		if !viewerOf(ctx).SeesInbox(in.Address) {

@@ -82,6 +82,10 @@ func TestQueueOrder(t *testing.T) {
 			// Tom wrote before Ines and Maria and again after them, still
 			// unanswered: he has waited since his first message (issue 11).
 			attention := []int64{s.breached, s.repeat, s.unconfirmed, s.old, s.tom, s.ines, s.maria, s.waiting, s.answeredBreach}
+			e.setTicket(s.tom, "assignee_id = (SELECT id FROM agents WHERE email = 'alice@acme.test'), tags = 'vip login'")
+			e.setTicket(s.closed, "assignee_id = (SELECT id FROM agents WHERE email = 'alice@acme.test')")
+			e.setTicket(s.old, "tags = 'vipish'")
+			unassigned := slices.DeleteFunc(slices.Clone(attention), func(n int64) bool { return n == s.tom })
 			for _, tc := range []struct {
 				name string
 				f    storage.QueueFilter
@@ -90,12 +94,18 @@ func TestQueueOrder(t *testing.T) {
 			}{
 				{"needs attention", storage.QueueFilter{}, attention, false},
 				{"first page", storage.QueueFilter{Limit: 4}, attention[:4], true},
-				{"second page", storage.QueueFilter{Limit: 4, Offset: 4}, attention[4:8], true},
-				{"last page", storage.QueueFilter{Limit: 4, Offset: 8}, attention[8:], false},
 				{"all states", storage.QueueFilter{State: "all"}, append(slices.Clone(attention), s.closed), false},
 				{"one state", storage.QueueFilter{State: storage.StateWaiting}, []int64{s.waiting, s.answeredBreach}, false},
 				{"inbox", storage.QueueFilter{Inbox: billing}, []int64{s.maria}, false},
 				{"cluster", storage.QueueFilter{Subject: "login fails after password reset"}, []int64{s.tom, s.ines}, false},
+				{"assignee", storage.QueueFilter{Assignee: "alice@acme.test"}, []int64{s.tom}, false},
+				{"assignee, all states", storage.QueueFilter{Assignee: "alice@acme.test", State: "all"}, []int64{s.tom, s.closed}, false},
+				{"unassigned", storage.QueueFilter{Assignee: storage.AssigneeNone}, unassigned, false},
+				{"unknown assignee", storage.QueueFilter{Assignee: "nobody@acme.test"}, nil, false},
+				{"customer", storage.QueueFilter{Customer: "ann@example.com"}, []int64{s.old}, false},
+				{"tag", storage.QueueFilter{Tag: "vip"}, []int64{s.tom}, false},
+				{"tag wildcard is literal", storage.QueueFilter{Tag: "vip%"}, nil, false},
+				{"customer and state", storage.QueueFilter{Customer: "erin@example.com", State: storage.StateWaiting}, []int64{s.waiting}, false},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					rows, more, err := e.store.Queue(e.ctx, tc.f)
@@ -107,22 +117,36 @@ func TestQueueOrder(t *testing.T) {
 					}
 				})
 			}
+			// Keyset pages, forward to the end and back to the start.
+			var fwd []int64
+			var c *storage.Cursor
+			var firstOfPage []storage.Cursor
+			for range len(attention) {
+				rows, more, err := e.store.Queue(e.ctx, storage.QueueFilter{Limit: 4, After: c})
+				if err != nil {
+					t.Fatal(err)
+				}
+				fwd = append(fwd, numbers(rows)...)
+				firstOfPage = append(firstOfPage, rows[0].Cursor())
+				if !more {
+					break
+				}
+				cur := rows[len(rows)-1].Cursor()
+				c = &cur
+			}
+			if !slices.Equal(fwd, attention) {
+				t.Errorf("paged forward: %v, want %v", fwd, attention)
+			}
+			back, more, err := e.store.Queue(e.ctx, storage.QueueFilter{Limit: 4, Before: &firstOfPage[len(firstOfPage)-1]})
+			if err != nil || !slices.Equal(numbers(back), attention[4:8]) || !more {
+				t.Errorf("page before the last = %v more=%v, %v; want %v more", numbers(back), more, err, attention[4:8])
+			}
 			counts, err := e.store.AttentionCounts(e.ctx, "", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if want := [storage.AttentionDone + 1]int64{1, 1, 1, 4, 2, 0}; counts != want {
 				t.Errorf("attention counts = %v, want %v", counts, want)
-			}
-			clusters, err := e.store.Clusters(e.ctx, "", nil, 2, 10)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(clusters) != 1 || clusters[0].Count != 2 || clusters[0].First != s.tom || clusters[0].NormSubject != "login fails after password reset" {
-				t.Errorf("clusters = %+v, want one of 2 starting at #%d", clusters, s.tom)
-			}
-			if c, _ := e.store.Clusters(e.ctx, billing, nil, 2, 10); len(c) != 0 {
-				t.Errorf("billing clusters = %+v, want none", c)
 			}
 		})
 	}
@@ -188,8 +212,11 @@ func TestQueuePage(t *testing.T) {
 		{"/?subject=" + strings.ReplaceAll("login fails after password reset", " ", "+"), []int64{s.tom, s.ines}, http.StatusOK},
 		{"/queue/live?state=waiting", []int64{s.waiting, s.answeredBreach}, http.StatusOK},
 		{"/?state=bogus", nil, http.StatusBadRequest},
-		{"/?page=0", nil, http.StatusBadRequest},
-		{"/?page=2", nil, http.StatusOK},
+		{"/?after=bogus", nil, http.StatusBadRequest},
+		{"/?after=3.0.1&before=3.0.1", nil, http.StatusBadRequest},
+		{"/?tag=two+words", nil, http.StatusBadRequest},
+		{"/?customer=ann@example.com", []int64{s.old}, http.StatusOK},
+		{"/?assignee=none&state=closed", []int64{s.closed}, http.StatusOK},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			code, body := b.get(tc.path)
@@ -220,12 +247,21 @@ func TestQueuePaging(t *testing.T) {
 	ts := e.serve()
 	b := newBrowser(t, ts.URL)
 	b.login("lena@acme.test", leadPW)
-	var seen []int64
+	var seen, first []int64
 	next := regexp.MustCompile(`id="next" href="([^"]+)"`)
+	prev := regexp.MustCompile(`id="prev" href="([^"]+)"`)
 	path := "/"
+	var body string
 	for range 5 {
-		_, body := b.get(path)
-		seen = append(seen, queueRows(t, body)...)
+		_, body = b.get(path)
+		rows := queueRows(t, body)
+		if first == nil {
+			first = rows
+			if prev.MatchString(body) {
+				t.Error("the first page links to a previous one")
+			}
+		}
+		seen = append(seen, rows...)
 		m := next.FindStringSubmatch(body)
 		if m == nil {
 			break
@@ -234,6 +270,14 @@ func TestQueuePaging(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Fatalf("paged through %d tickets, want %d", len(seen), n)
+	}
+	m := prev.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("the last page has no link back")
+	}
+	_, body = b.get(strings.ReplaceAll(m[1], "&amp;", "&"))
+	if got := queueRows(t, body); !slices.Equal(got, first) || !next.MatchString(body) {
+		t.Errorf("back from the last page: %v, want %v with a next link", got, first)
 	}
 	for i := 1; i < len(seen); i++ {
 		if seen[i] <= seen[i-1] {

@@ -94,6 +94,12 @@ func cmdImport(ctx context.Context, args, env []string, stdout, stderr io.Writer
 		}
 		fmt.Fprintln(stdout, res)
 	}
+	// A big import changes the tables faster than autovacuum (or the
+	// server's hourly PRAGMA optimize) notices: refresh the planner's
+	// statistics now, so that the queue's plans fit the new sizes.
+	if err := st.Optimize(ctx); err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
 	return nil
 }
 

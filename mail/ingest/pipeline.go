@@ -245,16 +245,13 @@ func (p *Pipeline) incoming(sp *Spool, m *Message) *storage.Incoming {
 			m.Inboxes = append(m.Inboxes, rcpt)
 		}
 	}
-	if len(m.Inboxes) == 0 {
-		m.Inboxes = []string{p.opts.Inboxes[0]}
-	}
 	env := m.Env
 	return &storage.Incoming{
 		Body: sp, Hash: m.Hash, ContentHash: m.ContentHash, MessageID: m.MessageID, InReplyTo: m.InReplyTo, References: m.References,
 		ThreadRoot: threadRoot(m.ThreadIndex), NormSubject: threading.NormalizeSubject(m.RawSubject),
 		ThreadTopic: m.ThreadTopic, From: m.From, FromName: m.FromName, To: m.To, Cc: m.Cc,
 		EnvFrom: env.From, EnvTo: env.To, Subject: m.Subject, Date: m.Date, Class: m.Class, Role: "customer",
-		Inboxes: m.Inboxes, Source: env.Source, Imported: env.Imported, Auth: storedAuth(m.Auth),
+		Inboxes: m.Inboxes, DefaultInbox: p.opts.Inboxes[0], Source: env.Source, Imported: env.Imported, Auth: storedAuth(m.Auth),
 		NoAutoReply: m.Classified.NoAutoReply, Suspect: m.Classified.Suspect, ClassReasons: m.Classified.Reasons,
 	}
 }

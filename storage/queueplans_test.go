@@ -1,0 +1,160 @@
+package storage_test
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
+)
+
+// TestQueuePlans explains every query the queue page and the API list
+// run, for each filter, on the first page, a deep one and back, and fails
+// on a full scan of tickets, messages or ticket_inboxes, or on a sort (a
+// temp B-tree on SQLite, a Sort node on PostgreSQL): the order must come
+// from an index, read until the page is full. Two kinds of sort are
+// allowed, over sets an index bounds: the clusters sort their groups by
+// size, which no index can give, over the open and recent tickets only;
+// and the filters that seek one customer or
+// one cluster, or a tag among the open tickets, may sort what the seek
+// found when the planner estimates it small.
+func TestQueuePlans(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		spec := planSpec(clock.Now(), 3*planFill)
+		spec.PerTicket, spec.Queue = 3, true
+		tickets, err := storage.BenchFill(ctx, s, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The ticket page reads the timeline: give every ticket one entry.
+		if err := storage.ExecForTest(ctx, s, "INSERT INTO events (ticket_id, kind, actor, detail, created_at) SELECT id, 'opened', '', '', created_at FROM tickets"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Optimize(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mid := tickets[len(tickets)/2]
+		// bounded are the filters whose matching rows an index seek finds,
+		// so that sorting them is cheap whatever the store's size.
+		bounded := map[string]bool{"customer": true, "cluster": true, "tag": true}
+		filters := map[string]storage.QueueFilter{
+			"default":        {},
+			"all":            {State: "all"},
+			"closed":         {State: storage.StateClosed},
+			"waiting":        {State: storage.StateWaiting},
+			"inbox":          {Inbox: "billing@acme.test"},
+			"inbox all":      {Inbox: "billing@acme.test", State: "all"},
+			"assignee":       {Assignee: "agent3@acme.example"},
+			"unassigned all": {Assignee: storage.AssigneeNone, State: "all"},
+			"customer":       {Customer: mid.Customer, State: "all"},
+			"tag":            {Tag: "vip"},
+			"cluster":        {Subject: strings.ToLower(mid.Subject), State: "all"},
+			"visible":        {Visible: []string{"support@acme.test"}},
+			"api open":       {Snoozed: true},
+		}
+		for name, f := range filters {
+			deep, err := storage.QueueCursorAt(ctx, s, f, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, page := range []string{"first", "deep", "back"} {
+				f := f
+				switch page {
+				case "deep":
+					f.After = &deep
+				case "back":
+					f.Before = &deep
+				}
+				checkPlans(t, s, name+" "+page, bounded[name], func(ctx context.Context) error { _, _, err := s.Queue(ctx, f); return err })
+			}
+		}
+		for _, inbox := range []string{"", "billing@acme.test"} {
+			checkPlans(t, s, "AttentionCounts "+inbox, false, func(ctx context.Context) error { _, err := s.AttentionCounts(ctx, inbox, nil); return err })
+			checkPlans(t, s, "ContentClusters "+inbox, true, func(ctx context.Context) error {
+				_, err := s.ContentClusters(ctx, inbox, nil, clock.Now().Add(-7*24*time.Hour), 2, 8)
+				return err
+			})
+		}
+		// A ticket's own messages, events and inboxes: sorting them is
+		// bounded by the ticket.
+		checkPlans(t, s, "GetTicket", true, func(ctx context.Context) error { _, err := s.GetTicket(ctx, mid.ID); return err })
+	})
+}
+
+// checkPlans runs fn, explains each query it ran and fails on a problem;
+// sorts only when maySort.
+func checkPlans(t *testing.T, s *storage.Store, name string, maySort bool, fn func(ctx context.Context) error) {
+	t.Run(name, func(t *testing.T) {
+		ctx := context.Background()
+		qs, err := storage.CaptureRun(ctx, s, fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(qs) == 0 {
+			t.Fatal("ran no query")
+		}
+		for _, q := range qs {
+			plan, err := storage.Explain(ctx, s, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s\n\t%s", q.SQL, strings.Join(plan, "\n\t"))
+			if p := listPlanProblem(s.Driver(), plan, maySort); p != "" {
+				t.Errorf("%s: %s", name, p)
+			}
+		}
+	})
+}
+
+// pgSortRows reads the planner's row estimate of a PostgreSQL Sort node.
+var pgSortRows = regexp.MustCompile(`Sort\s+\(cost=[0-9.]+\.\.[0-9.]+ rows=([0-9]+) `)
+
+// smallSortRows is the largest sort PostgreSQL may choose over an index
+// order: when the planner, with current statistics (Optimize), expects
+// this few rows, fetching them by the filter's index and sorting them
+// costs less than walking the order index, and stays under a millisecond.
+const smallSortRows = 1000
+
+func smallSort(line string) bool {
+	m := pgSortRows.FindStringSubmatch(line)
+	if m == nil {
+		return false
+	}
+	n, err := strconv.Atoi(m[1])
+	return err == nil && n <= smallSortRows
+}
+
+// listPlanProblem is planProblem for listings: an ordered walk of an index
+// ("SCAN tickets USING INDEX", read until LIMIT) is what they should do;
+// a walk of a table, a search without an index or (unless maySort) a sort
+// is not.
+func listPlanProblem(driver string, plan []string, maySort bool) string {
+	indexed := false
+	for _, line := range plan {
+		l := strings.TrimLeft(line, " ->")
+		switch {
+		case driver == storage.DriverSQLite && strings.HasPrefix(l, "SCAN ") && !strings.Contains(l, " USING "):
+			return "scans a table: " + l
+		case driver == storage.DriverSQLite && strings.HasPrefix(l, "SEARCH ") && !strings.Contains(l, " USING "):
+			return "searches without an index: " + l
+		case strings.Contains(l, "Seq Scan on tickets"), strings.Contains(l, "Seq Scan on messages"),
+			strings.Contains(l, "Seq Scan on ticket_inboxes"), strings.Contains(l, "Seq Scan on contacts"):
+			return "scans a table: " + l
+		case !maySort && strings.Contains(l, "USE TEMP B-TREE"):
+			return "sorts: " + l
+		case !maySort && (strings.HasPrefix(l, "Sort  (") || strings.HasPrefix(l, "Incremental Sort  (")) && !smallSort(l):
+			return "sorts: " + l
+		}
+		indexed = indexed || strings.Contains(l, " USING ") || strings.Contains(l, "Index Scan") ||
+			strings.Contains(l, "Index Only Scan") || strings.Contains(l, "Bitmap Index Scan")
+	}
+	if !indexed {
+		return "no index in the plan: " + strings.Join(plan, " | ")
+	}
+	return ""
+}
