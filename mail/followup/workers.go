@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/relay"
@@ -118,34 +121,95 @@ func (s *Sender) Wake() { wake(s.w.wake) }
 func (s *Sender) Run(ctx context.Context) error { return s.w.run(ctx) }
 
 // RunOnce sends the mail due now and returns how many rows it claimed.
-// A row is claimed with a lease, sent, and its outcome committed; a crash
-// between the relay's 250 and that commit sends it again after the lease
-// (at least once: the same Message-ID lets mail clients drop the copy).
+// Rows are claimed with a lease, sent a few at a time, and their outcomes
+// committed in one transaction (savepoint per row), not one each: on
+// SQLite every transaction waits its turn for the one writer, and after a
+// burst the processor's batches stood before each of them. A crash
+// between the relay's 250 and that commit sends the batch's mail again
+// after the lease (at least once: the same Message-ID lets mail clients
+// drop the copy).
 func (s *Sender) RunOnce(ctx context.Context) (int, error) {
-	rows, err := s.store.ClaimOutbox(ctx, s.owner, 16, 10*time.Minute)
+	rows, err := s.store.ClaimOutbox(ctx, s.owner, sendBatch, 10*time.Minute)
 	if err != nil {
 		return 0, err
 	}
-	for _, o := range rows {
-		err := s.relay.Send(ctx, o.EnvFrom, strings.Split(o.EnvTo, ","), o.Raw)
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	results := make([]storage.OutboxResult, len(rows))
+	// Mail to one recipient leaves in the order it was claimed (an
+	// answer before the "is it solved?" that follows it); mail to
+	// different recipients in parallel.
+	var order []string
+	byTo := map[string][]int{}
+	for i, o := range rows {
+		if _, ok := byTo[o.EnvTo]; !ok {
+			order = append(order, o.EnvTo)
 		}
-		res := s.outcome(o, err)
-		err = s.store.InTx(ctx, func(tx *storage.Tx) error {
-			ok, err := tx.FinishOutbox(ctx, o.ID, s.owner, res)
-			if err != nil || !ok || !res.Failed {
+		byTo[o.EnvTo] = append(byTo[o.EnvTo], i)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(sendConcurrency)
+	for _, to := range order {
+		g.Go(func() error {
+			for _, i := range byTo[to] {
+				o := rows[i]
+				err := s.relay.Send(gctx, o.EnvFrom, strings.Split(o.EnvTo, ","), o.Raw)
+				if gctx.Err() != nil {
+					return gctx.Err()
+				}
+				results[i] = s.outcome(o, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	var failed error
+	err = s.store.InTx(ctx, func(tx *storage.Tx) error {
+		for i, o := range rows {
+			res := results[i]
+			sp := "o" + strconv.Itoa(i)
+			if err := tx.Savepoint(sp); err != nil {
 				return err
 			}
-			return s.exec.outboxFailed(ctx, tx, o, res.Error, res.Permanent)
-		})
-		if err != nil {
-			return 0, err
+			ok, err := tx.FinishOutbox(ctx, o.ID, s.owner, res)
+			if err == nil && ok && res.Failed {
+				err = s.exec.outboxFailed(ctx, tx, o, res.Error, res.Permanent)
+			}
+			if err != nil {
+				// This row's lease runs out and it is tried again, as
+				// when each row had a transaction of its own.
+				if rerr := tx.RollbackTo(sp); rerr != nil {
+					return rerr
+				}
+				failed = errors.Join(failed, fmt.Errorf("outbox %d: %w", o.ID, err))
+				results[i] = storage.OutboxResult{}
+				rows[i].ID = 0
+			}
 		}
-		s.logOutcome(o, res)
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
-	return len(rows), nil
+	for i, o := range rows {
+		if o.ID != 0 {
+			s.logOutcome(o, results[i])
+		}
+	}
+	return len(rows), failed
 }
+
+// The sender claims up to sendBatch rows at a time and has up to
+// sendConcurrency of them in flight to the relay at once: a relay answers
+// each mail in a few round trips, which one at a time left the sender
+// waiting on the network while mail queued.
+const (
+	sendBatch       = 32
+	sendConcurrency = 4
+)
 
 // logOutcome says what became of one outgoing mail: an operator reads
 // every delivery and every relay refusal in the log, not only on the
