@@ -282,7 +282,7 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 	for attempt := 0; len(pending) > 0; attempt++ {
 		last := attempt >= c.retries
 		var again []int
-		err := c.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := c.s.write(ctx, true, func(tx *gorm.DB) error {
 			again = again[:0]
 			if err := c.s.fault(FaultBegin); err != nil {
 				return err

@@ -60,6 +60,7 @@ func CaptureSQL(ctx context.Context, s *Store, fn func(ctx context.Context, tx *
 	if s.db.Callback().Query().Get("tend:capture") == nil {
 		_ = s.db.Callback().Query().After("gorm:query").Register("tend:capture", capture)
 		_ = s.db.Callback().Row().After("gorm:row").Register("tend:capture", capture)
+		_ = s.db.Callback().Update().After("gorm:update").Register("tend:capture", capture)
 	}
 	var sink []Query
 	ctx = context.WithValue(ctx, captureKey{}, &sink)
@@ -133,6 +134,26 @@ func OutboxRaw(ctx context.Context, s *Store, id int64) ([]byte, error) {
 		return nil, err
 	}
 	return o.Raw, nil
+}
+
+// RequeueMessage exposes the rewrite of a coalesced notification's
+// message row, which RequeueMail reaches only once its outbox row was
+// updated (never in a dry run), for TestQueryPlans.
+func (t *Tx) RequeueMessage(ctx context.Context, id int64) error {
+	return t.requeueMessage(ctx, id, 0, "", "")
+}
+
+// ClaimCandidates exposes the query a claim of the outbox, the work
+// queue or the timers ("outbox", "work", "timers") selects its rows with,
+// for TestQueryPlans.
+func (t *Tx) ClaimCandidates(ctx context.Context, queue string) error {
+	c, ok := map[string]claimSpec{"outbox": outboxClaim, "work": workClaim, "timers": timerClaim}[queue]
+	if !ok {
+		return fmt.Errorf("no queue %q", queue)
+	}
+	var ids []int64
+	now := t.s.now()
+	return claimQuery(t.db.WithContext(ctx), t.s.driver, c, now, now, 16).Pluck("id", &ids).Error
 }
 
 // NewestOpenTicket exposes the lookup that links a new ticket to the

@@ -67,6 +67,17 @@ func steps() []step {
 		// as it builds the index), and every later write of the row
 		// keeps them current.
 		{6, "queue order as indexed columns (attention, queue_since)", queueOrderColumns},
+		// AutoMigrate added the claim indexes, which end in the row id
+		// so that a claim reads due rows in order without a sort; the
+		// due indexes they replace only cost writes now.
+		{7, "claim indexes in claim order", func(tx *gorm.DB) error {
+			for _, idx := range []string{"idx_outbox_due", "idx_work_due", "idx_timers_due"} {
+				if err := tx.Exec("DROP INDEX IF EXISTS " + idx).Error; err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
 	}
 }
 

@@ -191,7 +191,7 @@ type Message struct {
 	ParseError  string `gorm:"type:text;not null;default:''"`
 	Text        string `gorm:"type:text;not null;default:''"`
 	HTML        string `gorm:"type:text;not null;default:''"`
-	OutboxID    *int64
+	OutboxID    *int64 `gorm:"index"` // the outbox row of an outgoing message; RequeueMail rewrites its text by it
 	// AgentID is the agent a verified signed reply address named; Note
 	// marks an internal note (never sent to the customer).
 	AgentID *int64
@@ -269,7 +269,9 @@ type Event struct {
 // OutboxMail is an outgoing mail. It is committed in the same transaction as
 // the event that caused it and delivered after commit by the sender.
 type OutboxMail struct {
-	ID            int64  `gorm:"primaryKey"`
+	// The claim index ends in the id: a claim takes the due rows in
+	// (next_attempt_at, id) order straight from it, with no sort.
+	ID            int64  `gorm:"primaryKey;index:idx_outbox_claim,priority:3"`
 	TicketID      *int64 `gorm:"index;index:idx_outbox_ticket_created,priority:1"`
 	Kind          string `gorm:"size:30;not null"` // customer or staff
 	Auto          bool   `gorm:"not null;default:false"`
@@ -277,9 +279,9 @@ type OutboxMail struct {
 	EnvTo         string `gorm:"size:2000;not null;index:idx_outbox_to_created,priority:1"` // comma-separated
 	MessageID     string `gorm:"size:998;not null;default:'';index"`
 	Raw           []byte
-	Status        string    `gorm:"size:20;not null;index:idx_outbox_due,priority:1"` // pending, sent, failed, held
+	Status        string    `gorm:"size:20;not null;index:idx_outbox_claim,priority:1"` // pending, sent, failed, held
 	Attempts      int       `gorm:"not null;default:0"`
-	NextAttemptAt time.Time `gorm:"not null;index:idx_outbox_due,priority:2"`
+	NextAttemptAt time.Time `gorm:"not null;index:idx_outbox_claim,priority:2"`
 	LeaseOwner    string    `gorm:"size:100;not null;default:''"`
 	LeaseUntil    *time.Time
 	LastError     string `gorm:"type:text;not null;default:''"`
@@ -299,11 +301,11 @@ type OutboxMail struct {
 // Timer is a named, durable timer on a ticket. It fires once: a replica
 // claims it with a lease before firing it.
 type Timer struct {
-	ID          int64     `gorm:"primaryKey"`
+	ID          int64     `gorm:"primaryKey;index:idx_timers_claim,priority:3"`
 	TicketID    int64     `gorm:"not null;index"`
 	Name        string    `gorm:"size:100;not null"`
-	DueAt       time.Time `gorm:"not null;index:idx_timers_due,priority:2"`
-	Status      string    `gorm:"size:20;not null;index:idx_timers_due,priority:1"` // pending, fired, cancelled
+	DueAt       time.Time `gorm:"not null;index:idx_timers_claim,priority:2"`
+	Status      string    `gorm:"size:20;not null;index:idx_timers_claim,priority:1"` // pending, fired, cancelled
 	LeaseOwner  string    `gorm:"size:100;not null;default:''"`
 	LeaseUntil  *time.Time
 	CreatedAt   time.Time
@@ -313,10 +315,10 @@ type Timer struct {
 // Work is a durable unit of post-commit processing (full parse, rules) for
 // one message. Workers claim it with a lease; processing is idempotent.
 type Work struct {
-	ID           int64     `gorm:"primaryKey"`
+	ID           int64     `gorm:"primaryKey;index:idx_work_claim,priority:2"`
 	Kind         string    `gorm:"size:30;not null"`
 	MessageRowID int64     `gorm:"not null"`
-	NotBefore    time.Time `gorm:"not null;index:idx_work_due"`
+	NotBefore    time.Time `gorm:"not null;index:idx_work_claim,priority:1"`
 	LeaseOwner   string    `gorm:"size:100;not null;default:''"`
 	LeaseUntil   *time.Time
 	Attempts     int    `gorm:"not null;default:0"`

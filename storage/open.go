@@ -80,6 +80,7 @@ type Store struct {
 	lock *os.File  // the raw directory's lock (lockRaw); nil on PostgreSQL
 
 	chunkSem chan struct{} // bounds the writers of raw chunks (PostgreSQL; see writeChunks)
+	gate     writeGate     // SQLite's one writer, taken in turn (see write)
 	chunking atomic.Int64  // messages writing raw chunks right now
 	// dropped counts the outbox bytes dropped since the outbox table was
 	// last vacuumed (PostgreSQL; see Checkpoint).

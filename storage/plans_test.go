@@ -60,6 +60,19 @@ func TestQueryPlans(t *testing.T) {
 			FROM messages WHERE direction = 'out'`); err != nil {
 			t.Fatal(err)
 		}
+		// The queues hold a row per message, most of them not due, so a
+		// claim that sorted every due row would show it.
+		for _, q := range []string{
+			`INSERT INTO works (kind, message_row_id, not_before, created_at) SELECT 'process', id, received_at + (id % 7) * interval '1 day', received_at FROM messages`,
+			`INSERT INTO timers (ticket_id, name, due_at, status, created_at) SELECT ticket_id, 'nudge', received_at + (id % 7) * interval '1 day', 'pending', received_at FROM messages WHERE ticket_id IS NOT NULL`,
+		} {
+			if s.Driver() == storage.DriverSQLite {
+				q = strings.ReplaceAll(q, "received_at + (id % 7) * interval '1 day'", "datetime(received_at, '+' || (id % 7) || ' days')")
+			}
+			if err := storage.ExecForTest(ctx, s, q); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if err := storage.ExecForTest(ctx, s, "ANALYZE"); err != nil {
 			t.Fatal(err)
 		}
@@ -100,6 +113,9 @@ func TestQueryPlans(t *testing.T) {
 				_, err := tx.CustomerHistory(ctx, tk.Customer, 0)
 				return err
 			}},
+			{"RequeueMail (the coalesced notification's message row)", func(ctx context.Context, tx *storage.Tx) error {
+				return tx.RequeueMessage(ctx, 1)
+			}},
 			{"NewestOpenTicket", func(ctx context.Context, tx *storage.Tx) error {
 				_, err := tx.NewestOpenTicket(ctx, tk.Customer)
 				return err
@@ -129,6 +145,38 @@ func TestQueryPlans(t *testing.T) {
 				t.Errorf("unindexed query passed the check: %v", plan)
 			}
 		})
+		// Each claim reads the first due rows in the order of an index and
+		// stops: never a sort of every due row, which after a burst were
+		// thousands read again by every claim.
+		for _, queue := range []string{"outbox", "work", "timers"} {
+			t.Run("claim "+queue, func(t *testing.T) {
+				qs := storage.CaptureSQL(ctx, s, func(ctx context.Context, tx *storage.Tx) error { return tx.ClaimCandidates(ctx, queue) })
+				if len(qs) != 1 {
+					t.Fatalf("the claim built %d queries, want 1", len(qs))
+				}
+				plan, err := storage.Explain(ctx, s, qs[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%s\n\t%s", qs[0].SQL, strings.Join(plan, "\n\t"))
+				if problem := sortProblem(plan); problem != "" {
+					t.Error(problem)
+				}
+				if problem := planProblem(s.Driver(), plan); problem != "" {
+					t.Error(problem)
+				}
+			})
+		}
+		t.Run("checker sees a sort", func(t *testing.T) {
+			q := "SELECT id FROM outbox_mails WHERE status = 'pending' ORDER BY id LIMIT 16"
+			plan, err := storage.Explain(ctx, s, storage.Query{SQL: q})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Driver() == storage.DriverSQLite && sortProblem(plan) == "" {
+				t.Errorf("a sorted claim passed the check: %v", plan)
+			}
+		})
 		for _, l := range lookups {
 			t.Run(l.name, func(t *testing.T) {
 				qs := storage.CaptureSQL(ctx, s, l.call)
@@ -150,10 +198,23 @@ func TestQueryPlans(t *testing.T) {
 	})
 }
 
+// sortProblem says whether a plan sorts every row it reads before the
+// limit: SQLite's temporary b-tree, PostgreSQL's Sort node (an Incremental
+// Sort only orders rows of one due time and stops at the limit).
+func sortProblem(plan []string) string {
+	for _, line := range plan {
+		line = strings.TrimLeft(line, " ->")
+		if strings.Contains(line, "USE TEMP B-TREE FOR ORDER BY") || strings.HasPrefix(line, "Sort ") {
+			return "sorts every due row: " + line
+		}
+	}
+	return ""
+}
+
 // tableScan matches a plan line that reads a threading table whole:
 // SQLite's "SCAN messages" (with or without a covering index: a full index
 // walk is a scan too), PostgreSQL's "Seq Scan on messages".
-var tableScan = regexp.MustCompile(`^(?:SCAN|.*Seq Scan on) (messages|tickets|participants|contacts|outbox_mails)\b`)
+var tableScan = regexp.MustCompile(`^(?:SCAN|.*Seq Scan on) (messages|tickets|participants|contacts|outbox_mails|works|timers)\b`)
 
 // planProblem says what is wrong with a plan, "" when every table is read
 // through an index.

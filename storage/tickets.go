@@ -15,10 +15,29 @@ import (
 // event (state, outbox rows, timers, timeline) commits together or not at
 // all.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
-	return s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+	return s.write(ctx, false, func(db *gorm.DB) error {
 		return fn(&Tx{db: db, s: s})
 	})
 }
+
+// write runs fn in a write transaction; on SQLite it first takes the
+// write gate (writeGate), urgent for the group commit. Code inside fn
+// must not start another write: it would wait for itself.
+func (s *Store) write(ctx context.Context, urgent bool, fn func(tx *gorm.DB) error) error {
+	if s.driver == DriverSQLite {
+		if err := s.gate.lock(ctx, urgent); err != nil {
+			return fmt.Errorf("write: %w: %w", ErrUnavailable, err)
+		}
+		defer s.gate.unlock()
+	}
+	return s.db.WithContext(ctx).Transaction(fn)
+}
+
+// IngestWaiting reports whether the group commit waits for SQLite's
+// writer: a long transaction (a processing batch) should end soon, so
+// that senders waiting for their 250 are not held up by background work.
+// Always false on PostgreSQL, whose writers do not queue for one lock.
+func (s *Store) IngestWaiting() bool { return s.driver == DriverSQLite && s.gate.urgentWaiting() }
 
 // Now is the store's clock, for callers that stamp rows inside a Tx.
 func (t *Tx) Now() time.Time { return t.s.now() }
@@ -326,7 +345,7 @@ const (
 
 // ClaimTimers leases up to limit due timers to owner.
 func (s *Store) ClaimTimers(ctx context.Context, owner string, limit int, lease time.Duration) ([]Timer, error) {
-	ids, err := s.claim(ctx, "timers", "status = ? AND due_at <= ?", []any{TimerPending, s.now()}, owner, lease, limit)
+	ids, err := s.claim(ctx, timerClaim, s.now(), owner, lease, limit)
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}
@@ -362,7 +381,7 @@ func (s *Store) PendingTimers(ctx context.Context, ticket int64) ([]Timer, error
 
 // ClaimOutbox leases up to limit due outbox rows to owner.
 func (s *Store) ClaimOutbox(ctx context.Context, owner string, limit int, lease time.Duration) ([]OutboxMail, error) {
-	ids, err := s.claim(ctx, "outbox_mails", "status = ? AND next_attempt_at <= ?", []any{OutboxPending, s.now()}, owner, lease, limit)
+	ids, err := s.claim(ctx, outboxClaim, s.now(), owner, lease, limit)
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}

@@ -400,6 +400,52 @@ func TestMetricsSeparate(t *testing.T) {
 	}
 }
 
+// TestProfiles: Go's profiles are served only with Options.Profiling, and
+// then only with the metrics token: never open, even where /metrics is.
+func TestProfiles(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	for _, tc := range []struct {
+		name      string
+		profiling bool
+		token     string
+		separate  bool
+		auth      string
+		want      int
+	}{
+		{"off", false, "tok", false, "Bearer tok", 404},
+		{"no token configured", true, "", false, "", 403},
+		{"missing", true, "tok", false, "", 401},
+		{"wrong", true, "tok", false, "Bearer toX", 401},
+		{"right", true, "tok", false, "Bearer tok", 200},
+		{"right, metrics listener", true, "tok", true, "Bearer tok", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(nil, Options{Gatherer: reg, MetricsToken: tc.token, Profiling: tc.profiling, MetricsSeparate: tc.separate})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var h http.Handler = s
+			if tc.separate {
+				h = s.MetricsHandler()
+			}
+			for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1"} {
+				r := httptest.NewRequest(http.MethodGet, path, nil)
+				if tc.auth != "" {
+					r.Header.Set("Authorization", tc.auth)
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != tc.want {
+					t.Fatalf("GET %s = %d, want %d", path, w.Code, tc.want)
+				}
+				if tc.want == 200 && !strings.Contains(w.Body.String(), "goroutine") {
+					t.Fatalf("GET %s: no profile in %.200q", path, w.Body.String())
+				}
+			}
+		})
+	}
+}
+
 // TestPostmasterActions: a lead can neither act on a postmaster ticket nor
 // merge another ticket into it; an admin can.
 func TestPostmasterActions(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"time"
 
@@ -143,6 +144,10 @@ type Options struct {
 	// MetricsSeparate leaves /metrics off this handler: it is served by
 	// MetricsHandler on its own listener (web.metrics_listen).
 	MetricsSeparate bool
+	// Profiling serves Go's profiles (/debug/pprof/) beside /metrics,
+	// behind the same bearer token, which it then requires (tend serve
+	// --pprof): a profile shows mail's contents in strings and stacks.
+	Profiling bool
 }
 
 //go:embed templates/*.html static/*
@@ -195,8 +200,8 @@ func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	m.HandleFunc("GET /readyz", s.readyz)
-	if s.opts.Gatherer != nil && !s.opts.MetricsSeparate {
-		m.Handle("GET /metrics", s.metrics())
+	if !s.opts.MetricsSeparate {
+		s.metricsRoutes(m)
 	}
 	m.Handle("GET /static/", http.FileServerFS(assets))
 	m.Handle("GET /api/tickets", s.api(s.apiTickets))
@@ -231,10 +236,24 @@ func (s *Server) routes() {
 	m.Handle("GET /tickets/{number}/messages/{id}/attachments/{part}", s.page(s.attachmentDownload))
 }
 
-// metrics serves the Prometheus registry, behind the bearer token when
-// one is configured (compared in constant time).
-func (s *Server) metrics() http.Handler {
-	h := promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{})
+// metricsRoutes adds /metrics and, with Options.Profiling, Go's
+// profiles to m.
+func (s *Server) metricsRoutes(m *http.ServeMux) {
+	if s.opts.Gatherer != nil {
+		m.Handle("GET /metrics", s.metricsToken(promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{})))
+	}
+	if s.opts.Profiling {
+		m.Handle("GET /debug/pprof/", s.profiles(http.HandlerFunc(pprof.Index)))
+		m.Handle("GET /debug/pprof/cmdline", s.profiles(http.HandlerFunc(pprof.Cmdline)))
+		m.Handle("GET /debug/pprof/profile", s.profiles(http.HandlerFunc(pprof.Profile)))
+		m.Handle("GET /debug/pprof/symbol", s.profiles(http.HandlerFunc(pprof.Symbol)))
+		m.Handle("GET /debug/pprof/trace", s.profiles(http.HandlerFunc(pprof.Trace)))
+	}
+}
+
+// metricsToken puts h behind the metrics bearer token when one is
+// configured (compared in constant time).
+func (s *Server) metricsToken(h http.Handler) http.Handler {
 	if s.opts.MetricsToken == "" {
 		return h
 	}
@@ -249,13 +268,23 @@ func (s *Server) metrics() http.Handler {
 	})
 }
 
-// MetricsHandler serves GET /metrics alone, for a listener of its own
+// profiles puts a profile handler behind the metrics token, and refuses
+// it altogether without one: profiles are never open.
+func (s *Server) profiles(h http.Handler) http.Handler {
+	if s.opts.MetricsToken == "" {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "profiles need web.metrics_token_file", http.StatusForbidden)
+		})
+	}
+	return s.metricsToken(h)
+}
+
+// MetricsHandler serves GET /metrics (and the profiles with
+// Options.Profiling) alone, for a listener of its own
 // (Options.MetricsSeparate).
 func (s *Server) MetricsHandler() http.Handler {
 	m := http.NewServeMux()
-	if s.opts.Gatherer != nil {
-		m.Handle("GET /metrics", s.metrics())
-	}
+	s.metricsRoutes(m)
 	return m
 }
 

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,5 +158,57 @@ func TestUnwritableDataDirIsAConfigError(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
 		t.Errorf("the check left files behind: %v", entries)
+	}
+}
+
+// TestServePprof: `serve --pprof` serves Go's profiles beside /metrics,
+// behind the metrics token, and refuses to start without one.
+func TestServePprof(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	cfg := writeConfig(t, dir, "sqlite", "")
+	if code := run(context.Background(), []string{"serve", "--pprof", "--config", cfg}, nil, &out, &errb); code != 2 {
+		t.Fatalf("--pprof without web.metrics_token_file: exit %d, want 2 (%q)", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+		t.Errorf("the refused start touched the data directory: %v", err)
+	}
+	tok := filepath.Join(dir, "metrics.tok")
+	if err := os.WriteFile(tok, []byte("s3cret-profiles\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := `web: {listen: "127.0.0.1:0", base_url: "http://127.0.0.1"}`
+	if !bytes.Contains(text, []byte(web)) {
+		t.Fatalf("writeConfig's web line changed: %s", text)
+	}
+	text = bytes.Replace(text, []byte(web), []byte(`web: {listen: "127.0.0.1:0", base_url: "http://127.0.0.1", metrics_token_file: `+tok+`}`), 1)
+	if err := os.WriteFile(cfg, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startTendArgs(t, cfg, []string{"--pprof"})
+	for auth, want := range map[string]int{"": http.StatusUnauthorized, "Bearer s3cret-profiles": http.StatusOK} {
+		req, err := http.NewRequest(http.MethodGet, "http://"+p.WebAddr+"/debug/pprof/goroutine?debug=1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("profile with %q = %d, want %d", auth, resp.StatusCode, want)
+		}
+		if want == http.StatusOK && !strings.Contains(string(body), "goroutine") {
+			t.Errorf("no goroutine profile: %.200q", body)
+		}
 	}
 }

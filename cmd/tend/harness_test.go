@@ -106,8 +106,14 @@ var (
 // startTend runs `tend serve --config cfgPath` and waits until it listens.
 func startTend(t *testing.T, cfgPath string, env ...string) *tendProc {
 	t.Helper()
+	return startTendArgs(t, cfgPath, nil, env...)
+}
+
+// startTendArgs is startTend with more arguments to serve.
+func startTendArgs(t *testing.T, cfgPath string, args []string, env ...string) *tendProc {
+	t.Helper()
 	p := &tendProc{t: t, cfgPath: cfgPath, dir: filepath.Dir(cfgPath), exited: make(chan struct{})}
-	p.cmd = exec.Command(tendBinary(t), "serve", "--config", cfgPath)
+	p.cmd = exec.Command(tendBinary(t), append([]string{"serve", "--config", cfgPath}, args...)...)
 	p.cmd.Env = append(os.Environ(), env...)
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

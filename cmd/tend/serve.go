@@ -37,6 +37,7 @@ func cmdServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "config file (default: the embedded default config)")
+	profiling := fs.Bool("pprof", false, "serve Go's profiles at /debug/pprof/ beside /metrics, behind web.metrics_token_file's token (required)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,11 +48,20 @@ func cmdServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	if *profiling && cfg.Web.MetricsTokenFile == "" {
+		return fmt.Errorf("%w: --pprof needs web.metrics_token_file: profiles are never served without a token", errUsage)
+	}
 	log := newLogger(cfg.Log, stderr)
 	if *cfgPath == "" {
 		log.Info("no --config given: running the embedded default", "data_dir", cfg.DataDir, "inbox", cfg.Inboxes[0].Address)
 	}
-	return serve(ctx, cfg, log, stdout)
+	return serveWith(ctx, cfg, log, stdout, serveFlags{profiling: *profiling})
+}
+
+// serveFlags are serve's command-line switches that are not
+// configuration.
+type serveFlags struct {
+	profiling bool // --pprof
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
@@ -98,6 +108,11 @@ func reclaimLeases(ctx context.Context, st *storage.Store, log *slog.Logger) err
 // serve is the composition root: it builds every component from cfg, runs
 // them under one errgroup and stops them all when ctx ends or one fails.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	return serveWith(ctx, cfg, log, stdout, serveFlags{})
+}
+
+// serveWith is serve with the command line's switches.
+func serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer, flags serveFlags) error {
 	// The data directory holds the spool and is watched for free space
 	// whatever the database (SQLite would make it anyway).
 	if err := checkDataDir(cfg.DataDir); err != nil {
@@ -180,7 +195,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		if sender != nil {
 			sender.Wake()
 		}
-	}, Busy: func() bool { return committer.Busy() }, GiveUp: exec.UnprocessableVia(handle), OnBatch: processorMetrics(reg)}))
+	}, Busy: func() bool { return committer.Busy() }, Interrupt: st.IngestWaiting, GiveUp: exec.UnprocessableVia(handle), OnBatch: processorMetrics(reg)}))
 	committer = st.NewCommitter(256, func(storage.Delivered) { proc.Wake() })
 	tc := threadingConfig(cfg, accepted)
 	tc.Signer = signer
@@ -272,7 +287,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	wopts := webOptions(cfg)
 	wopts.Gatherer, wopts.Logger, wopts.Checks, wopts.Actions, wopts.InboxStatus, wopts.Confirm, wopts.Rate = reg, log, checks, exec, inboxStatus, exec.Confirm, exec.Rate
-	wopts.RelayConfigured, wopts.MetricsToken, wopts.Links = sender != nil, metricsToken, signer
+	wopts.RelayConfigured, wopts.MetricsToken, wopts.Links, wopts.Profiling = sender != nil, metricsToken, signer, flags.profiling
 	replies, err := webreply.New(webreply.Options{Deliverer: pipe, Domain: cfg.SMTP.Hostname, TagPrefix: cfg.Threading.TagPrefix})
 	if err != nil {
 		return err

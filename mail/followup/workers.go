@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/relay"
@@ -138,42 +141,109 @@ func (s *Sender) Wake() { wake(s.w.wake) }
 func (s *Sender) Run(ctx context.Context) error { return s.w.run(ctx) }
 
 // RunOnce sends the mail due now and returns how many rows it claimed.
-// A row is claimed with a lease, sent, and its outcome committed; a crash
-// between the relay's 250 and that commit sends it again after the lease
-// (at least once: the same Message-ID lets mail clients drop the copy).
+// Rows are claimed with a lease, sent a few at a time, and their outcomes
+// committed in one transaction (savepoint per row), not one each: on
+// SQLite every transaction waits its turn for the one writer, and after a
+// burst the processor's batches stood before each of them. A crash
+// between the relay's 250 and that commit sends the batch's mail again
+// after the lease (at least once: the same Message-ID lets mail clients
+// drop the copy).
 //
-// When ctx ends (the server stops), the mail being sent is still sent and
-// its outcome committed, within the relay's timeout: cut between the
-// relay's 250 and the commit it would be sent again by whoever takes the
-// lease over. The rest of the batch is left, its leases released by the
-// stopping server.
+// When ctx ends (the server stops), no further mail of the batch is
+// handed to the relay, but what was handed over is still recorded, within
+// the relay's timeout: cut between the relay's 250 and the commit it
+// would be sent again by whoever takes the lease over. The rest of the
+// batch is left, its leases released by the stopping server.
 func (s *Sender) RunOnce(ctx context.Context) (int, error) {
-	rows, err := s.store.ClaimOutbox(ctx, s.owner, 16, s.lease)
+	rows, err := s.store.ClaimOutbox(ctx, s.owner, sendBatch, s.lease)
 	if err != nil {
 		return 0, err
 	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
 	sendCtx := context.WithoutCancel(ctx)
-	for _, o := range rows {
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
+	results := make([]storage.OutboxResult, len(rows))
+	tried := make([]bool, len(rows))
+	// Mail to one recipient leaves in the order it was claimed (an
+	// answer before the "is it solved?" that follows it); mail to
+	// different recipients in parallel.
+	var order []string
+	byTo := map[string][]int{}
+	for i, o := range rows {
+		if _, ok := byTo[o.EnvTo]; !ok {
+			order = append(order, o.EnvTo)
 		}
-		err := s.relay.Send(sendCtx, o.EnvFrom, strings.Split(o.EnvTo, ","), o.Raw)
-		res := s.outcome(o, err)
-		res.DropBody = res.Sent && o.Kind == storage.OutboxToStaff && !s.keepStaff
-		err = s.store.InTx(sendCtx, func(tx *storage.Tx) error {
-			ok, err := tx.FinishOutbox(ctx, o.ID, s.owner, res)
-			if err != nil || !ok || !res.Failed {
+		byTo[o.EnvTo] = append(byTo[o.EnvTo], i)
+	}
+	var g errgroup.Group
+	g.SetLimit(sendConcurrency)
+	for _, to := range order {
+		g.Go(func() error {
+			for _, i := range byTo[to] {
+				if ctx.Err() != nil {
+					return nil // stopping: the rest waits for the next owner
+				}
+				o := rows[i]
+				err := s.relay.Send(sendCtx, o.EnvFrom, strings.Split(o.EnvTo, ","), o.Raw)
+				results[i], tried[i] = s.outcome(o, err), true
+				results[i].DropBody = results[i].Sent && o.Kind == storage.OutboxToStaff && !s.keepStaff
+			}
+			return nil
+		})
+	}
+	_ = g.Wait() // the sends report through results
+	var failed error
+	err = s.store.InTx(sendCtx, func(tx *storage.Tx) error {
+		for i, o := range rows {
+			if !tried[i] {
+				rows[i].ID = 0
+				continue
+			}
+			res := results[i]
+			sp := "o" + strconv.Itoa(i)
+			if err := tx.Savepoint(sp); err != nil {
 				return err
 			}
-			return s.exec.outboxFailed(sendCtx, tx, o, res.Error, res.Permanent)
-		})
-		if err != nil {
-			return 0, err
+			ok, err := tx.FinishOutbox(sendCtx, o.ID, s.owner, res)
+			if err == nil && ok && res.Failed {
+				err = s.exec.outboxFailed(sendCtx, tx, o, res.Error, res.Permanent)
+			}
+			if err != nil {
+				// This row's lease runs out and it is tried again, as
+				// when each row had a transaction of its own.
+				if rerr := tx.RollbackTo(sp); rerr != nil {
+					return rerr
+				}
+				failed = errors.Join(failed, fmt.Errorf("outbox %d: %w", o.ID, err))
+				results[i] = storage.OutboxResult{}
+				rows[i].ID = 0
+			}
 		}
-		s.logOutcome(o, res)
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
-	return len(rows), nil
+	for i, o := range rows {
+		if o.ID != 0 {
+			s.logOutcome(o, results[i])
+		}
+	}
+	if ctx.Err() != nil {
+		return len(rows), ctx.Err()
+	}
+	return len(rows), failed
 }
+
+// The sender claims up to sendBatch rows at a time and has up to
+// sendConcurrency of them in flight to the relay at once: a relay answers
+// each mail in a few round trips, which one at a time left the sender
+// waiting on the network while mail queued.
+const (
+	sendBatch       = 32
+	sendConcurrency = 4
+)
 
 // logOutcome says what became of one outgoing mail: an operator reads
 // every delivery and every relay refusal in the log, not only on the

@@ -48,6 +48,7 @@ type Processor struct {
 	after    AfterParse
 	commit   func()
 	busy     func() bool
+	cut      func() bool
 	deferMax time.Duration
 	owner    string
 	clock    storage.Clock
@@ -78,9 +79,15 @@ type ProcessorOptions struct {
 	// work waits in the database and is done when the burst ends.
 	Busy     func() bool
 	MaxDefer time.Duration
-	Clock    storage.Clock
-	Logger   *slog.Logger
-	Period   time.Duration // how often to look for work without a wake-up
+	// Interrupt, when set, tells whether a writer waits that a batch
+	// should commit for (the group commit, on SQLite): the batch then
+	// ends after the message in hand and the rest of it is released for
+	// the next one, so that a sender waiting for its 250 waits for one
+	// message's after-work, not a batch's.
+	Interrupt func() bool
+	Clock     storage.Clock
+	Logger    *slog.Logger
+	Period    time.Duration // how often to look for work without a wake-up
 	// Lease is how long claimed work stays this processor's without
 	// renewal (default 5 minutes).
 	Lease time.Duration
@@ -141,7 +148,7 @@ func NewProcessor(store WorkStore, opts ProcessorOptions) *Processor {
 		opts.MaxText = DefaultMaxText
 	}
 	return &Processor{
-		store: store, after: opts.AfterParse, commit: opts.AfterCommit, busy: opts.Busy, deferMax: opts.MaxDefer, owner: opts.Owner, clock: opts.Clock, log: opts.Logger,
+		store: store, after: opts.AfterParse, commit: opts.AfterCommit, busy: opts.Busy, cut: opts.Interrupt, deferMax: opts.MaxDefer, owner: opts.Owner, clock: opts.Clock, log: opts.Logger,
 		wake: make(chan struct{}, 1), batch: 32, lease: opts.Lease, period: opts.Period,
 		maxAttempts: opts.MaxAttempts, retryBase: opts.RetryBackoff, batchBytes: opts.BatchBytes, maxText: opts.MaxText,
 		giveUpHook: opts.GiveUp, onBatch: opts.OnBatch,
@@ -280,8 +287,14 @@ func (p *Processor) RunOnce(ctx context.Context) (int, error) {
 	}
 	failed := map[int64]error{}
 	start := time.Now()
+	done := len(ws)
 	err = p.store.InTx(ctx, func(tx *storage.Tx) error {
+		done = len(ws)
 		for i, w := range ws {
+			if i > 0 && p.cut != nil && p.cut() {
+				done = i
+				break
+			}
 			sp := "w" + strconv.Itoa(i)
 			if err := tx.Savepoint(sp); err != nil {
 				return err
@@ -306,6 +319,17 @@ func (p *Processor) RunOnce(ctx context.Context) (int, error) {
 	stats.Duration = time.Since(start)
 	if err != nil {
 		return 0, err
+	}
+	if done < len(ws) {
+		var ids []int64
+		for _, w := range ws[done:] {
+			ids = append(ids, w.ID)
+		}
+		if err := p.store.ReleaseWork(ctx, ids); err != nil {
+			return 0, err
+		}
+		ws = ws[:done]
+		stats.Items = done
 	}
 	if p.onBatch != nil {
 		p.onBatch(stats)

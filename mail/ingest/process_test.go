@@ -354,3 +354,53 @@ func TestStoredBodiesAreCapped(t *testing.T) {
 		})
 	}
 }
+
+// TestInterruptCutsTheBatch: when Interrupt says a writer waits, the batch
+// commits after the message in hand and the rest is released, not lost:
+// every message is still processed, each in a batch of its own.
+func TestInterruptCutsTheBatch(t *testing.T) {
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			pi := newProcInstall(t, b)
+			const n = 5
+			for i := range n {
+				pi.deliver(t, fmt.Sprintf("q %d", i), plainMail(fmt.Sprintf("q %d", i), "a question"))
+			}
+			var batches []ingest.BatchStats
+			p := ingest.NewProcessor(pi.store, ingest.ProcessorOptions{
+				Owner: "test", Clock: pi.clock, Interrupt: func() bool { return true },
+				OnBatch: func(s ingest.BatchStats) { batches = append(batches, s) },
+			})
+			for range n + 1 {
+				if _, err := p.RunOnce(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, err := pi.store.Counts(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.PendingWork != 0 {
+				t.Errorf("%d work items left after %d rounds", c.PendingWork, n+1)
+			}
+			if len(batches) != n {
+				t.Fatalf("%d batches, want %d (one message each)", len(batches), n)
+			}
+			for i, s := range batches {
+				if s.Items != 1 {
+					t.Errorf("batch %d: %d items, want 1", i, s.Items)
+				}
+			}
+			for id := int64(1); id <= n; id++ {
+				m, err := pi.store.GetMessage(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !m.Parsed || !strings.Contains(m.Text, "a question") {
+					t.Errorf("message %d not processed: parsed %v, text %q", id, m.Parsed, m.Text)
+				}
+			}
+		})
+	}
+}
