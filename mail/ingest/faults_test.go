@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
 )
 
 // The methods a fault can be injected into, named as the interfaces
@@ -210,3 +212,11 @@ var errInjected = errors.New("injected fault")
 
 // injected is an error for op that wraps errInjected.
 func injected(op string) error { return fmt.Errorf("%s: %w", op, errInjected) }
+
+// TestFaultyWorkStoreKeepsTheContract: with no fault armed the fake is
+// the store it wraps, so that what the fault tests see of it is what
+// production sees of the store.
+func TestFaultyWorkStoreKeepsTheContract(t *testing.T) {
+	storagetest.WorkQueueContract(t, storagetest.Backend{Name: "sqlite", Open: storagetest.OpenSQLite},
+		func(s *storage.Store) storage.WorkQueue { return newFaultyWorkStore(s) })
+}

@@ -19,15 +19,8 @@ import (
 	"github.com/tendhq/tend/storage"
 )
 
-// WorkStore is what the Processor needs from storage.
-type WorkStore interface {
-	ClaimWork(ctx context.Context, owner string, limit int, lease time.Duration) ([]storage.Work, error)
-	RetryWork(ctx context.Context, id int64, cause error, retryAt time.Time) error
-	ReleaseWork(ctx context.Context, ids []int64) error
-	MessagesByID(ctx context.Context, ids []int64) (map[int64]storage.Message, error)
-	Raw(ctx context.Context, hash string) ([]byte, error)
-	InTx(ctx context.Context, fn func(tx *storage.Tx) error) error
-}
+// WorkStore is what the Processor needs from storage: its work queue.
+type WorkStore = storage.WorkQueue
 
 // AfterParse runs once a received message is parsed, inside the batch's
 // transaction: the rules. It must be idempotent, as a crash may run it
