@@ -36,12 +36,7 @@ func suite(t *testing.T, fn func(t *testing.T, s *storage.Store, clock *storaget
 
 // committer starts a group committer for s until the test ends.
 func committer(t *testing.T, s *storage.Store) *storage.Committer {
-	c := s.NewCommitter(64, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return c
+	return storagetest.StartCommitter(t, s, 64)
 }
 
 // incoming builds a message; parent, when not empty, is threaded onto by
@@ -233,40 +228,6 @@ func TestListTicketsCursor(t *testing.T) {
 			if seen[i] >= seen[i-1] {
 				t.Fatalf("not newest first: %v", seen)
 			}
-		}
-	})
-}
-
-func TestClaimWorkLease(t *testing.T) {
-	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
-		ctx := context.Background()
-		c := committer(t, s)
-		for i := range 3 {
-			if _, err := c.Deliver(ctx, incoming("w@example.com", fmt.Sprintf("w%d@example.com", i), "Work", "")); err != nil {
-				t.Fatal(err)
-			}
-		}
-		a, err := s.ClaimWork(ctx, "replica-a", 10, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := s.ClaimWork(ctx, "replica-b", 10, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(a) != 3 || len(b) != 0 {
-			t.Fatalf("a claimed %d, b claimed %d; want 3 and 0", len(a), len(b))
-		}
-		if err := s.InTx(ctx, func(tx *storage.Tx) error { return tx.CompleteWork(ctx, a[0].ID) }); err != nil {
-			t.Fatal(err)
-		}
-		clock.Advance(2 * time.Minute) // a's lease expires: a crashed replica's work is taken over
-		b, err = s.ClaimWork(ctx, "replica-b", 10, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(b) != 2 {
-			t.Fatalf("after lease expiry b claimed %d, want 2", len(b))
 		}
 	})
 }

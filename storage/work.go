@@ -91,6 +91,21 @@ func (s *Store) leaseNow(tx *gorm.DB) (time.Time, error) {
 	return now.UTC().Truncate(time.Microsecond), nil
 }
 
+// WorkQueue is the store's queue of post-commit work as its consumers
+// (the ingest processor) use it, and as wrappers of the store (a fault
+// injector in tests) must keep it: storagetest.WorkQueueContract is its
+// contract.
+type WorkQueue interface {
+	ClaimWork(ctx context.Context, owner string, limit int, lease time.Duration) ([]Work, error)
+	RetryWork(ctx context.Context, id int64, cause error, retryAt time.Time) error
+	ReleaseWork(ctx context.Context, ids []int64) error
+	MessagesByID(ctx context.Context, ids []int64) (map[int64]Message, error)
+	Raw(ctx context.Context, hash string) ([]byte, error)
+	InTx(ctx context.Context, fn func(tx *Tx) error) error
+}
+
+var _ WorkQueue = (*Store)(nil)
+
 // ClaimWork leases up to limit due work items to owner.
 func (s *Store) ClaimWork(ctx context.Context, owner string, limit int, lease time.Duration) ([]Work, error) {
 	ids, err := s.claim(ctx, workClaim, s.now(), owner, lease, limit)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
 )
 
 func customerMail(msgID, subject, body string) string {
@@ -41,7 +42,11 @@ func replyTo(n captured, from, body string) (rcpt, raw string) {
 }
 
 func TestAgentReplyReachesCustomer(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { agentReplyReachesCustomer(t, b.Open) })
+}
+
+func agentReplyReachesCustomer(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
+	w := newWorldOn(t, open)
 	w.mustSend(customer, []string{inbox}, customerMail("q1@example.com", "Printer on fire", "The printer in room 4 is on fire."))
 	got := w.capture.take()
 	acks := to(got, customer)
@@ -113,7 +118,11 @@ func TestAgentReplyReachesCustomer(t *testing.T) {
 }
 
 func TestAgentAddressForgeries(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { agentAddressForgeries(t, b.Open) })
+}
+
+func agentAddressForgeries(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
+	w := newWorldOn(t, open)
 	w.mustSend(customer, []string{inbox}, customerMail("f1@example.com", "Help", "Please help."))
 	w.mustSend("bob@example.com", []string{inbox}, strings.ReplaceAll(customerMail("f2@example.com", "Other", "Other."), customer, "bob@example.com"))
 	notes := to(w.capture.take(), alice)
@@ -162,7 +171,11 @@ func TestAgentAddressForgeries(t *testing.T) {
 }
 
 func TestAgentCommandMistake(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { agentCommandMistake(t, b.Open) })
+}
+
+func agentCommandMistake(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
+	w := newWorldOn(t, open)
 	w.mustSend(customer, []string{inbox}, customerMail("c1@example.com", "Login broken", "Cannot log in."))
 	notes := to(w.capture.take(), alice)
 	rcpt, raw := replyTo(notes[0], alice, "Fixed it, please try again.\r\n\r\n#reslove")
@@ -178,7 +191,11 @@ func TestAgentCommandMistake(t *testing.T) {
 }
 
 func TestInternalNoteStaysInternal(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { internalNoteStaysInternal(t, b.Open) })
+}
+
+func internalNoteStaysInternal(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
+	w := newWorldOn(t, open)
 	w.mustSend(customer, []string{inbox}, customerMail("n1@example.com", "Refund", "I want a refund."))
 	w.capture.take()
 	note := w.signer.Sign("note", 1, 1) + "@" + domain

@@ -92,8 +92,12 @@ func TestNotificationContentIsBounded(t *testing.T) {
 // ticket, the customer still gets the acknowledgement, the agents are
 // told, and the mail behind it is handled normally meanwhile.
 func TestUnprocessableMessageIsStillAnswered(t *testing.T) {
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { unprocessableMessageIsStillAnswered(t, b.Open) })
+}
+
+func unprocessableMessageIsStillAnswered(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
 	boom := errors.New("injected: the parse cannot be saved")
-	w := newWorldWith(t, storagetest.OpenSQLite, &worldTweaks{proc: func(w *world, o *ingest.ProcessorOptions) {
+	w := newWorldWith(t, open, &worldTweaks{proc: func(w *world, o *ingest.ProcessorOptions) {
 		o.MaxAttempts, o.RetryBackoff = 2, time.Minute
 		o.GiveUp = w.exec.Unprocessable
 		o.AfterParse = func(ctx context.Context, tx *storage.Tx, m storage.Message) error {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
 )
 
 // TestRelayedAgainIsOneMessage: behind a real MTA the same message
@@ -14,7 +15,11 @@ import (
 // the raw bytes, trace fields included, and the copy was stored again and
 // re-notified the agents.
 func TestRelayedAgainIsOneMessage(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { relayedAgainIsOneMessage(t, b.Open) })
+}
+
+func relayedAgainIsOneMessage(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
+	w := newWorldOn(t, open)
 	sent := customerMail("hop1@example.com", "Invoice missing", "I never got the March invoice.")
 	direct := "Received: from mail.example.com (mail.example.com [192.0.2.10])\r\n\tby mx1.acme.test (Postfix) with ESMTPS id 4Q1;\r\n\tMon, 2 Mar 2026 10:00:02 +0100 (CET)\r\n" + sent
 	twoHops := "Return-Path: <ann@example.com>\r\n" +

@@ -11,6 +11,7 @@ import (
 	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/mail/followup"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
 )
 
 // replyAddr is where a mail client sends a reply to m: its Reply-To, else
@@ -114,7 +115,11 @@ func TestAgentAutoReplyHeld(t *testing.T) {
 // relayed agent replies included, and mail carrying it that comes back is
 // recognised as our own and answers nothing (issue 9, "What must work" 1).
 func TestOwnMailComesBack(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { ownMailComesBack(t, b.Open) })
+}
+
+func ownMailComesBack(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
+	w := newWorldOn(t, open)
 	w.mustSend(customer, []string{inbox}, customerMail("o1@example.com", "Printer on fire", "The printer is on fire."))
 	got := w.capture.take()
 	rcpt, raw := replyTo(to(got, alice)[0], alice, "We put it out.")
@@ -148,7 +153,11 @@ func TestOwnMailComesBack(t *testing.T) {
 // lead, the held mail goes out. The limits are set below the defaults, so
 // the test fails if the keys are ignored.
 func TestMailFuse(t *testing.T) {
-	w := newWorldTuned(t, func(o *followup.Options) { o.FuseMaxMails, o.FuseWindow = 6, 5*time.Minute })
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { mailFuse(t, b.Open) })
+}
+
+func mailFuse(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
+	w := newWorldWith(t, open, &worldTweaks{exec: func(o *followup.Options) { o.FuseMaxMails, o.FuseWindow = 6, 5*time.Minute }})
 	w.mustSend(customer, []string{inbox}, customerMail("u1@example.com", "Export stuck", "The export hangs."))
 	got := w.capture.take() // 3: the acknowledgement, alice and lena told
 	note := to(got, alice)[0]
@@ -199,7 +208,11 @@ func TestMailFuse(t *testing.T) {
 // TestMailFuseWindow: the same mails spread wider than fuse_window never
 // trip the fuse (the window slides; a busy ticket is not a loop).
 func TestMailFuseWindow(t *testing.T) {
-	w := newWorldTuned(t, func(o *followup.Options) { o.FuseMaxMails, o.FuseWindow = 6, time.Minute })
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { mailFuseWindow(t, b.Open) })
+}
+
+func mailFuseWindow(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
+	w := newWorldWith(t, open, &worldTweaks{exec: func(o *followup.Options) { o.FuseMaxMails, o.FuseWindow = 6, time.Minute }})
 	w.mustSend(customer, []string{inbox}, customerMail("u2@example.com", "Export stuck", "The export hangs."))
 	note := to(w.capture.take(), alice)[0]
 	for i := range 12 {
@@ -218,7 +231,11 @@ func TestMailFuseWindow(t *testing.T) {
 // TestMailFusePerDay: a loop slowed down below the burst limit still trips
 // the fuse at fuse_max_mails_per_day within 24 hours.
 func TestMailFusePerDay(t *testing.T) {
-	w := newWorldTuned(t, func(o *followup.Options) { o.FuseMaxMails, o.FuseWindow, o.FuseMaxPerDay = 100, time.Minute, 8 })
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { mailFusePerDay(t, b.Open) })
+}
+
+func mailFusePerDay(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
+	w := newWorldWith(t, open, &worldTweaks{exec: func(o *followup.Options) { o.FuseMaxMails, o.FuseWindow, o.FuseMaxPerDay = 100, time.Minute, 8 }})
 	w.mustSend(customer, []string{inbox}, customerMail("u3@example.com", "Export stuck", "The export hangs."))
 	note := to(w.capture.take(), alice)[0] // 3 mails
 	for i := range 7 {
@@ -239,7 +256,11 @@ func TestMailFusePerDay(t *testing.T) {
 // many. The window is set below the default, so the test fails if the key
 // is ignored.
 func TestNotificationsCoalesced(t *testing.T) {
-	w := newWorldTuned(t, func(o *followup.Options) { o.NotifyWindow = 30 * time.Second })
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { notificationsCoalesced(t, b.Open) })
+}
+
+func notificationsCoalesced(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
+	w := newWorldWith(t, open, &worldTweaks{exec: func(o *followup.Options) { o.NotifyWindow = 30 * time.Second }})
 	w.mustSend(customer, []string{inbox}, customerMail("c1@example.com", "Export stuck", "The export hangs."))
 	ack := to(w.capture.take(), customer)[0]
 	for i := range 3 {

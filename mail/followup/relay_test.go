@@ -36,7 +36,11 @@ func (w *world) customerOutbox() []storage.OutboxMail {
 }
 
 func TestRelayTemporaryFailuresThenSuccess(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { relayTemporaryFailuresThenSuccess(t, b.Open) })
+}
+
+func relayTemporaryFailuresThenSuccess(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
+	w := newWorldOn(t, open)
 	w.capture.script(customer, 451, 451, 451) // the acknowledgement is refused three times
 	w.mustSend(customer, []string{inbox}, customerMail("r1@example.com", "Hi", "Hello."))
 	for range 5 {
@@ -53,7 +57,11 @@ func TestRelayTemporaryFailuresThenSuccess(t *testing.T) {
 }
 
 func TestRelayPermanentFailure(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { relayPermanentFailure(t, b.Open) })
+}
+
+func relayPermanentFailure(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
+	w := newWorldOn(t, open)
 	w.capture.script(customer, 550)
 	w.mustSend(customer, []string{inbox}, customerMail("r2@example.com", "Hi", "Hello."))
 	rows := w.customerOutbox()
@@ -110,7 +118,11 @@ func TestRelayProtocolRefusalIsNoHardBounce(t *testing.T) {
 // dies is sent once by the next process; mail a dead process had claimed
 // is sent once its lease has run out, never twice.
 func TestRestartSendsOnce(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { restartSendsOnce(t, b.Open) })
+}
+
+func restartSendsOnce(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
+	w := newWorldOn(t, open)
 	if err := w.send(customer, []string{inbox}, customerMail("r3@example.com", "Hi", "Hello.")); err != nil {
 		t.Fatal(err)
 	}

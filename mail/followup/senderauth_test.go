@@ -13,6 +13,7 @@ import (
 	"github.com/tendhq/tend/mail/senderauth"
 	"github.com/tendhq/tend/mail/senderauth/senderauthtest"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
 )
 
 // authWorld is a world whose ingest path verifies senders through an
@@ -253,7 +254,11 @@ func sendEnvelope(w *world, from, rcpt, raw string) error {
 // lifetime (90 days by default) and is refused at RCPT after; nothing
 // reaches the customer.
 func TestExpiredReplyAddressRefused(t *testing.T) {
-	w := newWorld(t)
+	onBackends(t, func(t *testing.T, b storagetest.Backend) { expiredReplyAddressRefused(t, b.Open) })
+}
+
+func expiredReplyAddressRefused(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store) {
+	w := newWorldOn(t, open)
 	w.mustSend(customer, []string{inbox}, customerMail("e1@example.com", "Old question", "Still there?"))
 	notes := to(w.capture.take(), alice)
 	if len(notes) != 1 {

@@ -19,15 +19,8 @@ import (
 	"github.com/tendhq/tend/storage"
 )
 
-// WorkStore is what the Processor needs from storage.
-type WorkStore interface {
-	ClaimWork(ctx context.Context, owner string, limit int, lease time.Duration) ([]storage.Work, error)
-	RetryWork(ctx context.Context, id int64, cause error, retryAt time.Time) error
-	ReleaseWork(ctx context.Context, ids []int64) error
-	MessagesByID(ctx context.Context, ids []int64) (map[int64]storage.Message, error)
-	Raw(ctx context.Context, hash string) ([]byte, error)
-	InTx(ctx context.Context, fn func(tx *storage.Tx) error) error
-}
+// WorkStore is what the Processor needs from storage: its work queue.
+type WorkStore = storage.WorkQueue
 
 // AfterParse runs once a received message is parsed, inside the batch's
 // transaction: the rules. It must be idempotent, as a crash may run it
@@ -250,11 +243,34 @@ func (p *Processor) yield(ctx context.Context) {
 // messages as well as by count, and stored bodies are capped, so that the
 // transaction's size, and with it the time it holds the writer, is bounded
 // whatever the size of the mail.
+//
+// A batch that fails as a whole (the store cannot be read, the commit
+// fails) releases what it claimed, so that the next run retries it at
+// once rather than when the lease runs out; a message that fails alone
+// (its rules, its raw bytes) is retried with backoff and in the end given
+// up, and never holds up the messages claimed with it.
 func (p *Processor) RunOnce(ctx context.Context) (int, error) {
 	ws, err := p.store.ClaimWork(ctx, p.owner, p.batch, p.lease)
 	if err != nil || len(ws) == 0 {
 		return 0, err
 	}
+	n, err := p.runBatch(ctx, ws)
+	if err != nil {
+		// Work already completed is gone and work already retried keeps
+		// its due time: releasing every claimed item is safe.
+		ids := make([]int64, len(ws))
+		for i, w := range ws {
+			ids[i] = w.ID
+		}
+		if rerr := p.store.ReleaseWork(ctx, ids); rerr != nil {
+			p.log.Warn("could not release work after a failed batch: it waits for its lease", "err", rerr)
+		}
+	}
+	return n, err
+}
+
+// runBatch is RunOnce's work on the claimed items ws.
+func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error) {
 	ids := make([]int64, len(ws))
 	for i, w := range ws {
 		ids[i] = w.MessageRowID
@@ -269,14 +285,22 @@ func (p *Processor) RunOnce(ctx context.Context) (int, error) {
 	}
 	stats := BatchStats{Items: len(ws)}
 	parsed := make(map[int64]storage.Parsed, len(ws))
+	// unread are the items whose raw bytes could not be read (a damaged
+	// segment file): each fails as itself, like a message whose rules
+	// fail, so that it cannot hold up the queue behind it.
+	unread := map[int64]error{}
 	for _, w := range ws {
 		m, ok := msgs[w.MessageRowID]
 		if !ok || m.Parsed {
 			continue
 		}
 		raw, err := p.store.Raw(ctx, m.RawHash)
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
 		if err != nil {
-			return 0, err
+			unread[w.ID] = fmt.Errorf("read raw message: %w", err)
+			continue
 		}
 		stats.RawBytes += int64(len(raw))
 		pr := capParsed(Parse(raw), p.maxText, m)
@@ -299,7 +323,10 @@ func (p *Processor) RunOnce(ctx context.Context) (int, error) {
 			if err := tx.Savepoint(sp); err != nil {
 				return err
 			}
-			err := p.process(ctx, tx, w, msgs, parsed)
+			err, bad := unread[w.ID]
+			if !bad {
+				err = p.process(ctx, tx, w, msgs, parsed)
+			}
 			if err == nil {
 				continue
 			}

@@ -34,12 +34,7 @@ func newProcInstall(t testing.TB, b storagetest.Backend) *procInstall {
 	if err := s.SyncInboxes(context.Background(), []storage.InboxSpec{{Address: "support@acme.test", Name: "Acme Support"}}); err != nil {
 		t.Fatal(err)
 	}
-	c := s.NewCommitter(16, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &procInstall{store: s, clock: clock, c: c}
+	return &procInstall{store: s, clock: clock, c: storagetest.StartCommitter(t, s, 16)}
 }
 
 // deliver commits raw as a new ticket's first message, the way the

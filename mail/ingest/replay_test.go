@@ -42,11 +42,7 @@ func newCorpusInstall(t testing.TB, b storagetest.Backend, clock *storagetest.Fa
 	if err := s.SyncInboxes(ctx, specs); err != nil {
 		t.Fatal(err)
 	}
-	c := s.NewCommitter(16, nil)
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	c := storagetest.StartCommitter(t, s, 16)
 	cfg := threadingtest.CorpusConfig()
 	cfg.Clock = clock
 	pipe, err := ingest.New(ingest.Options{

@@ -1,5 +1,7 @@
 // Package storagetest holds helpers for tests of tend's packages: a fake
-// clock, and openers for the SQLite and PostgreSQL test databases.
+// clock, openers for the SQLite and PostgreSQL test databases, a group
+// committer that runs for a test, and the work queue's contract
+// (WorkQueueContract), which the store and any wrapper of it must pass.
 package storagetest
 
 import (
