@@ -1,9 +1,9 @@
 package storage
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
-	"bufio"
 	"io"
 	"os"
 	"path/filepath"
