@@ -181,36 +181,56 @@ func (v *verifier) count(used bool, n int64) {
 // segments checks every segment file against the raw rows that point
 // into it.
 func (v *verifier) segments(ctx context.Context) error {
-	paths, err := filepath.Glob(filepath.Join(v.s.segs.dir, "seg-*.dat"))
-	if err != nil {
-		return fmt.Errorf("verify raw: %w", err)
-	}
+	// Listed again until no new file appears: compaction beside a
+	// running server may start a segment and move rows into it meanwhile.
 	seen := map[int]bool{}
-	for _, p := range paths {
-		var id int
-		if _, err := fmt.Sscanf(filepath.Base(p), "seg-%08d.dat", &id); err != nil {
-			continue
+	for fresh := true; fresh; {
+		fresh = false
+		paths, err := filepath.Glob(filepath.Join(v.s.segs.dir, "seg-*.dat"))
+		if err != nil {
+			return fmt.Errorf("verify raw: %w", err)
 		}
-		seen[id] = true
-		if err := v.segment(ctx, id, p); err != nil {
-			return err
+		for _, p := range paths {
+			var id int
+			if _, err := fmt.Sscanf(filepath.Base(p), "seg-%08d.dat", &id); err != nil || seen[id] {
+				continue
+			}
+			seen[id], fresh = true, true
+			if err := v.segment(ctx, id, p); err != nil {
+				return err
+			}
 		}
 	}
-	// Rows that point into a segment file that is not there.
-	var rows []usedRow
-	if err := v.s.db.WithContext(ctx).Model(&RawMessage{}).Select(usedSelect).Where("segment > 0 AND data IS NULL").
-		Order("segment, \"offset\"").Scan(&rows).Error; err != nil {
-		return fmt.Errorf("verify raw: %w", err)
+	// Rows that point into a segment file that is not there (only
+	// those: the others were checked with their file).
+	ids := []int{0}
+	for id := range seen {
+		ids = append(ids, id)
 	}
-	for _, r := range rows {
-		if !seen[r.Segment] && r.Used {
+	for last := ""; ; {
+		var rows []usedRow
+		if err := v.s.db.WithContext(ctx).Model(&RawMessage{}).Select(usedSelect).
+			Where("hash > ? AND segment > 0 AND data IS NULL AND segment NOT IN ?", last, ids).
+			Order("hash").Limit(1000).Scan(&rows).Error; err != nil {
+			return fmt.Errorf("verify raw: %w", err)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		for _, r := range rows {
+			last = r.Hash
+			if !r.Used {
+				continue
+			}
+			if _, err := os.Stat(v.s.segs.path(r.Segment)); err == nil {
+				continue // started after the listing: not missing, only new
+			}
 			if err := v.bad(ctx, RawProblem{File: v.s.segs.path(r.Segment), Offset: r.Offset, Hash: r.Hash,
 				Problem: "the segment file is missing"}, &r); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
 }
 
 func (v *verifier) segment(ctx context.Context, id int, path string) error {

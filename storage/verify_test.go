@@ -191,6 +191,28 @@ func TestVerifyRawFindsDamagedFile(t *testing.T) {
 	if rep, err = w.s.VerifyRaw(ctx); err != nil || len(rep.Bad) != 1 || !strings.Contains(rep.Bad[0].Problem, "missing") {
 		t.Fatalf("missing message file: %v, %v", rep.Bad, err)
 	}
+	// The segment file goes too: each message in it is named.
+	if err := os.Remove(storage.SegmentPath(w.s, 1)); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = w.s.VerifyRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := map[int64]bool{}
+	for _, p := range rep.Bad {
+		if p.File == storage.SegmentPath(w.s, 1) && strings.Contains(p.Problem, "segment file is missing") {
+			missing[p.Message] = true
+		}
+	}
+	for _, row := range w.rows {
+		if !missing[row] {
+			t.Errorf("message %d of the removed segment not reported: %v", row, rep.Bad)
+		}
+	}
+	if len(rep.Bad) != len(w.rows)+2 { // the small ones, the big one, the file
+		t.Errorf("%d problems, want %d: %v", len(rep.Bad), len(w.rows)+2, rep.Bad)
+	}
 }
 
 // TestVerifyRawPostgres: a small message's row and a large message's
