@@ -20,7 +20,9 @@ import (
 // references them commits; a crash in between leaves only unreferenced
 // bytes. PostgreSQL keeps raw bytes in the database instead: replicas
 // sharing it must see them. A large message that arrives as a file (see
-// fileMin) is moved in as a file of its own instead.
+// fileMin) is moved in as a file of its own instead. Each message in a
+// segment sits behind a record header with its length and SHA-256, so a
+// segment file can be checked or re-indexed on its own (segformat.go).
 type segments struct {
 	dir     string
 	maxSize int64
