@@ -248,14 +248,14 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 	if c.s.segs != nil {
 		// The raw bytes are durable in their segment before the
 		// transaction that points at them commits.
-		var bodies []Body
+		var recs []segRecord
 		var segIn []*Incoming
 		for _, r := range batch {
 			if r.in.file == nil {
-				bodies, segIn = append(bodies, r.in.body()), append(segIn, r.in)
+				recs, segIn = append(recs, segRecord{r.in.Hash, r.in.body()}), append(segIn, r.in)
 			}
 		}
-		refs, err := c.s.segs.append(bodies)
+		refs, err := c.s.segs.append(recs)
 		if err != nil {
 			for _, r := range batch {
 				r.done <- commitRes{err: fmt.Errorf("deliver: %w: %w", ErrUnavailable, err)}

@@ -1,9 +1,9 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -78,16 +78,19 @@ func (s *Store) compactSegment(ctx context.Context, id int, minGarbage float64, 
 	if err != nil {
 		return false, fmt.Errorf("compact segment %d: %w", id, err)
 	}
+	headed, err := s.segs.headed(id)
+	if err != nil {
+		return false, err
+	}
 	live, err := s.liveBlobs(ctx, id)
 	if err != nil {
 		return false, err
 	}
-	var liveBytes int64
-	for _, b := range live {
-		liveBytes += b.Size
-	}
-	garbage := fi.Size() - liveBytes
-	if fi.Size() == 0 || float64(garbage) < minGarbage*float64(fi.Size()) {
+	garbage := fi.Size() - liveSize(live, headed)
+	// A segment without record headers is rewritten whatever its
+	// garbage: that is how a data directory comes to the current format
+	// (see segformat.go).
+	if fi.Size() == 0 || (headed && float64(garbage) < minGarbage*float64(fi.Size())) {
 		return false, nil
 	}
 	// The current segment is sealed first, so that new messages go to a
@@ -100,11 +103,11 @@ func (s *Store) compactSegment(ctx context.Context, id int, minGarbage float64, 
 	if live, err = s.liveBlobs(ctx, id); err != nil {
 		return false, err
 	}
-	liveBytes = 0
-	for _, b := range live {
-		liveBytes += b.Size
+	garbage = max(0, fi.Size()-liveSize(live, headed))
+	f, err := s.segs.reader(id)
+	if err != nil {
+		return false, err
 	}
-	garbage = fi.Size() - liveBytes
 	for len(live) > 0 {
 		var n int
 		var size int64
@@ -114,15 +117,13 @@ func (s *Store) compactSegment(ctx context.Context, id int, minGarbage float64, 
 		}
 		chunk := live[:n]
 		live = live[n:]
-		blobs := make([]Body, len(chunk))
+		// Copied straight from the old file through append's bounded
+		// buffer, never whole in memory.
+		recs := make([]segRecord, len(chunk))
 		for i, b := range chunk {
-			data, err := s.segs.read(id, b.Offset, b.Size)
-			if err != nil {
-				return false, err
-			}
-			blobs[i] = bytes.NewReader(data)
+			recs[i] = segRecord{b.Hash, io.NewSectionReader(f, b.Offset, b.Size)}
 		}
-		refs, err := s.segs.append(blobs)
+		refs, err := s.segs.append(recs)
 		if err != nil {
 			return false, err
 		}
@@ -153,6 +154,19 @@ func (s *Store) compactSegment(ctx context.Context, id int, minGarbage float64, 
 	}
 	st.Reclaimed += garbage
 	return true, nil
+}
+
+// liveSize is the bytes that live blobs take in their segment file: with
+// their headers, and the file's, when the segment has them.
+func liveSize(live []liveBlob, headed bool) int64 {
+	var n int64
+	for _, b := range live {
+		n += b.Size
+	}
+	if headed {
+		n += segFileHdrLen + int64(len(live))*recHdrLen
+	}
+	return n
 }
 
 // liveBlobs lists the raw messages stored in segment id, in file order.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -263,4 +265,59 @@ func QueryInt(ctx context.Context, s *Store, query string) (int64, error) {
 	var n int64
 	err := s.db.WithContext(ctx).Raw(query).Scan(&n).Error
 	return n, err
+}
+
+// RawLocation is where the raw bytes of hash are: their segment (or
+// fileSegment, chunkSegment, 0 for the row), the offset of the body in it
+// and its size.
+func RawLocation(ctx context.Context, s *Store, hash string) (segment int, offset, size int64, err error) {
+	var r RawMessage
+	err = s.db.WithContext(ctx).Select("segment, \"offset\", size").Where("hash = ?", hash).Take(&r).Error
+	return r.Segment, r.Offset, r.Size, err
+}
+
+// SegmentPath is the file of segment id.
+func SegmentPath(s *Store, id int) string { return s.segs.path(id) }
+
+// RecordHeaderLen is the bytes of a segment record's header.
+const RecordHeaderLen = recHdrLen
+
+// MakeLegacySegments rewrites every segment file's referenced bodies into
+// one file of the format before record headers (bodies back to back, no
+// file header) and points the rows at it, as a data directory written by
+// an older binary looks. The store must be closed and opened again after.
+func MakeLegacySegments(ctx context.Context, s *Store) error {
+	var rows []RawMessage
+	if err := s.db.WithContext(ctx).Select("hash, segment, \"offset\", size").Where("segment > 0").Order("segment, \"offset\"").Find(&rows).Error; err != nil {
+		return err
+	}
+	var legacy []byte
+	offsets := make([]int64, len(rows))
+	for i, r := range rows {
+		b, err := s.segs.read(r.Segment, r.Offset, r.Size)
+		if err != nil {
+			return err
+		}
+		offsets[i] = int64(len(legacy))
+		legacy = append(legacy, b...)
+	}
+	paths, err := filepath.Glob(filepath.Join(s.segs.dir, "seg-*.dat"))
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(s.segs.path(1), legacy, 0o640); err != nil {
+		return err
+	}
+	for i, r := range rows {
+		if err := s.db.WithContext(ctx).Model(&RawMessage{}).Where("hash = ?", r.Hash).
+			Updates(map[string]any{"segment": 1, "offset": offsets[i]}).Error; err != nil {
+			return err
+		}
+	}
+	return nil
 }

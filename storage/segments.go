@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +20,9 @@ import (
 // references them commits; a crash in between leaves only unreferenced
 // bytes. PostgreSQL keeps raw bytes in the database instead: replicas
 // sharing it must see them. A large message that arrives as a file (see
-// fileMin) is moved in as a file of its own instead.
+// fileMin) is moved in as a file of its own instead. Each message in a
+// segment sits behind a record header with its length and SHA-256, so a
+// segment file can be checked or re-indexed on its own (segformat.go).
 type segments struct {
 	dir     string
 	maxSize int64
@@ -34,8 +37,8 @@ type segments struct {
 	// finished yet (see release): compaction waits for them before it
 	// decides a sealed segment is empty.
 	inflight map[int]int
-	idle     *sync.Cond // signalled when an inflight count drops
-	buf      []byte     // append's copy buffer
+	idle     *sync.Cond    // signalled when an inflight count drops
+	bw       *bufio.Writer // append's bounded write buffer
 
 	// shred makes remove overwrite a segment with zeros before it
 	// unlinks it (set by Forget, under mu): the freed blocks then no
@@ -65,10 +68,40 @@ func openSegments(dir string) (*segments, error) {
 	if s.curID == 0 {
 		s.curID = 1
 	}
+	// A segment written before record headers (see segformat.go) is
+	// never appended to: its records would lack headers and the file its
+	// format marker. The next one is started instead.
+	if headed, err := s.headed(s.curID); err != nil {
+		return nil, err
+	} else if !headed {
+		s.curID++
+	}
 	if err := s.openCurrent(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// headed reports whether segment id is in the format with record headers
+// (see segformat.go); a missing or empty file is.
+func (s *segments) headed(id int) (bool, error) {
+	f, err := os.Open(s.path(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("raw segment %d: %w", id, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("raw segment %d: %w", id, err)
+	}
+	ok, err := readSegFileHeader(f, fi.Size())
+	if err != nil {
+		return false, fmt.Errorf("raw segment %d: %w", id, err)
+	}
+	return ok, nil
 }
 
 func (s *segments) path(id int) string { return filepath.Join(s.dir, fmt.Sprintf("seg-%08d.dat", id)) }
@@ -168,22 +201,30 @@ type segRef struct {
 	offset int64
 }
 
-// append copies every body into the current segment, in bounded chunks
-// (the bodies are the doors' spool files: a 24 MB message never sits in
-// memory), with one fsync at the end, and returns where each landed (all
-// in one segment). A failed append is cut off again, so that the next one
-// lands where its offsets say. The caller calls release with that segment
-// once the transaction that refers to the bytes has finished, committed
-// or not.
-func (s *segments) append(bodies []Body) ([]segRef, error) {
-	if len(bodies) == 0 {
+// segRecord is one message to append: its bytes and their hex SHA-256,
+// which goes into the record's header.
+type segRecord struct {
+	hash string
+	body Body
+}
+
+// append copies every body, each behind its record header, into the
+// current segment through one bounded buffer (the bodies are the doors'
+// spool files: a 24 MB message never sits in memory, and a batch of small
+// ones goes out in one write), with one fsync at the end, and returns
+// where each body landed (all in one segment). A failed append is cut off
+// again, so that the next one lands where its offsets say. The caller
+// calls release with that segment once the transaction that refers to the
+// bytes has finished, committed or not.
+func (s *segments) append(recs []segRecord) ([]segRef, error) {
+	if len(recs) == 0 {
 		return nil, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var total int64
-	for _, b := range bodies {
-		total += b.Size()
+	for _, r := range recs {
+		total += recHdrLen + r.body.Size()
 	}
 	if s.size > 0 && s.size+total > s.maxSize {
 		if err := s.cur.Close(); err != nil {
@@ -194,21 +235,41 @@ func (s *segments) append(bodies []Body) ([]segRef, error) {
 			return nil, err
 		}
 	}
-	if s.buf == nil {
-		s.buf = make([]byte, segmentBuf)
+	if s.bw == nil {
+		s.bw = bufio.NewWriterSize(nil, segmentBuf)
 	}
-	refs := make([]segRef, len(bodies))
+	s.bw.Reset(onlyWriter{s.cur})
 	off := s.size
-	for i, b := range bodies {
+	if off == 0 {
+		// A new file: its format marker first.
+		if _, err := s.bw.Write(segFileHeader()); err != nil {
+			return nil, s.undo(fmt.Errorf("raw segment write: %w", err))
+		}
+		off = segFileHdrLen
+	}
+	refs := make([]segRef, len(recs))
+	var hdr [recHdrLen]byte
+	for i, r := range recs {
+		size := r.body.Size()
+		if err := putRecHeader(hdr[:], size, r.hash); err != nil {
+			return nil, s.undo(err)
+		}
+		if _, err := s.bw.Write(hdr[:]); err != nil {
+			return nil, s.undo(fmt.Errorf("raw segment write: %w", err))
+		}
+		off += recHdrLen
 		refs[i] = segRef{s.curID, off}
-		n, err := io.CopyBuffer(onlyWriter{s.cur}, io.NewSectionReader(b, 0, b.Size()), s.buf)
-		if err == nil && n != b.Size() {
+		n, err := s.bw.ReadFrom(io.NewSectionReader(r.body, 0, size))
+		if err == nil && n != size {
 			err = io.ErrUnexpectedEOF
 		}
 		if err != nil {
 			return nil, s.undo(fmt.Errorf("raw segment write: %w", err))
 		}
 		off += n
+	}
+	if err := s.bw.Flush(); err != nil {
+		return nil, s.undo(fmt.Errorf("raw segment write: %w", err))
 	}
 	if err := s.cur.Sync(); err != nil {
 		return nil, s.undo(fmt.Errorf("raw segment fsync: %w", err))
@@ -239,7 +300,7 @@ func (s *segments) settle(id int) {
 	s.mu.Unlock()
 }
 
-// segmentBuf is the copy buffer of append.
+// segmentBuf is the write buffer of append.
 const segmentBuf = 1 << 20
 
 // undo truncates the current segment back to its last good size after a
@@ -251,26 +312,34 @@ func (s *segments) undo(cause error) error {
 	return cause
 }
 
-// onlyWriter hides os.File's ReadFrom, so that io.CopyBuffer uses the
-// bounded buffer given (ReadFrom on an O_APPEND file falls back to a copy
-// of its own anyway).
+// onlyWriter hides os.File's ReadFrom, so that the bufio.Writer of
+// append copies through its own bounded buffer (ReadFrom on an O_APPEND
+// file falls back to a copy of its own anyway).
 type onlyWriter struct{ w io.Writer }
 
 func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
-// read returns size bytes at ref.
-func (s *segments) read(id int, offset, size int64) ([]byte, error) {
+// reader returns segment id open for reading.
+func (s *segments) reader(id int) (*os.File, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	f, ok := s.files[id]
 	if !ok {
 		var err error
 		if f, err = os.Open(s.path(id)); err != nil {
-			s.mu.Unlock()
 			return nil, fmt.Errorf("raw segment %d: %w", id, err)
 		}
 		s.files[id] = f
 	}
-	s.mu.Unlock()
+	return f, nil
+}
+
+// read returns size bytes at ref.
+func (s *segments) read(id int, offset, size int64) ([]byte, error) {
+	f, err := s.reader(id)
+	if err != nil {
+		return nil, err
+	}
 	b := make([]byte, size)
 	if _, err := f.ReadAt(b, offset); err != nil {
 		return nil, fmt.Errorf("raw segment %d at %d: %w", id, offset, err)

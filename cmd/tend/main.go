@@ -9,6 +9,7 @@
 //	tend export --ticket N | --customer EMAIL --out DIR   JSON and raw .eml files
 //	tend forget EMAIL                 erase a person's mail (GDPR), leaving an audit record
 //	tend backup DIR                   a consistent online copy (SQLite)
+//	tend verify-raw                   check every stored raw message against its SHA-256
 //	tend bench                        measure this machine: ingest, drained end to end, CPU, RSS, pages
 //	tend version                      print the version
 package main
@@ -49,6 +50,8 @@ commands:
                                  write tickets as JSON plus their raw .eml files
   forget EMAIL [--config FILE]   erase a person's tickets, messages, raw bytes and contact (server stopped on SQLite)
   backup DIR [--config FILE]     a consistent copy of a running SQLite installation (PostgreSQL: pg_dump)
+  verify-raw [--config FILE]     check every stored raw message (length, SHA-256) against the database;
+                                 runs beside the server, exits 1 on any damage
   bench [--dsn DSN] [--messages N] [--concurrency 1,8,32] [--json]
                                  benchmark this machine in a temporary database
   version                        print the version
@@ -83,6 +86,8 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int 
 		err = cmdForget(ctx, args[1:], env, stdout)
 	case "backup":
 		err = cmdBackup(ctx, args[1:], env, stdout)
+	case "verify-raw":
+		err = cmdVerifyRaw(ctx, args[1:], env, stdout)
 	case "bench":
 		err = cmdBench(ctx, args[1:], env, stdout, stderr)
 	case "version", "--version", "-v":

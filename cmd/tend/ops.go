@@ -18,7 +18,8 @@ import (
 	"github.com/tendhq/tend/storage"
 )
 
-// The operator's commands on an installation: export, forget, backup
+// The operator's commands on an installation: export, forget, backup,
+// verify-raw
 // (README, Operations).
 
 // exportManifest is DIR/export.json.
@@ -210,6 +211,46 @@ func cmdBackup(ctx context.Context, args, env []string, stdout io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "backed up to %s: database %d bytes, %d segment files, %d message files (%d bytes); restore: use it as data_dir\n",
 		pos[0], res.DBBytes, res.Segments, res.Files, res.RawBytes)
+	return nil
+}
+
+// errCorrupt is verify-raw's error when stored raw mail is damaged or
+// missing.
+var errCorrupt = errors.New("raw mail damaged or missing")
+
+func cmdVerifyRaw(ctx context.Context, args, env []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("verify-raw", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "config file")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("%w: verify-raw [--config FILE]", errUsage)
+	}
+	// Not exclusive: it only reads, beside a running server; the raw
+	// directory's shared lock keeps it from running during tend forget.
+	st, _, err := openExisting(ctx, "verify-raw", *cfgPath, env, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rep, err := st.VerifyRaw(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range rep.Bad {
+		fmt.Fprintf(stdout, "bad: %s\n", p)
+	}
+	fmt.Fprintf(stdout, "raw mail: %d records, %d bytes; %d bad; %d orphaned (%d bytes, garbage for compaction)",
+		rep.Records, rep.Bytes, len(rep.Bad), rep.Orphaned, rep.OrphanedBytes)
+	if rep.Legacy > 0 {
+		fmt.Fprintf(stdout, "; %d segment files without record headers, checked through the database only (compaction rewrites them)", rep.Legacy)
+	}
+	fmt.Fprintln(stdout)
+	if len(rep.Bad) > 0 {
+		return fmt.Errorf("verify-raw: %d messages: %w", len(rep.Bad), errCorrupt)
+	}
 	return nil
 }
 

@@ -354,6 +354,7 @@ func TestOpsUsage(t *testing.T) {
 		{"forget", "not-an-address"},
 		{"forget", "a@example.com", "b@example.com"},
 		{"backup"},
+		{"verify-raw", "extra"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, env, &out, &errb); code != 2 {
