@@ -45,6 +45,8 @@ func steps() []step {
 		// raw_chunks is added by AutoMigrate; an older binary would read
 		// a large message stored there as empty, so it must refuse.
 		{4, "large raw bodies in raw_chunks (PostgreSQL)", func(*gorm.DB) error { return nil }},
+		// The search index (search.go), filled from the stored rows.
+		{5, "full-text search", searchSchema},
 	}
 }
 

@@ -51,6 +51,9 @@ type QueueFilter struct {
 	Subject string // normalized subject (a cluster); "" = all
 	Limit   int    // 1..200, default 50
 	Offset  int    // rows to skip: the queue is re-ranked as tickets move, so it pages by position
+
+	// Query is a full-text search (see SearchTerms); "" = all.
+	Query string
 }
 
 // QueueRow is a ticket in the queue with its attention rank.
@@ -72,6 +75,7 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 	if f.Subject != "" {
 		q = q.Where("tickets.norm_subject = ?", f.Subject)
 	}
+	q = s.searchWhere(q, f.Query)
 	if f.State == "" {
 		// The default view is what needs a person now; a ticket put
 		// aside still shows under its state and "all", so it is never
