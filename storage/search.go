@@ -112,10 +112,11 @@ func (s *Store) searchWhere(q *gorm.DB, query string) *gorm.DB {
 	for _, term := range terms {
 		if s.driver == DriverPostgres {
 			q = q.Where(`tickets.id IN (
-				SELECT st.id FROM tickets st WHERE tend_search_doc(st.subject) @@ tend_search_query(?)
-				UNION SELECT st.id FROM tickets st JOIN contacts sc ON sc.id = st.customer_id
-					WHERE tend_search_doc(sc.name || ' ' || sc.email) @@ tend_search_query(?)
-				UNION SELECT sm.ticket_id FROM messages sm WHERE tend_search_doc(left(sm.text, `+fmt.Sprint(searchTextLimit)+`)) @@ tend_search_query(?))`,
+				SELECT tickets.id FROM tickets WHERE tend_search_doc(tickets.subject) @@ tend_search_query(?)
+				UNION SELECT tickets.id FROM tickets WHERE tickets.customer_id IN (
+					SELECT contacts.id FROM contacts WHERE tend_search_doc(contacts.name || ' ' || contacts.email) @@ tend_search_query(?))
+				UNION SELECT messages.ticket_id FROM messages
+					WHERE tend_search_doc(left(messages.text, `+fmt.Sprint(searchTextLimit)+`)) @@ tend_search_query(?))`,
 				term, term, term)
 			continue
 		}
@@ -123,8 +124,8 @@ func (s *Store) searchWhere(q *gorm.DB, query string) *gorm.DB {
 		match := `"` + term + `"`
 		q = q.Where(`tickets.id IN (
 			SELECT rowid FROM search_tickets WHERE search_tickets MATCH ?
-			UNION SELECT st.id FROM tickets st WHERE st.customer_id IN (SELECT rowid FROM search_contacts WHERE search_contacts MATCH ?)
-			UNION SELECT sm.ticket_id FROM messages sm WHERE sm.id IN (SELECT rowid FROM search_messages WHERE search_messages MATCH ?))`,
+			UNION SELECT tickets.id FROM tickets WHERE tickets.customer_id IN (SELECT rowid FROM search_contacts WHERE search_contacts MATCH ?)
+			UNION SELECT messages.ticket_id FROM messages WHERE messages.id IN (SELECT rowid FROM search_messages WHERE search_messages MATCH ?))`,
 			match, match, match)
 	}
 	return q

@@ -71,7 +71,10 @@ func (e badRequest) Error() string { return string(e) }
 // filterFromQuery reads the list filters shared by the API and the queue.
 func filterFromQuery(r *http.Request) (storage.TicketFilter, error) {
 	q := r.URL.Query()
-	f := storage.TicketFilter{State: q.Get("state"), Inbox: strings.ToLower(q.Get("inbox"))}
+	f := storage.TicketFilter{State: q.Get("state"), Inbox: strings.ToLower(q.Get("inbox")), Query: q.Get("q")}
+	if len(f.Query) > maxSearch {
+		return f, badRequest("q too long")
+	}
 	if f.State != "" && f.State != "all" && !slices.Contains(storage.AllStates(), f.State) {
 		return f, badRequest("unknown state " + strconv.Quote(f.State))
 	}

@@ -21,6 +21,9 @@ type queueQuery struct {
 	Inbox   string
 	Subject string // a cluster's normalized subject
 	Page    int    // 1-based
+
+	// Search is the full-text search ("q"; see storage.SearchTerms).
+	Search string
 }
 
 // parseQueueQuery reads and checks the queue filter from the URL.
@@ -29,7 +32,8 @@ func parseQueueQuery(v url.Values) (queueQuery, error) {
 	if q.State != "" && q.State != "all" && !slices.Contains(storage.AllStates(), q.State) {
 		return q, badRequest("unknown state " + strconv.Quote(q.State))
 	}
-	if len(q.Inbox) > 320 || len(q.Subject) > 1000 {
+	q.Search = v.Get("q")
+	if len(q.Inbox) > 320 || len(q.Subject) > 1000 || len(q.Search) > maxSearch {
 		return q, badRequest("filter too long")
 	}
 	if p := v.Get("page"); p != "" {
@@ -46,7 +50,7 @@ func parseQueueQuery(v url.Values) (queueQuery, error) {
 // so that links stay short and stable.
 func (q queueQuery) url(path string) string {
 	v := url.Values{}
-	for k, s := range map[string]string{"state": q.State, "inbox": q.Inbox, "subject": q.Subject} {
+	for k, s := range map[string]string{"state": q.State, "inbox": q.Inbox, "subject": q.Subject, "q": q.Search} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -102,6 +106,13 @@ type queueData struct {
 	Clusters  []clusterView
 	Status    []InboxStatus
 	AllURL    string // the queue without the subject filter
+
+	// Found is how many tickets the search matches (at most
+	// storage.SearchCountLimit; FoundMore: more than that); ClearURL is
+	// the queue without the search.
+	Found     int64
+	FoundMore bool
+	ClearURL  string
 }
 
 type clusterView struct {
@@ -146,11 +157,17 @@ func (s *Server) queueData(ctx context.Context, q queueQuery) (queueData, error)
 	}
 	rows, more, err := s.store.Queue(ctx, storage.QueueFilter{
 		State: q.State, Inbox: q.Inbox, Visible: visible, Subject: q.Subject, Limit: queuePageSize, Offset: (q.Page - 1) * queuePageSize,
+		Query: q.Search,
 	})
 	if err != nil {
 		return queueData{}, err
 	}
-	d := queueData{Q: q, LiveURL: q.url("/queue/live"), AllURL: q.with(func(q *queueQuery) { q.Subject = "" })}
+	found, foundMore, clearURL, err := s.searchCount(ctx, q, visible)
+	if err != nil {
+		return queueData{}, err
+	}
+	d := queueData{Q: q, LiveURL: q.url("/queue/live"), AllURL: q.with(func(q *queueQuery) { q.Subject = "" }),
+		Found: found, FoundMore: foundMore, ClearURL: clearURL}
 	for _, row := range rows {
 		d.Rows = append(d.Rows, queueRow{QueueRow: row, Reason: reason(row), WaitingSince: waitingSince(row.TicketRow)})
 	}

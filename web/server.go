@@ -32,6 +32,8 @@ type Store interface {
 
 	// The lead's queue (storage/queue.go).
 	Queue(ctx context.Context, f storage.QueueFilter) ([]storage.QueueRow, bool, error)
+	// QueueCount counts a search's matches for the queue.
+	QueueCount(ctx context.Context, f storage.QueueFilter, limit int) (int64, bool, error)
 	AttentionCounts(ctx context.Context, inbox string, visible []string) ([storage.AttentionDone + 1]int64, error)
 	Clusters(ctx context.Context, inbox string, visible []string, minCount, limit int) ([]storage.Cluster, error)
 	Inboxes(ctx context.Context) ([]storage.Inbox, error)
