@@ -169,7 +169,8 @@ func (f *benchFiller) tickets(n, customers int) ([]BenchTicket, error) {
 	for i := range n {
 		id := f.ticket0 + int64(i)
 		k := i % customers
-		upd := f.spec.Now.Add(-span * time.Duration(n-1-i) / time.Duration(n))
+		// span/n first: span·n overflows int64 nanoseconds past ~146 tickets.
+		upd := f.spec.Now.Add(-span / time.Duration(n) * time.Duration(n-1-i))
 		age := f.spec.Now.Sub(upd)
 		state := StateClosed
 		switch {

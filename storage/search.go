@@ -111,12 +111,16 @@ func (s *Store) searchWhere(q *gorm.DB, query string) *gorm.DB {
 	}
 	for _, term := range terms {
 		if s.driver == DriverPostgres {
-			q = q.Where(`tickets.id IN (
+			// = ANY(ARRAY(…)): the matches are collected once (an
+			// InitPlan) and looked up by primary key. As a semi-join the
+			// planner, guessing the number of matches, may hash-join
+			// against every ticket instead.
+			q = q.Where(`tickets.id = ANY(ARRAY(
 				SELECT tickets.id FROM tickets WHERE tend_search_doc(tickets.subject) @@ tend_search_query(?)
-				UNION SELECT tickets.id FROM tickets WHERE tickets.customer_id IN (
-					SELECT contacts.id FROM contacts WHERE tend_search_doc(contacts.name || ' ' || contacts.email) @@ tend_search_query(?))
+				UNION SELECT tickets.id FROM tickets WHERE tickets.customer_id = ANY(ARRAY(
+					SELECT contacts.id FROM contacts WHERE tend_search_doc(contacts.name || ' ' || contacts.email) @@ tend_search_query(?)))
 				UNION SELECT messages.ticket_id FROM messages
-					WHERE tend_search_doc(left(messages.text, `+fmt.Sprint(searchTextLimit)+`)) @@ tend_search_query(?))`,
+					WHERE tend_search_doc(left(messages.text, `+fmt.Sprint(searchTextLimit)+`)) @@ tend_search_query(?)))`,
 				term, term, term)
 			continue
 		}

@@ -251,17 +251,7 @@ func TestSearchBackfill(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			clock := storagetest.NewFakeClock(t0)
-			opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
-			if b.Name == "postgres" {
-				opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
-			}
-			s, err := storage.Open(ctx, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}, {Address: "billing@acme.test"}}); err != nil {
-				t.Fatal(err)
-			}
+			opts, s := openReopenable(t, b.Name, clock, "support@acme.test", "billing@acme.test")
 			w := seedSearch(t, s, clock)
 			drop := []string{"DELETE FROM schema_versions WHERE version >= 5"}
 			if b.Name == "postgres" {
@@ -280,7 +270,8 @@ func TestSearchBackfill(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if s, err = storage.Open(ctx, opts); err != nil {
+			s, err := storage.Open(ctx, opts)
+			if err != nil {
 				t.Fatalf("upgrade: %v", err)
 			}
 			defer s.Close()
@@ -384,4 +375,26 @@ func FuzzSearch(f *testing.F) {
 			}
 		}
 	})
+}
+
+// openReopenable opens a store on backend that the test can close and
+// open again (an upgrade), with inboxes, and returns its options.
+func openReopenable(t *testing.T, backend string, clock storage.Clock, inboxes ...string) (storage.Options, *storage.Store) {
+	t.Helper()
+	opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
+	if backend == "postgres" {
+		opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
+	}
+	s, err := storage.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := make([]storage.InboxSpec, len(inboxes))
+	for i, in := range inboxes {
+		specs[i] = storage.InboxSpec{Address: in}
+	}
+	if err := s.SyncInboxes(context.Background(), specs); err != nil {
+		t.Fatal(err)
+	}
+	return opts, s
 }

@@ -97,17 +97,7 @@ func TestUpgradeBackfillsClassificationFlags(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			clock := storagetest.NewFakeClock(t0)
-			opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
-			if b.Name == "postgres" {
-				opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
-			}
-			s, err := storage.Open(ctx, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
-				t.Fatal(err)
-			}
+			opts, s := openReopenable(t, b.Name, clock, "support@acme.test")
 			c := committer(t, s)
 			human, err := c.Deliver(ctx, incoming("ann@example.com", "human@example.com", "Printer", ""))
 			if err != nil {
