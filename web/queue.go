@@ -32,7 +32,7 @@ func parseQueueQuery(v url.Values) (queueQuery, error) {
 	if q.State != "" && q.State != "all" && !slices.Contains(storage.AllStates(), q.State) {
 		return q, badRequest("unknown state " + strconv.Quote(q.State))
 	}
-	q.Search = v.Get("q")
+	q.Search = strings.TrimSpace(v.Get("q"))
 	if len(q.Inbox) > 320 || len(q.Subject) > 1000 || len(q.Search) > maxSearch {
 		return q, badRequest("filter too long")
 	}
