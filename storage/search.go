@@ -109,21 +109,25 @@ func (s *Store) searchWhere(q *gorm.DB, query string) *gorm.DB {
 	if len(terms) == 0 {
 		return q.Where("1 = 0")
 	}
-	for _, term := range terms {
-		if s.driver == DriverPostgres {
-			// = ANY(ARRAY(…)): the matches are collected once (an
-			// InitPlan) and looked up by primary key. As a semi-join the
-			// planner, guessing the number of matches, may hash-join
-			// against every ticket instead.
-			q = q.Where(`tickets.id = ANY(ARRAY(
-				SELECT tickets.id FROM tickets WHERE tend_search_doc(tickets.subject) @@ tend_search_query(?)
+	if s.driver == DriverPostgres {
+		// = ANY(ARRAY(…)): the matches are collected once (an
+		// InitPlan) and looked up by primary key. As a semi-join the
+		// planner, guessing the number of matches, may hash-join
+		// against every ticket instead. One array for all terms (their
+		// INTERSECT): a second = ANY would be a linear filter per row.
+		parts := make([]string, len(terms))
+		var args []any
+		for i, term := range terms {
+			parts[i] = `(SELECT tickets.id FROM tickets WHERE tend_search_doc(tickets.subject) @@ tend_search_query(?)
 				UNION SELECT tickets.id FROM tickets WHERE tickets.customer_id = ANY(ARRAY(
 					SELECT contacts.id FROM contacts WHERE tend_search_doc(contacts.name || ' ' || contacts.email) @@ tend_search_query(?)))
 				UNION SELECT messages.ticket_id FROM messages
-					WHERE tend_search_doc(left(messages.text, `+fmt.Sprint(searchTextLimit)+`)) @@ tend_search_query(?)))`,
-				term, term, term)
-			continue
+					WHERE tend_search_doc(left(messages.text, ` + fmt.Sprint(searchTextLimit) + `)) @@ tend_search_query(?))`
+			args = append(args, term, term, term)
 		}
+		return q.Where("tickets.id = ANY(ARRAY("+strings.Join(parts, " INTERSECT ")+"))", args...)
+	}
+	for _, term := range terms {
 		// FTS5 string syntax: a term has no quote in it (SearchTerms).
 		match := `"` + term + `"`
 		q = q.Where(`tickets.id IN (
