@@ -122,6 +122,9 @@ func (s *Store) Forget(ctx context.Context, email, actor string) (ForgetStats, e
 	if err != nil {
 		return st, fmt.Errorf("forget: %w", err)
 	}
+	if err := s.optimizeSearch(ctx); err != nil {
+		return st, fmt.Errorf("forget: %w", err)
+	}
 	if err := s.Scrub(ctx); err != nil {
 		return st, fmt.Errorf("forget: %w", err)
 	}

@@ -78,6 +78,8 @@ func steps() []step {
 			}
 			return nil
 		}},
+		// The search index (search.go), filled from the stored rows.
+		{8, "full-text search", searchSchema},
 	}
 }
 

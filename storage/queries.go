@@ -18,6 +18,9 @@ type TicketFilter struct {
 	Visible []string
 	Limit   int   // 1..500, default 50
 	Before  int64 // cursor: only tickets with a number below this
+
+	// Query is a full-text search (see SearchTerms); "" = all.
+	Query string
 }
 
 // TicketRow is a ticket as listed, with its customer, assignee and inbox.
@@ -88,6 +91,7 @@ func (s *Store) ListTickets(ctx context.Context, f TicketFilter) ([]TicketRow, i
 		q = q.Where("EXISTS (SELECT 1 FROM ticket_inboxes ti JOIN inboxes i ON i.id = ti.inbox_id WHERE ti.ticket_id = tickets.id AND i.address = ?)", f.Inbox)
 	}
 	q = restrictVisible(q, f.Visible)
+	q = s.searchWhere(q, f.Query)
 	if f.Before > 0 {
 		q = q.Where("tickets.id < ?", f.Before)
 	}

@@ -81,6 +81,8 @@ type QueueFilter struct {
 	// page). The order is stable under inserts; a ticket that moves
 	// while a lead pages shows at its new place.
 	After, Before *Cursor
+	// Query is a full-text search (see SearchTerms); "" = all.
+	Query string
 }
 
 // AssigneeNone as QueueFilter.Assignee keeps the unassigned tickets.
@@ -146,7 +148,7 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 	}
 	f.Limit = min(f.Limit, 500)
 	q := s.db.WithContext(ctx).Table("tickets").Select(ticketRowColumns + ", tickets.attention, tickets.queue_since")
-	q = f.where(q, s.now())
+	q = s.searchWhere(f.where(q, s.now()), f.Query)
 	dir := ""
 	switch {
 	case f.Before != nil:

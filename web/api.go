@@ -84,7 +84,7 @@ func filterFromQuery(r *http.Request) (storage.QueueFilter, error) {
 	v := r.URL.Query()
 	q, err := parseQueueQuery(url.Values{
 		"state": {v.Get("state")}, "inbox": {v.Get("inbox")}, "assignee": {v.Get("assignee")},
-		"customer": {v.Get("customer")}, "tag": {v.Get("tag")}, "after": {v.Get("cursor")},
+		"customer": {v.Get("customer")}, "tag": {v.Get("tag")}, "after": {v.Get("cursor")}, "q": {v.Get("q")},
 	})
 	if err != nil {
 		return storage.QueueFilter{}, err

@@ -127,6 +127,19 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the new breach never showed in the open queue (rows now %s): %v", js(rows), err)
 	}
 
+	// Search: words of Tom's mail typed into the search box list his
+	// ticket alone, with the count; he is opened from the result.
+	do("search", chromedp.SendKeys(chromedp.ID("q"), `"two browsers"`),
+		chromedp.Click(chromedp.CSS(`form.search button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("search-count")))
+	if got := js(rows); got != fmt.Sprint(s.tom) {
+		t.Errorf("search results in the browser = %s, want %d", got, s.tom)
+	}
+	if note := js(`document.querySelector('#search-count').textContent`); !strings.Contains(note, "1 ticket matches “\"two browsers\"”") {
+		t.Errorf("search count = %q", note)
+	}
+	screenshot(t, ctx, "search.png")
+
 	// Open Tom's ticket from the queue.
 	do("ticket", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#queue tr[data-number="%d"] td.subj a`, s.tom))),
 		chromedp.WaitVisible(chromedp.ID("timeline")))

@@ -132,7 +132,7 @@ func FuzzParseEvidence(f *testing.F) {
 // FuzzQueueQuery: any URL the queue accepts renders links that parse back
 // to the same filter.
 func FuzzQueueQuery(f *testing.F) {
-	for _, s := range []string{"", "state=open", "state=all&inbox=Support@Acme.test&page=3", "subject=login+fails", "page=0", "state=x"} {
+	for _, s := range []string{"", "state=open", "state=all&inbox=Support@Acme.test&page=3", "subject=login+fails", "page=0", "state=x", "q=%22password+reset%22&state=all", "q=+"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {

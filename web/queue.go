@@ -26,6 +26,8 @@ type queueQuery struct {
 	// After and Before are the keyset cursors of the page (storage.Cursor
 	// strings); both empty is the first page.
 	After, Before string
+	// Search is the full-text search ("q"; see storage.SearchTerms).
+	Search string
 }
 
 // parseQueueQuery reads and checks the queue filter from the URL.
@@ -38,7 +40,8 @@ func parseQueueQuery(v url.Values) (queueQuery, error) {
 	if q.State != "" && q.State != "all" && !slices.Contains(storage.AllStates(), q.State) {
 		return q, badRequest("unknown state " + strconv.Quote(q.State))
 	}
-	if len(q.Inbox) > 320 || len(q.Subject) > 1000 || len(q.Assignee) > 320 || len(q.Customer) > 320 || len(q.Tag) > 100 {
+	q.Search = strings.TrimSpace(v.Get("q"))
+	if len(q.Inbox) > 320 || len(q.Subject) > 1000 || len(q.Assignee) > 320 || len(q.Customer) > 320 || len(q.Tag) > 100 || len(q.Search) > maxSearch {
 		return q, badRequest("filter too long")
 	}
 	if strings.ContainsAny(q.Tag, " \t") {
@@ -64,7 +67,7 @@ func lowerTrim(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 func (q queueQuery) filter(visible []string, limit int) storage.QueueFilter {
 	f := storage.QueueFilter{
 		State: q.State, Inbox: q.Inbox, Visible: visible, Subject: q.Subject,
-		Assignee: q.Assignee, Customer: q.Customer, Tag: q.Tag, Limit: limit,
+		Assignee: q.Assignee, Customer: q.Customer, Tag: q.Tag, Limit: limit, Query: q.Search,
 	}
 	// parseQueueQuery checked both cursors.
 	if c, err := storage.ParseCursor(q.After); err == nil {
@@ -82,7 +85,7 @@ func (q queueQuery) url(path string) string {
 	v := url.Values{}
 	for k, s := range map[string]string{
 		"state": q.State, "inbox": q.Inbox, "subject": q.Subject, "assignee": q.Assignee,
-		"customer": q.Customer, "tag": q.Tag, "after": q.After, "before": q.Before,
+		"customer": q.Customer, "tag": q.Tag, "after": q.After, "before": q.Before, "q": q.Search,
 	} {
 		if s != "" {
 			v.Set(k, s)
@@ -140,6 +143,13 @@ type queueData struct {
 	AllURL    string // the queue without the subject filter
 	// Agents are who the assignee filter offers.
 	Agents []storage.Agent
+
+	// Found is how many tickets the search matches (at most
+	// storage.SearchCountLimit; FoundMore: more than that); ClearURL is
+	// the queue without the search.
+	Found     int64
+	FoundMore bool
+	ClearURL  string
 }
 
 func (s *Server) queue(w http.ResponseWriter, r *http.Request, sess storage.SessionInfo) {
@@ -184,7 +194,12 @@ func (s *Server) queueData(ctx context.Context, q queueQuery) (queueData, error)
 	if err != nil {
 		return queueData{}, err
 	}
-	d := queueData{Q: q, LiveURL: q.url("/queue/live"), AllURL: q.with(func(q *queueQuery) { q.Subject = "" })}
+	found, foundMore, clearURL, err := s.searchCount(ctx, q, visible)
+	if err != nil {
+		return queueData{}, err
+	}
+	d := queueData{Q: q, LiveURL: q.url("/queue/live"), AllURL: q.with(func(q *queueQuery) { q.Subject = "" }),
+		Found: found, FoundMore: foundMore, ClearURL: clearURL}
 	for _, row := range rows {
 		d.Rows = append(d.Rows, queueRow{QueueRow: row, Reason: reason(row), WaitingSince: waitingSince(row.TicketRow)})
 	}

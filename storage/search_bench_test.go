@@ -1,0 +1,101 @@
+package storage_test
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
+)
+
+// searchBenchTickets is the default size of BenchmarkSearch's history;
+// TEND_BENCH_SEARCH_TICKETS changes it (1000000 for the issue's size).
+const searchBenchTickets = 100_000
+
+// searchBenchText gives every message a text: "hello" in all of them, one
+// of ten topic words in a tenth each, an order number shared by a few
+// messages, and a word of its own (w<id>).
+const searchBenchText = `'Hello, I have a ' || CASE id % 10 WHEN 0 THEN 'invoice' WHEN 1 THEN 'login' WHEN 2 THEN 'refund'
+	WHEN 3 THEN 'printer' WHEN 4 THEN 'vpn' WHEN 5 THEN 'delivery' WHEN 6 THEN 'password' WHEN 7 THEN 'export'
+	WHEN 8 THEN 'subscription' ELSE 'shipping' END || ' problem with order ' || CAST((id * 7) % 50000 AS TEXT)
+	|| '. Regards, code w' || CAST(id AS TEXT)`
+
+// BenchmarkSearch builds a history of TEND_BENCH_SEARCH_TICKETS tickets
+// (three messages each, every message with text) on each backend and
+// reports the p50 and p95 of one search as the queue runs it: the page
+// (Queue) and the count (QueueCount), from rare words to one in every
+// message. Run it with a fixed count, e.g. -bench Search -benchtime 40x.
+func BenchmarkSearch(b *testing.B) {
+	n := searchBenchTickets
+	if v := os.Getenv("TEND_BENCH_SEARCH_TICKETS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1000 {
+			b.Fatalf("TEND_BENCH_SEARCH_TICKETS=%q: want a number ≥ 1000", v)
+		}
+	}
+	for _, backend := range storagetest.Backends() {
+		b.Run(backend.Name, func(b *testing.B) {
+			ctx := context.Background()
+			clock := storagetest.NewFakeClock(t0)
+			s := backend.Open(b, clock)
+			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			spec := planSpec(clock.Now(), 3*n)
+			spec.PerTicket = 3
+			if _, err := storage.BenchFill(ctx, s, spec); err != nil {
+				b.Fatal(err)
+			}
+			filled := time.Since(start)
+			if err := storage.ExecForTest(ctx, s, "UPDATE messages SET text = "+searchBenchText); err != nil {
+				b.Fatal(err)
+			}
+			// Statistics as a maintained database has them (autovacuum;
+			// PRAGMA optimize).
+			if err := storage.ExecForTest(ctx, s, "ANALYZE"); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("%s: %d tickets, %d messages: filled in %v, text indexed in %v", backend.Name, n, 3*n,
+				filled.Round(time.Second), (time.Since(start) - filled).Round(time.Second))
+			mid := strconv.Itoa(3 * n / 2)
+			for _, q := range []struct {
+				name string
+				f    storage.QueueFilter
+			}{
+				{"unique word, all states", storage.QueueFilter{Query: "w" + mid, State: "all"}},
+				{"order number phrase, open", storage.QueueFilter{Query: `"order 1234"`}},
+				{"customer name, all states", storage.QueueFilter{Query: `"Customer 4242"`, State: "all"}},
+				{"customer address, all states", storage.QueueFilter{Query: "c4242@cust254.example", State: "all"}},
+				{"topic word (10%), open", storage.QueueFilter{Query: "refund"}},
+				{"topic word (10%), closed", storage.QueueFilter{Query: "refund", State: storage.StateClosed}},
+				{"two words, open", storage.QueueFilter{Query: "refund damaged"}},
+				{"word in every message, all states", storage.QueueFilter{Query: "hello", State: "all"}},
+			} {
+				b.Run(q.name, func(b *testing.B) {
+					times := make([]time.Duration, 0, b.N)
+					for b.Loop() {
+						t := time.Now()
+						if _, _, err := s.Queue(ctx, q.f); err != nil {
+							b.Fatal(err)
+						}
+						if _, _, err := s.QueueCount(ctx, q.f, storage.SearchCountLimit); err != nil {
+							b.Fatal(err)
+						}
+						times = append(times, time.Since(t))
+					}
+					slices.Sort(times)
+					ms := func(p float64) float64 {
+						return float64(times[min(len(times)-1, int(p*float64(len(times))))].Microseconds()) / 1000
+					}
+					b.ReportMetric(ms(0.50), "p50-ms")
+					b.ReportMetric(ms(0.95), "p95-ms")
+				})
+			}
+		})
+	}
+}

@@ -1,0 +1,400 @@
+package storage_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
+)
+
+// searchWorld is what the search tests store.
+type searchWorld struct {
+	invoice, vpn, login, big int64
+}
+
+// seedSearch stores four tickets through the delivery path, with their
+// text saved by the full parse as the worker saves it.
+func seedSearch(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) searchWorld {
+	t.Helper()
+	ctx := context.Background()
+	c := committer(t, s)
+	deliver := func(name, from, msgID, subject, text string, inboxes ...string) int64 {
+		t.Helper()
+		in := incoming(from, msgID, subject, "", inboxes...)
+		in.FromName = name
+		d, err := c.Deliver(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.InTx(ctx, func(tx *storage.Tx) error {
+			return tx.SaveParsed(ctx, d.MessageRowID, storage.Parsed{Text: text})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Minute)
+		return d.Ticket
+	}
+	var w searchWorld
+	w.invoice = deliver("Zoë Müller", "zoe@example.com", "inv@example.com", "Invoice PDF is empty",
+		"The attached invoice opens as a blank page in Acrobat.")
+	w.vpn = deliver("Bob Stone", "bob@builder.test", "vpn@builder.test", "VPN drops",
+		"Since the café wifi update the tunnel resets every hour.", "billing@acme.test")
+	w.login = deliver("", "carol@example.com", "login@example.com", "Login fails",
+		"I cannot log in after the password reset.")
+	// Past the indexed part of a message's text, words are not found.
+	w.big = deliver("Dan", "dan@example.com", "big@example.com", "Big log",
+		"firstword "+strings.Repeat("x", 70_000)+" lastword")
+	if err := storage.ExecForTest(ctx, s, fmt.Sprintf("UPDATE tickets SET state = 'closed' WHERE id = %d", w.login)); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// TestSearch runs the full-text search through the queue and the API list
+// on both backends.
+func TestSearch(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		w := seedSearch(t, s, clock)
+		for _, tc := range []struct {
+			name  string
+			f     storage.QueueFilter
+			want  []int64
+			count int64
+		}{
+			{"subject and body", storage.QueueFilter{Query: "invoice"}, []int64{w.invoice}, 1},
+			{"body only", storage.QueueFilter{Query: "acrobat"}, []int64{w.invoice}, 1},
+			{"customer name without diacritics", storage.QueueFilter{Query: "muller"}, []int64{w.invoice}, 1},
+			{"customer name, other case and diacritics", storage.QueueFilter{Query: "ZOË MÜLLER"}, []int64{w.invoice}, 1},
+			{"customer address", storage.QueueFilter{Query: "zoe@example.com"}, []int64{w.invoice}, 1},
+			{"address domain", storage.QueueFilter{Query: "builder"}, []int64{w.vpn}, 1},
+			{"body diacritics folded", storage.QueueFilter{Query: "cafe"}, []int64{w.vpn}, 1},
+			{"body with diacritics", storage.QueueFilter{Query: "Café"}, []int64{w.vpn}, 1},
+			{"terms across fields", storage.QueueFilter{Query: "bob tunnel"}, []int64{w.vpn}, 1},
+			{"every term must match", storage.QueueFilter{Query: "bob acrobat"}, nil, 0},
+			{"no match", storage.QueueFilter{Query: "zebra"}, nil, 0},
+			{"closed ticket not in the default view", storage.QueueFilter{Query: "login"}, nil, 0},
+			{"closed ticket under all", storage.QueueFilter{Query: "login", State: "all"}, []int64{w.login}, 1},
+			{"closed ticket under closed", storage.QueueFilter{Query: "login", State: storage.StateClosed}, []int64{w.login}, 1},
+			{"open state excludes it", storage.QueueFilter{Query: "login", State: storage.StateNew}, nil, 0},
+			{"phrase", storage.QueueFilter{Query: `"password reset"`, State: "all"}, []int64{w.login}, 1},
+			{"phrase in the wrong order", storage.QueueFilter{Query: `"reset password"`, State: "all"}, nil, 0},
+			{"hyphenated word is a phrase", storage.QueueFilter{Query: "log-in", State: "all"}, []int64{w.login}, 1},
+			{"inbox filter", storage.QueueFilter{Query: "vpn", Inbox: "billing@acme.test"}, []int64{w.vpn}, 1},
+			{"inbox filter excludes", storage.QueueFilter{Query: "vpn", Inbox: "support@acme.test"}, nil, 0},
+			{"visible inboxes", storage.QueueFilter{Query: "vpn", Visible: []string{"support@acme.test"}}, nil, 0},
+			{"word inside the indexed part", storage.QueueFilter{Query: "firstword"}, []int64{w.big}, 1},
+			{"word past the indexed part", storage.QueueFilter{Query: "lastword"}, nil, 0},
+			{"a term matching all, in attention order", storage.QueueFilter{Query: "example", State: "all"}, []int64{w.invoice, w.big, w.login}, 3},
+			{"punctuation only", storage.QueueFilter{Query: "@@@ -- !!"}, nil, 0},
+			{"FTS5 and tsquery syntax is text", storage.QueueFilter{Query: `invoice" OR "vpn`}, nil, 0},
+			{"operators are words", storage.QueueFilter{Query: `NEAR(invoice acrobat) & ! | :* ' \`}, nil, 0},
+			{"blank is no search", storage.QueueFilter{Query: "  "}, []int64{w.invoice, w.vpn, w.big}, 3},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				rows, _, err := s.Queue(ctx, tc.f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := numbers(rows)
+				// Not yet answered, the three open tickets rank by wait.
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("queue %q = %v, want %v", tc.f.Query, got, tc.want)
+				}
+				n, more, err := s.QueueCount(ctx, tc.f, storage.SearchCountLimit)
+				if err != nil || n != tc.count || more {
+					t.Errorf("count %q = %d more=%v %v, want %d", tc.f.Query, n, more, err, tc.count)
+				}
+				list, _, err := s.ListTickets(ctx, storage.TicketFilter{State: tc.f.State, Inbox: tc.f.Inbox, Visible: tc.f.Visible, Query: tc.f.Query})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ids []int64
+				for _, r := range list {
+					ids = append(ids, r.Number)
+				}
+				want := slices.Sorted(slices.Values(tc.want))
+				slices.Reverse(want)
+				if !slices.Equal(ids, want) {
+					t.Errorf("list %q = %v, want %v (newest first)", tc.f.Query, ids, want)
+				}
+			})
+		}
+		t.Run("count limit", func(t *testing.T) {
+			n, more, err := s.QueueCount(ctx, storage.QueueFilter{Query: "example", State: "all"}, 2)
+			if err != nil || n != 2 || !more {
+				t.Errorf("count = %d more=%v %v, want 2 and more", n, more, err)
+			}
+		})
+		t.Run("index follows changes", func(t *testing.T) {
+			// A later parse replaces the text; a new subject and a
+			// renamed customer are found under their new words only.
+			id := messageOf(t, s, w.invoice)
+			if err := s.InTx(ctx, func(tx *storage.Tx) error {
+				return tx.SaveParsed(ctx, id, storage.Parsed{Text: "now about a toaster"})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			for _, stmt := range []string{
+				fmt.Sprintf("UPDATE tickets SET subject = 'Kettle broken' WHERE id = %d", w.invoice),
+				"UPDATE contacts SET name = 'Zoe Schmidt' WHERE email = 'zoe@example.com'",
+			} {
+				if err := storage.ExecForTest(ctx, s, stmt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for q, want := range map[string][]int64{
+				"acrobat": nil, "toaster": {w.invoice}, "invoice": nil, "kettle": {w.invoice},
+				"muller": nil, "schmidt": {w.invoice},
+			} {
+				rows, _, err := s.Queue(ctx, storage.QueueFilter{Query: q})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := numbers(rows); !slices.Equal(got, want) {
+					t.Errorf("after the changes %q = %v, want %v", q, got, want)
+				}
+			}
+		})
+	})
+}
+
+// messageOf returns the first message row of ticket.
+func messageOf(t *testing.T, s *storage.Store, ticket int64) int64 {
+	t.Helper()
+	d, err := s.GetTicket(context.Background(), ticket)
+	if err != nil || len(d.Messages) == 0 {
+		t.Fatalf("ticket %d: %v", ticket, err)
+	}
+	return d.Messages[0].ID
+}
+
+// TestSearchForgotten: after tend forget, the erased person's words find
+// nothing, on both backends, and on SQLite the index pages on disk no
+// longer hold them (an FTS5 delete alone leaves them in the file until
+// the segments are merged).
+func TestSearchForgotten(t *testing.T) {
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storagetest.NewFakeClock(t0)
+			dir := t.TempDir()
+			var s *storage.Store
+			if b.Name == "postgres" {
+				s = b.Open(t, clock)
+			} else {
+				var err error
+				if s, err = storage.Open(ctx, storage.Options{Driver: storage.DriverSQLite, DataDir: dir, Clock: clock, Exclusive: true}); err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+			}
+			w := seedForget(t, s, clock)
+			// Words of Ann's mail, on her ticket and on Bob's (the text of
+			// her reply there names its Message-ID).
+			words := []string{"7f3a9c", "ann3"}
+			find := func(q string) []int64 {
+				t.Helper()
+				rows, _, err := s.Queue(ctx, storage.QueueFilter{Query: q, State: "all"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return numbers(rows)
+			}
+			if got := find("7f3a9c"); !slices.Equal(got, []int64{w.annTicket}) {
+				t.Fatalf("before the erasure 7f3a9c finds %v, want [%d]", got, w.annTicket)
+			}
+			if got := find("ann3"); !slices.Equal(got, []int64{w.bobTicket}) {
+				t.Fatalf("before the erasure ann3 finds %v, want Bob's [%d]", got, w.bobTicket)
+			}
+			if got := find("ann.erased@example.com"); !slices.Contains(got, w.annTicket) {
+				t.Fatalf("before the erasure her address finds %v", got)
+			}
+			if _, err := s.Forget(ctx, "ann.erased@example.com", "dpo"); err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range append(words, "ann.erased@example.com", "erased") {
+				if got := find(q); len(got) > 0 {
+					t.Errorf("after the erasure %q finds %v", q, got)
+				}
+			}
+			if got := find("printer"); !slices.Equal(got, []int64{w.bobTicket}) {
+				t.Errorf("Bob's ticket is no longer found: %v", got)
+			}
+			if b.Name == "postgres" {
+				return
+			}
+			if err := storage.ExecForTest(ctx, s, "INSERT INTO search_messages(search_messages, rank) VALUES ('integrity-check', 0)"); err != nil {
+				t.Errorf("index integrity after the erasure: %v", err)
+			}
+			for _, word := range words[:1] {
+				if found := storagetest.FilesContaining(t, dir, []byte(word)); len(found) > 0 {
+					t.Errorf("%q still on disk after the erasure, in %v", word, found)
+				}
+			}
+		})
+	}
+}
+
+// TestSearchBackfill opens a database from before the search index
+// (schema version 4): the upgrade indexes the tickets already stored.
+func TestSearchBackfill(t *testing.T) {
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			clock := storagetest.NewFakeClock(t0)
+			opts, s := openReopenable(t, b.Name, clock, "support@acme.test", "billing@acme.test")
+			w := seedSearch(t, s, clock)
+			drop := []string{"DELETE FROM schema_versions WHERE version >= 5"}
+			if b.Name == "postgres" {
+				drop = append(drop, "DROP INDEX idx_search_tickets", "DROP INDEX idx_search_contacts", "DROP INDEX idx_search_messages",
+					"DROP FUNCTION tend_search_query(text)", "DROP FUNCTION tend_search_doc(text)", "DROP FUNCTION tend_search_fold(text)")
+			} else {
+				for _, tbl := range []string{"tickets", "contacts", "messages"} {
+					drop = append(drop, "DROP TRIGGER search_"+tbl+"_ai", "DROP TRIGGER search_"+tbl+"_au", "DROP TRIGGER search_"+tbl+"_ad", "DROP TABLE search_"+tbl)
+				}
+			}
+			for _, stmt := range drop {
+				if err := storage.ExecForTest(ctx, s, stmt); err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s, err := storage.Open(ctx, opts)
+			if err != nil {
+				t.Fatalf("upgrade: %v", err)
+			}
+			defer s.Close()
+			for q, want := range map[string][]int64{"acrobat": {w.invoice}, "muller": {w.invoice}, "vpn": {w.vpn}, "lastword": nil} {
+				rows, _, err := s.Queue(ctx, storage.QueueFilter{Query: q})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := numbers(rows); !slices.Equal(got, want) {
+					t.Errorf("after the upgrade %q = %v, want %v", q, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestSearchTerms is the query parser's table.
+func TestSearchTerms(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{"invoice", []string{"invoice"}},
+		{"  invoice   pdf ", []string{"invoice", "pdf"}},
+		{`"password reset" now`, []string{"password reset", "now"}},
+		{`"unterminated phrase`, []string{"unterminated phrase"}},
+		{"ann@example.com", []string{"ann example com"}},
+		{"log-in", []string{"log in"}},
+		{`a"b`, []string{"a", "b"}},
+		{"Zoë", []string{"Zoë"}},
+		{`" OR NEAR(x) *`, []string{"OR NEAR x"}},
+		{"@@@ ''' ::", nil},
+		{"a\x00b", []string{"a b"}},
+		{"\xff\xfeword", []string{"word"}},
+		{strings.Repeat("w ", 20), []string{"w", "w", "w", "w", "w", "w", "w", "w"}},
+		{strings.Repeat("x", 201) + " ok", []string{"ok"}},
+	} {
+		if got := storage.SearchTerms(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("SearchTerms(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// numbers returns the ticket numbers of a queue page, in order.
+func numbers(rows []storage.QueueRow) []int64 {
+	var out []int64
+	for _, r := range rows {
+		out = append(out, r.Number)
+	}
+	return out
+}
+
+// FuzzSearch feeds arbitrary user input to the search: the parsed terms
+// carry nothing but words and single spaces, within the limits, and the
+// query runs without an error on SQLite and (when configured) PostgreSQL,
+// whatever FTS5 or tsquery syntax the input holds.
+func FuzzSearch(f *testing.F) {
+	for _, seed := range []string{
+		"invoice", `"password reset"`, `invoice" OR "vpn`, `NEAR(a b, 2)`, "a*", "^start", "col:term", "-x +y",
+		"a & b | !c", "a <-> b", "'quoted'", `\"`, "\x00", "\xff\xfe", "é\u0301", "\u0301", "日本語のテキスト", "ann@example.com",
+		strings.Repeat(`"a `, 50), "AND OR NOT", ":*", "()",
+	} {
+		f.Add(seed)
+	}
+	clock := storagetest.NewFakeClock(t0)
+	stores := []*storage.Store{storagetest.OpenSQLite(f, clock)}
+	if os.Getenv("TEND_TEST_POSTGRES_DSN") != "" {
+		stores = append(stores, storagetest.OpenPostgres(f, clock))
+	}
+	ctx := context.Background()
+	for _, s := range stores {
+		if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
+			f.Fatal(err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		terms := storage.SearchTerms(q)
+		if len(terms) > 8 {
+			t.Errorf("%d terms", len(terms))
+		}
+		for _, term := range terms {
+			words := strings.Split(term, " ")
+			if !utf8.ValidString(term) || len(words) > 16 {
+				t.Errorf("term %q", term)
+			}
+			for _, w := range words {
+				if w == "" || strings.ContainsFunc(w, func(r rune) bool {
+					return !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.Is(unicode.M, r)
+				}) {
+					t.Errorf("term %q has a word %q that is not letters, digits and marks", term, w)
+				}
+			}
+		}
+		for _, s := range stores {
+			if _, _, err := s.Queue(ctx, storage.QueueFilter{Query: q, State: "all"}); err != nil {
+				t.Errorf("%s: queue %q: %v", s.Driver(), q, err)
+			}
+			if _, _, err := s.ListTickets(ctx, storage.TicketFilter{Query: q, State: "all"}); err != nil {
+				t.Errorf("%s: list %q: %v", s.Driver(), q, err)
+			}
+		}
+	})
+}
+
+// openReopenable opens a store on backend that the test can close and
+// open again (an upgrade), with inboxes, and returns its options.
+func openReopenable(t *testing.T, backend string, clock storage.Clock, inboxes ...string) (storage.Options, *storage.Store) {
+	t.Helper()
+	opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
+	if backend == "postgres" {
+		opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
+	}
+	s, err := storage.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := make([]storage.InboxSpec, len(inboxes))
+	for i, in := range inboxes {
+		specs[i] = storage.InboxSpec{Address: in}
+	}
+	if err := s.SyncInboxes(context.Background(), specs); err != nil {
+		t.Fatal(err)
+	}
+	return opts, s
+}
