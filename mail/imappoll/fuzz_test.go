@@ -55,7 +55,7 @@ func (r *recorder) waitFor(n int, d time.Duration) [][]byte {
 }
 
 // FuzzMessageData puts arbitrary messages in a mailbox that a running
-// poller reads (IDLE, delete after delivery): each is delivered exactly
+// poller reads (deleting after delivery): each is delivered exactly
 // once and byte for byte as the server sends it, however its header,
 // literal or line ends are shaped, and the poller keeps reading mail after
 // it.
@@ -72,6 +72,10 @@ func FuzzMessageData(f *testing.F) {
 	opts := testOptions(f, srv.addr, clock)
 	opts.Logger = slog.New(slog.DiscardHandler) // F's methods must not be called while the target runs
 	opts.After = After{Action: AfterDelete}
+	// Polling, briefly: the memory server's IDLE does not always see mail
+	// appended beside the protocol, and then each input would wait for
+	// the IDLE restart.
+	opts.DisableIdle, opts.PollInterval = true, 5*time.Millisecond
 	p, err := New(opts, rec, newFakeStore(clock))
 	if err != nil {
 		f.Fatal(err)
