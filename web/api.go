@@ -64,6 +64,29 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request) error) http.
 	})
 }
 
+// apiNoRoute answers, in JSON as every API error is, a path under /api/
+// that no endpoint serves: 405 with Allow when another method would be
+// served there, else 404. (The mux's own answers are text/plain.)
+func (s *Server) apiNoRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		if m == r.Method {
+			continue
+		}
+		other := r.Clone(r.Context())
+		other.Method = m
+		if _, pattern := s.mux.Handler(other); pattern != "/api/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": r.Method + " is not allowed here"})
+		return
+	}
+	writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such API endpoint"})
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

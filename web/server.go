@@ -227,6 +227,7 @@ func (s *Server) routes() {
 	m.Handle("POST /api/messages/{id}/split", s.api(s.apiSplit))
 	m.Handle("POST /api/tickets/{number}/reply", s.api(s.apiAnswer(false)))
 	m.Handle("POST /api/tickets/{number}/note", s.api(s.apiAnswer(true)))
+	m.HandleFunc("/api/", s.apiNoRoute)
 	m.Handle("GET /{$}", s.page(s.queue))
 	m.Handle("GET /queue/live", s.page(s.queueLive))
 	m.Handle("GET /tickets/{number}", s.page(s.ticketPage))

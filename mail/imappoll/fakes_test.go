@@ -248,7 +248,7 @@ var (
 	oldCaps  = imap.CapSet{imap.CapIMAP4rev1: {}}
 )
 
-func startMem(t *testing.T, caps imap.CapSet) *memServer {
+func startMem(t testing.TB, caps imap.CapSet) *memServer {
 	t.Helper()
 	m := &memServer{mem: imapmemserver.New(), user: imapmemserver.NewUser(testUser, testPass), caps: caps}
 	if err := m.user.Create("INBOX", nil); err != nil {
@@ -262,7 +262,7 @@ func startMem(t *testing.T, caps imap.CapSet) *memServer {
 
 // serve listens on addr with a new protocol server over the same
 // mailboxes: a restart keeps the mail, as a real server's would.
-func (m *memServer) serve(t *testing.T, addr string) {
+func (m *memServer) serve(t testing.TB, addr string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -289,7 +289,7 @@ func (m *memServer) restart(t *testing.T) {
 
 type literal struct{ *bytes.Reader }
 
-func (m *memServer) append(t *testing.T, mailbox string, raw []byte, date time.Time) {
+func (m *memServer) append(t testing.TB, mailbox string, raw []byte, date time.Time) {
 	t.Helper()
 	if _, err := m.user.Append(mailbox, literal{bytes.NewReader(raw)}, &imap.AppendOptions{Time: date}); err != nil {
 		t.Fatalf("append: %v", err)
@@ -333,7 +333,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // testOptions are fast options: tiny backoffs and intervals so that no
 // test waits long, and a fake clock for timestamps and leases.
-func testOptions(t *testing.T, addr string, clock *storagetest.FakeClock) Options {
+func testOptions(t testing.TB, addr string, clock *storagetest.FakeClock) Options {
 	return Options{
 		Inbox: "support@acme.example", Addr: addr, TLS: TLSNone, Insecure: true,
 		Username: testUser, Password: func(context.Context) (string, error) { return testPass, nil },
@@ -345,14 +345,14 @@ func testOptions(t *testing.T, addr string, clock *storagetest.FakeClock) Option
 	}
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Log(string(bytes.TrimRight(b, "\n")))
 	return len(b), nil
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	level := slog.LevelWarn
 	if os.Getenv("TEND_TEST_DEBUG") != "" {
 		level = slog.LevelDebug

@@ -60,6 +60,9 @@ type Config struct {
 // simpler and avoids stale-connection failures.
 type Client struct {
 	cfg Config
+	// dialContext opens the TCP connection; nil is a net.Dialer. Tests
+	// hand over one end of a net.Pipe.
+	dialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // New returns a Client for cfg. It does not connect; configuration errors
@@ -234,8 +237,11 @@ func answered(err error) bool {
 // writes without a deadline, and the greeting and STARTTLS exchange, which
 // it runs before its own timeouts can be set.
 func (c *Client) dial(ctx context.Context, host string) (net.Conn, net.Conn, error) {
-	d := net.Dialer{Timeout: c.cfg.Timeout}
-	raw, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	dial := c.dialContext
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: c.cfg.Timeout}).DialContext
+	}
+	raw, err := dial(ctx, "tcp", c.cfg.Addr)
 	if err != nil {
 		return nil, nil, err
 	}
