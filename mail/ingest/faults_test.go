@@ -70,13 +70,6 @@ func (f *faults) next(op string) error {
 	return err
 }
 
-// count is how many times op was called.
-func (f *faults) count(op string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[op]
-}
-
 // pending is how many injected errors of op are still to come.
 func (f *faults) pending(op string) int {
 	f.mu.Lock()

@@ -97,7 +97,7 @@ func replyCodes(replies []byte) []int {
 
 // sendScripted sends testMsg through a fake smarthost that answers with
 // replies, over net.Pipe; a Send that does not return is a failure.
-func sendScripted(t *testing.T, replies []byte, to []string) (error, *scriptedServer) {
+func sendScripted(t *testing.T, replies []byte, to []string) (*scriptedServer, error) {
 	t.Helper()
 	srv := &scriptedServer{}
 	done := make(chan struct{})
@@ -114,7 +114,7 @@ func sendScripted(t *testing.T, replies []byte, to []string) (error, *scriptedSe
 	select {
 	case err := <-errc:
 		<-done
-		return err, srv
+		return srv, err
 	case <-time.After(20 * time.Second):
 		t.Fatalf("Send did not return; replies %q", replies)
 		return nil, nil
@@ -144,7 +144,7 @@ func FuzzSendReplies(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, replies []byte, n uint8) {
 		to := []string{"anna@example.ru", "boris@example.ru", "carl@example.org"}[:1+int(n)%3]
-		err, srv := sendScripted(t, replies, to)
+		srv, err := sendScripted(t, replies, to)
 		if err != nil {
 			var se *SendError
 			if !errors.As(err, &se) || err.Error() == "" {
@@ -180,7 +180,7 @@ func FuzzSendReplies(f *testing.F) {
 // that its invariant is not vacuous.
 func TestSendScripted(t *testing.T) {
 	ok := "220 x\r\n250 x\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n221 bye\r\n"
-	if err, srv := sendScripted(t, []byte(ok), []string{"anna@example.ru"}); err != nil || srv.dataAt != 4 || srv.dataEnded != 5 || len(srv.rcpts) != 1 {
+	if srv, err := sendScripted(t, []byte(ok), []string{"anna@example.ru"}); err != nil || srv.dataAt != 4 || srv.dataEnded != 5 || len(srv.rcpts) != 1 {
 		t.Fatalf("good script: %v, %+v", err, srv)
 	}
 	for _, bad := range []string{
@@ -189,7 +189,7 @@ func TestSendScripted(t *testing.T) {
 		"220 x\r\n250 x\r\n250 ok\r\n250 ok\r\n250 go\r\n250 queued\r\n", // DATA not answered 354
 		"220 x\r\n250 x\r\n250 ok\r\n550 no\r\n354 go\r\n250 queued\r\n", // the one recipient refused
 	} {
-		err, _ := sendScripted(t, []byte(bad), []string{"anna@example.ru"})
+		_, err := sendScripted(t, []byte(bad), []string{"anna@example.ru"})
 		var se *SendError
 		if !errors.As(err, &se) {
 			t.Errorf("script %q: Send = %v, want a *SendError", bad, err)
