@@ -16,18 +16,7 @@ import (
 // it look like an older binary's.
 func upgradeStore(t *testing.T, backend string) (*storage.Store, storage.Options) {
 	t.Helper()
-	clock := storagetest.NewFakeClock(t0)
-	opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.TempDir(), Clock: clock}
-	if backend == "postgres" {
-		opts = storage.Options{Driver: storage.DriverPostgres, DSN: storagetest.PostgresDSN(t), Clock: clock}
-	}
-	s, err := storage.Open(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SyncInboxes(context.Background(), []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
-		t.Fatal(err)
-	}
+	opts, s := openReopenable(t, backend, storagetest.NewFakeClock(t0), "support@acme.test")
 	return s, opts
 }
 
