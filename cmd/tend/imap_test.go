@@ -90,9 +90,15 @@ func TestIMAPInbox(t *testing.T) {
 	})
 	var l ticketList
 	p.getJSON(tok, "/api/tickets?state=all", &l)
+	// The list is in attention order: the new mail's ticket is the one
+	// with the highest number.
+	newest := l.Tickets[0].Number
+	for _, tk := range l.Tickets {
+		newest = max(newest, tk.Number)
+	}
 	var dt ticketDetail
 	waitFor(t, "the new mail's acknowledgement", 10*time.Second, func() bool {
-		p.getJSON(tok, fmt.Sprintf("/api/tickets/%d", l.Tickets[0].Number), &dt)
+		p.getJSON(tok, fmt.Sprintf("/api/tickets/%d", newest), &dt)
 		for _, m := range dt.Messages {
 			if m.Direction == "out" {
 				return true
