@@ -29,7 +29,9 @@ func TestWriteGateOrder(t *testing.T) {
 	}
 	// Each waiter is queued before the next starts.
 	waitQueued := func(n int) {
-		deadline := time.Now().Add(10 * time.Second)
+		tick := time.NewTicker(time.Millisecond) // a condition polled, not a guess of how long it takes
+		defer tick.Stop()
+		deadline := time.After(10 * time.Second)
 		for {
 			g.mu.Lock()
 			q := len(g.urgent) + len(g.normal)
@@ -37,10 +39,11 @@ func TestWriteGateOrder(t *testing.T) {
 			if q == n {
 				return
 			}
-			if time.Now().After(deadline) {
+			select {
+			case <-deadline:
 				t.Fatalf("%d waiters queued, want %d", q, n)
+			case <-tick.C:
 			}
-			time.Sleep(time.Millisecond) // polling a condition, not timing the test
 		}
 	}
 	queue("processor", false)

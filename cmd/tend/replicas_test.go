@@ -240,11 +240,14 @@ func TestReplicasOnPostgres(t *testing.T) {
 	takenOver := func() bool {
 		return heldBy() == 0 && count("SELECT count(*) FROM leases WHERE name LIKE 'imap:%' AND holder NOT LIKE $1", victimOwner) == 1
 	}
-	for end := time.Now().Add(3*lease + 15*time.Second); !takenOver(); {
-		if time.Now().After(end) {
+	tick := time.NewTicker(20 * time.Millisecond) // a condition polled, as waitFor does
+	defer tick.Stop()
+	for end := time.After(3*lease + 15*time.Second); !takenOver(); {
+		select {
+		case <-end:
 			t.Fatalf("the survivors did not take over every lease of the killed replica within %v; it still holds:\n%s", 3*lease+15*time.Second, victimRows(t, db, victimOwner))
+		case <-tick.C:
 		}
-		time.Sleep(20 * time.Millisecond) // polling the database, as waitFor does
 	}
 	t.Logf("leases taken over %v after the kill (lease %v)", time.Since(killed).Round(time.Millisecond), lease)
 
