@@ -22,15 +22,8 @@ import (
 // began is in it.
 func TestBackupWhileDelivering(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := storage.Open(ctx, storage.Options{Driver: storage.DriverSQLite, DataDir: dir, Clock: storagetest.NewFakeClock(t0)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := openReopenable(t, "sqlite", storagetest.NewFakeClock(t0), "support@acme.test")
 	defer s.Close()
-	if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
-		t.Fatal(err)
-	}
 	c := committer(t, s)
 	spool := t.TempDir()
 	var committed atomic.Int64

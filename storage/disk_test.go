@@ -51,15 +51,9 @@ func bigIncoming(from, msgID string, size int) *storage.Incoming {
 // each still readable byte for byte.
 func TestCompactSegmentsReclaimsGarbage(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := storage.Open(ctx, storage.Options{Driver: storage.DriverSQLite, DataDir: dir, Clock: storagetest.NewFakeClock(t0)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts, s := openReopenable(t, "sqlite", storagetest.NewFakeClock(t0), "support@acme.test")
 	defer s.Close()
-	if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
-		t.Fatal(err)
-	}
+	dir := opts.DataDir
 	c := committer(t, s)
 	const size = 256 << 10
 	keep := bigIncoming("ann@example.com", "keep@example.com", size)
