@@ -180,8 +180,9 @@ func downloadType(declared string) string {
 // trimName drops what file systems and users trip over at the ends of a
 // name: spaces, leading dots (hidden files), trailing dots (Windows).
 func trimName(s string) string {
-	s = strings.TrimLeft(strings.TrimSpace(s), ".")
-	return strings.TrimSpace(strings.TrimRight(s, ". "))
+	// Dots and spaces together: ". .x" must not come out as ".x" (a
+	// hidden file, found by FuzzSafeFilename).
+	return strings.Trim(strings.TrimSpace(s), ". ")
 }
 
 // maxFilenameBytes bounds a download's file name; file systems stop at
