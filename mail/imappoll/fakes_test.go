@@ -233,7 +233,6 @@ func (s *fakeStore) SaveSecret(_ context.Context, name, value string) error {
 type memServer struct {
 	addr string
 	user *imapmemserver.User
-	mem  *imapmemserver.Server
 	caps imap.CapSet
 	srv  *imapserver.Server
 }
@@ -250,11 +249,10 @@ var (
 
 func startMem(t testing.TB, caps imap.CapSet) *memServer {
 	t.Helper()
-	m := &memServer{mem: imapmemserver.New(), user: imapmemserver.NewUser(testUser, testPass), caps: caps}
+	m := &memServer{user: imapmemserver.NewUser(testUser, testPass), caps: caps}
 	if err := m.user.Create("INBOX", nil); err != nil {
 		t.Fatal(err)
 	}
-	m.mem.AddUser(m.user)
 	m.serve(t, "127.0.0.1:0")
 	t.Cleanup(func() { _ = m.srv.Close() })
 	return m
@@ -271,13 +269,38 @@ func (m *memServer) serve(t testing.TB, addr string) {
 	m.addr = ln.Addr().String()
 	m.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return m.mem.NewSession(), nil, nil
+			return &idleFlushSession{user: m.user}, nil, nil
 		},
 		Caps:         m.caps,
 		InsecureAuth: true,
 		Logger:       log.New(io.Discard, "", 0),
 	})
 	go func() { _ = m.srv.Serve(ln) }()
+}
+
+// idleFlushSession is the in-memory server's session with one change: IDLE
+// first reports what changed since the last command, as Dovecot and other
+// RFC 2177 servers do. go-imap's tracker only reports changes made after
+// IDLE began, so mail delivered between a sync and the IDLE would wait for
+// the next poll on that server alone.
+type idleFlushSession struct {
+	*imapmemserver.UserSession // nil until Login
+	user                       *imapmemserver.User
+}
+
+func (s *idleFlushSession) Login(username, password string) error {
+	if err := s.user.Login(username, password); err != nil {
+		return err
+	}
+	s.UserSession = imapmemserver.NewUserSession(s.user)
+	return nil
+}
+
+func (s *idleFlushSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if err := s.UserSession.Poll(w, true); err != nil {
+		return err
+	}
+	return s.UserSession.Idle(w, stop)
 }
 
 // restart closes every connection and serves again on the same port.

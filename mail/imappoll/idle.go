@@ -44,7 +44,6 @@ func (p *Poller) waitForMail(ctx context.Context, s *session) error {
 
 	var idle *imapclient.IdleCommand
 	if idleCap {
-		p.setState(StateIdle)
 		if err := s.do(func() error {
 			var err error
 			idle, err = s.c.Idle()
@@ -52,6 +51,9 @@ func (p *Poller) waitForMail(ctx context.Context, s *session) error {
 		}); err != nil {
 			return fmt.Errorf("idle: %w", err)
 		}
+		// Idle only once the server has acknowledged it: before that, a
+		// message delivered now may be reported to nobody.
+		p.setState(StateIdle)
 	} else {
 		p.setState(StatePolling)
 	}
