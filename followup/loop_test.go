@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tendhq/tend/followup"
 	"github.com/tendhq/tend/mail/classify"
-	"github.com/tendhq/tend/mail/followup"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
 )

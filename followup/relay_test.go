@@ -12,8 +12,8 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/tendhq/tend/followup"
 	"github.com/tendhq/tend/mail/classify"
-	"github.com/tendhq/tend/mail/followup"
 	"github.com/tendhq/tend/mail/relay"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
@@ -164,7 +164,7 @@ func restartSendsOnce(t *testing.T, open func(testing.TB, storage.Clock) *storag
 // reports, and checks each marks its outbox row failed without opening a
 // ticket or answering.
 func TestCorpusBouncesFailTheirOutboxRows(t *testing.T) {
-	dir := "../../../shared/corpus"
+	dir := "../../shared/corpus"
 	f, err := os.Open(filepath.Join(dir, "index.tsv"))
 	if err != nil {
 		storagetest.SkipOrFail(t, "corpus not found at "+dir)
