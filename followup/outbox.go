@@ -14,6 +14,7 @@ import (
 
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/relay"
+	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
 )
 
@@ -35,47 +36,6 @@ func wake(ch chan struct{}) {
 	case ch <- struct{}{}:
 	default:
 	}
-}
-
-// Timers fires due timers.
-type Timers struct {
-	store *storage.Store
-	exec  *Executor
-	owner string
-	lease time.Duration
-	w     worker
-}
-
-// NewTimers returns the timer worker; it claims timers for lease (5
-// minutes if 0).
-func NewTimers(store *storage.Store, exec *Executor, owner string, period, lease time.Duration, log *slog.Logger) *Timers {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if lease <= 0 {
-		lease = 5 * time.Minute
-	}
-	t := &Timers{store: store, exec: exec, owner: owner, lease: lease}
-	t.w = worker{name: "timers", period: period, wake: make(chan struct{}, 1), log: log, once: t.RunOnce}
-	return t
-}
-
-// Run fires timers until ctx ends.
-func (t *Timers) Run(ctx context.Context) error { return t.w.run(ctx) }
-
-// RunOnce fires the timers due now and returns how many it claimed.
-func (t *Timers) RunOnce(ctx context.Context) (int, error) {
-	ts, err := t.store.ClaimTimers(ctx, t.owner, 32, t.lease)
-	if err != nil {
-		return 0, err
-	}
-	for _, tm := range ts {
-		if err := t.exec.HandleTimer(ctx, tm, t.owner); err != nil {
-			// The lease runs out and the timer is tried again.
-			return 0, fmt.Errorf("timer %d (%s on #%d): %w", tm.ID, tm.Name, tm.TicketID, err)
-		}
-	}
-	return len(ts), nil
 }
 
 // Sender delivers the outbox through the relay.
@@ -284,4 +244,29 @@ func (s *Sender) outcome(o storage.OutboxMail, err error) storage.OutboxResult {
 	// to it): a protocol refusal (5.5.x, 5.6.x, no SMTPUTF8) fails this
 	// mail for good but is no verdict on the mailbox.
 	return storage.OutboxResult{Failed: true, Permanent: !temporary && (se == nil || se.HardBounce()), Error: msg}
+}
+
+// outboxFailed tells the rules that a mail could not be delivered.
+func (x *Executor) outboxFailed(ctx context.Context, tx *storage.Tx, o storage.OutboxMail, reason string, permanent bool) error {
+	if o.TicketID == nil {
+		return nil
+	}
+	sc, err := x.open(ctx, tx, *o.TicketID, nil)
+	if err != nil {
+		return err
+	}
+	if err := tx.AddEvent(ctx, sc.v.ID, "mail.failed", "", fmt.Sprintf("not delivered to %s: %s", o.EnvTo, reason), nil); err != nil {
+		return err
+	}
+	if o.Kind == storage.OutboxToStaff {
+		// A notification that cannot reach an agent is on the timeline;
+		// mailing staff about mail to staff failing could loop.
+		return nil
+	}
+	ev, err := x.event(sc, rules.EventOutboxFailed)
+	if err != nil {
+		return err
+	}
+	ev.Outbox = &rules.Outbox{To: o.EnvTo, Reason: reason, Permanent: permanent}
+	return x.run(sc, ev)
 }
