@@ -12,31 +12,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tendhq/tend/mail/ingest"
+	"github.com/tendhq/tend/internal/worker"
 	"github.com/tendhq/tend/mail/relay"
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
 )
-
-// worker is a database-driven loop (ingest.Loop) with its wake-up channel.
-type worker struct {
-	name   string
-	period time.Duration
-	wake   chan struct{}
-	log    *slog.Logger
-	once   func(ctx context.Context) (int, error)
-}
-
-func (w *worker) run(ctx context.Context) error {
-	return ingest.Loop(ctx, ingest.LoopOptions{Name: w.name, Log: w.log, Wake: w.wake, Period: w.period}, w.once)
-}
-
-func wake(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
 
 // Sender delivers the outbox through the relay.
 type Sender struct {
@@ -47,7 +27,8 @@ type Sender struct {
 	clock    storage.Clock
 	retryFor time.Duration
 	lease    time.Duration
-	w        worker
+	loop     worker.Options
+	wake     chan struct{}
 	rnd      func() float64
 	log      *slog.Logger
 	// keepStaff keeps staff mail's composed bytes once relayed.
@@ -90,15 +71,16 @@ func NewSender(store *storage.Store, exec *Executor, rc *relay.Client, o SenderO
 		o.Lease = 10 * time.Minute
 	}
 	s := &Sender{store: store, exec: exec, relay: rc, owner: o.Owner, clock: o.Clock, retryFor: o.RetryFor, lease: o.Lease, rnd: rand.Float64, log: o.Logger, keepStaff: o.KeepStaffBodies}
-	s.w = worker{name: "outbox", period: o.Period, wake: make(chan struct{}, 1), log: o.Logger, once: s.RunOnce}
+	s.wake = make(chan struct{}, 1)
+	s.loop = worker.Options{Name: "outbox", Log: o.Logger, Wake: s.wake, Period: o.Period}
 	return s
 }
 
 // Wake tells the sender there may be mail to send.
-func (s *Sender) Wake() { wake(s.w.wake) }
+func (s *Sender) Wake() { worker.Wake(s.wake) }
 
 // Run sends until ctx ends.
-func (s *Sender) Run(ctx context.Context) error { return s.w.run(ctx) }
+func (s *Sender) Run(ctx context.Context) error { return worker.Loop(ctx, s.loop, s.RunOnce) }
 
 // RunOnce sends the mail due now and returns how many rows it claimed.
 // Rows are claimed with a lease, sent a few at a time, and their outcomes
@@ -234,7 +216,7 @@ func (s *Sender) outcome(o storage.OutboxMail, err error) storage.OutboxResult {
 	temporary := !errors.As(err, &se) || se.Temporary
 	now := s.clock.Now()
 	if temporary && now.Sub(o.CreatedAt) < s.retryFor {
-		return storage.OutboxResult{RetryAt: now.Add(relay.Backoff(o.Attempts, 30*time.Second, time.Hour, s.rnd)), Error: err.Error()}
+		return storage.OutboxResult{RetryAt: now.Add(worker.Backoff(o.Attempts, 30*time.Second, time.Hour, s.rnd)), Error: err.Error()}
 	}
 	msg := err.Error()
 	if temporary {

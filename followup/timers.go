@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tendhq/tend/internal/worker"
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
 )
@@ -16,7 +17,7 @@ type Timers struct {
 	exec  *Executor
 	owner string
 	lease time.Duration
-	w     worker
+	loop  worker.Options
 }
 
 // NewTimers returns the timer worker; it claims timers for lease (5
@@ -29,12 +30,14 @@ func NewTimers(store *storage.Store, exec *Executor, owner string, period, lease
 		lease = 5 * time.Minute
 	}
 	t := &Timers{store: store, exec: exec, owner: owner, lease: lease}
-	t.w = worker{name: "timers", period: period, wake: make(chan struct{}, 1), log: log, once: t.RunOnce}
+	// Nothing wakes the timers early: they are due at a time, found by
+	// the period.
+	t.loop = worker.Options{Name: "timers", Log: log, Period: period}
 	return t
 }
 
 // Run fires timers until ctx ends.
-func (t *Timers) Run(ctx context.Context) error { return t.w.run(ctx) }
+func (t *Timers) Run(ctx context.Context) error { return worker.Loop(ctx, t.loop, t.RunOnce) }
 
 // RunOnce fires the timers due now and returns how many it claimed.
 func (t *Timers) RunOnce(ctx context.Context) (int, error) {
