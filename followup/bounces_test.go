@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/tendhq/tend/followup"
+	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/storage"
-	"github.com/tendhq/tend/storage/storagetest"
 )
 
 // TestCorpusBouncesFailTheirOutboxRows delivers real bounces from the
@@ -23,7 +23,7 @@ func TestCorpusBouncesFailTheirOutboxRows(t *testing.T) {
 	dir := "../../shared/corpus"
 	f, err := os.Open(filepath.Join(dir, "index.tsv"))
 	if err != nil {
-		storagetest.SkipOrFail(t, "corpus not found at "+dir)
+		testenv.SkipOrFail(t, "corpus not found at "+dir)
 	}
 	defer f.Close()
 	logs := &lockedLog{}
