@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/internal/testenv"
 )
 
 var t0 = time.Date(2025, 6, 2, 9, 0, 0, 0, time.UTC)
@@ -46,7 +46,7 @@ func defaultEngine(t testing.TB) *Engine {
 
 func TestDefaultRules(t *testing.T) {
 	e := defaultEngine(t)
-	clock := storagetest.NewFakeClock(t0)
+	clock := testenv.NewFakeClock(t0)
 	with := func(f func(*Ticket)) Ticket { tk := baseTicket(); f(&tk); return tk }
 	later := t0.Add(2 * time.Hour)
 

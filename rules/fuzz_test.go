@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tendhq/tend/internal/testenv"
 )
 
 // addFileSeeds adds every file matching pattern as a seed.
@@ -30,7 +32,7 @@ func addAnswerSeeds(f *testing.F) {
 	for _, s := range []string{"yes", "no", "Hi,\n\nyes it works", "not fixed", "ça marche", "werkt niet", "> yes", "-- \nyes"} {
 		f.Add(s)
 	}
-	if _, err := os.Stat(filepath.Join("..", "..", "shared", "corpus", "index.tsv")); err != nil && os.Getenv("TEND_CI") == "" {
+	if _, err := os.Stat(filepath.Join("..", "..", "shared", "corpus", "index.tsv")); err != nil && !testenv.CI() {
 		return // corpus seeds are a bonus; the testdata seeds suffice
 	}
 	dir, rows := corpusRows(f)

@@ -14,8 +14,8 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/jhillyerd/enmime/v2"
 
+	"github.com/tendhq/tend/followup"
 	"github.com/tendhq/tend/mail/classify"
-	"github.com/tendhq/tend/mail/followup"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/relay"
 	"github.com/tendhq/tend/mail/smtpd"

@@ -14,7 +14,7 @@ import (
 // goes on to the customer holds no command any more: read again, it gives
 // none.
 func FuzzAgentText(f *testing.F) {
-	for _, b := range fuzzseed.Files(f, "../agentcmd/testdata/*.txt") {
+	for _, b := range fuzzseed.Files(f, "../mail/agentcmd/testdata/*.txt") {
 		f.Add(string(b), "")
 		f.Add("", "<p>"+strings.ReplaceAll(string(b), "\n", "<br>")+"</p>")
 	}

@@ -25,37 +25,6 @@ func (x *Executor) onTicket(ctx context.Context, ticket int64, fn func(sc *scope
 	})
 }
 
-// requestResolve asks the rules to propose resolution (#resolve, or a
-// lead's button).
-func (x *Executor) requestResolve(sc *scope, by string) error {
-	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "ticket.resolve_requested", by, "resolution proposed by "+by, nil); err != nil {
-		return err
-	}
-	ev, err := x.event(sc, rules.EventResolveRequested)
-	if err != nil {
-		return err
-	}
-	return x.run(sc, ev)
-}
-
-// changeState is a state change made by a person: applied, then told to
-// the rules (which tell the customer what they would care about).
-func (x *Executor) changeState(sc *scope, state, reason, by string) error {
-	prev := sc.v.State
-	if prev == state {
-		return nil
-	}
-	if err := x.setState(sc, state, reason, by); err != nil {
-		return err
-	}
-	ev, err := x.event(sc, rules.EventStateChanged)
-	if err != nil {
-		return err
-	}
-	ev.Ticket.PrevState, ev.NewState, ev.Reason = prev, state, reason
-	return x.run(sc, ev)
-}
-
 // Resolve proposes resolution of ticket on behalf of by (a lead in the web
 // view): the customer is asked to confirm; nothing is marked solved yet.
 func (x *Executor) Resolve(ctx context.Context, ticket int64, by string) error {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tendhq/tend/mail/followup"
+	"github.com/tendhq/tend/followup"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
 )

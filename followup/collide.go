@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
 )
@@ -90,7 +89,7 @@ func (x *Executor) seenSince(sc *scope, msg *storage.Message) (time.Time, error)
 	var seen time.Time
 	for _, id := range append(strings.Fields(msg.References), msg.InReplyTo) {
 		id = strings.Trim(id, "<>")
-		if msg.Source == ingest.SourceWeb {
+		if msg.Source == storage.SourceWeb {
 			// Written in the web view, which names the newest message its
 			// writer had on screen: everything up to it was seen (the
 			// microsecond makes an answer stored with it count as seen).

@@ -12,71 +12,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tendhq/tend/mail/ingest"
+	"github.com/tendhq/tend/internal/worker"
 	"github.com/tendhq/tend/mail/relay"
+	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
 )
-
-// worker is a database-driven loop (ingest.Loop) with its wake-up channel.
-type worker struct {
-	name   string
-	period time.Duration
-	wake   chan struct{}
-	log    *slog.Logger
-	once   func(ctx context.Context) (int, error)
-}
-
-func (w *worker) run(ctx context.Context) error {
-	return ingest.Loop(ctx, ingest.LoopOptions{Name: w.name, Log: w.log, Wake: w.wake, Period: w.period}, w.once)
-}
-
-func wake(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
-
-// Timers fires due timers.
-type Timers struct {
-	store *storage.Store
-	exec  *Executor
-	owner string
-	lease time.Duration
-	w     worker
-}
-
-// NewTimers returns the timer worker; it claims timers for lease (5
-// minutes if 0).
-func NewTimers(store *storage.Store, exec *Executor, owner string, period, lease time.Duration, log *slog.Logger) *Timers {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if lease <= 0 {
-		lease = 5 * time.Minute
-	}
-	t := &Timers{store: store, exec: exec, owner: owner, lease: lease}
-	t.w = worker{name: "timers", period: period, wake: make(chan struct{}, 1), log: log, once: t.RunOnce}
-	return t
-}
-
-// Run fires timers until ctx ends.
-func (t *Timers) Run(ctx context.Context) error { return t.w.run(ctx) }
-
-// RunOnce fires the timers due now and returns how many it claimed.
-func (t *Timers) RunOnce(ctx context.Context) (int, error) {
-	ts, err := t.store.ClaimTimers(ctx, t.owner, 32, t.lease)
-	if err != nil {
-		return 0, err
-	}
-	for _, tm := range ts {
-		if err := t.exec.HandleTimer(ctx, tm, t.owner); err != nil {
-			// The lease runs out and the timer is tried again.
-			return 0, fmt.Errorf("timer %d (%s on #%d): %w", tm.ID, tm.Name, tm.TicketID, err)
-		}
-	}
-	return len(ts), nil
-}
 
 // Sender delivers the outbox through the relay.
 type Sender struct {
@@ -87,7 +27,8 @@ type Sender struct {
 	clock    storage.Clock
 	retryFor time.Duration
 	lease    time.Duration
-	w        worker
+	loop     worker.Options
+	wake     chan struct{}
 	rnd      func() float64
 	log      *slog.Logger
 	// keepStaff keeps staff mail's composed bytes once relayed.
@@ -130,15 +71,16 @@ func NewSender(store *storage.Store, exec *Executor, rc *relay.Client, o SenderO
 		o.Lease = 10 * time.Minute
 	}
 	s := &Sender{store: store, exec: exec, relay: rc, owner: o.Owner, clock: o.Clock, retryFor: o.RetryFor, lease: o.Lease, rnd: rand.Float64, log: o.Logger, keepStaff: o.KeepStaffBodies}
-	s.w = worker{name: "outbox", period: o.Period, wake: make(chan struct{}, 1), log: o.Logger, once: s.RunOnce}
+	s.wake = make(chan struct{}, 1)
+	s.loop = worker.Options{Name: "outbox", Log: o.Logger, Wake: s.wake, Period: o.Period}
 	return s
 }
 
 // Wake tells the sender there may be mail to send.
-func (s *Sender) Wake() { wake(s.w.wake) }
+func (s *Sender) Wake() { worker.Wake(s.wake) }
 
 // Run sends until ctx ends.
-func (s *Sender) Run(ctx context.Context) error { return s.w.run(ctx) }
+func (s *Sender) Run(ctx context.Context) error { return worker.Loop(ctx, s.loop, s.RunOnce) }
 
 // RunOnce sends the mail due now and returns how many rows it claimed.
 // Rows are claimed with a lease, sent a few at a time, and their outcomes
@@ -274,7 +216,7 @@ func (s *Sender) outcome(o storage.OutboxMail, err error) storage.OutboxResult {
 	temporary := !errors.As(err, &se) || se.Temporary
 	now := s.clock.Now()
 	if temporary && now.Sub(o.CreatedAt) < s.retryFor {
-		return storage.OutboxResult{RetryAt: now.Add(relay.Backoff(o.Attempts, 30*time.Second, time.Hour, s.rnd)), Error: err.Error()}
+		return storage.OutboxResult{RetryAt: now.Add(worker.Backoff(o.Attempts, 30*time.Second, time.Hour, s.rnd)), Error: err.Error()}
 	}
 	msg := err.Error()
 	if temporary {
@@ -284,4 +226,29 @@ func (s *Sender) outcome(o storage.OutboxMail, err error) storage.OutboxResult {
 	// to it): a protocol refusal (5.5.x, 5.6.x, no SMTPUTF8) fails this
 	// mail for good but is no verdict on the mailbox.
 	return storage.OutboxResult{Failed: true, Permanent: !temporary && (se == nil || se.HardBounce()), Error: msg}
+}
+
+// outboxFailed tells the rules that a mail could not be delivered.
+func (x *Executor) outboxFailed(ctx context.Context, tx *storage.Tx, o storage.OutboxMail, reason string, permanent bool) error {
+	if o.TicketID == nil {
+		return nil
+	}
+	sc, err := x.open(ctx, tx, *o.TicketID, nil)
+	if err != nil {
+		return err
+	}
+	if err := tx.AddEvent(ctx, sc.v.ID, "mail.failed", "", fmt.Sprintf("not delivered to %s: %s", o.EnvTo, reason), nil); err != nil {
+		return err
+	}
+	if o.Kind == storage.OutboxToStaff {
+		// A notification that cannot reach an agent is on the timeline;
+		// mailing staff about mail to staff failing could loop.
+		return nil
+	}
+	ev, err := x.event(sc, rules.EventOutboxFailed)
+	if err != nil {
+		return err
+	}
+	ev.Outbox = &rules.Outbox{To: o.EnvTo, Reason: reason, Permanent: permanent}
+	return x.run(sc, ev)
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tendhq/tend/mail/followup"
+	"github.com/tendhq/tend/followup"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"

@@ -120,65 +120,6 @@ func (x *Executor) agentEvent(sc *scope, ag *storage.Agent, msg *storage.Message
 	return ev, nil
 }
 
-// noteText is a note's text: what "#note some text" says on its line,
-// then the rest of the mail.
-func noteText(cmds []command, clean string) string {
-	var parts []string
-	for _, c := range cmds {
-		if c.Name == "note" && c.Arg != "" {
-			parts = append(parts, c.Arg)
-		}
-	}
-	if strings.TrimSpace(clean) != "" {
-		parts = append(parts, clean)
-	}
-	return strings.Join(parts, "\n\n")
-}
-
-// runCommands applies an agent's one-line commands.
-func (x *Executor) runCommands(sc *scope, cmds []command, ag *storage.Agent, by string) error {
-	for _, c := range cmds {
-		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "command", ag.Email, c.String(), nil); err != nil {
-			return err
-		}
-		var err error
-		switch c.Name {
-		case "resolve":
-			err = x.requestResolve(sc, by)
-		case "close":
-			err = x.changeState(sc, storage.StateClosed, c.Arg, by)
-		case "waiting":
-			if c.When != nil {
-				err = x.followUp(sc, c, c.When, by)
-				break
-			}
-			err = x.setState(sc, storage.StateWaiting, "", by)
-		case "remind", "snooze":
-			err = x.followUp(sc, c, c.When, by)
-		case "assign":
-			target := ag
-			if c.Arg != "me" {
-				target = findAgent(sc.agents, c.Arg)
-			}
-			if target == nil {
-				// parseCommands checked the syntax; the name is checked here.
-				return x.commandError(sc, ag, []string{fmt.Sprintf("#assign %s: no agent of that name or address", c.Arg)}, "")
-			}
-			err = x.assign(sc, target, by)
-		case "priority":
-			err = sc.tx.UpdateTicket(sc.ctx, sc.v.ID, storage.TicketUpdate{Priority: &c.Arg})
-		case "tag":
-			err = sc.tx.UpdateTicket(sc.ctx, sc.v.ID, storage.TicketUpdate{AddTags: []string{c.Arg}})
-		case "send":
-			err = x.sendHeld(sc, ag, by)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // agentSenderProblem says why mail through an agent's signed address is
 // not that agent's, "" when it is. A reply token travels in every
 // notification and can leak (a forwarded mail, a mailing list, a
@@ -216,20 +157,6 @@ func (x *Executor) quarantine(sc *scope, ag *storage.Agent, why string) error {
 		return nil
 	}
 	return x.tellAgent(sc, ag, detail)
-}
-
-// commandError tells the agent what was wrong and what would have been
-// sent; nothing goes to the customer.
-func (x *Executor) commandError(sc *scope, ag *storage.Agent, problems []string, wouldSend string) error {
-	detail := strings.Join(problems, "\n")
-	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "command.rejected", ag.Email, detail, &sc.trigger.ID); err != nil {
-		return err
-	}
-	msg := "Nothing was sent to the customer and no command ran, because:\n" + detail
-	if strings.TrimSpace(wouldSend) != "" {
-		msg += "\n\nThis is what would have been sent:\n\n" + wouldSend
-	}
-	return x.tellAgent(sc, ag, msg)
 }
 
 // tellAgent mails one agent the command_error template with text as the
