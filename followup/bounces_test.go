@@ -26,7 +26,7 @@ func TestCorpusBouncesFailTheirOutboxRows(t *testing.T) {
 		testenv.SkipOrFail(t, "corpus not found at "+dir)
 	}
 	defer f.Close()
-	logs := &lockedLog{}
+	logs := &testenv.Buffer{}
 	w := newWorldTuned(t, func(o *followup.Options) { o.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
 	w.mustSend(customer, []string{inbox}, customerMail("b0@example.com", "Hi", "Hello."))
 	w.capture.take()
@@ -90,7 +90,7 @@ func TestCorpusBouncesFailTheirOutboxRows(t *testing.T) {
 		status[r.ID] = r.Status
 	}
 	// The operator sees each bounce in the log, not only on the timeline.
-	if n := strings.Count(logs.text(), `msg="bounce report"`); n != len(samples) {
+	if n := strings.Count(logs.String(), `msg="bounce report"`); n != len(samples) {
 		t.Errorf("%d bounce reports logged for %d bounces", n, len(samples))
 	}
 	for _, s := range samples {

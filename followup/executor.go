@@ -1,8 +1,3 @@
-// Package followup carries out the follow-through: after a message is
-// stored and parsed, a timer fires or a delivery fails, it builds the
-// rules' view of the ticket, asks the rules engine what to do, and applies
-// the answer in one transaction: state changes, timers, timeline entries,
-// and outgoing mail as outbox rows (composed here, sent by the Sender).
 package followup
 
 import (

@@ -3,7 +3,6 @@ package followup_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -153,22 +152,4 @@ func restartSendsOnce(t *testing.T, open func(testing.TB, storage.Clock) *storag
 	if n := len(to(w.capture.take(), customer)); n != 1 {
 		t.Fatalf("after the lease ran out the customer got %d acknowledgements, want 1", n)
 	}
-}
-
-// lockedLog collects what a logger writes, from any goroutine.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) text() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

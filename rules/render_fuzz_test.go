@@ -15,7 +15,7 @@ import (
 	"github.com/tendhq/tend/threading"
 )
 
-// outgoing is the mail the follow-through sends for r (as mail/followup's
+// outgoing is the mail the follow-through sends for r (as followup's
 // outgoing.go builds it: the inbox as From, the customer as To, the
 // subject tagged).
 func outgoing(d rules.TemplateData, r rules.Rendered) compose.Message {

@@ -13,7 +13,7 @@ import (
 // the credential; the page needs no login.
 
 // Purposes of the customer's links, as the executor signs them
-// (mail/followup): the two confirmation answers and rate_1 … rate_5.
+// (followup): the two confirmation answers and rate_1 … rate_5.
 const (
 	linkSolved    = "solved"
 	linkNotSolved = "not_solved"

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,25 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tendhq/tend/internal/testenv"
 )
-
-// syncBuf is a log sink the loop's goroutine and the test share.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestLoop drives a loop by wake-ups alone (the period is far away): it
 // runs batches until one finds nothing, waits, runs again when woken,
@@ -58,7 +41,7 @@ func TestLoop(t *testing.T) {
 	// Unbuffered: a send succeeds only once the loop waits in its select,
 	// so each wake-up below proves the loop stopped running batches.
 	wake := make(chan struct{})
-	logs := &syncBuf{}
+	logs := &testenv.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- Loop(ctx, Options{

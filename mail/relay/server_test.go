@@ -18,6 +18,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/tendhq/tend/internal/testenv"
 )
 
 // testCert makes a self-signed certificate for 127.0.0.1 and a client
@@ -77,26 +79,7 @@ type captureServer struct {
 	// refuses a non-ASCII recipient in a transaction that did not declare
 	// it, as Postfix does with strict_smtputf8 = yes.
 	smtputf8, strictUTF8 bool
-	trace                syncBuffer // the protocol as the server saw it
-}
-
-// syncBuffer is the server's protocol trace, written by its connection
-// goroutines and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	trace                testenv.Buffer // the protocol as the server saw it
 }
 
 func (s *captureServer) messages() []received {

@@ -2,7 +2,7 @@
 // the customer, an internal note) into that agent's mail on the ticket,
 // so that it takes the path of an answer by mail and nothing else: stored
 // with its raw bytes, parsed, then handled by the rules exactly as mail to
-// the agent's signed address (mail/followup: one-line commands such as
+// the agent's signed address (followup: one-line commands such as
 // #resolve, the collision warning, the outbox and its follow-through).
 // Only the doorway differs: the web session, not a signed address and the
 // sender's domain, proves who wrote it.
