@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,6 +236,11 @@ type memServer struct {
 	user *imapmemserver.User
 	caps imap.CapSet
 	srv  *imapserver.Server
+	// flagsFirst makes the next FETCH of a body section answer first with
+	// FETCH responses holding only UID and FLAGS: what a server sends
+	// when another session (a replica that was killed, a mail client)
+	// changed the flags while our FETCH runs.
+	flagsFirst atomic.Bool
 }
 
 const testUser, testPass = "support@acme.example", "hunter2"
@@ -269,7 +275,7 @@ func (m *memServer) serve(t testing.TB, addr string) {
 	m.addr = ln.Addr().String()
 	m.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &idleFlushSession{user: m.user}, nil, nil
+			return &idleFlushSession{user: m.user, srv: m}, nil, nil
 		},
 		Caps:         m.caps,
 		InsecureAuth: true,
@@ -286,6 +292,7 @@ func (m *memServer) serve(t testing.TB, addr string) {
 type idleFlushSession struct {
 	*imapmemserver.UserSession // nil until Login
 	user                       *imapmemserver.User
+	srv                        *memServer
 }
 
 func (s *idleFlushSession) Login(username, password string) error {
@@ -301,6 +308,15 @@ func (s *idleFlushSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}
 		return err
 	}
 	return s.UserSession.Idle(w, stop)
+}
+
+func (s *idleFlushSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	if len(options.BodySection) > 0 && s.srv.flagsFirst.CompareAndSwap(true, false) {
+		if err := s.UserSession.Fetch(w, numSet, &imap.FetchOptions{UID: true, Flags: true}); err != nil {
+			return err
+		}
+	}
+	return s.UserSession.Fetch(w, numSet, options)
 }
 
 // restart closes every connection and serves again on the same port.

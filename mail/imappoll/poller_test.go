@@ -96,6 +96,25 @@ func TestNewMailWhileRunning(t *testing.T) {
 	}
 }
 
+// TestFlagUpdatesDuringFetch: FETCH responses that carry no body (flags
+// another session changed while our FETCH ran) are not messages. They were
+// delivered as empty mails, and the real body that followed was dropped as
+// already taken: a replica killed mid-move left tickets with no text.
+func TestFlagUpdatesDuringFetch(t *testing.T) {
+	t.Parallel()
+	srv, _, d, st, opts := memRig(t)
+	_, ids := srv.seed(t, "INBOX")
+	srv.flagsFirst.Store(true)
+	start(t, opts, d, st)
+	waitFor(t, wait, "all stored", func() bool { return d.storedCount() >= len(ids) })
+	d.checkExactlyOnce(t, ids)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n := d.calls[""]; n != 0 {
+		t.Errorf("%d messages without a Message-ID delivered: flag updates taken for mail", n)
+	}
+}
+
 func TestCrashResumeDeliversEachOnce(t *testing.T) {
 	t.Parallel()
 	srv := startMem(t, fullCaps)

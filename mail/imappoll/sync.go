@@ -175,6 +175,11 @@ type flight struct {
 	bulk bool
 	// want holds the UIDs asked for and not returned (yet).
 	want map[imap.UID]bool
+	// bodiless are UIDs whose one response held no body: go-imap routes
+	// only the first response per UID to the command, so when the server
+	// sent a flag update first, the body went elsewhere and the message
+	// must be fetched again, not judged expunged.
+	bodiless map[imap.UID]bool
 	// got are the spooled messages, in the order the server sent them,
 	// with what the Deliverer is told of each.
 	got []imap.UID
@@ -293,8 +298,15 @@ func (p *Poller) take(ctx context.Context, msg *imapclient.FetchMessageData, f *
 			sp, spErr = p.d.Spool(ctx, r, size)
 		}
 	}
-	if !body && spErr == nil && ctx.Err() == nil {
-		sp, spErr = p.d.Spool(ctx, strings.NewReader(""), 0)
+	if !body {
+		// Not the answer to our FETCH but an update the server slipped in
+		// (flags another session changed): not a message, and not proof
+		// that the message is gone either.
+		if f.bodiless == nil {
+			f.bodiless = map[imap.UID]bool{}
+		}
+		f.bodiless[uid] = true
+		return
 	}
 	if !f.want[uid] || ctx.Err() != nil {
 		if sp != nil {
@@ -311,6 +323,9 @@ func (p *Poller) take(ctx context.Context, msg *imapclient.FetchMessageData, f *
 	}
 	f.got, f.sps, f.ds = append(f.got, uid), append(f.sps, sp), append(f.ds, p.delivery(uint32(uid), internal))
 }
+
+// errNoBody is a FETCH answered for a UID without the body asked for.
+var errNoBody = errors.New("the server's answer held no body; fetched again")
 
 // finish waits until every message of f is durably stored or failed, then
 // applies the after-action to the stored ones and persists the checkpoint:
@@ -335,6 +350,10 @@ func (p *Poller) finish(ctx context.Context, s *session, f *flight) error {
 	for u := range f.want {
 		if f.fetchErr != nil {
 			p.markPending(uint32(u), fmt.Errorf("fetch uid %d: %w", u, f.fetchErr))
+			continue
+		}
+		if f.bodiless[u] {
+			p.markPending(uint32(u), fmt.Errorf("fetch uid %d: %w", u, errNoBody))
 			continue
 		}
 		// A FETCH that succeeded without this UID means it was expunged
