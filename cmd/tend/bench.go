@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -30,6 +31,8 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/tendhq/tend/internal/procstat"
+	"github.com/tendhq/tend/internal/smtpload"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
@@ -76,11 +79,17 @@ func cmdBench(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	drainFor := fs.Duration("drain-timeout", 10*time.Minute, "how long a round may take to drain")
+	blastBin := fs.String("blast", "", "send with this external load generator (../shared/bench blast) instead of the built-in client; needs --corpus")
+	burstN := fs.Int("burst", 0, "instead of the rounds: N large messages at once, with small mail sent beside them (issue 10's 20 x 24 MB)")
+	burstMiB := fs.Int("burst-mib", 24, "size of each large message of --burst, MiB")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 || *n < 1 {
-		return fmt.Errorf("%w: bench [--dsn DSN] [--messages N] [--concurrency 1,8,32] [--json]", errUsage)
+	if fs.NArg() != 0 || *n < 1 || *burstN < 0 || *burstMiB < 1 {
+		return fmt.Errorf("%w: bench [--dsn DSN] [--messages N] [--concurrency 1,8,32] [--corpus DIR [--blast PATH]] [--burst N [--burst-mib 24]] [--json]", errUsage)
+	}
+	if *blastBin != "" && *corpus == "" {
+		return fmt.Errorf("%w: --blast sends the .eml files of --corpus DIR", errUsage)
 	}
 	var cs []int
 	for _, f := range strings.Split(*concs, ",") {
@@ -101,9 +110,12 @@ func cmdBench(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	if *burstN > 0 {
+		return benchBurstCmd(ctx, bin, *dsn, *burstN, *burstMiB<<20, *drainFor, *asJSON, stdout)
+	}
 	var runs []benchRun
 	for _, c := range cs {
-		r, err := benchRound(ctx, bin, *dsn, msgs, *n, c, *drainFor, *quiet, stderr)
+		r, err := benchRound(ctx, bin, *dsn, msgs, *n, c, benchClient{blast: *blastBin, corpus: *corpus, quiet: *quiet, stderr: stderr}, *drainFor)
 		if err != nil {
 			return fmt.Errorf("concurrency %d: %w", c, err)
 		}
@@ -130,30 +142,88 @@ func backendName(dsn string) string {
 	return "sqlite"
 }
 
-// benchRound runs one concurrency on a fresh database.
-func benchRound(ctx context.Context, bin, dsn string, msgs [][]byte, n, conc int, drainFor time.Duration, quiet bool, stderr io.Writer) (benchRun, error) {
-	r := benchRun{Concurrency: conc, Messages: n}
-	dir, err := os.MkdirTemp("", "tend-bench-")
-	if err != nil {
-		return r, err
+// benchClient is what sends a round's mail: the built-in client, or the
+// shared load generator (../shared/bench blast) so that tend and another
+// server are blasted by the same program.
+type benchClient struct {
+	blast, corpus string // blast: its binary; corpus: the directory it sends
+	quiet         bool
+	stderr        io.Writer
+}
+
+// sent is what a client measured: messages answered 250 and their
+// DATA-to-250 latency.
+type sent struct {
+	n        int
+	p50, p99 time.Duration
+}
+
+// send sends n messages over conc connections.
+func (c benchClient) send(ctx context.Context, srv *benchServer, msgs [][]byte, n, conc int) (sent, error) {
+	if c.blast == "" {
+		lat, err := blast(srv.smtp, msgs, n, conc, c.quiet, c.stderr)
+		slices.Sort(lat)
+		return sent{n: len(lat), p50: pctile(lat, 0.5), p99: pctile(lat, 0.99)}, err
 	}
-	defer os.RemoveAll(dir)
+	out, err := exec.CommandContext(ctx, c.blast, "-addr", srv.smtp, "-dir", c.corpus, "-c", strconv.Itoa(conc),
+		"-n", strconv.Itoa(n), "-target", "tend", "-pid", strconv.Itoa(srv.cmd.Process.Pid)).Output()
+	if err != nil {
+		return sent{}, fmt.Errorf("%s: %w", c.blast, err)
+	}
+	var res struct {
+		OK         int     `json:"ok"`
+		Errors     int     `json:"errors"`
+		FirstError string  `json:"first_error"`
+		P50        float64 `json:"data_p50_ms"`
+		P99        float64 `json:"data_p99_ms"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return sent{}, fmt.Errorf("%s printed %q: %w", c.blast, out, err)
+	}
+	if res.Errors > 0 {
+		return sent{}, fmt.Errorf("%s: %d errors, the first: %s", c.blast, res.Errors, res.FirstError)
+	}
+	msec := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+	return sent{n: res.OK, p50: msec(res.P50), p99: msec(res.P99)}, nil
+}
+
+// benchTarget is one round's fresh tend: its data directory or
+// temporary PostgreSQL database, its relay sink and its process.
+type benchTarget struct {
+	dir, dsn string
+	sink     *relaySink
+	srv      *benchServer
+	cleanup  []func()
+}
+
+// startBenchTarget starts a `tend serve` on a fresh database, with a relay
+// to a sink in this process and two agents.
+func startBenchTarget(ctx context.Context, bin, dsn string) (t *benchTarget, err error) {
+	t = &benchTarget{}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	if t.dir, err = os.MkdirTemp("", "tend-bench-"); err != nil {
+		return t, err
+	}
+	t.cleanup = append(t.cleanup, func() { _ = os.RemoveAll(t.dir) })
 	database := ""
 	if dsn != "" {
 		tmp, drop, err := tempPostgres(ctx, dsn)
 		if err != nil {
-			return r, err
+			return t, err
 		}
-		defer drop()
+		t.cleanup = append(t.cleanup, drop)
 		database = fmt.Sprintf("database: {driver: postgres, dsn: %q}\n", tmp)
-		dsn = tmp
+		t.dsn = tmp
 	}
-	sink, err := startSink()
-	if err != nil {
-		return r, err
+	if t.sink, err = startSink(); err != nil {
+		return t, err
 	}
-	defer sink.close()
-	cfgPath := filepath.Join(dir, "tend.yaml")
+	t.cleanup = append(t.cleanup, t.sink.close)
+	cfgPath := filepath.Join(t.dir, "tend.yaml")
 	cfg := fmt.Sprintf(`data_dir: %s
 smtp: {listen: "127.0.0.1:0", hostname: mail.acme.test}
 web: {listen: "127.0.0.1:0"}
@@ -166,62 +236,100 @@ agents:
 # no live DNS in a benchmark: sender authentication is not measured
 sender_auth: {verify: false}
 log: {level: info}
-`, filepath.Join(dir, "data"), sink.addr) + database
+`, t.dataDir(), t.sink.addr) + database
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return r, err
+		return t, err
 	}
-	srv, err := startBenchServer(ctx, bin, cfgPath)
+	if t.srv, err = startBenchServer(ctx, bin, cfgPath); err != nil {
+		return t, err
+	}
+	t.cleanup = append(t.cleanup, t.srv.stop)
+	return t, nil
+}
+
+func (t *benchTarget) dataDir() string { return filepath.Join(t.dir, "data") }
+
+// close stops the server and removes what the round made, last made
+// first.
+func (t *benchTarget) close() {
+	for i := len(t.cleanup) - 1; i >= 0; i-- {
+		t.cleanup[i]()
+	}
+}
+
+// open opens the round's database beside the server.
+func (t *benchTarget) open(ctx context.Context) (*storage.Store, error) {
+	opts := storage.Options{Driver: storage.DriverSQLite, DataDir: t.dataDir(), Existing: true}
+	if t.dsn != "" {
+		opts = storage.Options{Driver: storage.DriverPostgres, DSN: t.dsn, Existing: true}
+	}
+	return storage.Open(ctx, opts)
+}
+
+// waitDrained waits until no work is left and every outgoing mail that
+// is due has been sent, and checks that the sink received every mail
+// tend marked sent.
+func (t *benchTarget) waitDrained(ctx context.Context, st *storage.Store, drainFor time.Duration) (storage.Counts, error) {
+	deadline := time.Now().Add(drainFor)
+	for {
+		counts, err := st.Counts(ctx)
+		if err != nil {
+			return counts, err
+		}
+		due := counts.PendingOutbox - counts.DeferredOutbox
+		if counts.PendingWork == 0 && due == 0 {
+			if got := t.sink.count.Load(); got != counts.SentOutbox {
+				return counts, fmt.Errorf("tend marked %d mails sent, the relay sink received %d", counts.SentOutbox, got)
+			}
+			return counts, nil
+		}
+		if time.Now().After(deadline) {
+			return counts, fmt.Errorf("not drained after %v: %d work items, %d outgoing mails due", drainFor, counts.PendingWork, due)
+		}
+		select {
+		case <-ctx.Done():
+			return counts, ctx.Err()
+		case <-time.After(50 * time.Millisecond): // polling another process's progress
+		}
+	}
+}
+
+// benchRound runs one concurrency on a fresh database.
+func benchRound(ctx context.Context, bin, dsn string, msgs [][]byte, n, conc int, client benchClient, drainFor time.Duration) (benchRun, error) {
+	r := benchRun{Concurrency: conc, Messages: n}
+	t, err := startBenchTarget(ctx, bin, dsn)
 	if err != nil {
 		return r, err
 	}
-	defer srv.stop()
+	defer t.close()
+	srv := t.srv
 
 	cpu0 := srv.cpu()
 	start := time.Now()
-	lat, err := blast(srv.smtp, msgs, n, conc, quiet, stderr)
+	got, err := client.send(ctx, srv, msgs, n, conc)
 	if err != nil {
 		return r, err
 	}
 	doorDone := time.Since(start)
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	// The external client sends each corpus file once: fewer than n when
+	// the corpus is smaller.
+	n, r.Messages = got.n, got.n
 	r.IngestRate = float64(n) / doorDone.Seconds()
-	r.P50MS, r.P99MS = ms(pctile(lat, 0.5)), ms(pctile(lat, 0.99))
+	r.P50MS, r.P99MS = ms(got.p50), ms(got.p99)
 
-	opts := storage.Options{Driver: storage.DriverSQLite, DataDir: filepath.Join(dir, "data"), Existing: true}
-	if dsn != "" {
-		opts = storage.Options{Driver: storage.DriverPostgres, DSN: dsn, Existing: true}
-	}
-	st, err := storage.Open(ctx, opts)
+	st, err := t.open(ctx)
 	if err != nil {
 		return r, err
 	}
 	defer st.Close()
-	deadline := time.Now().Add(drainFor)
-	var counts storage.Counts
-	for {
-		if counts, err = st.Counts(ctx); err != nil {
-			return r, err
-		}
-		due := counts.PendingOutbox - counts.DeferredOutbox
-		if counts.PendingWork == 0 && due == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return r, fmt.Errorf("not drained after %v: %d work items, %d outgoing mails due", drainFor, counts.PendingWork, due)
-		}
-		select {
-		case <-ctx.Done():
-			return r, ctx.Err()
-		case <-time.After(50 * time.Millisecond): // polling another process's progress
-		}
+	counts, err := t.waitDrained(ctx, st, drainFor)
+	if err != nil {
+		return r, err
 	}
 	drained := time.Since(start)
 	r.DrainedS, r.DrainedRate = drained.Seconds(), float64(n)/drained.Seconds()
 	r.CPUms = float64((srv.cpu() - cpu0).Microseconds()) / 1000 / float64(n)
-	r.Relayed, r.Deferred = sink.count.Load(), counts.DeferredOutbox
-	if r.Relayed != counts.SentOutbox {
-		return r, fmt.Errorf("tend marked %d mails sent, the relay sink received %d", counts.SentOutbox, r.Relayed)
-	}
+	r.Relayed, r.Deferred = t.sink.count.Load(), counts.DeferredOutbox
 	for _, v := range counts.TicketsByState {
 		r.TicketsStored += v
 	}
@@ -303,48 +411,13 @@ func startBenchServer(ctx context.Context, bin, cfgPath string) (*benchServer, e
 	}
 }
 
-func (s *benchServer) stop() {
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
+func (s *benchServer) stop() { procstat.Stop(s.cmd.Process, s.done, 30*time.Second) }
 
-// cpu is the server's user+system CPU so far (/proc/PID/stat, in the
-// kernel's clock ticks of 1/100 s).
-func (s *benchServer) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses and may
-	// hold spaces: utime and stime are the 12th and 13th of them.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	stt, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+stt) * 10 * time.Millisecond
-}
+// cpu is the server's user+system CPU so far.
+func (s *benchServer) cpu() time.Duration { return procstat.CPU(s.cmd.Process.Pid) }
 
 // peakRSS is the server's high-water resident set (VmHWM), in bytes.
-func (s *benchServer) peakRSS() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+func (s *benchServer) peakRSS() int64 { return procstat.PeakRSS(s.cmd.Process.Pid) }
 
 // blast sends n messages over conc SMTP connections, each reused, and
 // returns the DATA-to-250 latencies.
@@ -581,4 +654,120 @@ func tempPostgres(ctx context.Context, dsn string) (string, func(), error) {
 		_ = db.Close()
 	}
 	return tmp.String(), drop, nil
+}
+
+// burstRun is what `tend bench --burst` measured (issue 10): N large
+// messages at once with small mail beside them.
+type burstRun struct {
+	Large        int     `json:"large"`
+	LargeMiB     int     `json:"large_mib"`
+	SmallMsgs    int     `json:"small_msgs"`
+	SmallP99MS   float64 `json:"small_p99_ms"` // DATA to 250 of small mail during the burst
+	Refused      int     `json:"refused"`      // messages not answered 250
+	FirstRefusal string  `json:"first_refusal,omitempty"`
+	BurstS       float64 `json:"burst_s"` // until the last large message's 250
+	// DoorPeakRSSMiB is the server's peak RSS until the last 250;
+	// PeakRSSMiB until drained (the processor parsed everything and the
+	// outgoing mail left).
+	DoorPeakRSSMiB float64 `json:"door_peak_rss_mib"`
+	PeakRSSMiB     float64 `json:"peak_rss_mib"`
+	DrainedS       float64 `json:"drained_s"`
+	Drained        bool    `json:"drained"` // false: --drain-timeout passed first
+	CPUs           float64 `json:"cpu_s"`
+	// DiskRatio is what the data directory (and on PostgreSQL the
+	// database) grew by, over the bytes received.
+	DiskRatio float64 `json:"disk_ratio"`
+}
+
+// benchBurstCmd runs one burst round and prints it.
+func benchBurstCmd(ctx context.Context, bin, dsn string, n, size int, drainFor time.Duration, asJSON bool, stdout io.Writer) error {
+	r, err := benchBurst(ctx, bin, dsn, n, size, drainFor)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"backend": backendName(dsn), "burst": r})
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%s\tburst\tsmall msgs\tsmall p99 ms\trefused\tpeak RSS MiB at last 250\tpeak RSS MiB drained\tdrained s\tCPU s\tdisk ÷ received\t\n", backendName(dsn))
+	drained := fmt.Sprintf("%.1f", r.DrainedS)
+	if !r.Drained {
+		drained = fmt.Sprintf("> %.0f", r.DrainedS)
+	}
+	fmt.Fprintf(tw, "\t%d × %d MiB\t%d\t%.1f\t%d\t%.0f\t%.0f\t%s\t%.1f\t%.2f\t\n", r.Large, r.LargeMiB, r.SmallMsgs, r.SmallP99MS, r.Refused,
+		r.DoorPeakRSSMiB, r.PeakRSSMiB, drained, r.CPUs, r.DiskRatio)
+	return tw.Flush()
+}
+
+// benchBurst sends n messages of size bytes at once to a fresh tend, and
+// small mail beside them, then waits (up to drainFor) until it drained.
+func benchBurst(ctx context.Context, bin, dsn string, n, size int, drainFor time.Duration) (burstRun, error) {
+	r := burstRun{Large: n, LargeMiB: size >> 20}
+	t, err := startBenchTarget(ctx, bin, dsn)
+	if err != nil {
+		return r, err
+	}
+	defer t.close()
+	st, err := t.open(ctx)
+	if err != nil {
+		return r, err
+	}
+	defer st.Close()
+	disk0, err := t.bytesStored(ctx)
+	if err != nil {
+		return r, err
+	}
+	cpu0 := t.srv.cpu()
+	start := time.Now()
+	res := smtpload.Burst(ctx, t.srv.smtp, "support@acme.test", n, size)
+	r.BurstS = res.Took.Seconds()
+	r.DoorPeakRSSMiB = float64(t.srv.peakRSS()) / (1 << 20)
+	r.SmallMsgs, r.SmallP99MS, r.Refused = len(res.Small), ms(res.SmallP99()), len(res.Refused)
+	if len(res.Refused) > 0 {
+		r.FirstRefusal = res.Refused[0].Error()
+	}
+	_, err = t.waitDrained(ctx, st, drainFor)
+	r.Drained = err == nil
+	if err != nil && ctx.Err() != nil {
+		return r, err
+	}
+	r.DrainedS = time.Since(start).Seconds()
+	r.CPUs = (t.srv.cpu() - cpu0).Seconds()
+	r.PeakRSSMiB = float64(t.srv.peakRSS()) / (1 << 20)
+	disk1, err := t.bytesStored(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.DiskRatio = float64(disk1-disk0) / (float64(n) * float64(size))
+	return r, nil
+}
+
+// bytesStored is what the round's server keeps: its data directory, plus
+// the database on PostgreSQL.
+func (t *benchTarget) bytesStored(ctx context.Context) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(t.dataDir(), func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // a file removed while walking (a WAL checkpoint)
+		}
+		if fi, err := d.Info(); err == nil && !d.IsDir() {
+			total += fi.Size()
+		}
+		return nil
+	})
+	if err != nil || t.dsn == "" {
+		return total, err
+	}
+	db, err := sql.Open("pgx", t.dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var n int64
+	if err := db.QueryRowContext(ctx, "SELECT pg_database_size(current_database())").Scan(&n); err != nil {
+		return 0, err
+	}
+	return total + n, nil
 }

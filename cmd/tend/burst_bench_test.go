@@ -4,24 +4,19 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"net"
-	"net/smtp"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tendhq/tend/cmd/tend/config"
+	"github.com/tendhq/tend/internal/smtpload"
 	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/smtpd"
@@ -189,54 +184,16 @@ func burst(b *testing.B, t burstTarget, n, size int) {
 	disk0 := t.bytesStored(b)
 	resetPeakRSS(b)
 	b.ResetTimer()
-	var wg sync.WaitGroup
-	errs := make(chan error, 10_000)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := sendOne(t.addr, &bigMessage{id: i, size: size}); err != nil {
-				errs <- fmt.Errorf("large message %d: %w", i, err)
-			}
-		}()
-	}
-	stop := make(chan struct{})
-	smallDone := make(chan []time.Duration)
-	go func() {
-		var lat []time.Duration
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				smallDone <- lat
-				return
-			default:
-			}
-			d, err := sendOne(t.addr, strings.NewReader(smallMessage(i)))
-			if err != nil {
-				select {
-				case errs <- fmt.Errorf("small message %d: %w", i, err):
-				default: // counted enough
-				}
-				continue
-			}
-			lat = append(lat, d)
-		}
-	}()
-	wg.Wait()
-	close(stop)
-	lat := <-smallDone
+	res := smtpload.Burst(context.Background(), t.addr, "support@acme.test", n, size)
 	peak := peakRSS(b)
 	b.StopTimer()
-	close(errs)
-	refused := 0
-	for err := range errs {
+	for _, err := range res.Refused {
 		// Reported as a figure, not a failure: the benchmark measures
 		// what happens, refusals included (main answered 451 on
 		// PostgreSQL).
 		b.Log(err)
-		refused++
 	}
-	b.ReportMetric(float64(refused), "refused")
+	b.ReportMetric(float64(len(res.Refused)), "refused")
 	if os.Getenv("TEND_BENCH_WAIT_PROCESSED") != "" && t.serve {
 		// The processor's share: until every message is parsed.
 		t.waitProcessed(b, 15*time.Minute)
@@ -245,91 +202,10 @@ func burst(b *testing.B, t burstTarget, n, size int) {
 	received := float64(n) * float64(size)
 	b.ReportMetric(float64(peak)/(1<<20), "peak_rss_MB")
 	b.ReportMetric(float64(t.bytesStored(b)-disk0)/received, "disk_ratio")
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		b.ReportMetric(float64(lat[(len(lat)-1)*99/100].Microseconds())/1000, "small_p99_ms")
-		b.ReportMetric(float64(len(lat)), "small_msgs")
+	if len(res.Small) > 0 {
+		b.ReportMetric(float64(res.SmallP99().Microseconds())/1000, "small_p99_ms")
+		b.ReportMetric(float64(len(res.Small)), "small_msgs")
 	}
-}
-
-// sendOne sends one message on its own connection and returns the time
-// from the end of DATA to the 250.
-func sendOne(addr string, body io.Reader) (time.Duration, error) {
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	if err := c.Mail("customer@example.com"); err != nil {
-		return 0, err
-	}
-	if err := c.Rcpt("support@acme.test"); err != nil {
-		return 0, err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return 0, err
-	}
-	if _, err := io.Copy(w, body); err != nil {
-		return 0, err
-	}
-	start := time.Now()
-	if err := w.Close(); err != nil {
-		return 0, err
-	}
-	took := time.Since(start)
-	return took, c.Quit()
-}
-
-func smallMessage(i int) string {
-	return fmt.Sprintf("From: Small %d <small%d@example.com>\r\nTo: support@acme.test\r\nSubject: Small question %d\r\n"+
-		"Message-ID: <small-%d-%d@example.com>\r\nDate: Mon, 2 Mar 2026 09:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n",
-		i, i, i, i, time.Now().UnixNano(), strings.Repeat("Where is my order? ", 50))
-}
-
-// bigMessage generates a mail with one base64 attachment of about size
-// bytes, as a stream: the client never holds it.
-type bigMessage struct {
-	id, size int
-	r        io.Reader
-}
-
-func (m *bigMessage) Read(p []byte) (int, error) {
-	if m.r == nil {
-		head := fmt.Sprintf("From: Big %d <big%d@example.com>\r\nTo: support@acme.test\r\nSubject: Scans %d\r\n"+
-			"Message-ID: <big-%d-%d@example.com>\r\nDate: Mon, 2 Mar 2026 09:00:00 +0000\r\nMIME-Version: 1.0\r\n"+
-			"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe scans are attached.\r\n"+
-			"--b\r\nContent-Type: application/pdf; name=scans.pdf\r\nContent-Transfer-Encoding: base64\r\n"+
-			"Content-Disposition: attachment; filename=scans.pdf\r\n\r\n", m.id, m.id, m.id, m.id, time.Now().UnixNano())
-		lines := (m.size - len(head)) / 78
-		m.r = io.MultiReader(strings.NewReader(head), &base64Lines{src: rand.New(rand.NewPCG(uint64(m.id), 7)), left: lines},
-			strings.NewReader("--b--\r\n"))
-	}
-	return m.r.Read(p)
-}
-
-// base64Lines yields left lines of 76 base64 characters and CRLF.
-type base64Lines struct {
-	src  *rand.Rand
-	left int
-	buf  []byte
-}
-
-func (l *base64Lines) Read(p []byte) (int, error) {
-	if len(l.buf) == 0 {
-		if l.left == 0 {
-			return 0, io.EOF
-		}
-		var raw [57]byte
-		for i := range raw {
-			raw[i] = byte(l.src.Uint32())
-		}
-		l.buf = append(base64.StdEncoding.AppendEncode(l.buf[:0], raw[:]), '\r', '\n')
-		l.left--
-	}
-	n := copy(p, l.buf)
-	l.buf = l.buf[n:]
-	return n, nil
 }
 
 // bytesStored is what the server keeps: the data directory, plus the

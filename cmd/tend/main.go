@@ -52,8 +52,10 @@ commands:
   backup DIR [--config FILE]     a consistent copy of a running SQLite installation (PostgreSQL: pg_dump)
   verify-raw [--config FILE]     check every stored raw message (length, SHA-256) against the database;
                                  runs beside the server, exits 1 on any damage
-  bench [--dsn DSN] [--messages N] [--concurrency 1,8,32] [--json]
+  bench [--dsn DSN] [--messages N] [--concurrency 1,8,32] [--corpus DIR [--blast PATH]] [--json]
                                  benchmark this machine in a temporary database
+  bench --burst N [--burst-mib 24] [--dsn DSN] [--json]
+                                 N large messages at once with small mail beside them: RSS, p99, disk
   version                        print the version
 `
 
