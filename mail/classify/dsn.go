@@ -88,7 +88,7 @@ const maxExplanation = 4 << 10
 // read in part.
 //
 // enmime walks the MIME tree; the delivery-status fields and quoted headers
-// are read with ReadHeader, because enmime's dsn package needs the three
+// are read with header.Read, because enmime's dsn package needs the three
 // report parts in exact order and a strict header syntax that many real
 // MTAs do not produce.
 func ParseDSN(raw []byte) (*DSN, error) {

@@ -26,7 +26,7 @@ func testdataSeeds(f *testing.F) [][]byte {
 	return out
 }
 
-// FuzzClassify feeds arbitrary header blocks through ReadHeader and Classify,
+// FuzzClassify feeds arbitrary header blocks through header.Read and Classify,
 // which run on untrusted input before the SMTP 250.
 func FuzzClassify(f *testing.F) {
 	for _, s := range testdataSeeds(f) {
