@@ -8,6 +8,7 @@ import (
 
 	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/mail/compose"
+	"github.com/tendhq/tend/mail/header"
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
@@ -120,7 +121,7 @@ func (x *Executor) automaticSignal(sc *scope, msg *storage.Message) (string, err
 	if err != nil {
 		return "", err
 	}
-	h, _ := classify.ReadHeader(raw)
+	h, _ := header.Read(raw)
 	res := classify.Classify(h, msg.EnvFrom, classify.Own{})
 	// X-Auto-Response-Suppress alone is what Outlook puts on a person's
 	// mail: it asks us not to answer automatically, and says nothing about

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tendhq/tend/followup"
 	"github.com/tendhq/tend/mail/classify"
+	"github.com/tendhq/tend/mail/header"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
 )
@@ -129,7 +130,7 @@ func ownMailComesBack(t *testing.T, open func(testing.TB, storage.Clock) *storag
 		t.Fatalf("customer got %d mails", len(relayed))
 	}
 	for _, m := range append(got, relayed...) {
-		h, _ := classify.ReadHeader(m.Raw)
+		h, _ := header.Read(m.Raw)
 		if h.Get(loopHeader) == "" {
 			t.Errorf("%s to %v carries no loop header", m.Env.GetHeader("Subject"), m.To)
 		}

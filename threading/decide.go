@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tendhq/tend/mail/header"
 )
 
 // EvidenceKind names one kind of threading evidence. The values are
@@ -393,7 +395,7 @@ func (dc *decider) candidateIDs() []refID {
 	var out []refID
 	seen := map[string]bool{dc.msg.MessageID: dc.msg.MessageID != ""}
 	push := func(id string, kind EvidenceKind) {
-		if !seen[id] && ValidID(id) && len(out) < limit {
+		if !seen[id] && header.ValidID(id) && len(out) < limit {
 			seen[id] = true
 			out = append(out, refID{id, kind})
 		}
@@ -405,7 +407,7 @@ func (dc *decider) candidateIDs() []refID {
 	for i := len(refs) - 1; i >= 0; i-- {
 		push(refs[i], EvidenceReferences)
 	}
-	if len(refs) > 0 && !seen[refs[0]] && ValidID(refs[0]) {
+	if len(refs) > 0 && !seen[refs[0]] && header.ValidID(refs[0]) {
 		// The root of a long chain is usually the customer's first mail.
 		seen[refs[0]] = true
 		out = append(out, refID{refs[0], EvidenceReferences})

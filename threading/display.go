@@ -2,6 +2,8 @@ package threading
 
 import (
 	"strings"
+
+	"github.com/tendhq/tend/mail/header"
 )
 
 // DisplaySubject is a ticket's subject as we show it in our own mail: RFC
@@ -12,7 +14,7 @@ import (
 // Case and everything else are kept: it is for people, unlike
 // NormalizeSubject's key.
 func DisplaySubject(subject, prefix string) string {
-	s := strings.Join(strings.Fields(DecodeHeader(subject)), " ")
+	s := strings.Join(strings.Fields(header.Decode(subject)), " ")
 	for range 16 { // bounded: each round removes something or stops
 		s = strings.TrimSpace(s)
 		if m := prefixRE.FindStringIndex(strings.ToLower(s)); m != nil && len(strings.ToLower(s)) == len(s) {

@@ -2,59 +2,8 @@ package threading
 
 import (
 	"slices"
-	"strings"
 	"testing"
 )
-
-func TestParseIDList(t *testing.T) {
-	tests := []struct {
-		in   string
-		want []string
-	}{
-		{"<a@b>", []string{"a@b"}},
-		{"<a@b> <c@d>\r\n <e@f>", []string{"a@b", "c@d", "e@f"}},
-		{"<a@b> (comment) <a@b>", []string{"a@b"}},
-		{"a@b", []string{"a@b"}},
-		{"<>", nil},
-		{"<@>", nil},
-		{"<a b@c>", nil},
-		{"<noat>", nil},
-		{"<a@>", nil},
-		{"<@b>", nil},
-		{"foo", nil},
-		{"", nil},
-		{"<unterminated@x", nil},
-		{"<" + strings.Repeat("x", 300) + "@y>", nil},
-		{"junk <ok@host> junk", []string{"ok@host"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			if got := ParseIDList(tt.in); !slices.Equal(got, tt.want) {
-				t.Errorf("ParseIDList(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestNormalizeAddress(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"Jana <Jana.Novak@Gmail.com>", "jana.novak@gmail.com"},
-		{"jana@example.org", "jana@example.org"},
-		{"=?UTF-8?Q?J=C3=BCrgen?= <j@w.example>", "j@w.example"},
-		{"Müller, Jürgen <j.mueller@x.example>", "j.mueller@x.example"},
-		{"<weird..dots.@x.example>", "weird..dots.@x.example"},
-		{"no address", ""},
-		{"", ""},
-		{"@x", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			if got := NormalizeAddress(tt.in); got != tt.want {
-				t.Errorf("NormalizeAddress(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}
 
 func TestReadMessage(t *testing.T) {
 	raw := "From: =?UTF-8?Q?J=C3=BCrgen?= <J.Wagner@Bau.example>\r\n" +
@@ -67,10 +16,7 @@ func TestReadMessage(t *testing.T) {
 		"Thread-Index: AdoBHLGUtaY+wvYtQv2Hq3qNQkYWnA==\r\n" +
 		"Thread-Topic: Rechnung\r\n" +
 		"Date: Tue, 17 Oct 2023 17:10:11 +0000\r\n\r\nbody\r\n"
-	m, err := ReadMessage(strings.NewReader(raw), []string{"Support@Acme.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := ReadMessage([]byte(raw), []string{"Support@Acme.example"})
 	checks := []struct {
 		name string
 		ok   bool
@@ -93,7 +39,9 @@ func TestReadMessage(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ReadMessage(strings.NewReader("no header here"), nil); err == nil {
-		t.Error("want an error for a mail without header")
+	// A mail without a header block has no fields, and threading still
+	// decides on it.
+	if m := ReadMessage([]byte("no header here"), nil); m.MessageID != "" || m.From != "" || len(m.References) != 0 {
+		t.Errorf("fields from a mail without header: %+v", m)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tendhq/tend/mail/header"
 )
 
 func testSigner(t testing.TB, current string) *Signer {
@@ -88,7 +90,7 @@ func TestSignVerify(t *testing.T) {
 func TestMessageID(t *testing.T) {
 	s := testSigner(t, "b")
 	id := s.MessageID(42, 9001, "Tend.Example")
-	if !ValidID(id) || !strings.HasSuffix(id, "@tend.example") {
+	if !header.ValidID(id) || !strings.HasSuffix(id, "@tend.example") {
 		t.Fatalf("MessageID = %q", id)
 	}
 	tests := []struct {

@@ -1,46 +1,16 @@
 package threading
 
 import (
-	"fmt"
-	"io"
-	"mime"
 	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/encoding/htmlindex"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/tendhq/tend/mail/header"
 )
-
-// newWordDecoder returns an RFC 2047 decoder that knows every charset of
-// the WHATWG Encoding Standard (htmlindex), which is the set mail clients
-// really use: ISO-8859-*, Windows-125x, KOI8-R, GB18030, Big5, Shift_JIS,
-// ISO-2022-JP, EUC-KR and the rest. It is built per call so that nothing
-// mutable lives at package level; it is cheap.
-func newWordDecoder() *mime.WordDecoder {
-	return &mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) {
-		enc, err := htmlindex.Get(charset)
-		if err != nil {
-			return nil, fmt.Errorf("charset %q: %w", charset, err)
-		}
-		return enc.NewDecoder().Reader(input), nil
-	}}
-}
-
-// DecodeHeader decodes RFC 2047 encoded words in a header value. When a
-// word cannot be decoded (unknown charset, broken encoding) the raw value
-// is kept, because a readable-but-encoded subject is better than none.
-// The result is valid UTF-8.
-func DecodeHeader(s string) string {
-	if strings.Contains(s, "=?") {
-		if d, err := newWordDecoder().DecodeHeader(s); err == nil {
-			s = d
-		}
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
-}
 
 // replyPrefixes are the reply and forward markers mail clients put in
 // front of a subject, lowercased after NFKC folding. Sources: the
@@ -89,7 +59,7 @@ var fwdSuffixRE = regexp.MustCompile(`\s*\((?:fwd|fw)\)\s*$`)
 // something to show: it is idempotent, so the stored key of a ticket and
 // the key of a reply compare equal however often either went through it.
 func NormalizeSubject(s string) string {
-	s = DecodeHeader(s)
+	s = header.Decode(s)
 	// Folding can expose new prefixes (a full-width "ＲＥ：" only becomes
 	// "re:" after NFKC), so repeat until the key stops changing; two
 	// rounds settle every input seen in fuzzing.
@@ -150,7 +120,7 @@ func IsGenericSubject(normalized string) bool {
 // "[<prefix> #123]" (case-insensitive) when prefix is set. It returns the
 // first tag, which is the outermost one in "Re: [Acme #12] Fwd: [Acme #5]".
 func SubjectTag(s string, prefix string) (int64, bool) {
-	s = DecodeHeader(s)
+	s = header.Decode(s)
 	for len(s) > 0 {
 		i := strings.IndexByte(s, '[')
 		if i < 0 {
@@ -185,7 +155,7 @@ func parseTag(in, prefix string) (int64, bool) {
 // (or "[#<ticket>]" without a prefix) in front, unless that tag is
 // already there. Other tags are left alone.
 func TagSubject(subject string, ticket int64, prefix string) string {
-	subject = DecodeHeader(subject)
+	subject = header.Decode(subject)
 	if n, ok := SubjectTag(subject, prefix); ok && n == ticket {
 		return subject
 	}

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/jhillyerd/enmime/v2"
 
+	"github.com/tendhq/tend/mail/header"
 	"github.com/tendhq/tend/storage"
 )
 
@@ -90,17 +90,18 @@ func (s *Server) attachmentDownload(w http.ResponseWriter, r *http.Request, _ st
 			name = a.Filename
 		}
 		if sum := sha256.Sum256(p.Content); a.Hash != "" && a.Hash != hex.EncodeToString(sum[:]) {
-			// The parse that listed it saw other bytes (its charset
-			// fallback decoded a text part differently): still the
-			// customer's attachment, but worth knowing.
+			// Both parse with header.ParseMIME, so only a message listed
+			// by an older parser (other line ends, another charset
+			// fallback) gets here: still the customer's attachment, but
+			// worth knowing.
 			s.log.Warn("attachment differs from its listing", "message", m.ID, "part", part)
 		}
 	}
 	serveDownload(w, p.Content, downloadType(p.ContentType), safeFilename(name, fmt.Sprintf("attachment-%d", part)))
 }
 
-// attachmentPart parses raw with enmime and returns part number n in the
-// order the ingest path lists them (see attachmentParts).
+// attachmentPart parses raw as ingest does (header.ParseMIME) and returns
+// part number n of header.Parts, the numbering ingest stored.
 func attachmentPart(raw []byte, n int) (*enmime.Part, error) {
 	parts, err := attachmentParts(raw)
 	if err != nil {
@@ -109,30 +110,22 @@ func attachmentPart(raw []byte, n int) (*enmime.Part, error) {
 	if n < 0 || n >= len(parts) {
 		return nil, fmt.Errorf("part %d of %d: %w", n, len(parts), storage.ErrNotFound)
 	}
-	return parts[n], nil
+	return parts[n].Part, nil
 }
 
-// attachmentParts parses raw with enmime and lists its parts in the order
-// the ingest path numbers them (mail/ingest.Parse): attachments, then
-// inlines, then other parts. Newlines are normalised the same way and
-// charset detection is off: it changes text, not the order of parts.
-func attachmentParts(raw []byte) (parts []*enmime.Part, err error) {
+// attachmentParts lists the parts of raw in ingest's numbering.
+func attachmentParts(raw []byte) (parts []header.Part, err error) {
 	defer func() {
 		// A parser bug must not take a request down with it.
 		if r := recover(); r != nil {
 			parts, err = nil, fmt.Errorf("parse: panic: %v", r)
 		}
 	}()
-	if bytes.Contains(raw, []byte("\r")) && !bytes.Contains(raw, []byte("\n")) {
-		raw = bytes.ReplaceAll(raw, []byte("\r"), []byte("\n"))
-	}
-	env, err := enmime.NewParser(enmime.DisableCharacterDetection(true)).ReadEnvelope(bytes.NewReader(raw))
+	env, err := header.ParseMIME(raw)
 	if err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
-	parts = append(parts, env.Attachments...)
-	parts = append(parts, env.Inlines...)
-	return append(parts, env.OtherParts...), nil
+	return header.Parts(env), nil
 }
 
 // serveDownload sends body as a file to save, never to render: a mail

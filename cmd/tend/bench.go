@@ -518,7 +518,7 @@ func threadingTime(ctx context.Context, st *storage.Store, msgs [][]byte) (p50, 
 		h := ingest.ParseHeaders(msgs[i])
 		m := &ingest.Message{Headers: h}
 		m.MessageID = fmt.Sprintf("bench-reply-%d@example.com", i)
-		m.InReplyTo, m.References = h.MessageID, []string{h.MessageID}
+		m.InReplyTo, m.References = []string{h.MessageID}, []string{h.MessageID}
 		t0 := time.Now()
 		err := st.InTx(ctx, func(tx *storage.Tx) error {
 			if _, err := th.Place(ctx, m, tx); err != nil {

@@ -410,7 +410,7 @@ func (imp *importer) dispatch(ctx context.Context, src *importSource, jobs chan<
 		h := j.sp.Headers
 		mu.Lock()
 		var parents []*importJob
-		for _, id := range append([]string{h.InReplyTo}, h.References...) {
+		for _, id := range append([]string{h.Parent()}, h.References...) {
 			if p := inflight[id]; p != nil && id != "" {
 				parents = append(parents, p)
 			}

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-msgauth/authres"
+
+	"github.com/tendhq/tend/mail/header"
 )
 
 // Kind is the verdict on who or what sent a message.
@@ -170,7 +172,7 @@ func Classify(h Header, envelopeFrom string, own Own) Result {
 	from := addressOf(h.Get("From"))
 	env := addressOf(envelopeFrom)
 	nullPath := isNullPath(envelopeFrom)
-	subject := decodeSubject(h.Get("Subject"))
+	subject := header.Decode(h.Get("Subject"))
 
 	checkOwn(&v, h, from, env, own)
 	checkContentType(&v, h)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tendhq/tend/mail/header"
 )
 
 // testOwn is tend's identity in the testdata messages.
@@ -67,7 +69,7 @@ func TestClassifyTestdata(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			h, _ := ReadHeader(readTestdata(t, tt.file))
+			h, _ := header.Read(readTestdata(t, tt.file))
 			got := Classify(h, ReversePath(h), testOwn)
 			if got.Kind != tt.kind || got.NoAutoReply != tt.noAutoReply || got.Suspect != tt.suspect ||
 				got.Spam != tt.spam || got.DMARCFail != tt.dmarcFail {
@@ -205,7 +207,7 @@ func TestKindString(t *testing.T) {
 
 func BenchmarkClassify(b *testing.B) {
 	for _, name := range []string{"outlook-human.eml", "outlook-oof.eml", "postfix-dsn.eml"} {
-		h, _ := ReadHeader(readTestdata(b, name))
+		h, _ := header.Read(readTestdata(b, name))
 		env := ReversePath(h)
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tendhq/tend/internal/testenv"
+	"github.com/tendhq/tend/mail/header"
 )
 
 // corpusDir is the shared real-world corpus, relative to this package
@@ -98,7 +99,7 @@ func TestCorpus(t *testing.T) {
 		if err != nil {
 			t.Fatalf("read %s: %v", r.path, err)
 		}
-		h, _ := ReadHeader(raw)
+		h, _ := header.Read(raw)
 		res := Classify(h, ReversePath(h), corpusOwn)
 		if matrix[r.category] == nil {
 			matrix[r.category] = map[Kind]int{}

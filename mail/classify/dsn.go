@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/jhillyerd/enmime/v2"
+
+	"github.com/tendhq/tend/mail/header"
 )
 
 // ErrNotDSN means the message carries no sign of being a delivery report:
@@ -86,13 +88,13 @@ const maxExplanation = 4 << 10
 // read in part.
 //
 // enmime walks the MIME tree; the delivery-status fields and quoted headers
-// are read with ReadHeader, because enmime's dsn package needs the three
+// are read with header.Read, because enmime's dsn package needs the three
 // report parts in exact order and a strict header syntax that many real
 // MTAs do not produce.
 func ParseDSN(raw []byte) (*DSN, error) {
-	data := normalizeNewlines(raw)
-	data = data[headerStart(data):]
-	top, _ := ReadHeader(data)
+	data := header.Newlines(raw)
+	data = data[header.Start(data):]
+	top, _ := header.Read(data)
 
 	d := &DSN{}
 	d.DeliveredTo = deliveredTo(top)
@@ -114,7 +116,7 @@ func ParseDSN(raw []byte) (*DSN, error) {
 		}
 	}
 	if root == nil || (explanation == nil && len(d.Recipients) == 0) {
-		_, body := ReadHeader(data)
+		_, body := header.Read(data)
 		explanation = data[body:]
 	}
 	d.Explanation = clip(string(explanation), maxExplanation)
@@ -146,7 +148,7 @@ func ParseDSN(raw []byte) (*DSN, error) {
 	if d.OriginalMessageID == "" {
 		// The copy may sit in another part, or the MIME may be too broken
 		// for enmime: look through the undecoded body too.
-		_, body := ReadHeader(data)
+		_, body := header.Read(data)
 		readQuotedOriginal(d, string(data[body:]))
 	}
 	if d.OriginalMessageID == "" {
@@ -225,7 +227,7 @@ func scanParts(root *enmime.Part) partScan {
 func readDeliveryStatus(d *DSN, body []byte) {
 	d.Standard = true
 	for _, group := range splitGroups(body) {
-		h, _ := ReadHeader(group)
+		h, _ := header.Read(group)
 		if mta := h.Get("Reporting-Mta"); mta != "" && d.ReportingMTA == "" {
 			d.ReportingMTA = stripType(mta)
 		}
@@ -260,7 +262,7 @@ func readDeliveryStatus(d *DSN, body []byte) {
 
 // readOriginal reads the returned message or its headers.
 func readOriginal(d *DSN, content []byte) {
-	h, _ := ReadHeader(normalizeNewlines(content))
+	h, _ := header.Read(header.Newlines(content))
 	if d.OriginalMessageID == "" {
 		d.OriginalMessageID = firstMsgID(h.Get("Message-Id"))
 	}
@@ -306,8 +308,6 @@ var (
 	statusRE = regexp.MustCompile(`(?:^|[^0-9.])([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:[^0-9.]|$)`)
 	// replyCodeRE matches an RFC 5321 reply code in a diagnostic.
 	replyCodeRE = regexp.MustCompile(`(?:^|[^0-9.])([45][0-9][0-9])(?:[ -]|$)`)
-	// msgIDRE matches a msg-id in angle brackets.
-	msgIDRE = regexp.MustCompile(`<([^<>\s@]+@[^<>\s]+)>`)
 )
 
 // statusCode extracts an enhanced status code from a Status field or a
@@ -374,15 +374,10 @@ func stripType(v string) string {
 	return strings.TrimSpace(v)
 }
 
-// firstMsgID returns the first msg-id in v without angle brackets, or v
-// itself when it has no brackets but looks like one.
+// firstMsgID returns the first msg-id in v (header.IDs), or "".
 func firstMsgID(v string) string {
-	if m := msgIDRE.FindStringSubmatch(v); m != nil {
-		return m[1]
-	}
-	v = strings.Trim(strings.TrimSpace(v), "<>")
-	if strings.Contains(v, "@") && !strings.ContainsAny(v, " \t") {
-		return v
+	if ids := header.IDs(v); len(ids) > 0 {
+		return ids[0]
 	}
 	return ""
 }
@@ -401,33 +396,12 @@ func inlineStatus(text string) int {
 
 // splitGroups splits a body on blank lines into non-empty groups.
 func splitGroups(body []byte) [][]byte {
-	body = normalizeNewlines(body)
+	body = header.Newlines(body)
 	var out [][]byte
 	for _, g := range bytes.Split(body, []byte("\n\n")) {
 		if len(bytes.TrimSpace(g)) > 0 {
 			out = append(out, bytes.TrimLeft(g, "\n"))
 		}
-	}
-	return out
-}
-
-// normalizeNewlines turns CRLF and lone CR into LF, so that the MIME parser
-// and the text heuristics see one line ending. It returns raw itself when
-// there is no CR.
-func normalizeNewlines(raw []byte) []byte {
-	if bytes.IndexByte(raw, '\r') < 0 {
-		return raw
-	}
-	out := make([]byte, 0, len(raw))
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if c == '\r' {
-			if i+1 < len(raw) && raw[i+1] == '\n' {
-				continue
-			}
-			c = '\n'
-		}
-		out = append(out, c)
 	}
 	return out
 }

@@ -4,6 +4,8 @@ import (
 	"net/textproto"
 	"regexp"
 	"strings"
+
+	"github.com/tendhq/tend/mail/header"
 )
 
 // Text bounces predate RFC 3464 and are still sent by qmail, Exim (as plain
@@ -59,7 +61,7 @@ func looksLikeTextBounce(top textproto.MIMEHeader, text string) bool {
 		if strings.Contains(l, m) {
 			return isDaemon(localPart(addressOf(top.Get("From")))) ||
 				isPostmaster(localPart(addressOf(top.Get("From")))) ||
-				isNullPath(ReversePath(top)) || matchSubject(strings.ToLower(decodeSubject(top.Get("Subject"))), failureSubjects[:]) != ""
+				isNullPath(ReversePath(top)) || matchSubject(strings.ToLower(header.Decode(top.Get("Subject"))), failureSubjects[:]) != ""
 		}
 	}
 	return false
@@ -199,7 +201,7 @@ var quotedFieldRE = regexp.MustCompile(`(?im)^[ \t>]*(message-id|return-path)[ \
 func readQuotedOriginal(d *DSN, text string) {
 	_, orig := explanationPart(text)
 	if orig != "" {
-		h, _ := ReadHeader([]byte(strings.TrimLeft(orig, " \t\n")))
+		h, _ := header.Read([]byte(strings.TrimLeft(orig, " \t\n")))
 		if id := firstMsgID(h.Get("Message-Id")); id != "" {
 			d.OriginalMessageID = id
 		}

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tendhq/tend/mail/header"
 )
 
 // testdataSeeds returns every testdata message.
@@ -24,7 +26,7 @@ func testdataSeeds(f *testing.F) [][]byte {
 	return out
 }
 
-// FuzzClassify feeds arbitrary header blocks through ReadHeader and Classify,
+// FuzzClassify feeds arbitrary header blocks through header.Read and Classify,
 // which run on untrusted input before the SMTP 250.
 func FuzzClassify(f *testing.F) {
 	for _, s := range testdataSeeds(f) {
@@ -32,7 +34,7 @@ func FuzzClassify(f *testing.F) {
 		f.Add(s, "someone@example.com")
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, env string) {
-		h, off := ReadHeader(raw)
+		h, off := header.Read(raw)
 		if off < 0 || off > len(raw) {
 			t.Fatalf("body offset %d outside [0,%d]", off, len(raw))
 		}

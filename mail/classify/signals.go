@@ -1,13 +1,6 @@
 package classify
 
-import (
-	"fmt"
-	"io"
-	"mime"
-	"strings"
-
-	"golang.org/x/text/encoding/ianaindex"
-)
+import "strings"
 
 // ReversePath is the best stand-in for the SMTP reverse-path of mail that did
 // not arrive over SMTP (IMAP, mbox import): the Return-Path the final delivery
@@ -128,29 +121,6 @@ func splitMediaType(v string) (string, map[string]string) {
 		params[strings.ToLower(strings.TrimSpace(k))] = strings.ToLower(strings.Trim(strings.TrimSpace(val), `"'`))
 	}
 	return media, params
-}
-
-// charsetReader lets mime.WordDecoder decode encoded-words in any IANA
-// charset, not only UTF-8 and ISO-8859-1.
-func charsetReader(name string, r io.Reader) (io.Reader, error) {
-	enc, err := ianaindex.MIME.Encoding(name)
-	if err != nil || enc == nil {
-		return nil, fmt.Errorf("charset %q: unsupported", name)
-	}
-	return enc.NewDecoder().Reader(r), nil
-}
-
-// decodeSubject decodes RFC 2047 encoded-words; undecodable input is kept
-// as it is.
-func decodeSubject(s string) string {
-	if !strings.Contains(s, "=?") {
-		return s
-	}
-	dec := mime.WordDecoder{CharsetReader: charsetReader}
-	if d, err := dec.DecodeHeader(s); err == nil {
-		return d
-	}
-	return s
 }
 
 // The tables below are read-only lookup data, never written after

@@ -31,7 +31,7 @@ func TestParseHeaders(t *testing.T) {
 			if h.Derived && !strings.HasSuffix(h.MessageID, "@hash.tend.invalid") {
 				t.Errorf("derived Message-ID %q", h.MessageID)
 			}
-			if h.InReplyTo != tc.inReplyTo || h.From != tc.from || h.Subject != tc.subj || len(h.References) != tc.refs {
+			if h.Parent() != tc.inReplyTo || h.From != tc.from || h.Subject != tc.subj || len(h.References) != tc.refs {
 				t.Errorf("got in-reply-to %q from %q subject %q refs %v", h.InReplyTo, h.From, h.Subject, h.References)
 			}
 		})
@@ -45,7 +45,7 @@ func FuzzParseHeaders(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		h := ParseHeaders(raw)
-		for _, s := range append([]string{h.MessageID, h.Subject, h.From, h.FromName, h.ThreadTopic, h.InReplyTo}, h.References...) {
+		for _, s := range append([]string{h.MessageID, h.Subject, h.From, h.FromName, h.ThreadTopic, h.Parent()}, h.References...) {
 			if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
 				t.Fatalf("unstorable text %q", s)
 			}

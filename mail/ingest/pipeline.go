@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tendhq/tend/mail/classify"
+	"github.com/tendhq/tend/mail/header"
 	"github.com/tendhq/tend/mail/senderauth"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
@@ -243,7 +244,7 @@ func (p *Pipeline) incoming(sp *Spool, m *Message) *storage.Incoming {
 	}
 	env := m.Env
 	return &storage.Incoming{
-		Body: sp, Hash: m.Hash, ContentHash: m.ContentHash, MessageID: m.MessageID, InReplyTo: m.InReplyTo, References: m.References,
+		Body: sp, Hash: m.Hash, ContentHash: m.ContentHash, MessageID: m.MessageID, InReplyTo: m.Parent(), References: m.References,
 		ThreadRoot: threadRoot(m.ThreadIndex), NormSubject: threading.NormalizeSubject(m.RawSubject),
 		ThreadTopic: m.ThreadTopic, From: m.From, FromName: m.FromName, To: m.To, Cc: m.Cc,
 		EnvFrom: env.From, EnvTo: env.To, Subject: m.Subject, Date: m.Date, Class: m.Class, Role: "customer",
@@ -276,7 +277,7 @@ func (p *Pipeline) delivered(m *Message, d storage.Delivered, err error, start t
 // of them says nothing about the one a mail client shows.
 func author(m *Message) string {
 	vs := m.Header.Values("From")
-	if len(vs) != 1 || len(addressList(wordDecoder(), vs)) != 1 {
+	if len(vs) != 1 || len(header.Addresses(vs...)) != 1 {
 		return ""
 	}
 	return m.From

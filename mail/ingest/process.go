@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,11 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/jhillyerd/enmime/v2"
-	"github.com/jhillyerd/enmime/v2/mediatype"
-
 	"github.com/tendhq/tend/internal/worker"
-	"github.com/tendhq/tend/mail/classify"
+	"github.com/tendhq/tend/mail/header"
 	"github.com/tendhq/tend/storage"
 )
 
@@ -398,7 +394,7 @@ func (p *Processor) giveUp(ctx context.Context, tx *storage.Tx, sp string, w sto
 	// Keep what the parse found if it can be saved (the rules may be
 	// what failed); else only the text, else nothing but the error.
 	pr := parsed[msg.ID]
-	pr.Error = strings.TrimPrefix(pr.Error+"; ", "; ") + "could not be processed: " + clean(cause.Error())
+	pr.Error = strings.TrimPrefix(pr.Error+"; ", "; ") + "could not be processed: " + header.Text(cause.Error())
 	if err := tx.Savepoint(sp + "p"); err != nil {
 		return err
 	}
@@ -444,79 +440,44 @@ func (p *Processor) process(ctx context.Context, tx *storage.Tx, w storage.Work,
 	return tx.CompleteWork(ctx, w.ID)
 }
 
-// Parse runs the full MIME parse of raw. It never fails: broken MIME yields
-// whatever enmime could recover, and as a last resort the raw body as text,
-// with the parser's complaints in Error.
+// Parse runs the full MIME parse of raw (header.ParseMIME). It never
+// fails: broken MIME yields whatever enmime could recover, and as a last
+// resort the raw body as text, with the parser's complaints in Error.
 func Parse(raw []byte) (out storage.Parsed) {
 	defer func() {
 		// enmime is robust, but a message must never be lost to a parser
 		// bug: fall back to the raw text.
 		if r := recover(); r != nil {
-			out = storage.Parsed{Text: fallbackText(raw), Error: clean(fmt.Sprintf("parser panic: %v", r))}
+			out = storage.Parsed{Text: fallbackText(raw), Error: header.Text(fmt.Sprintf("parser panic: %v", r))}
 		}
 	}()
-	src := normalizeNewlines(raw)
-	// Charset detection is the slowest part of the parse and guesses
-	// wrong on raw UTF-8 (scripts and old clients send it with no MIME
-	// header at all): a part's declared charset is used, a text part that
-	// declares none is read as UTF-8, and only when the result is not
-	// valid UTF-8 (a declared charset proved wrong, an undeclared one was
-	// not UTF-8) is the message parsed again with detection.
-	env, err := enmime.NewParser(enmime.DisableCharacterDetection(true), enmime.SetCustomParseMediaType(utf8ByDefault)).ReadEnvelope(bytes.NewReader(src))
-	if err == nil && !(utf8.ValidString(env.Text) && utf8.ValidString(env.HTML)) {
-		env, err = enmime.NewParser().ReadEnvelope(bytes.NewReader(src))
-	}
+	env, err := header.ParseMIME(raw)
 	if err != nil {
-		return storage.Parsed{Text: fallbackText(raw), Error: clean(err.Error())}
+		return storage.Parsed{Text: fallbackText(raw), Error: header.Text(err.Error())}
 	}
-	out.Text = clean(env.Text)
-	out.HTML = clean(env.HTML)
+	out.Text = header.Text(env.Text)
+	out.HTML = header.Text(env.HTML)
 	var errs []string
 	for _, e := range env.Errors {
 		errs = append(errs, e.Error())
 	}
-	out.Error = clean(strings.Join(errs, "; "))
-	part := 0
-	add := func(ps []*enmime.Part, inline bool) {
-		for _, a := range ps {
-			sum := sha256.Sum256(a.Content)
-			out.Attachments = append(out.Attachments, storage.ParsedAttachment{
-				Part: part, Filename: clean(a.FileName), ContentType: clean(a.ContentType),
-				Size: int64(len(a.Content)), Hash: hex.EncodeToString(sum[:]), Inline: inline,
-			})
-			part++
-		}
+	out.Error = header.Text(strings.Join(errs, "; "))
+	for i, a := range header.Parts(env) {
+		sum := sha256.Sum256(a.Content)
+		out.Attachments = append(out.Attachments, storage.ParsedAttachment{
+			Part: i, Filename: header.Text(a.FileName), ContentType: header.Text(a.ContentType),
+			Size: int64(len(a.Content)), Hash: hex.EncodeToString(sum[:]), Inline: a.Inline,
+		})
 	}
-	add(env.Attachments, false)
-	add(env.Inlines, true)
-	add(env.OtherParts, true)
 	return out
-}
-
-// utf8ByDefault parses a Content-Type as enmime does, and gives a text
-// part without a charset parameter charset=utf-8, so that enmime reads it
-// as UTF-8 instead of guessing (enmime runs detection on every part that
-// declares no charset, even with detection disabled). US-ASCII counts as
-// undeclared: it is what enmime assumes for a message with no
-// Content-Type (RFC 2045 section 5.2), UTF-8 reads ASCII unchanged, and
-// 8-bit bytes under it prove the label wrong.
-func utf8ByDefault(ctype string) (string, map[string]string, []string, error) {
-	mtype, params, invalid, err := mediatype.Parse(ctype)
-	if cs := strings.ToLower(params["charset"]); err == nil && strings.HasPrefix(mtype, "text/") && (cs == "" || cs == "us-ascii") {
-		if params == nil {
-			params = map[string]string{}
-		}
-		params["charset"] = "utf-8"
-	}
-	return mtype, params, invalid, err
 }
 
 // fallbackText is the body after the header block, as valid UTF-8.
 func fallbackText(raw []byte) string {
-	_, off := classify.ReadHeader(raw)
+	_, off := header.Read(raw)
 	body := raw[off:]
 	if len(body) == 0 {
 		body = raw
 	}
-	return clean(string(body))
+	return header.Text(string(body))
 }

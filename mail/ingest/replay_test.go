@@ -229,7 +229,7 @@ func (ci *corpusInstall) recordSent(t *testing.T, ticket int64, raw []byte, h in
 	root, _ := threading.ThreadIndexRoot(h.ThreadIndex)
 	m := storage.Message{
 		TicketID: &ticket, FromAddr: h.From, FromName: h.FromName, ToAddrs: strings.Join(h.To, ","), CcAddrs: strings.Join(h.Cc, ","),
-		Subject: h.Subject, Date: h.Date, InReplyTo: h.InReplyTo, References: strings.Join(h.References, " "),
+		Subject: h.Subject, Date: h.Date, InReplyTo: h.Parent(), References: strings.Join(h.References, " "),
 		ThreadRoot: root, ThreadTopic: h.ThreadTopic, Role: "agent",
 	}
 	o := storage.OutboxMail{TicketID: &ticket, Kind: storage.OutboxToCustomer, EnvTo: strings.Join(h.To, ",")}

@@ -15,7 +15,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/tendhq/tend/mail/classify"
+	"github.com/tendhq/tend/mail/header"
 )
 
 // Spool is one received message held for the committer: in a temporary
@@ -323,11 +323,11 @@ func (s *streamHash) finish() {
 }
 
 // endHead finds where the header parse ends the header block (its rules
-// are lenient: see classify.ReadHeader), hashes the non-trace fields and
+// are lenient: see header.Read), hashes the non-trace fields and
 // whatever of the body is already in head.
 func (s *streamHash) endHead() {
 	s.headDone = true
-	s.hdr, s.bodyOff = classify.ReadHeader(s.head)
+	s.hdr, s.bodyOff = header.Read(s.head)
 	writeContentHeader(s.content, s.head[:s.bodyOff])
 	writeNoCR(s.content, s.head[s.bodyOff:])
 	// Keep only the header block: the body part is hashed and on disk.

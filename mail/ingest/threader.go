@@ -21,16 +21,10 @@ type DecisionThreader struct {
 
 // Place implements Threader.
 func (t DecisionThreader) Place(ctx context.Context, m *Message, tx *storage.Tx) (storage.Placement, error) {
-	tm := threading.Message{
-		InReplyTo: nonEmpty(m.InReplyTo), References: m.References, Subject: m.RawSubject,
-		From: m.From, To: m.To, Cc: m.Cc, Recipients: m.Env.To, ThreadIndex: m.ThreadIndex,
-		ThreadTopic: m.ThreadTopic, IsBounce: m.Classified.Kind == classify.Bounce,
-	}
-	if !m.Derived {
-		tm.MessageID = m.MessageID
-	}
-	if m.Date != nil {
-		tm.Date = *m.Date
+	tm := threading.FromFields(m.Fields, m.Env.To)
+	tm.IsBounce = m.Classified.Kind == classify.Bounce
+	if m.Derived {
+		tm.MessageID = ""
 	}
 	d, err := threading.Decide(ctx, t.Config, tm, lookup{tx})
 	if err != nil {
@@ -128,13 +122,6 @@ func (t DecisionThreader) own(addr string) bool {
 		}
 	}
 	return false
-}
-
-func nonEmpty(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return []string{s}
 }
 
 // evidence renders the decision for the message row (JSON) and the
