@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/vocab"
 )
 
@@ -47,7 +47,7 @@ func defaultEngine(t testing.TB) *Engine {
 
 func TestDefaultRules(t *testing.T) {
 	e := defaultEngine(t)
-	clock := storagetest.NewFakeClock(t0)
+	clock := testenv.NewFakeClock(t0)
 	with := func(f func(*Ticket)) Ticket { tk := baseTicket(); f(&tk); return tk }
 	later := t0.Add(2 * time.Hour)
 

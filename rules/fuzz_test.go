@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/vocab"
 )
 
@@ -32,7 +33,7 @@ func addAnswerSeeds(f *testing.F) {
 	for _, s := range []string{"yes", "no", "Hi,\n\nyes it works", "not fixed", "ça marche", "werkt niet", "> yes", "-- \nyes"} {
 		f.Add(s)
 	}
-	if _, err := os.Stat(filepath.Join("..", "..", "shared", "corpus", "index.tsv")); err != nil && os.Getenv("TEND_CI") == "" {
+	if _, err := os.Stat(filepath.Join("..", "..", "shared", "corpus", "index.tsv")); err != nil && !testenv.CI() {
 		return // corpus seeds are a bonus; the testdata seeds suffice
 	}
 	dir, rows := corpusRows(f)

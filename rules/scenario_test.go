@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/vocab"
 )
 
@@ -16,7 +16,7 @@ import (
 type sim struct {
 	t      *testing.T
 	e      *Engine
-	clock  *storagetest.FakeClock
+	clock  *testenv.FakeClock
 	tk     Ticket
 	timers map[string]time.Time
 	log    []string // mails and gate refusals, in order
@@ -24,7 +24,7 @@ type sim struct {
 }
 
 func newSim(t *testing.T) *sim {
-	return &sim{t: t, e: defaultEngine(t), clock: storagetest.NewFakeClock(t0), tk: baseTicket(), timers: map[string]time.Time{}}
+	return &sim{t: t, e: defaultEngine(t), clock: testenv.NewFakeClock(t0), tk: baseTicket(), timers: map[string]time.Time{}}
 }
 
 func (s *sim) fire(ev Event) {

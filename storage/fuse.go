@@ -2,11 +2,8 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"gorm.io/gorm"
 )
 
 // TicketMailSince counts the mail queued on ticket since a time, held mail
@@ -50,40 +47,6 @@ func (t *Tx) ReleaseHeldMail(ctx context.Context, ticket int64) (int, error) {
 		return 0, fmt.Errorf("release mail of ticket %d: %w", ticket, res.Error)
 	}
 	return int(res.RowsAffected), nil
-}
-
-// LatestInStream returns the newest outbox row of ticket in a coalescing
-// stream (OutboxMail.Stream), if any.
-func (t *Tx) LatestInStream(ctx context.Context, ticket int64, stream string) (OutboxMail, bool, error) {
-	var o OutboxMail
-	err := t.db.WithContext(ctx).Omit("raw").Where("ticket_id = ? AND stream = ?", ticket, stream).Order("id DESC").Take(&o).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return OutboxMail{}, false, nil
-	}
-	if err != nil {
-		return OutboxMail{}, false, fmt.Errorf("ticket %d stream %s: %w", ticket, stream, err)
-	}
-	return o, true, nil
-}
-
-// RequeueMail replaces the content of an outbox row that has not been
-// sent yet (a coalesced notification standing for one more event): its
-// raw bytes, its count, and the text of its message row. It reports
-// whether the row was still waiting.
-func (t *Tx) RequeueMail(ctx context.Context, id int64, raw []byte, count int, text, html string) (bool, error) {
-	db := t.db.WithContext(ctx)
-	res := db.Model(&OutboxMail{}).Where("id = ? AND status IN ? AND lease_owner = ''", id, []string{OutboxPending, OutboxHeld}).
-		Updates(map[string]any{"raw": raw, "count": count})
-	if res.Error != nil {
-		return false, fmt.Errorf("requeue outbox %d: %w", id, res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return false, nil
-	}
-	if err := t.requeueMessage(ctx, id, len(raw), text, html); err != nil {
-		return false, fmt.Errorf("requeue outbox %d message: %w", id, err)
-	}
-	return true, nil
 }
 
 // requeueMessage rewrites the message row of outbox row id, found by

@@ -147,6 +147,10 @@ type RawMessage struct {
 	CreatedAt time.Time
 }
 
+// SourceWeb is the Source of mail that tend composed for a signed-in agent
+// (ingest's DeliverWritten): only tend writes it, no door can claim it.
+const SourceWeb = "web"
+
 // Message is one mail on a ticket, in or out, with the header fields that
 // threading needs indexed. Text and HTML are filled by the full MIME parse
 // after the message is committed (Parsed tells whether it ran).
@@ -173,7 +177,7 @@ type Message struct {
 	Role        string      `gorm:"size:20;not null;default:'customer'"` // customer, cc, agent, system
 	Evidence    string      `gorm:"type:text;not null;default:''"`       // JSON list of threading evidence
 	Size        int64       `gorm:"not null;default:0"`
-	Source      string      `gorm:"type:text;not null;default:''"` // smtp, lmtp, imap:<inbox>/<mailbox>/<uidvalidity>/<uid>
+	Source      string      `gorm:"type:text;not null;default:''"` // smtp, lmtp, imap:<inbox>/<mailbox>/<uidvalidity>/<uid>, SourceWeb
 	Imported    bool        `gorm:"not null;default:false"`
 	Parsed      bool        `gorm:"not null;default:false"`
 	ParseError  string      `gorm:"type:text;not null;default:''"`

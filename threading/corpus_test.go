@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/threading"
 	"github.com/tendhq/tend/threading/threadingtest"
 	"github.com/tendhq/tend/vocab"
@@ -40,7 +40,7 @@ func TestCorpusReplay(t *testing.T) {
 		t.Fatalf("corpus has %d conversations, want at least 60", len(convs))
 	}
 	fake := threadingtest.NewFake(1001)
-	clock := storagetest.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := testenv.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	cfg := threadingtest.CorpusConfig()
 	cfg.Clock = clock
 	st := &replayStats{byVia: map[string]int{}}
@@ -64,7 +64,7 @@ func TestCorpusReplay(t *testing.T) {
 	}
 }
 
-func replayConversation(t *testing.T, c threadingtest.Conversation, cfg threading.Config, fake *threadingtest.Fake, clock *storagetest.FakeClock, st *replayStats) {
+func replayConversation(t *testing.T, c threadingtest.Conversation, cfg threading.Config, fake *threadingtest.Fake, clock *testenv.FakeClock, st *replayStats) {
 	ctx := context.Background()
 	labels := map[string]int64{}
 	lookup := func(l string) (int64, bool) { n, ok := labels[l]; return n, ok }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/threading"
 	"github.com/tendhq/tend/threading/threadingtest"
 	"github.com/tendhq/tend/vocab"
@@ -21,7 +21,7 @@ var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 type world struct {
 	cfg    threading.Config
 	fake   *threadingtest.Fake
-	clock  *storagetest.FakeClock
+	clock  *testenv.FakeClock
 	ticket int64
 	first  threading.Message
 	ours   string // Message-ID of our acknowledgement
@@ -30,7 +30,7 @@ type world struct {
 
 func newWorld(t testing.TB) *world {
 	t.Helper()
-	w := &world{fake: threadingtest.NewFake(500), clock: storagetest.NewFakeClock(t0)}
+	w := &world{fake: threadingtest.NewFake(500), clock: testenv.NewFakeClock(t0)}
 	w.cfg = threadingtest.CorpusConfig()
 	w.cfg.Clock = w.clock
 	w.root = threading.NewThreadIndex(t0, [16]byte{9, 8, 7, 6, 5, 4, 3, 2, 1, 1, 2, 3, 4, 5, 6, 7})

@@ -14,7 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/threading"
 	"github.com/tendhq/tend/threading/threadingtest"
 )
@@ -53,7 +53,7 @@ func corpusHeaders(tb testing.TB, fields ...string) []string {
 func requireCorpus(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(sharedCorpus, "index.tsv")); err != nil {
-		storagetest.SkipOrFail(t, fmt.Sprintf("shared corpus not found at %s: %v", sharedCorpus, err))
+		testenv.SkipOrFail(t, fmt.Sprintf("shared corpus not found at %s: %v", sharedCorpus, err))
 	}
 }
 
@@ -141,7 +141,7 @@ func FuzzSubjectTag(f *testing.F) {
 func FuzzVerify(f *testing.F) {
 	// A fixed clock: the issue day is in the address, and the round trip
 	// below must not depend on the day the fuzzer runs.
-	s := threadingtest.CorpusSigner().WithReplyLifetime(0, storagetest.NewFakeClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)))
+	s := threadingtest.CorpusSigner().WithReplyLifetime(0, testenv.NewFakeClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)))
 	f.Add(s.Sign(threading.PurposeReply, 1, 2), uint8(0), uint8(0))
 	f.Add("reply+1.2.20423.b", uint8(3), uint8('1'))
 	f.Add(s.Sign(threading.PurposeNote, 123456789, 42), uint8(10), uint8('x'))

@@ -9,7 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/tendhq/tend/mail/followup"
+	"github.com/tendhq/tend/followup"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/webreply"
 	"github.com/tendhq/tend/rules"

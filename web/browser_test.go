@@ -18,7 +18,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/internal/testenv"
 )
 
 // screenshotEnv names a directory that receives the browser test's
@@ -33,7 +33,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	storagetest.SkipOrFail(t, "no Chromium found (apt-get install chromium): browser test skipped")
+	testenv.SkipOrFail(t, "no Chromium found (apt-get install chromium): browser test skipped")
 	return ""
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
@@ -141,7 +142,7 @@ func corpusFiles(t testing.TB) []string {
 	t.Helper()
 	index, err := os.ReadFile(filepath.Join(corpusDir, "index.tsv"))
 	if err != nil {
-		storagetest.SkipOrFail(t, fmt.Sprintf("corpus not found at %s: %v", corpusDir, err))
+		testenv.SkipOrFail(t, fmt.Sprintf("corpus not found at %s: %v", corpusDir, err))
 	}
 	var out []string
 	for _, line := range strings.Split(strings.TrimSpace(string(index)), "\n") {

@@ -205,7 +205,7 @@ type fakeActions struct {
 	err   error // returned instead of acting, when set
 }
 
-func (f *fakeActions) record(call string, ticket int64, state string) error {
+func (f *fakeActions) record(call string, ticket int64, state vocab.State) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -213,7 +213,7 @@ func (f *fakeActions) record(call string, ticket int64, state string) error {
 	}
 	f.calls = append(f.calls, call)
 	if state != "" {
-		f.e.setTicket(ticket, "state = '"+state+"'")
+		f.e.setTicket(ticket, "state = '"+string(state)+"'")
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ type Store interface {
 	DeleteSession(ctx context.Context, secret string) error
 	Ping(ctx context.Context) error
 
-	// The lead's queue (storage/queue.go).
+	// The lead's queue (storage/leadqueue.go).
 	Queue(ctx context.Context, f storage.QueueFilter) ([]storage.QueueRow, bool, error)
 	// QueueCount counts a search's matches for the queue.
 	QueueCount(ctx context.Context, f storage.QueueFilter, limit int) (int64, bool, error)

@@ -37,7 +37,7 @@ func TestStatsAPIAndPage(t *testing.T) {
 				}
 			}
 			answered := func(d time.Duration) *time.Time { at := t0.Add(d); return &at }
-			state := func(s string) *string { return &s }
+			state := func(s vocab.State) *vocab.State { return &s }
 			yes := true
 			update(1, 0, storage.TicketUpdate{FirstResponseAt: answered(10 * time.Minute)})
 			update(2, 0, storage.TicketUpdate{FirstResponseAt: answered(20 * time.Minute), Breached: &yes})

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/storage/storagetest"
 )
 
@@ -19,7 +20,7 @@ func TestBenchCommand(t *testing.T) {
 			if backend == "postgres" {
 				dsn := os.Getenv(storagetest.PostgresEnv)
 				if dsn == "" {
-					storagetest.SkipOrFail(t, storagetest.PostgresEnv+" is not set")
+					testenv.SkipOrFail(t, storagetest.PostgresEnv+" is not set")
 				}
 				args = append(args, "--dsn", dsn) // bench makes its own temporary database there
 			}

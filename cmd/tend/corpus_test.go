@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/mail/ingest"
-	"github.com/tendhq/tend/storage/storagetest"
 )
 
 // corpusDir is the shared real-world corpus, read in place.
@@ -24,7 +24,7 @@ func corpusFiles(t *testing.T) []string {
 	t.Helper()
 	f, err := os.Open(filepath.Join(corpusDir, "index.tsv"))
 	if err != nil {
-		storagetest.SkipOrFail(t, "corpus not found at "+corpusDir)
+		testenv.SkipOrFail(t, "corpus not found at "+corpusDir)
 	}
 	defer f.Close()
 	var out []string

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/tendhq/tend/cmd/tend/config"
-	"github.com/tendhq/tend/mail/followup"
+	"github.com/tendhq/tend/followup"
 	"github.com/tendhq/tend/rules"
 )
 

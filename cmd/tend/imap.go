@@ -12,7 +12,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tendhq/tend/cmd/tend/config"
-	"github.com/tendhq/tend/mail/followup"
+	"github.com/tendhq/tend/followup"
 	"github.com/tendhq/tend/mail/imappoll"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"

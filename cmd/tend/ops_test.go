@@ -245,7 +245,7 @@ func TestOperationsPostgres(t *testing.T) {
 	}
 	var erased bool
 	for _, e := range bob.Events {
-		erased = erased || e.Kind == vocab.EventErased
+		erased = erased || e.Kind == string(vocab.EventErased)
 	}
 	for _, m := range bob.Messages {
 		if m.From == "ann@example.com" {

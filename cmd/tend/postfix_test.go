@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/internal/testenv"
 )
 
 // TestPostfixRecipe runs the README's "Behind Postfix" recipe as written,
@@ -183,10 +183,10 @@ type postfix struct {
 func startPostfix(t *testing.T, r recipe) *postfix {
 	t.Helper()
 	if _, err := exec.LookPath("postfix"); err != nil {
-		storagetest.SkipOrFail(t, "postfix is not installed (apt-get install postfix)")
+		testenv.SkipOrFail(t, "postfix is not installed (apt-get install postfix)")
 	}
 	if os.Geteuid() != 0 {
-		storagetest.SkipOrFail(t, "a Postfix instance needs root")
+		testenv.SkipOrFail(t, "a Postfix instance needs root")
 	}
 	root, err := os.MkdirTemp("", "tend-postfix-")
 	if err != nil {

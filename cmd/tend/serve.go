@@ -19,9 +19,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tendhq/tend/cmd/tend/config"
+	"github.com/tendhq/tend/followup"
 	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/mail/compose"
-	"github.com/tendhq/tend/mail/followup"
 	"github.com/tendhq/tend/mail/imappoll"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/relay"

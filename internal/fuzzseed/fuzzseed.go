@@ -1,6 +1,6 @@
 // Package fuzzseed seeds fuzz targets with real mail: the repository's
 // testdata and a sample of the shared corpus beside the repository. It
-// is test support, a leaf that imports nothing of tend's.
+// is test support, a leaf that imports nothing of tend's but testenv.
 package fuzzseed
 
 import (
@@ -8,12 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// ciEnv is the variable under which a missing peer fails instead of being
-// skipped (storagetest.CIEnv; repeated here so that this leaf imports no
-// storage).
-const ciEnv = "TEND_CI"
+	"github.com/tendhq/tend/internal/testenv"
+)
 
 // MaxSeed bounds a seed: the fuzzer mutates every seed many times, and a
 // megabyte of mail costs as much per execution as a thousand small ones.
@@ -51,8 +48,8 @@ func Corpus(f *testing.F, dir string, every int) [][]byte {
 	f.Helper()
 	index, err := os.ReadFile(filepath.Join(dir, "index.tsv"))
 	if err != nil {
-		if os.Getenv(ciEnv) != "" {
-			f.Fatalf("the shared corpus is missing (%v) and %s is set", err, ciEnv)
+		if testenv.CI() {
+			f.Fatalf("the shared corpus is missing (%v) and %s is set", err, testenv.CIEnv)
 		}
 		return nil
 	}

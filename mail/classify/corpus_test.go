@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/vocab"
 )
 
@@ -30,7 +30,7 @@ func loadCorpus(t testing.TB) []corpusRow {
 	t.Helper()
 	f, err := os.Open(filepath.Join(corpusDir, "index.tsv"))
 	if err != nil {
-		storagetest.SkipOrFail(t, fmt.Sprintf("corpus not found at %s: %v", corpusDir, err))
+		testenv.SkipOrFail(t, fmt.Sprintf("corpus not found at %s: %v", corpusDir, err))
 	}
 	defer f.Close()
 	var rows []corpusRow

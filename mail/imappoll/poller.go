@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/tendhq/tend/internal/worker"
 )
 
 // Poller takes mail from one IMAP mailbox into one inbox, exactly once:
@@ -146,7 +148,7 @@ func (p *Poller) release() {
 	}
 }
 
-// backoff is exponential from MinBackoff (AuthBackoff for a refused
+// backoff is exponential (worker.Backoff) from MinBackoff (AuthBackoff for a refused
 // login, capped at 4*MaxBackoff) with jitter in [d/2, d): replicas and
 // mailboxes that failed together do not retry together.
 func (p *Poller) backoff(failures int, auth bool) time.Duration {
@@ -154,11 +156,7 @@ func (p *Poller) backoff(failures int, auth bool) time.Duration {
 	if auth {
 		base, ceil = p.opts.AuthBackoff, max(4*p.opts.MaxBackoff, p.opts.AuthBackoff)
 	}
-	d := base
-	for i := 0; i < failures && d < ceil; i++ {
-		d *= 2
-	}
-	d = min(d, ceil)
+	d := worker.Backoff(failures, base, ceil, nil)
 	return d/2 + rand.N(d/2+1)
 }
 

@@ -209,10 +209,6 @@ func (p *Pipeline) prepare(ctx context.Context, sp *Spool, env Envelope) (*Messa
 	return m, in
 }
 
-// SourceWeb is the Source of mail that tend composed for a signed-in agent
-// (DeliverWritten): only tend writes it, no door can claim it.
-const SourceWeb = "web"
-
 // DeliverWritten stores mail that tend composed for a signed-in agent (a
 // reply or an internal note written in the web view) on the ticket that
 // place names. It is not classified, verified or threaded: the session
@@ -223,11 +219,11 @@ const SourceWeb = "web"
 func (p *Pipeline) DeliverWritten(ctx context.Context, raw []byte, env Envelope, place storage.Placement) (storage.Delivered, error) {
 	start := time.Now()
 	sp := SpoolBytes(raw)
-	env.Source = SourceWeb
+	env.Source = storage.SourceWeb
 	// Written by a signed-in agent: human by what the session proved.
 	m := &Message{Headers: sp.Headers, Env: env, Classified: classify.Result{Class: vocab.ClassHuman}}
 	in := p.incoming(sp, m)
-	in.Auth = storage.SenderAuth{Method: SourceWeb, FromDomain: domainOf(env.From), Aligned: true}
+	in.Auth = storage.SenderAuth{Method: storage.SourceWeb, FromDomain: domainOf(env.From), Aligned: true}
 	in.Place = func(context.Context, *storage.Tx) (storage.Placement, error) { return place, nil }
 	d, err := p.opts.Committer.Deliver(ctx, in)
 	return p.delivered(m, d, err, start)

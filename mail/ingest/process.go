@@ -15,6 +15,7 @@ import (
 	"github.com/jhillyerd/enmime/v2"
 	"github.com/jhillyerd/enmime/v2/mediatype"
 
+	"github.com/tendhq/tend/internal/worker"
 	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/storage"
 )
@@ -149,72 +150,18 @@ func NewProcessor(store WorkStore, opts ProcessorOptions) *Processor {
 }
 
 // Wake tells the processor that work may be waiting. It never blocks.
-func (p *Processor) Wake() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
+func (p *Processor) Wake() { worker.Wake(p.wake) }
 
 // Run processes work until ctx ends. The wake-up channel only shortens the
 // wait: the work itself is in the database, so nothing is lost if a wake-up
 // is.
 func (p *Processor) Run(ctx context.Context) error {
-	return Loop(ctx, LoopOptions{Name: "processing work", Log: p.log, Wake: p.wake, Period: p.period, Linger: linger, Before: p.yield}, p.RunOnce)
+	return worker.Loop(ctx, worker.Options{Name: "processing work", Log: p.log, Wake: p.wake, Period: p.period, Linger: linger, Before: p.yield}, p.RunOnce)
 }
 
 // linger is how long a woken processor waits for more work to batch, so
 // that mail arriving together is processed in one transaction (one fsync).
 const linger = 20 * time.Millisecond
-
-// LoopOptions configure Loop.
-type LoopOptions struct {
-	Name   string
-	Log    *slog.Logger
-	Wake   <-chan struct{}
-	Period time.Duration
-	Linger time.Duration         // wait after a wake-up, to batch
-	Before func(context.Context) // called before each batch (to yield)
-}
-
-// Loop is the life of a database-driven worker: run once until it finds
-// nothing to do, then wait for a wake-up, the period, or the end of ctx.
-// An error is logged and retried at the next period; it never spins.
-func Loop(ctx context.Context, o LoopOptions, once func(context.Context) (int, error)) error {
-	t := time.NewTicker(o.Period)
-	defer t.Stop()
-	for {
-		for {
-			if o.Before != nil {
-				o.Before(ctx)
-			}
-			n, err := once(ctx)
-			if ctx.Err() != nil {
-				return nil
-			}
-			if err != nil {
-				o.Log.Error(o.Name, "err", err)
-				break
-			}
-			if n == 0 {
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-o.Wake:
-			if o.Linger > 0 {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(o.Linger):
-				}
-			}
-		case <-t.C:
-		}
-	}
-}
 
 // yield waits while ingest is busy, at most MaxDefer. This is scheduling,
 // not business time, so it uses the real clock.
@@ -431,11 +378,10 @@ func capParsed(p storage.Parsed, max int, m storage.Message) storage.Parsed {
 	return p
 }
 
-// backoff grows with the attempts from the configured base, capped at an
-// hour.
+// backoff doubles from the configured base with each attempt, capped at
+// an hour (and at 2^20 times the base), without jitter.
 func (p *Processor) backoff(attempts int) time.Duration {
-	d := p.retryBase << min(attempts, 20)
-	return min(d, time.Hour)
+	return worker.Backoff(min(attempts, 20), p.retryBase, time.Hour, nil)
 }
 
 // giveUp ends the work of a message whose after-work failed maxAttempts

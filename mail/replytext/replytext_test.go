@@ -10,7 +10,7 @@ import (
 
 	"github.com/jhillyerd/enmime/v2"
 
-	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/internal/testenv"
 )
 
 func readEnvelope(t testing.TB, path string) *enmime.Envelope {
@@ -138,7 +138,7 @@ func corpusDir(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join("..", "..", "..", "shared", "corpus")
 	if _, err := os.Stat(filepath.Join(dir, "index.tsv")); err != nil {
-		storagetest.SkipOrFail(t, fmt.Sprintf("corpus not found at %s: %v", dir, err))
+		testenv.SkipOrFail(t, fmt.Sprintf("corpus not found at %s: %v", dir, err))
 	}
 	return dir
 }

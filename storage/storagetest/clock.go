@@ -1,41 +1,20 @@
-// Package storagetest holds helpers for tests of tend's packages: a fake
-// clock, openers for the SQLite and PostgreSQL test databases, a group
-// committer that runs for a test, and the work queue's contract
-// (WorkQueueContract), which the store and any wrapper of it must pass.
+// Package storagetest holds helpers for tests of tend's packages: openers
+// for the SQLite and PostgreSQL test databases, a group committer that
+// runs for a test, and the work queue's contract (WorkQueueContract),
+// which the store and any wrapper of it must pass. Where tests run (CI or
+// not) and the fake clock are internal/testenv's, a leaf that tests of
+// packages below storage use without depending on it.
 package storagetest
 
 import (
-	"sync"
 	"time"
+
+	"github.com/tendhq/tend/internal/testenv"
 )
 
-// FakeClock is a Clock that only moves when told to. It is safe for
-// concurrent use.
-type FakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// FakeClock is testenv.FakeClock, named here as well because the tests
+// that open stores through this package take their clock with them.
+type FakeClock = testenv.FakeClock
 
-// NewFakeClock returns a clock stopped at t.
-func NewFakeClock(t time.Time) *FakeClock { return &FakeClock{now: t.UTC()} }
-
-// Now returns the clock's current time.
-func (c *FakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *FakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// Set moves the clock to t.
-func (c *FakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t.UTC()
-	c.mu.Unlock()
-}
+// NewFakeClock returns a clock stopped at t (testenv.NewFakeClock).
+func NewFakeClock(t time.Time) *FakeClock { return testenv.NewFakeClock(t) }

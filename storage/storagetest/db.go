@@ -12,26 +12,13 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver to create and drop test databases
 
+	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/storage"
 )
 
 // PostgresEnv names the variable holding the DSN of a PostgreSQL server
 // the tests may create databases on.
 const PostgresEnv = "TEND_TEST_POSTGRES_DSN"
-
-// CIEnv names the variable that CI sets: with it, a test whose peer (a
-// database, Dovecot, Chromium, the corpus) is missing fails instead of
-// skipping.
-const CIEnv = "TEND_CI"
-
-// SkipOrFail skips the test with reason on a laptop and fails it under CI.
-func SkipOrFail(t testing.TB, reason string) {
-	t.Helper()
-	if os.Getenv(CIEnv) != "" {
-		t.Fatalf("%s (and %s is set: CI must not skip)", reason, CIEnv)
-	}
-	t.Skip(reason)
-}
 
 // Backend opens a fresh, empty store of one kind.
 type Backend struct {
@@ -75,7 +62,7 @@ func PostgresDSN(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv(PostgresEnv)
 	if base == "" {
-		SkipOrFail(t, PostgresEnv+" is not set: PostgreSQL tests skipped")
+		testenv.SkipOrFail(t, PostgresEnv+" is not set: PostgreSQL tests skipped")
 	}
 	u, err := url.Parse(base)
 	if err != nil {
@@ -90,7 +77,7 @@ func PostgresDSN(t testing.TB) string {
 	_, _ = rand.Read(b)
 	name := "tend_test_" + hex.EncodeToString(b)
 	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		SkipOrFail(t, fmt.Sprintf("postgres at %s unusable: %v", u.Host, err))
+		testenv.SkipOrFail(t, fmt.Sprintf("postgres at %s unusable: %v", u.Host, err))
 	}
 	t.Cleanup(func() {
 		admin, err := sql.Open("pgx", base)

@@ -26,6 +26,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/tendhq/tend/internal/testenv"
 )
 
 // Server is a running Dovecot with one user. It is stopped by the test's
@@ -108,8 +110,8 @@ func Require(t testing.TB) {
 	if ok {
 		return
 	}
-	if os.Getenv("TEND_CI") != "" {
-		t.Fatalf("dovecot unavailable and TEND_CI is set: %s", why)
+	if testenv.CI() {
+		t.Fatalf("dovecot unavailable and %s is set: %s", testenv.CIEnv, why)
 	}
 	t.Skipf("skipping Dovecot test: %s", why)
 }

@@ -1,0 +1,254 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// QueueMail commits an outgoing mail: the outbox row, and a message row on
+// the ticket so that replies to it thread. build is called with the new
+// row's ID (for the Message-ID and the VERP return path) and returns the
+// raw message, its Message-ID and envelope sender.
+func (t *Tx) QueueMail(ctx context.Context, o OutboxMail, m Message, build func(id int64) (raw []byte, messageID, envFrom string, err error)) (int64, error) {
+	now := t.s.now()
+	// A row may be queued held (the ticket's fuse) or deferred (a
+	// not-before time in NextAttemptAt); by default it is due now.
+	if o.Status == "" {
+		o.Status = OutboxPending
+	}
+	if o.NextAttemptAt.IsZero() || o.NextAttemptAt.Before(now) {
+		o.NextAttemptAt = now
+	}
+	o.CreatedAt = now
+	db := t.db.WithContext(ctx)
+	if err := db.Create(&o).Error; err != nil {
+		return 0, fmt.Errorf("outbox: %w", err)
+	}
+	raw, msgID, envFrom, err := build(o.ID)
+	if err != nil {
+		return 0, fmt.Errorf("outbox %d: compose: %w", o.ID, err)
+	}
+	if err := db.Model(&OutboxMail{}).Where("id = ?", o.ID).Updates(map[string]any{
+		"raw": raw, "message_id": msgID, "env_from": envFrom,
+	}).Error; err != nil {
+		return 0, fmt.Errorf("outbox %d: %w", o.ID, err)
+	}
+	m.Direction, m.MessageID, m.RawHash, m.OutboxID, m.ReceivedAt, m.Parsed, m.Handled = DirectionOut, msgID, outboxRawHash(o.ID), &o.ID, now, true, true
+	m.Size = int64(len(raw))
+	if err := db.Create(&m).Error; err != nil {
+		return 0, fmt.Errorf("outbox %d message: %w", o.ID, err)
+	}
+	return o.ID, nil
+}
+
+// Outbox statuses.
+const (
+	OutboxPending = "pending"
+	OutboxSent    = "sent"
+	OutboxFailed  = "failed"
+	// OutboxHeld is mail the ticket's fuse holds back: kept, never sent
+	// until a lead releases the ticket's mail (ReleaseHeldMail).
+	OutboxHeld = "held"
+)
+
+// Outbox kinds: mail to the customer (counted for flood protection) and
+// mail to staff.
+const (
+	OutboxToCustomer = "customer"
+	OutboxToStaff    = "staff"
+)
+
+// AutoMailCounts counts automatic mail sent to addr in the last hour and
+// on ticket since the start of the day (UTC), for flood protection.
+func (t *Tx) AutoMailCounts(ctx context.Context, addr string, ticket int64) (toAddrLastHour, onTicketToday int, err error) {
+	now := t.s.now()
+	db := t.db.WithContext(ctx)
+	var a, b int64
+	if err := db.Model(&OutboxMail{}).Where("auto = ? AND env_to = ? AND created_at >= ?", true, addr, now.Add(-time.Hour)).Count(&a).Error; err != nil {
+		return 0, 0, fmt.Errorf("auto mail counts: %w", err)
+	}
+	day := now.Truncate(24 * time.Hour)
+	if err := db.Model(&OutboxMail{}).Where("auto = ? AND ticket_id = ? AND created_at >= ? AND kind = ?", true, ticket, day, "customer").Count(&b).Error; err != nil {
+		return 0, 0, fmt.Errorf("auto mail counts: %w", err)
+	}
+	return int(a), int(b), nil
+}
+
+// ClaimOutbox leases up to limit due outbox rows to owner.
+func (s *Store) ClaimOutbox(ctx context.Context, owner string, limit int, lease time.Duration) ([]OutboxMail, error) {
+	ids, err := s.claim(ctx, outboxClaim, s.now(), owner, lease, limit)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	var os []OutboxMail
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Order("id").Find(&os).Error; err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	return os, nil
+}
+
+// OutboxResult is the outcome of one delivery attempt.
+type OutboxResult struct {
+	Sent      bool
+	Failed    bool      // permanent: give up
+	RetryAt   time.Time // temporary: try again then
+	Error     string
+	Permanent bool
+	// DropBody, with Sent, drops the composed bytes at once and keeps the
+	// row's metadata, as PruneOutbox does later: for staff mail, a copy
+	// of what the ticket already holds (its text and attachments), whose
+	// bytes would otherwise outweigh the mail received.
+	DropBody bool
+}
+
+// FinishOutbox records a delivery attempt of row id by owner. It returns
+// false when the row was not leased to owner any more.
+func (t *Tx) FinishOutbox(ctx context.Context, id int64, owner string, r OutboxResult) (bool, error) {
+	now := t.s.now()
+	upd := map[string]any{"attempts": gorm.Expr("attempts + 1"), "lease_owner": "", "lease_until": nil, "last_error": safeText(r.Error)}
+	switch {
+	case r.Sent:
+		upd["status"], upd["sent_at"] = OutboxSent, now
+		if r.DropBody {
+			if err := t.s.countDropped(t.db.WithContext(ctx), []int64{id}); err != nil {
+				return false, fmt.Errorf("finish outbox %d: %w", id, err)
+			}
+			upd["raw"] = nil
+		}
+	case r.Failed:
+		upd["status"] = OutboxFailed
+	default:
+		upd["next_attempt_at"] = r.RetryAt
+	}
+	res := t.db.WithContext(ctx).Model(&OutboxMail{}).Where("id = ? AND lease_owner = ? AND status = ?", id, owner, OutboxPending).Updates(upd)
+	if res.Error != nil {
+		return false, fmt.Errorf("finish outbox %d: %w", id, res.Error)
+	}
+	if res.RowsAffected == 1 && r.Sent && r.DropBody {
+		if err := dropOutboxText(t.db.WithContext(ctx), []int64{id}); err != nil {
+			return false, fmt.Errorf("finish outbox %d: %w", id, err)
+		}
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// dropOutboxText empties the text of the message rows that record the
+// outgoing mails ids when they are on no ticket (staff mail: copies made
+// for agents). Customer mail keeps its text: it is the ticket's record of
+// what was sent. The rows are found through the dedup index (Message-ID,
+// and the raw_hash QueueMail gives them), not by a scan.
+func dropOutboxText(db *gorm.DB, ids []int64) error {
+	var msgIDs []string
+	if err := db.Model(&OutboxMail{}).Where("id IN ?", ids).Pluck("message_id", &msgIDs).Error; err != nil {
+		return err
+	}
+	hashes := make([]string, len(ids))
+	for i, id := range ids {
+		hashes[i] = outboxRawHash(id)
+	}
+	return db.Model(&Message{}).Where("message_id IN ? AND raw_hash IN ? AND ticket_id IS NULL", msgIDs, hashes).
+		Updates(map[string]any{"text": "", "html": ""}).Error
+}
+
+// countDropped adds the composed bytes of outgoing mails ids, about to
+// be dropped, to what Checkpoint's outbox vacuum waits for (PostgreSQL:
+// SQLite reuses the pages itself).
+func (s *Store) countDropped(db *gorm.DB, ids []int64) error {
+	if s.driver == DriverSQLite {
+		return nil
+	}
+	var n int64
+	if err := db.Model(&OutboxMail{}).Where("id IN ?", ids).Select("COALESCE(SUM(LENGTH(raw)), 0)").Scan(&n).Error; err != nil {
+		return err
+	}
+	s.dropped.Add(n)
+	return nil
+}
+
+// outboxRawHash is the raw_hash of the message row recording outgoing
+// mail id: its bytes live in the outbox row, and the column only needs
+// to be unique per message.
+func outboxRawHash(id int64) string { return fmt.Sprintf("outbox-%d", id) }
+
+// FailOutbox marks an outbox row failed after the fact (a bounce came
+// back for it) and returns it. ok is false when there is no such row.
+func (t *Tx) FailOutbox(ctx context.Context, id int64, reason string) (OutboxMail, bool, error) {
+	var o OutboxMail
+	err := t.db.WithContext(ctx).Omit("raw").Where("id = ?", id).Take(&o).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return OutboxMail{}, false, nil
+	}
+	if err != nil {
+		return OutboxMail{}, false, fmt.Errorf("outbox %d: %w", id, err)
+	}
+	if err := t.db.WithContext(ctx).Model(&OutboxMail{}).Where("id = ?", id).
+		Updates(map[string]any{"status": OutboxFailed, "last_error": safeText(reason)}).Error; err != nil {
+		return OutboxMail{}, false, fmt.Errorf("outbox %d: %w", id, err)
+	}
+	o.Status, o.LastError = OutboxFailed, reason
+	return o, true, nil
+}
+
+// OutboxByMessageID finds the outbox row that sent msgID.
+func (t *Tx) OutboxByMessageID(ctx context.Context, msgID string) (int64, bool, error) {
+	var ids []int64
+	if err := t.db.WithContext(ctx).Model(&OutboxMail{}).Where("message_id = ?", msgID).Limit(1).Pluck("id", &ids).Error; err != nil {
+		return 0, false, fmt.Errorf("outbox by message id: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, false, nil
+	}
+	return ids[0], true, nil
+}
+
+// Outbox lists outgoing mail in order, without the raw bytes (for the web
+// and tests); ticket 0 lists all.
+func (s *Store) Outbox(ctx context.Context, ticket int64) ([]OutboxMail, error) {
+	var os []OutboxMail
+	q := s.db.WithContext(ctx).Omit("raw").Order("id")
+	if ticket != 0 {
+		q = q.Where("ticket_id = ?", ticket)
+	}
+	if err := q.Find(&os).Error; err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	return os, nil
+}
+
+// LatestInStream returns the newest outbox row of ticket in a coalescing
+// stream (OutboxMail.Stream), if any.
+func (t *Tx) LatestInStream(ctx context.Context, ticket int64, stream string) (OutboxMail, bool, error) {
+	var o OutboxMail
+	err := t.db.WithContext(ctx).Omit("raw").Where("ticket_id = ? AND stream = ?", ticket, stream).Order("id DESC").Take(&o).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return OutboxMail{}, false, nil
+	}
+	if err != nil {
+		return OutboxMail{}, false, fmt.Errorf("ticket %d stream %s: %w", ticket, stream, err)
+	}
+	return o, true, nil
+}
+
+// RequeueMail replaces the content of an outbox row that has not been
+// sent yet (a coalesced notification standing for one more event): its
+// raw bytes, its count, and the text of its message row. It reports
+// whether the row was still waiting.
+func (t *Tx) RequeueMail(ctx context.Context, id int64, raw []byte, count int, text, html string) (bool, error) {
+	db := t.db.WithContext(ctx)
+	res := db.Model(&OutboxMail{}).Where("id = ? AND status IN ? AND lease_owner = ''", id, []string{OutboxPending, OutboxHeld}).
+		Updates(map[string]any{"raw": raw, "count": count})
+	if res.Error != nil {
+		return false, fmt.Errorf("requeue outbox %d: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return false, nil
+	}
+	if err := t.requeueMessage(ctx, id, len(raw), text, html); err != nil {
+		return false, fmt.Errorf("requeue outbox %d message: %w", id, err)
+	}
+	return true, nil
+}
