@@ -33,8 +33,14 @@ func TestVocabularyOutput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, one := apiGetRaw(t, ts.URL, tok, fmt.Sprintf("/api/tickets/%d", d.Ticket))
-			_, list := apiGetRaw(t, ts.URL, tok, "/api/tickets?state=proposed")
+			code, one := apiGetRaw(t, ts.URL, tok, fmt.Sprintf("/api/tickets/%d", d.Ticket))
+			if code != 200 {
+				t.Fatalf("API ticket = %d %s", code, one)
+			}
+			code, list := apiGetRaw(t, ts.URL, tok, "/api/tickets?state=proposed")
+			if code != 200 {
+				t.Fatalf("API list = %d %s", code, list)
+			}
 
 			for _, c := range []struct{ where, body, want string }{
 				{"ticket page", page, `<span class="state s-proposed" id="state">proposed</span>`},
@@ -43,11 +49,11 @@ func TestVocabularyOutput(t *testing.T) {
 				{"ticket page", page, `<span class="kind">ticket.reopened</span>`},
 				{"queue", queue, `<span class="state s-proposed">proposed</span>`},
 				{"queue", queue, `class="on" aria-current="page">proposed</a>`},
-				{"API ticket", one, `"state":"proposed"`},
-				{"API ticket", one, `"class":"auto-reply"`},
-				{"API ticket", one, `"kind":"ticket.created"`},
-				{"API ticket", one, `"kind":"ticket.reopened"`},
-				{"API list", list, `"state":"proposed"`},
+				{"API ticket", one, `"state": "proposed"`},
+				{"API ticket", one, `"class": "auto-reply"`},
+				{"API ticket", one, `"kind": "ticket.created"`},
+				{"API ticket", one, `"kind": "ticket.reopened"`},
+				{"API list", list, `"state": "proposed"`},
 			} {
 				if !strings.Contains(c.body, c.want) {
 					t.Errorf("%s lacks %s", c.where, c.want)
