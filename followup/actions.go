@@ -9,6 +9,7 @@ import (
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
+	"github.com/tendhq/tend/vocab"
 )
 
 // ErrUnknownAgent is returned when an assignment names nobody.
@@ -33,7 +34,7 @@ func (x *Executor) Resolve(ctx context.Context, ticket int64, by string) error {
 
 // Reopen puts ticket back to open.
 func (x *Executor) Reopen(ctx context.Context, ticket int64, by string) error {
-	return x.onTicket(ctx, ticket, func(sc *scope) error { return x.changeState(sc, storage.StateOpen, "", by) })
+	return x.onTicket(ctx, ticket, func(sc *scope) error { return x.changeState(sc, vocab.StateOpen, "", by) })
 }
 
 // Close closes ticket, always with a reason (spam, duplicate of #N, no
@@ -42,7 +43,7 @@ func (x *Executor) Close(ctx context.Context, ticket int64, reason, by string) e
 	if reason == "" {
 		return errors.New("close: a reason is required")
 	}
-	return x.onTicket(ctx, ticket, func(sc *scope) error { return x.changeState(sc, storage.StateClosed, reason, by) })
+	return x.onTicket(ctx, ticket, func(sc *scope) error { return x.changeState(sc, vocab.StateClosed, reason, by) })
 }
 
 // Assign gives ticket to the agent with that email (or name).
@@ -70,10 +71,10 @@ func (x *Executor) Confirm(ctx context.Context, token string) (int64, string, er
 		return 0, "", fmt.Errorf("confirm: link purpose %q", purpose)
 	}
 	err = x.onTicket(ctx, ticket, func(sc *scope) error {
-		if err := sc.tx.AddEvent(ctx, sc.v.ID, "confirmation.clicked", sc.v.Customer.Email, "customer clicked: "+purpose, nil); err != nil {
+		if err := sc.tx.AddEvent(ctx, sc.v.ID, vocab.EventConfirmationClicked, sc.v.Customer.Email, "customer clicked: "+purpose, nil); err != nil {
 			return err
 		}
-		ev, err := x.event(sc, rules.EventConfirmationClicked)
+		ev, err := x.event(sc, vocab.EventConfirmationClicked)
 		if err != nil {
 			return err
 		}
@@ -104,7 +105,7 @@ func (x *Executor) openLinked(sc *scope) error {
 	if err := x.detectLanguage(nsc, msg); err != nil {
 		return err
 	}
-	ev, err := x.event(nsc, rules.EventTicketCreated)
+	ev, err := x.event(nsc, vocab.EventTicketCreated)
 	if err != nil {
 		return err
 	}
@@ -138,12 +139,12 @@ func (x *Executor) Merge(ctx context.Context, ticket, into int64, by string) err
 		if other {
 			reason := fmt.Sprintf("merged into #%d, where the answer will come", dst.ID)
 			prev := src.v.State
-			src.v.State, src.v.CloseReason = storage.StateClosed, reason
-			ev, err := x.event(src, rules.EventStateChanged)
+			src.v.State, src.v.CloseReason = vocab.StateClosed, reason
+			ev, err := x.event(src, vocab.EventStateChanged)
 			if err != nil {
 				return err
 			}
-			ev.Ticket.PrevState, ev.NewState, ev.Reason = prev, storage.StateClosed, reason
+			ev.Ticket.PrevState, ev.NewState, ev.Reason = prev, vocab.StateClosed, reason
 			if err := x.run(src, ev); err != nil {
 				return err
 			}
@@ -154,7 +155,7 @@ func (x *Executor) Merge(ctx context.Context, ticket, into int64, by string) err
 		if !other {
 			return nil
 		}
-		return tx.AddEvent(ctx, dst.ID, "merge.customer_told", by, fmt.Sprintf("%s (the customer of #%d) %s, and gets the answers on this ticket",
+		return tx.AddEvent(ctx, dst.ID, vocab.EventMergeCustomerTold, by, fmt.Sprintf("%s (the customer of #%d) %s, and gets the answers on this ticket",
 			src.v.Customer.Email, src.v.ID, x.toldOf(src.notices)), nil)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
+	"github.com/tendhq/tend/vocab"
 )
 
 // agentMail applies mail that came through an agent's signed address: the
@@ -63,7 +64,7 @@ func (x *Executor) agentMail(sc *scope) error {
 				return x.runCommands(sc, cmds, ag, by)
 			}
 		}
-		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "note", ag.Email, text, &msg.ID); err != nil {
+		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventNote, ag.Email, text, &msg.ID); err != nil {
 			return err
 		}
 		ev, err := x.agentEvent(sc, ag, msg, text, true, cmds)
@@ -107,7 +108,7 @@ func (x *Executor) answer(sc *scope, ag *storage.Agent, msg *storage.Message, cl
 // agent as configured (not the recipient of a notification), the text is
 // what was answered or noted.
 func (x *Executor) agentEvent(sc *scope, ag *storage.Agent, msg *storage.Message, text string, note bool, cmds []command) (rules.Event, error) {
-	ev, err := x.event(sc, rules.EventMessageReceived)
+	ev, err := x.event(sc, vocab.EventMessageReceived)
 	if err != nil {
 		return ev, err
 	}
@@ -150,7 +151,7 @@ func (x *Executor) quarantine(sc *scope, ag *storage.Agent, why string) error {
 		who = ag.Email
 	}
 	detail := fmt.Sprintf("mail to %s's signed reply address from %s was not accepted as %s's: %s. It is held as an unverified comment; no command ran and nothing was sent", who, nameOr(msg.FromAddr, "no From"), who, why)
-	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "message.quarantined", msg.FromAddr, detail, &msg.ID); err != nil {
+	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventQuarantined, msg.FromAddr, detail, &msg.ID); err != nil {
 		return err
 	}
 	if ag == nil {
@@ -162,7 +163,7 @@ func (x *Executor) quarantine(sc *scope, ag *storage.Agent, why string) error {
 // tellAgent mails one agent the command_error template with text as the
 // error.
 func (x *Executor) tellAgent(sc *scope, ag *storage.Agent, text string) error {
-	ev, err := x.event(sc, rules.EventMessageReceived)
+	ev, err := x.event(sc, vocab.EventMessageReceived)
 	if err != nil {
 		return err
 	}
@@ -220,9 +221,9 @@ func (x *Executor) sendAgentReply(sc *scope, ag *storage.Agent, text string, msg
 		return err
 	}
 	if q.held {
-		return sc.tx.AddEvent(sc.ctx, sc.v.ID, "reply.held", ag.Email, fmt.Sprintf("reply by %s to %s held: the ticket's mail fuse has tripped; it is sent when a lead releases the ticket's mail", ag.Name, strings.Join(rcpts, ", ")), &msg.ID)
+		return sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventReplyHeld, ag.Email, fmt.Sprintf("reply by %s to %s held: the ticket's mail fuse has tripped; it is sent when a lead releases the ticket's mail", ag.Name, strings.Join(rcpts, ", ")), &msg.ID)
 	}
-	return sc.tx.AddEvent(sc.ctx, sc.v.ID, eventReplyQueued, ag.Email, fmt.Sprintf("reply by %s to %s", ag.Name, strings.Join(rcpts, ", ")), &msg.ID)
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventReplyQueued, ag.Email, fmt.Sprintf("reply by %s to %s", ag.Name, strings.Join(rcpts, ", ")), &msg.ID)
 }
 
 // attachments are the agent's attachments, passed through from the raw
@@ -236,7 +237,7 @@ func (x *Executor) attachments(sc *scope, msg *storage.Message) ([]compose.Attac
 	if err != nil {
 		// The text is relayed; attachments of a message enmime cannot
 		// read are not, and the agent sees why on the timeline.
-		return nil, sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.attachments_dropped", msg.FromAddr, "attachments not relayed: "+err.Error(), &msg.ID)
+		return nil, sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventMailAttachmentsDropped, msg.FromAddr, "attachments not relayed: "+err.Error(), &msg.ID)
 	}
 	var out []compose.Attachment
 	for _, p := range env.Attachments {

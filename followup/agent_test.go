@@ -13,6 +13,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 func customerMail(msgID, subject, body string) string {
@@ -109,7 +110,7 @@ func agentReplyReachesCustomer(t *testing.T, open func(testing.TB, storage.Clock
 		t.Errorf("customer copy lacks the agent's text: %q", h.Text)
 	}
 	d := w.ticket(1)
-	if d.State != storage.StateWaiting || d.Priority != "high" {
+	if d.State != vocab.StateWaiting || d.Priority != "high" {
 		t.Errorf("ticket state %s priority %s, want waiting/high", d.State, d.Priority)
 	}
 	if timers, _ := w.store.PendingTimers(context.Background(), 1); len(timers) != 0 {
@@ -158,7 +159,7 @@ func agentAddressForgeries(t *testing.T, open func(testing.TB, storage.Clock) *s
 		t.Errorf("alice was told %d times about the quarantined mail, want 1", n)
 	}
 	d := w.ticket(1)
-	if d.State == storage.StateClosed {
+	if d.State == vocab.StateClosed {
 		t.Error("a command ran from the wrong sender")
 	}
 	quarantined := false

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // resolvedTicket brings ticket #1 to resolved the way it happens: the
@@ -20,7 +21,7 @@ func resolvedTicket(t *testing.T, w *world) captured {
 	w.clock.Advance(time.Hour)
 	w.mustSend(customer, []string{inbox}, replyToUs(t, ask, "g2@example.com", "Yes, it works now."))
 	got := w.expect("confirmed", map[string]int{customer: 1})
-	w.state("confirmed", storage.StateResolved)
+	w.state("confirmed", vocab.StateResolved)
 	return to(got, customer)[0]
 }
 
@@ -52,7 +53,7 @@ func TestGratitudeIsNotAReopen(t *testing.T) {
 			w.clock.Advance(time.Hour)
 			w.mustSend(customer, []string{inbox}, replyToUs(t, last, "g3@example.com", "Thanks again, great service!"))
 			w.expect("thanks", map[string]int{customer: 0, alice: 0, lena: 0})
-			d := w.state("thanks", storage.StateResolved)
+			d := w.state("thanks", vocab.StateResolved)
 			if !hasEvent(d, "rule.record", "only said thank you") {
 				t.Errorf("the thank-you is not on the timeline: %+v", d.Events)
 			}
@@ -60,7 +61,7 @@ func TestGratitudeIsNotAReopen(t *testing.T) {
 			w.clock.Advance(time.Hour)
 			w.mustSend(customer, []string{inbox}, replyToUs(t, last, "g4@example.com", "Thanks, but the export still fails for March."))
 			w.expect("thanks with a problem", map[string]int{customer: 1, alice: 1})
-			w.state("thanks with a problem", storage.StateOpen)
+			w.state("thanks with a problem", vocab.StateOpen)
 		})
 		t.Run("proposed", func(t *testing.T) {
 			w := newWorldOn(t, b.Open)
@@ -68,18 +69,18 @@ func TestGratitudeIsNotAReopen(t *testing.T) {
 			w.clock.Advance(time.Hour)
 			w.mustSend(customer, []string{inbox}, replyToUs(t, ask, "p2@example.com", "Vielen Dank für die schnelle Hilfe!"))
 			w.expect("thanks", map[string]int{customer: 0, alice: 0, lena: 0})
-			w.state("thanks", storage.StateProposed)
+			w.state("thanks", vocab.StateProposed)
 
 			w.mustSend(customer, []string{inbox}, replyToUs(t, ask, "p3@example.com", "Danke! Wann kommt die Rechnung?"))
 			w.expect("thanks with a question", map[string]int{alice: 1})
-			w.state("thanks with a question", storage.StateOpen)
+			w.state("thanks with a question", vocab.StateOpen)
 		})
 	})
 }
 
 // hasEvent reports whether the ticket's timeline has an entry of kind
 // whose detail contains text.
-func hasEvent(d storage.TicketDetail, kind, text string) bool {
+func hasEvent(d storage.TicketDetail, kind vocab.EventKind, text string) bool {
 	for _, e := range d.Events {
 		if e.Kind == kind && strings.Contains(e.Detail, text) {
 			return true
@@ -229,14 +230,14 @@ func repliesWithinSecondsHeld(t *testing.T, w *world) {
 	rcpt, raw = freshToSigned(to(got, lena)[0], lena, "w3@acme.test", "I reset it for you.\r\n\r\n#resolve")
 	w.mustSend(lena, []string{rcpt}, raw)
 	held := w.expect("lena seconds later", map[string]int{customer: 0, lena: 1})
-	w.state("held: its #resolve did not run", storage.StateWaiting)
+	w.state("held: its #resolve did not run", vocab.StateWaiting)
 	rcpt, raw = replyTo(to(held, lena)[0], lena, "#send")
 	w.mustSend(lena, []string{rcpt}, raw)
 	got2 := w.expect("#send", map[string]int{customer: 2}) // the reply, then the confirmation request its #resolve asks
 	if !strings.Contains(to(got2, customer)[0].Env.Text, "I reset it for you.") {
 		t.Errorf("#send delivered %q", to(got2, customer)[0].Env.Text)
 	}
-	w.state("#send ran the held #resolve", storage.StateProposed)
+	w.state("#send ran the held #resolve", vocab.StateProposed)
 
 	w.clock.Advance(10 * time.Minute)
 	rcpt, raw = freshToSigned(to(got, alice)[0], alice, "w4@acme.test", "Let us know if the link expired.")

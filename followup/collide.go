@@ -7,6 +7,7 @@ import (
 
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // collisionWindow: a reply that references none of our notifications
@@ -15,15 +16,6 @@ import (
 // shortly before it arrived: two replies within seconds of each other
 // were written without seeing each other.
 const collisionWindow = 2 * time.Minute
-
-// Timeline kinds of replies: queued to the customer, held back because
-// someone else answered first, then sent by #send or kept by #note.
-const (
-	eventReplyQueued   = "reply.queued"
-	eventReplyHeld     = "reply.held"
-	eventReplyReleased = "reply.released"
-	eventReplyNoted    = "reply.noted"
-)
 
 // holdIfAnswered holds an agent's reply when someone else has answered the
 // customer since the agent last saw the ticket, and mails the agent who
@@ -39,7 +31,7 @@ func (x *Executor) holdIfAnswered(sc *scope, ag *storage.Agent, clean string) (b
 	if err != nil {
 		return false, err
 	}
-	queued, err := sc.tx.Events(sc.ctx, sc.v.ID, eventReplyQueued)
+	queued, err := sc.tx.Events(sc.ctx, sc.v.ID, vocab.EventReplyQueued)
 	if err != nil {
 		return false, err
 	}
@@ -68,10 +60,10 @@ func (x *Executor) holdIfAnswered(sc *scope, ag *storage.Agent, clean string) (b
 	}
 	detail := fmt.Sprintf("reply by %s held: %s answered the customer at %s, after the notification %s replied to; #send sends it, #note keeps it internal",
 		ag.Email, nameOr(by.Name, by.Address), other.CreatedAt.UTC().Format("15:04:05 MST"), ag.Email)
-	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, eventReplyHeld, ag.Email, detail, &msg.ID); err != nil {
+	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventReplyHeld, ag.Email, detail, &msg.ID); err != nil {
 		return false, err
 	}
-	ev, err := x.event(sc, rules.EventMessageReceived)
+	ev, err := x.event(sc, vocab.EventMessageReceived)
 	if err != nil {
 		return false, err
 	}
@@ -120,7 +112,7 @@ func (x *Executor) seenSince(sc *scope, msg *storage.Message) (time.Time, error)
 // heldReply is the agent's newest reply on the ticket that is still held
 // (neither sent by #send nor kept by #note), or nil.
 func (x *Executor) heldReply(sc *scope, ag *storage.Agent) (*storage.Message, error) {
-	evs, err := sc.tx.Events(sc.ctx, sc.v.ID, eventReplyHeld, eventReplyReleased, eventReplyNoted)
+	evs, err := sc.tx.Events(sc.ctx, sc.v.ID, vocab.EventReplyHeld, vocab.EventReplyReleased, vocab.EventReplyNoted)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +121,7 @@ func (x *Executor) heldReply(sc *scope, ag *storage.Agent) (*storage.Message, er
 		if e.MessageRowID == nil || !strings.EqualFold(e.Actor, ag.Email) {
 			continue
 		}
-		if e.Kind == eventReplyHeld {
+		if e.Kind == vocab.EventReplyHeld {
 			held = append(held, *e.MessageRowID)
 			continue
 		}
@@ -162,7 +154,7 @@ func (x *Executor) sendHeld(sc *scope, ag *storage.Agent, by string) error {
 		return x.commandError(sc, ag, []string{"#send: you have no held reply on this ticket"}, "")
 	}
 	cmds, clean, _ := parseCommands(newText(held))
-	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, eventReplyReleased, ag.Email, "held reply sent anyway (#send)", &held.ID); err != nil {
+	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventReplyReleased, ag.Email, "held reply sent anyway (#send)", &held.ID); err != nil {
 		return err
 	}
 	if err := x.answer(sc, ag, held, clean, cmds); err != nil {
@@ -179,8 +171,8 @@ func (x *Executor) noteHeld(sc *scope, ag *storage.Agent) (bool, error) {
 		return false, err
 	}
 	_, clean, _ := parseCommands(newText(held))
-	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, eventReplyNoted, ag.Email, "held reply kept as an internal note (#note)", &held.ID); err != nil {
+	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventReplyNoted, ag.Email, "held reply kept as an internal note (#note)", &held.ID); err != nil {
 		return false, err
 	}
-	return true, sc.tx.AddEvent(sc.ctx, sc.v.ID, "note", ag.Email, clean, &held.ID)
+	return true, sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventNote, ag.Email, clean, &held.ID)
 }

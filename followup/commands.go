@@ -6,8 +6,8 @@ import (
 
 	"github.com/tendhq/tend/mail/agentcmd"
 	"github.com/tendhq/tend/mail/replytext"
-	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // command is one of an agent's one-line commands.
@@ -85,7 +85,7 @@ func noteText(cmds []command, clean string) string {
 // runCommands applies an agent's one-line commands.
 func (x *Executor) runCommands(sc *scope, cmds []command, ag *storage.Agent, by string) error {
 	for _, c := range cmds {
-		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "command", ag.Email, c.String(), nil); err != nil {
+		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventCommand, ag.Email, c.String(), nil); err != nil {
 			return err
 		}
 		var err error
@@ -93,13 +93,13 @@ func (x *Executor) runCommands(sc *scope, cmds []command, ag *storage.Agent, by 
 		case "resolve":
 			err = x.requestResolve(sc, by)
 		case "close":
-			err = x.changeState(sc, storage.StateClosed, c.Arg, by)
+			err = x.changeState(sc, vocab.StateClosed, c.Arg, by)
 		case "waiting":
 			if c.When != nil {
 				err = x.followUp(sc, c, c.When, by)
 				break
 			}
-			err = x.setState(sc, storage.StateWaiting, "", by)
+			err = x.setState(sc, vocab.StateWaiting, "", by)
 		case "remind", "snooze":
 			err = x.followUp(sc, c, c.When, by)
 		case "assign":
@@ -130,7 +130,7 @@ func (x *Executor) runCommands(sc *scope, cmds []command, ag *storage.Agent, by 
 // sent; nothing goes to the customer.
 func (x *Executor) commandError(sc *scope, ag *storage.Agent, problems []string, wouldSend string) error {
 	detail := strings.Join(problems, "\n")
-	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "command.rejected", ag.Email, detail, &sc.trigger.ID); err != nil {
+	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventCommandRejected, ag.Email, detail, &sc.trigger.ID); err != nil {
 		return err
 	}
 	msg := "Nothing was sent to the customer and no command ran, because:\n" + detail
@@ -143,10 +143,10 @@ func (x *Executor) commandError(sc *scope, ag *storage.Agent, problems []string,
 // requestResolve asks the rules to propose resolution (#resolve, or a
 // lead's button).
 func (x *Executor) requestResolve(sc *scope, by string) error {
-	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "ticket.resolve_requested", by, "resolution proposed by "+by, nil); err != nil {
+	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventResolveRequested, by, "resolution proposed by "+by, nil); err != nil {
 		return err
 	}
-	ev, err := x.event(sc, rules.EventResolveRequested)
+	ev, err := x.event(sc, vocab.EventResolveRequested)
 	if err != nil {
 		return err
 	}
@@ -155,7 +155,7 @@ func (x *Executor) requestResolve(sc *scope, by string) error {
 
 // changeState is a state change made by a person: applied, then told to
 // the rules (which tell the customer what they would care about).
-func (x *Executor) changeState(sc *scope, state, reason, by string) error {
+func (x *Executor) changeState(sc *scope, state vocab.State, reason, by string) error {
 	prev := sc.v.State
 	if prev == state {
 		return nil
@@ -163,7 +163,7 @@ func (x *Executor) changeState(sc *scope, state, reason, by string) error {
 	if err := x.setState(sc, state, reason, by); err != nil {
 		return err
 	}
-	ev, err := x.event(sc, rules.EventStateChanged)
+	ev, err := x.event(sc, vocab.EventStateChanged)
 	if err != nil {
 		return err
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // TestTheDayThatBrokeIt is issue 11's bad day as one scenario, over real
@@ -52,7 +52,7 @@ func theDayThatBrokeIt(t *testing.T, w *world) {
 			}
 			var n int64
 			fmt.Sscan(f[1], &n)
-			if d := w.ticket(n); d.State != f[2] || d.Priority != f[3] {
+			if d := w.ticket(n); string(d.State) != f[2] || d.Priority != f[3] {
 				t.Errorf("%q tells the lead #%d is %s, priority %s; it is %s, priority %s", m.Env.GetHeader("Subject"), n, f[2], f[3], d.State, d.Priority)
 			}
 		}
@@ -122,7 +122,7 @@ func theDayThatBrokeIt(t *testing.T, w *world) {
 	w.mustSend(customer, []string{inbox}, replyToUs(t, confirm1, "d3@example.com", "No, it still hangs at 99%."))
 	at(30 * time.Minute)
 	want("customer says no")
-	if d := w.ticket(1); d.State != storage.StateOpen {
+	if d := w.ticket(1); d.State != vocab.StateOpen {
 		t.Fatalf("after the customer's no #1 is %s, want open", d.State)
 	}
 
@@ -177,7 +177,7 @@ func theDayThatBrokeIt(t *testing.T, w *world) {
 	}
 	at(15*time.Minute + 5*24*time.Hour)
 	want("unconfirmed", "#2 Your ticket stays open")
-	if d := w.ticket(2); d.State != storage.StateUnconfirmed {
+	if d := w.ticket(2); d.State != vocab.StateUnconfirmed {
 		t.Errorf("#2 is %s, want unconfirmed", d.State)
 	}
 	var told *captured

@@ -14,6 +14,7 @@ import (
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
+	"github.com/tendhq/tend/vocab"
 )
 
 // Options configure an Executor.
@@ -148,7 +149,7 @@ func (x *Executor) HandleMessage(ctx context.Context, tx *storage.Tx, msg storag
 		return err
 	}
 	if msg.TicketID == nil {
-		if ruleClass(msg.Class) == rules.ClassBounce {
+		if msg.Class == vocab.ClassBounce {
 			return x.bounce(ctx, tx, msg)
 		}
 		return nil
@@ -182,9 +183,9 @@ func (x *Executor) open(ctx context.Context, tx *storage.Tx, ticket int64, trigg
 
 func (x *Executor) customerMail(sc *scope) error {
 	msg := sc.trigger
-	evType := rules.EventMessageReceived
+	evType := vocab.EventMessageReceived
 	if firstInbound(sc.msgs) == msg.ID {
-		evType = rules.EventTicketCreated
+		evType = vocab.EventTicketCreated
 		if err := x.detectLanguage(sc, msg); err != nil {
 			return err
 		}
@@ -200,7 +201,7 @@ func (x *Executor) customerMail(sc *scope) error {
 	if err != nil {
 		return err
 	}
-	if msg.Class == "human" && !msg.Imported {
+	if msg.Class == vocab.ClassHuman && !msg.Imported {
 		// The customer (or a CC) wrote while the ticket was put aside:
 		// it is back at once, not when the follow-up was due.
 		if err := x.wake(sc, "the customer wrote: back in the queue before the follow-up"); err != nil {
@@ -214,7 +215,7 @@ func (x *Executor) customerMail(sc *scope) error {
 	// transaction already moved LastCustomerAt to it.
 	ev.Ticket.LastCustomerAt = time.Time{}
 	for _, m := range sc.msgs {
-		if m.ID < msg.ID && m.Direction == storage.DirectionIn && m.FromAddr == sc.v.Customer.Email && ruleClass(m.Class) == rules.ClassHuman {
+		if m.ID < msg.ID && m.Direction == storage.DirectionIn && m.FromAddr == sc.v.Customer.Email && m.Class == vocab.ClassHuman {
 			ev.Ticket.LastCustomerAt = m.ReceivedAt
 		}
 	}
@@ -222,18 +223,16 @@ func (x *Executor) customerMail(sc *scope) error {
 	if ev.Message.Answer == rules.AnswerNo {
 		// The ticket page shows it as a banner until resolution is
 		// proposed again.
-		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, eventAnswered, msg.FromAddr, answeredNotSolved, &msg.ID); err != nil {
+		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventConfirmationAnswered, msg.FromAddr, answeredNotSolved, &msg.ID); err != nil {
 			return err
 		}
 	}
 	return x.run(sc, ev)
 }
 
-// The customer's written answer to "is it solved?", on the timeline.
-const (
-	eventAnswered     = "confirmation.answered"
-	answeredNotSolved = "the customer says it is not solved"
-)
+// answeredNotSolved is the detail of vocab.EventConfirmationAnswered for
+// the customer's written "not solved".
+const answeredNotSolved = "the customer says it is not solved"
 
 // customerMessage is the rules' view of a customer's (or a Cc's) message,
 // with the names of its attachments, for the acknowledgement and the
@@ -266,7 +265,7 @@ func firstInbound(msgs []storage.Message) int64 {
 // ruleMessage is the rules' view of a message.
 func (x *Executor) ruleMessage(m *storage.Message, role string) *rules.Message {
 	rm := &rules.Message{
-		From: rules.Person{Address: m.FromAddr, Name: m.FromName}, Role: role, Class: ruleClass(m.Class),
+		From: rules.Person{Address: m.FromAddr, Name: m.FromName}, Role: role, Class: m.Class,
 		Text: newText(m), Subject: m.Subject, Imported: m.Imported, Note: m.Note,
 		NoAutoReply: m.NoAutoReply, Suspect: m.Suspect, ClassReasons: m.Reasons(),
 		Unverified: unverified(m), SenderAuth: describeAuth(m.Auth),
@@ -278,7 +277,7 @@ func (x *Executor) ruleMessage(m *storage.Message, role string) *rules.Message {
 }
 
 // event builds an event of type typ on the scope's ticket.
-func (x *Executor) event(sc *scope, typ string) (rules.Event, error) {
+func (x *Executor) event(sc *scope, typ vocab.EventKind) (rules.Event, error) {
 	lastHour, today, err := sc.tx.AutoMailCounts(sc.ctx, sc.v.Customer.Email, sc.v.ID)
 	if err != nil {
 		return rules.Event{}, err
@@ -313,7 +312,7 @@ func (x *Executor) run(sc *scope, ev rules.Event) error {
 	acts, errs := x.opts.Engine.Evaluate(ev)
 	for _, re := range errs {
 		x.log.Warn("rule failed", "ticket", sc.v.ID, "rule", re.Rule, "err", re.Err)
-		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "rule.failed", "", re.Error(), nil); err != nil {
+		if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventRuleFailed, "", re.Error(), nil); err != nil {
 			return err
 		}
 	}
@@ -343,7 +342,7 @@ func (x *Executor) run(sc *scope, ev rules.Event) error {
 			if a.Kind == rules.Send {
 				sc.notices = append(sc.notices, notice{template: a.Template, suppressed: verdicts[i].Reason})
 			}
-			if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.suppressed", "", fmt.Sprintf("%s (%s): %s", a.Template, a.Rule, verdicts[i].Reason), nil); err != nil {
+			if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventMailSuppressed, "", fmt.Sprintf("%s (%s): %s", a.Template, a.Rule, verdicts[i].Reason), nil); err != nil {
 				return err
 			}
 			continue
@@ -368,7 +367,7 @@ func (x *Executor) apply(sc *scope, ev rules.Event, a rules.Action) error {
 	case rules.Assign:
 		ag := findAgent(sc.agents, a.Assignee)
 		if ag == nil {
-			return tx.AddEvent(ctx, id, "rule.failed", "", fmt.Sprintf("rule %s: no agent %q to assign", a.Rule, a.Assignee), nil)
+			return tx.AddEvent(ctx, id, vocab.EventRuleFailed, "", fmt.Sprintf("rule %s: no agent %q to assign", a.Rule, a.Assignee), nil)
 		}
 		return x.assign(sc, ag, "rule "+a.Rule)
 	case rules.SetPriority:
@@ -376,7 +375,7 @@ func (x *Executor) apply(sc *scope, ev rules.Event, a rules.Action) error {
 			return err
 		}
 		sc.v.Priority = a.Priority
-		return tx.AddEvent(ctx, id, "ticket.priority", "", fmt.Sprintf("priority %s (rule %s)", a.Priority, a.Rule), nil)
+		return tx.AddEvent(ctx, id, vocab.EventPriority, "", fmt.Sprintf("priority %s (rule %s)", a.Priority, a.Rule), nil)
 	case rules.Tag:
 		return tx.UpdateTicket(ctx, id, storage.TicketUpdate{AddTags: []string{a.Tag}})
 	case rules.Schedule:
@@ -388,7 +387,7 @@ func (x *Executor) apply(sc *scope, ev rules.Event, a rules.Action) error {
 		switch a.Note {
 		case rules.RecordRepeatContact:
 			u.RepeatContacts = 1
-			if ev.Type == rules.EventTicketCreated {
+			if ev.Type == vocab.EventTicketCreated {
 				// A new subject from a customer already waiting carries
 				// the count of their other waiting tickets.
 				u.RepeatContacts += ev.Ticket.CustomerRepeatContacts
@@ -404,7 +403,7 @@ func (x *Executor) apply(sc *scope, ev rules.Event, a rules.Action) error {
 				return err
 			}
 		}
-		return tx.AddEvent(ctx, id, "rule.record", "", fmt.Sprintf("%s (rule %s)", a.Note, a.Rule), nil)
+		return tx.AddEvent(ctx, id, vocab.EventRuleRecord, "", fmt.Sprintf("%s (rule %s)", a.Note, a.Rule), nil)
 	case rules.Suppress:
 		reason := "hard bounce"
 		if ev.Outbox != nil {
@@ -413,7 +412,7 @@ func (x *Executor) apply(sc *scope, ev rules.Event, a rules.Action) error {
 		if err := tx.Suppress(ctx, a.Address, ev.Now.Add(a.After), reason); err != nil {
 			return err
 		}
-		return tx.AddEvent(ctx, id, "contact.suppressed", "", fmt.Sprintf("no automatic mail to %s until %s: %s", a.Address, ev.Now.Add(a.After).Format("2006-01-02"), reason), nil)
+		return tx.AddEvent(ctx, id, vocab.EventContactSuppressed, "", fmt.Sprintf("no automatic mail to %s until %s: %s", a.Address, ev.Now.Add(a.After).Format("2006-01-02"), reason), nil)
 	case rules.OpenLinked:
 		return x.openLinked(sc)
 	}
@@ -421,20 +420,20 @@ func (x *Executor) apply(sc *scope, ev rules.Event, a rules.Action) error {
 }
 
 // setState moves the ticket and puts the change on the timeline.
-func (x *Executor) setState(sc *scope, state, reason, by string) error {
+func (x *Executor) setState(sc *scope, state vocab.State, reason, by string) error {
 	if state == sc.v.State {
 		return nil
 	}
 	u := storage.TicketUpdate{State: &state}
-	if state == storage.StateClosed {
+	if state == vocab.StateClosed {
 		u.CloseReason = &reason
 	}
 	if err := sc.tx.UpdateTicket(sc.ctx, sc.v.ID, u); err != nil {
 		return err
 	}
-	if state == storage.StateResolved || state == storage.StateClosed {
+	if state == vocab.StateResolved || state == vocab.StateClosed {
 		// Done is done: no follow-up brings a finished ticket back.
-		if err := x.wake(sc, "ticket "+state+": follow-up cancelled"); err != nil {
+		if err := x.wake(sc, "ticket "+string(state)+": follow-up cancelled"); err != nil {
 			return err
 		}
 	}
@@ -442,9 +441,9 @@ func (x *Executor) setState(sc *scope, state, reason, by string) error {
 	if reason != "" {
 		detail += ": " + reason
 	}
-	kind := "ticket.state_changed"
-	if (sc.v.State == storage.StateResolved || sc.v.State == storage.StateClosed) && state != storage.StateResolved && state != storage.StateClosed {
-		kind = storage.EventReopened // counted by the stats
+	kind := vocab.EventStateChanged
+	if (sc.v.State == vocab.StateResolved || sc.v.State == vocab.StateClosed) && state != vocab.StateResolved && state != vocab.StateClosed {
+		kind = vocab.EventReopened // counted by the stats
 	}
 	sc.v.State = state
 	return sc.tx.AddEvent(sc.ctx, sc.v.ID, kind, "", detail, nil)
@@ -458,7 +457,7 @@ func (x *Executor) assign(sc *scope, ag *storage.Agent, by string) error {
 	if err := sc.tx.AddParticipants(sc.ctx, sc.v.ID, []string{ag.Email}, "agent"); err != nil {
 		return err
 	}
-	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "ticket.assigned", "", fmt.Sprintf("assigned to %s <%s> (%s)", ag.Name, ag.Email, by), nil)
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventAssigned, "", fmt.Sprintf("assigned to %s <%s> (%s)", ag.Name, ag.Email, by), nil)
 }
 
 // findAgent finds an agent by email, name or first name, case-insensitive.

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/followup"
-	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // TestNoteNotificationNamesAuthor: Alice's one-line "#note …" is a note
@@ -119,7 +119,7 @@ func notSolvedBanner(t *testing.T, w *world) {
 	if text := to(got, alice)[0].Env.Text; !strings.Contains(text, "The customer says the problem is NOT solved") {
 		t.Errorf("the notification lacks the not-solved line:\n%s", text)
 	}
-	if d := w.state("no", storage.StateOpen); !hasEvent(d, "confirmation.answered", "not solved") {
+	if d := w.state("no", vocab.StateOpen); !hasEvent(d, "confirmation.answered", "not solved") {
 		t.Errorf("the answer is not on the timeline: %+v", d.Events)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tendhq/tend/mail/agentcmd"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // checkFollowUps resolves the follow-up commands against the clock before
@@ -31,7 +32,7 @@ func (x *Executor) checkFollowUps(sc *scope, cmds []command) []string {
 func (x *Executor) followUp(sc *scope, c command, w *agentcmd.When, by string) error {
 	at := w.At(x.opts.Clock.Now(), x.location(sc))
 	if c.Name == string(agentcmd.Waiting) {
-		if err := x.setState(sc, storage.StateWaiting, "", by); err != nil {
+		if err := x.setState(sc, vocab.StateWaiting, "", by); err != nil {
 			return err
 		}
 	}
@@ -42,7 +43,7 @@ func (x *Executor) followUp(sc *scope, c command, w *agentcmd.When, by string) e
 	if err := sc.tx.Schedule(sc.ctx, sc.v.ID, storage.TimerFollowUp, at); err != nil {
 		return err
 	}
-	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "follow_up.set", by, fmt.Sprintf("%s: out of the queue until %s", c, x.localTime(sc, at)), nil)
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventFollowUpSet, by, fmt.Sprintf("%s: out of the queue until %s", c, x.localTime(sc, at)), nil)
 }
 
 // wake ends a follow-up early or on time: the ticket is back in the
@@ -58,7 +59,7 @@ func (x *Executor) wake(sc *scope, why string) error {
 	if err := sc.tx.Cancel(sc.ctx, sc.v.ID, storage.TimerFollowUp); err != nil {
 		return err
 	}
-	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "follow_up.ended", "", why, nil)
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventFollowUpEnded, "", why, nil)
 }
 
 // followUpDue is the follow_up timer firing: the ticket is back, and a
@@ -68,8 +69,8 @@ func (x *Executor) followUpDue(sc *scope, t storage.Timer) error {
 	if err := x.wake(sc, "follow-up due: back in the queue"); err != nil {
 		return err
 	}
-	if sc.v.State == storage.StateWaiting {
-		return x.setState(sc, storage.StateOpen, "no answer by the follow-up date", "follow-up")
+	if sc.v.State == vocab.StateWaiting {
+		return x.setState(sc, vocab.StateOpen, "no answer by the follow-up date", "follow-up")
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // inQueue reports whether ticket n is in the lead's default queue.
@@ -37,7 +38,7 @@ func TestFollowUpWaitingUntil(t *testing.T) {
 		got := w.expect("first", map[string]int{customer: 1, alice: 1})
 		w.agentReply(got, "Could you send the log file?\r\n\r\n#waiting until 2026-03-09")
 		w.expect("reply", map[string]int{customer: 1, alice: 0})
-		d := w.state("reply", storage.StateWaiting)
+		d := w.state("reply", vocab.StateWaiting)
 		if want := time.Date(2026, 3, 9, 9, 0, 0, 0, time.UTC); d.SnoozedUntil == nil || !d.SnoozedUntil.Equal(want) {
 			t.Fatalf("snoozed until %v, want %s", d.SnoozedUntil, want)
 		}
@@ -57,7 +58,7 @@ func TestFollowUpWaitingUntil(t *testing.T) {
 		if s := to(got, alice)[0].Env.GetHeader("Subject"); !strings.Contains(s, "Follow-up due") {
 			t.Errorf("notification subject %q", s)
 		}
-		if d := w.state("due", storage.StateOpen); d.SnoozedUntil != nil {
+		if d := w.state("due", vocab.StateOpen); d.SnoozedUntil != nil {
 			t.Errorf("still snoozed until %v", d.SnoozedUntil)
 		}
 		if !w.inQueue(1) {
@@ -81,7 +82,7 @@ func TestFollowUpEndsWhenCustomerWrites(t *testing.T) {
 		w.advance(24 * time.Hour)
 		w.mustSend(customer, []string{inbox}, replyToUs(t, reply, "f3@example.com", "Here is the corrected address."))
 		w.expect("customer wrote", map[string]int{alice: 1})
-		if d := w.state("customer wrote", storage.StateOpen); d.SnoozedUntil != nil {
+		if d := w.state("customer wrote", vocab.StateOpen); d.SnoozedUntil != nil {
 			t.Errorf("still snoozed until %v after the customer wrote", d.SnoozedUntil)
 		}
 		if !w.inQueue(1) {
@@ -110,13 +111,13 @@ func TestFollowUpSnoozeAndMistakes(t *testing.T) {
 		if txt := to(back, alice)[0].Env.Text; !strings.Contains(txt, "is in the past") {
 			t.Errorf("explanation lacks the reason:\n%s", txt)
 		}
-		if d := w.state("past date", storage.StateNew); d.SnoozedUntil != nil {
+		if d := w.state("past date", vocab.StateNew); d.SnoozedUntil != nil {
 			t.Errorf("snoozed by a refused command: %v", d.SnoozedUntil)
 		}
 
 		w.agentReply(got, "#snooze monday")
 		w.expect("snooze", map[string]int{customer: 0})
-		d := w.state("snooze", storage.StateNew)
+		d := w.state("snooze", vocab.StateNew)
 		if want := time.Date(2026, 3, 9, 9, 0, 0, 0, time.UTC); d.SnoozedUntil == nil || !d.SnoozedUntil.Equal(want) {
 			t.Fatalf("snoozed until %v, want %s", d.SnoozedUntil, want)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
+	"github.com/tendhq/tend/vocab"
 )
 
 // fuse reports whether the next mail on the scope's ticket must be held.
@@ -52,7 +53,7 @@ func (x *Executor) fuse(sc *scope) (bool, error) {
 		return true, nil
 	}
 	x.log.Warn("mail fuse tripped", "ticket", sc.v.ID, "why", why)
-	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "ticket.mail_held", "", "mail fuse tripped: "+why+"; all further mail on this ticket is held until a lead releases it", nil); err != nil {
+	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventTicketMailHeld, "", "mail fuse tripped: "+why+"; all further mail on this ticket is held until a lead releases it", nil); err != nil {
 		return false, err
 	}
 	return true, x.alertLeads(sc, why)
@@ -61,7 +62,7 @@ func (x *Executor) fuse(sc *scope) (bool, error) {
 // alertLeads mails each lead the notify_fuse template, once per trip (the
 // fuse is tripped only while the ticket is not flagged).
 func (x *Executor) alertLeads(sc *scope, why string) error {
-	ev, err := x.event(sc, rules.EventTimerDue)
+	ev, err := x.event(sc, vocab.EventTimerDue)
 	if err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func (x *Executor) ReleaseMail(ctx context.Context, ticket int64, by string) (in
 		if n, err = sc.tx.ReleaseHeldMail(ctx, sc.v.ID); err != nil {
 			return err
 		}
-		return sc.tx.AddEvent(ctx, sc.v.ID, "ticket.mail_released", by, fmt.Sprintf("%s released the ticket's held mail (%d mails)", by, n), nil)
+		return sc.tx.AddEvent(ctx, sc.v.ID, vocab.EventTicketMailReleased, by, fmt.Sprintf("%s released the ticket's held mail (%d mails)", by, n), nil)
 	})
 	return n, err
 }
@@ -111,8 +112,8 @@ func (x *Executor) ReleaseMail(ctx context.Context, ticket int64, by string) (in
 // out-of-office to the customer starts a loop.
 func (x *Executor) automaticSignal(sc *scope, msg *storage.Message) (string, error) {
 	var why []string
-	if msg.Class != "" && msg.Class != "human" {
-		why = append(why, "classified "+msg.Class)
+	if msg.Class != "" && msg.Class != vocab.ClassHuman {
+		why = append(why, "classified "+string(msg.Class))
 	}
 	if (msg.Source == "smtp" || msg.Source == "lmtp") && (strings.TrimSpace(msg.EnvFrom) == "" || strings.TrimSpace(msg.EnvFrom) == "<>") {
 		why = append(why, "null envelope sender")
@@ -125,9 +126,11 @@ func (x *Executor) automaticSignal(sc *scope, msg *storage.Message) (string, err
 	res := classify.Classify(h, msg.EnvFrom, classify.Own{})
 	// X-Auto-Response-Suppress alone is what Outlook puts on a person's
 	// mail: it asks us not to answer automatically, and says nothing about
-	// who wrote it.
-	suppressOnly := h.Get("X-Auto-Response-Suppress") != "" && res.Kind == classify.Human && !res.Suspect
-	if res.Kind != classify.Human || res.Suspect || (res.NoAutoReply && !suppressOnly) {
+	// who wrote it. Anything else that keeps automatic mail from answering
+	// (rules.Permit) marks a machine here.
+	suppressOnly := h.Get("X-Auto-Response-Suppress") != "" && res.Class == vocab.ClassHuman && !res.Suspect
+	p, _ := rules.Permit(rules.Classification{Class: res.Class, NoAutoReply: res.NoAutoReply, Suspect: res.Suspect})
+	if p != rules.Permitted && !suppressOnly {
 		why = append(why, res.Reasons...)
 	}
 	return strings.Join(why, "; "), nil
@@ -139,5 +142,5 @@ func (x *Executor) automaticSignal(sc *scope, msg *storage.Message) (string, err
 func (x *Executor) holdAutoReply(sc *scope, why string) error {
 	msg := sc.trigger
 	detail := fmt.Sprintf("automatic mail from %s to an agent's reply address (%s): kept on the ticket; not relayed to the customer, no command ran, nobody was notified", msg.FromAddr, why)
-	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "agent.auto_reply_held", msg.FromAddr, detail, &msg.ID)
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventAgentAutoReplyHeld, msg.FromAddr, detail, &msg.ID)
 }

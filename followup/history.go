@@ -6,6 +6,7 @@ import (
 
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // history is the customer's other tickets, open first, loaded once per
@@ -36,7 +37,7 @@ func (x *Executor) customerLoad(sc *scope, t *rules.Ticket) error {
 		return err
 	}
 	for _, h := range hs {
-		if h.State == storage.StateNew || h.State == storage.StateOpen {
+		if h.State == vocab.StateNew || h.State == vocab.StateOpen {
 			t.CustomerWaitingTickets++
 			t.CustomerRepeatContacts += h.RepeatContacts
 		}

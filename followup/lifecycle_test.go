@@ -11,6 +11,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // replyToUs is the customer answering the newest mail we sent them, as a
@@ -39,7 +40,7 @@ func (w *world) expect(step string, want map[string]int) []captured {
 	return got
 }
 
-func (w *world) state(step string, want string) storage.TicketDetail {
+func (w *world) state(step string, want vocab.State) storage.TicketDetail {
 	w.t.Helper()
 	d := w.ticket(1)
 	if d.State != want {
@@ -63,12 +64,12 @@ func followThroughToConfirmation(t *testing.T, w *world) {
 	if !strings.Contains(ack.Env.Text, "4 hours") {
 		t.Errorf("acknowledgement makes no honest promise: %q", ack.Env.Text)
 	}
-	w.state("first mail", storage.StateNew)
+	w.state("first mail", vocab.StateNew)
 
 	w.clock.Advance(30 * time.Minute)
 	w.mustSend(customer, []string{inbox}, replyToUs(t, ack, "l2@example.com", "Hello? Any news?"))
 	w.expect("repeat contact", map[string]int{customer: 0, alice: 1})
-	d := w.state("repeat contact", storage.StateNew)
+	d := w.state("repeat contact", vocab.StateNew)
 	if d.RepeatContacts != 1 || d.Priority != "high" {
 		t.Errorf("repeat contact: repeats %d priority %s, want 1/high", d.RepeatContacts, d.Priority)
 	}
@@ -76,7 +77,7 @@ func followThroughToConfirmation(t *testing.T, w *world) {
 	w.advance(4 * time.Hour)
 	// Lena is a lead and an agent: on both rules' lists, she gets it once.
 	got = w.expect("breach", map[string]int{customer: 0, alice: 1, lena: 1})
-	if d := w.state("breach", storage.StateNew); !d.Breached {
+	if d := w.state("breach", vocab.StateNew); !d.Breached {
 		t.Error("breach not recorded")
 	}
 
@@ -84,7 +85,7 @@ func followThroughToConfirmation(t *testing.T, w *world) {
 	rcpt, raw := replyTo(notes[0], alice, "Sorry for the wait: the invoice is attached to your account now.\r\n\r\n#resolve")
 	w.mustSend(alice, []string{rcpt}, raw)
 	got = w.expect("agent resolves", map[string]int{customer: 2})
-	w.state("agent resolves", storage.StateProposed)
+	w.state("agent resolves", vocab.StateProposed)
 	confirm := to(got, customer)[1]
 	if !strings.Contains(confirm.Env.Text, "/confirm?t=") {
 		t.Errorf("confirmation request has no signed links: %q", confirm.Env.Text)
@@ -92,16 +93,16 @@ func followThroughToConfirmation(t *testing.T, w *world) {
 
 	w.advance(2 * 24 * time.Hour)
 	w.expect("first nudge", map[string]int{customer: 1})
-	w.state("first nudge", storage.StateProposed)
+	w.state("first nudge", vocab.StateProposed)
 
 	w.advance(3 * 24 * time.Hour)
 	got = w.expect("unconfirmed", map[string]int{customer: 1, lena: 1})
-	w.state("unconfirmed", storage.StateUnconfirmed)
+	w.state("unconfirmed", vocab.StateUnconfirmed)
 
 	w.clock.Advance(time.Hour)
 	w.mustSend(customer, []string{inbox}, replyToUs(t, to(got, customer)[0], "l3@example.com", "Yes, it works now, thanks!"))
 	w.expect("confirmed", map[string]int{customer: 1})
-	w.state("confirmed", storage.StateResolved)
+	w.state("confirmed", vocab.StateResolved)
 
 	if timers, _ := w.store.PendingTimers(context.Background(), 1); len(timers) != 0 {
 		t.Errorf("timers left on a resolved ticket: %+v", timers)
@@ -113,11 +114,11 @@ func followThroughToConfirmation(t *testing.T, w *world) {
 	w.clock.Advance(20 * 24 * time.Hour)
 	w.mustSend(customer, []string{inbox}, replyToUs(t, ack, "l4@example.com", "The invoice for March is missing now."))
 	got = w.expect("late reply", map[string]int{customer: 1})
-	w.state("late reply", storage.StateResolved)
+	w.state("late reply", vocab.StateResolved)
 	if s := to(got, customer)[0].Env.GetHeader("Subject"); !strings.Contains(s, "[#2]") {
 		t.Errorf("late reply acknowledged as %q, want ticket #2", s)
 	}
-	if d := w.ticket(2); d.State != storage.StateNew || len(d.Messages) == 0 {
+	if d := w.ticket(2); d.State != vocab.StateNew || len(d.Messages) == 0 {
 		t.Errorf("linked ticket = %+v", d.TicketRow)
 	}
 }
@@ -136,7 +137,7 @@ func noAndLinks(t *testing.T, w *world) {
 	}
 	w.settle()
 	got := w.expect("resolve by a lead", map[string]int{customer: 1})
-	w.state("resolve by a lead", storage.StateProposed)
+	w.state("resolve by a lead", vocab.StateProposed)
 
 	// An unclear answer is not a yes: back to open, the agents told.
 	w.mustSend(customer, []string{inbox}, replyToUs(t, to(got, customer)[0], "k2@example.com", "I will check tomorrow, maybe."))
@@ -145,7 +146,7 @@ func noAndLinks(t *testing.T, w *world) {
 	w.expect("unclear answer", map[string]int{alice: 0})
 	w.advance(2 * time.Minute)
 	w.expect("unclear answer", map[string]int{alice: 1})
-	w.state("unclear answer", storage.StateOpen)
+	w.state("unclear answer", vocab.StateOpen)
 
 	// Later that day (three automatic mails an hour is the flood limit).
 	w.clock.Advance(3 * time.Hour)
@@ -164,7 +165,7 @@ func noAndLinks(t *testing.T, w *world) {
 	}
 	w.settle()
 	w.expect("clicked solved", map[string]int{customer: 1})
-	w.state("clicked solved", storage.StateResolved)
+	w.state("clicked solved", vocab.StateResolved)
 	if _, _, err := w.exec.Confirm(context.Background(), tok+"x"); err == nil {
 		t.Error("a forged link was accepted")
 	}

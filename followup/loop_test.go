@@ -13,6 +13,7 @@ import (
 	"github.com/tendhq/tend/mail/header"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // replyAddr is where a mail client sends a reply to m: its Reply-To, else
@@ -86,7 +87,7 @@ func TestAgentAutoReplyHeld(t *testing.T) {
 				t.Fatalf("automatic mail to the reply address sent mail: %v", s)
 			}
 			d := w.ticket(1)
-			if d.State != storage.StateNew {
+			if d.State != vocab.StateNew {
 				t.Errorf("state %s: a command ran or the auto-reply was taken as an answer", d.State)
 			}
 			if !hasEvent(d, "agent.auto_reply_held", "not relayed to the customer") {
@@ -136,8 +137,8 @@ func ownMailComesBack(t *testing.T, open func(testing.TB, storage.Clock) *storag
 		}
 		// A mail server that sends it back changes the Message-ID domain
 		// rewriting nothing else: the loop header alone must tell.
-		if r := classify.Classify(h, "", classify.Own{LoopHeader: loopHeader}); r.Kind != classify.OwnMail {
-			t.Errorf("%s: classified %s, want own mail", m.Env.GetHeader("Subject"), r.Kind)
+		if r := classify.Classify(h, "", classify.Own{LoopHeader: loopHeader}); r.Class != vocab.ClassOwnMail {
+			t.Errorf("%s: classified %s, want own mail", m.Env.GetHeader("Subject"), r.Class)
 		}
 	}
 	// The customer's server forwards our relayed reply back to the inbox.

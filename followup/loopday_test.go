@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // responderMode is how the scripted auto-responders behave.
@@ -198,7 +198,7 @@ func TestLoopDay(t *testing.T) {
 					t.Error("the trip is not on the timeline")
 				}
 			}
-			if d.State == storage.StateClosed {
+			if d.State == vocab.StateClosed {
 				t.Errorf("a responder closed the ticket")
 			}
 		})

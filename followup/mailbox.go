@@ -10,6 +10,7 @@ import (
 	"github.com/tendhq/tend/mail/compose"
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // Mailbox alert templates.
@@ -167,7 +168,7 @@ func (x *Executor) mailAdmins(ctx context.Context, tx *storage.Tx, h MailboxHeal
 		}
 		row := storage.OutboxMail{Kind: storage.OutboxToStaff, Auto: true, EnvTo: ag.Email, Template: template}
 		msg := storage.Message{FromAddr: h.Inbox, FromName: h.InboxName, ToAddrs: ag.Email, Subject: r.Subject,
-			Class: "human", Role: "system", Text: r.Text, HTML: r.HTML}
+			Class: vocab.ClassHuman, Role: "system", Text: r.Text, HTML: r.HTML}
 		if _, err := tx.QueueMail(ctx, row, msg, func(id int64) ([]byte, string, string, error) {
 			return x.build(0, id, true, m)
 		}); err != nil {

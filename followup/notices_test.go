@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // subjects lists the subjects of the mails to addr.
@@ -133,7 +133,7 @@ func heldNoticesAndTrueTexts(t *testing.T, w *world) {
 	if s := subjects(w.capture.take(), customer); len(s) != 2 {
 		t.Errorf("after the suppression the customer got %q, want the nudge and the stays-open notice", s)
 	}
-	if d := w.ticket(1); d.State != storage.StateUnconfirmed {
+	if d := w.ticket(1); d.State != vocab.StateUnconfirmed {
 		t.Errorf("state %s", d.State)
 	}
 }

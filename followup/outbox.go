@@ -16,6 +16,7 @@ import (
 	"github.com/tendhq/tend/mail/relay"
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // Sender delivers the outbox through the relay.
@@ -237,7 +238,7 @@ func (x *Executor) outboxFailed(ctx context.Context, tx *storage.Tx, o storage.O
 	if err != nil {
 		return err
 	}
-	if err := tx.AddEvent(ctx, sc.v.ID, "mail.failed", "", fmt.Sprintf("not delivered to %s: %s", o.EnvTo, reason), nil); err != nil {
+	if err := tx.AddEvent(ctx, sc.v.ID, vocab.EventMailFailed, "", fmt.Sprintf("not delivered to %s: %s", o.EnvTo, reason), nil); err != nil {
 		return err
 	}
 	if o.Kind == storage.OutboxToStaff {
@@ -245,7 +246,7 @@ func (x *Executor) outboxFailed(ctx context.Context, tx *storage.Tx, o storage.O
 		// mailing staff about mail to staff failing could loop.
 		return nil
 	}
-	ev, err := x.event(sc, rules.EventOutboxFailed)
+	ev, err := x.event(sc, vocab.EventOutboxFailed)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
+	"github.com/tendhq/tend/vocab"
 )
 
 // Confirmation link purposes.
@@ -92,7 +93,7 @@ func (x *Executor) queue(sc *scope, o outgoing, m compose.Message) (queued, erro
 	msg := storage.Message{
 		TicketID: &sc.v.ID, FromAddr: m.From.Email, FromName: m.From.Name, ToAddrs: strings.Join(o.to, ","),
 		Subject: m.Subject, InReplyTo: m.InReplyTo, References: strings.Join(m.References, " "),
-		ThreadTopic: m.ThreadTopic, Class: "human", Role: "system", Text: m.Text, HTML: m.HTML,
+		ThreadTopic: m.ThreadTopic, Class: vocab.ClassHuman, Role: "system", Text: m.Text, HTML: m.HTML,
 	}
 	if o.kind == storage.OutboxToStaff {
 		// Notifications are not part of the customer's thread: they must
@@ -164,7 +165,7 @@ func (x *Executor) renderIn(sc *scope, name, lang string, data rules.TemplateDat
 	r, err := x.opts.Templates.RenderIn(name, sc.v.Inbox.Address, lang, data)
 	if err != nil {
 		x.log.Error("template failed", "ticket", sc.v.ID, "template", name, "err", err)
-		return r, false, sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.failed", "", fmt.Sprintf("template %s: %v", name, err), nil)
+		return r, false, sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventMailFailed, "", fmt.Sprintf("template %s: %v", name, err), nil)
 	}
 	return r, true, nil
 }
@@ -205,21 +206,21 @@ func (x *Executor) sendTemplate(sc *scope, ev rules.Event, a rules.Action, notBe
 	what := fmt.Sprintf("%s to %s", a.Template, sc.v.Customer.Email)
 	switch {
 	case q.held:
-		return sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.held", "", fmt.Sprintf("%s held: the ticket's mail fuse has tripped; it is sent when a lead releases the ticket's mail (rule %s)", what, a.Rule), nil)
+		return sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventMailHeld, "", fmt.Sprintf("%s held: the ticket's mail fuse has tripped; it is sent when a lead releases the ticket's mail (rule %s)", what, a.Rule), nil)
 	case q.due.After(x.opts.Clock.Now()):
-		return sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.deferred", "", fmt.Sprintf("%s held until %s: %s (rule %s)", what, q.due.UTC().Format("Mon 2 Jan 15:04 MST"), strings.TrimPrefix(why, "held: "), a.Rule), nil)
+		return sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventMailDeferred, "", fmt.Sprintf("%s held until %s: %s (rule %s)", what, q.due.UTC().Format("Mon 2 Jan 15:04 MST"), strings.TrimPrefix(why, "held: "), a.Rule), nil)
 	}
-	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "mail.queued", "", fmt.Sprintf("%s (rule %s)", what, a.Rule), nil)
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventMailQueued, "", fmt.Sprintf("%s (rule %s)", what, a.Rule), nil)
 }
 
 // proposed fills when resolution was last proposed, for the nudge's
 // honest "we asked 2 days ago", in the customer's language lang ("vor 2
 // Tagen"), as the promise is.
 func (x *Executor) proposed(sc *scope, ev rules.Event, lang string, data *rules.TemplateData) error {
-	if sc.v.State != storage.StateProposed && sc.v.State != storage.StateUnconfirmed {
+	if sc.v.State != vocab.StateProposed && sc.v.State != vocab.StateUnconfirmed {
 		return nil
 	}
-	evs, err := sc.tx.Events(sc.ctx, sc.v.ID, "ticket.resolve_requested")
+	evs, err := sc.tx.Events(sc.ctx, sc.v.ID, vocab.EventResolveRequested)
 	if err != nil || len(evs) == 0 {
 		return err
 	}

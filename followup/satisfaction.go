@@ -9,6 +9,7 @@ import (
 
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // linkRate prefixes the purpose of the five satisfaction links: rate_1 …
@@ -29,14 +30,14 @@ const templateThankYou = "thank_you"
 func (x *Executor) satisfactionLinks(sc *scope, ev rules.Event) ([]rules.RatingLink, error) {
 	confirmed := false
 	switch ev.Type {
-	case rules.EventConfirmationClicked:
+	case vocab.EventConfirmationClicked:
 		confirmed = ev.Answer == rules.AnswerYes
-	case rules.EventMessageReceived:
+	case vocab.EventMessageReceived:
 		m := ev.Message
-		confirmed = m != nil && m.Role == rules.RoleCustomer && m.Class == rules.ClassHuman && !m.Imported &&
+		confirmed = m != nil && m.Role == rules.RoleCustomer && m.Class == vocab.ClassHuman && !m.Imported &&
 			rules.ClassifyAnswer(m.Text) == rules.AnswerYes
 	}
-	if !confirmed || sc.v.State != storage.StateResolved || sc.v.SatisfactionAskedAt != nil {
+	if !confirmed || sc.v.State != vocab.StateResolved || sc.v.SatisfactionAskedAt != nil {
 		return nil, nil
 	}
 	first, err := sc.tx.MarkSatisfactionAsked(sc.ctx, sc.v.ID)
@@ -53,7 +54,7 @@ func (x *Executor) satisfactionLinks(sc *scope, ev rules.Event) ([]rules.RatingL
 		tok := x.opts.Signer.LinkToken(linkRate+strconv.Itoa(score), sc.v.ID, exp)
 		out[i] = rules.RatingLink{Score: score, URL: base + "/rate?t=" + url.QueryEscape(tok)}
 	}
-	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, "satisfaction.asked", "", "the thank-you asks how we did (1–5)", nil); err != nil {
+	if err := sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventSatisfactionAsked, "", "the thank-you asks how we did (1–5)", nil); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -67,8 +68,8 @@ func (x *Executor) satisfactionLinks(sc *scope, ev rules.Event) ([]rules.RatingL
 // whether the message is fully handled.
 func (x *Executor) ratingReply(sc *scope, msg *storage.Message, role string) (done bool, err error) {
 	v := sc.v
-	if role != rules.RoleCustomer || msg.Class != "human" || msg.Imported || v.SatisfactionAskedAt == nil ||
-		v.SatisfactionScore != 0 || v.State != storage.StateResolved {
+	if role != rules.RoleCustomer || msg.Class != vocab.ClassHuman || msg.Imported || v.SatisfactionAskedAt == nil ||
+		v.SatisfactionScore != 0 || v.State != vocab.StateResolved {
 		return false, nil
 	}
 	score, comment, ok := rules.ParseRating(newText(msg))
@@ -92,7 +93,7 @@ func (x *Executor) rate(sc *scope, score int, comment, how string, msgRow *int64
 	if comment != "" {
 		detail += ": " + comment
 	}
-	return sc.tx.AddEvent(sc.ctx, sc.v.ID, "satisfaction.rated", sc.v.Customer.Email, detail, msgRow)
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventSatisfactionRated, sc.v.Customer.Email, detail, msgRow)
 }
 
 // Rate applies a customer's click on a signed satisfaction link, with an

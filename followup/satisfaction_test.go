@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 var rateRE = regexp.MustCompile(`https://support\.acme\.test/rate\?t=(\S+)`)
@@ -40,7 +40,7 @@ func (w *world) resolveAndConfirm(step string) captured {
 	w.clock.Advance(time.Hour)
 	w.mustSend(customer, []string{inbox}, replyToUs(w.t, ask, step+"-yes@example.com", "Yes, solved, thank you!"))
 	got := to(w.expect(step+": confirmed", map[string]int{customer: 1}), customer)
-	w.state(step, storage.StateResolved)
+	w.state(step, vocab.StateResolved)
 	return got[0]
 }
 
@@ -60,7 +60,7 @@ func TestSatisfactionByReply(t *testing.T) {
 		w.clock.Advance(time.Hour)
 		w.mustSend(customer, []string{inbox}, replyToUs(t, thanks, "s2@example.com", "4 - quick and friendly"))
 		w.expect("rated", map[string]int{customer: 0, alice: 0, lena: 0})
-		d := w.state("rated", storage.StateResolved)
+		d := w.state("rated", vocab.StateResolved)
 		if d.SatisfactionScore != 4 || d.SatisfactionComment != "quick and friendly" {
 			t.Errorf("satisfaction %d %q, want 4 \"quick and friendly\"", d.SatisfactionScore, d.SatisfactionComment)
 		}
@@ -68,7 +68,7 @@ func TestSatisfactionByReply(t *testing.T) {
 		// The problem comes back and is solved again: no second question.
 		w.clock.Advance(time.Hour)
 		w.mustSend(customer, []string{inbox}, replyToUs(t, thanks, "s3@example.com", "The export hangs again since this morning."))
-		w.state("reopened", storage.StateOpen)
+		w.state("reopened", vocab.StateOpen)
 		w.clock.Advance(3 * time.Hour)
 		w.capture.take()
 		again := w.resolveAndConfirm("second")
@@ -131,7 +131,7 @@ func TestSatisfactionByLink(t *testing.T) {
 		if _, score, err := w.exec.Rate(context.Background(), links[4], ""); err != nil || score != 2 {
 			t.Errorf("second click: score %d, %v; want the first answer, 2", score, err)
 		}
-		d := w.state("rated by link", storage.StateResolved)
+		d := w.state("rated by link", vocab.StateResolved)
 		if d.SatisfactionScore != 2 || d.SatisfactionComment != "slow, but it works" {
 			t.Errorf("satisfaction %d %q", d.SatisfactionScore, d.SatisfactionComment)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/tendhq/tend/mail/senderauth/senderauthtest"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // authWorld is a world whose ingest path verifies senders through an
@@ -190,15 +191,15 @@ func TestForgedAgentWithValidToken(t *testing.T) {
 				t.Errorf("customer got %d mails, want relayed=%v", len(toCustomer), tc.relayed)
 			}
 			d := w.ticket(1)
-			if resolved := d.State == storage.StateProposed; resolved != tc.resolved {
+			if resolved := d.State == vocab.StateProposed; resolved != tc.resolved {
 				t.Errorf("ticket state %s: #resolve ran = %v, want %v", d.State, resolved, tc.resolved)
 			}
 			if tc.relayed {
 				return
 			}
-			kind, told := "message.quarantined", 1
+			kind, told := vocab.EventQuarantined, 1
 			if tc.autoHeld {
-				kind, told = "agent.auto_reply_held", 0
+				kind, told = vocab.EventAgentAutoReplyHeld, 0
 			}
 			held := false
 			for _, e := range d.Events {
@@ -276,7 +277,7 @@ func expiredReplyAddressRefused(t *testing.T, open func(testing.TB, storage.Cloc
 	if n := len(to(w.capture.take(), customer)); n != 0 {
 		t.Errorf("customer got %d mails through an expired address", n)
 	}
-	if st := w.ticket(1).State; st == storage.StateProposed {
+	if st := w.ticket(1).State; st == vocab.StateProposed {
 		t.Error("#resolve ran through an expired address")
 	}
 }

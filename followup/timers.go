@@ -9,6 +9,7 @@ import (
 	"github.com/tendhq/tend/internal/worker"
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // Timers fires due timers.
@@ -71,7 +72,7 @@ func (x *Executor) HandleTimer(ctx context.Context, t storage.Timer, owner strin
 				return err
 			}
 		}
-		ev, err := x.event(sc, rules.EventTimerDue)
+		ev, err := x.event(sc, vocab.EventTimerDue)
 		if err != nil {
 			return err
 		}

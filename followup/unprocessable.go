@@ -6,6 +6,7 @@ import (
 
 	"github.com/tendhq/tend/rules"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // Unprocessable reports a message whose after-work (parse, rules) failed
@@ -33,7 +34,7 @@ func (x *Executor) unprocessable(ctx context.Context, tx *storage.Tx, msg storag
 		return nil
 	}
 	reason := fmt.Sprintf("could not be processed: %v", cause)
-	if err := tx.AddEvent(ctx, *msg.TicketID, "message.unprocessable", msg.FromAddr, reason, &msg.ID); err != nil {
+	if err := tx.AddEvent(ctx, *msg.TicketID, vocab.EventUnprocessable, msg.FromAddr, reason, &msg.ID); err != nil {
 		return err
 	}
 	msg.Text = fmt.Sprintf("[This message %s. It is kept as received: open the ticket to download it.]", reason)
@@ -57,7 +58,7 @@ func (x *Executor) unprocessable(ctx context.Context, tx *storage.Tx, msg storag
 	if err != nil {
 		return err
 	}
-	ev, err := x.event(sc, rules.EventMessageReceived)
+	ev, err := x.event(sc, vocab.EventMessageReceived)
 	if err != nil {
 		return err
 	}

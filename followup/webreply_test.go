@@ -10,6 +10,7 @@ import (
 	"github.com/tendhq/tend/mail/webreply"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // webWriter is the web view's writer on w's ingest path.
@@ -41,7 +42,7 @@ func agentRow(t *testing.T, w *world, email string) storage.Agent {
 func eventKinds(d storage.TicketDetail) []string {
 	var out []string
 	for _, e := range d.Events {
-		out = append(out, e.Kind)
+		out = append(out, string(e.Kind))
 	}
 	return out
 }
@@ -102,7 +103,7 @@ func TestWebAnswerTakesTheMailPath(t *testing.T) {
 			t.Errorf("the customer's mail references the web's internal Message-ID: %q", reply.Env.GetHeader("In-Reply-To"))
 		}
 		d = w.ticket(1)
-		if d.State != storage.StateProposed {
+		if d.State != vocab.StateProposed {
 			t.Errorf("state after #resolve from the web = %s, want proposed (events %v)", d.State, eventKinds(d))
 		}
 		if d.LastAgentAt == nil {

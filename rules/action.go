@@ -3,6 +3,8 @@ package rules
 import (
 	"fmt"
 	"time"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // ActionKind says what an Action asks the executor to do.
@@ -74,9 +76,11 @@ type Action struct {
 	Template string
 	// To is a To* recipient for Send and Notify.
 	To string
-	// State for SetState, Priority for SetPriority, Tag for Tag, Assignee
-	// for Assign, Timer for Schedule and Cancel.
-	State, Priority, Tag, Assignee, Timer string
+	// State for SetState.
+	State vocab.State
+	// Priority for SetPriority, Tag for Tag, Assignee for Assign, Timer
+	// for Schedule and Cancel.
+	Priority, Tag, Assignee, Timer string
 	// Note is the timeline text for Record, or the reason for SetState.
 	Note string
 	// Address is the address for Suppress.
@@ -111,7 +115,7 @@ func (a Action) String() string {
 	}
 	add("template", a.Template)
 	add("to", a.To)
-	add("state", a.State)
+	add("state", string(a.State))
 	add("priority", a.Priority)
 	add("tag", a.Tag)
 	add("assignee", a.Assignee)
@@ -133,10 +137,10 @@ func (a Action) String() string {
 // RuleError is a rule that failed at run time. The other rules still ran;
 // the caller logs it and puts it on the ticket's timeline.
 type RuleError struct {
-	Rule  string // rule name
-	File  string // rules file name
-	Line  int    // line of the rule in the file
-	Event string // event type being evaluated
+	Rule  string          // rule name
+	File  string          // rules file name
+	Line  int             // line of the rule in the file
+	Event vocab.EventKind // event type being evaluated
 	Err   error
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // userRules generates n user rules, all listening on message.received so
@@ -36,10 +38,10 @@ func BenchmarkEvaluate(b *testing.B) {
 		b.Fatalf("%d rules loaded", n)
 	}
 	tk := baseTicket()
-	tk.State = StateProposed
+	tk.State = vocab.StateProposed
 	tk.Tags = []string{"vip-1", "billing"}
-	ev := Event{Type: EventMessageReceived, Now: t0.Add(5 * 3600e9), Ticket: tk,
-		Message: &Message{Role: RoleCustomer, Class: ClassHuman, Subject: "Re: word-40 invoice",
+	ev := Event{Type: vocab.EventMessageReceived, Now: t0.Add(5 * 3600e9), Ticket: tk,
+		Message: &Message{Role: RoleCustomer, Class: vocab.ClassHuman, Subject: "Re: word-40 invoice",
 			Text: "Hi Lena,\n\nyes, it works now. Thanks!\n\nOn Tue, Jun 3, 2025 Lena wrote:\n> is it solved?"}}
 	acts, errs := e.Evaluate(ev)
 	if len(errs) > 0 || len(acts) == 0 {

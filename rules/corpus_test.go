@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tendhq/tend/internal/testenv"
+	"github.com/tendhq/tend/vocab"
 )
 
 // corpusDir finds ../shared/corpus (relative to this package, two levels
@@ -61,18 +62,18 @@ func body(raw []byte) string {
 }
 
 // classOf maps the corpus' categories to the classes ingest assigns.
-func classOf(category string) string {
+func classOf(category string) vocab.Class {
 	switch category {
 	case "auto-reply":
-		return ClassAutoReply
+		return vocab.ClassAutoReply
 	case "bounce":
-		return ClassBounce
+		return vocab.ClassBounce
 	case "list":
-		return ClassList
+		return vocab.ClassList
 	case "spam":
-		return ClassSpam
+		return vocab.ClassSpam
 	}
-	return ClassHuman
+	return vocab.ClassHuman
 }
 
 // Every corpus message labelled auto-reply, bounce, list or spam, delivered
@@ -90,12 +91,12 @@ func TestCorpusNoAutomaticMailToMachines(t *testing.T) {
 		}
 		text := body(raw)
 		_ = ClassifyAnswer(text) // must not panic on real mail
-		if class == ClassHuman {
+		if class == vocab.ClassHuman {
 			continue
 		}
 		checked++
-		for _, typ := range []string{EventTicketCreated, EventMessageReceived} {
-			for _, state := range []string{StateNew, StateWaiting, StateOpen, StateProposed, StateUnconfirmed, StateResolved, StateClosed} {
+		for _, typ := range []vocab.EventKind{vocab.EventTicketCreated, vocab.EventMessageReceived} {
+			for _, state := range []vocab.State{vocab.StateNew, vocab.StateWaiting, vocab.StateOpen, vocab.StateProposed, vocab.StateUnconfirmed, vocab.StateResolved, vocab.StateClosed} {
 				tk := baseTicket()
 				tk.State = state
 				tk.ResolvedAt = t0

@@ -8,6 +8,8 @@ import (
 
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 //go:embed default.yaml
@@ -98,7 +100,7 @@ type Engine struct {
 	file    string
 	opts    Options
 	rules   []*rule
-	byEvent map[string][]*rule // rules per event type, in file order
+	byEvent map[vocab.EventKind][]*rule // rules per event type, in file order
 }
 
 // Load parses and compiles a rules file. name is the file name used in
@@ -124,7 +126,7 @@ func Load(name string, src []byte, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{file: name, opts: opts, rules: rules, byEvent: map[string][]*rule{}}
+	e := &Engine{file: name, opts: opts, rules: rules, byEvent: map[vocab.EventKind][]*rule{}}
 	for _, r := range rules {
 		for _, on := range r.on {
 			e.byEvent[on] = append(e.byEvent[on], r)
@@ -214,9 +216,11 @@ func Prepare(ev Event) Event {
 // "thanks, that worked" after the thank-you does not reopen the ticket.
 func awaitsAnswer(ev *Event) bool {
 	m := ev.Message
-	return m.Role == RoleCustomer && m.Class == ClassHuman &&
-		(ev.Ticket.State == StateProposed || ev.Ticket.State == StateUnconfirmed ||
-			ev.Ticket.State == StateResolved)
+	switch ev.Ticket.State {
+	case vocab.StateProposed, vocab.StateUnconfirmed, vocab.StateResolved:
+		return m.Role == RoleCustomer && m.Classification().Class == vocab.ClassHuman
+	}
+	return false
 }
 
 // mayThank: a human customer's reply to a ticket we consider done, or
@@ -224,8 +228,8 @@ func awaitsAnswer(ev *Event) bool {
 func mayThank(ev *Event) bool {
 	m := ev.Message
 	switch ev.Ticket.State {
-	case StateProposed, StateUnconfirmed, StateResolved, StateClosed:
-		return m.Role == RoleCustomer && m.Class == ClassHuman
+	case vocab.StateProposed, vocab.StateUnconfirmed, vocab.StateResolved, vocab.StateClosed:
+		return m.Role == RoleCustomer && m.Classification().Class == vocab.ClassHuman
 	}
 	return false
 }

@@ -8,15 +8,18 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/ast"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // Env is what a rule's expressions see. Conditions are compiled against it
 // (expr.Env(Env{})), so an unknown name or a type mismatch is a load error.
 // The expr tags are the names in rules: ticket.inbox.response_time,
 // message.class, now - ticket.resolved_at <= reopen_window, nudges[0].
+// Rules read the vocabulary as strings (vocabPatch).
 type Env struct {
-	Event string    `expr:"event"`
-	Now   time.Time `expr:"now"`
+	Event vocab.EventKind `expr:"event"`
+	Now   time.Time       `expr:"now"`
 	// The views are pointers because expr fetches fields by reflection,
 	// and fetching a struct value copies it onto the heap for every access;
 	// a pointer costs nothing. They are never nil.
@@ -25,8 +28,8 @@ type Env struct {
 	Timer   *Timer   `expr:"timer"`   // zero unless timer.due
 	Outbox  *Outbox  `expr:"outbox"`  // zero unless outbox.failed
 	// NewState and Reason come from state changes and resolve requests.
-	NewState string `expr:"new_state"`
-	Reason   string `expr:"reason"`
+	NewState vocab.State `expr:"new_state"`
+	Reason   string      `expr:"reason"`
 	// Answer is the customer's confirmation answer, from a click or from
 	// the message text; empty when neither applies.
 	Answer Answer `expr:"answer"`

@@ -1,57 +1,10 @@
 package rules
 
-import "time"
+import (
+	"time"
 
-// Event types the engine reacts to. A rule's "on:" names one of these.
-const (
-	// EventMessageReceived: a further message on an existing ticket.
-	EventMessageReceived = "message.received"
-	// EventTicketCreated: a new ticket, with its first message in Event.Message.
-	EventTicketCreated = "ticket.created"
-	// EventStateChanged: a person (lead, agent command) changed the state;
-	// Ticket.State is already the new state and Ticket.PrevState the old.
-	EventStateChanged = "ticket.state_changed"
-	// EventTimerDue: a timer scheduled by a rule fired; Event.Timer says which.
-	EventTimerDue = "timer.due"
-	// EventOutboxFailed: an outgoing mail failed for good or bounced.
-	EventOutboxFailed = "outbox.failed"
-	// EventResolveRequested: an agent's #resolve or a lead's resolve button.
-	EventResolveRequested = "ticket.resolve_requested"
-	// EventConfirmationClicked: the customer clicked a signed solved /
-	// not-solved link; Event.Answer carries which.
-	EventConfirmationClicked = "confirmation.clicked"
+	"github.com/tendhq/tend/vocab"
 )
-
-// validEvent reports whether s is accepted in a rule's "on:".
-func validEvent(s string) bool {
-	switch s {
-	case EventMessageReceived, EventTicketCreated, EventStateChanged, EventTimerDue,
-		EventOutboxFailed, EventResolveRequested, EventConfirmationClicked:
-		return true
-	}
-	return false
-}
-
-// Ticket states of the follow-through state machine (docs/design.md).
-const (
-	StateNew         = "new"
-	StateWaiting     = "waiting"
-	StateOpen        = "open"
-	StateProposed    = "proposed"
-	StateResolved    = "resolved"
-	StateUnconfirmed = "unconfirmed"
-	StateClosed      = "closed"
-)
-
-// validState reports whether s is a state of the state machine.
-func validState(s string) bool {
-	switch s {
-	case StateNew, StateWaiting, StateOpen, StateProposed, StateResolved,
-		StateUnconfirmed, StateClosed:
-		return true
-	}
-	return false
-}
 
 // Priorities, lowest first. SetPriority "up" and "down" move one step.
 const (
@@ -96,28 +49,11 @@ const (
 	RoleCC       = "cc"
 )
 
-// Message classes as decided by mail classification (docs/design.md
-// "Classify"); the executor maps the classifier's kinds onto them. Gate
-// lets automatic mail answer ClassHuman only: every other class, and any
-// value not listed here, is refused.
-const (
-	ClassHuman     = "human"
-	ClassAutoReply = "auto-reply"
-	ClassBounce    = "bounce"
-	ClassList      = "list"
-	ClassOwn       = "own"
-	ClassSpam      = "spam"
-	// ClassReport is a read receipt, abuse feedback or DMARC/TLS report.
-	ClassReport = "report"
-	// ClassUnknown is what a class no mapping knows becomes.
-	ClassUnknown = "unknown"
-)
-
 // Event is one thing that happened on a ticket, with a plain view of the
 // ticket as it stands. It is built by the executor; the engine only reads it.
 type Event struct {
-	// Type is one of the Event* constants.
-	Type string
+	// Type is one of vocab.RuleEvents.
+	Type vocab.EventKind
 	// Now is the event time from the executor's injected clock. The engine
 	// never reads a clock of its own.
 	Now    time.Time
@@ -130,7 +66,8 @@ type Event struct {
 	Outbox *Outbox
 	// NewState and Reason describe a state change or a resolve request
 	// ("spam", "duplicate", free text from the lead).
-	NewState, Reason string
+	NewState vocab.State
+	Reason   string
 	// Answer is the customer's click for confirmation.clicked.
 	Answer Answer
 }
@@ -152,11 +89,12 @@ type Inbox struct {
 
 // Ticket is the read-only view of a ticket that rules see. The expr tags
 // are the names used in rule conditions (ticket.inbox.response_time).
+// Rules read State, PrevState and Message.Class as strings (vocabPatch).
 type Ticket struct {
-	Number    int64  `expr:"number"`
-	Subject   string `expr:"subject"`
-	State     string `expr:"state"`
-	PrevState string `expr:"prev_state"`
+	Number    int64       `expr:"number"`
+	Subject   string      `expr:"subject"`
+	State     vocab.State `expr:"state"`
+	PrevState vocab.State `expr:"prev_state"`
 	// CloseReason is why the ticket was closed ("spam", "duplicate", …).
 	CloseReason string   `expr:"close_reason"`
 	Priority    string   `expr:"priority"`
@@ -196,9 +134,9 @@ type Ticket struct {
 
 // Message is the view of a received message.
 type Message struct {
-	From  Person `expr:"from"`
-	Role  string `expr:"role"`  // Role* constant
-	Class string `expr:"class"` // Class* constant
+	From  Person      `expr:"from"`
+	Role  string      `expr:"role"` // Role* constant
+	Class vocab.Class `expr:"class"`
 	// Text is the new text only, quotes stripped by the mail package.
 	Text    string    `expr:"text"`
 	Subject string    `expr:"subject"`

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/internal/testenv"
+	"github.com/tendhq/tend/vocab"
 )
 
 // addFileSeeds adds every file matching pattern as a seed.
@@ -95,9 +96,9 @@ func FuzzEvaluate(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	types := []string{EventTicketCreated, EventMessageReceived, EventTimerDue, EventConfirmationClicked, EventResolveRequested, EventStateChanged, EventOutboxFailed}
-	states := []string{StateNew, StateWaiting, StateOpen, StateProposed, StateResolved, StateUnconfirmed, StateClosed, "", "bogus"}
-	classes := []string{ClassHuman, ClassAutoReply, ClassBounce, ClassList, ClassOwn, ClassSpam, ClassReport, ClassUnknown, "own-mail", ""}
+	types := []vocab.EventKind{vocab.EventTicketCreated, vocab.EventMessageReceived, vocab.EventTimerDue, vocab.EventConfirmationClicked, vocab.EventResolveRequested, vocab.EventStateChanged, vocab.EventOutboxFailed}
+	states := []vocab.State{vocab.StateNew, vocab.StateWaiting, vocab.StateOpen, vocab.StateProposed, vocab.StateResolved, vocab.StateUnconfirmed, vocab.StateClosed, "", "bogus"}
+	classes := []vocab.Class{vocab.ClassHuman, vocab.ClassAutoReply, vocab.ClassBounce, vocab.ClassList, vocab.ClassOwnMail, vocab.ClassSpam, vocab.ClassReport, vocab.Class("unknown"), "own-mail", ""}
 	roles := []string{RoleCustomer, RoleAgent, RoleCC, ""}
 	f.Fuzz(func(t *testing.T, text string) {
 		n := len(text)
@@ -113,13 +114,13 @@ func FuzzEvaluate(f *testing.F) {
 		}
 		acts, errs := e.Evaluate(ev)
 		for _, err := range errs {
-			if ev.Type == EventOutboxFailed && ev.Outbox.Permanent && text == "" {
+			if ev.Type == vocab.EventOutboxFailed && ev.Outbox.Permanent && text == "" {
 				continue // suppressing an empty address is rightly refused
 			}
 			t.Errorf("default rule failed: %v", err)
 		}
 		for i, v := range GateAll(ev, acts, e.Options()) {
-			if v.Allowed && acts[i].Auto && ev.Message.Class != ClassHuman {
+			if v.Allowed && acts[i].Auto && ev.Message.Class != vocab.ClassHuman {
 				t.Errorf("automatic %v allowed in answer to %q mail", acts[i], ev.Message.Class)
 			}
 		}
@@ -141,7 +142,7 @@ func FuzzLoad(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, typ := range []string{EventTicketCreated, EventMessageReceived, EventTimerDue} {
+		for _, typ := range []vocab.EventKind{vocab.EventTicketCreated, vocab.EventMessageReceived, vocab.EventTimerDue} {
 			e.Evaluate(Event{Type: typ, Now: t0, Ticket: baseTicket(), Message: customerMsg(src), Timer: &Timer{Name: "first_response"}})
 		}
 	})

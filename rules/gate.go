@@ -1,9 +1,10 @@
 package rules
 
 import (
-	"fmt"
 	"strings"
 	"time"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // Gate is the loop and flood protection every automatic mail passes before
@@ -74,36 +75,19 @@ func Gate(ev Event, a Action, opts Options) (allowed bool, reason string) {
 }
 
 // classRefusal says why the classification of m forbids automatic mail in
-// answer to it, or "" when it allows it.
-func classRefusal(eventType string, m *Message) string {
-	switch m.Class {
-	case ClassHuman:
-	case ClassAutoReply:
-		return "the message is an automatic reply (RFC 3834); answering it could loop"
-	case ClassBounce:
-		return "the message is a delivery failure report"
-	case ClassList:
-		return "the message came from a mailing list"
-	case ClassOwn:
-		return "the message is our own mail coming back (loop)"
-	case ClassSpam:
-		return "the message was classified as spam"
-	case ClassReport:
-		return "the message is a report (read receipt, abuse or DMARC report)"
+// answer to it on event eventType, or "" when it allows it.
+func classRefusal(eventType vocab.EventKind, m *Message) string {
+	switch p, why := Permit(m.Classification()); p {
+	case Permitted:
+		return ""
+	case FirstAcknowledgement:
+		if eventType == vocab.EventTicketCreated {
+			return ""
+		}
+		return why
 	default:
-		// A class added to the classifier but not mapped must not open
-		// a way for loops: fail closed.
-		return fmt.Sprintf("the message's class %q is unknown, so nothing automatic answers it", m.Class)
+		return why
 	}
-	if m.NoAutoReply {
-		return "the sender asked for no automatic reply or looks automatic (" + strings.Join(m.ClassReasons, "; ") + ")"
-	}
-	if m.Suspect && eventType != EventTicketCreated {
-		// A subject alone never stops the first acknowledgement; after it,
-		// an out-of-office that reads like one gets nothing more.
-		return "the message looks automatic (" + strings.Join(m.ClassReasons, "; ") + "); only a new ticket's acknowledgement answers such mail"
-	}
-	return ""
 }
 
 // Verdict is Gate's answer for one action of a batch. A notice that is not

@@ -4,20 +4,22 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 func TestGate(t *testing.T) {
 	opts := Options{OwnAddresses: []string{"bounces@mail.acme.test"}}
 	ack := Action{Kind: Send, Template: "acknowledgement", To: ToCustomer, Auto: true}
 	ev := func(f func(*Event)) Event {
-		e := Event{Type: EventTicketCreated, Now: t0, Ticket: baseTicket(), Message: customerMsg("help")}
+		e := Event{Type: vocab.EventTicketCreated, Now: t0, Ticket: baseTicket(), Message: customerMsg("help")}
 		if f != nil {
 			f(&e)
 		}
 		return e
 	}
 	to := func(addr string) func(*Event) { return func(e *Event) { e.Ticket.Customer.Address = addr } }
-	class := func(c string) func(*Event) { return func(e *Event) { e.Message.Class = c } }
+	class := func(c vocab.Class) func(*Event) { return func(e *Event) { e.Message.Class = c } }
 
 	tests := []struct {
 		name   string
@@ -27,16 +29,16 @@ func TestGate(t *testing.T) {
 		reason string // substring of the refusal
 	}{
 		{"human customer", ev(nil), ack, true, ""},
-		{"not automatic", ev(class(ClassAutoReply)), Action{Kind: Send, To: ToCustomer}, true, ""},
-		{"auto-reply", ev(class(ClassAutoReply)), ack, false, "automatic reply (RFC 3834)"},
-		{"bounce", ev(class(ClassBounce)), ack, false, "delivery failure report"},
-		{"list", ev(class(ClassList)), ack, false, "mailing list"},
-		{"own mail", ev(class(ClassOwn)), ack, false, "loop"},
-		{"spam", ev(class(ClassSpam)), ack, false, "spam"},
-		{"report", ev(class(ClassReport)), ack, false, "report"},
+		{"not automatic", ev(class(vocab.ClassAutoReply)), Action{Kind: Send, To: ToCustomer}, true, ""},
+		{"auto-reply", ev(class(vocab.ClassAutoReply)), ack, false, "automatic reply (RFC 3834)"},
+		{"bounce", ev(class(vocab.ClassBounce)), ack, false, "delivery failure report"},
+		{"list", ev(class(vocab.ClassList)), ack, false, "mailing list"},
+		{"own mail", ev(class(vocab.ClassOwnMail)), ack, false, "loop"},
+		{"spam", ev(class(vocab.ClassSpam)), ack, false, "spam"},
+		{"report", ev(class(vocab.ClassReport)), ack, false, "report"},
 		{"unknown class fails closed", ev(class("challenge-response")), ack, false, `class "challenge-response" is unknown`},
 		{"empty class fails closed", ev(class("")), ack, false, `class "" is unknown`},
-		{"classifier's name for own mail is not a rules class", ev(class("own-mail")), ack, false, "unknown"},
+		{"the rules' old name for own mail is no class", ev(class("own")), ack, false, `class "own" is unknown`},
 		{"no-auto-reply human", ev(func(e *Event) {
 			e.Message.NoAutoReply, e.Message.ClassReasons = true, []string{"X-Auto-Response-Suppress asks for no automatic reply"}
 		}), ack, false, "X-Auto-Response-Suppress"},
@@ -45,10 +47,10 @@ func TestGate(t *testing.T) {
 			e.Message.Suspect, e.Message.ClassReasons = true, []string{`auto-reply subject "automatic reply"`}
 		}), ack, true, ""},
 		{"suspect subject: nothing after it", ev(func(e *Event) {
-			e.Type, e.Message.Suspect, e.Message.ClassReasons = EventMessageReceived, true, []string{`auto-reply subject "out of office"`}
+			e.Type, e.Message.Suspect, e.Message.ClassReasons = vocab.EventMessageReceived, true, []string{`auto-reply subject "out of office"`}
 		}), Action{Kind: Send, Template: "reopened", To: ToCustomer, Auto: true}, false, "out of office"},
 		{"imported", ev(func(e *Event) { e.Message.Imported = true }), ack, false, "imported"},
-		{"no message (timer) is fine", ev(func(e *Event) { e.Type = EventTimerDue; e.Message = nil }), ack, true, ""},
+		{"no message (timer) is fine", ev(func(e *Event) { e.Type = vocab.EventTimerDue; e.Message = nil }), ack, true, ""},
 		{"empty address", ev(to("")), ack, false, "empty"},
 		{"not an address", ev(to("jane")), ack, false, "not a mail address"},
 		{"MAILER-DAEMON", ev(to("MAILER-DAEMON@mx.example.com")), ack, false, "robot"},
@@ -69,7 +71,7 @@ func TestGate(t *testing.T) {
 		{"per-ticket flood", ev(func(e *Event) { e.Ticket.AutoMailsOnTicketToday = 10 }), ack, false, "today (flood protection)"},
 		{"staff notify without address", ev(nil), Action{Kind: Notify, To: ToLeads, Auto: true}, true, ""},
 		{"staff notify to a robot", ev(nil), Action{Kind: Notify, To: ToLeads, Auto: true, Address: "noreply@acme.test"}, false, "robot"},
-		{"staff notify in answer to auto-reply", ev(class(ClassAutoReply)), Action{Kind: Notify, To: ToLeads, Auto: true}, false, "automatic reply"},
+		{"staff notify in answer to auto-reply", ev(class(vocab.ClassAutoReply)), Action{Kind: Notify, To: ToLeads, Auto: true}, false, "automatic reply"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,7 +92,7 @@ func TestGate(t *testing.T) {
 // GateAll counts what it allows: from one event, a ticket with two
 // automatic mails left gets two of three.
 func TestGateAllCountsWithinBatch(t *testing.T) {
-	ev := Event{Type: EventTimerDue, Now: t0, Ticket: baseTicket()}
+	ev := Event{Type: vocab.EventTimerDue, Now: t0, Ticket: baseTicket()}
 	ev.Ticket.AutoMailsToCustomerLastHour = 1
 	send := Action{Kind: Send, To: ToCustomer, Auto: true}
 	acts := []Action{send, {Kind: Notify, To: ToLeads}, send, send}
@@ -113,11 +115,11 @@ func TestGateAllCountsWithinBatch(t *testing.T) {
 func TestGatePersonCausedNotices(t *testing.T) {
 	capped := Action{Kind: Send, Template: "acknowledgement", To: ToCustomer, Auto: true}
 	person := Action{Kind: Send, Template: "closed", To: ToCustomer, Auto: true, Cause: CausePerson}
-	flooded := Event{Type: EventStateChanged, Now: t0, Ticket: baseTicket()}
+	flooded := Event{Type: vocab.EventStateChanged, Now: t0, Ticket: baseTicket()}
 	flooded.Ticket.AutoMailsToCustomerLastHour, flooded.Ticket.AutoMailsOnTicketToday = 3, 10
-	suppressed := Event{Type: EventStateChanged, Now: t0, Ticket: baseTicket()}
+	suppressed := Event{Type: vocab.EventStateChanged, Now: t0, Ticket: baseTicket()}
 	suppressed.Ticket.CustomerSuppressedUntil = t0.Add(2 * time.Hour)
-	robot := Event{Type: EventStateChanged, Now: t0, Ticket: baseTicket()}
+	robot := Event{Type: vocab.EventStateChanged, Now: t0, Ticket: baseTicket()}
 	robot.Ticket.Customer.Address = "noreply@example.com"
 	tests := []struct {
 		name  string

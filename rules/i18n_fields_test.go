@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // TestTranslationsUseTheEnglishFields: each translated customer template
@@ -37,7 +39,7 @@ func TestTranslationsUseTheEnglishFields(t *testing.T) {
 		{"the not-solved link", func(d *TemplateData) { d.Links.NotSolved += "&other" }},
 		{"the rating links", func(d *TemplateData) { d.Links.Ratings = nil }},
 		{"the reason", func(d *TemplateData) { d.Reason = "merged into #5" }},
-		{"the state", func(d *TemplateData) { d.Ticket.State = StateResolved }},
+		{"the state", func(d *TemplateData) { d.Ticket.State = vocab.StateResolved }},
 		{"the customer's name", func(d *TemplateData) { d.Customer.Name = "" }},
 		{"the inbox's name", func(d *TemplateData) { d.Inbox.Name = "Other Support" }},
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/expr-lang/expr/vm"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // ErrInvalidRules is wrapped by every load error, so check-config can tell
@@ -42,7 +44,7 @@ func (e *LoadError) Unwrap() error { return ErrInvalidRules }
 type rule struct {
 	name    string
 	line    int
-	on      []string
+	on      []vocab.EventKind
 	cond    *vm.Program // nil: always
 	condAt  int         // line of the condition
 	actions []actionSpec
@@ -139,11 +141,11 @@ func (l *loader) parseRule(n ast.Node) (*rule, error) {
 				return nil, err
 			}
 			for _, ev := range on {
-				if !validEvent(ev) {
+				if k := vocab.EventKind(ev); !k.RuleEvent() {
 					return nil, l.errf(p.Value, "on: unknown event %q", ev)
 				}
+				r.on = append(r.on, vocab.EventKind(ev))
 			}
-			r.on = on
 		case "if":
 			src, err := l.scalar(p.Value)
 			if err != nil {
@@ -178,11 +180,14 @@ func (l *loader) parseRule(n ast.Node) (*rule, error) {
 // compile compiles one expression against Env, mapping expr's error
 // position onto the YAML file's lines.
 func (l *loader) compile(n ast.Node, what, src string, opts ...expr.Option) (*vm.Program, error) {
-	fold := &durationFolder{}
-	opts = append([]expr.Option{expr.Env(Env{}), expr.DisableBuiltin("now"), expr.Patch(fold)}, opts...)
+	fold, words := &durationFolder{}, &vocabPatch{}
+	opts = append([]expr.Option{expr.Env(Env{}), expr.DisableBuiltin("now"), vocabFunction(), expr.Patch(fold), expr.Patch(words)}, opts...)
 	prog, err := expr.Compile(src, opts...)
 	if err == nil && fold.err != nil {
 		err = fold.err
+	}
+	if err == nil && words.err != nil {
+		err = words.err
 	}
 	if err == nil {
 		return prog, nil
@@ -270,10 +275,11 @@ func (l *loader) parseAction(p *ast.MappingValueNode) ([]actionSpec, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !validState(f["state"]) {
+		st, err := vocab.ParseState(f["state"])
+		if err != nil {
 			return nil, l.errf(v, "set_state: unknown state %q", f["state"])
 		}
-		return one(actionSpec{base: Action{State: f["state"], Note: f["reason"]}})
+		return one(actionSpec{base: Action{State: st, Note: f["reason"]}})
 	case SetPriority:
 		s, err := l.scalar(v)
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 func TestLoadErrors(t *testing.T) {
@@ -171,7 +173,7 @@ func TestLoadForms(t *testing.T) {
 	}
 	tk := baseTicket()
 	tk.Tags = []string{"vip"}
-	acts, errs := e.Evaluate(Event{Type: EventTicketCreated, Now: t0, Ticket: tk, Message: customerMsg("hi")})
+	acts, errs := e.Evaluate(Event{Type: vocab.EventTicketCreated, Now: t0, Ticket: tk, Message: customerMsg("hi")})
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -186,7 +188,7 @@ func TestLoadForms(t *testing.T) {
 	}
 	// An event type without rules yields nothing; a rule listening on two
 	// events runs on both.
-	acts, _ = e.Evaluate(Event{Type: EventTimerDue, Now: t0, Ticket: tk, Timer: &Timer{Name: "x"}})
+	acts, _ = e.Evaluate(Event{Type: vocab.EventTimerDue, Now: t0, Ticket: tk, Timer: &Timer{Name: "x"}})
 	if len(acts) != 1 || acts[0].Kind != Record {
 		t.Errorf("timer.due: got %v, want the two-event rule's record", acts)
 	}
@@ -224,7 +226,7 @@ func TestRuntimeFailureDoesNotStopOtherRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acts, errs := e.Evaluate(Event{Type: EventTicketCreated, Now: t0, Ticket: baseTicket(), Message: customerMsg("x")})
+	acts, errs := e.Evaluate(Event{Type: vocab.EventTicketCreated, Now: t0, Ticket: baseTicket(), Message: customerMsg("x")})
 	if got := brief(acts); strings.Join(got, ",") != "record note=before,record note=after" {
 		t.Errorf("actions = %q, want before and after only (a failing rule contributes nothing)", got)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/internal/testenv"
+	"github.com/tendhq/tend/vocab"
 )
 
 // sim is a minimal executor over the engine: it keeps one ticket, its
@@ -55,7 +56,7 @@ func (s *sim) fire(ev Event) {
 			s.log = append(s.log, a.To+" <- "+a.Template)
 		case SetState:
 			s.tk.PrevState, s.tk.State = s.tk.State, a.State
-			if a.State == StateResolved || a.State == StateClosed {
+			if a.State == vocab.StateResolved || a.State == vocab.StateClosed {
 				s.tk.ResolvedAt = now
 			}
 		case SetPriority:
@@ -73,7 +74,7 @@ func (s *sim) fire(ev Event) {
 			delete(s.timers, a.Timer)
 		}
 	}
-	if m := ev.Message; m != nil && m.Class == ClassHuman {
+	if m := ev.Message; m != nil && m.Class == vocab.ClassHuman {
 		switch m.Role {
 		case RoleCustomer:
 			s.tk.LastCustomerAt = now
@@ -105,7 +106,7 @@ func (s *sim) advance(d time.Duration) {
 		n := names[0]
 		s.clock.Set(s.timers[n])
 		delete(s.timers, n)
-		s.fire(Event{Type: EventTimerDue, Timer: &Timer{Name: n}})
+		s.fire(Event{Type: vocab.EventTimerDue, Timer: &Timer{Name: n}})
 	}
 	s.clock.Set(end)
 }
@@ -120,11 +121,11 @@ func (s *sim) expect(want ...string) {
 
 func TestScenarioConfirmedResolution(t *testing.T) {
 	s := newSim(t)
-	s.fire(Event{Type: EventTicketCreated, Message: customerMsg("I cannot log in")})
+	s.fire(Event{Type: vocab.EventTicketCreated, Message: customerMsg("I cannot log in")})
 	s.expect("customer <- acknowledgement", "assignee_or_agents <- notify_customer_message")
 
 	s.advance(time.Hour)
-	s.fire(Event{Type: EventMessageReceived, Message: customerMsg("Any news??")})
+	s.fire(Event{Type: vocab.EventMessageReceived, Message: customerMsg("Any news??")})
 	s.expect("assignee_or_agents <- notify_customer_message") // no second acknowledgement
 	if s.tk.RepeatContacts != 1 || s.tk.Priority != PriorityHigh {
 		t.Errorf("after repeat: contacts %d priority %s", s.tk.RepeatContacts, s.tk.Priority)
@@ -136,23 +137,23 @@ func TestScenarioConfirmedResolution(t *testing.T) {
 		t.Error("not breached")
 	}
 
-	s.fire(Event{Type: EventMessageReceived, Message: &Message{Role: RoleAgent, Class: ClassHuman, Text: "Reset link sent"}})
+	s.fire(Event{Type: vocab.EventMessageReceived, Message: &Message{Role: RoleAgent, Class: vocab.ClassHuman, Text: "Reset link sent"}})
 	s.expect()
 	s.advance(time.Hour)
-	s.fire(Event{Type: EventMessageReceived, Message: customerMsg("Got it, trying")})
+	s.fire(Event{Type: vocab.EventMessageReceived, Message: customerMsg("Got it, trying")})
 	s.expect("assignee_or_agents <- notify_customer_message")
-	s.fire(Event{Type: EventResolveRequested})
+	s.fire(Event{Type: vocab.EventResolveRequested})
 	s.expect("customer <- confirm_request")
-	if s.tk.State != StateProposed {
+	if s.tk.State != vocab.StateProposed {
 		t.Fatalf("state %s, want proposed", s.tk.State)
 	}
 
 	s.advance(48 * time.Hour)
 	s.expect("customer <- nudge")
 	s.advance(time.Hour)
-	s.fire(Event{Type: EventMessageReceived, Message: customerMsg("Hi,\n\nyes it works now\n\n> Is it solved?")})
+	s.fire(Event{Type: vocab.EventMessageReceived, Message: customerMsg("Hi,\n\nyes it works now\n\n> Is it solved?")})
 	s.expect("customer <- thank_you", "assignee_or_agents <- notify_customer_message")
-	if s.tk.State != StateResolved || len(s.timers) != 0 {
+	if s.tk.State != vocab.StateResolved || len(s.timers) != 0 {
 		t.Errorf("state %s timers %v, want resolved and none", s.tk.State, s.timers)
 	}
 	s.advance(30 * 24 * time.Hour)
@@ -161,22 +162,22 @@ func TestScenarioConfirmedResolution(t *testing.T) {
 
 func TestScenarioNoAnswerBecomesUnconfirmed(t *testing.T) {
 	s := newSim(t)
-	s.fire(Event{Type: EventTicketCreated, Message: customerMsg("Printer on fire")})
-	s.fire(Event{Type: EventMessageReceived, Message: &Message{Role: RoleAgent, Class: ClassHuman, Text: "Use the extinguisher"}})
+	s.fire(Event{Type: vocab.EventTicketCreated, Message: customerMsg("Printer on fire")})
+	s.fire(Event{Type: vocab.EventMessageReceived, Message: &Message{Role: RoleAgent, Class: vocab.ClassHuman, Text: "Use the extinguisher"}})
 	s.expect("customer <- acknowledgement", "assignee_or_agents <- notify_customer_message")
 	s.advance(5 * time.Hour)
 	s.expect() // answered in time: the clock was cancelled
-	s.fire(Event{Type: EventResolveRequested})
+	s.fire(Event{Type: vocab.EventResolveRequested})
 	s.advance(2 * 24 * time.Hour)
 	s.advance(3 * 24 * time.Hour)
 	s.expect("customer <- confirm_request", "customer <- nudge", "customer <- unconfirmed", "leads <- notify_unconfirmed")
-	if s.tk.State != StateUnconfirmed {
+	if s.tk.State != vocab.StateUnconfirmed {
 		t.Fatalf("state %s, want unconfirmed", s.tk.State)
 	}
 	s.advance(24 * time.Hour)
-	s.fire(Event{Type: EventMessageReceived, Message: customerMsg("Sorry, was away. It is still smoking.")})
+	s.fire(Event{Type: vocab.EventMessageReceived, Message: customerMsg("Sorry, was away. It is still smoking.")})
 	s.expect("assignee_or_agents <- notify_customer_message")
-	if s.tk.State != StateOpen {
+	if s.tk.State != vocab.StateOpen {
 		t.Errorf("state %s, want open (a reply reopens it)", s.tk.State)
 	}
 }
@@ -188,7 +189,7 @@ func TestScenarioNoAnswerBecomesUnconfirmed(t *testing.T) {
 // mail went each way, and the notices changed nothing.
 func TestScenarioAutoResponderLoop(t *testing.T) {
 	s := newSim(t)
-	s.fire(Event{Type: EventTicketCreated, Message: customerMsg("Where is my order?")})
+	s.fire(Event{Type: vocab.EventTicketCreated, Message: customerMsg("Where is my order?")})
 	sentByUs, sentByResponder := 0, 0
 	for i := 0; i < 60; i++ {
 		for _, l := range s.log {
@@ -200,8 +201,8 @@ func TestScenarioAutoResponderLoop(t *testing.T) {
 			// sender once per few days; this one is worse).
 			s.advance(time.Minute)
 			sentByResponder++
-			s.fire(Event{Type: EventMessageReceived, Message: &Message{
-				From: Person{Address: "jane@example.com"}, Role: RoleCustomer, Class: ClassAutoReply,
+			s.fire(Event{Type: vocab.EventMessageReceived, Message: &Message{
+				From: Person{Address: "jane@example.com"}, Role: RoleCustomer, Class: vocab.ClassAutoReply,
 				Text: "I am out of the office until Monday."}})
 		}
 		s.log = nil
@@ -210,7 +211,7 @@ func TestScenarioAutoResponderLoop(t *testing.T) {
 	if sentByUs != 1 || sentByResponder != 1 {
 		t.Errorf("in an hour tend sent %d and the responder %d automatic mails, want 1 each", sentByUs, sentByResponder)
 	}
-	if s.tk.State != StateNew || s.tk.RepeatContacts != 0 {
+	if s.tk.State != vocab.StateNew || s.tk.RepeatContacts != 0 {
 		t.Errorf("auto-replies changed the ticket: state %s repeats %d", s.tk.State, s.tk.RepeatContacts)
 	}
 }
@@ -223,7 +224,7 @@ func TestScenarioFloodOfNewTickets(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		s.tk = baseTicket()
 		s.tk.Number = int64(100 + i)
-		s.fire(Event{Type: EventTicketCreated, Message: customerMsg("spam-ish")})
+		s.fire(Event{Type: vocab.EventTicketCreated, Message: customerMsg("spam-ish")})
 		s.advance(time.Minute)
 	}
 	got := strings.Count(strings.Join(s.log, "\n"), "customer <- acknowledgement")

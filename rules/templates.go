@@ -13,6 +13,8 @@ import (
 	"strings"
 	texttemplate "text/template"
 	"time"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 //go:embed templates/*.tmpl templates/*/*.tmpl
@@ -110,7 +112,7 @@ type MailboxData struct {
 type HistoryData struct {
 	Number  int64
 	Subject string
-	State   string
+	State   vocab.State
 	Open    bool
 	// Age is how long ago it was opened, "2 days".
 	Age string
@@ -132,7 +134,7 @@ type TicketData struct {
 	Number         int64
 	Tag            string // "[#123]", for subjects
 	Subject        string
-	State          string
+	State          vocab.State
 	Priority       string
 	RepeatContacts int
 	// ProposedAt is when resolution was last proposed (zero if never), and
@@ -453,7 +455,7 @@ const sampleBodyMarker = "SAMPLE-CUSTOMER-BODY-7f3a"
 // field set, so a template that uses any of them is exercised.
 func SampleData() TemplateData {
 	return TemplateData{
-		Ticket: TicketData{Number: 123, Tag: "[#123]", Subject: "Invoice 2024-17 is wrong", State: StateProposed, Priority: PriorityNormal, RepeatContacts: 2,
+		Ticket: TicketData{Number: 123, Tag: "[#123]", Subject: "Invoice 2024-17 is wrong", State: vocab.StateProposed, Priority: PriorityNormal, RepeatContacts: 2,
 			ProposedAt: time.Date(2025, 6, 1, 9, 30, 0, 0, time.UTC), ProposedAgo: "2 days ago"},
 		Customer: Person{Address: "jane@example.com", Name: "Jane Doe"},
 		Agent:    Person{Address: "lena@support.example", Name: "Lena"},
@@ -465,8 +467,8 @@ func SampleData() TemplateData {
 		Message: MessageData{From: Person{Address: "jane@example.com", Name: "Jane Doe"}, Subject: "Invoice 2024-17 is wrong",
 			Date: time.Date(2025, 6, 3, 9, 30, 0, 0, time.UTC), Attachments: []string{"invoice.pdf", "screenshot.png"}, Text: sampleBodyMarker},
 		Reason: "duplicate of #120",
-		History: []HistoryData{{Number: 120, Subject: "Export stuck", State: StateOpen, Open: true, Age: "2 days"},
-			{Number: 97, Subject: "Password reset", State: StateResolved, Age: "3 weeks"}},
+		History: []HistoryData{{Number: 120, Subject: "Export stuck", State: vocab.StateOpen, Open: true, Age: "2 days"},
+			{Number: 97, Subject: "Password reset", State: vocab.StateResolved, Age: "3 weeks"}},
 		Answer: AnswerUnclear,
 		Error:  "#assign: no agent named \"lenna\"",
 		Count:  3,

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 func TestDefaultTemplatesRender(t *testing.T) {
@@ -160,7 +162,7 @@ func TestRulesSeeExtraTemplates(t *testing.T) {
 func TestDataFor(t *testing.T) {
 	tk := baseTicket()
 	tk.Assignee = Person{Address: "lena@acme.test", Name: "Lena"}
-	ev := Event{Type: EventOutboxFailed, Ticket: tk, Outbox: &Outbox{To: "jane@example.com", Reason: "550 no such user"}}
+	ev := Event{Type: vocab.EventOutboxFailed, Ticket: tk, Outbox: &Outbox{To: "jane@example.com", Reason: "550 no such user"}}
 	d := DataFor(ev, Links{Ticket: "https://t/42"})
 	if d.Ticket.Tag != "[#42]" || d.Inbox.ResponseTime != "within 4 hours" || d.Reason != "550 no such user" ||
 		d.Agent.Name != "Lena" || d.Links.Ticket != "https://t/42" {

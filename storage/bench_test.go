@@ -16,6 +16,7 @@ import (
 	"github.com/tendhq/tend/storage/storagetest"
 	"github.com/tendhq/tend/threading"
 	"github.com/tendhq/tend/threading/threadingtest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // BenchMessagesEnv sets how many messages BenchmarkThreadingDecision
@@ -159,7 +160,6 @@ func benchCases(b *testing.B, tickets []storage.BenchTicket, cfg threading.Confi
 		h := ingest.ParseHeaders([]byte(raw))
 		m := &ingest.Message{Headers: h, Env: ingest.Envelope{From: h.From, To: []string{"support@acme.example"}, Source: "smtp"}}
 		m.Classified = classify.Classify(h.Header, h.From, own)
-		m.Class = m.Classified.Kind.String()
 		m.Inboxes = []string{"support@acme.example"}
 		out[kind] = append(out[kind], benchCase{m, want})
 	}
@@ -187,7 +187,7 @@ func benchCases(b *testing.B, tickets []storage.BenchTicket, cfg threading.Confi
 		if t0.Sub(t.UpdatedAt) > window {
 			break
 		}
-		if t.State != storage.StateClosed {
+		if t.State != vocab.StateClosed {
 			add("subject", t.Customer, t.ID, "Subject: AW: "+t.Subject)
 		}
 	}

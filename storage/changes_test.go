@@ -8,6 +8,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // watch runs WatchChanges on s until the test ends and returns its
@@ -85,7 +86,7 @@ func TestWatchChanges(t *testing.T) {
 			write func(ctx context.Context, tx *storage.Tx) error
 		}{
 			{"state", storage.ChangeState, func(ctx context.Context, tx *storage.Tx) error {
-				st := storage.StateWaiting
+				st := vocab.StateWaiting
 				return tx.UpdateTicket(ctx, d.Ticket, storage.TicketUpdate{State: &st})
 			}},
 			{"priority", storage.ChangeTicket, func(ctx context.Context, tx *storage.Tx) error {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // This file fills a store with a synthetic history fast enough for the
@@ -44,7 +46,7 @@ type BenchTicket struct {
 	ID          int64
 	Customer    string
 	Subject     string
-	State       string
+	State       vocab.State
 	UpdatedAt   time.Time
 	ThreadRoot  string
 	FirstIn     string // the customer's first Message-ID
@@ -155,7 +157,7 @@ func (f *benchFiller) start() error {
 // snooze.
 var queueFields = []string{"assignee_id", "tags", "breached", "repeat_contacts", "last_customer_at", "waiting_since", "snoozed_until"}
 
-func (f *benchFiller) queueRow(i int, state string, upd time.Time) []any {
+func (f *benchFiller) queueRow(i int, state vocab.State, upd time.Time) []any {
 	var assignee any
 	if i%10 != 0 { // a tenth unassigned
 		assignee = f.agents[i%len(f.agents)]
@@ -164,12 +166,12 @@ func (f *benchFiller) queueRow(i int, state string, upd time.Time) []any {
 	if i%997 == 0 {
 		tags += " rare"
 	}
-	open := state == StateNew || state == StateOpen
+	open := state == vocab.StateNew || state == vocab.StateOpen
 	var waiting, snoozed any
-	if open || state == StateProposed {
+	if open || state == vocab.StateProposed {
 		waiting = upd
 	}
-	if state == StateWaiting && i%9 == 0 {
+	if state == vocab.StateWaiting && i%9 == 0 {
 		snoozed = f.spec.Now.Add(48 * time.Hour)
 	}
 	return []any{assignee, strings.TrimSpace(tags), open && i%11 == 0, map[bool]int{true: 1}[open && i%13 == 0], upd, waiting, snoozed}
@@ -216,12 +218,12 @@ func (f *benchFiller) tickets(n, customers int) ([]BenchTicket, error) {
 		// span/n first: span*(n-1-i) overflows int64 from a few thousand tickets.
 		upd := f.spec.Now.Add(-span / time.Duration(n) * time.Duration(n-1-i))
 		age := f.spec.Now.Sub(upd)
-		state := StateClosed
+		state := vocab.StateClosed
 		switch {
 		case age < 7*24*time.Hour:
-			state = []string{StateNew, StateOpen, StateWaiting, StateProposed, StateResolved}[i%5]
+			state = []vocab.State{vocab.StateNew, vocab.StateOpen, vocab.StateWaiting, vocab.StateProposed, vocab.StateResolved}[i%5]
 		case age < 60*24*time.Hour:
-			state = StateResolved
+			state = vocab.StateResolved
 		}
 		subject := fmt.Sprintf("%s (ref %d)", benchTopic(i), i)
 		bt := BenchTicket{

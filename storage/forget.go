@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // Erasure is the audit record of one erasure (tend forget). It outlives
@@ -31,10 +33,6 @@ type Erasure struct {
 	Outbox      int    `gorm:"not null;default:0"`
 	CreatedAt   time.Time
 }
-
-// EventErased is the timeline entry a ticket that survives an erasure
-// gets when messages of the erased person are taken off it.
-const EventErased = "customer.erased"
 
 // ForgetStats say what Forget erased.
 type ForgetStats struct {
@@ -72,7 +70,7 @@ func inChunks(ids []int64, fn func(chunk []int64) error) error {
 // tickets, with the agents' notifications on those tickets from the first
 // such message on (copies of their text); mail addressed to them alone;
 // their raw bytes; and their contact row. Each other ticket touched gets
-// an EventErased entry and the whole erasure an Erasure row.
+// an vocab.EventErased entry and the whole erasure an Erasure row.
 //
 // On SQLite the store must be opened with Options.Exclusive: afterwards
 // the large-message files are removed, every segment holding garbage is
@@ -369,7 +367,7 @@ func forgetRows(tx *gorm.DB, email, actor string, now time.Time) (ForgetStats, [
 				n++
 			}
 		}
-		ev := Event{TicketID: tk, Kind: EventErased, Actor: actor, CreatedAt: now,
+		ev := Event{TicketID: tk, Kind: vocab.EventErased, Actor: actor, CreatedAt: now,
 			Detail: fmt.Sprintf("%d messages of a person erased at their request (erasure %d)", n, e.ID)}
 		if err := tx.Create(&ev).Error; err != nil {
 			return st, nil, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // forgetWorld is what the erasure tests store: Ann (to be forgotten) with
@@ -170,7 +171,7 @@ func checkForgotten(t *testing.T, s *storage.Store, w forgetWorld, st storage.Fo
 	}
 	var audit bool
 	for _, e := range bob.Events {
-		audit = audit || (e.Kind == storage.EventErased && e.Actor == "dpo" && !strings.Contains(e.Detail, "ann"))
+		audit = audit || (e.Kind == vocab.EventErased && e.Actor == "dpo" && !strings.Contains(e.Detail, "ann"))
 	}
 	if !audit {
 		t.Errorf("Bob's ticket has no erasure event: %+v", bob.Events)

@@ -6,13 +6,15 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // HistoryTicket is one of a customer's tickets, as their history shows it.
 type HistoryTicket struct {
 	Number         int64
 	Subject        string
-	State          string
+	State          vocab.State
 	RepeatContacts int
 	CreatedAt      time.Time
 	WaitingSince   *time.Time

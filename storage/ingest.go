@@ -12,6 +12,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // Incoming is a received message, with the header fields the ingest path
@@ -38,7 +40,7 @@ type Incoming struct {
 	Subject     string // decoded
 	NormSubject string
 	Date        *time.Time
-	Class       string   // human, auto-reply, bounce, list, own-mail, spam, report (classify.Kind.String)
+	Class       vocab.Class
 	Role        string   // customer, agent, system
 	Inboxes     []string // inbox addresses the message reached (envelope); may be empty
 	// DefaultInbox is the inbox a ticket opened by a message that reached
@@ -292,7 +294,7 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		return Delivered{}, err
 	}
 	if d.Ticket != 0 {
-		ev := Event{TicketID: d.Ticket, Kind: "message.received", Actor: in.From, Detail: p.Summary, MessageRowID: &msg.ID, CreatedAt: now}
+		ev := Event{TicketID: d.Ticket, Kind: vocab.EventMessageReceived, Actor: in.From, Detail: p.Summary, MessageRowID: &msg.ID, CreatedAt: now}
 		if err := db.Create(&ev).Error; err != nil {
 			return Delivered{}, fmt.Errorf("event: %w", err)
 		}
@@ -333,10 +335,10 @@ func (s *Store) openTicket(db *gorm.DB, in *Incoming, inboxID int64, p Placement
 		return 0, err
 	}
 	t := Ticket{
-		Subject: in.Subject, NormSubject: SubjectKey(in.NormSubject), State: StateNew, Priority: "normal",
+		Subject: in.Subject, NormSubject: SubjectKey(in.NormSubject), State: vocab.StateNew, Priority: "normal",
 		CustomerID: contactID, InboxID: inboxID, CreatedAt: now, UpdatedAt: now, LastCustomerAt: &now,
 	}
-	if in.Role == "customer" && in.Class == "human" {
+	if in.Role == "customer" && in.Class == vocab.ClassHuman {
 		t.WaitingSince = &now
 		if p.LinkedTo == 0 {
 			// A customer with a ticket still open writes about something
@@ -362,7 +364,7 @@ func (s *Store) openTicket(db *gorm.DB, in *Incoming, inboxID int64, p Placement
 	if p.LinkedTo != 0 {
 		detail = fmt.Sprintf("ticket opened, linked to #%d", p.LinkedTo)
 	}
-	ev := Event{TicketID: t.ID, Kind: "ticket.created", Actor: in.From, Detail: detail, CreatedAt: now}
+	ev := Event{TicketID: t.ID, Kind: vocab.EventTicketCreated, Actor: in.From, Detail: detail, CreatedAt: now}
 	if err := db.Create(&ev).Error; err != nil {
 		return 0, fmt.Errorf("event: %w", err)
 	}
@@ -371,7 +373,7 @@ func (s *Store) openTicket(db *gorm.DB, in *Incoming, inboxID int64, p Placement
 
 func (s *Store) appendToTicket(db *gorm.DB, in *Incoming, p Placement, now time.Time) error {
 	upd := map[string]any{"updated_at": now}
-	if in.Role == "customer" && in.Class == "human" {
+	if in.Role == "customer" && in.Class == vocab.ClassHuman {
 		upd["last_customer_at"] = now
 		// The wait runs from the oldest message still unanswered.
 		upd["waiting_since"] = gorm.Expr("COALESCE(waiting_since, ?)", now)

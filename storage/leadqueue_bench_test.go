@@ -8,6 +8,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // BenchTicketsEnv sets how many tickets BenchmarkQueue fills (three
@@ -99,21 +100,21 @@ func BenchmarkQueue(b *testing.B) {
 				{"queue first page", queuePage(storage.QueueFilter{})},
 				{"queue inbox=billing", queuePage(storage.QueueFilter{Inbox: "billing@acme.test"})},
 				{"queue state=all", queuePage(all)},
-				{"queue state=closed", queuePage(storage.QueueFilter{State: storage.StateClosed})},
-				{"queue state=waiting", queuePage(storage.QueueFilter{State: storage.StateWaiting})},
+				{"queue state=closed", queuePage(storage.QueueFilter{State: string(vocab.StateClosed)})},
+				{"queue state=waiting", queuePage(storage.QueueFilter{State: string(vocab.StateWaiting)})},
 				{"queue assignee=", queuePage(storage.QueueFilter{Assignee: "agent3@acme.example"})},
 				{"queue assignee=none state=all", queuePage(storage.QueueFilter{Assignee: storage.AssigneeNone, State: "all"})},
 				{"queue customer=", queuePage(storage.QueueFilter{Customer: mid.Customer, State: "all"})},
 				{"queue tag=vip", queuePage(storage.QueueFilter{Tag: "vip"})},
 				{"queue tag=rare state=all", queuePage(storage.QueueFilter{Tag: "rare", State: "all"})},
 				{"queue state=all page 10,000", queuePage(storage.QueueFilter{State: "all", After: deep(all, depth)})},
-				{"queue state=closed deep", queuePage(storage.QueueFilter{State: storage.StateClosed, After: deep(storage.QueueFilter{State: storage.StateClosed}, depth)})},
+				{"queue state=closed deep", queuePage(storage.QueueFilter{State: string(vocab.StateClosed), After: deep(storage.QueueFilter{State: string(vocab.StateClosed)}, depth)})},
 				{"api open", apiList(storage.QueueFilter{})},
 				{"api state=all", apiList(all)},
-				{"api state=closed", apiList(storage.QueueFilter{State: storage.StateClosed})},
-				{"api state=resolved", apiList(storage.QueueFilter{State: storage.StateResolved})},
-				{"api state=new", apiList(storage.QueueFilter{State: storage.StateNew})},
-				{"api state=unconfirmed", apiList(storage.QueueFilter{State: storage.StateUnconfirmed})},
+				{"api state=closed", apiList(storage.QueueFilter{State: string(vocab.StateClosed)})},
+				{"api state=resolved", apiList(storage.QueueFilter{State: string(vocab.StateResolved)})},
+				{"api state=new", apiList(storage.QueueFilter{State: string(vocab.StateNew)})},
+				{"api state=unconfirmed", apiList(storage.QueueFilter{State: string(vocab.StateUnconfirmed)})},
 				{"api inbox=billing state=all", apiList(storage.QueueFilter{Inbox: "billing@acme.test", State: "all"})},
 				{"api state=all deep", apiList(storage.QueueFilter{State: "all", After: deep(all, depth)})},
 				{"ticket page", func(ctx context.Context, s *storage.Store) error {

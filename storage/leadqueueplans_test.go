@@ -10,6 +10,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // TestQueuePlans explains every query the queue page and the API list
@@ -45,8 +46,8 @@ func TestQueuePlans(t *testing.T) {
 		filters := map[string]storage.QueueFilter{
 			"default":        {},
 			"all":            {State: "all"},
-			"closed":         {State: storage.StateClosed},
-			"waiting":        {State: storage.StateWaiting},
+			"closed":         {State: string(vocab.StateClosed)},
+			"waiting":        {State: string(vocab.StateWaiting)},
 			"inbox":          {Inbox: "billing@acme.test"},
 			"inbox all":      {Inbox: "billing@acme.test", State: "all"},
 			"assignee":       {Assignee: "agent3@acme.example"},

@@ -8,12 +8,14 @@ import (
 	"unicode/utf8"
 
 	"gorm.io/gorm"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // TicketInfo is what threading needs to know about a ticket.
 type TicketInfo struct {
 	Number     int64
-	State      string
+	State      vocab.State
 	Customer   string
 	UpdatedAt  time.Time
 	ResolvedAt *time.Time
@@ -63,7 +65,7 @@ func ticketInfo(ctx context.Context, db *gorm.DB, number int64) (TicketInfo, boo
 	for range maxMergeHops {
 		var row struct {
 			ID         int64
-			State      string
+			State      vocab.State
 			MergedInto *int64
 			UpdatedAt  time.Time
 			ResolvedAt *time.Time
@@ -133,7 +135,7 @@ func (t *Tx) RecentTicketBySubject(ctx context.Context, customer, normSubject st
 	var ids []int64
 	err := t.db.WithContext(ctx).Table("tickets").
 		Joins("JOIN contacts ON contacts.id = tickets.customer_id").
-		Where("contacts.email = ? AND tickets.norm_subject = ? AND tickets.updated_at >= ? AND tickets.merged_into IS NULL AND tickets.state <> ?", customer, normSubject, since, StateClosed).
+		Where("contacts.email = ? AND tickets.norm_subject = ? AND tickets.updated_at >= ? AND tickets.merged_into IS NULL AND tickets.state <> ?", customer, normSubject, since, vocab.StateClosed).
 		Order("tickets.updated_at DESC, tickets.id DESC").Limit(1).Pluck("tickets.id", &ids).Error
 	if err != nil {
 		return 0, false, fmt.Errorf("recent ticket by subject: %w", err)

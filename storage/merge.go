@@ -10,6 +10,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // ErrConflict is returned when an operation contradicts the state of the
@@ -17,12 +19,6 @@ import (
 // splitting off the only message of a ticket. Callers (the web layer)
 // answer it with 409.
 var ErrConflict = errors.New("conflict")
-
-// Event kinds written by merge and split.
-const (
-	EventMerged = "ticket.merged"
-	EventSplit  = "message.split"
-)
 
 // lockedTicket is the part of a ticket merge and split read under lock.
 type lockedTicket struct {
@@ -110,7 +106,7 @@ func (t *Tx) MergeTickets(ctx context.Context, from, into int64, by string) erro
 		return fmt.Errorf("merge #%d into #%d: redirects: %w", from, into, err)
 	}
 	if err := db.Model(&Ticket{}).Where("id = ?", from).Updates(map[string]any{
-		"merged_into": into, "state": StateClosed, "close_reason": reason, "resolved_at": now, "updated_at": now,
+		"merged_into": into, "state": vocab.StateClosed, "close_reason": reason, "resolved_at": now, "updated_at": now,
 	}).Error; err != nil {
 		return fmt.Errorf("merge #%d into #%d: close: %w", from, into, err)
 	}
@@ -125,8 +121,8 @@ func (t *Tx) MergeTickets(ctx context.Context, from, into int64, by string) erro
 		return fmt.Errorf("merge #%d into #%d: %w", from, into, err)
 	}
 	evs := []Event{
-		{TicketID: from, Kind: EventMerged, Actor: by, Detail: reason, CreatedAt: now},
-		{TicketID: into, Kind: EventMerged, Actor: by, Detail: fmt.Sprintf("ticket #%d merged into this ticket", from), CreatedAt: now},
+		{TicketID: from, Kind: vocab.EventMerged, Actor: by, Detail: reason, CreatedAt: now},
+		{TicketID: into, Kind: vocab.EventMerged, Actor: by, Detail: fmt.Sprintf("ticket #%d merged into this ticket", from), CreatedAt: now},
 	}
 	if err := db.Create(&evs).Error; err != nil {
 		return fmt.Errorf("merge #%d into #%d: events: %w", from, into, err)
@@ -318,8 +314,8 @@ func (t *Tx) moveMessage(ctx context.Context, id, old, n int64, o SplitOptions, 
 		return fmt.Errorf("move events: %w", err)
 	}
 	evs := []Event{
-		{TicketID: n, Kind: EventSplit, Actor: o.By, Detail: fmt.Sprintf("message split off #%d into this ticket", old), MessageRowID: &id, CreatedAt: now},
-		{TicketID: old, Kind: EventSplit, Actor: o.By, Detail: fmt.Sprintf("message split off into #%d", n), MessageRowID: &id, CreatedAt: now},
+		{TicketID: n, Kind: vocab.EventSplit, Actor: o.By, Detail: fmt.Sprintf("message split off #%d into this ticket", old), MessageRowID: &id, CreatedAt: now},
+		{TicketID: old, Kind: vocab.EventSplit, Actor: o.By, Detail: fmt.Sprintf("message split off into #%d", n), MessageRowID: &id, CreatedAt: now},
 	}
 	if err := db.Create(&evs).Error; err != nil {
 		return fmt.Errorf("events: %w", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // deliver commits in and fails the test on error.
@@ -49,7 +50,7 @@ func queueReply(t *testing.T, s *storage.Store, ticket int64, msgID string) int6
 	return id
 }
 
-func hasEvent(evs []storage.Event, kind, detail string) bool {
+func hasEvent(evs []storage.Event, kind vocab.EventKind, detail string) bool {
 	return slices.ContainsFunc(evs, func(e storage.Event) bool { return e.Kind == kind && strings.Contains(e.Detail, detail) })
 }
 
@@ -109,7 +110,7 @@ func TestMergeTickets(t *testing.T) {
 		if d.Tags != "hardware urgent" {
 			t.Errorf("tags = %q, want the union", d.Tags)
 		}
-		if !hasEvent(d.Events, storage.EventMerged, fmt.Sprintf("#%d merged into this ticket", b)) {
+		if !hasEvent(d.Events, vocab.EventMerged, fmt.Sprintf("#%d merged into this ticket", b)) {
 			t.Errorf("no merge event on #%d: %+v", a, d.Events)
 		}
 		if !hasEvent(d.Events, "message.received", "") || len(d.Events) < 5 {
@@ -127,7 +128,7 @@ func TestMergeTickets(t *testing.T) {
 			}
 			// C's close reason keeps naming B: that is what happened to it.
 			into := map[int64]int64{b: a, cTicket: b}[n]
-			if raw.MergedInto == nil || *raw.MergedInto != a || raw.State != storage.StateClosed || raw.CloseReason != fmt.Sprintf("merged into #%d", into) {
+			if raw.MergedInto == nil || *raw.MergedInto != a || raw.State != vocab.StateClosed || raw.CloseReason != fmt.Sprintf("merged into #%d", into) {
 				t.Errorf("#%d after merge: merged_into=%v state=%s reason=%q", n, raw.MergedInto, raw.State, raw.CloseReason)
 			}
 		}
@@ -135,7 +136,7 @@ func TestMergeTickets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(evs) != 1 || evs[0].Kind != storage.EventMerged || evs[0].Actor != "lead@acme.test" {
+		if len(evs) != 1 || evs[0].Kind != vocab.EventMerged || evs[0].Actor != "lead@acme.test" {
 			t.Errorf("events left on #%d = %+v, want only the merge", b, evs)
 		}
 
@@ -213,7 +214,7 @@ func TestMergeRefusals(t *testing.T) {
 		}
 		// A refused merge changes nothing.
 		raw, err := storage.RawTicket(ctx, s, d)
-		if err != nil || raw.MergedInto != nil || raw.State != storage.StateNew {
+		if err != nil || raw.MergedInto != nil || raw.State != vocab.StateNew {
 			t.Errorf("#%d after refused merges: %+v %v", d, raw, err)
 		}
 	})
@@ -245,7 +246,7 @@ func TestSplitMessage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if nd.Customer != "carol@example.com" || nd.Subject != "Re: Printer on fire (also: my VPN)" || nd.State != storage.StateNew {
+		if nd.Customer != "carol@example.com" || nd.Subject != "Re: Printer on fire (also: my VPN)" || nd.State != vocab.StateNew {
 			t.Errorf("split ticket = %+v", nd.TicketRow)
 		}
 		if len(nd.Messages) != 1 || nd.Messages[0].ID != stray.MessageRowID {
@@ -254,7 +255,7 @@ func TestSplitMessage(t *testing.T) {
 		if fmt.Sprint(nd.Inboxes) != "[support@acme.test billing@acme.test]" {
 			t.Errorf("split ticket inboxes = %v, want the old ticket's", nd.Inboxes)
 		}
-		if !hasEvent(nd.Events, "ticket.created", "ticket opened") || !hasEvent(nd.Events, storage.EventSplit, fmt.Sprintf("split off #%d into this ticket", a)) ||
+		if !hasEvent(nd.Events, "ticket.created", "ticket opened") || !hasEvent(nd.Events, vocab.EventSplit, fmt.Sprintf("split off #%d into this ticket", a)) ||
 			!hasEvent(nd.Events, "message.received", "") {
 			t.Errorf("split ticket timeline = %+v", nd.Events)
 		}
@@ -266,7 +267,7 @@ func TestSplitMessage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(od.Messages) != 1 || !hasEvent(od.Events, storage.EventSplit, fmt.Sprintf("split off into #%d", n)) {
+		if len(od.Messages) != 1 || !hasEvent(od.Events, vocab.EventSplit, fmt.Sprintf("split off into #%d", n)) {
 			t.Errorf("old ticket: %d messages, events %+v", len(od.Messages), od.Events)
 		}
 		inTx(t, s, func(ctx context.Context, tx *storage.Tx) error {

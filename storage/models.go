@@ -1,22 +1,10 @@
 package storage
 
-import "time"
+import (
+	"time"
 
-// Ticket states, in the order of docs/design.md's follow-through state machine.
-const (
-	StateNew         = "new"
-	StateOpen        = "open"
-	StateWaiting     = "waiting"
-	StateProposed    = "proposed"
-	StateResolved    = "resolved"
-	StateUnconfirmed = "unconfirmed"
-	StateClosed      = "closed"
+	"github.com/tendhq/tend/vocab"
 )
-
-// AllStates lists every ticket state.
-func AllStates() []string {
-	return []string{StateNew, StateOpen, StateWaiting, StateProposed, StateResolved, StateUnconfirmed, StateClosed}
-}
 
 // Message directions.
 const (
@@ -63,12 +51,12 @@ type Agent struct {
 // number: it comes from the database (a sequence on PostgreSQL, the rowid
 // on SQLite), never from a counter in memory.
 type Ticket struct {
-	ID              int64  `gorm:"primaryKey"`
-	Subject         string `gorm:"type:text;not null;default:''"`
-	NormSubject     string `gorm:"size:1000;not null;default:'';index:idx_tickets_customer_subject,priority:2"` // SubjectKey
-	State           string `gorm:"size:20;not null;index:idx_tickets_state_updated,priority:1"`
-	Priority        string `gorm:"size:20;not null;default:'normal'"`
-	CustomerID      int64  `gorm:"not null;index:idx_tickets_customer_subject,priority:1"`
+	ID              int64       `gorm:"primaryKey"`
+	Subject         string      `gorm:"type:text;not null;default:''"`
+	NormSubject     string      `gorm:"size:1000;not null;default:'';index:idx_tickets_customer_subject,priority:2"` // SubjectKey
+	State           vocab.State `gorm:"size:20;not null;index:idx_tickets_state_updated,priority:1"`
+	Priority        string      `gorm:"size:20;not null;default:'normal'"`
+	CustomerID      int64       `gorm:"not null;index:idx_tickets_customer_subject,priority:1"`
 	AssigneeID      *int64
 	InboxID         int64 `gorm:"not null"`
 	MergedInto      *int64
@@ -185,17 +173,17 @@ type Message struct {
 	EnvTo       string `gorm:"type:text;not null;default:''"`
 	Subject     string `gorm:"type:text;not null;default:''"`
 	Date        *time.Time
-	Class       string `gorm:"size:20;not null;default:'human'"`
-	Role        string `gorm:"size:20;not null;default:'customer'"` // customer, cc, agent, system
-	Evidence    string `gorm:"type:text;not null;default:''"`       // JSON list of threading evidence
-	Size        int64  `gorm:"not null;default:0"`
-	Source      string `gorm:"type:text;not null;default:''"` // smtp, lmtp, imap:<inbox>/<mailbox>/<uidvalidity>/<uid>, SourceWeb
-	Imported    bool   `gorm:"not null;default:false"`
-	Parsed      bool   `gorm:"not null;default:false"`
-	ParseError  string `gorm:"type:text;not null;default:''"`
-	Text        string `gorm:"type:text;not null;default:''"`
-	HTML        string `gorm:"type:text;not null;default:''"`
-	OutboxID    *int64 `gorm:"index"` // the outbox row of an outgoing message; RequeueMail rewrites its text by it
+	Class       vocab.Class `gorm:"size:20;not null;default:'human'"`
+	Role        string      `gorm:"size:20;not null;default:'customer'"` // customer, cc, agent, system
+	Evidence    string      `gorm:"type:text;not null;default:''"`       // JSON list of threading evidence
+	Size        int64       `gorm:"not null;default:0"`
+	Source      string      `gorm:"type:text;not null;default:''"` // smtp, lmtp, imap:<inbox>/<mailbox>/<uidvalidity>/<uid>, SourceWeb
+	Imported    bool        `gorm:"not null;default:false"`
+	Parsed      bool        `gorm:"not null;default:false"`
+	ParseError  string      `gorm:"type:text;not null;default:''"`
+	Text        string      `gorm:"type:text;not null;default:''"`
+	HTML        string      `gorm:"type:text;not null;default:''"`
+	OutboxID    *int64      `gorm:"index"` // the outbox row of an outgoing message; RequeueMail rewrites its text by it
 	// AgentID is the agent a verified signed reply address named; Note
 	// marks an internal note (never sent to the customer).
 	AgentID *int64
@@ -261,11 +249,11 @@ type Attachment struct {
 
 // Event is one entry on a ticket's timeline.
 type Event struct {
-	ID           int64  `gorm:"primaryKey"`
-	TicketID     int64  `gorm:"not null;index"`
-	Kind         string `gorm:"size:50;not null;index:idx_events_kind_created,priority:1"`
-	Actor        string `gorm:"type:text;not null;default:''"`
-	Detail       string `gorm:"type:text;not null;default:''"`
+	ID           int64           `gorm:"primaryKey"`
+	TicketID     int64           `gorm:"not null;index"`
+	Kind         vocab.EventKind `gorm:"size:50;not null;index:idx_events_kind_created,priority:1"`
+	Actor        string          `gorm:"type:text;not null;default:''"`
+	Detail       string          `gorm:"type:text;not null;default:''"`
 	MessageRowID *int64
 	CreatedAt    time.Time `gorm:"index:idx_events_kind_created,priority:2"` // the stats find reopens by kind since a date
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // planFill is the history TestQueryPlans explains against: large enough
@@ -209,7 +210,7 @@ func TestQueryPlans(t *testing.T) {
 		}{
 			{"Search message text, every state", search(storage.QueueFilter{Query: fmt.Sprintf("w%d", planFill/2), State: "all"})},
 			{"Search customer name, open", search(storage.QueueFilter{Query: `"Customer 17"`})},
-			{"Search subject and address, one inbox", search(storage.QueueFilter{Query: "1234 c17@cust17.example", State: storage.StateClosed, Inbox: "support@acme.test"})},
+			{"Search subject and address, one inbox", search(storage.QueueFilter{Query: "1234 c17@cust17.example", State: string(vocab.StateClosed), Inbox: "support@acme.test"})},
 		}...)
 		for _, l := range lookups {
 			t.Run(l.name, func(t *testing.T) {

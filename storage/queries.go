@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // TicketFilter selects tickets for the queue and the API.
@@ -27,7 +29,7 @@ type TicketFilter struct {
 type TicketRow struct {
 	Number         int64
 	Subject        string
-	State          string
+	State          vocab.State
 	Priority       string
 	Breached       bool
 	RepeatContacts int
@@ -57,8 +59,8 @@ type TicketRow struct {
 }
 
 // openStates are the states a ticket needs attention in.
-func openStates() []string {
-	return []string{StateNew, StateOpen, StateWaiting, StateProposed, StateUnconfirmed}
+func openStates() []vocab.State {
+	return []vocab.State{vocab.StateNew, vocab.StateOpen, vocab.StateWaiting, vocab.StateProposed, vocab.StateUnconfirmed}
 }
 
 // ListTickets returns one page of tickets, newest first, and the cursor for
@@ -205,7 +207,7 @@ func (s *Store) raw(ctx context.Context, hash string) ([]byte, error) {
 
 // Counts are the figures the metrics endpoint reports.
 type Counts struct {
-	TicketsByState map[string]int64
+	TicketsByState map[vocab.State]int64
 	RawMessages    int64
 	Messages       int64
 	PendingWork    int64
@@ -219,10 +221,10 @@ type Counts struct {
 
 // Counts returns current totals, a few grouped queries.
 func (s *Store) Counts(ctx context.Context) (Counts, error) {
-	c := Counts{TicketsByState: map[string]int64{}}
+	c := Counts{TicketsByState: map[vocab.State]int64{}}
 	db := s.db.WithContext(ctx)
 	var rows []struct {
-		State string
+		State vocab.State
 		N     int64
 	}
 	if err := db.Model(&Ticket{}).Select("state, COUNT(*) AS n").Where("merged_into IS NULL").Group("state").Scan(&rows).Error; err != nil {

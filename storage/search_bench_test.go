@@ -10,6 +10,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // searchBenchTickets is the default size of BenchmarkSearch's history;
@@ -72,7 +73,7 @@ func BenchmarkSearch(b *testing.B) {
 				{"customer name, all states", storage.QueueFilter{Query: `"Customer 4242"`, State: "all"}},
 				{"customer address, all states", storage.QueueFilter{Query: "c4242@cust254.example", State: "all"}},
 				{"topic word (10%), open", storage.QueueFilter{Query: "refund"}},
-				{"topic word (10%), closed", storage.QueueFilter{Query: "refund", State: storage.StateClosed}},
+				{"topic word (10%), closed", storage.QueueFilter{Query: "refund", State: string(vocab.StateClosed)}},
 				{"two words, open", storage.QueueFilter{Query: "refund damaged"}},
 				{"word in every message, all states", storage.QueueFilter{Query: "hello", State: "all"}},
 			} {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // searchWorld is what the search tests store.
@@ -83,8 +84,8 @@ func TestSearch(t *testing.T) {
 			{"no match", storage.QueueFilter{Query: "zebra"}, nil, 0},
 			{"closed ticket not in the default view", storage.QueueFilter{Query: "login"}, nil, 0},
 			{"closed ticket under all", storage.QueueFilter{Query: "login", State: "all"}, []int64{w.login}, 1},
-			{"closed ticket under closed", storage.QueueFilter{Query: "login", State: storage.StateClosed}, []int64{w.login}, 1},
-			{"open state excludes it", storage.QueueFilter{Query: "login", State: storage.StateNew}, nil, 0},
+			{"closed ticket under closed", storage.QueueFilter{Query: "login", State: string(vocab.StateClosed)}, []int64{w.login}, 1},
+			{"open state excludes it", storage.QueueFilter{Query: "login", State: string(vocab.StateNew)}, nil, 0},
 			{"phrase", storage.QueueFilter{Query: `"password reset"`, State: "all"}, []int64{w.login}, 1},
 			{"phrase in the wrong order", storage.QueueFilter{Query: `"reset password"`, State: "all"}, nil, 0},
 			{"hyphenated word is a phrase", storage.QueueFilter{Query: "log-in", State: "all"}, []int64{w.login}, 1},

@@ -6,11 +6,9 @@ import (
 	"math"
 	"sort"
 	"time"
-)
 
-// EventReopened is the timeline entry of a finished ticket (resolved or
-// closed) brought back to work; the stats count reopened tickets by it.
-const EventReopened = "ticket.reopened"
+	"github.com/tendhq/tend/vocab"
+)
 
 // StatsFilter selects the tickets a report covers: those created in
 // [From, To), not merged away.
@@ -89,7 +87,7 @@ type StatsReport struct {
 // statsRow is what the report reads of a ticket.
 type statsRow struct {
 	ID                  int64
-	State               string
+	State               vocab.State
 	CreatedAt           time.Time
 	FirstResponseAt     *time.Time
 	ResolvedAt          *time.Time
@@ -138,7 +136,7 @@ func (t *Tx) Stats(ctx context.Context, f StatsFilter) (StatsReport, error) {
 	// ticket of the range.
 	var reopenedIDs []int64
 	if err := t.db.WithContext(ctx).Table("events").Distinct("ticket_id").
-		Where("kind = ? AND created_at >= ?", EventReopened, f.From).Pluck("ticket_id", &reopenedIDs).Error; err != nil {
+		Where("kind = ? AND created_at >= ?", vocab.EventReopened, f.From).Pluck("ticket_id", &reopenedIDs).Error; err != nil {
 		return StatsReport{}, fmt.Errorf("stats: reopened: %w", err)
 	}
 	reopened := make(map[int64]bool, len(reopenedIDs))
@@ -206,12 +204,12 @@ func (a *figuresAcc) add(r statsRow, reopened bool) {
 		a.firstResp = append(a.firstResp, r.FirstResponseAt.Sub(r.CreatedAt).Seconds())
 	}
 	switch r.State {
-	case StateResolved:
+	case vocab.StateResolved:
 		a.f.Resolved++
 		if r.ResolvedAt != nil {
 			a.resolve = append(a.resolve, r.ResolvedAt.Sub(r.CreatedAt).Seconds())
 		}
-	case StateUnconfirmed:
+	case vocab.StateUnconfirmed:
 		a.f.Unconfirmed++
 	}
 	if reopened {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // TestStats builds a week of tickets whose figures are known by
@@ -41,19 +42,19 @@ func TestStats(t *testing.T) {
 			agent    string
 			respond  time.Duration
 			resolve  time.Duration // after creation, for resolved ones
-			state    string
+			state    vocab.State
 			reopened bool
 			breached bool
 			repeats  int
 			score    int
 		}
 		specs := []spec{
-			{0, "support@acme.test", "alice@acme.test", 10 * time.Minute, 2 * time.Hour, storage.StateResolved, false, false, 0, 5},
-			{0, "support@acme.test", "alice@acme.test", 30 * time.Minute, 5 * time.Hour, storage.StateResolved, true, false, 1, 4},
-			{1, "support@acme.test", "bob@acme.test", 2 * time.Hour, 0, storage.StateUnconfirmed, false, false, 0, 0},
-			{2, "billing@acme.test", "bob@acme.test", 5 * time.Hour, 0, storage.StateOpen, false, true, 2, 0},
-			{3, "billing@acme.test", "", 0, 0, storage.StateNew, false, true, 3, 0},
-			{3, "support@acme.test", "alice@acme.test", time.Hour, 26 * time.Hour, storage.StateResolved, false, false, 0, 0},
+			{0, "support@acme.test", "alice@acme.test", 10 * time.Minute, 2 * time.Hour, vocab.StateResolved, false, false, 0, 5},
+			{0, "support@acme.test", "alice@acme.test", 30 * time.Minute, 5 * time.Hour, vocab.StateResolved, true, false, 1, 4},
+			{1, "support@acme.test", "bob@acme.test", 2 * time.Hour, 0, vocab.StateUnconfirmed, false, false, 0, 0},
+			{2, "billing@acme.test", "bob@acme.test", 5 * time.Hour, 0, vocab.StateOpen, false, true, 2, 0},
+			{3, "billing@acme.test", "", 0, 0, vocab.StateNew, false, true, 3, 0},
+			{3, "support@acme.test", "alice@acme.test", time.Hour, 26 * time.Hour, vocab.StateResolved, false, false, 0, 0},
 		}
 		for i, sp := range specs {
 			clock.Set(start.Add(time.Duration(sp.day) * 24 * time.Hour).Add(time.Duration(i) * time.Minute))
@@ -79,13 +80,13 @@ func TestStats(t *testing.T) {
 			}
 			if sp.reopened {
 				clock.Set(created.Add(time.Hour))
-				mustState(t, s, res.Ticket, storage.StateResolved)
+				mustState(t, s, res.Ticket, vocab.StateResolved)
 				if err := s.InTx(ctx, func(tx *storage.Tx) error {
-					return tx.AddEvent(ctx, res.Ticket, storage.EventReopened, "", "resolved → open", nil)
+					return tx.AddEvent(ctx, res.Ticket, vocab.EventReopened, "", "resolved → open", nil)
 				}); err != nil {
 					t.Fatal(err)
 				}
-				mustState(t, s, res.Ticket, storage.StateOpen)
+				mustState(t, s, res.Ticket, vocab.StateOpen)
 			}
 			if sp.resolve > 0 {
 				clock.Set(created.Add(sp.resolve))
@@ -174,7 +175,7 @@ func TestStats(t *testing.T) {
 }
 
 // mustState moves ticket to state.
-func mustState(t *testing.T, s *storage.Store, ticket int64, state string) {
+func mustState(t *testing.T, s *storage.Store, ticket int64, state vocab.State) {
 	t.Helper()
 	if err := s.InTx(context.Background(), func(tx *storage.Tx) error {
 		return tx.UpdateTicket(context.Background(), ticket, storage.TicketUpdate{State: &state})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -105,7 +106,7 @@ func TestDeliverThreadsAndDeduplicates(t *testing.T) {
 		if fmt.Sprint(d.Inboxes) != "[support@acme.test billing@acme.test]" {
 			t.Errorf("inboxes = %v: both inboxes must see the ticket", d.Inboxes)
 		}
-		if d.Customer != "ann@example.com" || d.State != storage.StateNew {
+		if d.Customer != "ann@example.com" || d.State != vocab.StateNew {
 			t.Errorf("ticket = %+v", d.TicketRow)
 		}
 		counts, err := s.Counts(ctx)

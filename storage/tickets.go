@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // InTx runs fn in one transaction: everything the rules decide for an
@@ -118,7 +120,7 @@ func (s *Store) AgentByID(ctx context.Context, id int64) (Agent, error) {
 
 // TicketUpdate changes a ticket's fields; nil fields stay as they are.
 type TicketUpdate struct {
-	State           *string
+	State           *vocab.State
 	CloseReason     *string
 	Priority        *string
 	AssigneeID      *int64
@@ -136,10 +138,10 @@ func (t *Tx) UpdateTicket(ctx context.Context, number int64, u TicketUpdate) err
 	if u.State != nil {
 		upd["state"] = *u.State
 		switch *u.State {
-		case StateResolved, StateClosed:
+		case vocab.StateResolved, vocab.StateClosed:
 			upd["resolved_at"] = now
 			upd["waiting_since"] = nil
-		case StateOpen, StateNew, StateWaiting, StateProposed:
+		case vocab.StateOpen, vocab.StateNew, vocab.StateWaiting, vocab.StateProposed:
 			upd["resolved_at"] = nil
 		}
 	}
@@ -187,7 +189,7 @@ func (t *Tx) UpdateTicket(ctx context.Context, number int64, u TicketUpdate) err
 }
 
 // AddEvent puts an entry on a ticket's timeline.
-func (t *Tx) AddEvent(ctx context.Context, ticket int64, kind, actor, detail string, msgRow *int64) error {
+func (t *Tx) AddEvent(ctx context.Context, ticket int64, kind vocab.EventKind, actor, detail string, msgRow *int64) error {
 	ev := Event{TicketID: ticket, Kind: kind, Actor: safeText(actor), Detail: safeText(detail), MessageRowID: msgRow, CreatedAt: t.s.now()}
 	if err := t.db.WithContext(ctx).Create(&ev).Error; err != nil {
 		return fmt.Errorf("event on %d: %w", ticket, err)

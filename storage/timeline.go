@@ -5,13 +5,15 @@ import (
 	"fmt"
 
 	"gorm.io/gorm/clause"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // Events returns ticket's timeline entries of the given kinds (all kinds
 // when none is given), oldest first. The executor reads them to find what
 // happened since a moment: who answered the customer, which reply is held,
 // when resolution was proposed.
-func (t *Tx) Events(ctx context.Context, ticket int64, kinds ...string) ([]Event, error) {
+func (t *Tx) Events(ctx context.Context, ticket int64, kinds ...vocab.EventKind) ([]Event, error) {
 	q := t.db.WithContext(ctx).Where("ticket_id = ?", ticket)
 	if len(kinds) > 0 {
 		q = q.Where("kind IN ?", kinds)

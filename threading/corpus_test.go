@@ -11,6 +11,7 @@ import (
 	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/threading"
 	"github.com/tendhq/tend/threading/threadingtest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // replayStats are the corpus figures reported by TestCorpusReplay.
@@ -72,7 +73,11 @@ func replayConversation(t *testing.T, c threadingtest.Conversation, cfg threadin
 			fake.Merge(labels[step.Args[0]], labels[step.Args[1]])
 			continue
 		case "state":
-			fake.SetState(labels[step.Args[0]], step.Args[1], clock.Now())
+			st, err := vocab.ParseState(step.Args[1])
+			if err != nil {
+				t.Fatalf("state step: %v", err)
+			}
+			fake.SetState(labels[step.Args[0]], st, clock.Now())
 			continue
 		case "":
 		default:

@@ -11,6 +11,7 @@ import (
 	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/threading"
 	"github.com/tendhq/tend/threading/threadingtest"
+	"github.com/tendhq/tend/vocab"
 )
 
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
@@ -150,13 +151,13 @@ func TestDecideSubjectWindow(t *testing.T) {
 	tests := []struct {
 		name    string
 		advance time.Duration
-		state   string
+		state   vocab.State
 		want    int64
 	}{
 		{"within window", 6 * 24 * time.Hour, "", w.ticket},
-		{"recently resolved", 24 * time.Hour, "resolved", w.ticket},
+		{"recently resolved", 24 * time.Hour, vocab.StateResolved, w.ticket},
 		{"after window", 8 * 24 * time.Hour, "", 0},
-		{"closed", time.Hour, "closed", 0},
+		{"closed", time.Hour, vocab.StateClosed, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

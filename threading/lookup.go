@@ -3,6 +3,8 @@ package threading
 import (
 	"context"
 	"time"
+
+	"github.com/tendhq/tend/vocab"
 )
 
 // StoredMessage is one stored mail carrying a Message-ID, as Lookup
@@ -20,9 +22,8 @@ type StoredMessage struct {
 // TicketInfo is the part of a ticket threading looks at.
 type TicketInfo struct {
 	Number int64
-	// State is the follow-through state ("new", "waiting", "open",
-	// "proposed", "resolved", "unconfirmed", "closed").
-	State      string
+	// State is the follow-through state.
+	State      vocab.State
 	Customer   string
 	UpdatedAt  time.Time
 	ResolvedAt time.Time

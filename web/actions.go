@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // Actions carries out a lead's decisions on a ticket. The web declares it
@@ -240,16 +241,16 @@ func (s *Server) actionFailed(w http.ResponseWriter, r *http.Request, sess stora
 	}
 	msg := cause.Error()
 	if code == http.StatusConflict {
-		msg = "That is not possible in the ticket's current state (" + d.State + ")."
+		msg = "That is not possible in the ticket's current state (" + string(d.State) + ")."
 	}
 	s.showTicket(w, r, sess, d, code, "", msg)
 }
 
 // stateResponse answers the state API.
 type stateResponse struct {
-	Number int64  `json:"number"`
-	Action string `json:"action"`
-	State  string `json:"state"`
+	Number int64       `json:"number"`
+	Action string      `json:"action"`
+	State  vocab.State `json:"state"`
 }
 
 // apiState is POST /api/tickets/{number}/state: a lead's or an admin's

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 type ctxKey int
@@ -127,21 +128,21 @@ func filterFromQuery(r *http.Request) (storage.QueueFilter, error) {
 
 // TicketJSON is a ticket in the API.
 type TicketJSON struct {
-	Number         int64      `json:"number"`
-	Subject        string     `json:"subject"`
-	State          string     `json:"state"`
-	Priority       string     `json:"priority"`
-	Customer       string     `json:"customer"`
-	CustomerName   string     `json:"customer_name,omitempty"`
-	Assignee       string     `json:"assignee,omitempty"`
-	Inbox          string     `json:"inbox"`
-	Breached       bool       `json:"breached"`
-	RepeatContacts int        `json:"repeat_contacts"`
-	Tags           []string   `json:"tags"`
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
-	LastCustomerAt *time.Time `json:"last_customer_at,omitempty"`
-	LastAgentAt    *time.Time `json:"last_agent_at,omitempty"`
+	Number         int64       `json:"number"`
+	Subject        string      `json:"subject"`
+	State          vocab.State `json:"state"`
+	Priority       string      `json:"priority"`
+	Customer       string      `json:"customer"`
+	CustomerName   string      `json:"customer_name,omitempty"`
+	Assignee       string      `json:"assignee,omitempty"`
+	Inbox          string      `json:"inbox"`
+	Breached       bool        `json:"breached"`
+	RepeatContacts int         `json:"repeat_contacts"`
+	Tags           []string    `json:"tags"`
+	CreatedAt      time.Time   `json:"created_at"`
+	UpdatedAt      time.Time   `json:"updated_at"`
+	LastCustomerAt *time.Time  `json:"last_customer_at,omitempty"`
+	LastAgentAt    *time.Time  `json:"last_agent_at,omitempty"`
 	// MailHeldSince is set while the ticket's mail fuse holds its mail.
 	MailHeldSince *time.Time `json:"mail_held_since,omitempty"`
 	// WaitingSince is the customer's oldest unanswered message.
@@ -214,7 +215,7 @@ type MessageJSON struct {
 	Date       *time.Time      `json:"date,omitempty"`
 	ReceivedAt time.Time       `json:"received_at"`
 	Direction  string          `json:"direction"`
-	Class      string          `json:"class"`
+	Class      vocab.Class     `json:"class"`
 	Imported   bool            `json:"imported,omitempty"`
 	Text       string          `json:"text"`
 	Parsed     bool            `json:"parsed"`
@@ -284,11 +285,11 @@ func messageJSON(m storage.Message, atts []storage.Attachment) MessageJSON {
 
 // EventJSON is a timeline entry in the API.
 type EventJSON struct {
-	Kind      string    `json:"kind"`
-	Actor     string    `json:"actor,omitempty"`
-	Detail    string    `json:"detail,omitempty"`
-	Message   int64     `json:"message,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	Kind      vocab.EventKind `json:"kind"`
+	Actor     string          `json:"actor,omitempty"`
+	Detail    string          `json:"detail,omitempty"`
+	Message   int64           `json:"message,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
 }
 
 func pathNumber(r *http.Request, name string) (int64, error) {

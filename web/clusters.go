@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // defaultClusterWindow is Options.ClusterWindow's default.
@@ -107,7 +108,7 @@ func (s *Server) clusterPage(w http.ResponseWriter, r *http.Request, sess storag
 	open := 0
 	for _, t := range rows {
 		customers[t.Customer] = true
-		if t.State != storage.StateResolved && t.State != storage.StateClosed {
+		if t.State != vocab.StateResolved && t.State != vocab.StateClosed {
 			open++
 		}
 	}
@@ -154,7 +155,7 @@ func (s *Server) clusterUpdate(w http.ResponseWriter, r *http.Request, sess stor
 	text := r.PostFormValue("text")
 	told, failed := 0, 0
 	for _, t := range rows {
-		if t.State == storage.StateResolved || t.State == storage.StateClosed {
+		if t.State == vocab.StateResolved || t.State == vocab.StateClosed {
 			continue // done is done: a finished ticket is not reopened by a broadcast
 		}
 		err := s.answer(r.Context(), Answer{Ticket: t.Number, Agent: sess.Agent, Text: text})

@@ -25,6 +25,7 @@ import (
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
 	"github.com/tendhq/tend/threading"
+	"github.com/tendhq/tend/vocab"
 )
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -204,7 +205,7 @@ type fakeActions struct {
 	err   error // returned instead of acting, when set
 }
 
-func (f *fakeActions) record(call string, ticket int64, state string) error {
+func (f *fakeActions) record(call string, ticket int64, state vocab.State) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -212,21 +213,21 @@ func (f *fakeActions) record(call string, ticket int64, state string) error {
 	}
 	f.calls = append(f.calls, call)
 	if state != "" {
-		f.e.setTicket(ticket, "state = '"+state+"'")
+		f.e.setTicket(ticket, "state = '"+string(state)+"'")
 	}
 	return nil
 }
 
 func (f *fakeActions) Resolve(_ context.Context, ticket int64, by string) error {
-	return f.record(fmt.Sprintf("resolve %d by %s", ticket, by), ticket, storage.StateProposed)
+	return f.record(fmt.Sprintf("resolve %d by %s", ticket, by), ticket, vocab.StateProposed)
 }
 
 func (f *fakeActions) Reopen(_ context.Context, ticket int64, by string) error {
-	return f.record(fmt.Sprintf("reopen %d by %s", ticket, by), ticket, storage.StateOpen)
+	return f.record(fmt.Sprintf("reopen %d by %s", ticket, by), ticket, vocab.StateOpen)
 }
 
 func (f *fakeActions) Close(_ context.Context, ticket int64, reason, by string) error {
-	return f.record(fmt.Sprintf("close %d (%s) by %s", ticket, reason, by), ticket, storage.StateClosed)
+	return f.record(fmt.Sprintf("close %d (%s) by %s", ticket, reason, by), ticket, vocab.StateClosed)
 }
 
 func (f *fakeActions) Assign(_ context.Context, ticket int64, agent, by string) error {
@@ -234,7 +235,7 @@ func (f *fakeActions) Assign(_ context.Context, ticket int64, agent, by string) 
 }
 
 func (f *fakeActions) Merge(_ context.Context, ticket, into int64, by string) error {
-	return f.record(fmt.Sprintf("merge %d into %d by %s", ticket, into, by), ticket, storage.StateClosed)
+	return f.record(fmt.Sprintf("merge %d into %d by %s", ticket, into, by), ticket, vocab.StateClosed)
 }
 
 func (f *fakeActions) Split(_ context.Context, msg int64, by string) (int64, error) {

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 	"github.com/tendhq/tend/web/live"
 )
 
@@ -84,8 +85,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.desc, err)
 		return
 	}
-	for _, st := range storage.AllStates() {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts.TicketsByState[st]), st)
+	for _, st := range vocab.States() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts.TicketsByState[st]), string(st))
 	}
 }
 

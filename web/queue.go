@@ -4,12 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // queuePageSize is how many tickets one queue page shows.
@@ -37,7 +37,7 @@ func parseQueueQuery(v url.Values) (queueQuery, error) {
 		Assignee: lowerTrim(v.Get("assignee")), Customer: lowerTrim(v.Get("customer")), Tag: lowerTrim(v.Get("tag")),
 		After: v.Get("after"), Before: v.Get("before"),
 	}
-	if q.State != "" && q.State != "all" && !slices.Contains(storage.AllStates(), q.State) {
+	if q.State != "" && q.State != "all" && !vocab.State(q.State).Valid() {
 		return q, badRequest("unknown state " + strconv.Quote(q.State))
 	}
 	q.Search = strings.TrimSpace(v.Get("q"))
@@ -255,9 +255,10 @@ func (s *Server) queueData(ctx context.Context, q queueQuery) (queueData, error)
 
 func stateLinks(q queueQuery) []filterLink {
 	out := []filterLink{{Label: "needs attention", URL: q.with(func(q *queueQuery) { q.State = "" }), On: q.State == ""}}
-	for _, st := range append(storage.AllStates(), "all") {
-		out = append(out, filterLink{Label: st, URL: q.with(func(q *queueQuery) { q.State = st }), On: q.State == st})
+	for _, st := range vocab.States() {
+		out = append(out, filterLink{Label: string(st), URL: q.with(func(q *queueQuery) { q.State = string(st) }), On: q.State == string(st)})
 	}
+	out = append(out, filterLink{Label: "all", URL: q.with(func(q *queueQuery) { q.State = "all" }), On: q.State == "all"})
 	return out
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // seeded names the tickets of seedQueue.
@@ -95,7 +96,7 @@ func TestQueueOrder(t *testing.T) {
 				{"needs attention", storage.QueueFilter{}, attention, false},
 				{"first page", storage.QueueFilter{Limit: 4}, attention[:4], true},
 				{"all states", storage.QueueFilter{State: "all"}, append(slices.Clone(attention), s.closed), false},
-				{"one state", storage.QueueFilter{State: storage.StateWaiting}, []int64{s.waiting, s.answeredBreach}, false},
+				{"one state", storage.QueueFilter{State: string(vocab.StateWaiting)}, []int64{s.waiting, s.answeredBreach}, false},
 				{"inbox", storage.QueueFilter{Inbox: billing}, []int64{s.maria}, false},
 				{"cluster", storage.QueueFilter{Subject: "login fails after password reset"}, []int64{s.tom, s.ines}, false},
 				{"assignee", storage.QueueFilter{Assignee: "alice@acme.test"}, []int64{s.tom}, false},
@@ -105,7 +106,7 @@ func TestQueueOrder(t *testing.T) {
 				{"customer", storage.QueueFilter{Customer: "ann@example.com"}, []int64{s.old}, false},
 				{"tag", storage.QueueFilter{Tag: "vip"}, []int64{s.tom}, false},
 				{"tag wildcard is literal", storage.QueueFilter{Tag: "vip%"}, nil, false},
-				{"customer and state", storage.QueueFilter{Customer: "erin@example.com", State: storage.StateWaiting}, []int64{s.waiting}, false},
+				{"customer and state", storage.QueueFilter{Customer: "erin@example.com", State: string(vocab.StateWaiting)}, []int64{s.waiting}, false},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					rows, more, err := e.store.Queue(e.ctx, tc.f)

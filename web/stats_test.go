@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // TestStatsAPIAndPage: the figures of a few tickets with known times, as
@@ -36,13 +37,13 @@ func TestStatsAPIAndPage(t *testing.T) {
 				}
 			}
 			answered := func(d time.Duration) *time.Time { at := t0.Add(d); return &at }
-			state := func(s string) *string { return &s }
+			state := func(s vocab.State) *vocab.State { return &s }
 			yes := true
 			update(1, 0, storage.TicketUpdate{FirstResponseAt: answered(10 * time.Minute)})
 			update(2, 0, storage.TicketUpdate{FirstResponseAt: answered(20 * time.Minute), Breached: &yes})
 			update(3, 0, storage.TicketUpdate{FirstResponseAt: answered(3 * time.Hour), RepeatContacts: 2})
-			update(1, 2*time.Hour, storage.TicketUpdate{State: state(storage.StateResolved)})
-			update(2, 5*24*time.Hour, storage.TicketUpdate{State: state(storage.StateUnconfirmed)})
+			update(1, 2*time.Hour, storage.TicketUpdate{State: state(vocab.StateResolved)})
+			update(2, 5*24*time.Hour, storage.TicketUpdate{State: state(vocab.StateUnconfirmed)})
 			e.clock.Set(t0)
 			e.clock.Advance(24 * time.Hour)
 			ts := e.serve()

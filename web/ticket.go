@@ -15,12 +15,8 @@ import (
 
 	"github.com/tendhq/tend/mail/replytext"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
-
-// eventMessageReceived is the event the ingest path writes for each
-// message; its detail (how the message was threaded) is shown on the
-// message itself instead of as a separate line.
-const eventMessageReceived = "message.received"
 
 // evidenceView is one threading clue, as shown under a message.
 type evidenceView struct {
@@ -255,17 +251,17 @@ func (s *Server) ticketData(ctx context.Context, sess storage.SessionInfo, d sto
 // since resolution was last proposed is a no (a reply the executor read as
 // no, or the not-solved link), and the ticket is still being worked on.
 func customerSaysNotSolved(d storage.TicketDetail) bool {
-	if d.State == storage.StateResolved || d.State == storage.StateClosed {
+	if d.State == vocab.StateResolved || d.State == vocab.StateClosed {
 		return false
 	}
 	no := false
 	for _, e := range d.Events {
 		switch e.Kind {
-		case "ticket.resolve_requested":
+		case vocab.EventResolveRequested:
 			no = false
-		case "confirmation.answered":
+		case vocab.EventConfirmationAnswered:
 			no = strings.Contains(e.Detail, "not solved")
-		case "confirmation.clicked":
+		case vocab.EventConfirmationClicked:
 			no = strings.Contains(e.Detail, "not_solved")
 		}
 	}
@@ -275,12 +271,12 @@ func customerSaysNotSolved(d storage.TicketDetail) bool {
 // verbs lists the actions a ticket's state offers. The executor has the
 // last word (it answers ErrNotAllowed); this only hides buttons that
 // cannot work.
-func verbs(state string) map[string]bool {
-	done := state == storage.StateResolved || state == storage.StateClosed
+func verbs(state vocab.State) map[string]bool {
+	done := state == vocab.StateResolved || state == vocab.StateClosed
 	return map[string]bool{
-		actionResolve: !done && state != storage.StateProposed,
-		actionReopen:  done || state == storage.StateProposed || state == storage.StateUnconfirmed,
-		actionClose:   state != storage.StateClosed,
+		actionResolve: !done && state != vocab.StateProposed,
+		actionReopen:  done || state == vocab.StateProposed || state == vocab.StateUnconfirmed,
+		actionClose:   state != vocab.StateClosed,
 		actionAssign:  true,
 	}
 }
@@ -294,7 +290,10 @@ func timeline(d storage.TicketDetail, atts map[int64][]storage.Attachment) []tim
 	items := make([]timelineItem, 0, len(d.Messages)+len(d.Events))
 	for i := range d.Events {
 		e := &d.Events[i]
-		if e.Kind == eventMessageReceived && e.MessageRowID != nil {
+		// The ingest path writes message.received for each message; its
+		// detail (how the message was threaded) is shown on the message
+		// itself instead of as a separate line.
+		if e.Kind == vocab.EventMessageReceived && e.MessageRowID != nil {
 			threading[*e.MessageRowID] = e.Detail
 			continue
 		}
@@ -308,7 +307,7 @@ func timeline(d storage.TicketDetail, atts map[int64][]storage.Attachment) []tim
 	}
 	order := func(it timelineItem) int {
 		switch {
-		case it.Event != nil && it.Event.Kind == "ticket.created":
+		case it.Event != nil && it.Event.Kind == vocab.EventTicketCreated:
 			return 0
 		case it.Message != nil:
 			return 1
@@ -327,7 +326,7 @@ func timeline(d storage.TicketDetail, atts map[int64][]storage.Attachment) []tim
 // answerEvents are the events the executor writes, pointing at the
 // agent's mail, when it relays that mail's text to the customer (queued,
 // or held by the ticket's fuse or a collision).
-var answerEvents = map[string]bool{"reply.queued": true, "reply.held": true}
+var answerEvents = map[vocab.EventKind]bool{vocab.EventReplyQueued: true, vocab.EventReplyHeld: true}
 
 // foldAnswers shows each agent answer once. An agent answers by mail; tend
 // relays the new text (without the quotes and the #commands) to the

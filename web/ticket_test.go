@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/vocab"
 )
 
 // timelineOrder reads the ids of the messages and the kinds of the events
@@ -134,10 +135,10 @@ func TestTimelineOrder(t *testing.T) {
 		},
 		Events: []storage.Event{
 			{ID: 1, Kind: "ticket.created", CreatedAt: at(0)},
-			{ID: 2, Kind: eventMessageReceived, Detail: "new conversation", MessageRowID: id(1), CreatedAt: at(0)},
+			{ID: 2, Kind: vocab.EventMessageReceived, Detail: "new conversation", MessageRowID: id(1), CreatedAt: at(0)},
 			{ID: 3, Kind: "timer.due", CreatedAt: at(20)},
 			{ID: 4, Kind: "outbox.sent", CreatedAt: at(30)},
-			{ID: 5, Kind: eventMessageReceived, Detail: "threaded by In-Reply-To", MessageRowID: id(3), CreatedAt: at(10)},
+			{ID: 5, Kind: vocab.EventMessageReceived, Detail: "threaded by In-Reply-To", MessageRowID: id(3), CreatedAt: at(10)},
 		},
 	}
 	items := timeline(d, map[int64][]storage.Attachment{3: {{Part: 0, Filename: "a.txt"}}})
@@ -146,7 +147,7 @@ func TestTimelineOrder(t *testing.T) {
 		if it.Message != nil {
 			got = append(got, fmt.Sprintf("m%d", it.Message.ID))
 		} else {
-			got = append(got, it.Event.Kind)
+			got = append(got, string(it.Event.Kind))
 		}
 	}
 	if want := "ticket.created m1 m3 timer.due m2 outbox.sent"; strings.Join(got, " ") != want {

@@ -12,6 +12,7 @@ import (
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
+	"github.com/tendhq/tend/vocab"
 )
 
 // postmasters are the postmaster@ addresses of every domain we accept
@@ -78,7 +79,7 @@ func guardAccess(next ingest.AfterParse) ingest.AfterParse {
 		if err != nil || !first {
 			return err
 		}
-		return tx.AddEvent(ctx, v.ID, "mail.suppressed", "", why, &msg.ID)
+		return tx.AddEvent(ctx, v.ID, vocab.EventMailSuppressed, "", why, &msg.ID)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tendhq/tend/cmd/tend/config"
 	"github.com/tendhq/tend/rules"
+	"github.com/tendhq/tend/vocab"
 )
 
 // The follow_through keys reach what they configure: acknowledge the
@@ -18,9 +19,9 @@ func TestFollowThroughKeysTakeEffect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev := rules.Event{Type: rules.EventTicketCreated, Now: time.Now(),
+		ev := rules.Event{Type: vocab.EventTicketCreated, Now: time.Now(),
 			Ticket:  rules.Ticket{Number: 1, State: "new", Customer: rules.Person{Address: "ann@example.com"}, Inbox: rules.Inbox{Address: "support@localhost"}},
-			Message: &rules.Message{From: rules.Person{Address: "ann@example.com"}, Role: rules.RoleCustomer, Class: rules.ClassHuman, Text: "Help"}}
+			Message: &rules.Message{From: rules.Person{Address: "ann@example.com"}, Role: rules.RoleCustomer, Class: vocab.ClassHuman, Text: "Help"}}
 		acts, errs := eng.Evaluate(ev)
 		if len(errs) > 0 {
 			t.Fatal(errs)
@@ -64,7 +65,7 @@ func TestAutoMailCapsTakeEffect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ev := rules.Event{Type: rules.EventTicketCreated, Now: time.Now(),
+			ev := rules.Event{Type: vocab.EventTicketCreated, Now: time.Now(),
 				Ticket: rules.Ticket{Number: 1, Customer: rules.Person{Address: "ann@example.com"}, Inbox: rules.Inbox{Address: "support@localhost"},
 					AutoMailsToCustomerLastHour: tc.hour, AutoMailsOnTicketToday: tc.day}}
 			if ok, why := rules.Gate(ev, ack, eng.Options()); ok != tc.ok {

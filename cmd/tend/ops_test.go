@@ -17,6 +17,7 @@ import (
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // TestOperations runs the operator's commands against a real server on
@@ -244,7 +245,7 @@ func TestOperationsPostgres(t *testing.T) {
 	}
 	var erased bool
 	for _, e := range bob.Events {
-		erased = erased || e.Kind == storage.EventErased
+		erased = erased || e.Kind == string(vocab.EventErased)
 	}
 	for _, m := range bob.Messages {
 		if m.From == "ann@example.com" {

@@ -14,68 +14,8 @@ import (
 	"github.com/emersion/go-msgauth/authres"
 
 	"github.com/tendhq/tend/mail/header"
+	"github.com/tendhq/tend/vocab"
 )
-
-// Kind is the verdict on who or what sent a message.
-type Kind int
-
-// Kinds, from the plain human case to the machine ones. When several signals
-// match, the strongest wins in this order: OwnMail, Bounce, Report, AutoReply,
-// Spam, List, Human.
-const (
-	// Human is mail a person wrote (as far as the header tells).
-	Human Kind = iota
-	// AutoReply is automatically submitted mail (RFC 3834 section 5):
-	// vacation and out-of-office responders, challenge-response systems,
-	// no-reply notifications and other machine-made messages.
-	AutoReply
-	// Bounce is a delivery status notification (RFC 3464) or an old-style
-	// text bounce from a mailer daemon.
-	Bounce
-	// List is mailing-list or bulk traffic (RFC 2369, RFC 2919 fields,
-	// Precedence: list/bulk, list-manager senders).
-	List
-	// OwnMail is our own mail coming back: a loop.
-	OwnMail
-	// Spam is mail an upstream filter marked as spam.
-	Spam
-	// Report is a non-delivery report: MDN read receipts (RFC 8098), ARF
-	// abuse reports (RFC 5965), DMARC (RFC 7489) and TLS-RPT (RFC 8460)
-	// aggregate reports.
-	Report
-)
-
-// String returns the lowercase name used in logs and on the timeline.
-func (k Kind) String() string {
-	switch k {
-	case Human:
-		return "human"
-	case AutoReply:
-		return "auto-reply"
-	case Bounce:
-		return "bounce"
-	case List:
-		return "list"
-	case OwnMail:
-		return "own-mail"
-	case Spam:
-		return "spam"
-	case Report:
-		return "report"
-	}
-	return "unknown"
-}
-
-// ParseKind is the inverse of String: the Kind a stored name stands for,
-// and false for a name no Kind has.
-func ParseKind(s string) (Kind, bool) {
-	for k := Human; k <= Report; k++ {
-		if k.String() == s {
-			return k, true
-		}
-	}
-	return Human, false
-}
 
 // Own describes us, so that our own mail is recognised when it comes back.
 type Own struct {
@@ -97,27 +37,29 @@ type Own struct {
 
 // Result is the verdict on one message.
 type Result struct {
-	// Kind is the strongest classification found.
-	Kind Kind
+	// Class is the strongest classification found (see precedence). The
+	// zero value is no class at all, which the rules gate refuses: a
+	// Result that was never filled in answers nothing.
+	Class vocab.Class
 	// Reasons lists every signal seen, human-readable, for the timeline.
 	Reasons []string
 	// NoAutoReply is true when nothing automatic may be sent in answer: for
-	// every kind but Human, and for Human mail that asks not to be answered
+	// every class but human, and for human mail that asks not to be answered
 	// automatically (X-Auto-Response-Suppress), passed an Exchange inbox
 	// rule, or comes from a postmaster or the null reverse-path. A subject
 	// never sets it.
 	NoAutoReply bool
 	// Suspect is true when only heuristics point at a machine: a subject
 	// that reads like a bounce, out-of-office notice or complaint, a
-	// sender named like a mail system, or (with Kind AutoReply) nothing but
+	// sender named like a mail system, or (with Class auto-reply) nothing but
 	// a null reverse-path. People write such subjects too ("Delivery
-	// status of my order?"), so a subject never changes Kind: such mail is
+	// status of my order?"), so a subject never changes Class: such mail is
 	// stored, threaded and acknowledged like any other, and the rules gate
 	// holds only automatic mail after the first acknowledgement, with the
 	// per-address cap bounding a loop.
 	Suspect bool
 	// Spam is the upstream filter's verdict (X-Spam-Flag: YES and the like),
-	// independent of Kind.
+	// independent of Class.
 	Spam bool
 	// DMARCFail is true when Authentication-Results stamped with our own
 	// AuthServID says dmarc=fail (RFC 7489 section 6.6).
@@ -127,25 +69,40 @@ type Result struct {
 // verdict accumulates signals while Classify walks the header.
 type verdict struct {
 	Result
-	strong  [Report + 1]bool // kinds backed by a header signal
-	suspect [Report + 1]bool // kinds backed only by heuristics
-	hinted  bool             // a heuristic that never decides the kind
+	strong  [len(precedence)]bool // classes backed by a header signal, by rank
+	suspect [len(precedence)]bool // classes backed only by heuristics, by rank
+	hinted  bool                  // a heuristic that never decides the class
 }
 
-func (v *verdict) add(k Kind, reason string) {
-	v.strong[k] = true
+// precedence is the order in which the machine classes win when several
+// signals match, strongest first; human is what is left.
+var precedence = [...]vocab.Class{vocab.ClassOwnMail, vocab.ClassBounce, vocab.ClassReport,
+	vocab.ClassAutoReply, vocab.ClassSpam, vocab.ClassList}
+
+// rank is c's place in precedence; every check passes one of its classes.
+func rank(c vocab.Class) int {
+	for i, p := range precedence {
+		if p == c {
+			return i
+		}
+	}
+	panic("classify: no precedence for class " + string(c))
+}
+
+func (v *verdict) add(c vocab.Class, reason string) {
+	v.strong[rank(c)] = true
 	v.Reasons = append(v.Reasons, reason)
 }
 
-// guess records a heuristic that suggests kind k without proving it. Only
-// the null reverse-path may still decide the kind (as AutoReply, when no
+// guess records a heuristic that suggests class c without proving it. Only
+// the null reverse-path may still decide the class (as auto-reply, when no
 // header signal does); every other guess only makes the mail Suspect.
-func (v *verdict) guess(k Kind, reason string) {
-	v.suspect[k] = true
+func (v *verdict) guess(c vocab.Class, reason string) {
+	v.suspect[rank(c)] = true
 	v.Reasons = append(v.Reasons, reason)
 }
 
-// hint records a heuristic that never changes the kind: the mail stays
+// hint records a heuristic that never changes the class: the mail stays
 // what its header proves, and is marked Suspect if that is Human.
 func (v *verdict) hint(reason string) {
 	v.hinted = true
@@ -156,9 +113,6 @@ func (v *verdict) noReply(reason string) {
 	v.NoAutoReply = true
 	v.Reasons = append(v.Reasons, reason)
 }
-
-// precedence is the order in which kinds win, strongest first.
-var precedence = [...]Kind{OwnMail, Bounce, Report, AutoReply, Spam, List}
 
 // Classify decides from the header alone what sent a message. envelopeFrom
 // is the SMTP reverse-path (MAIL FROM); "" or "<>" is the null reverse-path
@@ -184,22 +138,22 @@ func Classify(h Header, envelopeFrom string, own Own) Result {
 	checkSubject(&v, subject, from, env, nullPath)
 	checkDMARC(&v, h, own.AuthServID)
 
-	v.Kind = Human
-	for _, k := range precedence {
-		if v.strong[k] {
-			v.Kind = k
+	v.Class = vocab.ClassHuman
+	for i, c := range precedence {
+		if v.strong[i] {
+			v.Class = c
 			break
 		}
 	}
-	if v.Kind == Human {
-		for _, k := range precedence {
-			if v.suspect[k] {
-				v.Kind, v.Suspect = k, true
+	if v.Class == vocab.ClassHuman {
+		for i, c := range precedence {
+			if v.suspect[i] {
+				v.Class, v.Suspect = c, true
 				break
 			}
 		}
 	}
-	if v.Kind != Human {
+	if v.Class != vocab.ClassHuman {
 		v.NoAutoReply = true
 	} else if v.hinted {
 		v.Suspect = true
@@ -211,7 +165,7 @@ func Classify(h Header, envelopeFrom string, own Own) Result {
 // Message-ID domain, or an X-Loop naming one of our addresses.
 func checkOwn(v *verdict, h Header, from, env string, own Own) {
 	if own.LoopHeader != "" && len(h.Values(own.LoopHeader)) > 0 {
-		v.add(OwnMail, "own loop header "+own.LoopHeader)
+		v.add(vocab.ClassOwnMail, "own loop header "+own.LoopHeader)
 	}
 	for _, a := range own.Addresses {
 		a = strings.ToLower(strings.TrimSpace(a))
@@ -219,20 +173,20 @@ func checkOwn(v *verdict, h Header, from, env string, own Own) {
 			continue
 		}
 		if from == a {
-			v.add(OwnMail, "From is our own address "+a)
+			v.add(vocab.ClassOwnMail, "From is our own address "+a)
 		} else if env == a {
-			v.add(OwnMail, "envelope sender is our own address "+a)
+			v.add(vocab.ClassOwnMail, "envelope sender is our own address "+a)
 		}
 		for _, l := range h.Values("X-Loop") {
 			if addressOf(l) == a {
-				v.add(OwnMail, "X-Loop names our own address "+a)
+				v.add(vocab.ClassOwnMail, "X-Loop names our own address "+a)
 			}
 		}
 	}
 	if d := domainOf(addressOf(h.Get("Message-Id"))); d != "" {
 		for _, od := range own.Domains {
 			if strings.EqualFold(d, strings.TrimSpace(od)) {
-				v.add(OwnMail, "Message-ID on our domain "+d)
+				v.add(vocab.ClassOwnMail, "Message-ID on our domain "+d)
 			}
 		}
 	}
@@ -247,20 +201,20 @@ func checkContentType(v *verdict, h Header) {
 	case "multipart/report":
 		rt := params["report-type"]
 		if rt == "delivery-status" || rt == "global-delivery-status" {
-			v.add(Bounce, "Content-Type: multipart/report; report-type="+rt+" (RFC 3464)")
+			v.add(vocab.ClassBounce, "Content-Type: multipart/report; report-type="+rt+" (RFC 3464)")
 		} else {
-			v.add(Report, "Content-Type: multipart/report; report-type="+rt+" (RFC 6522)")
+			v.add(vocab.ClassReport, "Content-Type: multipart/report; report-type="+rt+" (RFC 6522)")
 		}
 	case "message/delivery-status":
-		v.add(Bounce, "Content-Type: message/delivery-status (RFC 3464)")
+		v.add(vocab.ClassBounce, "Content-Type: message/delivery-status (RFC 3464)")
 	case "message/disposition-notification", "message/feedback-report":
-		v.add(Report, "Content-Type: "+media)
+		v.add(vocab.ClassReport, "Content-Type: "+media)
 	}
 	if h.Get("Tls-Report-Domain") != "" {
-		v.add(Report, "TLS-Report-Domain (RFC 8460)")
+		v.add(vocab.ClassReport, "TLS-Report-Domain (RFC 8460)")
 	}
 	if len(h.Values("X-Failed-Recipients")) > 0 {
-		v.add(Bounce, "X-Failed-Recipients (Exim bounce)")
+		v.add(vocab.ClassBounce, "X-Failed-Recipients (Exim bounce)")
 	}
 }
 
@@ -275,35 +229,35 @@ func checkAutoSubmitted(v *verdict, h Header, nullPath bool) {
 		// RFC 3834 section 5: "no" is the only value a person's mail carries;
 		// anything else, including unknown values, is automatic.
 		if keyword != "no" {
-			v.add(AutoReply, "Auto-Submitted: "+keyword+" (RFC 3834)")
+			v.add(vocab.ClassAutoReply, "Auto-Submitted: "+keyword+" (RFC 3834)")
 		}
 	}
 	if strings.EqualFold(strings.TrimSpace(h.Get("X-Apple-Action")), "vacation") {
 		// iCloud's vacation responder sends no RFC 3834 field.
-		v.add(AutoReply, "X-Apple-Action: VACATION (iCloud vacation reply)")
+		v.add(vocab.ClassAutoReply, "X-Apple-Action: VACATION (iCloud vacation reply)")
 	}
 	for _, name := range []string{"X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Autoreply-From", "X-Mail-Autoreply", "X-Auto-Reply"} {
 		if len(h.Values(name)) > 0 {
-			v.add(AutoReply, name+" present")
+			v.add(vocab.ClassAutoReply, name+" present")
 		}
 	}
 	for _, p := range h.Values("Precedence") {
 		switch strings.ToLower(strings.TrimSpace(p)) {
 		case "auto_reply", "auto-reply":
-			v.add(AutoReply, "Precedence: auto_reply")
+			v.add(vocab.ClassAutoReply, "Precedence: auto_reply")
 		case "junk":
 			// vacation(1) and procmail autoresponders send junk.
-			v.add(AutoReply, "Precedence: junk")
+			v.add(vocab.ClassAutoReply, "Precedence: junk")
 		case "bulk":
-			v.add(List, "Precedence: bulk")
+			v.add(vocab.ClassList, "Precedence: bulk")
 		case "list":
-			v.add(List, "Precedence: list")
+			v.add(vocab.ClassList, "Precedence: list")
 		}
 	}
 	if nullPath {
-		// Strong for loop protection, weak for the kind: IMAP-appended
+		// Strong for loop protection, weak for the class: IMAP-appended
 		// and imported mail carries Return-Path: <> too.
-		v.guess(AutoReply, "null return path (RFC 3834 section 3.3)")
+		v.guess(vocab.ClassAutoReply, "null return path (RFC 3834 section 3.3)")
 		v.NoAutoReply = true
 	}
 }
@@ -329,9 +283,9 @@ func checkMicrosoft(v *verdict, h Header) {
 	generated := h.Get("X-Ms-Exchange-Generated-Message-Source")
 	switch {
 	case generated != "":
-		v.add(AutoReply, "X-MS-Exchange-Generated-Message-Source: "+generated)
+		v.add(vocab.ClassAutoReply, "X-MS-Exchange-Generated-Message-Source: "+generated)
 	case rulesLoop && suppress:
-		v.add(AutoReply, "Exchange inbox-rule reply (X-MS-Exchange-Inbox-Rules-Loop with X-Auto-Response-Suppress)")
+		v.add(vocab.ClassAutoReply, "Exchange inbox-rule reply (X-MS-Exchange-Inbox-Rules-Loop with X-Auto-Response-Suppress)")
 	case rulesLoop:
 		v.noReply("X-MS-Exchange-Inbox-Rules-Loop: passed through an Exchange inbox rule")
 	}
@@ -347,7 +301,7 @@ var listFields = [...]string{"List-Id", "List-Unsubscribe", "List-Post", "List-H
 func checkLists(v *verdict, h Header) {
 	for _, name := range listFields {
 		if len(h.Values(name)) > 0 {
-			v.add(List, name+" present (RFC 2369/2919)")
+			v.add(vocab.ClassList, name+" present (RFC 2369/2919)")
 			return
 		}
 	}
@@ -362,13 +316,13 @@ func checkSpam(v *verdict, h Header) {
 	}
 	switch {
 	case yes(h.Get("X-Spam-Flag")):
-		v.add(Spam, "X-Spam-Flag: YES")
+		v.add(vocab.ClassSpam, "X-Spam-Flag: YES")
 	case yes(h.Get("X-Spam-Status")):
-		v.add(Spam, "X-Spam-Status: Yes")
+		v.add(vocab.ClassSpam, "X-Spam-Status: Yes")
 	case yes(h.Get("X-Spam")):
-		v.add(Spam, "X-Spam: Yes")
+		v.add(vocab.ClassSpam, "X-Spam: Yes")
 	case strings.Contains(h.Get("X-Forefront-Antispam-Report"), "SFV:SPM"):
-		v.add(Spam, "X-Forefront-Antispam-Report: SFV:SPM")
+		v.add(vocab.ClassSpam, "X-Forefront-Antispam-Report: SFV:SPM")
 	default:
 		return
 	}
@@ -390,28 +344,28 @@ func checkSenders(v *verdict, h Header, from, env string, nullPath bool) {
 			seen[0] = true
 			if nullPath {
 				// A daemon writing with a null reverse-path is a DSN.
-				v.add(Bounce, "mailer-daemon sender "+a+" with a null return path")
+				v.add(vocab.ClassBounce, "mailer-daemon sender "+a+" with a null return path")
 			} else {
 				// No person writes as MAILER-DAEMON: structural
 				// evidence even with a real reverse-path (Exchange
 				// Online and some gateways send their reports so).
-				v.add(Bounce, "mailer-daemon sender "+a)
+				v.add(vocab.ClassBounce, "mailer-daemon sender "+a)
 			}
 		case isPostmaster(local) && !seen[1]:
 			seen[1] = true
 			v.noReply("postmaster sender " + a)
 		case isListManager(local) && !seen[2]:
 			seen[2] = true
-			v.add(List, "list-manager sender "+a)
+			v.add(vocab.ClassList, "list-manager sender "+a)
 		case isNoReply(local) && !seen[3]:
 			seen[3] = true
-			v.add(AutoReply, "no-reply sender "+a)
+			v.add(vocab.ClassAutoReply, "no-reply sender "+a)
 		}
 	}
 	name := strings.ToLower(h.Get("From"))
 	if from == "" && strings.Contains(name, "mailer-daemon") {
 		// "From: MAILER-DAEMON <>": the daemon with the null address.
-		v.add(Bounce, "From is MAILER-DAEMON with a null address")
+		v.add(vocab.ClassBounce, "From is MAILER-DAEMON with a null address")
 	}
 	if strings.Contains(name, "mail delivery subsystem") || strings.Contains(name, "mail delivery system") {
 		// A sender named like a machine is not answered, but the name
@@ -433,7 +387,7 @@ func checkSubject(v *verdict, subject, from, env string, nullPath bool) {
 		daemon := nullPath || isDaemon(localPart(from)) || isDaemon(localPart(env)) ||
 			isPostmaster(localPart(from)) || isPostmaster(localPart(env))
 		if daemon {
-			v.add(Bounce, "failure subject "+quote(phrase)+" from a mailer daemon")
+			v.add(vocab.ClassBounce, "failure subject "+quote(phrase)+" from a mailer daemon")
 		} else {
 			v.hint("failure subject " + quote(phrase))
 		}
@@ -444,11 +398,11 @@ func checkSubject(v *verdict, subject, from, env string, nullPath bool) {
 		return
 	}
 	if strings.Contains(lower, "report domain:") && strings.Contains(lower, "submitter:") {
-		v.add(Report, "DMARC aggregate report subject (RFC 7489 section 7.2.1.1)")
+		v.add(vocab.ClassReport, "DMARC aggregate report subject (RFC 7489 section 7.2.1.1)")
 	} else if strings.HasPrefix(lower, "complaint about message from") {
 		if from == "staff@hotmail.com" {
 			// The sender of Hotmail's JMRP feedback loop.
-			v.add(Report, "feedback-loop complaint from staff@hotmail.com (Hotmail JMRP)")
+			v.add(vocab.ClassReport, "feedback-loop complaint from staff@hotmail.com (Hotmail JMRP)")
 		} else {
 			v.hint("feedback-loop complaint subject (Hotmail JMRP)")
 		}

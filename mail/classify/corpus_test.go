@@ -13,6 +13,7 @@ import (
 
 	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/mail/header"
+	"github.com/tendhq/tend/vocab"
 )
 
 // corpusDir is the shared real-world corpus, relative to this package
@@ -87,8 +88,8 @@ const humanFloor = 0.96
 
 func TestCorpus(t *testing.T) {
 	rows := loadCorpus(t)
-	kinds := []Kind{Human, AutoReply, Bounce, List, OwnMail, Spam, Report}
-	matrix := map[string]map[Kind]int{}
+	kinds := []vocab.Class{vocab.ClassHuman, vocab.ClassAutoReply, vocab.ClassBounce, vocab.ClassList, vocab.ClassOwnMail, vocab.ClassSpam, vocab.ClassReport}
+	matrix := map[string]map[vocab.Class]int{}
 	noReply := map[string]int{}
 	suspect := map[string]int{}
 	total := map[string]int{}
@@ -102,17 +103,17 @@ func TestCorpus(t *testing.T) {
 		h, _ := header.Read(raw)
 		res := Classify(h, ReversePath(h), corpusOwn)
 		if matrix[r.category] == nil {
-			matrix[r.category] = map[Kind]int{}
+			matrix[r.category] = map[vocab.Class]int{}
 		}
-		matrix[r.category][res.Kind]++
+		matrix[r.category][res.Class]++
 		total[r.category]++
 		if res.NoAutoReply {
 			noReply[r.category]++
 		} else if res.Suspect {
 			suspect[r.category]++
 		}
-		if res.Kind == OwnMail {
-			failures = append(failures, fmt.Sprintf("%s: OwnMail with a foreign identity: %v", r.path, res.Reasons))
+		if res.Class == vocab.ClassOwnMail {
+			failures = append(failures, fmt.Sprintf("%s: vocab.ClassOwnMail with a foreign identity: %v", r.path, res.Reasons))
 		}
 		switch r.category {
 		case "bounce", "auto-reply":
@@ -132,15 +133,15 @@ func TestCorpus(t *testing.T) {
 					t.Logf("known miss %s (%s): %s", r.path, r.category, why)
 					continue
 				}
-				failures = append(failures, fmt.Sprintf("%s (%s): NoAutoReply=false kind=%v reasons=%v", r.path, r.category, res.Kind, res.Reasons))
+				failures = append(failures, fmt.Sprintf("%s (%s): NoAutoReply=false kind=%v reasons=%v", r.path, r.category, res.Class, res.Reasons))
 			}
 		case "other":
 			if !res.NoAutoReply {
-				nonHuman = append(nonHuman, fmt.Sprintf("%s (%s) → %v %v: would be acknowledged", r.path, r.category, res.Kind, res.Reasons))
+				nonHuman = append(nonHuman, fmt.Sprintf("%s (%s) → %v %v: would be acknowledged", r.path, r.category, res.Class, res.Reasons))
 			}
 		case "normal", "thread":
-			if res.Kind != Human {
-				nonHuman = append(nonHuman, fmt.Sprintf("%s (%s) → %v %v", r.path, r.category, res.Kind, res.Reasons))
+			if res.Class != vocab.ClassHuman {
+				nonHuman = append(nonHuman, fmt.Sprintf("%s (%s) → %v %v", r.path, r.category, res.Class, res.Reasons))
 			}
 		}
 	}
@@ -171,7 +172,7 @@ func TestCorpus(t *testing.T) {
 	for _, f := range failures {
 		t.Error(f)
 	}
-	humans := matrix["normal"][Human] + matrix["thread"][Human]
+	humans := matrix["normal"][vocab.ClassHuman] + matrix["thread"][vocab.ClassHuman]
 	all := total["normal"] + total["thread"]
 	share := float64(humans) / float64(all)
 	t.Logf("normal+thread kept Human: %d/%d = %.1f%%", humans, all, 100*share)

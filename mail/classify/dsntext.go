@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tendhq/tend/mail/header"
+	"github.com/tendhq/tend/vocab"
 )
 
 // Text bounces predate RFC 3464 and are still sent by qmail, Exim (as plain
@@ -53,7 +54,7 @@ var originalMarkers = [...]string{
 // looksLikeTextBounce reports a bounce that lacks an RFC 3464 part: the
 // header classifies it as a bounce, or the text uses a mailer's phrasing.
 func looksLikeTextBounce(top textproto.MIMEHeader, text string) bool {
-	if r := Classify(top, ReversePath(top), Own{}); r.Kind == Bounce {
+	if r := Classify(top, ReversePath(top), Own{}); r.Class == vocab.ClassBounce {
 		return true
 	}
 	l := strings.ToLower(clip(text, 16<<10))

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tendhq/tend/mail/header"
+	"github.com/tendhq/tend/vocab"
 )
 
 // testdataSeeds returns every testdata message.
@@ -39,11 +40,11 @@ func FuzzClassify(f *testing.F) {
 			t.Fatalf("body offset %d outside [0,%d]", off, len(raw))
 		}
 		r := Classify(h, env, testOwn)
-		if r.Kind != Human && !r.NoAutoReply {
-			t.Fatalf("kind %v without NoAutoReply", r.Kind)
+		if r.Class != vocab.ClassHuman && !r.NoAutoReply {
+			t.Fatalf("class %v without NoAutoReply", r.Class)
 		}
-		if r.Kind.String() == "unknown" {
-			t.Fatalf("kind %d out of range", r.Kind)
+		if !r.Class.Valid() {
+			t.Fatalf("class %q is not in the vocabulary", r.Class)
 		}
 	})
 }

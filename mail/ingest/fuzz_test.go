@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/tendhq/tend/internal/fuzzseed"
-	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
@@ -47,10 +46,6 @@ func FuzzDeliver(f *testing.F) {
 	}
 	f.Add([]byte("From: a@b\r\n\r\n"), "", "Billing@Acme.Test", false)
 	f.Add([]byte("Subject: \xff\x00\r\nMessage-ID: <>\r\n"), "<>", "nobody@elsewhere.example", true)
-	kinds := map[string]bool{}
-	for k := classify.Human; k <= classify.Report; k++ {
-		kinds[k.String()] = true
-	}
 	f.Fuzz(func(t *testing.T, raw []byte, from, rcpt string, unknown bool) {
 		c, th := &keepCommitter{}, &placeRecorder{}
 		p, err := ingest.New(ingest.Options{Committer: c, Threader: th, Inboxes: fuzzInboxes})
@@ -82,7 +77,7 @@ func FuzzDeliver(f *testing.F) {
 				t.Fatalf("unstorable text %q", s)
 			}
 		}
-		if !kinds[in.Class] {
+		if !in.Class.Valid() {
 			t.Fatalf("class %q", in.Class)
 		}
 		// Mail addressed to no inbox (a signed reply address) is filed
@@ -102,8 +97,13 @@ func FuzzDeliver(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
-		if th.got.MessageID != in.MessageID || !slices.Equal(th.got.Inboxes, in.Inboxes) || th.got.Class != in.Class {
-			t.Fatalf("threader saw %q %v %q, committer %q %v %q", th.got.MessageID, th.got.Inboxes, th.got.Class, in.MessageID, in.Inboxes, in.Class)
+		if th.got.MessageID != in.MessageID || !slices.Equal(th.got.Inboxes, in.Inboxes) || th.got.Classified.Class != in.Class {
+			t.Fatalf("threader saw %q %v %q, committer %q %v %q", th.got.MessageID, th.got.Inboxes, th.got.Classified.Class, in.MessageID, in.Inboxes, in.Class)
+		}
+		// The whole classification reaches storage, and from there the
+		// rules gate: no flag is lost on the way.
+		if cl := th.got.Classified; cl.NoAutoReply != in.NoAutoReply || cl.Suspect != in.Suspect || !slices.Equal(cl.Reasons, in.ClassReasons) {
+			t.Fatalf("classified %+v, committed NoAutoReply=%v Suspect=%v reasons %q", cl, in.NoAutoReply, in.Suspect, in.ClassReasons)
 		}
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tendhq/tend/mail/senderauth"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
+	"github.com/tendhq/tend/vocab"
 )
 
 // Envelope is what the door knows about a message besides its bytes.
@@ -53,10 +54,11 @@ type Threader interface {
 // Message is a received message as the ingest path sees it.
 type Message struct {
 	Headers
-	Env   Envelope
-	Class string
-	// Classified is the full classification: reasons, whether automatic
-	// mail may answer, upstream spam and DMARC verdicts.
+	Env Envelope
+	// Classified is the full classification: the class, its reasons,
+	// whether automatic mail may answer, upstream spam and DMARC verdicts.
+	// It is the one copy: storage.Incoming takes all of it, so no part is
+	// lost on the way to the rules gate.
 	Classified classify.Result
 	// Inboxes are the inbox addresses among the recipients.
 	Inboxes []string
@@ -195,7 +197,6 @@ func (p *Pipeline) prepare(ctx context.Context, sp *Spool, env Envelope) (*Messa
 		m.Env.From = env.From
 	}
 	m.Classified = classify.Classify(m.Header, env.From, p.opts.Own)
-	m.Class = m.Classified.Kind.String()
 	if p.opts.Auth != nil {
 		m.Auth = p.opts.Auth.Verify(ctx, senderauth.Input{
 			Message: io.NewSectionReader(sp, 0, sp.Size()), AuthResults: m.Header.Values("Authentication-Results"),
@@ -220,7 +221,8 @@ func (p *Pipeline) DeliverWritten(ctx context.Context, raw []byte, env Envelope,
 	start := time.Now()
 	sp := SpoolBytes(raw)
 	env.Source = storage.SourceWeb
-	m := &Message{Headers: sp.Headers, Env: env, Class: classify.Human.String()}
+	// Written by a signed-in agent: human by what the session proved.
+	m := &Message{Headers: sp.Headers, Env: env, Classified: classify.Result{Class: vocab.ClassHuman}}
 	in := p.incoming(sp, m)
 	in.Auth = storage.SenderAuth{Method: storage.SourceWeb, FromDomain: domainOf(env.From), Aligned: true}
 	in.Place = func(context.Context, *storage.Tx) (storage.Placement, error) { return place, nil }
@@ -247,7 +249,7 @@ func (p *Pipeline) incoming(sp *Spool, m *Message) *storage.Incoming {
 		Body: sp, Hash: m.Hash, ContentHash: m.ContentHash, MessageID: m.MessageID, InReplyTo: m.Parent(), References: m.References,
 		ThreadRoot: threadRoot(m.ThreadIndex), NormSubject: threading.NormalizeSubject(m.RawSubject),
 		ThreadTopic: m.ThreadTopic, From: m.From, FromName: m.FromName, To: m.To, Cc: m.Cc,
-		EnvFrom: env.From, EnvTo: env.To, Subject: m.Subject, Date: m.Date, Class: m.Class, Role: "customer",
+		EnvFrom: env.From, EnvTo: env.To, Subject: m.Subject, Date: m.Date, Class: m.Classified.Class, Role: "customer",
 		Inboxes: m.Inboxes, DefaultInbox: p.opts.Inboxes[0], Source: env.Source, Imported: env.Imported, Auth: storedAuth(m.Auth),
 		NoAutoReply: m.Classified.NoAutoReply, Suspect: m.Classified.Suspect, ClassReasons: m.Classified.Reasons,
 	}
@@ -267,7 +269,7 @@ func (p *Pipeline) delivered(m *Message, d storage.Delivered, err error, start t
 	// One line per message at the default level: an operator sees mail
 	// arrive without turning on debugging.
 	p.opts.Logger.Info("message received", "message_id", m.MessageID, "from", m.Env.From, "ticket", d.Ticket,
-		"new", d.NewTicket, "duplicate", d.Duplicate, "class", m.Class, "source", m.Env.Source)
+		"new", d.NewTicket, "duplicate", d.Duplicate, "class", m.Classified.Class, "source", m.Env.Source)
 	return d, nil
 }
 

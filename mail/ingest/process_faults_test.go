@@ -14,6 +14,7 @@ import (
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // faultRig is a processor over a fault-injecting work store. Its
@@ -83,7 +84,7 @@ func (l *lockedWriter) String() string {
 }
 
 // committed counts the entries of kind on ticket d.
-func (r *faultRig) committed(t *testing.T, d storage.Delivered, kind string) int {
+func (r *faultRig) committed(t *testing.T, d storage.Delivered, kind vocab.EventKind) int {
 	t.Helper()
 	td, err := r.store.GetTicket(context.Background(), d.Ticket)
 	if err != nil {

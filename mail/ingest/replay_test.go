@@ -15,6 +15,7 @@ import (
 	"github.com/tendhq/tend/storage/storagetest"
 	"github.com/tendhq/tend/threading"
 	"github.com/tendhq/tend/threading/threadingtest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // corpusDir is the labelled threading corpus, relative to this package.
@@ -188,8 +189,11 @@ func (ci *corpusInstall) event(t *testing.T, st threadingtest.Step, labels, rows
 			t.Fatalf("merge %v: %v", st.Args, err)
 		}
 	case "state":
-		state := st.Args[1]
-		err := ci.store.InTx(ctx, func(tx *storage.Tx) error {
+		state, err := vocab.ParseState(st.Args[1])
+		if err != nil {
+			t.Fatalf("state %v: %v", st.Args, err)
+		}
+		err = ci.store.InTx(ctx, func(tx *storage.Tx) error {
 			return tx.UpdateTicket(ctx, labels[st.Args[0]], storage.TicketUpdate{State: &state})
 		})
 		if err != nil {

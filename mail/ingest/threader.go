@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/mail/senderauth"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/threading"
+	"github.com/tendhq/tend/vocab"
 )
 
 // DecisionThreader places messages with threading.Decide, running its
@@ -22,7 +22,7 @@ type DecisionThreader struct {
 // Place implements Threader.
 func (t DecisionThreader) Place(ctx context.Context, m *Message, tx *storage.Tx) (storage.Placement, error) {
 	tm := threading.FromFields(m.Fields, m.Env.To)
-	tm.IsBounce = m.Classified.Kind == classify.Bounce
+	tm.IsBounce = m.Classified.Class == vocab.ClassBounce
 	if m.Derived {
 		tm.MessageID = ""
 	}
@@ -31,13 +31,13 @@ func (t DecisionThreader) Place(ctx context.Context, m *Message, tx *storage.Tx)
 		return storage.Placement{}, err
 	}
 	p := storage.Placement{Ticket: d.Ticket, NoTicket: d.NoTicket}
-	if m.Classified.Kind == classify.OwnMail && d.Reply == nil && !d.NoTicket {
+	if m.Classified.Class == vocab.ClassOwnMail && d.Reply == nil && !d.NoTicket {
 		// Our own mail came back (a loop header, our Message-ID domain):
 		// keep it, but never let it open or feed a ticket.
 		d.Evidence = append(d.Evidence, threading.Evidence{Kind: threading.EvidenceLoop, Detail: "our own mail came back: " + strings.Join(m.Classified.Reasons, "; "), Accepted: true})
 		p.Ticket, p.NoTicket = 0, true
 	}
-	if m.Classified.Kind == classify.Bounce && d.Reply == nil && !p.NoTicket {
+	if m.Classified.Class == vocab.ClassBounce && d.Reply == nil && !p.NoTicket {
 		// A delivery report is about our mail, not a customer's word: it
 		// is kept off the ticket it references and handled as a bounce
 		// (the outbox row it reports on is marked failed, on that ticket's
@@ -48,7 +48,7 @@ func (t DecisionThreader) Place(ctx context.Context, m *Message, tx *storage.Tx)
 	}
 	if d.Reply != nil {
 		p.AgentID, p.Note, p.Role = d.Reply.Agent, d.Reply.Purpose == threading.PurposeNote, "agent"
-	} else if !p.NoTicket && (m.Classified.Kind == classify.Human || m.Classified.Kind == classify.List) {
+	} else if !p.NoTicket && (m.Classified.Class == vocab.ClassHuman || m.Classified.Class == vocab.ClassList) {
 		// A reply-all's other recipients join the ticket. So does the
 		// list address of a list thread: it is what lets the next
 		// subscriber's reply (To: the list) thread by its reference to a

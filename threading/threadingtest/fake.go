@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/threading"
+	"github.com/tendhq/tend/vocab"
 )
 
 // Fake is an in-memory threading.Lookup. Record and Open mirror what
@@ -71,7 +72,7 @@ func (f *Fake) Open(msg threading.Message, at time.Time) int64 {
 		subj = msg.ThreadTopic
 	}
 	f.tickets[n] = &fakeTicket{
-		info:         threading.TicketInfo{Number: n, State: "new", Customer: msg.From, UpdatedAt: at},
+		info:         threading.TicketInfo{Number: n, State: vocab.StateNew, Customer: msg.From, UpdatedAt: at},
 		subjectKey:   threading.NormalizeSubject(subj),
 		participants: map[string]bool{},
 	}
@@ -120,13 +121,13 @@ func (f *Fake) AddParticipant(ticket int64, addr string) {
 }
 
 // SetState changes a ticket's state at time at.
-func (f *Fake) SetState(ticket int64, state string, at time.Time) {
+func (f *Fake) SetState(ticket int64, state vocab.State, at time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if t := f.tickets[ticket]; t != nil {
 		t.info.State = state
 		t.info.UpdatedAt = at
-		if state == "resolved" {
+		if state == vocab.StateResolved {
 			t.info.ResolvedAt = at
 		}
 	}
@@ -142,7 +143,7 @@ func (f *Fake) Merge(from, into int64) {
 		return
 	}
 	src.mergedInto = into
-	src.info.State = "merged"
+	src.info.State = vocab.StateClosed // as storage.Merge leaves it
 	for a := range src.participants {
 		dst.participants[a] = true
 	}
@@ -252,7 +253,7 @@ func (f *Fake) RecentTicketBySubject(_ context.Context, customer, key string, si
 	var best *fakeTicket
 	for _, n := range f.bySubject[customer+"\x00"+key] {
 		t := f.tickets[n]
-		if t.mergedInto != 0 || t.info.State == "closed" || t.info.UpdatedAt.Before(since) {
+		if t.mergedInto != 0 || t.info.State == vocab.StateClosed || t.info.UpdatedAt.Before(since) {
 			continue
 		}
 		if best == nil || t.info.UpdatedAt.After(best.info.UpdatedAt) || t.info.UpdatedAt.Equal(best.info.UpdatedAt) && t.info.Number > best.info.Number {
