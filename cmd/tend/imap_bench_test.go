@@ -107,7 +107,13 @@ func benchIMAPSync(b *testing.B, n int, addr, user, pass string) {
 		cpu0 := cpuTime()
 		start := time.Now()
 		b.StartTimer()
-		go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), io.Discard) }()
+		polling := make(chan struct{})
+		go func() { done <- serve(ctx, cfg, slog.New(&onFirstLog{prefix: "imap", seen: polling}), io.Discard) }()
+		select {
+		case <-polling:
+		case err := <-done:
+			b.Fatalf("serve ended before the poller started: %v", err)
+		}
 		waitBackfill(b, cfg, done)
 		took := time.Since(start)
 		b.StopTimer()
@@ -170,11 +176,38 @@ func benchCPUProfile(b *testing.B) func() {
 	if err := pprof.StartCPUProfile(f); err != nil {
 		b.Fatal(err)
 	}
-	return func() {
-		pprof.StopCPUProfile()
-		_ = f.Close()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		})
 	}
+	b.Cleanup(stop) // a failed run does not leave the profiler running
+	return stop
 }
+
+// onFirstLog discards every record and closes seen at the first one whose
+// message starts with prefix. The poller logs only once serve has opened
+// (and migrated) the database, which the benchmark may then open too: two
+// migrations at once would fail one of them.
+type onFirstLog struct {
+	prefix string
+	seen   chan struct{}
+	once   sync.Once
+}
+
+func (h *onFirstLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+
+func (h *onFirstLog) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, h.prefix) {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return nil
+}
+
+func (h *onFirstLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *onFirstLog) WithGroup(string) slog.Handler      { return h }
 
 // benchCopy returns message i of n taken from msgs: cycled, each copy
 // made distinct by a header.
