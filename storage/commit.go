@@ -243,6 +243,52 @@ func (c *Committer) syncMoved(batch []*commitReq) error {
 	return nil
 }
 
+// errSavepoints makes applyAll give a batch back to the savepoint path.
+var errSavepoints = errors.New("storage: batch applied again, one message per savepoint")
+
+// applyAll stores the whole batch in one transaction with no savepoint
+// per message, and its events and work rows in one statement each: a
+// savepoint journals every page its message touches again, which costs
+// about as much as the message's own writes. When a message fails, or
+// the transaction does, nothing is stored and applyAll reports false:
+// the batch is then applied message by message in savepoints (commit),
+// which keeps a failing message from taking the others with it and
+// retries conflicts.
+func (c *Committer) applyAll(ctx context.Context, batch []*commitReq, results []commitRes) bool {
+	var l later
+	err := c.s.write(ctx, true, func(tx *gorm.DB) error {
+		l = later{}
+		if err := c.s.fault(FaultBegin); err != nil {
+			return err
+		}
+		for i, r := range batch {
+			if r.ctx.Err() != nil {
+				return errSavepoints
+			}
+			d, err := c.s.deliver(r.ctx, tx, r.in, &l)
+			if err == nil {
+				err = c.s.fault(FaultDeliver)
+			}
+			if err != nil {
+				return fmt.Errorf("%w: %w", errSavepoints, err)
+			}
+			results[i] = commitRes{d: d}
+		}
+		if err := l.flush(tx); err != nil {
+			return err
+		}
+		if err := c.s.fault(FaultCommit); err != nil {
+			return err
+		}
+		return c.syncMoved(batch)
+	})
+	if err != nil {
+		clear(results)
+		return false
+	}
+	return true
+}
+
 func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 	results := make([]commitRes, len(batch))
 	if c.s.segs != nil {
@@ -279,6 +325,9 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 	for i := range pending {
 		pending[i] = i
 	}
+	if len(batch) > 1 && c.applyAll(ctx, batch, results) {
+		pending = nil
+	}
 	for attempt := 0; len(pending) > 0; attempt++ {
 		last := attempt >= c.retries
 		var again []int
@@ -298,14 +347,14 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 				if err := tx.SavePoint(sp).Error; err != nil {
 					return err
 				}
-				d, err := c.s.deliver(r.ctx, tx, r.in)
+				d, err := c.s.deliver(r.ctx, tx, r.in, nil)
 				if dedupConflict(err) {
 					// Another replica stored the same message since
 					// the lookup: looked up again, it is a duplicate.
 					if rerr := tx.RollbackTo(sp).Error; rerr != nil {
 						return rerr
 					}
-					d, err = c.s.deliver(r.ctx, tx, r.in)
+					d, err = c.s.deliver(r.ctx, tx, r.in, nil)
 				}
 				if err == nil {
 					err = c.s.fault(FaultDeliver)

@@ -321,3 +321,6 @@ func MakeLegacySegments(ctx context.Context, s *Store) error {
 	}
 	return nil
 }
+
+// Queued is how many deliveries wait for c's next batch.
+func Queued(c *Committer) int { return len(c.reqs) }

@@ -167,8 +167,62 @@ func (t *Tx) inboxIDs(addrs []string) ([]int64, error) {
 // ErrNotFound is returned when a row asked for does not exist.
 var ErrNotFound = errors.New("not found")
 
-// deliver applies one message inside tx.
-func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Delivered, error) {
+// later holds the rows of a batch that nothing in its transaction reads
+// back (events, work): they are inserted together at the end of the
+// batch, a statement for all instead of two or three per message. A nil
+// *later inserts each row at once.
+type later struct {
+	events []Event
+	work   []Work
+}
+
+// event stores ev now (l is nil) or with the batch's other rows.
+func (l *later) event(db *gorm.DB, ev Event) error {
+	if l != nil {
+		l.events = append(l.events, ev)
+		return nil
+	}
+	if err := db.Create(&ev).Error; err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	return nil
+}
+
+// job stores w now (l is nil) or with the batch's other rows.
+func (l *later) job(db *gorm.DB, w Work) error {
+	if l != nil {
+		l.work = append(l.work, w)
+		return nil
+	}
+	if err := db.Create(&w).Error; err != nil {
+		return fmt.Errorf("work: %w", err)
+	}
+	return nil
+}
+
+// laterChunk bounds the rows of one multi-row INSERT: PostgreSQL takes
+// at most 65,535 parameters in a statement, SQLite 32,766.
+const laterChunk = 500
+
+// flush inserts the rows held, in the order they were added.
+func (l *later) flush(db *gorm.DB) error {
+	if len(l.events) > 0 {
+		if err := db.CreateInBatches(&l.events, laterChunk).Error; err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
+	}
+	if len(l.work) > 0 {
+		if err := db.CreateInBatches(&l.work, laterChunk).Error; err != nil {
+			return fmt.Errorf("work: %w", err)
+		}
+	}
+	l.events, l.work = l.events[:0], l.work[:0]
+	return nil
+}
+
+// deliver applies one message inside tx; its events and work row go to
+// l (nil: inserted at once).
+func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming, l *later) (Delivered, error) {
 	var dup struct {
 		ID       int64
 		TicketID *int64
@@ -208,10 +262,14 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 	raw := RawMessage{Hash: in.Hash, Size: body.Size(), CreatedAt: now}
 	switch {
 	case in.file != nil:
-		if err := s.segs.moveIn(in.file.Name(), in.Hash); err != nil {
-			return Delivered{}, err
+		// A transaction run again (a conflict, or a batch applied
+		// again in savepoints) finds the file moved in already.
+		if !in.moved {
+			if err := s.segs.moveIn(in.file.Name(), in.Hash); err != nil {
+				return Delivered{}, err
+			}
+			in.moved = true
 		}
-		in.moved = true
 		raw.Segment = fileSegment
 	case in.seg != nil:
 		raw.Segment, raw.Offset = in.seg.id, in.seg.offset
@@ -247,7 +305,7 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 		if len(home) == 0 {
 			return Delivered{}, errors.New("deliver: the message reached no inbox and there is no default inbox")
 		}
-		id, err := s.openTicket(db, in, home[0], p, now)
+		id, err := s.openTicket(db, in, home[0], p, now, l)
 		if err != nil {
 			return Delivered{}, err
 		}
@@ -295,13 +353,12 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming) (Deliver
 	}
 	if d.Ticket != 0 {
 		ev := Event{TicketID: d.Ticket, Kind: vocab.EventMessageReceived, Actor: in.From, Detail: p.Summary, MessageRowID: &msg.ID, CreatedAt: now}
-		if err := db.Create(&ev).Error; err != nil {
-			return Delivered{}, fmt.Errorf("event: %w", err)
+		if err := l.event(db, ev); err != nil {
+			return Delivered{}, err
 		}
 	}
-	w := Work{Kind: WorkProcess, MessageRowID: msg.ID, NotBefore: now, CreatedAt: now}
-	if err := db.Create(&w).Error; err != nil {
-		return Delivered{}, fmt.Errorf("work: %w", err)
+	if err := l.job(db, Work{Kind: WorkProcess, MessageRowID: msg.ID, NotBefore: now, CreatedAt: now}); err != nil {
+		return Delivered{}, err
 	}
 	return d, nil
 }
@@ -329,7 +386,7 @@ func (m Message) Reasons() []string {
 // a received message.
 const WorkProcess = "process"
 
-func (s *Store) openTicket(db *gorm.DB, in *Incoming, inboxID int64, p Placement, now time.Time) (int64, error) {
+func (s *Store) openTicket(db *gorm.DB, in *Incoming, inboxID int64, p Placement, now time.Time, l *later) (int64, error) {
 	contactID, err := upsertContact(db, in.From, in.FromName, now)
 	if err != nil {
 		return 0, err
@@ -364,9 +421,8 @@ func (s *Store) openTicket(db *gorm.DB, in *Incoming, inboxID int64, p Placement
 	if p.LinkedTo != 0 {
 		detail = fmt.Sprintf("ticket opened, linked to #%d", p.LinkedTo)
 	}
-	ev := Event{TicketID: t.ID, Kind: vocab.EventTicketCreated, Actor: in.From, Detail: detail, CreatedAt: now}
-	if err := db.Create(&ev).Error; err != nil {
-		return 0, fmt.Errorf("event: %w", err)
+	if err := l.event(db, Event{TicketID: t.ID, Kind: vocab.EventTicketCreated, Actor: in.From, Detail: detail, CreatedAt: now}); err != nil {
+		return 0, err
 	}
 	return t.ID, nil
 }
@@ -401,14 +457,24 @@ func newestOpenTicket(db *gorm.DB, contactID int64) (int64, error) {
 }
 
 func upsertContact(db *gorm.DB, email, name string, now time.Time) (int64, error) {
-	var id int64
+	// The row is updated only when it gains a name: an UPDATE that
+	// changes nothing would still rewrite it and its search entry
+	// (search_contacts_au), for every message of a known customer. When
+	// nothing was written, RETURNING gives no row and a read finds it.
+	var ids []int64
 	err := db.Raw(`INSERT INTO contacts (email, name, suppress_reason, created_at) VALUES (?, ?, '', ?)
-		ON CONFLICT (email) DO UPDATE SET name = CASE WHEN contacts.name = '' THEN excluded.name ELSE contacts.name END
-		RETURNING id`, email, name, now).Scan(&id).Error
+		ON CONFLICT (email) DO UPDATE SET name = excluded.name WHERE contacts.name = '' AND excluded.name <> ''
+		RETURNING id`, email, name, now).Scan(&ids).Error
+	if err == nil && len(ids) == 0 {
+		err = db.Raw(`SELECT id FROM contacts WHERE email = ?`, email).Scan(&ids).Error
+	}
+	if err == nil && len(ids) == 0 {
+		err = ErrNotFound
+	}
 	if err != nil {
 		return 0, fmt.Errorf("contact %s: %w", email, err)
 	}
-	return id, nil
+	return ids[0], nil
 }
 
 func linkInboxes(db *gorm.DB, ticket int64, inboxIDs []int64) error {

@@ -292,7 +292,7 @@ func (t *Tx) SplitMessage(ctx context.Context, msgRowID int64, o SplitOptions) (
 func (t *Tx) openSplitTicket(ctx context.Context, m Message, inboxID int64, o SplitOptions, now time.Time) (int64, error) {
 	db := t.db.WithContext(ctx)
 	in := &Incoming{From: m.FromAddr, FromName: m.FromName, Subject: m.Subject, NormSubject: o.NormSubject}
-	n, err := t.s.openTicket(db, in, inboxID, Placement{LinkedTo: o.LinkedTo}, now)
+	n, err := t.s.openTicket(db, in, inboxID, Placement{LinkedTo: o.LinkedTo}, now, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -337,4 +338,88 @@ func TestDeliverAllInOrder(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestGroupCommitOneBatch hands the committer one batch of ten messages
+// (queued before it runs), and the same with the sixth failing inside the
+// transaction, after its raw row was written: the batch is stored whole,
+// with each ticket's events in order and a work row per message, or all
+// but the failing one, of which nothing is left.
+func TestGroupCommitOneBatch(t *testing.T) {
+	const n, bad = 10, 5
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fail=%v", fail), func(t *testing.T) {
+			suite(t, func(t *testing.T, s *storage.Store, _ *storagetest.FakeClock) {
+				ctx := context.Background()
+				c := s.NewCommitter(64, nil)
+				ins := make([]*storage.Incoming, n)
+				for i := range ins {
+					ins[i] = incoming(fmt.Sprintf("c%d@example.com", i), fmt.Sprintf("batch-%d@example.com", i), fmt.Sprintf("Batch %d", i), "")
+				}
+				if fail {
+					ins[bad].Place = func(context.Context, *storage.Tx) (storage.Placement, error) {
+						return storage.Placement{}, errors.New("threading broke")
+					}
+				}
+				type result struct {
+					ds   []storage.Delivered
+					errs []error
+				}
+				out := make(chan result, 1)
+				go func() {
+					ds, errs := c.DeliverAll(ctx, ins)
+					out <- result{ds, errs}
+				}()
+				waitUntil(t, "ten queued deliveries", func() bool { return storage.Queued(c) == n })
+				runCtx, cancel := context.WithCancel(ctx)
+				done := make(chan error, 1)
+				go func() { done <- c.Run(runCtx) }()
+				defer func() { cancel(); <-done }()
+				r := <-out
+				stored := 0
+				for i, err := range r.errs {
+					if (err != nil) != (fail && i == bad) {
+						t.Fatalf("message %d: error %v", i, err)
+					}
+					if err != nil {
+						continue
+					}
+					stored++
+					evs, err := storage.RawEvents(ctx, s, r.ds[i].Ticket)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var kinds []vocab.EventKind
+					for _, ev := range evs {
+						kinds = append(kinds, ev.Kind)
+					}
+					if want := []vocab.EventKind{vocab.EventTicketCreated, vocab.EventMessageReceived}; !slices.Equal(kinds, want) {
+						t.Errorf("message %d: ticket %d has events %v, want %v", i, r.ds[i].Ticket, kinds, want)
+					}
+				}
+				cnt, err := s.Counts(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cnt.RawMessages != int64(stored) || cnt.PendingWork != int64(stored) {
+					t.Errorf("%d raw messages and %d work rows stored, want %d of each", cnt.RawMessages, cnt.PendingWork, stored)
+				}
+			})
+		})
+	}
+}
+
+// waitUntil polls cond every few milliseconds for up to 10 seconds.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("no %s after 10 s", what)
+		}
+	}
 }

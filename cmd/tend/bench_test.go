@@ -100,7 +100,7 @@ func cpuTime() time.Duration {
 
 // benchCorpus loads TEND_BENCH_CORPUS (the shared load generator's
 // corpus) or generates messages of the same shapes (benchMessages).
-func benchCorpus(b *testing.B) [][]byte {
+func benchCorpus(b testing.TB) [][]byte {
 	if dir := os.Getenv("TEND_BENCH_CORPUS"); dir != "" {
 		msgs, err := loadBenchMessages(dir)
 		if err != nil {

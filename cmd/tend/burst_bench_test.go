@@ -66,8 +66,9 @@ type burstTarget struct {
 	serve   bool   // the whole server, processor included
 }
 
-// waitProcessed waits until no work is left in the server's database.
-func (t burstTarget) waitProcessed(b *testing.B, limit time.Duration) {
+// waitProcessed waits until no work is left in the server's database;
+// false means some was still pending after limit.
+func (t burstTarget) waitProcessed(b *testing.B, limit time.Duration) bool {
 	opts := storage.Options{Driver: storage.DriverSQLite, DSN: filepath.Join(t.dataDir, "tend.db")}
 	if t.dsn != "" {
 		opts = storage.Options{Driver: storage.DriverPostgres, DSN: t.dsn}
@@ -83,13 +84,13 @@ func (t burstTarget) waitProcessed(b *testing.B, limit time.Duration) {
 	for {
 		c, err := st.Counts(context.Background())
 		if err == nil && c.PendingWork == 0 {
-			return
+			return true
 		}
 		select {
 		case <-tick.C:
 		case <-deadline:
 			b.Logf("work still pending after %s", limit)
-			return
+			return false
 		}
 	}
 }

@@ -17,11 +17,12 @@ import (
 	"github.com/jhillyerd/enmime/v2"
 )
 
-// memIMAP is go-imap's in-memory server on 127.0.0.1:0 with one user.
-func memIMAP(t *testing.T, user, password string) string {
+// memIMAP is go-imap's in-memory server on 127.0.0.1:0 with one user,
+// whose INBOX the caller may fill.
+func memIMAP(t testing.TB, user, password string) (addr string, u *imapmemserver.User) {
 	t.Helper()
 	mem := imapmemserver.New()
-	u := imapmemserver.NewUser(user, password)
+	u = imapmemserver.NewUser(user, password)
 	if err := u.Create("INBOX", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func memIMAP(t *testing.T, user, password string) string {
 	})
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
+	return ln.Addr().String(), u
 }
 
 // alertMails returns the mails the relay received whose subject contains
@@ -92,7 +93,7 @@ sender_auth: {verify: false}
 // fixed, one recovery mail each.
 func TestIMAPLoginFailureAlert(t *testing.T) {
 	const down, up = "IMAP mailbox failing", "IMAP mailbox working again"
-	addr := memIMAP(t, "support@acme.test", "right")
+	addr, _ := memIMAP(t, "support@acme.test", "right")
 	relay := startRelayCapture(t)
 	dir := t.TempDir()
 	cfg := alertConfig(t, dir, addr, "wrong", relay.addr)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tendhq/tend/internal/heappeak"
 	"github.com/tendhq/tend/mail/imappoll/dovecottest"
 	"github.com/tendhq/tend/storage/storagetest"
 )
@@ -125,7 +126,7 @@ func BenchmarkFirstSync(b *testing.B) {
 		runtime.GC()
 		var base runtime.MemStats
 		runtime.ReadMemStats(&base)
-		peak := sampler(base.HeapAlloc)
+		peak := heappeak.Start(base.HeapAlloc)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		start := time.Now()
@@ -134,7 +135,7 @@ func BenchmarkFirstSync(b *testing.B) {
 		elapsed := time.Since(start)
 		cancel()
 		<-done
-		maxHeap := peak()
+		maxHeap := peak.Stop()
 		if got := d.storedCount(); got != n {
 			b.Fatalf("stored %d, want %d", got, n)
 		}
@@ -142,30 +143,6 @@ func BenchmarkFirstSync(b *testing.B) {
 		b.ReportMetric(float64(maxHeap)/(1<<20), "peak-heap-MiB")
 		b.Logf("first sync of %d messages: %v (%.0f msgs/s), peak heap %.1f MiB (baseline %.1f MiB)", n, elapsed, float64(n)/elapsed.Seconds(), float64(maxHeap)/(1<<20), float64(base.HeapAlloc)/(1<<20))
 	}
-}
-
-// sampler samples HeapAlloc every 10 ms until the returned function is
-// called, which returns the peak seen.
-func sampler(initial uint64) func() uint64 {
-	stop := make(chan struct{})
-	res := make(chan uint64)
-	go func() {
-		peak := initial
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			var m runtime.MemStats
-			runtime.ReadMemStats(&m)
-			peak = max(peak, m.HeapAlloc)
-			select {
-			case <-stop:
-				res <- peak
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() uint64 { close(stop); return <-res }
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

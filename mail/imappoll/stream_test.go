@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tendhq/tend/internal/heappeak"
 	"github.com/tendhq/tend/mail/imappoll/dovecottest"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage/storagetest"
@@ -149,14 +150,14 @@ func syncBig(t testing.TB, o Options, n int, want map[string]string) (peak, base
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	sample := sampler(m.HeapAlloc)
+	sample := heappeak.Start(m.HeapAlloc)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = p.Run(ctx); close(done) }()
 	waitFor(t, 5*time.Minute, "the big messages", func() bool { return st.state(p.opts.key()).BackfillDone })
 	cancel()
 	<-done
-	peak = sample()
+	peak = sample.Stop()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.err != nil {
