@@ -58,6 +58,15 @@ type benchRun struct {
 	QueueP95MS    float64 `json:"queue_page_p95_ms"`
 	TicketP95MS   float64 `json:"ticket_page_p95_ms"`
 	TicketsStored int64   `json:"tickets"`
+	// ReceivedBytes are the bytes of mail sent through the door;
+	// DiskBytes what the store grew by meanwhile (SQLite: the data
+	// directory, database, WAL and raw segments; PostgreSQL: the
+	// database), measured once drained and checkpointed as the
+	// server's maintenance does; DiskRatio the one over the other.
+	ReceivedBytes int64              `json:"received_bytes"`
+	DiskBytes     int64              `json:"disk_bytes"`
+	DiskRatio     float64            `json:"disk_ratio"`
+	DiskParts     []storage.DiskPart `json:"disk_parts"` // the files and the largest tables and indexes, after
 }
 
 // cmdBench is `tend bench`: the benchmark a user runs on their own
@@ -76,6 +85,7 @@ func cmdBench(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	drainFor := fs.Duration("drain-timeout", 10*time.Minute, "how long a round may take to drain")
+	keep := fs.String("keep", "", "keep each round's data directory (SQLite) under this directory, to look at where the bytes went")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,7 +113,7 @@ func cmdBench(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}
 	var runs []benchRun
 	for _, c := range cs {
-		r, err := benchRound(ctx, bin, *dsn, msgs, *n, c, *drainFor, *quiet, stderr)
+		r, err := benchRound(ctx, bin, *dsn, msgs, *n, c, *drainFor, *quiet, *keep, stderr)
 		if err != nil {
 			return fmt.Errorf("concurrency %d: %w", c, err)
 		}
@@ -115,12 +125,22 @@ func cmdBench(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		return enc.Encode(map[string]any{"backend": backendName(*dsn), "runs": runs})
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%s\tC\tin msgs/s\tp50 ms\tp99 ms\tdrained msgs/s\tCPU ms/msg\tpeak RSS MiB\tthreading p95 ms\tqueue p95 ms\tticket p95 ms\trelayed\tdeferred\t\n", backendName(*dsn))
+	fmt.Fprintf(tw, "%s\tC\tin msgs/s\tp50 ms\tp99 ms\tdrained msgs/s\tCPU ms/msg\tpeak RSS MiB\tthreading p95 ms\tqueue p95 ms\tticket p95 ms\trelayed\tdeferred\tdisk ÷ received\t\n", backendName(*dsn))
 	for _, r := range runs {
-		fmt.Fprintf(tw, "\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f\t%.2f\t%.1f\t%.1f\t%d\t%d\t\n", r.Concurrency, r.IngestRate, r.P50MS, r.P99MS,
-			r.DrainedRate, r.CPUms, r.PeakRSSMiB, r.ThreadingP95, r.QueueP95MS, r.TicketP95MS, r.Relayed, r.Deferred)
+		fmt.Fprintf(tw, "\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f\t%.2f\t%.1f\t%.1f\t%d\t%d\t%.2f\t\n", r.Concurrency, r.IngestRate, r.P50MS, r.P99MS,
+			r.DrainedRate, r.CPUms, r.PeakRSSMiB, r.ThreadingP95, r.QueueP95MS, r.TicketP95MS, r.Relayed, r.Deferred, r.DiskRatio)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range runs {
+		fmt.Fprintf(stdout, "C=%d disk: %.1f MB stored for %.1f MB received; after:", r.Concurrency, float64(r.DiskBytes)/1e6, float64(r.ReceivedBytes)/1e6)
+		for _, p := range r.DiskParts {
+			fmt.Fprintf(stdout, " %s %.1f MB,", p.Name, float64(p.Bytes)/1e6)
+		}
+		fmt.Fprintln(stdout)
+	}
+	return nil
 }
 
 func backendName(dsn string) string {
@@ -131,13 +151,15 @@ func backendName(dsn string) string {
 }
 
 // benchRound runs one concurrency on a fresh database.
-func benchRound(ctx context.Context, bin, dsn string, msgs [][]byte, n, conc int, drainFor time.Duration, quiet bool, stderr io.Writer) (benchRun, error) {
+func benchRound(ctx context.Context, bin, dsn string, msgs [][]byte, n, conc int, drainFor time.Duration, quiet bool, keep string, stderr io.Writer) (benchRun, error) {
 	r := benchRun{Concurrency: conc, Messages: n}
-	dir, err := os.MkdirTemp("", "tend-bench-")
+	dir, err := os.MkdirTemp(keep, "tend-bench-")
 	if err != nil {
 		return r, err
 	}
-	defer os.RemoveAll(dir)
+	if keep == "" {
+		defer os.RemoveAll(dir)
+	}
 	database := ""
 	if dsn != "" {
 		tmp, drop, err := tempPostgres(ctx, dsn)
@@ -176,17 +198,6 @@ log: {level: info}
 	}
 	defer srv.stop()
 
-	cpu0 := srv.cpu()
-	start := time.Now()
-	lat, err := blast(srv.smtp, msgs, n, conc, quiet, stderr)
-	if err != nil {
-		return r, err
-	}
-	doorDone := time.Since(start)
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	r.IngestRate = float64(n) / doorDone.Seconds()
-	r.P50MS, r.P99MS = ms(pctile(lat, 0.5)), ms(pctile(lat, 0.99))
-
 	opts := storage.Options{Driver: storage.DriverSQLite, DataDir: filepath.Join(dir, "data"), Existing: true}
 	if dsn != "" {
 		opts = storage.Options{Driver: storage.DriverPostgres, DSN: dsn, Existing: true}
@@ -196,6 +207,22 @@ log: {level: info}
 		return r, err
 	}
 	defer st.Close()
+	disk0, err := st.DiskUsage(ctx)
+	if err != nil {
+		return r, err
+	}
+
+	cpu0 := srv.cpu()
+	start := time.Now()
+	lat, received, err := blast(srv.smtp, msgs, n, conc, quiet, stderr)
+	if err != nil {
+		return r, err
+	}
+	doorDone := time.Since(start)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	r.IngestRate = float64(n) / doorDone.Seconds()
+	r.P50MS, r.P99MS = ms(pctile(lat, 0.5)), ms(pctile(lat, 0.99))
+	r.ReceivedBytes = received
 	deadline := time.Now().Add(drainFor)
 	var counts storage.Counts
 	for {
@@ -219,6 +246,18 @@ log: {level: info}
 	r.DrainedS, r.DrainedRate = drained.Seconds(), float64(n)/drained.Seconds()
 	r.CPUms = float64((srv.cpu() - cpu0).Microseconds()) / 1000 / float64(n)
 	r.Relayed, r.Deferred = sink.count.Load(), counts.DeferredOutbox
+	// What the server's maintenance does every second or so, so that
+	// the WAL is measured as it stays, not at the peak of the burst.
+	if err := st.Checkpoint(ctx); err != nil {
+		return r, err
+	}
+	disk, err := st.DiskUsage(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.DiskBytes = disk.Total - disk0.Total
+	r.DiskRatio = float64(r.DiskBytes) / float64(max(r.ReceivedBytes, 1))
+	r.DiskParts = append(disk.Files, disk.Objects[:min(len(disk.Objects), 12)]...)
 	if r.Relayed != counts.SentOutbox {
 		return r, fmt.Errorf("tend marked %d mails sent, the relay sink received %d", counts.SentOutbox, r.Relayed)
 	}
@@ -347,8 +386,8 @@ func (s *benchServer) peakRSS() int64 {
 }
 
 // blast sends n messages over conc SMTP connections, each reused, and
-// returns the DATA-to-250 latencies.
-func blast(addr string, msgs [][]byte, n, conc int, quiet bool, stderr io.Writer) ([]time.Duration, error) {
+// returns the DATA-to-250 latencies and the bytes of mail sent.
+func blast(addr string, msgs [][]byte, n, conc int, quiet bool, stderr io.Writer) ([]time.Duration, int64, error) {
 	bar := progressbar.DefaultSilent(int64(n))
 	if !quiet {
 		bar = progressbar.NewOptions(n, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription(fmt.Sprintf("C=%d", conc)),
@@ -356,7 +395,7 @@ func blast(addr string, msgs [][]byte, n, conc int, quiet bool, stderr io.Writer
 			progressbar.OptionSetItsString("msg"), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish())
 	}
 	defer bar.Close()
-	var next atomic.Int64
+	var next, sent atomic.Int64
 	lat := make([][]time.Duration, conc)
 	errs := make([]error, conc)
 	var wg sync.WaitGroup
@@ -386,15 +425,16 @@ func blast(addr string, msgs [][]byte, n, conc int, quiet bool, stderr io.Writer
 					return
 				}
 				lat[w] = append(lat[w], took)
+				sent.Add(int64(len(raw)))
 				_ = bar.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return slices.Concat(lat...), nil
+	return slices.Concat(lat...), sent.Load(), nil
 }
 
 // sendOn sends one message on an open session and returns the time from
