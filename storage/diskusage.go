@@ -20,7 +20,10 @@ type DiskPart struct {
 // (SQLite: the database, its WAL and the raw directory; PostgreSQL: the
 // database's size), Files the files that make it up (SQLite only) and
 // Objects the tables and indexes inside the database, largest first
-// (a table's TOAST is counted with it on PostgreSQL). It is what `tend
+// (a table's TOAST is counted with it on PostgreSQL; on SQLite only
+// where the driver has the dbstat table, which the bundled pure-Go one
+// lacks: `sqlite3 tend.db` on a copy kept with tend bench --keep shows
+// them). It is what `tend
 // bench` reports beside the bytes received, so that a growth in one
 // share can be seen.
 type DiskUsage struct {
