@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"mime/quotedprintable"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,8 +180,10 @@ func dirBytes(t *testing.T, dir string) int64 {
 
 // TestDiskProportionalToMail sends a day's worth of mixed mail through
 // the SMTP door with the default limits, shaped like the shared load
-// generator's corpus (../shared/bench: most mail a few KB of text, 5% with
-// a 200 KB attachment, which are most of the bytes), plus mails with
+// generator's corpus (../shared/bench, see corpusMail: most mail a few KB
+// of text, half of it with a longer HTML part, quoted-printable or
+// base64, under the trace and DKIM headers an MTA adds; 5% with a 200 KB
+// attachment, which are most of the bytes), plus mails with
 // attachments over notifications.attach_max, long text-only logs and an
 // MTA's redelivery of one of them through another hop. Once everything is
 // processed, acknowledged and notified to two agents (the 200 KB
@@ -239,27 +242,64 @@ func diskProportionalToMail(t *testing.T, backend string) {
 		received += int64(len(raw))
 		w.mustSend(from, []string{inbox}, raw)
 	}
+	// What RunMaintenance does meanwhile (every second on SQLite, ten
+	// on PostgreSQL): the day's mail arrives over hours, not in one
+	// transaction.
+	maintain := func() {
+		t.Helper()
+		if err := w.store.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.store.Reclaim(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// check measures the store once the background jobs have run.
+	check := func(what string, limit float64) {
+		t.Helper()
+		if _, err := w.store.CompactSegments(ctx, 0.25); err != nil {
+			t.Fatal(err)
+		}
+		maintain()
+		stored := size() - base
+		if backend == "sqlite" {
+			for _, name := range []string{"tend.db", "tend.db-wal", "raw"} {
+				t.Logf("%s: %s: %d bytes", what, name, dirBytes(t, filepath.Join(w.dataDir, name)))
+			}
+		} else {
+			logTableSizes(t, pg)
+		}
+		ratio := float64(stored) / float64(received)
+		t.Logf("%s: received %d bytes, store grew by %d: %.2f×", what, received, stored, ratio)
+		if ratio > limit {
+			t.Errorf("%s: store grew %.2f× the mail received, want at most %.2f×", what, ratio, limit)
+		}
+	}
 	r := rand.New(rand.NewPCG(10, 1))
-	words := strings.Fields("the order arrived late and the invoice shows a wrong address please tell me when my refund will be processed thanks")
 	for i := range 400 {
 		if i%50 == 49 {
-			// What RunMaintenance does meanwhile (every second on
-			// SQLite, ten on PostgreSQL): the day's mail arrives over
-			// hours, not in one transaction.
-			if err := w.store.Checkpoint(ctx); err != nil {
-				t.Fatal(err)
-			}
+			maintain()
 		}
 		if i%20 == 0 {
 			send(mailWithAttachment(fmt.Sprintf("scan%d@example.com", i), fmt.Sprintf("Scan %d", i), "The scan is attached.", "scan.pdf", 200<<10))
 			continue
 		}
-		var text strings.Builder
-		for range 100 + r.IntN(1500) {
-			text.WriteString(words[r.IntN(len(words))] + " ")
-		}
-		send(customerMail(fmt.Sprintf("q%d@example.com", i), fmt.Sprintf("Question %d", i), text.String()))
+		send(corpusMail(r, i))
 	}
+	if n := len(w.capture.take()); n < 3*400 {
+		t.Fatalf("%d mails relayed, want an acknowledgement and two notifications for each of 400 tickets", n)
+	}
+	// The day's mail alone, as the generated corpus is: the large
+	// mails below would otherwise make up most of the bytes.
+	// Issue 10 asks for 1.5×. PostgreSQL is not there yet on the day of
+	// small mail (2.12× measured): the outbox's dropped bodies stay as
+	// dead space until VACUUM lets later rows reuse it (5.7 MB of the
+	// 16 MB), so there the bound only keeps it from growing further.
+	limit := 1.5
+	if backend == "postgres" {
+		limit = 2.3
+	}
+	check("the corpus", limit)
 	for i := range 2 {
 		send(mailWithAttachment(fmt.Sprintf("att%d@example.com", i), fmt.Sprintf("Big scan %d", i), strings.Repeat("See the scan attached.\r\n", 500), "scan.pdf", 2<<20))
 		send(customerMail(fmt.Sprintf("log%d@example.com", i), fmt.Sprintf("Log %d", i), strings.Repeat("2026-03-02T10:00:00Z worker[42]: request failed, retrying in 5s\r\n", 1<<20/64)))
@@ -268,28 +308,84 @@ func diskProportionalToMail(t *testing.T, backend string) {
 		customer, "c400@example.org", 1)
 	received += int64(len(again))
 	w.mustSend("c400@example.org", []string{inbox}, "Received: from relay2.example.net by mx.acme.test; Mon, 2 Mar 2026 10:05:00 +0100\r\n"+again)
-	if n := len(w.capture.take()); n < 3*400 {
-		t.Fatalf("%d mails relayed, want an acknowledgement and two notifications for each of 400 tickets", n)
+	if n := len(w.capture.take()); n < 2*2+2 {
+		t.Fatalf("%d mails relayed for the large mails, want their notifications", n)
 	}
-	if _, err := w.store.CompactSegments(ctx, 0.25); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.store.Checkpoint(ctx); err != nil {
-		t.Fatal(err)
-	}
-	stored := size() - base
-	if backend == "sqlite" {
-		for _, name := range []string{"tend.db", "tend.db-wal", "raw"} {
-			t.Logf("%s: %d bytes", name, dirBytes(t, filepath.Join(w.dataDir, name)))
+	check("with the large mails", 1.5)
+}
+
+// corpusWords is the vocabulary of corpusMail, as the shared load
+// generator's (../shared/bench) is a support desk's.
+var corpusWords = strings.Fields(`hello I have a problem with my order the invoice shows a wrong address
+	please tell me when my refund will be processed thanks login password reset does not work error message
+	screenshot attached browser chrome firefox safari mobile app version latest install update account
+	subscription cancel renew payment card declined charged twice delivery tracking number package damaged
+	missing item replacement return label warehouse customer service waiting since last week urgent`)
+
+// corpusMail is mail number i as the shared load generator writes it
+// (../shared/bench/blast gencorpus): Received, DKIM-Signature and
+// Authentication-Results above the usual headers; about half plain text
+// (8bit, quoted-printable or base64) and half multipart/alternative with
+// a longer quoted-printable HTML part; 300 to 2,800 characters of text.
+// The 5% with a 200 KB attachment are the caller's.
+func corpusMail(r *rand.Rand, i int) string {
+	para := func(n int) string {
+		var b strings.Builder
+		for line := 0; b.Len() < n; {
+			w := corpusWords[r.IntN(len(corpusWords))]
+			if line+len(w) > 72 {
+				b.WriteString("\r\n")
+				line = 0
+			}
+			b.WriteString(w + " ")
+			line += len(w) + 1
 		}
-	} else {
-		logTableSizes(t, pg)
+		return b.String()
 	}
-	ratio := float64(stored) / float64(received)
-	t.Logf("received %d bytes, store grew by %d: %.2f×", received, stored, ratio)
-	if ratio > 1.5 {
-		t.Errorf("store grew %.2f× the mail received, want at most 1.5×", ratio)
+	text := "Hello support team,\r\n\r\n" + para(300+r.IntN(2500)) + "\r\n\r\nBest regards,\r\nAnn Example\r\n"
+	sig := make([]byte, 192)
+	for j := range sig {
+		sig[j] = byte(r.Uint32())
 	}
+	b64 := base64.StdEncoding.EncodeToString(sig)
+	hdr := fmt.Sprintf("Received: from mx1.example.com (mx1.example.com [203.0.113.%d])\r\n\tby mx.acme.test (Postfix) with ESMTPS id %X\r\n\tfor <%s>; Mon, 2 Mar 2026 10:00:00 +0100\r\n"+
+		"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=s1;\r\n\th=from:to:subject:date:message-id:mime-version; bh=%s;\r\n\tb=%s\r\n"+
+		"Authentication-Results: mx.acme.test; dkim=pass header.d=example.com; spf=pass smtp.mailfrom=%s\r\n"+
+		"From: Ann Example <%s>\r\nTo: Acme Support <%s>\r\nSubject: Question %d\r\nMessage-ID: <q%d@example.com>\r\n"+
+		"Date: Mon, 2 Mar 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nX-Mailer: Microsoft Outlook 16.0\r\n",
+		1+r.IntN(250), r.Uint32(), inbox, b64[:44], b64, "bounces@example.com", customer, inbox, i, i)
+	encode := func(s, cte string) string {
+		switch cte {
+		case "base64":
+			e := base64.StdEncoding.EncodeToString([]byte(s))
+			var lines []string
+			for len(e) > 76 {
+				lines, e = append(lines, e[:76]), e[76:]
+			}
+			return strings.Join(append(lines, e), "\r\n") + "\r\n"
+		case "quoted-printable":
+			var b strings.Builder
+			w := quotedprintable.NewWriter(&b)
+			_, _ = w.Write([]byte(s))
+			_ = w.Close()
+			return b.String()
+		}
+		return s
+	}
+	cte := []string{"8bit", "quoted-printable", "base64"}[r.IntN(3)]
+	textPart := "Content-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: " + cte + "\r\n\r\n" + encode(text, cte)
+	if r.IntN(100) < 55 {
+		return hdr + textPart
+	}
+	var h strings.Builder
+	h.WriteString("<!DOCTYPE html>\n<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\n<style>body{font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#222}p{margin:0 0 12px}</style></head>\n<body><div dir=\"ltr\">\n")
+	for range 2 + r.IntN(6) {
+		h.WriteString("<p style=\"margin:0 0 12px 0;line-height:1.4\">" + para(300+r.IntN(1500)) + "</p>\n")
+	}
+	h.WriteString("<div class=\"sig\">-- <br>Ann Example<br><a href=\"https://example.com/?utm_source=mail&amp;utm_medium=sig\">https://example.com</a></div></div>\n</body></html>\n")
+	return hdr + "Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n--alt\r\n" + textPart + "\r\n--alt\r\n" +
+		"Content-Type: text/html; charset=\"utf-8\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" +
+		encode(strings.ReplaceAll(h.String(), "\n", "\r\n"), "quoted-printable") + "\r\n--alt--\r\n"
 }
 
 // logTableSizes logs the largest tables of a PostgreSQL database, their

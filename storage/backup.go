@@ -148,7 +148,7 @@ func (s *Store) CheckRaw(ctx context.Context) ([]string, error) {
 	var last string
 	for {
 		var rows []RawMessage
-		if err := s.db.WithContext(ctx).Select("hash, segment, \"offset\", size").Where("hash > ? AND data IS NULL", last).
+		if err := s.db.WithContext(ctx).Select("hash, segment, \"offset\", size, packed").Where("hash > ? AND data IS NULL", last).
 			Order("hash").Limit(1000).Find(&rows).Error; err != nil {
 			return nil, fmt.Errorf("check raw: %w", err)
 		}
@@ -172,7 +172,7 @@ func (s *Store) CheckRaw(ctx context.Context) ([]string, error) {
 					}
 					sizes[r.Segment] = size
 				}
-				if r.Offset+r.Size > size {
+				if r.Offset+r.stored() > size {
 					bad = append(bad, r.Hash)
 				}
 			}

@@ -150,6 +150,14 @@ func (c *Committer) submit(ctx context.Context, in *Incoming) (*commitReq, error
 		}
 		in.chunked = true
 	}
+	if in.file == nil && !in.chunked {
+		// Compressed here too, on the caller's goroutine, never on the
+		// committer's.
+		var err error
+		if in.packed, err = c.s.pack.pack(in.body()); err != nil {
+			return nil, fmt.Errorf("deliver: %w: %w", ErrUnavailable, err)
+		}
+	}
 	r := &commitReq{ctx: ctx, in: in, done: make(chan commitRes, 1)}
 	select {
 	case c.reqs <- r:
@@ -298,7 +306,11 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 		var segIn []*Incoming
 		for _, r := range batch {
 			if r.in.file == nil {
-				recs, segIn = append(recs, segRecord{r.in.Hash, r.in.body()}), append(segIn, r.in)
+				rec := segRecord{hash: r.in.Hash, body: r.in.body()}
+				if r.in.packed != nil {
+					rec.body, rec.packed = packedBody(r.in.packed), true
+				}
+				recs, segIn = append(recs, rec), append(segIn, r.in)
 			}
 		}
 		refs, err := c.s.segs.append(recs)

@@ -71,7 +71,11 @@ type liveBlob struct {
 	Hash   string
 	Offset int64
 	Size   int64
+	Packed int64
 }
+
+// stored is the bytes the blob takes in its segment.
+func (b liveBlob) stored() int64 { return RawMessage{Size: b.Size, Packed: b.Packed}.stored() }
 
 func (s *Store) compactSegment(ctx context.Context, id int, minGarbage float64, st *CompactStats) (bool, error) {
 	fi, err := os.Stat(s.segs.path(id))
@@ -111,17 +115,32 @@ func (s *Store) compactSegment(ctx context.Context, id int, minGarbage float64, 
 	for len(live) > 0 {
 		var n int
 		var size int64
-		for n < len(live) && (n == 0 || size+live[n].Size <= compactChunk) {
-			size += live[n].Size
+		for n < len(live) && (n == 0 || size+live[n].stored() <= compactChunk) {
+			size += live[n].stored()
 			n++
 		}
 		chunk := live[:n]
 		live = live[n:]
 		// Copied straight from the old file through append's bounded
-		// buffer, never whole in memory.
+		// buffer, never whole in memory; a message stored as it is gets
+		// packed on the way (an upgraded data directory's older mail),
+		// which holds at most the chunk's bytes.
 		recs := make([]segRecord, len(chunk))
+		packed := make([]int64, len(chunk))
 		for i, b := range chunk {
-			recs[i] = segRecord{b.Hash, io.NewSectionReader(f, b.Offset, b.Size)}
+			body := io.NewSectionReader(f, b.Offset, b.stored())
+			recs[i] = segRecord{hash: b.Hash, body: body, packed: b.Packed > 0}
+			packed[i] = b.Packed
+			if b.Packed == 0 {
+				p, err := s.pack.pack(body)
+				if err != nil {
+					return false, fmt.Errorf("compact segment %d: %w", id, err)
+				}
+				if p != nil {
+					recs[i] = segRecord{hash: b.Hash, body: packedBody(p), packed: true}
+					packed[i] = int64(len(p))
+				}
+			}
 		}
 		refs, err := s.segs.append(recs)
 		if err != nil {
@@ -130,7 +149,7 @@ func (s *Store) compactSegment(ctx context.Context, id int, minGarbage float64, 
 		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			for i, b := range chunk {
 				if err := tx.Model(&RawMessage{}).Where("hash = ? AND segment = ? AND \"offset\" = ?", b.Hash, id, b.Offset).
-					Updates(map[string]any{"segment": refs[i].id, "offset": refs[i].offset}).Error; err != nil {
+					Updates(map[string]any{"segment": refs[i].id, "offset": refs[i].offset, "packed": packed[i]}).Error; err != nil {
 					return err
 				}
 			}
@@ -161,7 +180,7 @@ func (s *Store) compactSegment(ctx context.Context, id int, minGarbage float64, 
 func liveSize(live []liveBlob, headed bool) int64 {
 	var n int64
 	for _, b := range live {
-		n += b.Size
+		n += b.stored()
 	}
 	if headed {
 		n += segFileHdrLen + int64(len(live))*recHdrLen
@@ -172,7 +191,7 @@ func liveSize(live []liveBlob, headed bool) int64 {
 // liveBlobs lists the raw messages stored in segment id, in file order.
 func (s *Store) liveBlobs(ctx context.Context, id int) ([]liveBlob, error) {
 	var live []liveBlob
-	if err := s.db.WithContext(ctx).Model(&RawMessage{}).Select("hash, \"offset\", size").
+	if err := s.db.WithContext(ctx).Model(&RawMessage{}).Select("hash, \"offset\", size, packed").
 		Where("segment = ?", id).Order("\"offset\"").Scan(&live).Error; err != nil {
 		return nil, fmt.Errorf("compact segment %d: %w", id, err)
 	}

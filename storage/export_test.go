@@ -324,3 +324,14 @@ func MakeLegacySegments(ctx context.Context, s *Store) error {
 
 // Queued is how many deliveries wait for c's next batch.
 func Queued(c *Committer) int { return len(c.reqs) }
+
+// SetPacking turns the compression of raw messages on or off, so that a
+// test can store mail as a binary from before packing did.
+func SetPacking(s *Store, on bool) { s.pack.off.Store(!on) }
+
+// RawPacked returns the stored and packed sizes of raw message hash.
+func RawPacked(ctx context.Context, s *Store, hash string) (size, packed int64, err error) {
+	var r RawMessage
+	err = s.db.WithContext(ctx).Select("size, packed").Where("hash = ?", hash).Take(&r).Error
+	return r.Size, r.Packed, err
+}

@@ -69,6 +69,9 @@ type Incoming struct {
 	// chunked: the bytes were written to raw_chunks before the batch
 	// (PostgreSQL); the raw row only points at them.
 	chunked bool
+	// packed is the message's zstd frame, made before the batch
+	// (packing.go); nil: the bytes are stored as they are.
+	packed []byte
 }
 
 // Body is a message's bytes as a reader with a known size, such as
@@ -273,8 +276,11 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming, l *later
 		raw.Segment = fileSegment
 	case in.seg != nil:
 		raw.Segment, raw.Offset = in.seg.id, in.seg.offset
+		raw.Packed = int64(len(in.packed))
 	case in.chunked:
 		raw.Segment = chunkSegment
+	case in.packed != nil:
+		raw.Data, raw.Packed = in.packed, int64(len(in.packed))
 	default:
 		// PostgreSQL keeps the bytes of a small message in the row,
 		// which every replica sees (a large one is in raw_chunks). They

@@ -80,6 +80,17 @@ func steps() []step {
 		}},
 		// The search index (search.go), filled from the stored rows.
 		{8, "full-text search", searchSchema},
+		// AutoMigrate added raw_messages.packed: a message may now be
+		// stored zstd-compressed (packing.go), which an older binary
+		// would hand out as its bytes, so it must refuse. On PostgreSQL
+		// the packed bytes are kept out of line without pglz, which
+		// would only spend CPU failing to shrink them.
+		{9, "compressed raw messages (raw_messages.packed)", func(tx *gorm.DB) error {
+			if tx.Dialector.Name() != "postgres" {
+				return nil
+			}
+			return tx.Exec("ALTER TABLE raw_messages ALTER COLUMN data SET STORAGE EXTERNAL").Error
+		}},
 	}
 }
 

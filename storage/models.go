@@ -139,17 +139,29 @@ type Participant struct {
 // Segment = chunkSegment; see RawChunk), or in a segment file beside the
 // SQLite database (Segment, Offset; see segments).
 type RawMessage struct {
-	Hash      string `gorm:"primaryKey;size:64"` // hex SHA-256 of the bytes
-	Data      []byte
-	Segment   int   `gorm:"not null;default:0"`
-	Offset    int64 `gorm:"not null;default:0"`
-	Size      int64 `gorm:"not null"`
+	Hash    string `gorm:"primaryKey;size:64"` // hex SHA-256 of the bytes
+	Data    []byte
+	Segment int   `gorm:"not null;default:0"`
+	Offset  int64 `gorm:"not null;default:0"`
+	Size    int64 `gorm:"not null"` // of the message
+	// Packed is the length of the zstd frame the message is stored as,
+	// in Data or at Offset in its segment (packing.go); 0: the message
+	// is stored as it is, Size bytes.
+	Packed    int64 `gorm:"not null;default:0"`
 	CreatedAt time.Time
 }
 
 // SourceWeb is the Source of mail that tend composed for a signed-in agent
 // (ingest's DeliverWritten): only tend writes it, no door can claim it.
 const SourceWeb = "web"
+
+// stored is how many bytes the row's message takes where it is kept.
+func (r RawMessage) stored() int64 {
+	if r.Packed > 0 {
+		return r.Packed
+	}
+	return r.Size
+}
 
 // Message is one mail on a ticket, in or out, with the header fields that
 // threading needs indexed. Text and HTML are filled by the full MIME parse

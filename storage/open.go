@@ -82,6 +82,7 @@ type Store struct {
 	lock *os.File  // the raw directory's lock (lockRaw); nil on PostgreSQL
 
 	chunkSem chan struct{} // bounds the writers of raw chunks (PostgreSQL; see writeChunks)
+	pack     *packer       // compresses raw messages (packing.go)
 	gate     writeGate     // SQLite's one writer, taken in turn (see write)
 	chunking atomic.Int64  // messages writing raw chunks right now
 	// dropped counts the outbox bytes dropped since the outbox table was
@@ -189,8 +190,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Driver == DriverPostgres {
 		s.dsn = opts.DSN
 	}
+	if s.pack, err = newPacker(); err != nil {
+		_ = sqlDB.Close()
+		return nil, err
+	}
 	if rawDir != "" {
 		if s.segs, err = openSegments(rawDir); err != nil {
+			s.pack.close()
 			_ = sqlDB.Close()
 			return nil, err
 		}
@@ -281,6 +287,9 @@ func (s *Store) Close() error {
 		return err
 	}
 	err = sqlDB.Close()
+	if s.pack != nil {
+		s.pack.close()
+	}
 	if s.segs != nil {
 		err = errors.Join(err, s.segs.close())
 	}

@@ -200,7 +200,14 @@ func (s *Store) raw(ctx context.Context, hash string) ([]byte, error) {
 		if s.segs == nil {
 			return nil, fmt.Errorf("raw %s: stored in segment %d but no segment store is open", hash, r.Segment)
 		}
-		return s.segs.read(r.Segment, r.Offset, r.Size)
+		b, err := s.segs.read(r.Segment, r.Offset, r.stored())
+		if err != nil || r.Packed == 0 {
+			return b, err
+		}
+		return s.pack.unpack(b, r.Size)
+	}
+	if r.Packed > 0 {
+		return s.pack.unpack(r.Data, r.Size)
 	}
 	return r.Data, nil
 }

@@ -39,7 +39,7 @@ func (s *Store) PruneOutbox(ctx context.Context, kind string, before time.Time) 
 			if err := tx.db.Model(&OutboxMail{}).Where("id IN ?", ids).Update("raw", nil).Error; err != nil {
 				return err
 			}
-			return dropOutboxText(tx.db, ids)
+			return s.droppedOutbox(tx.db, ids)
 		})
 		if err != nil {
 			return total, fmt.Errorf("prune outbox: %w", err)

@@ -19,7 +19,7 @@ func BenchmarkSegmentAppend(b *testing.B) {
 	sum := sha256.Sum256(body)
 	recs := make([]segRecord, 64)
 	for i := range recs {
-		recs[i] = segRecord{hex.EncodeToString(sum[:]), bytes.NewReader(body)}
+		recs[i] = segRecord{hash: hex.EncodeToString(sum[:]), body: bytes.NewReader(body)}
 	}
 	b.SetBytes(int64(len(recs) * len(body)))
 	for b.Loop() {

@@ -15,10 +15,16 @@ import (
 // exact bytes of one message:
 //
 //	file header, 16 bytes:   "tendseg\x00", version uint16 (1), 6 zero bytes
-//	record header, 52 bytes: "tndR", version uint8 (1), 3 zero bytes,
-//	                         body length uint64, SHA-256 of the body (32 bytes),
+//	record header, 52 bytes: "tndR", version uint8 (1 or 2), 3 zero bytes,
+//	                         body length uint64, SHA-256 of the message (32 bytes),
 //	                         CRC-32C of the 48 bytes before it
 //	body:                    length bytes
+//
+// A version 1 record's body is the message as it is; a version 2 (recPacked)
+// record's body is one zstd frame holding the message (packing.go), its
+// length the frame's and its SHA-256 still the message's. Records of both
+// versions share a file: a binary that reads version 2 reads every file
+// written before it as it was.
 //
 // All integers are big-endian. The SHA-256 is the raw hash the database
 // keys the message by (raw_messages.hash, messages.raw_hash), computed by
@@ -48,6 +54,7 @@ const (
 	segFileHdrLen  = 16
 	recMagic       = "tndR"
 	recVersion     = 1
+	recPacked      = 2 // the body is a zstd frame of the message
 	recHdrLen      = 52
 	recHdrChecked  = 48 // the bytes the header's CRC covers
 	recHashOffset  = 16
@@ -75,17 +82,22 @@ func isSegFileHeader(b []byte) bool {
 type recHeader struct {
 	length uint64
 	sum    [32]byte
+	packed bool // the body is a zstd frame (version recPacked)
 }
 
-// putRecHeader encodes a record header for a body of length bytes whose
-// SHA-256 is the hex string hash into b (recHdrLen bytes).
-func putRecHeader(b []byte, length int64, hash string) error {
+// putRecHeader encodes a record header for a body of length bytes holding
+// the message whose SHA-256 is the hex string hash into b (recHdrLen
+// bytes); packed says the body is the message's zstd frame.
+func putRecHeader(b []byte, length int64, hash string, packed bool) error {
 	if len(hash) != 64 {
 		return fmt.Errorf("raw segment: hash %q is not a hex SHA-256", hash)
 	}
 	clear(b[:recHdrLen])
 	copy(b, recMagic)
 	b[4] = recVersion
+	if packed {
+		b[4] = recPacked
+	}
 	binary.BigEndian.PutUint64(b[recLengthField:], uint64(length))
 	if _, err := hex.Decode(b[recHashOffset:recHashOffset+32], []byte(hash)); err != nil {
 		return fmt.Errorf("raw segment: hash %q: %w", hash, err)
@@ -106,9 +118,10 @@ func parseRecHeader(b []byte) (recHeader, error) {
 	if crc32.Checksum(b[:recHdrChecked], castagnoli) != binary.BigEndian.Uint32(b[recCRCOffset:]) {
 		return h, fmt.Errorf("%w: header checksum mismatch", errRecHeader)
 	}
-	if b[4] != recVersion || !bytes.Equal(b[5:8], []byte{0, 0, 0}) {
+	if (b[4] != recVersion && b[4] != recPacked) || !bytes.Equal(b[5:8], []byte{0, 0, 0}) {
 		return h, fmt.Errorf("%w: version %d", errRecHeader, b[4])
 	}
+	h.packed = b[4] == recPacked
 	h.length = binary.BigEndian.Uint64(b[recLengthField:])
 	copy(h.sum[:], b[recHashOffset:])
 	return h, nil

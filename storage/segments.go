@@ -201,11 +201,13 @@ type segRef struct {
 	offset int64
 }
 
-// segRecord is one message to append: its bytes and their hex SHA-256,
-// which goes into the record's header.
+// segRecord is one message to append: the bytes to store, the hex
+// SHA-256 of the message, which goes into the record's header, and
+// whether body is the message's zstd frame (packing.go) or the message.
 type segRecord struct {
-	hash string
-	body Body
+	hash   string
+	body   Body
+	packed bool
 }
 
 // append copies every body, each behind its record header, into the
@@ -251,7 +253,7 @@ func (s *segments) append(recs []segRecord) ([]segRef, error) {
 	var hdr [recHdrLen]byte
 	for i, r := range recs {
 		size := r.body.Size()
-		if err := putRecHeader(hdr[:], size, r.hash); err != nil {
+		if err := putRecHeader(hdr[:], size, r.hash, r.packed); err != nil {
 			return nil, s.undo(err)
 		}
 		if _, err := s.bw.Write(hdr[:]); err != nil {

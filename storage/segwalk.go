@@ -13,9 +13,11 @@ import (
 
 // walked is one record found by walking a segment file.
 type walked struct {
-	size int64
-	hash string // of the header
-	ok   bool   // the body matches its header's SHA-256
+	size   int64  // of the body
+	n      int64  // of the message the body holds (size, unless packed)
+	hash   string // of the header
+	packed bool   // the body is the message's zstd frame
+	ok     bool   // the message matches its header's SHA-256
 }
 
 // walk reads a headed segment file record by record and returns the
@@ -35,12 +37,12 @@ func (v *verifier) walk(f *os.File, size int64) (map[int64]walked, int64, error)
 		if err == nil && pos+recHdrLen+int64(h.length) <= size {
 			body := pos + recHdrLen
 			want := hex.EncodeToString(h.sum[:])
-			got, n, err := v.hashOf(f, body, int64(h.length))
+			got, n, err := v.hashStored(f, body, int64(h.length), h.packed)
 			if err != nil {
 				return nil, 0, err
 			}
-			recs[body] = walked{size: n, hash: want, ok: got == want}
-			pos = body + n
+			recs[body] = walked{size: int64(h.length), n: n, hash: want, packed: h.packed, ok: got == want}
+			pos = body + int64(h.length)
 			continue
 		}
 		next, err := v.resync(f, pos+1, size)

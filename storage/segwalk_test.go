@@ -15,7 +15,7 @@ func segmentBytes(t testing.TB, bodies ...[]byte) []byte {
 	hdr := make([]byte, recHdrLen)
 	for _, body := range bodies {
 		sum := sha256.Sum256(body)
-		if err := putRecHeader(hdr, int64(len(body)), hex.EncodeToString(sum[:])); err != nil {
+		if err := putRecHeader(hdr, int64(len(body)), hex.EncodeToString(sum[:]), false); err != nil {
 			t.Fatal(err)
 		}
 		b = append(append(b, hdr...), body...)
@@ -72,7 +72,7 @@ func FuzzSegmentWalk(f *testing.F) {
 func TestRecHeaderRoundTrip(t *testing.T) {
 	sum := sha256.Sum256([]byte("body"))
 	hdr := make([]byte, recHdrLen)
-	if err := putRecHeader(hdr, 4, hex.EncodeToString(sum[:])); err != nil {
+	if err := putRecHeader(hdr, 4, hex.EncodeToString(sum[:]), false); err != nil {
 		t.Fatal(err)
 	}
 	h, err := parseRecHeader(hdr)
@@ -86,7 +86,7 @@ func TestRecHeaderRoundTrip(t *testing.T) {
 			t.Errorf("bit %d flipped: header still accepted", i)
 		}
 	}
-	if err := putRecHeader(hdr, 4, "not-a-hash"); err == nil {
+	if err := putRecHeader(hdr, 4, "not-a-hash", false); err == nil {
 		t.Error("a malformed hash was accepted")
 	}
 }

@@ -94,6 +94,47 @@ func (v *verifier) hashOf(r io.ReaderAt, off, size int64) (string, int64, error)
 	return hex.EncodeToString(v.sum.Sum(nil)), n, err
 }
 
+// hashStored is hashOf for a message stored in size bytes at off, which
+// are its zstd frame when packed: the digest and length are then the
+// message's, streamed through the decoder in bounded memory. A frame
+// that does not decode gives an empty digest (a damaged body, as a
+// mismatch is), not an error; errors are the reader's.
+func (v *verifier) hashStored(r io.ReaderAt, off, size int64, packed bool) (string, int64, error) {
+	if !packed {
+		return v.hashOf(r, off, size)
+	}
+	sec := &readErr{r: io.NewSectionReader(r, off, size)}
+	d, err := v.s.pack.reader(sec)
+	if err != nil {
+		return "", 0, err
+	}
+	defer d.Close()
+	v.sum.Reset()
+	n, err := io.CopyBuffer(v.sum, d, v.buf)
+	if sec.err != nil {
+		return "", 0, sec.err
+	}
+	if err != nil {
+		return "", n, nil
+	}
+	return hex.EncodeToString(v.sum.Sum(nil)), n, nil
+}
+
+// readErr remembers the underlying reader's error, so that hashStored
+// can tell a failing file from a frame that does not decode.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		e.err = err
+	}
+	return n, err
+}
+
 // bad records a problem, naming a message that points at hash. When at
 // is the row as read before the check, the row is looked up again first:
 // compaction may have moved the bytes meanwhile (or an erasure dropped
@@ -132,10 +173,14 @@ type usedRow struct {
 	Segment int
 	Offset  int64
 	Size    int64
+	Packed  int64
 	Used    bool
 }
 
-const usedSelect = `hash, segment, "offset", size, EXISTS (SELECT 1 FROM messages m WHERE m.raw_hash = raw_messages.hash) AS used`
+// stored is the bytes the row's message takes where it is kept.
+func (r usedRow) stored() int64 { return RawMessage{Size: r.Size, Packed: r.Packed}.stored() }
+
+const usedSelect = `hash, segment, "offset", size, packed, EXISTS (SELECT 1 FROM messages m WHERE m.raw_hash = raw_messages.hash) AS used`
 
 // rows checks the bodies kept in raw_messages.data (PostgreSQL's small
 // messages), in pages.
@@ -143,10 +188,11 @@ func (v *verifier) rows(ctx context.Context) error {
 	var last string
 	for {
 		var rows []struct {
-			Hash string
-			Size int64
-			Used bool
-			Data []byte
+			Hash   string
+			Size   int64
+			Packed int64
+			Used   bool
+			Data   []byte
 		}
 		if err := v.s.db.WithContext(ctx).Model(&RawMessage{}).Select(usedSelect+", data").
 			Where("hash > ? AND data IS NOT NULL", last).Order("hash").Limit(100).Scan(&rows).Error; err != nil {
@@ -157,7 +203,10 @@ func (v *verifier) rows(ctx context.Context) error {
 		}
 		for _, r := range rows {
 			last = r.Hash
-			h, n, _ := v.hashOf(bytes.NewReader(r.Data), 0, int64(len(r.Data)))
+			h, n, err := v.hashStored(bytes.NewReader(r.Data), 0, int64(len(r.Data)), r.Packed > 0)
+			if err != nil {
+				return fmt.Errorf("verify raw: %w", err)
+			}
 			v.count(r.Used, n)
 			if r.Used && (h != r.Hash || n != r.Size) {
 				if err := v.bad(ctx, RawProblem{File: "raw_messages", Offset: -1, Hash: r.Hash,
@@ -280,14 +329,14 @@ func (v *verifier) segment(ctx context.Context, id int, path string) error {
 		pointed[r.Offset] = true
 		w, ok := recs[r.Offset]
 		switch {
-		case ok && w.ok && w.hash == r.Hash && w.size == r.Size:
-			v.count(true, w.size)
+		case ok && w.ok && w.hash == r.Hash && w.n == r.Size && w.size == r.stored() && w.packed == (r.Packed > 0):
+			v.count(true, w.n)
 		case ok && !w.ok:
 			if err := v.direct(ctx, f, path, size, r, "the body does not match the SHA-256 in its header"); err != nil {
 				return err
 			}
 		case ok:
-			if err := v.direct(ctx, f, path, size, r, fmt.Sprintf("the record holds %d bytes of %s", w.size, w.hash)); err != nil {
+			if err := v.direct(ctx, f, path, size, r, fmt.Sprintf("the record holds %d bytes of %s", w.n, w.hash)); err != nil {
 				return err
 			}
 		default:
@@ -298,7 +347,7 @@ func (v *verifier) segment(ctx context.Context, id int, path string) error {
 	}
 	for off, w := range recs {
 		if !pointed[off] {
-			v.count(false, w.size)
+			v.count(false, w.n)
 		}
 	}
 	return nil
@@ -307,14 +356,14 @@ func (v *verifier) segment(ctx context.Context, id int, path string) error {
 // direct checks row r's bytes in segment f by the database's offset and
 // length alone; why, when set, is what the walk found wrong there.
 func (v *verifier) direct(ctx context.Context, f *os.File, path string, size int64, r usedRow, why string) error {
-	if r.Offset+r.Size > size {
+	if r.Offset+r.stored() > size {
 		if !r.Used {
 			return nil
 		}
 		return v.bad(ctx, RawProblem{File: path, Offset: r.Offset, Hash: r.Hash,
-			Problem: fmt.Sprintf("truncated: %d bytes wanted, the file ends %d bytes in", r.Size, max(0, size-r.Offset))}, &r)
+			Problem: fmt.Sprintf("truncated: %d bytes wanted, the file ends %d bytes in", r.stored(), max(0, size-r.Offset))}, &r)
 	}
-	h, n, err := v.hashOf(f, r.Offset, r.Size)
+	h, n, err := v.hashStored(f, r.Offset, r.stored(), r.Packed > 0)
 	if err != nil {
 		return fmt.Errorf("verify raw %s: %w", path, err)
 	}
@@ -323,7 +372,7 @@ func (v *verifier) direct(ctx context.Context, f *os.File, path string, size int
 		return nil
 	}
 	switch {
-	case h != r.Hash:
+	case h != r.Hash || n != r.Size:
 		if why == "" {
 			why = "the bytes do not match their SHA-256"
 		}

@@ -61,6 +61,15 @@ type benchRun struct {
 	QueueP95MS    float64 `json:"queue_page_p95_ms"`
 	TicketP95MS   float64 `json:"ticket_page_p95_ms"`
 	TicketsStored int64   `json:"tickets"`
+	// ReceivedBytes are the bytes of mail sent through the door;
+	// DiskBytes what the store grew by meanwhile (SQLite: the data
+	// directory, database, WAL and raw segments; PostgreSQL: the
+	// database too), measured once drained and checkpointed as the
+	// server's maintenance does; DiskRatio the one over the other.
+	ReceivedBytes int64              `json:"received_bytes"`
+	DiskBytes     int64              `json:"disk_bytes"`
+	DiskRatio     float64            `json:"disk_ratio"`
+	DiskParts     []storage.DiskPart `json:"disk_parts"` // the files and the largest tables and indexes, after
 }
 
 // cmdBench is `tend bench`: the benchmark a user runs on their own
@@ -127,10 +136,10 @@ func cmdBench(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		return enc.Encode(map[string]any{"backend": backendName(*dsn), "runs": runs})
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%s\tC\tin msgs/s\tp50 ms\tp99 ms\tdrained msgs/s\tCPU ms/msg\tpeak RSS MiB\tthreading p95 ms\tqueue p95 ms\tticket p95 ms\trelayed\tdeferred\t\n", backendName(*dsn))
+	fmt.Fprintf(tw, "%s\tC\tin msgs/s\tp50 ms\tp99 ms\tdrained msgs/s\tCPU ms/msg\tpeak RSS MiB\tthreading p95 ms\tqueue p95 ms\tticket p95 ms\trelayed\tdeferred\tdisk ÷ received\t\n", backendName(*dsn))
 	for _, r := range runs {
-		fmt.Fprintf(tw, "\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f\t%.2f\t%.1f\t%.1f\t%d\t%d\t\n", r.Concurrency, r.IngestRate, r.P50MS, r.P99MS,
-			r.DrainedRate, r.CPUms, r.PeakRSSMiB, r.ThreadingP95, r.QueueP95MS, r.TicketP95MS, r.Relayed, r.Deferred)
+		fmt.Fprintf(tw, "\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f\t%.2f\t%.1f\t%.1f\t%d\t%d\t%.2f\t\n", r.Concurrency, r.IngestRate, r.P50MS, r.P99MS,
+			r.DrainedRate, r.CPUms, r.PeakRSSMiB, r.ThreadingP95, r.QueueP95MS, r.TicketP95MS, r.Relayed, r.Deferred, r.DiskRatio)
 	}
 	return tw.Flush()
 }
@@ -155,15 +164,16 @@ type benchClient struct {
 // DATA-to-250 latency.
 type sent struct {
 	n        int
+	bytes    int64 // of mail answered 250
 	p50, p99 time.Duration
 }
 
 // send sends n messages over conc connections.
 func (c benchClient) send(ctx context.Context, srv *benchServer, msgs [][]byte, n, conc int) (sent, error) {
 	if c.blast == "" {
-		lat, err := blast(srv.smtp, msgs, n, conc, c.quiet, c.stderr)
+		lat, received, err := blast(srv.smtp, msgs, n, conc, c.quiet, c.stderr)
 		slices.Sort(lat)
-		return sent{n: len(lat), p50: pctile(lat, 0.5), p99: pctile(lat, 0.99)}, err
+		return sent{n: len(lat), bytes: received, p50: pctile(lat, 0.5), p99: pctile(lat, 0.99)}, err
 	}
 	out, err := exec.CommandContext(ctx, c.blast, "-addr", srv.smtp, "-dir", c.corpus, "-c", strconv.Itoa(conc),
 		"-n", strconv.Itoa(n), "-target", "tend", "-pid", strconv.Itoa(srv.cmd.Process.Pid)).Output()
@@ -172,6 +182,7 @@ func (c benchClient) send(ctx context.Context, srv *benchServer, msgs [][]byte, 
 	}
 	var res struct {
 		OK         int     `json:"ok"`
+		Bytes      int64   `json:"bytes"`
 		Errors     int     `json:"errors"`
 		FirstError string  `json:"first_error"`
 		P50        float64 `json:"data_p50_ms"`
@@ -184,7 +195,7 @@ func (c benchClient) send(ctx context.Context, srv *benchServer, msgs [][]byte, 
 		return sent{}, fmt.Errorf("%s: %d errors, the first: %s", c.blast, res.Errors, res.FirstError)
 	}
 	msec := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
-	return sent{n: res.OK, p50: msec(res.P50), p99: msec(res.P99)}, nil
+	return sent{n: res.OK, bytes: res.Bytes, p50: msec(res.P50), p99: msec(res.P99)}, nil
 }
 
 // benchTarget is one round's fresh tend: its data directory or
@@ -303,6 +314,10 @@ func benchRound(ctx context.Context, bin, dsn string, msgs [][]byte, n, conc int
 	}
 	defer t.close()
 	srv := t.srv
+	disk0, err := t.bytesStored(ctx)
+	if err != nil {
+		return r, err
+	}
 
 	cpu0 := srv.cpu()
 	start := time.Now()
@@ -316,6 +331,7 @@ func benchRound(ctx context.Context, bin, dsn string, msgs [][]byte, n, conc int
 	n, r.Messages = got.n, got.n
 	r.IngestRate = float64(n) / doorDone.Seconds()
 	r.P50MS, r.P99MS = ms(got.p50), ms(got.p99)
+	r.ReceivedBytes = got.bytes
 
 	st, err := t.open(ctx)
 	if err != nil {
@@ -330,6 +346,22 @@ func benchRound(ctx context.Context, bin, dsn string, msgs [][]byte, n, conc int
 	r.DrainedS, r.DrainedRate = drained.Seconds(), float64(n)/drained.Seconds()
 	r.CPUms = float64((srv.cpu() - cpu0).Microseconds()) / 1000 / float64(n)
 	r.Relayed, r.Deferred = t.sink.count.Load(), counts.DeferredOutbox
+	// What the server's maintenance does every second or so, so that
+	// the WAL is measured as it stays, not at the peak of the burst.
+	if err := st.Checkpoint(ctx); err != nil {
+		return r, err
+	}
+	disk1, err := t.bytesStored(ctx)
+	if err != nil {
+		return r, err
+	}
+	usage, err := st.DiskUsage(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.DiskBytes = disk1 - disk0
+	r.DiskRatio = float64(r.DiskBytes) / float64(max(r.ReceivedBytes, 1))
+	r.DiskParts = append(usage.Files, usage.Objects[:min(len(usage.Objects), 12)]...)
 	for _, v := range counts.TicketsByState {
 		r.TicketsStored += v
 	}
@@ -420,8 +452,8 @@ func (s *benchServer) cpu() time.Duration { return procstat.CPU(s.cmd.Process.Pi
 func (s *benchServer) peakRSS() int64 { return procstat.PeakRSS(s.cmd.Process.Pid) }
 
 // blast sends n messages over conc SMTP connections, each reused, and
-// returns the DATA-to-250 latencies.
-func blast(addr string, msgs [][]byte, n, conc int, quiet bool, stderr io.Writer) ([]time.Duration, error) {
+// returns the DATA-to-250 latencies and the bytes of mail sent.
+func blast(addr string, msgs [][]byte, n, conc int, quiet bool, stderr io.Writer) ([]time.Duration, int64, error) {
 	bar := progressbar.DefaultSilent(int64(n))
 	if !quiet {
 		bar = progressbar.NewOptions(n, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription(fmt.Sprintf("C=%d", conc)),
@@ -429,7 +461,7 @@ func blast(addr string, msgs [][]byte, n, conc int, quiet bool, stderr io.Writer
 			progressbar.OptionSetItsString("msg"), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish())
 	}
 	defer bar.Close()
-	var next atomic.Int64
+	var next, sent atomic.Int64
 	lat := make([][]time.Duration, conc)
 	errs := make([]error, conc)
 	var wg sync.WaitGroup
@@ -459,15 +491,16 @@ func blast(addr string, msgs [][]byte, n, conc int, quiet bool, stderr io.Writer
 					return
 				}
 				lat[w] = append(lat[w], took)
+				sent.Add(int64(len(raw)))
 				_ = bar.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return slices.Concat(lat...), nil
+	return slices.Concat(lat...), sent.Load(), nil
 }
 
 // sendOn sends one message on an open session and returns the time from

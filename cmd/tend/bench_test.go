@@ -79,7 +79,7 @@ func benchSend(b *testing.B, addr string, msgs [][]byte, conc int) {
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	start := time.Now()
-	all, err := blast(addr, msgs, b.N, conc, true, io.Discard)
+	all, _, err := blast(addr, msgs, b.N, conc, true, io.Discard)
 	took := time.Since(start)
 	b.StopTimer()
 	if err != nil {

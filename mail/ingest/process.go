@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jhillyerd/enmime/v2"
+
 	"github.com/tendhq/tend/internal/worker"
 	"github.com/tendhq/tend/mail/header"
 	"github.com/tendhq/tend/storage"
@@ -246,7 +248,7 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 			continue
 		}
 		stats.RawBytes += int64(len(raw))
-		pr := capParsed(Parse(raw), p.maxText, m)
+		pr := capParsed(shownHTML(Parse(raw)), p.maxText, m)
 		raw = nil // the parse is all the batch keeps of the message
 		stats.TextBytes += int64(len(pr.Text) + len(pr.HTML))
 		stats.Attachments += len(pr.Attachments)
@@ -343,6 +345,19 @@ func cutBatch(ws []storage.Work, msgs map[int64]storage.Message, budget int64) (
 		total += size
 	}
 	return take, rest
+}
+
+// shownHTML drops the HTML body of a mail that has a text part of its
+// own: the ticket page, the agents' commands and quoting read the text
+// then, never the HTML (see web's ShowHTML), so keeping it only doubled
+// the mail's text in the database (issue 10: disk at most 1.5× the mail;
+// most clients send both). The raw message keeps both parts. The HTML
+// stays when the text was made from it or there is none.
+func shownHTML(p storage.Parsed) storage.Parsed {
+	if p.Text != "" && !strings.Contains(p.Error, enmime.ErrorPlainTextFromHTML) {
+		p.HTML = ""
+	}
+	return p
 }
 
 // capParsed bounds what the database keeps of a body: beyond max bytes the
