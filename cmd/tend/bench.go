@@ -76,6 +76,7 @@ func cmdBench(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	drainFor := fs.Duration("drain-timeout", 10*time.Minute, "how long a round may take to drain")
+	profDir := fs.String("cpuprofile", "", "a directory: each round's server writes its CPU profile there (cpu-BACKEND-cC.pprof)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,7 +104,11 @@ func cmdBench(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}
 	var runs []benchRun
 	for _, c := range cs {
-		r, err := benchRound(ctx, bin, *dsn, msgs, *n, c, *drainFor, *quiet, stderr)
+		prof := ""
+		if *profDir != "" {
+			prof = filepath.Join(*profDir, fmt.Sprintf("cpu-%s-c%d.pprof", backendName(*dsn), c))
+		}
+		r, err := benchRound(ctx, bin, *dsn, msgs, *n, c, *drainFor, *quiet, prof, stderr)
 		if err != nil {
 			return fmt.Errorf("concurrency %d: %w", c, err)
 		}
@@ -131,7 +136,7 @@ func backendName(dsn string) string {
 }
 
 // benchRound runs one concurrency on a fresh database.
-func benchRound(ctx context.Context, bin, dsn string, msgs [][]byte, n, conc int, drainFor time.Duration, quiet bool, stderr io.Writer) (benchRun, error) {
+func benchRound(ctx context.Context, bin, dsn string, msgs [][]byte, n, conc int, drainFor time.Duration, quiet bool, prof string, stderr io.Writer) (benchRun, error) {
 	r := benchRun{Concurrency: conc, Messages: n}
 	dir, err := os.MkdirTemp("", "tend-bench-")
 	if err != nil {
@@ -170,7 +175,7 @@ log: {level: info}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return r, err
 	}
-	srv, err := startBenchServer(ctx, bin, cfgPath)
+	srv, err := startBenchServer(ctx, bin, cfgPath, prof)
 	if err != nil {
 		return r, err
 	}
@@ -249,8 +254,14 @@ var (
 	benchCSRFRE     = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 )
 
-func startBenchServer(ctx context.Context, bin, cfgPath string) (*benchServer, error) {
-	s := &benchServer{cmd: exec.CommandContext(ctx, bin, "serve", "--config", cfgPath), done: make(chan struct{})}
+// startBenchServer starts `tend serve`; with prof it writes its CPU
+// profile there when it stops.
+func startBenchServer(ctx context.Context, bin, cfgPath, prof string) (*benchServer, error) {
+	args := []string{"serve", "--config", cfgPath}
+	if prof != "" {
+		args = append(args, "--cpuprofile", prof)
+	}
+	s := &benchServer{cmd: exec.CommandContext(ctx, bin, args...), done: make(chan struct{})}
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
