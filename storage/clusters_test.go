@@ -23,7 +23,9 @@ func TestSimilarCandidates(t *testing.T) {
 			return deliver(t, c, incoming(fmt.Sprintf("c%d@example.com", i), fmt.Sprintf("m%d@example.com", i), fmt.Sprintf("Outage %d", i), "")).Ticket
 		}
 		old := open(0)
-		inTx(t, s, func(ctx context.Context, tx *storage.Tx) error { return tx.SetCluster(ctx, old, old, []string{"outag"}, []int64{7}) })
+		inTx(t, s, func(ctx context.Context, tx *storage.Tx) error {
+			return tx.SetCluster(ctx, old, old, []string{"outag"}, []int64{7})
+		})
 		clock.Advance(8 * 24 * time.Hour)
 		since := clock.Now().Add(-7 * 24 * time.Hour)
 		// 30 tickets in band 7, every third also in band 9, and ticket
@@ -38,7 +40,9 @@ func TestSimilarCandidates(t *testing.T) {
 			if i == 20 {
 				bands = []int64{9}
 			}
-			inTx(t, s, func(ctx context.Context, tx *storage.Tx) error { return tx.SetCluster(ctx, tk, burst0(burst, tk), []string{"outag"}, bands) })
+			inTx(t, s, func(ctx context.Context, tx *storage.Tx) error {
+				return tx.SetCluster(ctx, tk, burst0(burst, tk), []string{"outag"}, bands)
+			})
 			burst = append(burst, tk)
 			clock.Advance(time.Second)
 		}
