@@ -214,7 +214,7 @@ func serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, stdout 
 	lt := leaseTiming(cfg)
 	timers := followup.NewTimers(st, exec, owner, lt.Period, lt.Lease, log)
 	var committer *storage.Committer
-	handle := guardAccess(exec.HandleMessage)
+	handle := guardAccess(exec)
 	if cfg.Clusters.Window > 0 {
 		handle = ingest.Clusterer{Window: cfg.Clusters.Window, Clock: storage.SystemClock{}}.Then(handle)
 	}
