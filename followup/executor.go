@@ -130,6 +130,8 @@ type scope struct {
 	// notices is what became of each customer template the rules sent in
 	// this transaction, for texts that say whether the customer was told.
 	notices []notice
+	// fuse is the ticket's mail the fuse counts, as this event queues it.
+	fuse fuseCounts
 }
 
 // notice is what became of one customer template: queued (held by the
@@ -144,6 +146,17 @@ type notice struct {
 // is the ingest Processor's AfterParse hook; running it twice for one
 // message does nothing the second time.
 func (x *Executor) HandleMessage(ctx context.Context, tx *storage.Tx, msg storage.Message) error {
+	return x.handleMessage(ctx, tx, msg, nil)
+}
+
+// HandleMessageIn is HandleMessage for a message whose ticket the caller
+// has just loaded in tx (the access guard, which reads it to decide):
+// loading it again cost six queries per message.
+func (x *Executor) HandleMessageIn(ctx context.Context, tx *storage.Tx, msg storage.Message, v storage.TicketView) error {
+	return x.handleMessage(ctx, tx, msg, &v)
+}
+
+func (x *Executor) handleMessage(ctx context.Context, tx *storage.Tx, msg storage.Message, v *storage.TicketView) error {
 	first, err := tx.MarkHandled(ctx, msg.ID)
 	if err != nil || !first {
 		return err
@@ -154,7 +167,14 @@ func (x *Executor) HandleMessage(ctx context.Context, tx *storage.Tx, msg storag
 		}
 		return nil
 	}
-	sc, err := x.open(ctx, tx, *msg.TicketID, &msg)
+	if v == nil {
+		loaded, err := tx.TicketView(ctx, *msg.TicketID)
+		if err != nil {
+			return err
+		}
+		v = &loaded
+	}
+	sc, err := x.openView(ctx, tx, *v, &msg)
 	if err != nil {
 		return err
 	}
@@ -170,6 +190,11 @@ func (x *Executor) open(ctx context.Context, tx *storage.Tx, ticket int64, trigg
 	if err != nil {
 		return nil, err
 	}
+	return x.openView(ctx, tx, v, trigger)
+}
+
+// openView is open with the ticket loaded.
+func (x *Executor) openView(ctx context.Context, tx *storage.Tx, v storage.TicketView, trigger *storage.Message) (*scope, error) {
 	msgs, err := tx.Messages(ctx, v.ID)
 	if err != nil {
 		return nil, err
@@ -178,7 +203,7 @@ func (x *Executor) open(ctx context.Context, tx *storage.Tx, ticket int64, trigg
 	if err != nil {
 		return nil, err
 	}
-	return &scope{ctx: ctx, tx: tx, v: v, msgs: msgs, trigger: trigger, agents: agents}, nil
+	return &scope{ctx: ctx, tx: tx, v: v, msgs: msgs, trigger: trigger, agents: agents, fuse: fuseCounts{-1, -1}}, nil
 }
 
 func (x *Executor) customerMail(sc *scope) error {

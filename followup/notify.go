@@ -67,6 +67,8 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 	if err != nil {
 		return err
 	}
+	var agents []storage.Agent
+	var streams []string
 	for _, ag := range staff(sc, to, except) {
 		key := fmt.Sprintf("%s/%d", template, ag.ID)
 		if sc.notified[key] {
@@ -76,11 +78,17 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 			sc.notified = map[string]bool{}
 		}
 		sc.notified[key] = true
-		stream := fmt.Sprintf("%s:%d", template, ag.ID)
-		last, found, err := sc.tx.LatestInStream(sc.ctx, sc.v.ID, stream)
-		if err != nil {
-			return err
-		}
+		agents = append(agents, ag)
+		streams = append(streams, notifyStream(template, ag.ID))
+	}
+	// Every agent's waiting mail in one query.
+	latest, err := sc.tx.LatestInStreams(sc.ctx, sc.v.ID, streams)
+	if err != nil {
+		return err
+	}
+	for i, ag := range agents {
+		stream := streams[i]
+		last, found := latest[stream]
 		data := rules.DataFor(ev, x.links(sc.v.ID))
 		// The ticket as the event's actions left it, not as the event saw it.
 		data.Ticket.State, data.Ticket.Priority, data.Ticket.RepeatContacts = sc.v.State, sc.v.Priority, sc.v.RepeatContacts
@@ -158,6 +166,10 @@ func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, 
 	}
 	return nil
 }
+
+// notifyStream is the coalescing stream of template's notifications to
+// agent (OutboxMail.Stream).
+func notifyStream(template string, agent int64) string { return fmt.Sprintf("%s:%d", template, agent) }
 
 // told describes what became of the newest mail of each customer template
 // on the ticket, for staff texts that say what the customer was told.

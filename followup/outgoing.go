@@ -109,6 +109,9 @@ func (x *Executor) queue(sc *scope, o outgoing, m compose.Message) (queued, erro
 	_, err := sc.tx.QueueMail(sc.ctx, row, msg, func(id int64) ([]byte, string, string, error) {
 		return x.build(sc.v.ID, id, o.auto, m)
 	})
+	if err == nil && !held {
+		sc.fuse.countQueued()
+	}
 	now := x.opts.Clock.Now()
 	return queued{held: held, due: maxTime(o.notBefore, now)}, err
 }

@@ -28,9 +28,16 @@ func (t *Tx) Unclustered(ctx context.Context, ticket int64) (bool, error) {
 }
 
 // SimilarCandidates returns up to limit tickets created since since that
-// share one of bands, other than ticket: one lookup by the band index.
+// share one of bands, other than ticket, newest first.
+//
+// Each band contributes only its newest bandDepth(limit) tickets, read
+// backwards along ticket_bands' primary key: a burst of look-alikes (an
+// outage everybody writes about, a bulk mailing) puts every new ticket in
+// the same bands, and reading all of each band's rows made placing the
+// n-th such ticket cost n, the burst n². The newest of them are the ones
+// Best would choose among anyway.
 func (t *Tx) SimilarCandidates(ctx context.Context, ticket int64, bands []int64, since time.Time, limit int) ([]SimilarTicket, error) {
-	if len(bands) == 0 {
+	if len(bands) == 0 || limit < 1 {
 		return nil, nil
 	}
 	var rows []struct {
@@ -38,14 +45,24 @@ func (t *Tx) SimilarCandidates(ctx context.Context, ticket int64, bands []int64,
 		ClusterID *int64
 		Stems     string
 	}
-	// Driven by the band keys (ticket_bands' primary key), then each
-	// ticket by its own: never a walk of the tickets. Only clustered
-	// tickets have bands (SetCluster writes both).
-	err := t.db.WithContext(ctx).Table("ticket_bands").Distinct("tickets.id, tickets.cluster_id, tickets.stems").
-		Joins("JOIN tickets ON tickets.id = ticket_bands.ticket_id").
-		Where("ticket_bands.band IN ? AND ticket_bands.ticket_id <> ? AND tickets.created_at >= ? AND tickets.merged_into IS NULL", bands, ticket, since).
-		Order("tickets.id DESC").Limit(limit).Scan(&rows).Error
-	if err != nil {
+	seen := make(map[int64]bool, len(bands))
+	parts := make([]string, 0, len(bands))
+	vars := make([]any, 0, 2*len(bands)+3)
+	for _, b := range bands {
+		if seen[b] {
+			continue
+		}
+		seen[b] = true
+		// The alias and the outer SELECT let each band's ORDER BY and
+		// LIMIT stand inside a UNION (on both databases).
+		parts = append(parts, fmt.Sprintf("SELECT ticket_id FROM (SELECT ticket_id FROM ticket_bands WHERE band = ? ORDER BY ticket_id DESC LIMIT ?) b%d", len(parts)))
+		vars = append(vars, b, bandDepth(limit))
+	}
+	// Only clustered tickets have bands (SetCluster writes both).
+	q := "SELECT tickets.id, tickets.cluster_id, tickets.stems FROM tickets JOIN (" + strings.Join(parts, " UNION ") +
+		") c ON tickets.id = c.ticket_id WHERE tickets.id <> ? AND tickets.created_at >= ? AND tickets.merged_into IS NULL ORDER BY tickets.id DESC LIMIT ?"
+	vars = append(vars, ticket, since, limit)
+	if err := t.db.WithContext(ctx).Raw(q, vars...).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("similar candidates of %d: %w", ticket, err)
 	}
 	out := make([]SimilarTicket, len(rows))
@@ -57,6 +74,12 @@ func (t *Tx) SimilarCandidates(ctx context.Context, ticket int64, bands []int64,
 	}
 	return out, nil
 }
+
+// bandDepth is how many of a band's newest tickets SimilarCandidates
+// reads for limit candidates: more than limit, so that merged tickets and
+// imported history (new rows, old dates, outside the window) among the
+// newest still leave limit candidates.
+func bandDepth(limit int) int { return 2 * limit }
 
 // SetCluster places ticket in cluster (its own number to start one) and
 // records its stems and band keys for the tickets after it.

@@ -281,6 +281,26 @@ func (t *Tx) LatestInStream(ctx context.Context, ticket int64, stream string) (O
 	return o, true, nil
 }
 
+// LatestInStreams is LatestInStream for several streams of ticket at
+// once (a notification's, one per agent): one query, not one per agent.
+// Streams with no row are absent from the map.
+func (t *Tx) LatestInStreams(ctx context.Context, ticket int64, streams []string) (map[string]OutboxMail, error) {
+	out := make(map[string]OutboxMail, len(streams))
+	if len(streams) == 0 {
+		return out, nil
+	}
+	var rows []OutboxMail
+	// The ticket's rows by idx on ticket_id, as LatestInStream reads them;
+	// in id order, so the last of each stream is its newest.
+	if err := t.db.WithContext(ctx).Omit("raw").Where("ticket_id = ? AND stream IN ?", ticket, streams).Order("id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("ticket %d streams: %w", ticket, err)
+	}
+	for _, r := range rows {
+		out[r.Stream] = r
+	}
+	return out, nil
+}
+
 // RequeueMail replaces the content of an outbox row that has not been
 // sent yet (a coalesced notification standing for one more event): its
 // raw bytes, its count, and the text of its message row. It reports

@@ -118,6 +118,10 @@ func TestQueryPlans(t *testing.T) {
 				_, _, err := tx.LatestInStream(ctx, tk.ID, "notify_customer_message:1")
 				return err
 			}},
+			{"LatestInStreams (coalesced notifications, every agent)", func(ctx context.Context, tx *storage.Tx) error {
+				_, err := tx.LatestInStreams(ctx, tk.ID, []string{"notify_customer_message:1", "notify_customer_message:2"})
+				return err
+			}},
 			{"TemplateOutcomes", func(ctx context.Context, tx *storage.Tx) error {
 				_, err := tx.TemplateOutcomes(ctx, tk.ID)
 				return err

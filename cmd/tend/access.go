@@ -50,10 +50,10 @@ func postmasters(cfg config.Config) []string {
 // ticket (agents[].inboxes). The SMTP door already refuses such a token at
 // RCPT; this holds what got past it, for instance a token accepted just
 // before the agent's access changed. Nothing runs and nothing is relayed.
-func guardAccess(next ingest.AfterParse) ingest.AfterParse {
+func guardAccess(next guarded) ingest.AfterParse {
 	return func(ctx context.Context, tx *storage.Tx, msg storage.Message) error {
 		if msg.TicketID == nil {
-			return next(ctx, tx, msg)
+			return next.HandleMessage(ctx, tx, msg)
 		}
 		v, err := tx.TicketView(ctx, *msg.TicketID)
 		if err != nil {
@@ -73,7 +73,8 @@ func guardAccess(next ingest.AfterParse) ingest.AfterParse {
 			why = "not sent: mail to " + v.Inbox.Address + " is for the admins; no automatic mail answers it and no agent is notified"
 		}
 		if why == "" {
-			return next(ctx, tx, msg)
+			// The ticket just read is handed on, not read again.
+			return next.HandleMessageIn(ctx, tx, msg, v)
 		}
 		first, err := tx.MarkHandled(ctx, msg.ID)
 		if err != nil || !first {
@@ -81,6 +82,12 @@ func guardAccess(next ingest.AfterParse) ingest.AfterParse {
 		}
 		return tx.AddEvent(ctx, v.ID, vocab.EventMailSuppressed, "", why, &msg.ID)
 	}
+}
+
+// guarded is what guardAccess lets through to: the executor.
+type guarded interface {
+	HandleMessage(ctx context.Context, tx *storage.Tx, msg storage.Message) error
+	HandleMessageIn(ctx context.Context, tx *storage.Tx, msg storage.Message, v storage.TicketView) error
 }
 
 // agentLookup is what mayReply reads.

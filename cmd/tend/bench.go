@@ -91,6 +91,7 @@ func cmdBench(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	blastBin := fs.String("blast", "", "send with this external load generator (../shared/bench blast) instead of the built-in client; needs --corpus")
 	burstN := fs.Int("burst", 0, "instead of the rounds: N large messages at once, with small mail sent beside them (issue 10's 20 x 24 MB)")
 	burstMiB := fs.Int("burst-mib", 24, "size of each large message of --burst, MiB")
+	profDir := fs.String("cpuprofile", "", "a directory: each round's server writes its CPU profile there (cpu-BACKEND-cC.pprof)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -124,7 +125,11 @@ func cmdBench(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	}
 	var runs []benchRun
 	for _, c := range cs {
-		r, err := benchRound(ctx, bin, *dsn, msgs, *n, c, benchClient{blast: *blastBin, corpus: *corpus, quiet: *quiet, stderr: stderr}, *drainFor)
+		prof := ""
+		if *profDir != "" {
+			prof = filepath.Join(*profDir, fmt.Sprintf("cpu-%s-c%d.pprof", backendName(*dsn), c))
+		}
+		r, err := benchRound(ctx, bin, *dsn, msgs, *n, c, benchClient{blast: *blastBin, corpus: *corpus, quiet: *quiet, stderr: stderr}, *drainFor, prof)
 		if err != nil {
 			return fmt.Errorf("concurrency %d: %w", c, err)
 		}
@@ -209,7 +214,7 @@ type benchTarget struct {
 
 // startBenchTarget starts a `tend serve` on a fresh database, with a relay
 // to a sink in this process and two agents.
-func startBenchTarget(ctx context.Context, bin, dsn string) (t *benchTarget, err error) {
+func startBenchTarget(ctx context.Context, bin, dsn, prof string) (t *benchTarget, err error) {
 	t = &benchTarget{}
 	defer func() {
 		if err != nil {
@@ -251,7 +256,7 @@ log: {level: info}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return t, err
 	}
-	if t.srv, err = startBenchServer(ctx, bin, cfgPath); err != nil {
+	if t.srv, err = startBenchServer(ctx, bin, cfgPath, prof); err != nil {
 		return t, err
 	}
 	t.cleanup = append(t.cleanup, t.srv.stop)
@@ -306,9 +311,9 @@ func (t *benchTarget) waitDrained(ctx context.Context, st *storage.Store, drainF
 }
 
 // benchRound runs one concurrency on a fresh database.
-func benchRound(ctx context.Context, bin, dsn string, msgs [][]byte, n, conc int, client benchClient, drainFor time.Duration) (benchRun, error) {
+func benchRound(ctx context.Context, bin, dsn string, msgs [][]byte, n, conc int, client benchClient, drainFor time.Duration, prof string) (benchRun, error) {
 	r := benchRun{Concurrency: conc, Messages: n}
-	t, err := startBenchTarget(ctx, bin, dsn)
+	t, err := startBenchTarget(ctx, bin, dsn, prof)
 	if err != nil {
 		return r, err
 	}
@@ -389,8 +394,14 @@ var (
 	benchCSRFRE     = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 )
 
-func startBenchServer(ctx context.Context, bin, cfgPath string) (*benchServer, error) {
-	s := &benchServer{cmd: exec.CommandContext(ctx, bin, "serve", "--config", cfgPath), done: make(chan struct{})}
+// startBenchServer starts `tend serve`; with prof it writes its CPU
+// profile there when it stops.
+func startBenchServer(ctx context.Context, bin, cfgPath, prof string) (*benchServer, error) {
+	args := []string{"serve", "--config", cfgPath}
+	if prof != "" {
+		args = append(args, "--cpuprofile", prof)
+	}
+	s := &benchServer{cmd: exec.CommandContext(ctx, bin, args...), done: make(chan struct{})}
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -738,7 +749,7 @@ func benchBurstCmd(ctx context.Context, bin, dsn string, n, size int, drainFor t
 // small mail beside them, then waits (up to drainFor) until it drained.
 func benchBurst(ctx context.Context, bin, dsn string, n, size int, drainFor time.Duration) (burstRun, error) {
 	r := burstRun{Large: n, LargeMiB: size >> 20}
-	t, err := startBenchTarget(ctx, bin, dsn)
+	t, err := startBenchTarget(ctx, bin, dsn, "")
 	if err != nil {
 		return r, err
 	}

@@ -113,12 +113,11 @@ func TestReplyTokenOutsideInboxes(t *testing.T) {
 			// changed): the rules never see it, the timeline says why.
 			var ran []string
 			proc := ingest.NewProcessor(st, ingest.ProcessorOptions{Owner: "test", Clock: clock,
-				AfterParse: guardAccess(func(_ context.Context, _ *storage.Tx, m storage.Message) error {
+				AfterParse: guardAccess(recorder(func(m storage.Message) {
 					if strings.HasPrefix(m.MessageID, "late-") {
 						ran = append(ran, m.MessageID)
 					}
-					return nil
-				})})
+				}))})
 			for _, inbox := range []string{sup, bill} {
 				rcpt := signer.Sign(threading.PurposeReply, ticket[inbox], id["alice@acme.test"]) + "@" + domain
 				raw := mailText("alice@acme.test", rcpt, "Re: Question", "late-"+inbox, "", "#resolve\r\nDone.")
@@ -151,4 +150,18 @@ func TestReplyTokenOutsideInboxes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// recorder is an executor that only records what the access guard let
+// through to it.
+type recorder func(m storage.Message)
+
+func (r recorder) HandleMessage(_ context.Context, _ *storage.Tx, m storage.Message) error {
+	r(m)
+	return nil
+}
+
+func (r recorder) HandleMessageIn(_ context.Context, _ *storage.Tx, m storage.Message, _ storage.TicketView) error {
+	r(m)
+	return nil
 }

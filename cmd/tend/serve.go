@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ func cmdServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "config file (default: the embedded default config)")
 	profiling := fs.Bool("pprof", false, "serve Go's profiles at /debug/pprof/ beside /metrics, behind web.metrics_token_file's token (required)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file when serve stops (what `tend bench --cpuprofile` reads)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,7 +57,32 @@ func cmdServe(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 	if *cfgPath == "" {
 		log.Info("no --config given: running the embedded default", "data_dir", cfg.DataDir, "inbox", cfg.Inboxes[0].Address)
 	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return serveWith(ctx, cfg, log, stdout, serveFlags{profiling: *profiling})
+}
+
+// startCPUProfile profiles the whole process until the returned function
+// runs: the after-work of a benchmark runs behind the last 250, so a
+// profile fetched over HTTP for a fixed time would miss or dilute it.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // serveFlags are serve's command-line switches that are not
@@ -187,7 +214,7 @@ func serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, stdout 
 	lt := leaseTiming(cfg)
 	timers := followup.NewTimers(st, exec, owner, lt.Period, lt.Lease, log)
 	var committer *storage.Committer
-	handle := guardAccess(exec.HandleMessage)
+	handle := guardAccess(exec)
 	if cfg.Clusters.Window > 0 {
 		handle = ingest.Clusterer{Window: cfg.Clusters.Window, Clock: storage.SystemClock{}}.Then(handle)
 	}
