@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // leaseTables are the tables whose rows a replica claims with a lease, and
@@ -35,8 +36,20 @@ func (s *Store) RenewLeases(ctx context.Context, owner string, lease time.Durati
 		}
 		until := now.Add(lease)
 		for _, t := range leaseTables {
-			res := tx.Table(t.table).Where(t.live).Where("lease_owner = ? AND lease_until >= ?", owner, now).
-				Update("lease_until", until)
+			held := tx.Table(t.table).Where(t.live).Where("lease_owner = ? AND lease_until >= ?", owner, now)
+			if s.driver == DriverPostgres {
+				// Rows another transaction holds are skipped, not waited
+				// for: that transaction is this replica's own worker
+				// finishing them (a batch completing its work items, the
+				// sender recording a delivery). Waiting made a cycle
+				// with it, renewal holding the rows it had already
+				// passed, and PostgreSQL broke it with 40P01. A row
+				// skipped now is renewed on the next round, long before
+				// its lease ends.
+				held = tx.Table(t.table).Where("id IN (?)", held.Select("id").
+					Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate, Options: clause.LockingOptionsSkipLocked}))
+			}
+			res := held.Update("lease_until", until)
 			if res.Error != nil {
 				return fmt.Errorf("%s: %w", t.table, res.Error)
 			}
