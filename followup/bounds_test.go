@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"mime/quotedprintable"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -162,22 +161,6 @@ func TestStaffMailBodiesAtRelay(t *testing.T) {
 	}
 }
 
-// dirBytes is the bytes of every file under dir.
-func dirBytes(t *testing.T, dir string) int64 {
-	t.Helper()
-	var n int64
-	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() {
-			n += fi.Size()
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // TestDiskProportionalToMail sends a day's worth of mixed mail through
 // the SMTP door with the default limits, shaped like the shared load
 // generator's corpus (../shared/bench, see corpusMail: most mail a few KB
@@ -227,7 +210,7 @@ func diskProportionalToMail(t *testing.T, backend string) {
 		}
 	} else {
 		w = newWorldWith(t, nil, nil)
-		size = func() int64 { return dirBytes(t, w.dataDir) }
+		size = func() int64 { return storagetest.DirBytes(t, w.dataDir) }
 	}
 	base := size()
 	var received int64
@@ -264,7 +247,7 @@ func diskProportionalToMail(t *testing.T, backend string) {
 		stored := size() - base
 		if backend == "sqlite" {
 			for _, name := range []string{"tend.db", "tend.db-wal", "raw"} {
-				t.Logf("%s: %s: %d bytes", what, name, dirBytes(t, filepath.Join(w.dataDir, name)))
+				t.Logf("%s: %s: %d bytes", what, name, storagetest.DirBytes(t, filepath.Join(w.dataDir, name)))
 			}
 		} else {
 			logTableSizes(t, pg)

@@ -19,22 +19,6 @@ import (
 	"github.com/tendhq/tend/storage/storagetest"
 )
 
-// dirSize is the bytes of every file under dir.
-func dirSize(t testing.TB, dir string) int64 {
-	t.Helper()
-	var n int64
-	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() {
-			n += fi.Size()
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // bigIncoming is incoming with a body of size bytes, random as a
 // compressed attachment's (the same for the same msgID and size): their
 // packing (packing.go) cannot shrink them, so the test sees every byte.
@@ -92,7 +76,7 @@ func TestCompactSegmentsReclaimsGarbage(t *testing.T) {
 		t.Fatal(err)
 	}
 	rawDir := filepath.Join(dir, "raw")
-	before := dirSize(t, rawDir)
+	before := storagetest.DirBytes(t, rawDir)
 	if before < 4*size {
 		t.Fatalf("segments hold %d bytes, want the 4 appends", before)
 	}
@@ -126,7 +110,7 @@ func TestCompactSegmentsReclaimsGarbage(t *testing.T) {
 	if st.Erased != 1 || st.Segments == 0 {
 		t.Errorf("compaction: %+v, want one erased message and a segment rewritten", st)
 	}
-	after := dirSize(t, rawDir)
+	after := storagetest.DirBytes(t, rawDir)
 	live := int64(len(keep.Raw))
 	for _, in := range during {
 		live += int64(len(in.Raw))

@@ -178,11 +178,11 @@ func TestPackedSegmentsUpgrade(t *testing.T) {
 		t.Fatalf("%d messages packed before compaction, want the 2 new ones", n)
 	}
 	rawDir := filepath.Join(opts.DataDir, "raw")
-	before := dirSize(t, rawDir)
+	before := storagetest.DirBytes(t, rawDir)
 	if _, err := s.CompactSegments(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
-	after := dirSize(t, rawDir)
+	after := storagetest.DirBytes(t, rawDir)
 	if n := packedCount(); n != len(ins) {
 		t.Errorf("%d of %d messages packed after compaction", n, len(ins))
 	}

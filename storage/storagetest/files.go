@@ -30,3 +30,20 @@ func FilesContaining(t testing.TB, dir string, needle []byte) []string {
 	}
 	return found
 }
+
+// DirBytes is the bytes of every file under dir: what a data directory
+// takes on disk, for the disk-use bounds.
+func DirBytes(t testing.TB, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
