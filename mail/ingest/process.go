@@ -268,21 +268,10 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 			if err := tx.Savepoint(sp); err != nil {
 				return err
 			}
-			err, bad := unread[w.ID]
-			if !bad {
-				err = p.process(ctx, tx, w, msgs, parsed)
+			if err := p.one(ctx, tx, sp, w, msgs, parsed, unread, failed); err != nil {
+				return err
 			}
-			if err == nil {
-				continue
-			}
-			if rerr := tx.RollbackTo(sp); rerr != nil {
-				return rerr
-			}
-			if w.Attempts+1 < p.maxAttempts {
-				failed[w.ID] = err
-				continue
-			}
-			if err := p.giveUp(ctx, tx, sp, w, msgs[w.MessageRowID], parsed, err); err != nil {
+			if err := tx.Release(sp); err != nil {
 				return err
 			}
 		}
@@ -318,6 +307,28 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 		}
 	}
 	return len(ws), nil
+}
+
+// one is runBatch's work on item w inside savepoint sp: its after-work,
+// or, when that fails, the savepoint rolled back and the failure noted in
+// failed for a retry, or the message given up after its last attempt. An
+// error ends the batch's transaction.
+func (p *Processor) one(ctx context.Context, tx *storage.Tx, sp string, w storage.Work, msgs map[int64]storage.Message, parsed map[int64]storage.Parsed, unread, failed map[int64]error) error {
+	err, bad := unread[w.ID]
+	if !bad {
+		err = p.process(ctx, tx, w, msgs, parsed)
+	}
+	if err == nil {
+		return nil
+	}
+	if rerr := tx.RollbackTo(sp); rerr != nil {
+		return rerr
+	}
+	if w.Attempts+1 < p.maxAttempts {
+		failed[w.ID] = err
+		return nil
+	}
+	return p.giveUp(ctx, tx, sp, w, msgs[w.MessageRowID], parsed, err)
 }
 
 // BatchStats describe one committed batch of the processor: what its
