@@ -356,14 +356,14 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 					continue
 				}
 				sp := "m" + strconv.Itoa(i)
-				if err := tx.SavePoint(sp).Error; err != nil {
+				if err := savepoint(tx, sp); err != nil {
 					return err
 				}
 				d, err := c.s.deliver(r.ctx, tx, r.in, nil)
 				if dedupConflict(err) {
 					// Another replica stored the same message since
 					// the lookup: looked up again, it is a duplicate.
-					if rerr := tx.RollbackTo(sp).Error; rerr != nil {
+					if rerr := rollbackTo(tx, sp); rerr != nil {
 						return rerr
 					}
 					d, err = c.s.deliver(r.ctx, tx, r.in, nil)
@@ -372,7 +372,10 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 					err = c.s.fault(FaultDeliver)
 				}
 				if err != nil {
-					if rerr := tx.RollbackTo(sp).Error; rerr != nil {
+					if rerr := rollbackTo(tx, sp); rerr != nil {
+						return rerr
+					}
+					if rerr := release(tx, sp); rerr != nil {
 						return rerr
 					}
 					if !last && Retryable(err) {
@@ -386,6 +389,9 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 					continue
 				}
 				results[i].d = d
+				if err := release(tx, sp); err != nil {
+					return err
+				}
 			}
 			if err := c.s.fault(FaultCommit); err != nil {
 				return err

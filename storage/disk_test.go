@@ -334,12 +334,13 @@ func hashOf(b []byte) string {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // TestSQLiteMemoryPragmas: every connection runs with the pragmas that
-// bound the pure-Go SQLite's memory (a savepoint journal spills to a file
-// past 64 KiB, a 1 MiB page cache) besides the durable WAL ones.
+// bound the pure-Go SQLite's memory (a 1 MiB page cache; savepoint
+// journals in memory, which Tx.Release keeps to one message's pages)
+// besides the durable WAL ones.
 func TestSQLiteMemoryPragmas(t *testing.T) {
 	ctx := context.Background()
 	s := storagetest.OpenSQLite(t, storagetest.NewFakeClock(t0))
-	want := map[string]string{"temp_store": "1", "cache_size": "-1024", "journal_mode": "wal", "synchronous": "2"}
+	want := map[string]string{"temp_store": "2", "cache_size": "-1024", "journal_mode": "wal", "synchronous": "2"}
 	// More than one connection: each must have them.
 	var wg sync.WaitGroup
 	for range 4 {

@@ -105,7 +105,7 @@ func queueOrderColumns(tx *gorm.DB) error {
 	// A step runs again when the version records were lost: the columns
 	// may be there already.
 	for _, c := range []struct{ name, typ, expr string }{{"attention", kind, attentionSQL}, {"queue_since", since, queueSinceSQL}} {
-		if !tx.Migrator().HasColumn("tickets", c.name) {
+		if !hasColumn(tx, "tickets", c.name) {
 			stmts = append(stmts, fmt.Sprintf("ALTER TABLE tickets ADD COLUMN %s %s GENERATED ALWAYS AS (%s) %s", c.name, c.typ, c.expr, gen))
 		}
 	}
@@ -118,6 +118,20 @@ func queueOrderColumns(tx *gorm.DB) error {
 		}
 	}
 	return nil
+}
+
+// hasColumn reports whether table has column name, generated columns
+// included: the SQLite dialect's HasColumn reads pragma_table_info, which
+// leaves generated columns out, so a step adding one would add it twice.
+func hasColumn(tx *gorm.DB, table, name string) bool {
+	if tx.Dialector.Name() != DriverSQLite {
+		return tx.Migrator().HasColumn(table, name)
+	}
+	var n int
+	if err := tx.Raw("SELECT COUNT(*) FROM pragma_table_xinfo(?) WHERE name = ?", table, name).Row().Scan(&n); err != nil {
+		return false
+	}
+	return n > 0
 }
 
 // queueIndexes serve the queue's and the API's order, one per filter that

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"strings"
 
-	sqlite "github.com/glebarez/go-sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
+	sqlite "modernc.org/sqlite"
 )
 
 // Retryable reports whether err is a conflict with another writer that

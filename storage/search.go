@@ -21,7 +21,7 @@ import (
 // messages, so every path that writes those rows (ingest, the full parse,
 // merges, retention, forget) updates the index in its own transaction.
 // unicode61 rather than trigram: trigram cannot drop diacritics in
-// SQLite 3.41 (modernc v1.23.1), matches nothing under three characters
+// SQLite 3.41 (the version tend first shipped), matches nothing under three characters
 // and makes the index about three times larger; a helpdesk searches for
 // words, names and addresses, not for substrings.
 //

@@ -54,6 +54,33 @@ func (t *Tx) LockTicket(ctx context.Context, ticket int64) error {
 	return nil
 }
 
+// LockBatch takes, on PostgreSQL, a lock on each customer of tickets, in
+// id order, until the transaction ends: a processing batch decides about
+// these customers' tickets and counts the automatic mail sent to them
+// (the flood caps), and another batch doing the same at once (another
+// worker, another replica) would count without seeing it. In id order, so
+// that two batches waiting for each other cannot both hold some: the
+// second waits for the first's commit. Advisory locks, not row locks:
+// intake writes contacts and tickets (a reply reopens its ticket) and
+// must not wait for whole batches. SQLite's write transactions are
+// serialised already.
+func (t *Tx) LockBatch(ctx context.Context, tickets []int64) error {
+	if t.s.driver != DriverPostgres || len(tickets) == 0 {
+		return nil
+	}
+	// The ordered subquery hands the ids to the lock function in order.
+	err := t.db.WithContext(ctx).Exec("SELECT pg_advisory_xact_lock(? + c.customer_id) FROM "+
+		"(SELECT DISTINCT customer_id FROM tickets WHERE id IN ? ORDER BY customer_id) c", customerLocks, tickets).Error
+	if err != nil {
+		return fmt.Errorf("lock customers: %w", err)
+	}
+	return nil
+}
+
+// customerLocks is where LockBatch's advisory lock keys start (customer
+// id added), apart from the schema migration's (migrate.go).
+const customerLocks int64 = 0x74656e64 << 32 // "tend"
+
 // AttachmentNames returns the file names of a message's attachments (not
 // inline parts), in order, for the acknowledgement and notifications.
 func (t *Tx) AttachmentNames(ctx context.Context, msgRowID int64) ([]string, error) {

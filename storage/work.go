@@ -141,10 +141,32 @@ func (s *Store) RetryWork(ctx context.Context, id int64, cause error, retryAt ti
 
 // Savepoint marks a point in the transaction that RollbackTo returns to,
 // so one item of a batch can fail without undoing the others.
-func (t *Tx) Savepoint(name string) error { return t.db.SavePoint(name).Error }
+func (t *Tx) Savepoint(name string) error { return savepoint(t.db, name) }
 
 // RollbackTo undoes everything since Savepoint(name).
-func (t *Tx) RollbackTo(name string) error { return t.db.RollbackTo(name).Error }
+func (t *Tx) RollbackTo(name string) error { return rollbackTo(t.db, name) }
+
+// Release ends Savepoint(name) (and those set since), keeping what was
+// done. Savepoints left open nest until the commit, and SQLite journals
+// each page a savepoint touches for as long as it is open: a batch's
+// journal would grow with the batch instead of one message's.
+func (t *Tx) Release(name string) error { return release(t.db, name) }
+
+// The savepoint statements, run here rather than through gorm's SavePoint
+// and RollbackTo: the dialects run them on a copy of the session and drop
+// the error, so a failed ROLLBACK TO went unnoticed (and gorm has no
+// RELEASE at all).
+func savepoint(db *gorm.DB, name string) error {
+	return db.Exec("SAVEPOINT " + db.Statement.Quote(name)).Error
+}
+
+func rollbackTo(db *gorm.DB, name string) error {
+	return db.Exec("ROLLBACK TO SAVEPOINT " + db.Statement.Quote(name)).Error
+}
+
+func release(db *gorm.DB, name string) error {
+	return db.Exec("RELEASE SAVEPOINT " + db.Statement.Quote(name)).Error
+}
 
 // MessagesByID returns message rows by id.
 func (s *Store) MessagesByID(ctx context.Context, ids []int64) (map[int64]Message, error) {

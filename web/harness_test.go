@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/glebarez/go-sqlite" // database/sql driver "sqlite", for the test's seeding handle
+	_ "modernc.org/sqlite" // database/sql driver "sqlite", for the test's seeding handle
 
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/mail/webreply"

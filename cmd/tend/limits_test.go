@@ -14,7 +14,7 @@ import (
 // options take effect).
 func TestLimitsReachTheComponents(t *testing.T) {
 	cfg, err := config.Parse("tend.yaml", []byte(`
-processing: {max_attempts: 7, retry_backoff: 2m, batch_bytes: 3MiB, max_body_text: 200KiB}
+processing: {max_attempts: 7, retry_backoff: 2m, batch_bytes: 3MiB, max_body_text: 200KiB, workers: 3}
 notifications: {max_text: 10KiB, attach_max: 5MiB}
 retention: {outbox_bodies: 72h, notification_bodies: 2h, compact_every: 10m}
 `), nil)
@@ -22,8 +22,16 @@ retention: {outbox_bodies: 72h, notification_bodies: 2h, compact_every: 10m}
 		t.Fatal(err)
 	}
 	p := processorLimits(cfg, ingest.ProcessorOptions{Owner: "kept"})
-	if p.MaxAttempts != 7 || p.RetryBackoff != 2*time.Minute || p.BatchBytes != 3<<20 || p.MaxText != 200<<10 || p.Owner != "kept" {
+	if p.MaxAttempts != 7 || p.RetryBackoff != 2*time.Minute || p.BatchBytes != 3<<20 || p.MaxText != 200<<10 || p.Workers != 3 || p.Owner != "kept" {
 		t.Errorf("processor options = %+v", p)
+	}
+	// workers 0 chooses by database.
+	for driver, want := range map[string]int{"sqlite": 1, "postgres": pgWorkers} {
+		c := config.Default()
+		c.Database.Driver = driver
+		if got := processorLimits(c, ingest.ProcessorOptions{}).Workers; got != want {
+			t.Errorf("%s: %d workers by default, want %d", driver, got, want)
+		}
 	}
 	text, attach := notifyLimits(cfg)
 	if text != 10<<10 || attach != 5<<20 {

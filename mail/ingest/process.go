@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jhillyerd/enmime/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tendhq/tend/internal/worker"
 	"github.com/tendhq/tend/mail/header"
@@ -45,7 +46,7 @@ type Processor struct {
 	owner    string
 	clock    storage.Clock
 	log      *slog.Logger
-	wake     chan struct{}
+	wakes    []chan struct{} // one per worker
 	batch    int
 	lease    time.Duration
 	period   time.Duration
@@ -100,6 +101,13 @@ type ProcessorOptions struct {
 	GiveUp GiveUp
 	// OnBatch, when set, is told about each committed batch (metrics).
 	OnBatch func(BatchStats)
+	// Workers is how many batches run at once (default 1). More than one
+	// only helps where writers do not queue for one lock (PostgreSQL):
+	// there a batch spends most of its time waiting for the server's
+	// round trips. Batches lock their tickets and customers first
+	// (storage.Tx.LockBatch), so two workers never decide about one
+	// ticket, or count one customer's automatic mail, at the same time.
+	Workers int
 }
 
 // Defaults of ProcessorOptions.
@@ -139,22 +147,37 @@ func NewProcessor(store WorkStore, opts ProcessorOptions) *Processor {
 	if opts.MaxText == 0 {
 		opts.MaxText = DefaultMaxText
 	}
+	wakes := make([]chan struct{}, max(1, opts.Workers))
+	for i := range wakes {
+		wakes[i] = make(chan struct{}, 1)
+	}
 	return &Processor{
 		store: store, after: opts.AfterParse, commit: opts.AfterCommit, busy: opts.Busy, cut: opts.Interrupt, deferMax: opts.MaxDefer, owner: opts.Owner, clock: opts.Clock, log: opts.Logger,
-		wake: make(chan struct{}, 1), batch: 32, lease: opts.Lease, period: opts.Period,
+		wakes: wakes, batch: 32, lease: opts.Lease, period: opts.Period,
 		maxAttempts: opts.MaxAttempts, retryBase: opts.RetryBackoff, batchBytes: opts.BatchBytes, maxText: opts.MaxText,
 		giveUpHook: opts.GiveUp, onBatch: opts.OnBatch,
 	}
 }
 
-// Wake tells the processor that work may be waiting. It never blocks.
-func (p *Processor) Wake() { worker.Wake(p.wake) }
+// Wake tells the processor's workers that work may be waiting. It never
+// blocks.
+func (p *Processor) Wake() {
+	for _, w := range p.wakes {
+		worker.Wake(w)
+	}
+}
 
-// Run processes work until ctx ends. The wake-up channel only shortens the
-// wait: the work itself is in the database, so nothing is lost if a wake-up
-// is.
+// Run processes work with each of its workers until ctx ends. The wake-up
+// channels only shorten the wait: the work itself is in the database, so
+// nothing is lost if a wake-up is.
 func (p *Processor) Run(ctx context.Context) error {
-	return worker.Loop(ctx, worker.Options{Name: "processing work", Log: p.log, Wake: p.wake, Period: p.period, Linger: linger, Before: p.yield}, p.RunOnce)
+	var g errgroup.Group
+	for _, wake := range p.wakes {
+		g.Go(func() error {
+			return worker.Loop(ctx, worker.Options{Name: "processing work", Log: p.log, Wake: wake, Period: p.period, Linger: linger, Before: p.yield}, p.RunOnce)
+		})
+	}
+	return g.Wait()
 }
 
 // linger is how long a woken processor waits for more work to batch, so
@@ -257,7 +280,16 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 	failed := map[int64]error{}
 	start := time.Now()
 	done := len(ws)
+	tickets := make([]int64, 0, len(ws))
+	for _, w := range ws {
+		if m, ok := msgs[w.MessageRowID]; ok && m.TicketID != nil {
+			tickets = append(tickets, *m.TicketID)
+		}
+	}
 	err = p.store.InTx(ctx, func(tx *storage.Tx) error {
+		if err := tx.LockBatch(ctx, tickets); err != nil {
+			return err
+		}
 		done = len(ws)
 		for i, w := range ws {
 			if i > 0 && p.cut != nil && p.cut() {
@@ -268,21 +300,10 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 			if err := tx.Savepoint(sp); err != nil {
 				return err
 			}
-			err, bad := unread[w.ID]
-			if !bad {
-				err = p.process(ctx, tx, w, msgs, parsed)
+			if err := p.one(ctx, tx, sp, w, msgs, parsed, unread, failed); err != nil {
+				return err
 			}
-			if err == nil {
-				continue
-			}
-			if rerr := tx.RollbackTo(sp); rerr != nil {
-				return rerr
-			}
-			if w.Attempts+1 < p.maxAttempts {
-				failed[w.ID] = err
-				continue
-			}
-			if err := p.giveUp(ctx, tx, sp, w, msgs[w.MessageRowID], parsed, err); err != nil {
+			if err := tx.Release(sp); err != nil {
 				return err
 			}
 		}
@@ -318,6 +339,28 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 		}
 	}
 	return len(ws), nil
+}
+
+// one is runBatch's work on item w inside savepoint sp: its after-work,
+// or, when that fails, the savepoint rolled back and the failure noted in
+// failed for a retry, or the message given up after its last attempt. An
+// error ends the batch's transaction.
+func (p *Processor) one(ctx context.Context, tx *storage.Tx, sp string, w storage.Work, msgs map[int64]storage.Message, parsed map[int64]storage.Parsed, unread, failed map[int64]error) error {
+	err, bad := unread[w.ID]
+	if !bad {
+		err = p.process(ctx, tx, w, msgs, parsed)
+	}
+	if err == nil {
+		return nil
+	}
+	if rerr := tx.RollbackTo(sp); rerr != nil {
+		return rerr
+	}
+	if w.Attempts+1 < p.maxAttempts {
+		failed[w.ID] = err
+		return nil
+	}
+	return p.giveUp(ctx, tx, sp, w, msgs[w.MessageRowID], parsed, err)
 }
 
 // BatchStats describe one committed batch of the processor: what its

@@ -194,6 +194,42 @@ var workQueueCases = []struct {
 			t.Fatalf("completed work still claimable: %d", len(ws))
 		}
 	}},
+	{"a released savepoint keeps what it holds", func(t *testing.T, f *queueFixture) {
+		f.deliver(t)
+		ws := f.claim(t, "a", 10)
+		ctx := context.Background()
+		err := f.q.InTx(ctx, func(tx *storage.Tx) error {
+			if err := tx.Savepoint("s"); err != nil {
+				return err
+			}
+			if err := tx.CompleteWork(ctx, ws[0].ID); err != nil {
+				return err
+			}
+			return tx.Release("s")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.q.ReleaseWork(ctx, []int64{ws[0].ID}); err != nil {
+			t.Fatal(err)
+		}
+		if again := f.claim(t, "a", 10); len(again) != 0 {
+			t.Fatalf("work completed inside a released savepoint: %d claimable, want 0", len(again))
+		}
+		// Released, it is gone: there is nothing to roll back to.
+		err = f.q.InTx(ctx, func(tx *storage.Tx) error {
+			if err := tx.Savepoint("s"); err != nil {
+				return err
+			}
+			if err := tx.Release("s"); err != nil {
+				return err
+			}
+			return tx.RollbackTo("s")
+		})
+		if err == nil {
+			t.Fatal("rolled back to a released savepoint")
+		}
+	}},
 	{"messages and raw bytes of the claimed work", func(t *testing.T, f *queueFixture) {
 		d, raw := f.deliver(t)
 		a := f.claim(t, "a", 10)

@@ -280,8 +280,8 @@ func TestEnvKeys(t *testing.T) {
 			t.Errorf("missing variable %s", name)
 		}
 	}
-	if len(keys) != 70 {
-		t.Errorf("%d variables, want 70: a key was added or lost; update REFERENCE.md and this count", len(keys))
+	if len(keys) != 71 {
+		t.Errorf("%d variables, want 71: a key was added or lost; update REFERENCE.md and this count", len(keys))
 	}
 	if !slices.Contains(sections, "TEND_FOLLOW_THROUGH") || !slices.Contains(sections, "TEND_INBOXES") {
 		t.Errorf("sections = %v", sections)

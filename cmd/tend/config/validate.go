@@ -474,6 +474,9 @@ func (v *validator) limits(c *Config) {
 	if c.Processing.BatchBytes <= 0 {
 		v.add("processing.batch_bytes", "must be positive")
 	}
+	if c.Processing.Workers < 0 || c.Processing.Workers > 64 {
+		v.add("processing.workers", "must be between 0 (by database) and 64")
+	}
 	if c.Processing.MaxBodyText < 1024 {
 		v.add("processing.max_body_text", "must be at least 1KiB")
 	}

@@ -1,0 +1,113 @@
+package ingest_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tendhq/tend/mail/ingest"
+	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
+)
+
+// TestProcessorWorkers runs four workers over mail from 32 customers
+// and a flood from one: every message is handled exactly once, never two
+// of one customer's at the same time (TestLockBatchWaitsForTheSameCustomer
+// shows the locks that see to it), and on PostgreSQL two batches do run
+// at once (the first message's hook waits until another worker's
+// hook has started; on SQLite the one writer serialises batches).
+func TestProcessorWorkers(t *testing.T) {
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			pi := newProcInstall(t, b)
+			deliver := func(from, subject string) {
+				raw := fmt.Sprintf("From: %s\r\nTo: support@acme.test\r\nSubject: %s\r\nMessage-ID: <%s@example.com>\r\n\r\nhello\r\n", from, subject, subject)
+				h := sha256.Sum256([]byte(raw))
+				if _, err := pi.c.Deliver(ctx, &storage.Incoming{Raw: []byte(raw), Hash: hex.EncodeToString(h[:]), MessageID: subject + "@example.com",
+					From: from, Subject: subject, NormSubject: subject, Class: "human", Role: "customer", Inboxes: []string{"support@acme.test"}, Source: "test"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Claimed in order, 32 to a batch: the first batch is the 32
+			// customers', the second and third are the flood's.
+			const customers, flood = 32, 48
+			for i := range customers {
+				deliver(fmt.Sprintf("c%d@example.com", i), fmt.Sprintf("c%d", i))
+			}
+			for i := range flood {
+				deliver("flood@example.com", fmt.Sprintf("flood%d", i))
+			}
+			var mu sync.Mutex
+			handled := map[string]int{}
+			inside := map[string]int{}
+			started := make(chan struct{}, customers+flood)
+			concurrent := b.Name == "postgres"
+			p := ingest.NewProcessor(pi.store, ingest.ProcessorOptions{Owner: "test", Clock: pi.clock, Workers: 4,
+				AfterParse: func(ctx context.Context, tx *storage.Tx, m storage.Message) error {
+					mu.Lock()
+					handled[m.Subject]++
+					inside[m.FromAddr]++
+					if inside[m.FromAddr] > 1 {
+						t.Errorf("two messages of %s handled at once", m.FromAddr)
+					}
+					mu.Unlock()
+					started <- struct{}{}
+					if concurrent && m.Subject == "c0" {
+						// Another worker must get to a hook while this
+						// batch is open.
+						for n := 0; n < 2; n++ {
+							select {
+							case <-started:
+							case <-time.After(30 * time.Second):
+								t.Error("no other worker ran while the first batch was open")
+								n = 2
+							}
+						}
+					}
+					mu.Lock()
+					inside[m.FromAddr]--
+					mu.Unlock()
+					return nil
+				}})
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx) }()
+			p.Wake()
+			deadline := time.Now().Add(60 * time.Second)
+			poll := time.NewTicker(20 * time.Millisecond) // the counts are read, not waited on
+			defer poll.Stop()
+			for {
+				c, err := pi.store.Counts(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.PendingWork == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d work items still pending", c.PendingWork)
+				}
+				<-poll.C
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(handled) != customers+flood {
+				t.Errorf("%d messages handled, want %d", len(handled), customers+flood)
+			}
+			for s, n := range handled {
+				if n != 1 {
+					t.Errorf("%s handled %d times, want once", s, n)
+				}
+			}
+		})
+	}
+}
