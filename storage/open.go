@@ -86,8 +86,9 @@ type Store struct {
 	gate     writeGate     // SQLite's one writer, taken in turn (see write)
 	chunking atomic.Int64  // messages writing raw chunks right now
 	// dropped counts the outbox bytes dropped since the outbox table was
-	// last vacuumed (PostgreSQL; see Checkpoint).
-	dropped atomic.Int64
+	// last vacuumed, messagesDropped since messages was (PostgreSQL; see
+	// vacuumDropped).
+	dropped, messagesDropped atomic.Int64
 
 	walPath  string // SQLite's write-ahead log
 	walLimit int64  // journal_size_limit
@@ -343,22 +344,6 @@ func (s *Store) RunMaintenance(ctx context.Context) error {
 	})
 }
 
-// outboxVacuumAfter is how many bytes of outgoing mail bodies dropped
-// (staff mail at relay, pruning) make Checkpoint vacuum the tables they
-// leave dead rows in on PostgreSQL: outbox_mails (the composed mail,
-// mostly TOAST chunks, which nothing reads again and so only VACUUM
-// frees; a heap page's dead rows are pruned only when the page is read
-// nearly full) and messages (a notification's text, dropOutboxText).
-// Until then every new body takes new pages. With 4 MiB the outbox
-// carried 3 MB of dead chunks on a day of 7.6 MB of small mail (issue
-// 10: disk at most 1.5× the mail); with a quarter of a MiB, about one
-// notification with a forwarded attachment, the tables carry what one
-// maintenance period drops. Such a VACUUM reads only the pages written
-// since the last one (the visibility map skips the rest), and
-// PostgreSQL skips its index passes while few of a table's pages hold
-// dead rows, so its cost follows the mail, not the tables' size.
-const outboxVacuumAfter = 256 << 10
-
 // Checkpoint is one round of the database's maintenance.
 //
 // On SQLite it copies the write-ahead log into the database file. PASSIVE
@@ -368,21 +353,12 @@ const outboxVacuumAfter = 256 << 10
 // only has to reset the log, gives the space back. (SQLite reuses the
 // pages of dropped bodies by itself.)
 //
-// On PostgreSQL, once outboxVacuumAfter bytes of outgoing bodies were
-// dropped, it vacuums outbox_mails and messages, so that the next bodies
-// reuse their space: autovacuum would wait for a fifth of the table to
-// be dead, and every notification's bytes would add to the database
-// meanwhile. VACUUM (not FULL) takes no lock that blocks reads or
-// writes, and SKIP_LOCKED passes over a table autovacuum is vacuuming.
+// On PostgreSQL it vacuums the tables where dropped outgoing bodies
+// left dead rows, so that the next bodies reuse their space
+// (vacuumDropped).
 func (s *Store) Checkpoint(ctx context.Context) error {
 	if s.driver != DriverSQLite {
-		if n := s.dropped.Load(); n >= outboxVacuumAfter {
-			s.dropped.Add(-n)
-			if err := s.db.WithContext(ctx).Exec("VACUUM (SKIP_LOCKED) outbox_mails, messages").Error; err != nil {
-				return fmt.Errorf("vacuum outbox and messages: %w", err)
-			}
-		}
-		return nil
+		return s.vacuumDropped(ctx)
 	}
 	var busy, logFrames, copied int64
 	if err := s.db.WithContext(ctx).Raw("PRAGMA wal_checkpoint(PASSIVE)").Row().Scan(&busy, &logFrames, &copied); err != nil {
