@@ -87,8 +87,9 @@ type Store struct {
 	gate     writeGate     // SQLite's one writer, taken in turn (see write)
 	chunking atomic.Int64  // messages writing raw chunks right now
 	// dropped counts the outbox bytes dropped since the outbox table was
-	// last vacuumed (PostgreSQL; see Checkpoint).
-	dropped atomic.Int64
+	// last vacuumed, messagesDropped since messages was (PostgreSQL; see
+	// vacuumDropped).
+	dropped, messagesDropped atomic.Int64
 
 	walPath  string // SQLite's write-ahead log
 	walLimit int64  // journal_size_limit
@@ -352,11 +353,6 @@ func (s *Store) RunMaintenance(ctx context.Context) error {
 	})
 }
 
-// outboxVacuumAfter is how many bytes of outgoing mail bodies dropped
-// (staff mail at relay, pruning) make Checkpoint vacuum the outbox table
-// on PostgreSQL.
-const outboxVacuumAfter = 4 << 20
-
 // Checkpoint is one round of the database's maintenance.
 //
 // On SQLite it copies the write-ahead log into the database file. PASSIVE
@@ -366,20 +362,12 @@ const outboxVacuumAfter = 4 << 20
 // only has to reset the log, gives the space back. (SQLite reuses the
 // pages of dropped bodies by itself.)
 //
-// On PostgreSQL, once outboxVacuumAfter bytes of outgoing bodies were
-// dropped, it vacuums outbox_mails, so that the next bodies reuse their
-// space: autovacuum would wait for a fifth of the table to be dead, and
-// every notification's bytes would add to the database meanwhile. VACUUM
-// (not FULL) takes no lock that blocks reads or writes.
+// On PostgreSQL it vacuums the tables where dropped outgoing bodies
+// left dead rows, so that the next bodies reuse their space
+// (vacuumDropped).
 func (s *Store) Checkpoint(ctx context.Context) error {
 	if s.driver != DriverSQLite {
-		if n := s.dropped.Load(); n >= outboxVacuumAfter {
-			s.dropped.Add(-n)
-			if err := s.db.WithContext(ctx).Exec("VACUUM (SKIP_LOCKED) outbox_mails").Error; err != nil {
-				return fmt.Errorf("vacuum outbox: %w", err)
-			}
-		}
-		return nil
+		return s.vacuumDropped(ctx)
 	}
 	var busy, logFrames, copied int64
 	if err := s.db.WithContext(ctx).Raw("PRAGMA wal_checkpoint(PASSIVE)").Row().Scan(&busy, &logFrames, &copied); err != nil {

@@ -263,19 +263,7 @@ func TestSearchBackfill(t *testing.T) {
 					drop = append(drop, "DROP TRIGGER search_"+tbl+"_ai", "DROP TRIGGER search_"+tbl+"_au", "DROP TRIGGER search_"+tbl+"_ad", "DROP TABLE search_"+tbl)
 				}
 			}
-			for _, stmt := range drop {
-				if err := storage.ExecForTest(ctx, s, stmt); err != nil {
-					t.Fatalf("%s: %v", stmt, err)
-				}
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s, err := storage.Open(ctx, opts)
-			if err != nil {
-				t.Fatalf("upgrade: %v", err)
-			}
-			defer s.Close()
+			s = reopenOlder(t, s, opts, drop...)
 			for q, want := range map[string][]int64{"acrobat": {w.invoice}, "muller": {w.invoice}, "vpn": {w.vpn}, "lastword": nil} {
 				rows, _, err := s.Queue(ctx, storage.QueueFilter{Query: q})
 				if err != nil {

@@ -20,6 +20,28 @@ func upgradeStore(t *testing.T, backend string) (*storage.Store, storage.Options
 	return s, opts
 }
 
+// reopenOlder makes s look like an older binary's database by running
+// stmts on it, closes it and opens it again with opts, which upgrades it;
+// the upgraded store is closed when the test ends.
+func reopenOlder(t *testing.T, s *storage.Store, opts storage.Options, stmts ...string) *storage.Store {
+	t.Helper()
+	ctx := context.Background()
+	for _, stmt := range stmts {
+		if err := storage.ExecForTest(ctx, s, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := storage.Open(ctx, opts)
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // TestUpgradeKeepsRows opens a database written by an "older binary" (a
 // column, an index and the version records missing) with this one: the
 // schema is brought up to date and no row is lost.
@@ -33,25 +55,13 @@ func TestUpgradeKeepsRows(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, stmt := range []string{
+			s = reopenOlder(t, s, opts, []string{
 				"ALTER TABLE messages DROP COLUMN handled",
 				"ALTER TABLE messages DROP COLUMN auth_aligned",
 				"ALTER TABLE messages DROP COLUMN auth_dkim",
 				"DROP INDEX idx_outbox_to_created",
 				"DELETE FROM schema_versions",
-			} {
-				if err := storage.ExecForTest(ctx, s, stmt); err != nil {
-					t.Fatalf("%s: %v", stmt, err)
-				}
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s, err = storage.Open(ctx, opts)
-			if err != nil {
-				t.Fatalf("upgrade: %v", err)
-			}
-			defer s.Close()
+			}...)
 			if v, err := s.SchemaVersion(ctx); err != nil || v != storage.LatestSchemaVersion() {
 				t.Errorf("schema version %d, %v; want %d", v, err, storage.LatestSchemaVersion())
 			}
@@ -109,24 +119,12 @@ func TestUpgradeBackfillsClassificationFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, stmt := range []string{
+			s = reopenOlder(t, s, opts, []string{
 				"ALTER TABLE messages DROP COLUMN no_auto_reply",
 				"ALTER TABLE messages DROP COLUMN suspect",
 				"ALTER TABLE messages DROP COLUMN class_reasons",
 				"DELETE FROM schema_versions WHERE version >= 2",
-			} {
-				if err := storage.ExecForTest(ctx, s, stmt); err != nil {
-					t.Fatalf("%s: %v", stmt, err)
-				}
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s, err = storage.Open(ctx, opts)
-			if err != nil {
-				t.Fatalf("upgrade: %v", err)
-			}
-			defer s.Close()
+			}...)
 			if v, err := s.SchemaVersion(ctx); err != nil || v != storage.LatestSchemaVersion() {
 				t.Errorf("schema version %d, %v; want %d", v, err, storage.LatestSchemaVersion())
 			}
@@ -173,22 +171,10 @@ func TestUpgradeIndexesContentHash(t *testing.T) {
 				}
 				ids = append(ids, d.MessageRowID)
 			}
-			for _, stmt := range []string{
+			s = reopenOlder(t, s, opts, []string{
 				"UPDATE messages SET message_id = 'twice@example.com' WHERE id = " + itoa(ids[1]),
 				"DELETE FROM schema_versions WHERE version >= 5",
-			} {
-				if err := storage.ExecForTest(ctx, s, stmt); err != nil {
-					t.Fatalf("%s: %v", stmt, err)
-				}
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s, err := storage.Open(ctx, opts)
-			if err != nil {
-				t.Fatalf("upgrade: %v", err)
-			}
-			defer s.Close()
+			}...)
 			for _, id := range ids {
 				if _, err := s.GetMessage(ctx, id); err != nil {
 					t.Errorf("message %d after the upgrade: %v", id, err)
@@ -246,18 +232,7 @@ func TestUpgradeBackfillsQueueOrder(t *testing.T) {
 				stmts = append(stmts, "DROP INDEX "+ix)
 			}
 			stmts = append(stmts, "ALTER TABLE tickets DROP COLUMN attention", "ALTER TABLE tickets DROP COLUMN queue_since", "DELETE FROM schema_versions WHERE version >= 6")
-			for _, stmt := range stmts {
-				if err := storage.ExecForTest(ctx, s, stmt); err != nil {
-					t.Fatalf("%s: %v", stmt, err)
-				}
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if s, err = storage.Open(ctx, opts); err != nil {
-				t.Fatalf("upgrade: %v", err)
-			}
-			defer s.Close()
+			s = reopenOlder(t, s, opts, stmts...)
 			order := func() []int64 {
 				rows, _, err := s.Queue(ctx, storage.QueueFilter{State: "all"})
 				if err != nil {
@@ -280,5 +255,56 @@ func TestUpgradeBackfillsQueueOrder(t *testing.T) {
 				t.Errorf("queue after resolving #%d = %v, want %v", n[2], got, want)
 			}
 		})
+	}
+}
+
+// TestSearchIndexesHaveNoPendingList (PostgreSQL): a message's words go
+// into the GIN search index at once, not into a pending list the index
+// keeps the pages of (issue 10: disk at most 1.5× the mail), and a
+// database from before schema step 10, whose indexes had one, gets them
+// merged and turned off by the upgrade.
+func TestSearchIndexesHaveNoPendingList(t *testing.T) {
+	ctx := context.Background()
+	s, opts := upgradeStore(t, "postgres")
+	n := 0
+	// pending stores a message with text and returns how many pages the
+	// search indexes' pending lists held, merging them.
+	pending := func(s *storage.Store) int64 {
+		t.Helper()
+		n++
+		stmt := fmt.Sprintf(`INSERT INTO messages (direction, message_id, raw_hash, text, received_at)
+			VALUES ('in', 'pending%d@example.com', 'pending%d', 'the printer prints blank pages again', CURRENT_TIMESTAMP)`, n, n)
+		if err := storage.ExecForTest(ctx, s, stmt); err != nil {
+			t.Fatal(err)
+		}
+		var pages int64
+		for _, idx := range []string{"idx_search_tickets", "idx_search_contacts", "idx_search_messages"} {
+			p, err := storage.QueryInt(ctx, s, "SELECT gin_clean_pending_list('"+idx+"'::regclass)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages += p
+		}
+		return pages
+	}
+	if p := pending(s); p != 0 {
+		t.Errorf("a new database's search indexes kept %d pending pages", p)
+	}
+	// As schema version 9 left them: GIN's default, a pending list.
+	var older []string
+	for _, idx := range []string{"idx_search_tickets", "idx_search_contacts", "idx_search_messages"} {
+		older = append(older, "ALTER INDEX "+idx+" RESET (fastupdate)")
+	}
+	for _, stmt := range older {
+		if err := storage.ExecForTest(ctx, s, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if p := pending(s); p == 0 {
+		t.Fatal("version 9's search index kept no pending list: the test shows nothing")
+	}
+	s = reopenOlder(t, s, opts, "DELETE FROM schema_versions WHERE version >= 10")
+	if p := pending(s); p != 0 {
+		t.Errorf("after the upgrade the search indexes kept %d pending pages", p)
 	}
 }
