@@ -272,17 +272,19 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 			if !bad {
 				err = p.process(ctx, tx, w, msgs, parsed)
 			}
-			if err == nil {
-				continue
+			if err != nil {
+				if rerr := tx.RollbackTo(sp); rerr != nil {
+					return rerr
+				}
+				if w.Attempts+1 < p.maxAttempts {
+					failed[w.ID] = err
+				} else if err := p.giveUp(ctx, tx, sp, w, msgs[w.MessageRowID], parsed, err); err != nil {
+					return err
+				}
 			}
-			if rerr := tx.RollbackTo(sp); rerr != nil {
-				return rerr
-			}
-			if w.Attempts+1 < p.maxAttempts {
-				failed[w.ID] = err
-				continue
-			}
-			if err := p.giveUp(ctx, tx, sp, w, msgs[w.MessageRowID], parsed, err); err != nil {
+			// Released (what is kept of the item stays), not left open
+			// to the batch's end: see storage.Tx.Release.
+			if err := tx.Release(sp); err != nil {
 				return err
 			}
 		}
