@@ -151,7 +151,7 @@ func (t *Tx) RollbackTo(name string) error { return t.db.RollbackTo(name).Error 
 // SQLite every page a later item changes is then checked against each
 // open savepoint and journaled again, into a sub-journal that outgrows
 // memory and is written to a file (10% of the after-work's CPU on the
-// bench); on PostgreSQL each stays a subtransaction to the end.
+// bench). On PostgreSQL it costs a round trip and gains little.
 func (t *Tx) Release(name string) error { return t.db.Exec("RELEASE SAVEPOINT " + name).Error }
 
 // MessagesByID returns message rows by id.
