@@ -132,6 +132,10 @@ type scope struct {
 	notices []notice
 	// fuse is the ticket's mail the fuse counts, as this event queues it.
 	fuse fuseCounts
+	// batching, while set, makes queue add mail to batch instead of
+	// committing it (batchMail).
+	batching bool
+	batch    []storage.QueuedMail
 }
 
 // notice is what became of one customer template: queued (held by the

@@ -51,8 +51,14 @@ func staff(sc *scope, to string, except int64) []storage.Agent {
 // agent, ticket and template: within NotifyWindow of the last one, the
 // next waits for the window's end, and further ones update that waiting
 // mail ("3 new messages") instead of adding mail. The waiting mail is an
-// outbox row with a not-before time, so it survives a restart.
+// outbox row with a not-before time, so it survives a restart. The
+// agents' new mails are committed together (batchMail).
 func (x *Executor) notify(sc *scope, ev rules.Event, template, to, rule string, except int64) error {
+	return x.batchMail(sc, func() error { return x.notifyAll(sc, ev, template, to, except) })
+}
+
+// notifyAll is notify's work, with the mail it queues batched.
+func (x *Executor) notifyAll(sc *scope, ev rules.Event, template, to string, except int64) error {
 	purpose := threading.PurposeReply
 	if template == "notify_note" {
 		purpose = threading.PurposeNote

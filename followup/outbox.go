@@ -162,6 +162,10 @@ func (s *Sender) RunOnce(ctx context.Context) (int, error) {
 				results[i] = storage.OutboxResult{}
 				rows[i].ID = 0
 			}
+			// Released, not left open to the end: see storage.Tx.Release.
+			if err := tx.Release(sp); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

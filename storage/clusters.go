@@ -58,9 +58,12 @@ func (t *Tx) SimilarCandidates(ctx context.Context, ticket int64, bands []int64,
 		parts = append(parts, fmt.Sprintf("SELECT ticket_id FROM (SELECT ticket_id FROM ticket_bands WHERE band = ? ORDER BY ticket_id DESC LIMIT ?) b%d", len(parts)))
 		vars = append(vars, b, bandDepth(limit))
 	}
-	// Only clustered tickets have bands (SetCluster writes both).
-	q := "SELECT tickets.id, tickets.cluster_id, tickets.stems FROM tickets JOIN (" + strings.Join(parts, " UNION ") +
-		") c ON tickets.id = c.ticket_id WHERE tickets.id <> ? AND tickets.created_at >= ? AND tickets.merged_into IS NULL ORDER BY tickets.id DESC LIMIT ?"
+	// Only clustered tickets have bands (SetCluster writes both). As an
+	// IN list (a set: UNION ALL, no second pass to drop duplicates)
+	// SQLite walks the bands' tickets by number, newest first, and stops
+	// at the limit; joined to their UNION, it read and sorted every one.
+	q := "SELECT tickets.id, tickets.cluster_id, tickets.stems FROM tickets WHERE tickets.id IN (" + strings.Join(parts, " UNION ALL ") +
+		") AND tickets.id <> ? AND tickets.created_at >= ? AND tickets.merged_into IS NULL ORDER BY tickets.id DESC LIMIT ?"
 	vars = append(vars, ticket, since, limit)
 	if err := t.db.WithContext(ctx).Raw(q, vars...).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("similar candidates of %d: %w", ticket, err)

@@ -9,42 +9,6 @@ import (
 	"gorm.io/gorm"
 )
 
-// QueueMail commits an outgoing mail: the outbox row, and a message row on
-// the ticket so that replies to it thread. build is called with the new
-// row's ID (for the Message-ID and the VERP return path) and returns the
-// raw message, its Message-ID and envelope sender.
-func (t *Tx) QueueMail(ctx context.Context, o OutboxMail, m Message, build func(id int64) (raw []byte, messageID, envFrom string, err error)) (int64, error) {
-	now := t.s.now()
-	// A row may be queued held (the ticket's fuse) or deferred (a
-	// not-before time in NextAttemptAt); by default it is due now.
-	if o.Status == "" {
-		o.Status = OutboxPending
-	}
-	if o.NextAttemptAt.IsZero() || o.NextAttemptAt.Before(now) {
-		o.NextAttemptAt = now
-	}
-	o.CreatedAt = now
-	db := t.db.WithContext(ctx)
-	if err := db.Create(&o).Error; err != nil {
-		return 0, fmt.Errorf("outbox: %w", err)
-	}
-	raw, msgID, envFrom, err := build(o.ID)
-	if err != nil {
-		return 0, fmt.Errorf("outbox %d: compose: %w", o.ID, err)
-	}
-	if err := db.Model(&OutboxMail{}).Where("id = ?", o.ID).Updates(map[string]any{
-		"raw": raw, "message_id": msgID, "env_from": envFrom,
-	}).Error; err != nil {
-		return 0, fmt.Errorf("outbox %d: %w", o.ID, err)
-	}
-	m.Direction, m.MessageID, m.RawHash, m.OutboxID, m.ReceivedAt, m.Parsed, m.Handled = DirectionOut, msgID, outboxRawHash(o.ID), &o.ID, now, true, true
-	m.Size = int64(len(raw))
-	if err := db.Create(&m).Error; err != nil {
-		return 0, fmt.Errorf("outbox %d message: %w", o.ID, err)
-	}
-	return o.ID, nil
-}
-
 // Outbox statuses.
 const (
 	OutboxPending = "pending"

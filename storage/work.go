@@ -200,9 +200,13 @@ type Parsed struct {
 
 // SaveParsed stores the full parse of message rowID. It may run more than
 // once for a message (a worker crashed after saving): it replaces what an
-// earlier run saved.
+// earlier run saved. Its statements run in the caller's transaction with
+// no savepoint of their own (a nested gorm Transaction opened one and
+// left it open to the transaction's end, see Release): a caller that goes
+// on after an error rolls back to its own savepoint, as the processor
+// does.
 func (t *Tx) SaveParsed(ctx context.Context, rowID int64, p Parsed) error {
-	err := t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := func(tx *gorm.DB) error {
 		if err := tx.Model(&Message{}).Where("id = ?", rowID).Updates(map[string]any{
 			"text": p.Text, "html": p.HTML, "parsed": true, "parse_error": p.Error,
 		}).Error; err != nil {
@@ -222,7 +226,7 @@ func (t *Tx) SaveParsed(ctx context.Context, rowID int64, p Parsed) error {
 		// a mail with thousands of parts passed SQLite's limit (32,766)
 		// and PostgreSQL's (65,535), and its parse could never be saved.
 		return tx.CreateInBatches(&rows, insertChunk).Error
-	})
+	}(t.db.WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("save parsed %d: %w", rowID, err)
 	}

@@ -194,29 +194,51 @@ var workQueueCases = []struct {
 			t.Fatalf("completed work still claimable: %d", len(ws))
 		}
 	}},
-	{"a released savepoint keeps what it holds", func(t *testing.T, f *queueFixture) {
+	{"a released savepoint keeps its work", func(t *testing.T, f *queueFixture) {
+		// The processor's batch: each item in a savepoint, released
+		// whether the item's work was kept or rolled back.
+		f.deliver(t)
 		f.deliver(t)
 		ws := f.claim(t, "a", 10)
+		if len(ws) != 2 {
+			t.Fatalf("claimed %d, want 2", len(ws))
+		}
 		ctx := context.Background()
 		err := f.q.InTx(ctx, func(tx *storage.Tx) error {
-			if err := tx.Savepoint("s"); err != nil {
+			if err := tx.Savepoint("kept"); err != nil {
 				return err
 			}
 			if err := tx.CompleteWork(ctx, ws[0].ID); err != nil {
 				return err
 			}
-			return tx.Release("s")
+			if err := tx.Release("kept"); err != nil {
+				return err
+			}
+			if err := tx.Savepoint("undone"); err != nil {
+				return err
+			}
+			if err := tx.CompleteWork(ctx, ws[1].ID); err != nil {
+				return err
+			}
+			if err := tx.RollbackTo("undone"); err != nil {
+				return err
+			}
+			return tx.Release("undone")
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.q.ReleaseWork(ctx, []int64{ws[0].ID}); err != nil {
+		// Both leases given back: what is claimable again is what the
+		// batch did not complete.
+		if err := f.q.ReleaseWork(ctx, []int64{ws[0].ID, ws[1].ID}); err != nil {
 			t.Fatal(err)
 		}
-		if again := f.claim(t, "a", 10); len(again) != 0 {
-			t.Fatalf("work completed inside a released savepoint: %d claimable, want 0", len(again))
+		left := f.claim(t, "a", 10)
+		if len(left) != 1 || left[0].ID != ws[1].ID {
+			t.Fatalf("claimable after the batch: %v, want only the rolled-back item %d", left, ws[1].ID)
 		}
-		// Released, it is gone: there is nothing to roll back to.
+		f.complete(t, left...)
+		// Released, a savepoint is gone: there is nothing to roll back to.
 		err = f.q.InTx(ctx, func(tx *storage.Tx) error {
 			if err := tx.Savepoint("s"); err != nil {
 				return err
