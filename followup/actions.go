@@ -183,13 +183,9 @@ func (x *Executor) toldOf(ns []notice) string {
 func (x *Executor) Split(ctx context.Context, messageRowID int64, by string) (int64, error) {
 	var n int64
 	err := x.opts.Store.InTx(ctx, func(tx *storage.Tx) error {
-		msgs, err := x.opts.Store.MessagesByID(ctx, []int64{messageRowID})
+		m, err := tx.Message(ctx, messageRowID)
 		if err != nil {
 			return err
-		}
-		m, ok := msgs[messageRowID]
-		if !ok {
-			return fmt.Errorf("message %d: %w", messageRowID, storage.ErrNotFound)
 		}
 		n, err = tx.SplitMessage(ctx, messageRowID, storage.SplitOptions{By: by, NormSubject: threading.NormalizeSubject(m.Subject)})
 		return err

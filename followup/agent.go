@@ -229,7 +229,7 @@ func (x *Executor) sendAgentReply(sc *scope, ag *storage.Agent, text string, msg
 // attachments are the agent's attachments, passed through from the raw
 // message.
 func (x *Executor) attachments(sc *scope, msg *storage.Message) ([]compose.Attachment, error) {
-	raw, err := x.opts.Store.Raw(sc.ctx, msg.RawHash)
+	raw, err := sc.tx.Raw(sc.ctx, msg.RawHash)
 	if err != nil {
 		return nil, err
 	}

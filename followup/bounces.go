@@ -26,7 +26,7 @@ func (x *Executor) bounce(ctx context.Context, tx *storage.Tx, msg storage.Messa
 			break
 		}
 	}
-	raw, err := x.opts.Store.Raw(ctx, msg.RawHash)
+	raw, err := tx.Raw(ctx, msg.RawHash)
 	if err != nil {
 		return err
 	}

@@ -143,7 +143,7 @@ func (x *Executor) automaticSignal(sc *scope, msg *storage.Message) (string, err
 	if (msg.Source == "smtp" || msg.Source == "lmtp") && (strings.TrimSpace(msg.EnvFrom) == "" || strings.TrimSpace(msg.EnvFrom) == "<>") {
 		why = append(why, "null envelope sender")
 	}
-	raw, err := x.opts.Store.Raw(sc.ctx, msg.RawHash)
+	raw, err := sc.tx.Raw(sc.ctx, msg.RawHash)
 	if err != nil {
 		return "", err
 	}

@@ -130,11 +130,11 @@ func (s *Store) writeChunks(ctx context.Context, hash string, body Body) error {
 }
 
 // readChunks returns the size bytes stored as the chunks of hash.
-func (s *Store) readChunks(ctx context.Context, hash string, size int64) ([]byte, error) {
+func readChunks(ctx context.Context, db *gorm.DB, hash string, size int64) ([]byte, error) {
 	out := make([]byte, 0, size)
 	for seq := 0; int64(len(out)) < size; {
 		var cs []RawChunk
-		err := s.db.WithContext(ctx).Where("hash = ? AND seq >= ?", hash, seq).Order("seq").Limit(chunksPerTx).Find(&cs).Error
+		err := db.WithContext(ctx).Where("hash = ? AND seq >= ?", hash, seq).Order("seq").Limit(chunksPerTx).Find(&cs).Error
 		if err != nil {
 			return nil, fmt.Errorf("raw %s: chunks: %w", hash, err)
 		}

@@ -335,3 +335,13 @@ func RawPacked(ctx context.Context, s *Store, hash string) (size, packed int64, 
 	err = s.db.WithContext(ctx).Select("size, packed").Where("hash = ?", hash).Take(&r).Error
 	return r.Size, r.Packed, err
 }
+
+// SetMaxConns bounds s's connection pool.
+func SetMaxConns(s *Store, n int) error {
+	db, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	db.SetMaxOpenConns(n)
+	return nil
+}

@@ -172,18 +172,31 @@ func (s *Store) GetMessage(ctx context.Context, id int64) (Message, error) {
 
 // Raw returns the exact bytes stored under hash.
 func (s *Store) Raw(ctx context.Context, hash string) ([]byte, error) {
-	b, err := s.raw(ctx, hash)
+	return s.rawVia(ctx, s.db, hash)
+}
+
+// Raw is Store.Raw inside the transaction, on its connection: code running
+// in a batch's transaction that read through the Store took a second
+// connection from the pool while holding one, and enough batches at once
+// (processing workers on PostgreSQL) could hold every connection, each
+// waiting for another.
+func (t *Tx) Raw(ctx context.Context, hash string) ([]byte, error) {
+	return t.s.rawVia(ctx, t.db, hash)
+}
+
+func (s *Store) rawVia(ctx context.Context, db *gorm.DB, hash string) ([]byte, error) {
+	b, err := s.raw(ctx, db, hash)
 	if err != nil && s.segs != nil && !errors.Is(err, ErrNotFound) {
 		// Compaction may have moved the bytes between the lookup and
 		// the read: look again.
-		b, err = s.raw(ctx, hash)
+		b, err = s.raw(ctx, db, hash)
 	}
 	return b, err
 }
 
-func (s *Store) raw(ctx context.Context, hash string) ([]byte, error) {
+func (s *Store) raw(ctx context.Context, db *gorm.DB, hash string) ([]byte, error) {
 	var r RawMessage
-	err := s.db.WithContext(ctx).Where("hash = ?", hash).Take(&r).Error
+	err := db.WithContext(ctx).Where("hash = ?", hash).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, fmt.Errorf("raw %s: %w", hash, ErrNotFound)
 	}
@@ -191,7 +204,7 @@ func (s *Store) raw(ctx context.Context, hash string) ([]byte, error) {
 		return nil, fmt.Errorf("raw %s: %w", hash, err)
 	}
 	if r.Data == nil && r.Segment == chunkSegment {
-		return s.readChunks(ctx, hash, r.Size)
+		return readChunks(ctx, db, hash, r.Size)
 	}
 	if r.Data == nil && r.Segment == fileSegment && s.segs != nil {
 		return s.segs.readFile(hash)

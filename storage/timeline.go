@@ -2,8 +2,10 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/tendhq/tend/vocab"
@@ -96,7 +98,11 @@ func (t *Tx) AttachmentNames(ctx context.Context, msgRowID int64) ([]string, err
 // (so a message parsed earlier in the same batch is seen with its text).
 func (t *Tx) Message(ctx context.Context, rowID int64) (Message, error) {
 	var m Message
-	if err := t.db.WithContext(ctx).Where("id = ?", rowID).Take(&m).Error; err != nil {
+	err := t.db.WithContext(ctx).Where("id = ?", rowID).Take(&m).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Message{}, fmt.Errorf("message %d: %w", rowID, ErrNotFound)
+	}
+	if err != nil {
 		return Message{}, fmt.Errorf("message %d: %w", rowID, err)
 	}
 	return m, nil
