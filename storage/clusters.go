@@ -62,8 +62,16 @@ func (t *Tx) SimilarCandidates(ctx context.Context, ticket int64, bands []int64,
 	// IN list (a set: UNION ALL, no second pass to drop duplicates)
 	// SQLite walks the bands' tickets by number, newest first, and stops
 	// at the limit; joined to their UNION, it read and sorted every one.
+	// PostgreSQL is the other way round: for the IN list it walked the
+	// tickets newest first and ran the bands' subquery again for each
+	// (13-17 s a message once the store held a few thousand tickets), and
+	// the join reads the bands' few tickets by key.
 	q := "SELECT tickets.id, tickets.cluster_id, tickets.stems FROM tickets WHERE tickets.id IN (" + strings.Join(parts, " UNION ALL ") +
 		") AND tickets.id <> ? AND tickets.created_at >= ? AND tickets.merged_into IS NULL ORDER BY tickets.id DESC LIMIT ?"
+	if t.s.driver == DriverPostgres {
+		q = "SELECT tickets.id, tickets.cluster_id, tickets.stems FROM tickets JOIN (" + strings.Join(parts, " UNION ") +
+			") c ON tickets.id = c.ticket_id WHERE tickets.id <> ? AND tickets.created_at >= ? AND tickets.merged_into IS NULL ORDER BY tickets.id DESC LIMIT ?"
+	}
 	vars = append(vars, ticket, since, limit)
 	if err := t.db.WithContext(ctx).Raw(q, vars...).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("similar candidates of %d: %w", ticket, err)
