@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,4 +85,31 @@ func TestFinishSentOutbox(t *testing.T) {
 			t.Errorf("another sender's mail %d lost its body", other)
 		}
 	})
+}
+
+// TestDroppedTextPlan: the message rows of a batch of dropped mails are
+// found through the dedup index. With more than one Message-ID SQLite
+// chose the index on ticket_id for "ticket_id IS NULL" instead, which
+// reads every notification ever sent, in each batch. (A SQLite plan:
+// PostgreSQL judges by its statistics, and TestQueryPlans watches it.)
+func TestDroppedTextPlan(t *testing.T) {
+	s := storagetest.OpenSQLite(t, storagetest.NewFakeClock(t0))
+	ctx := context.Background()
+	for _, n := range []int{1, 3} {
+		var ids, hashes []string
+		for i := range n {
+			ids, hashes = append(ids, "out"+itoa(int64(i))+"@acme.test"), append(hashes, "outbox-"+itoa(int64(i)))
+		}
+		qs := storage.CaptureSQL(ctx, s, func(ctx context.Context, tx *storage.Tx) error { return tx.DroppedTextRows(ctx, ids, hashes) })
+		if len(qs) != 1 {
+			t.Fatalf("%d queries, want 1", len(qs))
+		}
+		plan, err := storage.Explain(ctx, s, qs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(strings.Join(plan, "\n"), "idx_messages_dedup") {
+			t.Errorf("%d mails: %s\n\t%s", n, qs[0].SQL, strings.Join(plan, "\n\t"))
+		}
+	}
 }
