@@ -119,18 +119,30 @@ func (s *Sender) RunOnce(ctx context.Context) (int, error) {
 		}
 		byTo[o.EnvTo] = append(byTo[o.EnvTo], i)
 	}
-	var g errgroup.Group
-	g.SetLimit(sendConcurrency)
+	// Each of up to sendConcurrency workers takes the recipients in turn
+	// and keeps one relay session for all its mail of the batch: a
+	// session per mail cost a connection, a greeting and EHLO (and TLS
+	// and AUTH with a real relay) per mail.
+	next := make(chan string, len(order))
 	for _, to := range order {
+		next <- to
+	}
+	close(next)
+	var g errgroup.Group
+	for range min(sendConcurrency, len(order)) {
 		g.Go(func() error {
-			for _, i := range byTo[to] {
-				if ctx.Err() != nil {
-					return nil // stopping: the rest waits for the next owner
+			sess := s.relay.Session(sendCtx)
+			defer sess.Close()
+			for to := range next {
+				for _, i := range byTo[to] {
+					if ctx.Err() != nil {
+						return nil // stopping: the rest waits for the next owner
+					}
+					o := rows[i]
+					err := sess.Send(o.EnvFrom, strings.Split(o.EnvTo, ","), o.Raw)
+					results[i], tried[i] = s.outcome(o, err), true
+					results[i].DropBody = results[i].Sent && o.Kind == storage.OutboxToStaff && !s.keepStaff
 				}
-				o := rows[i]
-				err := s.relay.Send(sendCtx, o.EnvFrom, strings.Split(o.EnvTo, ","), o.Raw)
-				results[i], tried[i] = s.outcome(o, err), true
-				results[i].DropBody = results[i].Sent && o.Kind == storage.OutboxToStaff && !s.keepStaff
 			}
 			return nil
 		})
@@ -138,9 +150,16 @@ func (s *Sender) RunOnce(ctx context.Context) (int, error) {
 	_ = g.Wait() // the sends report through results
 	var failed error
 	err = s.store.InTx(sendCtx, func(tx *storage.Tx) error {
+		batched, err := s.finishSent(sendCtx, tx, rows, tried, results)
+		if err != nil {
+			return err
+		}
 		for i, o := range rows {
 			if !tried[i] {
 				rows[i].ID = 0
+				continue
+			}
+			if batched[i] {
 				continue
 			}
 			res := results[i]
@@ -181,6 +200,43 @@ func (s *Sender) RunOnce(ctx context.Context) (int, error) {
 		return len(rows), ctx.Err()
 	}
 	return len(rows), failed
+}
+
+// finishSent records the batch's sent mail, the bulk of every batch, in
+// a few multi-row statements (storage.Tx.FinishSentOutbox) under one
+// savepoint, and reports which rows it recorded. Should that fail, the
+// savepoint is undone and nothing is reported, so each row goes the
+// one-savepoint-per-row way and one bad row costs only itself.
+func (s *Sender) finishSent(ctx context.Context, tx *storage.Tx, rows []storage.OutboxMail, tried []bool, results []storage.OutboxResult) ([]bool, error) {
+	var keep, drop []int64
+	batched := make([]bool, len(rows))
+	for i, o := range rows {
+		if !tried[i] || !results[i].Sent {
+			continue
+		}
+		batched[i] = true
+		if results[i].DropBody {
+			drop = append(drop, o.ID)
+		} else {
+			keep = append(keep, o.ID)
+		}
+	}
+	if len(keep)+len(drop) == 0 {
+		return batched, nil
+	}
+	const sp = "sent"
+	if err := tx.Savepoint(sp); err != nil {
+		return nil, err
+	}
+	if _, err := tx.FinishSentOutbox(ctx, s.owner, keep, drop); err != nil {
+		s.log.Warn("outbox: recording the batch's sent mail one by one", "err", err)
+		if rerr := tx.RollbackTo(sp); rerr != nil {
+			return nil, rerr
+		}
+		clear(batched)
+	}
+	// Released, not left open to the end: see storage.Tx.Release.
+	return batched, tx.Release(sp)
 }
 
 // The sender claims up to sendBatch rows at a time and has up to

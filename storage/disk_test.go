@@ -256,29 +256,7 @@ func TestPruneOutboxKeepsMetadata(t *testing.T) {
 func TestDropBodyAtRelay(t *testing.T) {
 	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
 		ctx := context.Background()
-		d, err := committer(t, s).Deliver(ctx, incoming("ann@example.com", "drop@example.com", "Drop", ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		queue := func(kind string) int64 {
-			var id int64
-			err := s.InTx(ctx, func(tx *storage.Tx) error {
-				tk := d.Ticket
-				m := storage.Message{Text: "customer text " + kind, Role: "system"}
-				if kind == storage.OutboxToCustomer {
-					m.TicketID = &tk
-				}
-				var err error
-				id, err = tx.QueueMail(ctx, storage.OutboxMail{TicketID: &tk, Kind: kind, EnvTo: "alice@acme.test"}, m, func(id int64) ([]byte, string, string, error) {
-					return []byte("Subject: x\r\n\r\nbody"), "out" + itoa(id) + "@acme.test", "bounce@acme.test", nil
-				})
-				return err
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return id
-		}
+		queue := outboxQueuer(t, s, "drop@example.com")
 		send := func(dropStaff bool) {
 			rows, err := s.ClaimOutbox(ctx, "me", 10, time.Minute)
 			if err != nil {
@@ -295,16 +273,8 @@ func TestDropBodyAtRelay(t *testing.T) {
 		}
 		check := func(id int64, wantBody bool) {
 			t.Helper()
-			raw, err := storage.OutboxRaw(ctx, s, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			text, err := storage.OutboxMessageText(ctx, s, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if (raw != nil) != wantBody || (text != "") != wantBody {
-				t.Errorf("outbox %d: %d bytes, text %q; want body kept %v", id, len(raw), text, wantBody)
+			if raw, text := outboxBody(t, s, id); raw != wantBody || text != wantBody {
+				t.Errorf("outbox %d: body %v, text %v; want body kept %v", id, raw, text, wantBody)
 			}
 		}
 		staff, cust := queue(storage.OutboxToStaff), queue(storage.OutboxToCustomer)
@@ -324,6 +294,57 @@ func TestDropBodyAtRelay(t *testing.T) {
 		check(cust, true)
 		check(cust2, true)
 	})
+}
+
+// outboxQueuer delivers a customer's mail and returns a function that
+// queues one small outgoing mail of a kind on its ticket, its message row
+// holding text (on the ticket for customer mail, as Executor.queue makes
+// them), and returns its outbox row.
+func outboxQueuer(t *testing.T, s *storage.Store, customer string) func(kind string) int64 {
+	t.Helper()
+	d, err := committer(t, s).Deliver(context.Background(), incoming("ann@example.com", customer, "Outbox", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(kind string) int64 { return queueOutbox(t, s, d.Ticket, kind) }
+}
+
+// outboxBody reports whether outbox row id still has its composed bytes
+// and its message row its text.
+func outboxBody(t *testing.T, s *storage.Store, id int64) (raw, text bool) {
+	t.Helper()
+	ctx := context.Background()
+	b, err := storage.OutboxRaw(ctx, s, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txt, err := storage.OutboxMessageText(ctx, s, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b != nil, txt != ""
+}
+
+func queueOutbox(t *testing.T, s *storage.Store, ticket int64, kind string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	var id int64
+	err := s.InTx(ctx, func(tx *storage.Tx) error {
+		tk := ticket
+		m := storage.Message{Text: "customer text " + kind, Role: "system"}
+		if kind == storage.OutboxToCustomer {
+			m.TicketID = &tk
+		}
+		var err error
+		id, err = tx.QueueMail(ctx, storage.OutboxMail{TicketID: &tk, Kind: kind, EnvTo: "alice@acme.test"}, m, func(id int64) ([]byte, string, string, error) {
+			return []byte("Subject: x\r\n\r\nbody"), "out" + itoa(id) + "@acme.test", "bounce@acme.test", nil
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 func hashOf(b []byte) string {

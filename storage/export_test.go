@@ -145,6 +145,13 @@ func (t *Tx) RequeueMessage(ctx context.Context, id int64) error {
 	return t.requeueMessage(ctx, id, 0, "", "")
 }
 
+// DroppedTextRows exposes the lookup of the message rows whose text goes
+// with dropped outgoing mail, for TestDroppedTextPlan.
+func (t *Tx) DroppedTextRows(ctx context.Context, msgIDs, hashes []string) error {
+	var ids []int64
+	return droppedTextRows(t.db.WithContext(ctx), msgIDs, hashes).Pluck("id", &ids).Error
+}
+
 // ClaimCandidates exposes the query a claim of the outbox, the work
 // queue or the timers ("outbox", "work", "timers") selects its rows with,
 // for TestQueryPlans.

@@ -56,8 +56,10 @@ type Config struct {
 }
 
 // Client sends mail through one smarthost. It holds no connection between
-// calls: the outbox sends rarely enough that a fresh session per message is
-// simpler and avoids stale-connection failures.
+// calls: Send opens a session per message, and a Session carries several
+// messages one after another only for as long as its caller keeps it (the
+// outbox: one batch), so no connection is left to go stale between
+// batches.
 type Client struct {
 	cfg Config
 	// dialContext opens the TCP connection; nil is a net.Dialer. Tests
@@ -165,61 +167,157 @@ func protocolStatus(enhanced string) bool {
 func (e *SendError) Unwrap() error { return e.Err }
 
 // Send delivers raw to the given envelope recipients with from as the
-// envelope sender (RFC 5321 MAIL FROM; the VERP return path). ctx
-// cancellation and Config.Timeout interrupt every step. It returns nil
-// only when the server accepted the message for every recipient;
-// otherwise a *SendError.
+// envelope sender (RFC 5321 MAIL FROM; the VERP return path), in a
+// session of its own. ctx cancellation and Config.Timeout interrupt every
+// step. It returns nil only when the server accepted the message for
+// every recipient; otherwise a *SendError.
 func (c *Client) Send(ctx context.Context, from string, to []string, raw []byte) error {
+	s := c.Session(ctx)
+	defer s.Close()
+	return s.Send(from, to, raw)
+}
+
+// Session is one SMTP session with the smarthost over which several
+// messages go one after another (RFC 5321 section 3.3: a session holds
+// any number of mail transactions), instead of a connection, greeting,
+// EHLO, TLS handshake and AUTH per message. It connects on its first
+// Send, and again after a failure: a failed message ends its session (as
+// Send's own would), so the next one starts afresh. A reused session may
+// find that the relay has closed it: a message that fails so before its
+// MAIL FROM was accepted goes once more on a new connection, as it would
+// have with a session of its own. Close ends it. It is not safe for
+// concurrent use.
+type Session struct {
+	c   *Client
+	ctx context.Context
+	raw net.Conn // the TCP connection, closed to interrupt go-smtp
+	sc  *smtp.Client
+	// stop ends the context.AfterFunc that closes raw when ctx ends.
+	stop func() bool
+}
+
+// Session returns a session for one caller's run of messages; ctx bounds
+// all of it: its end closes the connection, which interrupts every step.
+func (c *Client) Session(ctx context.Context) *Session { return &Session{c: c, ctx: ctx} }
+
+// Send delivers raw as Client.Send does, over the session's connection.
+func (s *Session) Send(from string, to []string, raw []byte) error {
 	if len(to) == 0 {
 		return &SendError{Err: ErrNoRecipients}
 	}
+	host, err := s.c.checkConfig()
+	if err != nil {
+		return err
+	}
+	reused := s.sc != nil
+	if !reused {
+		if err := s.open(host); err != nil {
+			return err
+		}
+	}
+	started, err := s.c.transaction(s.sc, from, to, raw)
+	if err != nil && reused && !started && s.ctx.Err() == nil && stale(err) {
+		// The relay dropped the idle session (or said 421 to it): nothing
+		// of this message reached it, so it goes on a fresh connection.
+		s.end(false)
+		if err := s.open(host); err != nil {
+			return err
+		}
+		_, err = s.c.transaction(s.sc, from, to, raw)
+	}
+	if err != nil {
+		// While the server is still talking to us, end the session
+		// properly (RFC 5321 section 4.1.1.10) instead of dropping the
+		// connection. Best effort: the outcome is already known.
+		s.end(s.ctx.Err() == nil && (answered(err) || partial(err)))
+		return classify(s.ctx, err)
+	}
+	return nil
+}
+
+// Close ends the session with QUIT. QUIT is a courtesy: the messages are
+// accepted, and a failure here must not make the outbox send them again.
+func (s *Session) Close() { s.end(true) }
+
+// end closes the session's connection, after a QUIT when quit is set.
+func (s *Session) end(quit bool) {
+	if s.sc == nil {
+		return
+	}
+	if quit {
+		_ = s.sc.Quit()
+	}
+	s.stop()
+	s.raw.Close()
+	s.sc, s.raw, s.stop = nil, nil, nil
+}
+
+// checkConfig refuses what no message could be sent with, and returns
+// the relay's host.
+func (c *Client) checkConfig() (string, error) {
 	host, _, err := net.SplitHostPort(c.cfg.Addr)
 	if err != nil {
-		return &SendError{Temporary: true, Err: fmt.Errorf("%w: addr %q: %w", ErrBadConfig, c.cfg.Addr, err)}
+		return "", &SendError{Temporary: true, Err: fmt.Errorf("%w: addr %q: %w", ErrBadConfig, c.cfg.Addr, err)}
 	}
 	switch c.cfg.TLS {
 	case TLSNone, TLSStartTLS, TLSImplicit:
 	default:
-		return &SendError{Temporary: true, Err: fmt.Errorf("%w: tls mode %q", ErrBadConfig, c.cfg.TLS)}
+		return "", &SendError{Temporary: true, Err: fmt.Errorf("%w: tls mode %q", ErrBadConfig, c.cfg.TLS)}
 	}
 	if c.cfg.Username != "" && c.cfg.TLS == TLSNone && !isLoopback(host) {
-		return &SendError{Temporary: true, Err: ErrInsecureAuth}
+		return "", &SendError{Temporary: true, Err: ErrInsecureAuth}
 	}
+	return host, nil
+}
 
-	raw0, conn, err := c.dial(ctx, host)
+// open connects and runs the greeting, STARTTLS, EHLO and AUTH.
+func (s *Session) open(host string) error {
+	c := s.c
+	raw0, conn, err := c.dial(s.ctx, host)
 	if err != nil {
-		return classify(ctx, fmt.Errorf("dial %s: %w", c.cfg.Addr, err))
+		return classify(s.ctx, fmt.Errorf("dial %s: %w", c.cfg.Addr, err))
 	}
 	// go-smtp has no context support: closing the TCP connection is what
 	// interrupts a blocked read or write when ctx is cancelled.
-	stop := context.AfterFunc(ctx, func() { raw0.Close() })
-	defer stop()
-	defer raw0.Close()
-
+	stop := context.AfterFunc(s.ctx, func() { raw0.Close() })
+	fail := func(err error) error {
+		stop()
+		raw0.Close()
+		return classify(s.ctx, err)
+	}
 	var sc *smtp.Client
 	if c.cfg.TLS == TLSStartTLS {
 		// go-smtp only offers STARTTLS at construction; its first EHLO
 		// therefore says "localhost", the one after TLS our HelloName.
 		sc, err = smtp.NewClientStartTLS(conn, c.tlsConfig(host))
 		if err != nil {
-			return classify(ctx, fmt.Errorf("starttls: %w", &tlsError{err}))
+			return fail(fmt.Errorf("starttls: %w", &tlsError{err}))
 		}
 	} else {
 		sc = smtp.NewClient(conn)
 	}
 	sc.CommandTimeout = c.cfg.Timeout
 	sc.SubmissionTimeout = c.cfg.Timeout
-
-	if err := c.session(sc, from, to, raw); err != nil {
-		if ctx.Err() == nil && answered(err) {
-			// The server is still talking to us: end the session
-			// properly (RFC 5321 section 4.1.1.10) instead of dropping
-			// the connection. Best effort: the outcome is already known.
+	if err := c.hello(sc); err != nil {
+		if s.ctx.Err() == nil && answered(err) {
 			_ = sc.Quit()
 		}
-		return classify(ctx, err)
+		return fail(err)
 	}
+	s.raw, s.sc, s.stop = raw0, sc, stop
 	return nil
+}
+
+// stale reports whether a reused session failed as a connection the
+// relay has closed does: on the network, or with 421 (RFC 5321 section
+// 3.8: the server is closing the channel).
+func stale(err error) bool {
+	var smtpErr *smtp.SMTPError
+	if errors.As(err, &smtpErr) {
+		return smtpErr.Code == 421
+	}
+	var se *SendError
+	return !errors.As(err, &se) && !errors.Is(err, ErrNeedsSMTPUTF8)
 }
 
 // answered reports whether a session failed on an answer from the server
@@ -228,6 +326,13 @@ func (c *Client) Send(ctx context.Context, from string, to []string, raw []byte)
 func answered(err error) bool {
 	var smtpErr *smtp.SMTPError
 	return errors.As(err, &smtpErr) || errors.Is(err, ErrNeedsSMTPUTF8) || errors.Is(err, ErrNoAuthMech) || errors.Is(err, ErrNoneDelivered)
+}
+
+// partial reports whether the message was accepted for some recipients
+// only: the transaction ended in order.
+func partial(err error) bool {
+	var se *SendError
+	return errors.As(err, &se) && len(se.Delivered) > 0
 }
 
 // dial opens the TCP (and for implicit TLS, the TLS) connection and
@@ -273,8 +378,8 @@ func (c *Client) tlsConfig(host string) *tls.Config {
 	return cfg
 }
 
-// session runs EHLO, STARTTLS, AUTH, MAIL, RCPT and DATA.
-func (c *Client) session(sc *smtp.Client, from string, to []string, raw []byte) error {
+// hello runs EHLO (after STARTTLS, where that was asked for) and AUTH.
+func (c *Client) hello(sc *smtp.Client) error {
 	if err := sc.Hello(c.cfg.HelloName); err != nil {
 		var se *smtp.SMTPError
 		if c.cfg.TLS == TLSStartTLS && !errors.As(err, &se) {
@@ -285,10 +390,14 @@ func (c *Client) session(sc *smtp.Client, from string, to []string, raw []byte) 
 		return fmt.Errorf("ehlo: %w", err)
 	}
 	if c.cfg.Username != "" {
-		if err := c.auth(sc); err != nil {
-			return err
-		}
+		return c.auth(sc)
 	}
+	return nil
+}
+
+// transaction runs MAIL, RCPT and DATA for one message; started reports
+// whether the server accepted its MAIL FROM.
+func (c *Client) transaction(sc *smtp.Client, from string, to []string, raw []byte) (started bool, err error) {
 	// SMTPUTF8 (RFC 6531) is declared only when an address or the header
 	// needs it; a server without it gets the message downgraded, or a
 	// clear refusal when it cannot be (a non-ASCII local part).
@@ -296,12 +405,12 @@ func (c *Client) session(sc *smtp.Client, from string, to []string, raw []byte) 
 	if ok, _ := sc.Extension("SMTPUTF8"); utf8 && !ok {
 		var err error
 		if from, to, raw, err = downgrade(from, to, raw); err != nil {
-			return &SendError{Protocol: true, Err: err}
+			return false, &SendError{Protocol: true, Err: err}
 		}
 		utf8 = false
 	}
 	if err := sc.Mail(from, &smtp.MailOptions{UTF8: utf8}); err != nil {
-		return fmt.Errorf("mail from: %w", err)
+		return false, fmt.Errorf("mail from: %w", err)
 	}
 	var accepted []string
 	var rejected []RecipientError
@@ -317,39 +426,36 @@ func (c *Client) session(sc *smtp.Client, from string, to []string, raw []byte) 
 				Enhanced: enhanced(se), Msg: se.Message, Protocol: protocolStatus(enhanced(se)),
 			})
 		default:
-			return fmt.Errorf("rcpt to: %w", err)
+			return true, fmt.Errorf("rcpt to: %w", err)
 		}
 	}
 	if len(accepted) == 0 {
-		return &SendError{Temporary: anyTemporary(rejected), Err: ErrNoneDelivered, Rejected: rejected,
+		return true, &SendError{Temporary: anyTemporary(rejected), Err: ErrNoneDelivered, Rejected: rejected,
 			Code: rejected[0].Code, Enhanced: rejected[0].Enhanced, Msg: rejected[0].Msg, Protocol: allProtocol(rejected)}
 	}
 	w, err := sc.Data()
 	if err != nil {
-		return fmt.Errorf("data: %w", err)
+		return true, fmt.Errorf("data: %w", err)
 	}
 	if _, err := w.Write(raw); err != nil {
-		return fmt.Errorf("data body: %w", err)
+		return true, fmt.Errorf("data body: %w", err)
 	}
 	if !bytes.HasSuffix(raw, []byte("\n")) {
 		// The dot writer needs the body to end in a line break before
 		// the terminating dot line (RFC 5321 section 4.1.1.4).
 		if _, err := w.Write([]byte("\r\n")); err != nil {
-			return fmt.Errorf("data body: %w", err)
+			return true, fmt.Errorf("data body: %w", err)
 		}
 	}
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("data end: %w", err)
+		return true, fmt.Errorf("data end: %w", err)
 	}
-	// QUIT is a courtesy: the message is accepted, a failure here must not
-	// make the outbox send it again.
-	_ = sc.Quit()
 	if len(rejected) > 0 {
 		r := rejected[0]
-		return &SendError{Temporary: anyTemporary(rejected), Code: r.Code, Enhanced: r.Enhanced, Msg: r.Msg,
+		return true, &SendError{Temporary: anyTemporary(rejected), Code: r.Code, Enhanced: r.Enhanced, Msg: r.Msg,
 			Rejected: rejected, Delivered: accepted, Protocol: allProtocol(rejected)}
 	}
-	return nil
+	return true, nil
 }
 
 // auth picks PLAIN (RFC 4616) or LOGIN by what the server offers; PLAIN

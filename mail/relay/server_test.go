@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -80,6 +81,7 @@ type captureServer struct {
 	// it, as Postfix does with strict_smtputf8 = yes.
 	smtputf8, strictUTF8 bool
 	trace                testenv.Buffer // the protocol as the server saw it
+	conns                []*smtp.Conn   // every connection, in order of their first session
 }
 
 func (s *captureServer) messages() []received {
@@ -95,7 +97,20 @@ type session struct {
 }
 
 func (s *captureServer) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	s.mu.Lock()
+	// go-smtp starts a new session on the same connection after STARTTLS.
+	if !slices.Contains(s.conns, c) {
+		s.conns = append(s.conns, c)
+	}
+	s.mu.Unlock()
 	return &session{srv: s, conn: c}, nil
+}
+
+// connections returns every connection the server has had.
+func (s *captureServer) connections() []*smtp.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*smtp.Conn(nil), s.conns...)
 }
 
 func (s *session) AuthMechanisms() []string { return s.srv.mechs }
