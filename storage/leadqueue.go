@@ -208,10 +208,48 @@ func (f QueueFilter) where(q *gorm.DB, now time.Time) *gorm.DB {
 		q = q.Where("tickets.customer_id = (SELECT id FROM contacts WHERE email = ?)", f.Customer)
 	}
 	if f.Tag != "" {
-		q = q.Where(`(' ' || tickets.tags || ' ') LIKE ? ESCAPE '\'`, "% "+likeEscaper.Replace(f.Tag)+" %")
+		q = tagCondition(q, f.Tag)
 	}
 	return restrictVisible(q, f.Visible)
 }
+
+// pgTagArray is a ticket's tags as a PostgreSQL array, the expression of
+// the GIN index idx_tickets_tags (migration step 11): tags are joined by
+// single spaces (UpdateTicket, unionTags), so the elements are the tags.
+const pgTagArray = "string_to_array(tags, ' ')"
+
+// sqliteTagList is a ticket's tags between spaces, so that " tag "
+// matches one whole tag: an expression of SQLite's idx_tickets_queue
+// (migration step 11).
+const sqliteTagList = "(' ' || tags || ' ')"
+
+// tagCondition keeps the tickets carrying tag. On PostgreSQL it is the
+// containment idx_tickets_tags serves, on SQLite a LIKE over the
+// expression idx_tickets_queue holds (tagIndexes): each must be written
+// as its index's expression for the planner to read it from the index.
+//
+// On PostgreSQL the tag is a literal, not a parameter: pgx prepares each
+// statement once per connection, and after five runs PostgreSQL plans a
+// parameter once for every value, guessing 0.5 % of the tickets; that
+// plan gathered all of a common tag's tickets to sort them (28 ms for
+// tag=vip at a million tickets, 0.8 ms planned for "vip" itself). As a
+// literal, each tag is planned with its own frequency. pgEscapeString
+// makes it safe whatever standard_conforming_strings says.
+func tagCondition(q *gorm.DB, tag string) *gorm.DB {
+	if q.Dialector.Name() == DriverPostgres {
+		return q.Where(pgTagArray + " @> ARRAY[" + pgEscapeString(tag) + "]::text[]")
+	}
+	return q.Where(sqliteTagList+` LIKE ? ESCAPE '\'`, "% "+likeEscaper.Replace(tag)+" %")
+}
+
+// pgEscapeString quotes s as a PostgreSQL escape string literal (E'…'),
+// whose meaning does not depend on standard_conforming_strings. A NUL,
+// which no PostgreSQL text can hold, is dropped.
+func pgEscapeString(s string) string {
+	return "E'" + pgEscaper.Replace(s) + "'"
+}
+
+var pgEscaper = strings.NewReplacer(`\`, `\\`, "'", "''", "\x00", "")
 
 // likeEscaper escapes LIKE's wildcards in a literal.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`)

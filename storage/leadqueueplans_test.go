@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,12 +27,7 @@ import (
 func TestQueuePlans(t *testing.T) {
 	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
 		ctx := context.Background()
-		spec := planSpec(clock.Now(), 3*planFill)
-		spec.PerTicket, spec.Queue = 3, true
-		tickets, err := storage.BenchFill(ctx, s, spec)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tickets := fillQueue(t, s, clock, planFill)
 		// The ticket page reads the timeline: give every ticket one entry.
 		if err := storage.ExecForTest(ctx, s, "INSERT INTO events (ticket_id, kind, actor, detail, created_at) SELECT id, 'opened', '', '', created_at FROM tickets"); err != nil {
 			t.Fatal(err)
@@ -42,7 +38,7 @@ func TestQueuePlans(t *testing.T) {
 		mid := tickets[len(tickets)/2]
 		// bounded are the filters whose matching rows an index seek finds,
 		// so that sorting them is cheap whatever the store's size.
-		bounded := map[string]bool{"customer": true, "cluster": true, "tag": true}
+		bounded := map[string]bool{"customer": true, "cluster": true, "tag": true, "rare tag all": true}
 		filters := map[string]storage.QueueFilter{
 			"default":        {},
 			"all":            {State: "all"},
@@ -54,6 +50,7 @@ func TestQueuePlans(t *testing.T) {
 			"unassigned all": {Assignee: storage.AssigneeNone, State: "all"},
 			"customer":       {Customer: mid.Customer, State: "all"},
 			"tag":            {Tag: "vip"},
+			"rare tag all":   {Tag: "rare", State: "all"}, // one ticket in 997 (BenchFill)
 			"cluster":        {Subject: strings.ToLower(mid.Subject), State: "all"},
 			"visible":        {Visible: []string{"support@acme.test"}},
 			"api open":       {Snoozed: true},
@@ -85,6 +82,19 @@ func TestQueuePlans(t *testing.T) {
 		// bounded by the ticket.
 		checkPlans(t, s, "GetTicket", true, func(ctx context.Context) error { _, err := s.GetTicket(ctx, mid.ID); return err })
 	})
+}
+
+// fillQueue fills s with n tickets of three messages each and what the
+// queue ranks and filters by (BenchSpec.Queue).
+func fillQueue(t *testing.T, s *storage.Store, clock *storagetest.FakeClock, n int) []storage.BenchTicket {
+	t.Helper()
+	spec := planSpec(clock.Now(), 3*n)
+	spec.PerTicket, spec.Queue = 3, true
+	tickets, err := storage.BenchFill(context.Background(), s, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tickets
 }
 
 // checkPlans runs fn, explains each query it ran and fails on a problem;
@@ -158,4 +168,44 @@ func listPlanProblem(driver string, plan []string, maySort bool) string {
 		return "no index in the plan: " + strings.Join(plan, " | ")
 	}
 	return ""
+}
+
+// TestQueueTagFilter: a tag matches whole tags only, and quotes,
+// backslashes and LIKE's wildcards in it are literal on both backends
+// (PostgreSQL reads the tag as a quoted literal, tagCondition).
+func TestQueueTagFilter(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		tickets := fillQueue(t, s, clock, 20)
+		if err := storage.ExecForTest(ctx, s, "UPDATE tickets SET tags = ''"); err != nil {
+			t.Fatal(err)
+		}
+		a, b := tickets[3].ID, tickets[7].ID
+		for id, tags := range map[int64]string{a: `o'brien a\b vip`, b: `vip% x_y`} {
+			if err := storage.ExecForTest(ctx, s, "UPDATE tickets SET tags = '"+strings.ReplaceAll(tags, "'", "''")+"' WHERE id = "+strconv.FormatInt(id, 10)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range []struct {
+			tag  string
+			want []int64
+		}{
+			{"o'brien", []int64{a}}, {`a\b`, []int64{a}}, {"vip", []int64{a}}, {"vip%", []int64{b}},
+			{"x_y", []int64{b}}, {"x", nil}, {"%", nil}, {"brien", nil}, {`'`, nil}, {`\`, nil},
+			{"a\x00b", nil},
+		} {
+			rows, _, err := s.Queue(ctx, storage.QueueFilter{Tag: c.tag, State: "all"})
+			if err != nil {
+				t.Fatalf("tag %q: %v", c.tag, err)
+			}
+			var got []int64
+			for _, r := range rows {
+				got = append(got, r.Number)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, c.want) {
+				t.Errorf("tag %q: tickets %v, want %v", c.tag, got, c.want)
+			}
+		}
+	})
 }
