@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,6 +108,90 @@ func TestProcessorWorkers(t *testing.T) {
 				if n != 1 {
 					t.Errorf("%s handled %d times, want once", s, n)
 				}
+			}
+		})
+	}
+}
+
+// TestProcessorWorkersTakeLargeMailInTurn: workers parse and hold large
+// mail one batch at a time (their byte budget, 2 × BatchBytes), so that
+// four workers do not hold four bursts' worth of memory. Four customers'
+// 3 MiB mails with a 1 MiB BatchBytes: the first one's hook waits to see
+// whether a second starts beside it; with the budget none can, as the
+// second batch is not even parsed before the first commits.
+func TestProcessorWorkersTakeLargeMailInTurn(t *testing.T) {
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			pi := newProcInstall(t, b)
+			const n = 4
+			body := strings.Repeat("a line of a long log, as customers attach them\r\n", 3<<20/50)
+			for i := range n {
+				subject := fmt.Sprintf("log%d", i)
+				raw := fmt.Sprintf("From: c%d@example.com\r\nTo: support@acme.test\r\nSubject: %s\r\nMessage-ID: <%s@example.com>\r\n\r\n%s", i, subject, subject, body)
+				h := sha256.Sum256([]byte(raw))
+				if _, err := pi.c.Deliver(ctx, &storage.Incoming{Raw: []byte(raw), Hash: hex.EncodeToString(h[:]), MessageID: subject + "@example.com",
+					From: fmt.Sprintf("c%d@example.com", i), Subject: subject, NormSubject: subject, Class: "human", Role: "customer", Inboxes: []string{"support@acme.test"}, Source: "test"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var mu sync.Mutex
+			inside, most, handled := 0, 0, 0
+			second := make(chan struct{})
+			var once sync.Once
+			p := ingest.NewProcessor(pi.store, ingest.ProcessorOptions{Owner: "test", Clock: pi.clock, Workers: n, BatchBytes: 1 << 20,
+				AfterParse: func(ctx context.Context, tx *storage.Tx, m storage.Message) error {
+					mu.Lock()
+					inside++
+					handled++
+					most = max(most, inside)
+					first := handled == 1
+					if inside > 1 {
+						once.Do(func() { close(second) })
+					}
+					mu.Unlock()
+					if first {
+						// Not a synchronisation: with the budget this waits
+						// its full time and the test passes; without, a
+						// second worker's hook starts and ends the wait.
+						select {
+						case <-second:
+						case <-time.After(2 * time.Second):
+						}
+					}
+					mu.Lock()
+					inside--
+					mu.Unlock()
+					return nil
+				}})
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx) }()
+			p.Wake()
+			deadline := time.Now().Add(60 * time.Second)
+			poll := time.NewTicker(20 * time.Millisecond) // the counts are read, not waited on
+			defer poll.Stop()
+			for {
+				c, err := pi.store.Counts(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.PendingWork == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d work items still pending", c.PendingWork)
+				}
+				<-poll.C
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if handled != n || most != 1 {
+				t.Errorf("%d large mails handled, at most %d at once; want %d, one at a time", handled, most, n)
 			}
 		})
 	}
