@@ -76,29 +76,7 @@ func TestProcessorWorkers(t *testing.T) {
 					mu.Unlock()
 					return nil
 				}})
-			done := make(chan error, 1)
-			go func() { done <- p.Run(ctx) }()
-			p.Wake()
-			deadline := time.Now().Add(60 * time.Second)
-			poll := time.NewTicker(20 * time.Millisecond) // the counts are read, not waited on
-			defer poll.Stop()
-			for {
-				c, err := pi.store.Counts(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if c.PendingWork == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%d work items still pending", c.PendingWork)
-				}
-				<-poll.C
-			}
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
+			runUntilDone(ctx, t, cancel, pi, p)
 			mu.Lock()
 			defer mu.Unlock()
 			if len(handled) != customers+flood {
@@ -165,34 +143,41 @@ func TestProcessorWorkersTakeLargeMailInTurn(t *testing.T) {
 					mu.Unlock()
 					return nil
 				}})
-			done := make(chan error, 1)
-			go func() { done <- p.Run(ctx) }()
-			p.Wake()
-			deadline := time.Now().Add(60 * time.Second)
-			poll := time.NewTicker(20 * time.Millisecond) // the counts are read, not waited on
-			defer poll.Stop()
-			for {
-				c, err := pi.store.Counts(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if c.PendingWork == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%d work items still pending", c.PendingWork)
-				}
-				<-poll.C
-			}
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
+			runUntilDone(ctx, t, cancel, pi, p)
 			mu.Lock()
 			defer mu.Unlock()
 			if handled != n || most != 1 {
 				t.Errorf("%d large mails handled, at most %d at once; want %d, one at a time", handled, most, n)
 			}
 		})
+	}
+}
+
+// runUntilDone runs p's workers until no work is pending, then stops them
+// (cancel ends ctx).
+func runUntilDone(ctx context.Context, t *testing.T, cancel context.CancelFunc, pi *procInstall, p *ingest.Processor) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	p.Wake()
+	deadline := time.Now().Add(60 * time.Second)
+	poll := time.NewTicker(20 * time.Millisecond) // the counts are read, not waited on
+	defer poll.Stop()
+	for {
+		c, err := pi.store.Counts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.PendingWork == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d work items still pending", c.PendingWork)
+		}
+		<-poll.C
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
