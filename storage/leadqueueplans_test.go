@@ -181,7 +181,7 @@ func TestQueueTagFilter(t *testing.T) {
 			t.Fatal(err)
 		}
 		a, b := tickets[3].ID, tickets[7].ID
-		for id, tags := range map[int64]string{a: `o'brien a\b vip`, b: `vip% x_y`} {
+		for id, tags := range map[int64]string{a: `o'brien a\b vip`, b: `vip% x_y why? $1`} {
 			if err := storage.ExecForTest(ctx, s, "UPDATE tickets SET tags = '"+strings.ReplaceAll(tags, "'", "''")+"' WHERE id = "+strconv.FormatInt(id, 10)); err != nil {
 				t.Fatal(err)
 			}
@@ -193,6 +193,9 @@ func TestQueueTagFilter(t *testing.T) {
 			{"o'brien", []int64{a}}, {`a\b`, []int64{a}}, {"vip", []int64{a}}, {"vip%", []int64{b}},
 			{"x_y", []int64{b}}, {"x", nil}, {"%", nil}, {"brien", nil}, {`'`, nil}, {`\`, nil},
 			{"a\x00b", nil},
+			// A placeholder's mark in the literal stays text; a quote
+			// cannot end it.
+			{"why?", []int64{b}}, {"$1", []int64{b}}, {"?", nil}, {"x'); DROP TABLE tickets; --", nil}, {`'); DROP TABLE tickets; --`, nil},
 		} {
 			rows, _, err := s.Queue(ctx, storage.QueueFilter{Tag: c.tag, State: "all"})
 			if err != nil {
