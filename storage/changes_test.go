@@ -32,9 +32,11 @@ func watch(t *testing.T, s *storage.Store) <-chan storage.Change {
 			}
 		})
 	}()
+	// A bound on a failure, not a wait for one: CI's parallel packages
+	// once kept a second store's first statements past 10 s.
 	select {
 	case <-ready:
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("the change feed did not start")
 	}
 	t.Cleanup(func() {
