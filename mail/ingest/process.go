@@ -112,9 +112,10 @@ type ProcessorOptions struct {
 	// Workers is how many batches run at once (default 1). More than one
 	// only helps where writers do not queue for one lock (PostgreSQL):
 	// there a batch spends most of its time waiting for the server's
-	// round trips. Batches lock their tickets and customers first
+	// round trips. Each batch first locks its tickets' customers
 	// (storage.Tx.LockBatch), so two workers never decide about one
-	// ticket, or count one customer's automatic mail, at the same time.
+	// customer's tickets, or count their automatic mail, at the same time;
+	// large mail is taken one batch at a time (inFlight).
 	Workers int
 }
 

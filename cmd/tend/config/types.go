@@ -227,7 +227,7 @@ type Processing struct {
 	BatchBytes Size `yaml:"batch_bytes"`
 	// MaxBodyText is the most of a body's text (and HTML) kept in the database; beyond it the text is cut with a pointer to the raw message, which is always kept whole.
 	MaxBodyText Size `yaml:"max_body_text"`
-	// Workers is how many processing batches run at once; 0 chooses by database: 4 on PostgreSQL, where a batch mostly waits for the server's round trips, 1 on SQLite, whose one writer takes batches one at a time anyway. Batches lock their tickets and customers, so workers never decide about one ticket together.
+	// Workers is how many processing batches run at once; 0 chooses by database: 4 on PostgreSQL, where a batch mostly waits for the server's round trips, 1 on SQLite, whose one writer takes batches one at a time anyway. Each batch first locks its tickets' customers, so workers never decide about one customer's tickets, or count their automatic mail, together.
 	Workers int `yaml:"workers"`
 }
 
