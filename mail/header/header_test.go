@@ -247,3 +247,50 @@ func TestParts(t *testing.T) {
 		t.Errorf("csv content %q", c)
 	}
 }
+
+// TestParseMIMECharset checks which text ParseMIME reads how: UTF-8 with
+// a stray byte stays UTF-8 (the byte becomes U+FFFD, its letters are
+// kept), text in an 8-bit charset declared or read as UTF-8 goes to
+// detection.
+func TestParseMIMECharset(t *testing.T) {
+	mail := func(ctype, body string) []byte {
+		return []byte("From: a@b.example\r\nTo: s@acme.example\r\nSubject: x\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: " + ctype + "\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + body + "\r\n")
+	}
+	latin1 := strings.Repeat("Le colis pr\xe9c\xe9dent est arriv\xe9 ab\xeem\xe9, merci de le remplacer d\xe8s que possible. ", 3)
+	for _, tc := range []struct {
+		name, ctype, body, want string
+	}{
+		{"utf-8 with a stray byte", "text/plain; charset=utf-8", "Señor, la piñata \x91 está rota.", "Señor, la piñata \uFFFD está rota.\n"},
+		{"undeclared utf-8 with a stray byte", "text/plain", "Grüße aus Köln \x96 Ende", "Grüße aus Köln \uFFFD Ende\n"},
+		{"valid utf-8", "text/plain; charset=utf-8", "Привет, 東京", "Привет, 東京\n"},
+		{"latin-1 declared utf-8", "text/plain; charset=utf-8", latin1, strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(latin1, "\xe9", "é"), "\xee", "î"), "\xe8", "è"), "\xe0", "à") + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, err := ParseMIME(mail(tc.ctype, tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if env.Text != tc.want {
+				t.Errorf("text %q, want %q", env.Text, tc.want)
+			}
+		})
+	}
+}
+
+func TestMostlyUTF8(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want bool
+	}{
+		{"", true},
+		{"ascii", true},
+		{"piñata \x91", true},
+		{"ascii \x91", false},
+		{"pr\xe9c\xe9dent caf\xe9 \xe0 ñ", false},
+	} {
+		if got := mostlyUTF8(tc.s); got != tc.want {
+			t.Errorf("mostlyUTF8(%q) = %v, want %v", tc.s, got, tc.want)
+		}
+	}
+}
