@@ -18,9 +18,9 @@ import (
 	"github.com/tendhq/tend/mail/header"
 )
 
-// Spool is one received message held for the committer: in a temporary
-// file in the data directory (what the doors do) or in memory (callers
-// that already hold the bytes), with what was learnt while it streamed:
+// Spool is one received message held for the committer: in memory (most
+// mail, and bytes a caller already holds) or, beyond memSpoolMax, in a
+// temporary file in the data directory, with what was learnt while it streamed:
 // its size, its hashes and its header block, parsed. It is an io.ReaderAt
 // with a Size, which is what storage.Incoming.Body takes.
 type Spool struct {
@@ -131,9 +131,10 @@ func (g DiskGuard) Check(need uint64) error {
 	return nil
 }
 
-// Spooler writes messages arriving at a door to temporary files, in
-// bounded buffers, hashing and reading the header block as they stream,
-// so that no message is ever held whole in memory.
+// Spooler holds messages arriving at a door, in memory up to
+// memSpoolMax bytes and in temporary files beyond, in bounded buffers,
+// hashing and reading the header block as they stream, so that no large
+// message is ever held whole in memory.
 type Spooler struct {
 	dir   string
 	guard DiskGuard
@@ -158,12 +159,96 @@ func NewSpooler(dir string, guard DiskGuard) *Spooler {
 // Guard is the free-space check the Spooler applies.
 func (s *Spooler) Guard() DiskGuard { return s.guard }
 
-// Spool reads r to its end into a new temporary file; the caller must
-// Close the Spool, which removes the file (CleanSpool removes what a crash
-// left). Errors from r are returned
-// wrapped (go-smtp's ErrDataTooLarge, a read timeout); ErrInsufficientStorage
-// when the disk fills up underneath.
+// Spool reads r to its end: into memory while it is at most
+// memSpoolMax bytes (most mail), into a new temporary file beyond; the
+// caller must Close the Spool, which removes the file (CleanSpool removes
+// what a crash left). Errors from r are returned wrapped (go-smtp's
+// ErrDataTooLarge, a read timeout); ErrInsufficientStorage when the disk
+// fills up underneath.
 func (s *Spooler) Spool(ctx context.Context, r io.Reader) (*Spool, error) {
+	return s.spoolSpill(ctx, r, 0)
+}
+
+// memSpoolMax is the size up to which a message is spooled in memory: a
+// temporary file per message (create, write, remove) cost more than the
+// message, 5% of the pipeline's CPU in opening files alone. Bigger ones go
+// to a file, so a session holds at most this much.
+const memSpoolMax = 64 << 10
+
+// SpoolSized is Spool for a reader that announced its size (an IMAP
+// literal; size < 0 when unknown): the free space is checked for that
+// size first, and a message that fits in memory gets its buffer at once.
+func (s *Spooler) SpoolSized(ctx context.Context, r io.Reader, size int64) (*Spool, error) {
+	if size > 0 {
+		if err := s.guard.Check(uint64(size)); err != nil {
+			return nil, err
+		}
+	}
+	return s.spoolSpill(ctx, r, size)
+}
+
+func (s *Spooler) spoolSpill(ctx context.Context, r io.Reader, size int64) (*Spool, error) {
+	w := &spill{s: s}
+	if size > 0 && size <= memSpoolMax {
+		w.buf.Grow(int(size))
+	}
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	// The disk is checked at the first chunk and then every checkEvery
+	// bytes: often enough to stop well before it is full, rarely enough
+	// to cost nothing.
+	var next int64
+	sp, err := spool(ctx, r, w, func(written int64) error {
+		if written < next {
+			return nil
+		}
+		next = written + checkEvery
+		return s.guard.Check(0)
+	}, *bp)
+	if err != nil {
+		if w.f != nil {
+			_ = w.f.Close()
+			_ = os.Remove(w.f.Name())
+		}
+		return nil, err
+	}
+	if w.f == nil {
+		sp.r = bytes.NewReader(w.buf.Bytes())
+	} else {
+		sp.f, sp.r = w.f, w.f
+	}
+	return sp, nil
+}
+
+// spill is what Spool writes into: memory up to memSpoolMax bytes, then
+// a temporary file holding everything written.
+type spill struct {
+	s   *Spooler
+	buf bytes.Buffer
+	f   *os.File
+}
+
+func (w *spill) Write(p []byte) (int, error) {
+	if w.f == nil && w.buf.Len()+len(p) <= memSpoolMax {
+		return w.buf.Write(p)
+	}
+	if w.f == nil {
+		f, err := w.s.create()
+		if err != nil {
+			return 0, err
+		}
+		w.f = f
+		if _, err := f.Write(w.buf.Bytes()); err != nil {
+			return 0, err
+		}
+		w.buf = bytes.Buffer{}
+	}
+	return w.f.Write(p)
+}
+
+// create makes a new spool file, and the spool directory when it is not
+// there (yet, or any more).
+func (s *Spooler) create() (*os.File, error) {
 	f, err := os.CreateTemp(s.dir, spoolPattern)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err = os.MkdirAll(s.dir, 0o750); err == nil {
@@ -173,54 +258,7 @@ func (s *Spooler) Spool(ctx context.Context, r io.Reader) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	bp := s.bufs.Get().(*[]byte)
-	defer s.bufs.Put(bp)
-	// The disk is checked at the first chunk and then every checkEvery
-	// bytes: often enough to stop well before it is full, rarely enough
-	// to cost nothing.
-	var next int64
-	sp, err := spool(ctx, r, f, func(written int64) error {
-		if written < next {
-			return nil
-		}
-		next = written + checkEvery
-		return s.guard.Check(0)
-	}, *bp)
-	if err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
-		return nil, err
-	}
-	sp.f, sp.r = f, f
-	return sp, nil
-}
-
-// memSpoolMax is the size up to which SpoolSized keeps a message in
-// memory: most mail is far smaller, and a temporary file per message
-// would cost more than the message. Bigger ones go to a file.
-const memSpoolMax = 64 << 10
-
-// SpoolSized is Spool for a reader that announced its size (an IMAP
-// literal; size < 0 when unknown): a message of at most memSpoolMax bytes
-// is read into memory, with the same hashes and header parse, and a
-// larger one streams into a temporary file as Spool does. Either way the
-// free space is checked first, as the doors do.
-func (s *Spooler) SpoolSized(ctx context.Context, r io.Reader, size int64) (*Spool, error) {
-	if size < 0 || size > memSpoolMax {
-		return s.Spool(ctx, r)
-	}
-	if err := s.guard.Check(uint64(size)); err != nil {
-		return nil, err
-	}
-	bp := s.bufs.Get().(*[]byte)
-	defer s.bufs.Put(bp)
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	sp, err := spool(ctx, r, buf, nil, *bp)
-	if err != nil {
-		return nil, err
-	}
-	sp.r = bytes.NewReader(buf.Bytes())
-	return sp, nil
+	return f, nil
 }
 
 // headMax bounds the header block kept in memory for the header parse.

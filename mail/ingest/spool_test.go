@@ -71,26 +71,27 @@ func TestSpoolStreams(t *testing.T) {
 
 // TestSpoolLeavesNothing: Close removes the spool file, and CleanSpool
 // what a crash left, so that the data directory does not fill with
-// spools.
+// spools. The message is larger than what is spooled in memory.
 func TestSpoolLeavesNothing(t *testing.T) {
 	t.Parallel()
+	large := thunderbird + strings.Repeat("0123456789abcdef\r\n", 10_000)
 	dir := filepath.Join(t.TempDir(), "spool")
 	s := ingest.NewSpooler(dir, ingest.DiskGuard{})
-	sp, err := s.Spool(context.Background(), strings.NewReader(thunderbird))
+	sp, err := s.Spool(context.Background(), strings.NewReader(large))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sp.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Spool(context.Background(), iotest.ErrReader(io.ErrUnexpectedEOF)); err == nil {
+	if _, err := s.Spool(context.Background(), io.MultiReader(strings.NewReader(large), iotest.ErrReader(io.ErrUnexpectedEOF))); err == nil {
 		t.Fatal("a broken stream was spooled")
 	}
 	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
 		t.Errorf("spool dir holds %v (%v) after Close and a failed spool", ents, err)
 	}
 	// A crash: the spool is never closed.
-	if _, err := s.Spool(context.Background(), strings.NewReader(thunderbird)); err != nil {
+	if _, err := s.Spool(context.Background(), strings.NewReader(large)); err != nil {
 		t.Fatal(err)
 	}
 	if err := ingest.CleanSpool(dir); err != nil {
@@ -213,4 +214,50 @@ func (c *chunked) Read(p []byte) (int, error) {
 	k := copy(p[:min(len(p), c.n)], c.b)
 	c.b = c.b[k:]
 	return k, nil
+}
+
+// TestSpoolSpills: a message up to 64 KiB is spooled in memory, without a
+// file; one byte more and it is all in a temporary file, which a failed
+// stream removes. Either way the bytes read back are the bytes sent.
+func TestSpoolSpills(t *testing.T) {
+	t.Parallel()
+	const max = 64 << 10
+	dir := filepath.Join(t.TempDir(), "spool")
+	s := ingest.NewSpooler(dir, ingest.DiskGuard{})
+	files := func() int { ents, _ := os.ReadDir(dir); return len(ents) }
+	for _, tc := range []struct {
+		size   int
+		inFile bool
+	}{{len(thunderbird), false}, {max, false}, {max + 1, true}, {3 * max, true}} {
+		raw := thunderbird + strings.Repeat("x", tc.size-len(thunderbird))
+		for _, sized := range []bool{false, true} {
+			var sp *ingest.Spool
+			var err error
+			if sized {
+				sp, err = s.SpoolSized(context.Background(), iotest.HalfReader(strings.NewReader(raw)), int64(len(raw)))
+			} else {
+				sp, err = s.Spool(context.Background(), iotest.HalfReader(strings.NewReader(raw)))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sp.Name() != ""; got != tc.inFile || files() != map[bool]int{false: 0, true: 1}[tc.inFile] {
+				t.Errorf("%d bytes (sized %v): in a file %v with %d files, want %v", tc.size, sized, got, files(), tc.inFile)
+			}
+			got, err := io.ReadAll(io.NewSectionReader(sp, 0, sp.Size()))
+			if err != nil || string(got) != raw {
+				t.Errorf("%d bytes: read back %d (%v)", tc.size, len(got), err)
+			}
+			if err := sp.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	broken := io.MultiReader(strings.NewReader(strings.Repeat("y", 2*max)), iotest.ErrReader(io.ErrUnexpectedEOF))
+	if _, err := s.Spool(context.Background(), broken); err == nil {
+		t.Fatal("a broken stream was spooled")
+	}
+	if n := files(); n != 0 {
+		t.Errorf("%d files left after closing and a failed spool", n)
+	}
 }
