@@ -352,3 +352,21 @@ func SetMaxConns(s *Store, n int) error {
 	db.SetMaxOpenConns(n)
 	return nil
 }
+
+// SearchFold runs PostgreSQL's tend_search_fold on each of in.
+func SearchFold(ctx context.Context, s *Store, in []string) ([]string, error) {
+	out := make([]string, len(in))
+	for i, v := range in {
+		if err := s.db.WithContext(ctx).Raw("SELECT tend_search_fold(?)", v).Scan(&out[i]).Error; err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// SearchFoldTable is the list of letters migration step 8's
+// tend_search_fold translated, as pairs.
+func SearchFoldTable() (from, to []rune) {
+	f, t := searchFold()
+	return []rune(f), []rune(t)
+}

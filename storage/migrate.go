@@ -96,6 +96,8 @@ func steps() []step {
 		{10, "search indexes without a pending list (PostgreSQL)", searchIndexesDirect},
 		// The tag filter read from an index (tagIndexes).
 		{11, "tag filter by index", tagIndexes},
+		// PostgreSQL's search folding by normalize() (searchFoldNormalize).
+		{12, "search folding by Unicode normalization (PostgreSQL)", searchFoldNormalize},
 	}
 }
 
