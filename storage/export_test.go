@@ -130,13 +130,7 @@ func CountForTest(ctx context.Context, s *Store, query string) (int64, error) {
 func SetFaults(s *Store, fn func(phase string) error) { s.faults = fn }
 
 // OutboxRaw returns the stored bytes of outbox row id (nil once pruned).
-func OutboxRaw(ctx context.Context, s *Store, id int64) ([]byte, error) {
-	var o OutboxMail
-	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&o).Error; err != nil {
-		return nil, err
-	}
-	return o.Raw, nil
-}
+func OutboxRaw(ctx context.Context, s *Store, id int64) ([]byte, error) { return s.OutboxRaw(ctx, id) }
 
 // RequeueMessage exposes the rewrite of a coalesced notification's
 // message row, which RequeueMail reaches only once its outbox row was

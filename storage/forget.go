@@ -251,7 +251,7 @@ func forgetRows(tx *gorm.DB, email, actor string, now time.Time) (ForgetStats, [
 	var pruned []int64
 	for _, tk := range st.Touched {
 		var rows []OutboxMail
-		if err := tx.Omit("raw").Where("ticket_id = ? AND kind = ? AND created_at >= ?", tk, OutboxToStaff, first[tk]).Find(&rows).Error; err != nil {
+		if err := tx.Where("ticket_id = ? AND kind = ? AND created_at >= ?", tk, OutboxToStaff, first[tk]).Find(&rows).Error; err != nil {
 			return st, nil, err
 		}
 		var unsent []int64
@@ -268,7 +268,7 @@ func forgetRows(tx *gorm.DB, email, actor string, now time.Time) (ForgetStats, [
 		}
 	}
 	if err := inChunks(pruned, func(c []int64) error {
-		if err := tx.Model(&OutboxMail{}).Where("id IN ?", c).Update("raw", nil).Error; err != nil {
+		if err := tx.Where("outbox_id IN ?", c).Delete(&OutboxBody{}).Error; err != nil {
 			return err
 		}
 		return tx.Model(&Message{}).Where("outbox_id IN ?", c).Updates(map[string]any{"text": "", "html": ""}).Error
@@ -308,7 +308,14 @@ func forgetRows(tx *gorm.DB, email, actor string, now time.Time) (ForgetStats, [
 	}); err != nil {
 		return st, nil, err
 	}
-	if err := inChunks(outbox, func(c []int64) error { return tx.Where("id IN ?", c).Delete(&OutboxMail{}).Error }); err != nil {
+	// Their bodies first: the foreign key's cascade does it only where
+	// SQLite enforces foreign keys (an operator's own DSN may not).
+	if err := inChunks(outbox, func(c []int64) error {
+		if err := tx.Where("outbox_id IN ?", c).Delete(&OutboxBody{}).Error; err != nil {
+			return err
+		}
+		return tx.Where("id IN ?", c).Delete(&OutboxMail{}).Error
+	}); err != nil {
 		return st, nil, err
 	}
 	if err := inChunks(st.Tickets, func(c []int64) error {

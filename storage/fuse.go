@@ -69,7 +69,7 @@ type TemplateOutcome struct {
 // TemplateOutcomes returns, per template, the newest outbox row on ticket.
 func (t *Tx) TemplateOutcomes(ctx context.Context, ticket int64) (map[string]TemplateOutcome, error) {
 	var rows []OutboxMail
-	if err := t.db.WithContext(ctx).Omit("raw").Where("ticket_id = ? AND template <> ''", ticket).Order("id").Find(&rows).Error; err != nil {
+	if err := t.db.WithContext(ctx).Where("ticket_id = ? AND template <> ''", ticket).Order("id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("ticket %d outcomes: %w", ticket, err)
 	}
 	out := map[string]TemplateOutcome{}

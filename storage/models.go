@@ -275,14 +275,18 @@ type Event struct {
 type OutboxMail struct {
 	// The claim index ends in the id: a claim takes the due rows in
 	// (next_attempt_at, id) order straight from it, with no sort.
-	ID            int64  `gorm:"primaryKey;index:idx_outbox_claim,priority:3"`
-	TicketID      *int64 `gorm:"index;index:idx_outbox_ticket_created,priority:1"`
-	Kind          string `gorm:"size:30;not null"` // customer or staff
-	Auto          bool   `gorm:"not null;default:false"`
-	EnvFrom       string `gorm:"type:text;not null;default:''"`
-	EnvTo         string `gorm:"size:2000;not null;index:idx_outbox_to_created,priority:1"` // comma-separated
-	MessageID     string `gorm:"size:998;not null;default:'';index"`
-	Raw           []byte
+	ID        int64  `gorm:"primaryKey;index:idx_outbox_claim,priority:3"`
+	TicketID  *int64 `gorm:"index;index:idx_outbox_ticket_created,priority:1"`
+	Kind      string `gorm:"size:30;not null"` // customer or staff
+	Auto      bool   `gorm:"not null;default:false"`
+	EnvFrom   string `gorm:"type:text;not null;default:''"`
+	EnvTo     string `gorm:"size:2000;not null;index:idx_outbox_to_created,priority:1"` // comma-separated
+	MessageID string `gorm:"size:998;not null;default:'';index"`
+	// Raw is the composed mail. It is kept in outbox_bodies (OutboxBody),
+	// not in this row: the row is rewritten at every claim and outcome,
+	// and on SQLite a rewrite of a row rewrites its blob with it. Only
+	// ClaimOutbox fills it; nil elsewhere.
+	Raw           []byte    `gorm:"-"`
 	Status        string    `gorm:"size:20;not null;index:idx_outbox_claim,priority:1"` // pending, sent, failed, held
 	Attempts      int       `gorm:"not null;default:0"`
 	NextAttemptAt time.Time `gorm:"not null;index:idx_outbox_claim,priority:2"`
@@ -300,6 +304,19 @@ type OutboxMail struct {
 	// adding a mail. Count is how many notifications it stands for.
 	Stream string `gorm:"size:200;not null;default:''"`
 	Count  int    `gorm:"not null;default:1"`
+}
+
+// OutboxBody holds the composed bytes of an outgoing mail, written once
+// when it is queued (replaced when a coalesced notification is requeued)
+// and deleted when its body is dropped (staff mail at relay, pruning,
+// erasure); a mail whose body was dropped has no row. Apart from the
+// outbox row so that claiming and finishing the mail, which rewrite that
+// row, never rewrite (SQLite) or walk past the bytes.
+type OutboxBody struct {
+	OutboxID int64  `gorm:"primaryKey;autoIncrement:false"`
+	Raw      []byte `gorm:"not null"`
+	// Mail only declares the foreign key: a body goes with its mail.
+	Mail *OutboxMail `gorm:"foreignKey:OutboxID;constraint:OnDelete:CASCADE"`
 }
 
 // Timer is a named, durable timer on a ticket. It fires once: a replica
@@ -382,7 +399,7 @@ func allModels() []any {
 	return []any{
 		&Inbox{}, &Contact{}, &Agent{}, &Ticket{}, &TicketInbox{}, &TicketBand{}, &Participant{},
 		&RawMessage{}, &RawChunk{}, &Message{}, &MessageRef{}, &Attachment{}, &Event{},
-		&OutboxMail{}, &Timer{}, &Work{}, &APIToken{}, &WebSession{}, &Lease{},
+		&OutboxMail{}, &OutboxBody{}, &Timer{}, &Work{}, &APIToken{}, &WebSession{}, &Lease{},
 		&MailboxState{}, &Setting{}, &Erasure{},
 	}
 }

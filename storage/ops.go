@@ -2,11 +2,8 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-
-	"gorm.io/gorm"
 )
 
 // Participants returns the addresses that take part in ticket number
@@ -30,15 +27,16 @@ func (s *Store) Participants(ctx context.Context, number int64) ([]Participant, 
 // were pruned (retention.outbox_bodies), ErrNotFound when there is no such
 // row.
 func (s *Store) OutboxRaw(ctx context.Context, id int64) ([]byte, error) {
-	var o OutboxMail
-	err := s.db.WithContext(ctx).Select("id, raw").Where("id = ?", id).Take(&o).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, fmt.Errorf("outbox %d: %w", id, ErrNotFound)
-	}
+	var rows []struct{ Raw []byte }
+	err := s.db.WithContext(ctx).Table("outbox_mails").Select("outbox_bodies.raw").
+		Joins("LEFT JOIN outbox_bodies ON outbox_bodies.outbox_id = outbox_mails.id").Where("outbox_mails.id = ?", id).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("outbox %d: %w", id, err)
 	}
-	return o.Raw, nil
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("outbox %d: %w", id, ErrNotFound)
+	}
+	return rows[0].Raw, nil
 }
 
 // PersonTickets returns the numbers of the (unmerged) tickets email takes

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Outbox statuses.
@@ -48,9 +50,22 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, limit int, lease 
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}
+	db := s.db.WithContext(ctx)
 	var os []OutboxMail
-	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Order("id").Find(&os).Error; err != nil {
+	if err := db.Where("id IN ?", ids).Order("id").Find(&os).Error; err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	// The bytes in one query for the batch, not one per mail.
+	var raws []OutboxBody
+	if err := db.Select("outbox_id, raw").Where("outbox_id IN ?", ids).Find(&raws).Error; err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	byID := make(map[int64][]byte, len(raws))
+	for _, r := range raws {
+		byID[r.OutboxID] = r.Raw
+	}
+	for i := range os {
+		os[i].Raw = byID[os[i].ID]
 	}
 	return os, nil
 }
@@ -77,12 +92,6 @@ func (t *Tx) FinishOutbox(ctx context.Context, id int64, owner string, r OutboxR
 	switch {
 	case r.Sent:
 		upd["status"], upd["sent_at"] = OutboxSent, now
-		if r.DropBody {
-			if err := t.s.countDropped(t.db.WithContext(ctx), []int64{id}); err != nil {
-				return false, fmt.Errorf("finish outbox %d: %w", id, err)
-			}
-			upd["raw"] = nil
-		}
 	case r.Failed:
 		upd["status"] = OutboxFailed
 	default:
@@ -93,7 +102,7 @@ func (t *Tx) FinishOutbox(ctx context.Context, id int64, owner string, r OutboxR
 		return false, fmt.Errorf("finish outbox %d: %w", id, res.Error)
 	}
 	if res.RowsAffected == 1 && r.Sent && r.DropBody {
-		if err := t.s.droppedOutbox(t.db.WithContext(ctx), []int64{id}); err != nil {
+		if err := t.s.dropBodies(t.db.WithContext(ctx), []int64{id}); err != nil {
 			return false, fmt.Errorf("finish outbox %d: %w", id, err)
 		}
 	}
@@ -102,61 +111,51 @@ func (t *Tx) FinishOutbox(ctx context.Context, id int64, owner string, r OutboxR
 
 // FinishSentOutbox records that the relay took the outbox rows keep and
 // drop, leased to owner, as FinishOutbox does with Sent (drop: with
-// DropBody), in two multi-row statements instead of one FinishOutbox per
-// mail, and the dropped bodies' text and repacking (droppedOutbox) once
-// for all of them. It returns the rows that were still leased to owner;
-// the others are left as they are.
+// DropBody), in one multi-row statement instead of one FinishOutbox per
+// mail, and drops the bodies of drop (dropBodies) once for all of them.
+// It returns the rows that were still leased to owner; the others are
+// left as they are.
 func (t *Tx) FinishSentOutbox(ctx context.Context, owner string, keep, drop []int64) (map[int64]bool, error) {
 	db := t.db.WithContext(ctx)
-	now := t.s.now()
-	done := make(map[int64]bool, len(keep)+len(drop))
+	ids := append(slices.Clip(keep), drop...)
+	if len(ids) == 0 {
+		return map[int64]bool{}, nil
+	}
 	// RETURNING (SQLite 3.35, PostgreSQL) names the rows the lease check
-	// let through, as FinishOutbox's RowsAffected does for one.
-	finish := func(ids []int64, dropBody bool) ([]int64, error) {
-		if len(ids) == 0 {
-			return nil, nil
-		}
-		set := "attempts = attempts + 1, lease_owner = '', lease_until = NULL, last_error = '', status = ?, sent_at = ?"
-		if dropBody {
-			set += ", raw = NULL"
-		}
-		var got []int64
-		err := db.Raw("UPDATE outbox_mails SET "+set+" WHERE id IN ? AND lease_owner = ? AND status = ? RETURNING id",
-			OutboxSent, now, ids, owner, OutboxPending).Scan(&got).Error
-		for _, id := range got {
-			done[id] = true
-		}
-		return got, err
-	}
-	if _, err := finish(keep, false); err != nil {
-		return nil, fmt.Errorf("finish sent outbox: %w", err)
-	}
-	if len(drop) > 0 {
-		if err := t.s.countDropped(db, drop); err != nil {
-			return nil, fmt.Errorf("finish sent outbox: %w", err)
-		}
-	}
-	dropped, err := finish(drop, true)
+	// let through, as FinishOutbox's RowsAffected does for one. The bytes
+	// are in outbox_bodies: the rows updated here are small.
+	var got []int64
+	err := db.Raw("UPDATE outbox_mails SET attempts = attempts + 1, lease_owner = '', lease_until = NULL, last_error = '', status = ?, sent_at = ? WHERE id IN ? AND lease_owner = ? AND status = ? RETURNING id",
+		OutboxSent, t.s.now(), ids, owner, OutboxPending).Scan(&got).Error
 	if err != nil {
 		return nil, fmt.Errorf("finish sent outbox: %w", err)
 	}
+	done := make(map[int64]bool, len(got))
+	for _, id := range got {
+		done[id] = true
+	}
+	dropped := slices.DeleteFunc(slices.Clone(drop), func(id int64) bool { return !done[id] })
 	if len(dropped) > 0 {
-		if err := t.s.droppedOutbox(db, dropped); err != nil {
+		if err := t.s.dropBodies(db, dropped); err != nil {
 			return nil, fmt.Errorf("finish sent outbox: %w", err)
 		}
 	}
 	return done, nil
 }
 
-// droppedOutbox finishes dropping the bodies of outgoing mails ids (their
-// raw is already NULL): the text of their message rows goes too (see
-// dropOutboxText), and on SQLite both kinds of rows are repacked.
-func (s *Store) droppedOutbox(db *gorm.DB, ids []int64) error {
+// dropBodies drops the composed bytes of outgoing mails ids, keeping
+// their rows: their outbox_bodies rows are deleted (counted for
+// Checkpoint's vacuum, see vacuumDropped), the text of their message
+// rows goes too (see dropOutboxText), and on SQLite those message rows
+// are repacked. The outbox rows need no repacking: their bytes never
+// lived in them, and deleting the outbox_bodies rows (not updating them)
+// lets SQLite merge the pages they leave.
+func (s *Store) dropBodies(db *gorm.DB, ids []int64) error {
+	if err := s.deleteBodies(db, ids); err != nil {
+		return fmt.Errorf("drop outbox bodies: %w", err)
+	}
 	msgRows, err := dropOutboxText(db, ids)
 	if err != nil {
-		return err
-	}
-	if err := s.repackRows(db, "outbox_mails", ids); err != nil {
 		return err
 	}
 	return s.repackRows(db, "messages", msgRows)
@@ -198,8 +197,9 @@ func droppedTextRows(db *gorm.DB, msgIDs, hashes []string) *gorm.DB {
 // SQLite rebalances a b-tree page only when a row is deleted or a page
 // overflows, never when an UPDATE shrinks a row: an outbox row whose
 // composed mail was dropped kept a leaf page of its own (the mail's
-// first 4 KB had lived there), three quarters of the outbox table's
-// pages were empty space (issue 10: disk at most 1.5× the mail). A
+// first 4 KB had lived there, before outbox_bodies), three quarters of
+// the outbox table's pages were empty space (issue 10: disk at most
+// 1.5× the mail), and so does a message row whose text is dropped. A
 // change of rowid is a delete and an insert, so the emptied pages merge
 // and go to the free list, which Reclaim gives back. Negative rowids are
 // never used otherwise, and the rows are back before the commit;
@@ -222,23 +222,27 @@ func (s *Store) repackRows(db *gorm.DB, table string, ids []int64) error {
 	return nil
 }
 
-// countDropped adds the composed bytes of outgoing mails ids, about to
-// be dropped, to what Checkpoint's outbox vacuum waits for (PostgreSQL:
-// SQLite reuses the pages itself).
-func (s *Store) countDropped(db *gorm.DB, ids []int64) error {
+// deleteBodies deletes the outbox_bodies rows of ids. On PostgreSQL their
+// sizes are added to what Checkpoint's vacuum waits for (vacuumDropped);
+// SQLite reuses the pages itself.
+func (s *Store) deleteBodies(db *gorm.DB, ids []int64) error {
 	if s.driver == DriverSQLite {
-		return nil
+		return db.Exec("DELETE FROM outbox_bodies WHERE outbox_id IN ?", ids).Error
+	}
+	var sizes []int64
+	if err := db.Raw("DELETE FROM outbox_bodies WHERE outbox_id IN ? RETURNING LENGTH(raw)", ids).Scan(&sizes).Error; err != nil {
+		return err
 	}
 	var n int64
-	if err := db.Model(&OutboxMail{}).Where("id IN ?", ids).Select("COALESCE(SUM(LENGTH(raw)), 0)").Scan(&n).Error; err != nil {
-		return err
+	for _, size := range sizes {
+		n += size
 	}
 	s.dropped.Add(n)
 	return nil
 }
 
 // outboxRawHash is the raw_hash of the message row recording outgoing
-// mail id: its bytes live in the outbox row, and the column only needs
+// mail id: its bytes live in outbox_bodies, and the column only needs
 // to be unique per message.
 func outboxRawHash(id int64) string { return fmt.Sprintf("outbox-%d", id) }
 
@@ -246,7 +250,7 @@ func outboxRawHash(id int64) string { return fmt.Sprintf("outbox-%d", id) }
 // back for it) and returns it. ok is false when there is no such row.
 func (t *Tx) FailOutbox(ctx context.Context, id int64, reason string) (OutboxMail, bool, error) {
 	var o OutboxMail
-	err := t.db.WithContext(ctx).Omit("raw").Where("id = ?", id).Take(&o).Error
+	err := t.db.WithContext(ctx).Where("id = ?", id).Take(&o).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return OutboxMail{}, false, nil
 	}
@@ -277,7 +281,7 @@ func (t *Tx) OutboxByMessageID(ctx context.Context, msgID string) (int64, bool, 
 // and tests); ticket 0 lists all.
 func (s *Store) Outbox(ctx context.Context, ticket int64) ([]OutboxMail, error) {
 	var os []OutboxMail
-	q := s.db.WithContext(ctx).Omit("raw").Order("id")
+	q := s.db.WithContext(ctx).Order("id")
 	if ticket != 0 {
 		q = q.Where("ticket_id = ?", ticket)
 	}
@@ -291,7 +295,7 @@ func (s *Store) Outbox(ctx context.Context, ticket int64) ([]OutboxMail, error) 
 // stream (OutboxMail.Stream), if any.
 func (t *Tx) LatestInStream(ctx context.Context, ticket int64, stream string) (OutboxMail, bool, error) {
 	var o OutboxMail
-	err := t.db.WithContext(ctx).Omit("raw").Where("ticket_id = ? AND stream = ?", ticket, stream).Order("id DESC").Take(&o).Error
+	err := t.db.WithContext(ctx).Where("ticket_id = ? AND stream = ?", ticket, stream).Order("id DESC").Take(&o).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return OutboxMail{}, false, nil
 	}
@@ -312,7 +316,7 @@ func (t *Tx) LatestInStreams(ctx context.Context, ticket int64, streams []string
 	var rows []OutboxMail
 	// The ticket's rows by idx on ticket_id, as LatestInStream reads them;
 	// in id order, so the last of each stream is its newest.
-	if err := t.db.WithContext(ctx).Omit("raw").Where("ticket_id = ? AND stream IN ?", ticket, streams).Order("id").Find(&rows).Error; err != nil {
+	if err := t.db.WithContext(ctx).Where("ticket_id = ? AND stream IN ?", ticket, streams).Order("id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("ticket %d streams: %w", ticket, err)
 	}
 	for _, r := range rows {
@@ -328,12 +332,18 @@ func (t *Tx) LatestInStreams(ctx context.Context, ticket int64, streams []string
 func (t *Tx) RequeueMail(ctx context.Context, id int64, raw []byte, count int, text, html string) (bool, error) {
 	db := t.db.WithContext(ctx)
 	res := db.Model(&OutboxMail{}).Where("id = ? AND status IN ? AND lease_owner = ''", id, []string{OutboxPending, OutboxHeld}).
-		Updates(map[string]any{"raw": raw, "count": count})
+		Update("count", count)
 	if res.Error != nil {
 		return false, fmt.Errorf("requeue outbox %d: %w", id, res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return false, nil
+	}
+	// An upsert: a waiting mail has its bytes, but a row that lost them
+	// would otherwise be sent empty.
+	if err := db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "outbox_id"}}, DoUpdates: clause.AssignmentColumns([]string{"raw"})}).
+		Create(&OutboxBody{OutboxID: id, Raw: raw}).Error; err != nil {
+		return false, fmt.Errorf("requeue outbox %d: %w", id, err)
 	}
 	if err := t.requeueMessage(ctx, id, len(raw), text, html); err != nil {
 		return false, fmt.Errorf("requeue outbox %d message: %w", id, err)

@@ -27,12 +27,13 @@ func (t *Tx) QueueMail(ctx context.Context, o OutboxMail, m Message, build func(
 	return ids[0], nil
 }
 
-// QueueMails commits outgoing mails as QueueMail does, in three
+// QueueMails commits outgoing mails as QueueMail does, in four
 // statements whatever their number: their IDs are taken first, so each
-// outbox row is inserted whole, with its composed bytes, instead of being
+// outbox row is inserted whole, with its Message-ID, instead of being
 // inserted and then updated (a second write of the row and its Message-ID
-// index entry), and all rows go in one multi-row INSERT per table. It
-// returns the outbox IDs in the order of mails.
+// index entry), and all rows go in one multi-row INSERT per table (the
+// outbox rows, their composed bytes in outbox_bodies, the message rows).
+// It returns the outbox IDs in the order of mails.
 func (t *Tx) QueueMails(ctx context.Context, mails []QueuedMail) ([]int64, error) {
 	if len(mails) == 0 {
 		return nil, nil
@@ -44,6 +45,7 @@ func (t *Tx) QueueMails(ctx context.Context, mails []QueuedMail) ([]int64, error
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
 	outs := make([]OutboxMail, len(mails))
+	bodies := make([]OutboxBody, len(mails))
 	msgs := make([]Message, len(mails))
 	for i, q := range mails {
 		o, m, id := q.Outbox, q.Message, ids[i]
@@ -60,13 +62,17 @@ func (t *Tx) QueueMails(ctx context.Context, mails []QueuedMail) ([]int64, error
 		if err != nil {
 			return nil, fmt.Errorf("outbox %d: compose: %w", id, err)
 		}
-		o.Raw, o.MessageID, o.EnvFrom = raw, msgID, envFrom
+		o.MessageID, o.EnvFrom = msgID, envFrom
+		bodies[i] = OutboxBody{OutboxID: id, Raw: raw}
 		m.Direction, m.MessageID, m.RawHash, m.OutboxID, m.ReceivedAt, m.Parsed, m.Handled = DirectionOut, msgID, outboxRawHash(id), &ids[i], now, true, true
 		m.Size = int64(len(raw))
 		outs[i], msgs[i] = o, m
 	}
 	if err := db.Create(&outs).Error; err != nil {
 		return nil, fmt.Errorf("outbox %d: %w", ids[0], err)
+	}
+	if err := db.Create(&bodies).Error; err != nil {
+		return nil, fmt.Errorf("outbox %d body: %w", ids[0], err)
 	}
 	if err := db.Create(&msgs).Error; err != nil {
 		return nil, fmt.Errorf("outbox %d message: %w", ids[0], err)

@@ -20,27 +20,21 @@ func (s *Store) PruneOutbox(ctx context.Context, kind string, before time.Time) 
 	var total int64
 	for {
 		var ids []int64
-		q := s.db.WithContext(ctx).Model(&OutboxMail{}).
-			Where("status = ? AND sent_at < ? AND raw IS NOT NULL", OutboxSent, before.UTC())
+		// From the bodies still kept, by their key, to their mails: the
+		// sent mail already pruned is never read again.
+		q := s.db.WithContext(ctx).Table("outbox_bodies").Joins("JOIN outbox_mails ON outbox_mails.id = outbox_bodies.outbox_id").
+			Where("outbox_mails.status = ? AND outbox_mails.sent_at < ?", OutboxSent, before.UTC())
 		if kind != "" {
-			q = q.Where("kind = ?", kind)
+			q = q.Where("outbox_mails.kind = ?", kind)
 		}
-		err := q.Order("id").Limit(pruneChunk).Pluck("id", &ids).Error
+		err := q.Order("outbox_bodies.outbox_id").Limit(pruneChunk).Pluck("outbox_bodies.outbox_id", &ids).Error
 		if err != nil {
 			return total, fmt.Errorf("prune outbox: %w", err)
 		}
 		if len(ids) == 0 {
 			return total, nil
 		}
-		err = s.InTx(ctx, func(tx *Tx) error {
-			if err := s.countDropped(tx.db, ids); err != nil {
-				return err
-			}
-			if err := tx.db.Model(&OutboxMail{}).Where("id IN ?", ids).Update("raw", nil).Error; err != nil {
-				return err
-			}
-			return s.droppedOutbox(tx.db, ids)
-		})
+		err = s.InTx(ctx, func(tx *Tx) error { return s.dropBodies(tx.db, ids) })
 		if err != nil {
 			return total, fmt.Errorf("prune outbox: %w", err)
 		}

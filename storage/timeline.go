@@ -31,7 +31,7 @@ func (t *Tx) Events(ctx context.Context, ticket int64, kinds ...vocab.EventKind)
 // Message-ID msgID (without its raw bytes); ok is false when there is none.
 func (t *Tx) OutboxMailByMessageID(ctx context.Context, msgID string) (OutboxMail, bool, error) {
 	var os []OutboxMail
-	if err := t.db.WithContext(ctx).Omit("raw").Where("message_id = ?", msgID).Limit(1).Find(&os).Error; err != nil {
+	if err := t.db.WithContext(ctx).Where("message_id = ?", msgID).Limit(1).Find(&os).Error; err != nil {
 		return OutboxMail{}, false, fmt.Errorf("outbox by message id: %w", err)
 	}
 	if len(os) == 0 {

@@ -1,9 +1,11 @@
 package storage_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -306,5 +308,77 @@ func TestSearchIndexesHaveNoPendingList(t *testing.T) {
 	s = reopenOlder(t, s, opts, "DELETE FROM schema_versions WHERE version >= 10")
 	if p := pending(s); p != 0 {
 		t.Errorf("after the upgrade the search indexes kept %d pending pages", p)
+	}
+}
+
+// TestUpgradeMovesOutboxBodies opens a database from before
+// outbox_bodies (its outgoing mail's bytes in outbox_mails.raw) with
+// this binary: a waiting mail is claimed with the same bytes, a sent
+// mail keeps them, one whose body was dropped still has none, the old
+// column is gone, and a body goes with its mail.
+func TestUpgradeMovesOutboxBodies(t *testing.T) {
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s, opts := upgradeStore(t, b.Name)
+			queue := outboxQueuer(t, s, "bodies@example.com")
+			kept, dropped := queue(storage.OutboxToCustomer), queue(storage.OutboxToStaff)
+			sent, err := s.ClaimOutbox(ctx, "me", 2, time.Minute)
+			if err != nil || len(sent) != 2 {
+				t.Fatalf("claimed %d mails, %v", len(sent), err)
+			}
+			if err := s.InTx(ctx, func(tx *storage.Tx) error {
+				_, err := tx.FinishSentOutbox(ctx, "me", []int64{kept}, []int64{dropped})
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			// Past SQLite's overflow page and PostgreSQL's TOAST
+			// threshold, with bytes that are not text.
+			big := []byte("Subject: big\r\n\r\n" + strings.Repeat("\x00\xff large body\r\n", 10_000))
+			var pending int64
+			if err := s.InTx(ctx, func(tx *storage.Tx) error {
+				var err error
+				pending, err = tx.QueueMail(ctx, storage.OutboxMail{Kind: storage.OutboxToStaff, EnvTo: "alice@acme.test"}, storage.Message{Role: "system"},
+					func(id int64) ([]byte, string, string, error) {
+						return big, "big" + itoa(id) + "@acme.test", "bounce@acme.test", nil
+					})
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			want := map[int64][]byte{kept: []byte("Subject: x\r\n\r\nbody"), dropped: nil, pending: big}
+			blob := "blob"
+			if b.Name == "postgres" {
+				blob = "bytea"
+			}
+			// As schema version 12 kept them.
+			s = reopenOlder(t, s, opts,
+				"ALTER TABLE outbox_mails ADD COLUMN raw "+blob,
+				"UPDATE outbox_mails SET raw = (SELECT raw FROM outbox_bodies WHERE outbox_id = outbox_mails.id)",
+				"DROP TABLE outbox_bodies",
+				"DELETE FROM schema_versions WHERE version >= 13")
+			if v, err := s.SchemaVersion(ctx); err != nil || v != storage.LatestSchemaVersion() {
+				t.Errorf("schema version %d, %v; want %d", v, err, storage.LatestSchemaVersion())
+			}
+			if err := storage.ExecForTest(ctx, s, "UPDATE outbox_mails SET raw = NULL"); err == nil {
+				t.Error("outbox_mails.raw is still there after the upgrade")
+			}
+			for id, w := range want {
+				if got, err := s.OutboxRaw(ctx, id); err != nil || !bytes.Equal(got, w) || (got == nil) != (w == nil) {
+					t.Errorf("outbox %d after the upgrade: %d bytes, %v; want %d", id, len(got), err, len(w))
+				}
+			}
+			rows, err := s.ClaimOutbox(ctx, "sender", 10, time.Minute)
+			if err != nil || len(rows) != 1 || rows[0].ID != pending || !bytes.Equal(rows[0].Raw, big) {
+				t.Fatalf("claimed %d mails after the upgrade, %v; want mail %d with its %d bytes", len(rows), err, pending, len(big))
+			}
+			if err := storage.ExecForTest(ctx, s, "DELETE FROM outbox_mails WHERE id = "+itoa(kept)); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := storage.QueryInt(ctx, s, "SELECT COUNT(*) FROM outbox_bodies WHERE outbox_id = "+itoa(kept)); err != nil || n != 0 {
+				t.Errorf("a deleted mail left %d bodies, %v", n, err)
+			}
+		})
 	}
 }

@@ -6,8 +6,8 @@ import (
 )
 
 // outboxVacuumAfter is how many bytes of outgoing mail bodies dropped
-// (staff mail at relay, pruning) make Checkpoint vacuum outbox_mails on
-// PostgreSQL. The dropped bodies are mostly TOAST chunks, which nothing
+// (staff mail at relay, pruning) make Checkpoint vacuum outbox_bodies
+// (and outbox_mails) on PostgreSQL. The dropped bodies are mostly TOAST chunks, which nothing
 // reads again and so only VACUUM frees (a heap page's dead rows are
 // pruned when the page is read nearly full): until then every new body
 // takes new pages. With 4 MiB the outbox carried 3 MB of dead chunks on
@@ -33,7 +33,8 @@ const outboxVacuumAfter = 256 << 10
 const messagesVacuumShare = 8 // 1/8
 
 // vacuumDropped is Checkpoint on PostgreSQL: once outboxVacuumAfter
-// bytes of outgoing bodies were dropped it vacuums outbox_mails, and
+// bytes of outgoing bodies were dropped it vacuums outbox_bodies and
+// outbox_mails (whose rows every claim and outcome rewrites), and
 // messages as well once they are a messagesVacuumShare of its size.
 // Autovacuum would wait for a fifth of a table to be dead, and every
 // notification's bytes would add to the database meanwhile. VACUUM (not
@@ -46,7 +47,7 @@ func (s *Store) vacuumDropped(ctx context.Context) error {
 	}
 	s.dropped.Add(-n)
 	db := s.db.WithContext(ctx)
-	tables := "outbox_mails"
+	tables := "outbox_bodies, outbox_mails"
 	var size int64
 	if err := db.Raw("SELECT pg_table_size('messages')").Scan(&size).Error; err != nil {
 		return fmt.Errorf("vacuum: messages size: %w", err)
