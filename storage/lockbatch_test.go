@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 // TestLockBatchWaitsForTheSameCustomer: on PostgreSQL a batch that locks
 // a ticket of Ann's waits for another batch holding a different ticket of
 // Ann's (the flood caps count per customer), and a batch of Bob's does
-// not, nor does intake writing Ann's ticket. Waiting is read off pg_stat_activity, not guessed from time.
+// not, nor does intake writing Ann's ticket; a batch of Bob's and Ann's
+// takes Bob and hands Ann's ticket back as busy, without waiting. Waiting is read off pg_stat_activity, not guessed from time.
 // SQLite serialises write transactions, so LockBatch does nothing there
 // and there is nothing to show.
 func TestLockBatchWaitsForTheSameCustomer(t *testing.T) {
@@ -40,8 +42,8 @@ func TestLockBatchWaitsForTheSameCustomer(t *testing.T) {
 	locked, release, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
 		held <- s.InTx(ctx, func(tx *storage.Tx) error {
-			if err := tx.LockBatch(ctx, []int64{ann1}); err != nil {
-				return err
+			if busy, err := tx.LockBatch(ctx, []int64{ann1}); err != nil || len(busy) > 0 {
+				return fmt.Errorf("first batch: busy %v, %v", busy, err)
 			}
 			close(locked)
 			<-release
@@ -52,7 +54,12 @@ func TestLockBatchWaitsForTheSameCustomer(t *testing.T) {
 	lockIn := func(ticket int64) chan error {
 		done := make(chan error, 1)
 		go func() {
-			done <- s.InTx(ctx, func(tx *storage.Tx) error { return tx.LockBatch(ctx, []int64{ticket}) })
+			done <- s.InTx(ctx, func(tx *storage.Tx) error {
+				if busy, err := tx.LockBatch(ctx, []int64{ticket}); err != nil || len(busy) > 0 {
+					return fmt.Errorf("batch of %d: busy %v, %v", ticket, busy, err)
+				}
+				return nil
+			})
 		}()
 		return done
 	}
@@ -63,6 +70,26 @@ func TestLockBatchWaitsForTheSameCustomer(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("a batch of Bob's waited for a batch of Ann's")
+	}
+	// A batch of Ann's and Bob's takes Bob and leaves Ann's ticket to
+	// the batch holding her, without waiting.
+	mixed := make(chan error, 1)
+	go func() {
+		mixed <- s.InTx(ctx, func(tx *storage.Tx) error {
+			busy, err := tx.LockBatch(ctx, []int64{bob, ann2})
+			if err == nil && !slices.Equal(busy, []int64{ann2}) {
+				err = fmt.Errorf("busy %v, want Ann's %d", busy, ann2)
+			}
+			return err
+		})
+	}()
+	select {
+	case err := <-mixed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a batch of Bob's and Ann's waited for the batch holding Ann")
 	}
 	// Intake writes tickets (a reply reopens its ticket): it must not
 	// wait for a batch.

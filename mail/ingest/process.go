@@ -114,8 +114,10 @@ type ProcessorOptions struct {
 	// there a batch spends most of its time waiting for the server's
 	// round trips. Each batch first locks its tickets' customers
 	// (storage.Tx.LockBatch), so two workers never decide about one
-	// customer's tickets, or count their automatic mail, at the same time;
-	// large mail is taken one batch at a time (inFlight).
+	// customer's tickets, or count their automatic mail, at the same time:
+	// an item whose customer another batch holds is handed back for a
+	// later batch, not waited for. Large mail is taken one batch at a time
+	// (inFlight).
 	Workers int
 }
 
@@ -304,12 +306,17 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 			tickets = append(tickets, *m.TicketID)
 		}
 	}
+	// todo are the items this batch processes; the others' customers
+	// are another batch's now (LockBatch), and their work goes back.
+	var todo, later []storage.Work
 	err = p.store.InTx(ctx, func(tx *storage.Tx) error {
-		if err := tx.LockBatch(ctx, tickets); err != nil {
+		busy, err := tx.LockBatch(ctx, tickets)
+		if err != nil {
 			return err
 		}
-		done = len(ws)
-		for i, w := range ws {
+		todo, later = splitBusy(ws, msgs, busy)
+		done = len(todo)
+		for i, w := range todo {
 			if i > 0 && p.cut != nil && p.cut() {
 				done = i
 				break
@@ -331,17 +338,17 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 	if err != nil {
 		return 0, err
 	}
-	if done < len(ws) {
-		var ids []int64
-		for _, w := range ws[done:] {
-			ids = append(ids, w.ID)
+	if later = append(later, todo[done:]...); len(later) > 0 {
+		ids := make([]int64, len(later))
+		for i, w := range later {
+			ids[i] = w.ID
 		}
 		if err := p.store.ReleaseWork(ctx, ids); err != nil {
 			return 0, err
 		}
-		ws = ws[:done]
-		stats.Items = done
 	}
+	ws = todo[:done]
+	stats.Items = done
 	if p.onBatch != nil {
 		p.onBatch(stats)
 	}
@@ -357,6 +364,26 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 		}
 	}
 	return len(ws), nil
+}
+
+// splitBusy divides a batch into the items to process and those whose
+// tickets are busy (another batch holds their customers).
+func splitBusy(ws []storage.Work, msgs map[int64]storage.Message, busy []int64) (todo, later []storage.Work) {
+	if len(busy) == 0 {
+		return ws, nil
+	}
+	held := make(map[int64]bool, len(busy))
+	for _, t := range busy {
+		held[t] = true
+	}
+	for _, w := range ws {
+		if m, ok := msgs[w.MessageRowID]; ok && m.TicketID != nil && held[*m.TicketID] {
+			later = append(later, w)
+		} else {
+			todo = append(todo, w)
+		}
+	}
+	return todo, later
 }
 
 // one is runBatch's work on item w inside savepoint sp: its after-work,

@@ -181,3 +181,52 @@ func runUntilDone(ctx context.Context, t *testing.T, cancel context.CancelFunc, 
 		t.Fatal(err)
 	}
 }
+
+// TestProcessorHandsBackBusyCustomers: on PostgreSQL a batch whose
+// customer another batch holds (a worker, a replica) processes the rest
+// and hands that customer's work back, instead of waiting; the next
+// batch, once the customer is free, takes it.
+func TestProcessorHandsBackBusyCustomers(t *testing.T) {
+	ctx := context.Background()
+	pi := newProcInstall(t, storagetest.Backend{Name: "postgres", Open: storagetest.OpenPostgres})
+	deliver := func(from, subject string) int64 {
+		raw := fmt.Sprintf("From: %s\r\nTo: support@acme.test\r\nSubject: %s\r\n\r\nhello\r\n", from, subject)
+		h := sha256.Sum256([]byte(raw))
+		d, err := pi.c.Deliver(ctx, &storage.Incoming{Raw: []byte(raw), Hash: hex.EncodeToString(h[:]), MessageID: subject + "@example.com",
+			From: from, Subject: subject, NormSubject: subject, Class: "human", Role: "customer", Inboxes: []string{"support@acme.test"}, Source: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Ticket
+	}
+	ann := deliver("ann@example.com", "printer")
+	deliver("bob@example.com", "login")
+	var handled []string
+	p := ingest.NewProcessor(pi.store, ingest.ProcessorOptions{Owner: "test", Clock: pi.clock,
+		AfterParse: func(ctx context.Context, tx *storage.Tx, m storage.Message) error {
+			handled = append(handled, m.Subject)
+			return nil
+		}})
+	locked, release, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		held <- pi.store.InTx(ctx, func(tx *storage.Tx) error {
+			if _, err := tx.LockBatch(ctx, []int64{ann}); err != nil {
+				return err
+			}
+			close(locked)
+			<-release
+			return nil
+		})
+	}()
+	<-locked
+	if n, err := p.RunOnce(ctx); err != nil || n != 1 || strings.Join(handled, ",") != "login" {
+		t.Fatalf("with Ann held: %d processed (%v), handled %v; want Bob's alone", n, err, handled)
+	}
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.RunOnce(ctx); err != nil || n != 1 || strings.Join(handled, ",") != "login,printer" {
+		t.Fatalf("with Ann free: %d processed (%v), handled %v; want Ann's next", n, err, handled)
+	}
+}
