@@ -352,3 +352,12 @@ func SetMaxConns(s *Store, n int) error {
 	db.SetMaxOpenConns(n)
 	return nil
 }
+
+// SetSearchDense sets how many index hits a search term may have for the
+// listed plan (searchDenseHits): 0 checks every term on each ticket, a
+// large number lists the rarest term, so a test can run one query through
+// both plans.
+func SetSearchDense(s *Store, hits int) { s.searchDense = hits }
+
+// SearchDenseHits is searchDenseHits, the default SetSearchDense restores.
+const SearchDenseHits = searchDenseHits
