@@ -354,9 +354,9 @@ func SetMaxConns(s *Store, n int) error {
 }
 
 // SetSearchDense sets how many index hits a search term may have for the
-// listed plan (searchDenseHits): 0 checks every term on each ticket, a
-// large number lists the rarest term, so a test can run one query through
-// both plans.
+// listed plan (searchDenseHits): a negative number checks every term on
+// each ticket, a large one lists the rarest term, so a test can run one
+// query through both plans.
 func SetSearchDense(s *Store, hits int) { s.searchDense = hits }
 
 // SearchDenseHits is searchDenseHits, the default SetSearchDense restores.

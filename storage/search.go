@@ -105,24 +105,29 @@ const searchDenseHits = 1000
 
 // searchPlan is a parsed query and how it restricts a ticket listing.
 //
-// A term's matches are either listed (the seed: the union of the three
-// indexes' hits, gathered whole and read by primary key) or checked per
-// ticket (a correlated probe of the ticket's subject, customer and
-// messages along whatever walk the listing does). Listing is cheap for a
-// rare term and costs the whole match set for a common one: "hello" in
-// every message listed 3,000,000 hits at a million tickets, and the page
-// then sorted all of them. Checking is cheap per ticket but walks until
-// the page is full, which for a rare term is every ticket. So the plan
-// probes each term's hits up to searchDenseHits (a LIMIT, cheap for any
-// term): the rarest term with at most that many is listed and the others
-// are checked on its tickets; when every term is dense, all are checked
-// along the listing's own index walk (the queue's attention order),
-// where about every few tickets match and the page fills quickly.
-// Either plan returns exactly the tickets matching every term.
+// A term's matches are either listed (the union of the three indexes'
+// hits, gathered whole and read by primary key) or checked per ticket (a
+// correlated probe of the ticket's messages, subject and customer by key
+// on each ticket the listing reads). Listing costs the whole match set:
+// "hello" in every message lists 3,000,000 hits at a million tickets.
+// Checking costs a few index probes per ticket read. So on SQLite the
+// plan probes each term's hits up to searchDenseHits (a LIMIT, cheap for
+// any term there): the rarest term with at most that many is listed and
+// the others are checked on its few tickets. When every term is dense,
+// every term is listed, as before: checking along the queue's walk was
+// measured too slow to replace it (an FTS5 MATCH restricted to one rowid
+// costs some 70 µs at three million messages, and a count of 1,000
+// matches checks thousands of tickets). PostgreSQL lists every term (one
+// INTERSECT): under a LIMIT its planner scans tickets for a rare word
+// instead of reading the GIN index, so it has no cheap probe yet.
+// Every plan returns exactly the tickets matching every term.
 type searchPlan struct {
 	terms []string // nil: no query
 	none  bool     // a query without a single word matches nothing
-	seed  int      // the listed term, -1 when every term is checked
+	seed  int      // the listed term, -1 when every term is listed
+	// checked checks every term per ticket (tests only: see
+	// SetSearchDense).
+	checked bool
 }
 
 // planSearch parses query and probes its terms (see searchPlan).
@@ -135,6 +140,13 @@ func (s *Store) planSearch(ctx context.Context, query string) (searchPlan, error
 	if len(p.terms) == 0 {
 		p.none = true
 		return p, nil
+	}
+	switch {
+	case s.searchDense < 0:
+		p.checked = true
+		return p, nil
+	case s.driver == DriverPostgres && s.searchDense == searchDenseHits:
+		return p, nil // see searchPlan
 	}
 	best := s.searchDense + 1 // a term must have fewer hits to be listed
 	for i, term := range p.terms {
@@ -187,6 +199,12 @@ func (p searchPlan) where(q *gorm.DB, driver string) *gorm.DB {
 	if p.none {
 		return q.Where("1 = 0")
 	}
+	if len(p.terms) == 0 {
+		return q
+	}
+	if p.seed < 0 && !p.checked {
+		return searchListedAll(q, driver, p.terms)
+	}
 	for i, term := range p.terms {
 		if i == p.seed {
 			q = searchListed(q, driver, term)
@@ -197,6 +215,33 @@ func (p searchPlan) where(q *gorm.DB, driver string) *gorm.DB {
 	return q
 }
 
+// searchListedAll lists every term's hits: on PostgreSQL one array of
+// their INTERSECT (a second = ANY would be a linear filter per row), on
+// SQLite one IN per term.
+func searchListedAll(q *gorm.DB, driver string, terms []string) *gorm.DB {
+	if driver != DriverPostgres {
+		for _, term := range terms {
+			q = searchListed(q, driver, term)
+		}
+		return q
+	}
+	parts := make([]string, len(terms))
+	for i, term := range terms {
+		parts[i] = "(" + pgHits(term) + ")"
+	}
+	return q.Where("tickets.id = ANY(ARRAY(" + strings.Join(parts, " INTERSECT ") + "))")
+}
+
+// pgHits is the union of term's ticket ids from the three indexes
+// (PostgreSQL).
+func pgHits(term string) string {
+	lit := pgSearchQuery(term)
+	return `SELECT tickets.id FROM tickets WHERE tend_search_doc(tickets.subject) @@ ` + lit + `
+		UNION SELECT tickets.id FROM tickets WHERE tickets.customer_id = ANY(ARRAY(
+			SELECT contacts.id FROM contacts WHERE tend_search_doc(contacts.name || ' ' || contacts.email) @@ ` + lit + `))
+		UNION SELECT messages.ticket_id FROM messages WHERE ` + pgMessageDoc("messages") + ` @@ ` + lit
+}
+
 // searchListed keeps the tickets among term's hits, gathered from the
 // three indexes.
 func searchListed(q *gorm.DB, driver, term string) *gorm.DB {
@@ -205,11 +250,7 @@ func searchListed(q *gorm.DB, driver, term string) *gorm.DB {
 		// InitPlan) and looked up by primary key. As a semi-join the
 		// planner, guessing the number of matches, may hash-join
 		// against every ticket instead.
-		lit := pgSearchQuery(term)
-		return q.Where(`tickets.id = ANY(ARRAY(SELECT tickets.id FROM tickets WHERE tend_search_doc(tickets.subject) @@ ` + lit + `
-			UNION SELECT tickets.id FROM tickets WHERE tickets.customer_id = ANY(ARRAY(
-				SELECT contacts.id FROM contacts WHERE tend_search_doc(contacts.name || ' ' || contacts.email) @@ ` + lit + `))
-			UNION SELECT messages.ticket_id FROM messages WHERE ` + pgMessageDoc("messages") + ` @@ ` + lit + `))`)
+		return q.Where("tickets.id = ANY(ARRAY(" + pgHits(term) + "))")
 	}
 	match := ftsPhrase(term)
 	return q.Where(`tickets.id IN (
@@ -230,7 +271,9 @@ func searchChecked(q *gorm.DB, driver, term string) *gorm.DB {
 			OR EXISTS (SELECT 1 FROM contacts c WHERE c.id = tickets.customer_id AND tend_search_doc(c.name || ' ' || c.email) @@ ` + lit + `))`)
 	}
 	match := ftsPhrase(term)
-	return q.Where(`(EXISTS (SELECT 1 FROM messages m, search_messages WHERE m.ticket_id = tickets.id
+	// CROSS JOIN keeps messages the outer loop: the ticket's few
+	// messages, each probed in the index by rowid, never the other way.
+	return q.Where(`(EXISTS (SELECT 1 FROM messages m CROSS JOIN search_messages WHERE m.ticket_id = tickets.id
 			AND search_messages.rowid = m.id AND search_messages MATCH ?)
 		OR EXISTS (SELECT 1 FROM search_tickets WHERE search_tickets MATCH ? AND search_tickets.rowid = tickets.id)
 		OR EXISTS (SELECT 1 FROM search_contacts WHERE search_contacts MATCH ? AND search_contacts.rowid = tickets.customer_id))`,

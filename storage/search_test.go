@@ -111,11 +111,12 @@ func TestSearch(t *testing.T) {
 
 // messageOf returns the first message row of ticket.
 // searchPlans run a search through each plan (see searchPlan): every term
-// listed by its hits, or every term checked per ticket.
+// listed by its hits, every term checked per ticket, or the default
+// (a rare term listed and the others checked, or all listed).
 var searchPlans = []struct {
 	name string
 	hits int
-}{{"listed", 1 << 30}, {"checked", 0}}
+}{{"listed", 1 << 30}, {"checked", -1}, {"default", storage.SearchDenseHits}}
 
 // searchCases runs TestSearch's table through the queue, its count and
 // the API list.
@@ -433,16 +434,20 @@ func TestSearchPlansAgree(t *testing.T) {
 			{Query: "hello", State: "all", Assignee: "agent3@acme.example"},
 			{Query: "hello", State: "all", Limit: 7},
 			{Query: "hello", Assignee: storage.AssigneeNone},
+			{Query: `hello "order 1234"`, State: "all"},
+			{Query: "w3001 refund", State: "all"},
 		} {
 			t.Run(f.Query+"/"+f.State+f.Inbox+f.Assignee, func(t *testing.T) {
-				var got [2]string
+				var got [3]string
 				for i, plan := range searchPlans {
 					storage.SetSearchDense(s, plan.hits)
 					got[i] = searchPages(t, s, f)
 				}
 				storage.SetSearchDense(s, storage.SearchDenseHits)
-				if got[0] != got[1] {
-					t.Errorf("listed plan:\n%s\nchecked plan:\n%s", got[0], got[1])
+				for i := 1; i < len(got); i++ {
+					if got[i] != got[0] {
+						t.Errorf("listed plan:\n%s\n%s plan:\n%s", got[0], searchPlans[i].name, got[i])
+					}
 				}
 				if got[0] == "" {
 					t.Error("no page")
