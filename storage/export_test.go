@@ -364,3 +364,12 @@ func SearchFoldTable() (from, to []rune) {
 	f, t := searchFold()
 	return []rune(f), []rune(t)
 }
+
+// SetSearchDense sets how many index hits a search term may have for the
+// listed plan (searchDenseHits): a negative number checks every term on
+// each ticket, a large one lists the rarest term, so a test can run one
+// query through both plans.
+func SetSearchDense(s *Store, hits int) { s.searchDense = hits }
+
+// SearchDenseHits is searchDenseHits, the default SetSearchDense restores.
+const SearchDenseHits = searchDenseHits

@@ -147,8 +147,12 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 		f.Limit = 50
 	}
 	f.Limit = min(f.Limit, 500)
+	p, err := s.planSearch(ctx, f.Query)
+	if err != nil {
+		return nil, false, fmt.Errorf("queue: %w", err)
+	}
 	q := s.db.WithContext(ctx).Table("tickets").Select(ticketRowColumns + ", tickets.attention, tickets.queue_since")
-	q = s.searchWhere(f.where(q, s.now()), f.Query)
+	q = p.where(f.where(q, s.now()), s.driver)
 	dir := ""
 	switch {
 	case f.Before != nil:
@@ -158,7 +162,7 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 		q = q.Where("(tickets.attention, tickets.queue_since, tickets.id) > (?, ?, ?)", f.After.Attention, f.After.Since, f.After.Number)
 	}
 	var rows []QueueRow
-	err := q.Order("tickets.attention" + dir).Order("tickets.queue_since" + dir).Order("tickets.id" + dir).
+	err = q.Order("tickets.attention" + dir).Order("tickets.queue_since" + dir).Order("tickets.id" + dir).
 		Limit(f.Limit + 1).Scan(&rows).Error
 	if err != nil {
 		return nil, false, fmt.Errorf("queue: %w", err)

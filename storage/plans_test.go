@@ -214,6 +214,9 @@ func TestQueryPlans(t *testing.T) {
 		}{
 			{"Search message text, every state", search(storage.QueueFilter{Query: fmt.Sprintf("w%d", planFill/2), State: "all"})},
 			{"Search customer name, open", search(storage.QueueFilter{Query: `"Customer 17"`})},
+			// Two terms: the rarer listed, the other checked on its
+			// tickets by key (searchChecked), after the probes.
+			{"Search two terms, one listed and one checked", search(storage.QueueFilter{Query: fmt.Sprintf(`"Customer 17" w%d`, planFill/2), State: "all"})},
 			{"Search subject and address, one inbox", search(storage.QueueFilter{Query: "1234 c17@cust17.example", State: string(vocab.StateClosed), Inbox: "support@acme.test"})},
 		}...)
 		for _, l := range lookups {

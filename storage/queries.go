@@ -93,7 +93,11 @@ func (s *Store) ListTickets(ctx context.Context, f TicketFilter) ([]TicketRow, i
 		q = q.Where("EXISTS (SELECT 1 FROM ticket_inboxes ti JOIN inboxes i ON i.id = ti.inbox_id WHERE ti.ticket_id = tickets.id AND i.address = ?)", f.Inbox)
 	}
 	q = restrictVisible(q, f.Visible)
-	q = s.searchWhere(q, f.Query)
+	p, err := s.planSearch(ctx, f.Query)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list tickets: %w", err)
+	}
+	q = p.where(q, s.driver)
 	if f.Before > 0 {
 		q = q.Where("tickets.id < ?", f.Before)
 	}

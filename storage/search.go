@@ -97,46 +97,203 @@ func SearchTerms(q string) []string {
 	return terms
 }
 
-// searchWhere restricts a ticket listing to the tickets matching query
-// (see SearchTerms); "" leaves it alone, and a query without a single
-// word matches nothing. One IN per term; each IN is the union of the
-// three indexes, so every term is answered from an index.
-func (s *Store) searchWhere(q *gorm.DB, query string) *gorm.DB {
+// searchDenseHits is how many index hits (subjects, customers' tickets and
+// messages) a term may have for the listed plan; a term with more is
+// dense. At that size the listed plan reads its tickets by primary key
+// and sorts them in a few milliseconds.
+const searchDenseHits = 1000
+
+// searchPlan is a parsed query and how it restricts a ticket listing.
+//
+// A term's matches are either listed (the union of the three indexes'
+// hits, gathered whole and read by primary key) or checked per ticket (a
+// correlated probe of the ticket's messages, subject and customer by key
+// on each ticket the listing reads). Listing costs the whole match set:
+// "hello" in every message lists 3,000,000 hits at a million tickets.
+// Checking costs a few index probes per ticket read. So on SQLite the
+// plan probes each term's hits up to searchDenseHits (a LIMIT, cheap for
+// any term there): the rarest term with at most that many is listed and
+// the others are checked on its few tickets. When every term is dense,
+// every term is listed, as before: checking along the queue's walk was
+// measured too slow to replace it (an FTS5 MATCH restricted to one rowid
+// costs some 70 µs at three million messages, and a count of 1,000
+// matches checks thousands of tickets). PostgreSQL lists every term (one
+// INTERSECT): under a LIMIT its planner scans tickets for a rare word
+// instead of reading the GIN index, so it has no cheap probe yet.
+// Every plan returns exactly the tickets matching every term.
+type searchPlan struct {
+	terms []string // nil: no query
+	none  bool     // a query without a single word matches nothing
+	seed  int      // the listed term, -1 when every term is listed
+	// checked checks every term per ticket (tests only: see
+	// SetSearchDense).
+	checked bool
+}
+
+// planSearch parses query and probes its terms (see searchPlan).
+func (s *Store) planSearch(ctx context.Context, query string) (searchPlan, error) {
+	p := searchPlan{seed: -1}
 	if strings.TrimSpace(query) == "" {
-		return q
+		return p, nil
 	}
-	terms := SearchTerms(query)
-	if len(terms) == 0 {
+	p.terms = SearchTerms(query)
+	if len(p.terms) == 0 {
+		p.none = true
+		return p, nil
+	}
+	switch {
+	case s.searchDense < 0:
+		p.checked = true
+		return p, nil
+	case s.driver == DriverPostgres && s.searchDense == searchDenseHits:
+		return p, nil // see searchPlan
+	}
+	best := s.searchDense + 1 // a term must have fewer hits to be listed
+	for i, term := range p.terms {
+		n, err := s.searchHits(ctx, term, best)
+		if err != nil {
+			return p, err
+		}
+		if n < best {
+			best, p.seed = n, i
+		}
+		if n == 0 {
+			break // nothing can be rarer
+		}
+	}
+	return p, nil
+}
+
+// searchHits counts term's index hits up to limit, without ordering them:
+// each index is read only until the limit is reached.
+func (s *Store) searchHits(ctx context.Context, term string, limit int) (int, error) {
+	var q string
+	var args []any
+	if s.driver == DriverPostgres {
+		lit := pgSearchQuery(term)
+		q = `SELECT COUNT(*) FROM (SELECT 1 FROM tickets WHERE tend_search_doc(tickets.subject) @@ ` + lit + `
+			UNION ALL SELECT 1 FROM contacts JOIN tickets ON tickets.customer_id = contacts.id
+				WHERE tend_search_doc(contacts.name || ' ' || contacts.email) @@ ` + lit + `
+			UNION ALL SELECT 1 FROM messages WHERE ` + pgMessageDoc("messages") + ` @@ ` + lit + `
+			LIMIT ?) AS hits`
+		args = []any{limit}
+	} else {
+		match := ftsPhrase(term)
+		q = `SELECT COUNT(*) FROM (SELECT rowid FROM search_tickets WHERE search_tickets MATCH ?
+			UNION ALL SELECT tickets.id FROM search_contacts JOIN tickets ON tickets.customer_id = search_contacts.rowid
+				WHERE search_contacts MATCH ? AND tickets.merged_into IS NULL
+			UNION ALL SELECT rowid FROM search_messages WHERE search_messages MATCH ?
+			LIMIT ?)`
+		args = []any{match, match, match, limit}
+	}
+	var n int
+	if err := s.db.WithContext(ctx).Raw(q, args...).Row().Scan(&n); err != nil {
+		return 0, fmt.Errorf("search probe: %w", err)
+	}
+	return n, nil
+}
+
+// where restricts a tickets query to the plan's matches: the seed term
+// by its listed hits, the others by a check on each ticket.
+func (p searchPlan) where(q *gorm.DB, driver string) *gorm.DB {
+	if p.none {
 		return q.Where("1 = 0")
 	}
-	if s.driver == DriverPostgres {
+	if len(p.terms) == 0 {
+		return q
+	}
+	if p.seed < 0 && !p.checked {
+		return searchListedAll(q, driver, p.terms)
+	}
+	for i, term := range p.terms {
+		if i == p.seed {
+			q = searchListed(q, driver, term)
+		} else {
+			q = searchChecked(q, driver, term)
+		}
+	}
+	return q
+}
+
+// searchListedAll lists every term's hits: on PostgreSQL one array of
+// their INTERSECT (a second = ANY would be a linear filter per row), on
+// SQLite one IN per term.
+func searchListedAll(q *gorm.DB, driver string, terms []string) *gorm.DB {
+	if driver != DriverPostgres {
+		for _, term := range terms {
+			q = searchListed(q, driver, term)
+		}
+		return q
+	}
+	parts := make([]string, len(terms))
+	for i, term := range terms {
+		parts[i] = "(" + pgHits(term) + ")"
+	}
+	return q.Where("tickets.id = ANY(ARRAY(" + strings.Join(parts, " INTERSECT ") + "))")
+}
+
+// pgHits is the union of term's ticket ids from the three indexes
+// (PostgreSQL).
+func pgHits(term string) string {
+	lit := pgSearchQuery(term)
+	return `SELECT tickets.id FROM tickets WHERE tend_search_doc(tickets.subject) @@ ` + lit + `
+		UNION SELECT tickets.id FROM tickets WHERE tickets.customer_id = ANY(ARRAY(
+			SELECT contacts.id FROM contacts WHERE tend_search_doc(contacts.name || ' ' || contacts.email) @@ ` + lit + `))
+		UNION SELECT messages.ticket_id FROM messages WHERE ` + pgMessageDoc("messages") + ` @@ ` + lit
+}
+
+// searchListed keeps the tickets among term's hits, gathered from the
+// three indexes.
+func searchListed(q *gorm.DB, driver, term string) *gorm.DB {
+	if driver == DriverPostgres {
 		// = ANY(ARRAY(…)): the matches are collected once (an
 		// InitPlan) and looked up by primary key. As a semi-join the
 		// planner, guessing the number of matches, may hash-join
-		// against every ticket instead. One array for all terms (their
-		// INTERSECT): a second = ANY would be a linear filter per row.
-		parts := make([]string, len(terms))
-		var args []any
-		for i, term := range terms {
-			parts[i] = `(SELECT tickets.id FROM tickets WHERE tend_search_doc(tickets.subject) @@ tend_search_query(?)
-				UNION SELECT tickets.id FROM tickets WHERE tickets.customer_id = ANY(ARRAY(
-					SELECT contacts.id FROM contacts WHERE tend_search_doc(contacts.name || ' ' || contacts.email) @@ tend_search_query(?)))
-				UNION SELECT messages.ticket_id FROM messages
-					WHERE tend_search_doc(left(messages.text, ` + fmt.Sprint(searchTextLimit) + `)) @@ tend_search_query(?))`
-			args = append(args, term, term, term)
-		}
-		return q.Where("tickets.id = ANY(ARRAY("+strings.Join(parts, " INTERSECT ")+"))", args...)
+		// against every ticket instead.
+		return q.Where("tickets.id = ANY(ARRAY(" + pgHits(term) + "))")
 	}
-	for _, term := range terms {
-		// FTS5 string syntax: a term has no quote in it (SearchTerms).
-		match := `"` + term + `"`
-		q = q.Where(`tickets.id IN (
-			SELECT rowid FROM search_tickets WHERE search_tickets MATCH ?
-			UNION SELECT tickets.id FROM tickets WHERE tickets.customer_id IN (SELECT rowid FROM search_contacts WHERE search_contacts MATCH ?)
-			UNION SELECT messages.ticket_id FROM messages WHERE messages.id IN (SELECT rowid FROM search_messages WHERE search_messages MATCH ?))`,
-			match, match, match)
+	match := ftsPhrase(term)
+	return q.Where(`tickets.id IN (
+		SELECT rowid FROM search_tickets WHERE search_tickets MATCH ?
+		UNION SELECT tickets.id FROM tickets WHERE tickets.customer_id IN (SELECT rowid FROM search_contacts WHERE search_contacts MATCH ?)
+		UNION SELECT messages.ticket_id FROM messages WHERE messages.id IN (SELECT rowid FROM search_messages WHERE search_messages MATCH ?))`,
+		match, match, match)
+}
+
+// searchChecked keeps the tickets matching term, checked on each ticket
+// the query reads: its messages first (a common word is most often in
+// the text), then its subject, then its customer, each by key.
+func searchChecked(q *gorm.DB, driver, term string) *gorm.DB {
+	if driver == DriverPostgres {
+		lit := pgSearchQuery(term)
+		return q.Where(`(EXISTS (SELECT 1 FROM messages m WHERE m.ticket_id = tickets.id AND ` + pgMessageDoc("m") + ` @@ ` + lit + `)
+			OR tend_search_doc(tickets.subject) @@ ` + lit + `
+			OR EXISTS (SELECT 1 FROM contacts c WHERE c.id = tickets.customer_id AND tend_search_doc(c.name || ' ' || c.email) @@ ` + lit + `))`)
 	}
-	return q
+	match := ftsPhrase(term)
+	// CROSS JOIN keeps messages the outer loop: the ticket's few
+	// messages, each probed in the index by rowid, never the other way.
+	return q.Where(`(EXISTS (SELECT 1 FROM messages m CROSS JOIN search_messages WHERE m.ticket_id = tickets.id
+			AND search_messages.rowid = m.id AND search_messages MATCH ?)
+		OR EXISTS (SELECT 1 FROM search_tickets WHERE search_tickets MATCH ? AND search_tickets.rowid = tickets.id)
+		OR EXISTS (SELECT 1 FROM search_contacts WHERE search_contacts MATCH ? AND search_contacts.rowid = tickets.customer_id))`,
+		match, match, match)
+}
+
+// ftsPhrase is term as an FTS5 phrase: a term has no quote in it
+// (SearchTerms).
+func ftsPhrase(term string) string { return `"` + term + `"` }
+
+// pgSearchQuery is term's tsquery as an expression over a literal, not a
+// parameter: PostgreSQL then computes it once while planning, and plans
+// each term with its own frequency (see tagCondition). A term is only
+// letters, digits, marks and spaces (SearchTerms).
+func pgSearchQuery(term string) string { return "tend_search_query(" + pgEscapeString(term) + ")" }
+
+// pgMessageDoc is the indexed expression of idx_search_messages over the
+// messages row named alias.
+func pgMessageDoc(alias string) string {
+	return "tend_search_doc(left(" + alias + ".text, " + fmt.Sprint(searchTextLimit) + "))"
 }
 
 // SearchCountLimit bounds QueueCount: past it the queue says "more than".
@@ -147,7 +304,11 @@ const SearchCountLimit = 1000
 // result count. The filters are Queue's.
 func (s *Store) QueueCount(ctx context.Context, f QueueFilter, limit int) (int64, bool, error) {
 	limit = max(limit, 1)
-	q := s.searchWhere(f.where(s.db.WithContext(ctx).Table("tickets").Select("tickets.id"), s.now()), f.Query)
+	p, err := s.planSearch(ctx, f.Query)
+	if err != nil {
+		return 0, false, fmt.Errorf("queue count: %w", err)
+	}
+	q := p.where(f.where(s.db.WithContext(ctx).Table("tickets").Select("tickets.id"), s.now()), s.driver)
 	var n int64
 	if err := s.db.WithContext(ctx).Table("(?) AS hits", q.Limit(limit+1)).Count(&n).Error; err != nil {
 		return 0, false, fmt.Errorf("queue count: %w", err)

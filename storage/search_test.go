@@ -65,70 +65,11 @@ func TestSearch(t *testing.T) {
 	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
 		ctx := context.Background()
 		w := seedSearch(t, s, clock)
-		for _, tc := range []struct {
-			name  string
-			f     storage.QueueFilter
-			want  []int64
-			count int64
-		}{
-			{"subject and body", storage.QueueFilter{Query: "invoice"}, []int64{w.invoice}, 1},
-			{"body only", storage.QueueFilter{Query: "acrobat"}, []int64{w.invoice}, 1},
-			{"customer name without diacritics", storage.QueueFilter{Query: "muller"}, []int64{w.invoice}, 1},
-			{"customer name, other case and diacritics", storage.QueueFilter{Query: "ZOË MÜLLER"}, []int64{w.invoice}, 1},
-			{"customer address", storage.QueueFilter{Query: "zoe@example.com"}, []int64{w.invoice}, 1},
-			{"address domain", storage.QueueFilter{Query: "builder"}, []int64{w.vpn}, 1},
-			{"body diacritics folded", storage.QueueFilter{Query: "cafe"}, []int64{w.vpn}, 1},
-			{"body with diacritics", storage.QueueFilter{Query: "Café"}, []int64{w.vpn}, 1},
-			{"terms across fields", storage.QueueFilter{Query: "bob tunnel"}, []int64{w.vpn}, 1},
-			{"every term must match", storage.QueueFilter{Query: "bob acrobat"}, nil, 0},
-			{"no match", storage.QueueFilter{Query: "zebra"}, nil, 0},
-			{"closed ticket not in the default view", storage.QueueFilter{Query: "login"}, nil, 0},
-			{"closed ticket under all", storage.QueueFilter{Query: "login", State: "all"}, []int64{w.login}, 1},
-			{"closed ticket under closed", storage.QueueFilter{Query: "login", State: string(vocab.StateClosed)}, []int64{w.login}, 1},
-			{"open state excludes it", storage.QueueFilter{Query: "login", State: string(vocab.StateNew)}, nil, 0},
-			{"phrase", storage.QueueFilter{Query: `"password reset"`, State: "all"}, []int64{w.login}, 1},
-			{"phrase in the wrong order", storage.QueueFilter{Query: `"reset password"`, State: "all"}, nil, 0},
-			{"hyphenated word is a phrase", storage.QueueFilter{Query: "log-in", State: "all"}, []int64{w.login}, 1},
-			{"inbox filter", storage.QueueFilter{Query: "vpn", Inbox: "billing@acme.test"}, []int64{w.vpn}, 1},
-			{"inbox filter excludes", storage.QueueFilter{Query: "vpn", Inbox: "support@acme.test"}, nil, 0},
-			{"visible inboxes", storage.QueueFilter{Query: "vpn", Visible: []string{"support@acme.test"}}, nil, 0},
-			{"word inside the indexed part", storage.QueueFilter{Query: "firstword"}, []int64{w.big}, 1},
-			{"word past the indexed part", storage.QueueFilter{Query: "lastword"}, nil, 0},
-			{"a term matching all, in attention order", storage.QueueFilter{Query: "example", State: "all"}, []int64{w.invoice, w.big, w.login}, 3},
-			{"punctuation only", storage.QueueFilter{Query: "@@@ -- !!"}, nil, 0},
-			{"FTS5 and tsquery syntax is text", storage.QueueFilter{Query: `invoice" OR "vpn`}, nil, 0},
-			{"operators are words", storage.QueueFilter{Query: `NEAR(invoice acrobat) & ! | :* ' \`}, nil, 0},
-			{"blank is no search", storage.QueueFilter{Query: "  "}, []int64{w.invoice, w.vpn, w.big}, 3},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				rows, _, err := s.Queue(ctx, tc.f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got := numbers(rows)
-				// Not yet answered, the three open tickets rank by wait.
-				if !slices.Equal(got, tc.want) {
-					t.Errorf("queue %q = %v, want %v", tc.f.Query, got, tc.want)
-				}
-				n, more, err := s.QueueCount(ctx, tc.f, storage.SearchCountLimit)
-				if err != nil || n != tc.count || more {
-					t.Errorf("count %q = %d more=%v %v, want %d", tc.f.Query, n, more, err, tc.count)
-				}
-				list, _, err := s.ListTickets(ctx, storage.TicketFilter{State: tc.f.State, Inbox: tc.f.Inbox, Visible: tc.f.Visible, Query: tc.f.Query})
-				if err != nil {
-					t.Fatal(err)
-				}
-				var ids []int64
-				for _, r := range list {
-					ids = append(ids, r.Number)
-				}
-				want := slices.Sorted(slices.Values(tc.want))
-				slices.Reverse(want)
-				if !slices.Equal(ids, want) {
-					t.Errorf("list %q = %v, want %v (newest first)", tc.f.Query, ids, want)
-				}
-			})
+		for _, plan := range searchPlans {
+			storage.SetSearchDense(s, plan.hits)
+			searchCases(t, s, w, plan.name)
 		}
+		storage.SetSearchDense(s, storage.SearchDenseHits)
 		t.Run("count limit", func(t *testing.T) {
 			n, more, err := s.QueueCount(ctx, storage.QueueFilter{Query: "example", State: "all"}, 2)
 			if err != nil || n != 2 || !more {
@@ -169,6 +110,84 @@ func TestSearch(t *testing.T) {
 }
 
 // messageOf returns the first message row of ticket.
+// searchPlans run a search through each plan (see searchPlan): every term
+// listed by its hits, every term checked per ticket, or the default
+// (a rare term listed and the others checked, or all listed).
+var searchPlans = []struct {
+	name string
+	hits int
+}{{"listed", 1 << 30}, {"checked", -1}, {"default", storage.SearchDenseHits}}
+
+// searchCases runs TestSearch's table through the queue, its count and
+// the API list.
+func searchCases(t *testing.T, s *storage.Store, w searchWorld, plan string) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		f     storage.QueueFilter
+		want  []int64
+		count int64
+	}{
+		{"subject and body", storage.QueueFilter{Query: "invoice"}, []int64{w.invoice}, 1},
+		{"body only", storage.QueueFilter{Query: "acrobat"}, []int64{w.invoice}, 1},
+		{"customer name without diacritics", storage.QueueFilter{Query: "muller"}, []int64{w.invoice}, 1},
+		{"customer name, other case and diacritics", storage.QueueFilter{Query: "ZOË MÜLLER"}, []int64{w.invoice}, 1},
+		{"customer address", storage.QueueFilter{Query: "zoe@example.com"}, []int64{w.invoice}, 1},
+		{"address domain", storage.QueueFilter{Query: "builder"}, []int64{w.vpn}, 1},
+		{"body diacritics folded", storage.QueueFilter{Query: "cafe"}, []int64{w.vpn}, 1},
+		{"body with diacritics", storage.QueueFilter{Query: "Café"}, []int64{w.vpn}, 1},
+		{"terms across fields", storage.QueueFilter{Query: "bob tunnel"}, []int64{w.vpn}, 1},
+		{"every term must match", storage.QueueFilter{Query: "bob acrobat"}, nil, 0},
+		{"no match", storage.QueueFilter{Query: "zebra"}, nil, 0},
+		{"closed ticket not in the default view", storage.QueueFilter{Query: "login"}, nil, 0},
+		{"closed ticket under all", storage.QueueFilter{Query: "login", State: "all"}, []int64{w.login}, 1},
+		{"closed ticket under closed", storage.QueueFilter{Query: "login", State: string(vocab.StateClosed)}, []int64{w.login}, 1},
+		{"open state excludes it", storage.QueueFilter{Query: "login", State: string(vocab.StateNew)}, nil, 0},
+		{"phrase", storage.QueueFilter{Query: `"password reset"`, State: "all"}, []int64{w.login}, 1},
+		{"phrase in the wrong order", storage.QueueFilter{Query: `"reset password"`, State: "all"}, nil, 0},
+		{"hyphenated word is a phrase", storage.QueueFilter{Query: "log-in", State: "all"}, []int64{w.login}, 1},
+		{"inbox filter", storage.QueueFilter{Query: "vpn", Inbox: "billing@acme.test"}, []int64{w.vpn}, 1},
+		{"inbox filter excludes", storage.QueueFilter{Query: "vpn", Inbox: "support@acme.test"}, nil, 0},
+		{"visible inboxes", storage.QueueFilter{Query: "vpn", Visible: []string{"support@acme.test"}}, nil, 0},
+		{"word inside the indexed part", storage.QueueFilter{Query: "firstword"}, []int64{w.big}, 1},
+		{"word past the indexed part", storage.QueueFilter{Query: "lastword"}, nil, 0},
+		{"a term matching all, in attention order", storage.QueueFilter{Query: "example", State: "all"}, []int64{w.invoice, w.big, w.login}, 3},
+		{"punctuation only", storage.QueueFilter{Query: "@@@ -- !!"}, nil, 0},
+		{"FTS5 and tsquery syntax is text", storage.QueueFilter{Query: `invoice" OR "vpn`}, nil, 0},
+		{"operators are words", storage.QueueFilter{Query: `NEAR(invoice acrobat) & ! | :* ' \`}, nil, 0},
+		{"blank is no search", storage.QueueFilter{Query: "  "}, []int64{w.invoice, w.vpn, w.big}, 3},
+	} {
+		t.Run(plan+"/"+tc.name, func(t *testing.T) {
+			rows, _, err := s.Queue(ctx, tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := numbers(rows)
+			// Not yet answered, the three open tickets rank by wait.
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("queue %q = %v, want %v", tc.f.Query, got, tc.want)
+			}
+			n, more, err := s.QueueCount(ctx, tc.f, storage.SearchCountLimit)
+			if err != nil || n != tc.count || more {
+				t.Errorf("count %q = %d more=%v %v, want %d", tc.f.Query, n, more, err, tc.count)
+			}
+			list, _, err := s.ListTickets(ctx, storage.TicketFilter{State: tc.f.State, Inbox: tc.f.Inbox, Visible: tc.f.Visible, Query: tc.f.Query})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []int64
+			for _, r := range list {
+				ids = append(ids, r.Number)
+			}
+			want := slices.Sorted(slices.Values(tc.want))
+			slices.Reverse(want)
+			if !slices.Equal(ids, want) {
+				t.Errorf("list %q = %v, want %v (newest first)", tc.f.Query, ids, want)
+			}
+		})
+	}
+}
+
 func messageOf(t *testing.T, s *storage.Store, ticket int64) int64 {
 	t.Helper()
 	d, err := s.GetTicket(context.Background(), ticket)
@@ -427,4 +446,99 @@ func TestSearchFold(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSearchPlansAgree runs rare and dense terms over a synthetic history
+// through both search plans and requires the same pages, in the same
+// order, and the same counts: the listed plan is today's, the checked one
+// walks the queue's order.
+func TestSearchPlansAgree(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		spec := planSpec(clock.Now(), 6000)
+		spec.PerTicket, spec.Queue = 3, true
+		if _, err := storage.BenchFill(ctx, s, spec); err != nil {
+			t.Fatal(err)
+		}
+		if err := storage.ExecForTest(ctx, s, "UPDATE messages SET text = "+searchBenchText); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []storage.QueueFilter{
+			{Query: "w3001", State: "all"},
+			{Query: `"order 1234"`, State: "all"},
+			{Query: `"Customer 42"`, State: "all"},
+			{Query: "refund"},
+			{Query: "refund", State: "all", Limit: 20},
+			{Query: "refund", State: string(vocab.StateClosed)},
+			{Query: "refund damaged", State: "all"},
+			{Query: "hello refund", State: "all", Inbox: "billing@acme.test"},
+			{Query: "hello", State: "all", Assignee: "agent3@acme.example"},
+			{Query: "hello", State: "all", Limit: 7},
+			{Query: "hello", Assignee: storage.AssigneeNone},
+			{Query: `hello "order 1234"`, State: "all"},
+			{Query: "w3001 refund", State: "all"},
+		} {
+			t.Run(f.Query+"/"+f.State+f.Inbox+f.Assignee, func(t *testing.T) {
+				var got [3]string
+				for i, plan := range searchPlans {
+					storage.SetSearchDense(s, plan.hits)
+					got[i] = searchPages(t, s, f)
+				}
+				storage.SetSearchDense(s, storage.SearchDenseHits)
+				for i := 1; i < len(got); i++ {
+					if got[i] != got[0] {
+						t.Errorf("listed plan:\n%s\n%s plan:\n%s", got[0], searchPlans[i].name, got[i])
+					}
+				}
+				if got[0] == "" {
+					t.Error("no page")
+				}
+			})
+		}
+	})
+}
+
+// searchPages is the first two pages of f (the second by its keyset
+// cursor), the previous page back from the second, and the count, as
+// text.
+func searchPages(t *testing.T, s *storage.Store, f storage.QueueFilter) string {
+	t.Helper()
+	ctx := context.Background()
+	first, more, err := s.Queue(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := fmt.Sprintf("first %v more=%v", numbers(first), more)
+	if len(first) > 0 && more {
+		c := first[len(first)-1].Cursor()
+		g := f
+		g.After = &c
+		second, more, err := s.Queue(ctx, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out += fmt.Sprintf("\nsecond %v more=%v", numbers(second), more)
+		if len(second) > 0 {
+			b := second[0].Cursor()
+			g.After, g.Before = nil, &b
+			back, _, err := s.Queue(ctx, g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out += fmt.Sprintf("\nback %v", numbers(back))
+		}
+	}
+	n, over, err := s.QueueCount(ctx, f, storage.SearchCountLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, next, err := s.ListTickets(ctx, storage.TicketFilter{State: f.State, Inbox: f.Inbox, Query: f.Query})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, r := range list {
+		ids = append(ids, r.Number)
+	}
+	return out + fmt.Sprintf("\ncount %d more=%v\nlist %v next %d", n, over, ids, next)
 }
