@@ -27,6 +27,11 @@ type cursor struct {
 	// retried on every pass and hold the persisted checkpoint back, so a
 	// crash cannot skip them.
 	pending map[uint32]int
+	// uncounted holds, in order, the backfill UIDs above the checkpoint
+	// that the progress does not count yet: Synced counts only what the
+	// persisted checkpoint covers, so a restart, which fetches everything
+	// above it again, does not count those messages twice.
+	uncounted []uint32
 }
 
 // checkpoint is the LastUID that is safe to persist: the highest UID below
@@ -77,7 +82,7 @@ func (p *Poller) syncPass(ctx context.Context, s *session, sel *imap.SelectData)
 	bulk := !p.state.BackfillDone
 	if bulk {
 		p.mu.Lock()
-		p.state.Total = p.state.Synced + len(fresh)
+		p.state.Total = p.state.Synced + len(p.cur.uncounted) + len(fresh)
 		p.mu.Unlock()
 		if len(fresh) > 0 {
 			p.log.Info("imap backfill", "found", len(fresh), "synced", p.state.Synced, "total", p.state.Total)
@@ -395,11 +400,17 @@ func (p *Poller) advance(uids, done []imap.UID, bulk bool) {
 		if uint32(u) > p.cur.next {
 			p.cur.next = uint32(u)
 			if bulk {
-				p.state.Synced++
+				p.cur.uncounted = append(p.cur.uncounted, uint32(u))
 			}
 		}
 	}
 	p.state.LastUID = p.cur.checkpoint()
+	n := 0
+	for n < len(p.cur.uncounted) && p.cur.uncounted[n] <= p.state.LastUID {
+		n++
+	}
+	p.state.Synced += n
+	p.cur.uncounted = p.cur.uncounted[n:]
 }
 
 // markPending records a failed attempt at uid.
