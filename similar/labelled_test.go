@@ -3,6 +3,7 @@ package similar
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -129,7 +130,9 @@ func TestPrecision(t *testing.T) {
 }
 
 // clusterAll assigns each ticket in order, as ingest does, with an
-// in-memory band index in place of the database's.
+// in-memory band index in place of the database's, and the candidates
+// chosen as storage.Tx.SimilarCandidates chooses them: each shared band's
+// newest 2 × CandidateLimit tickets, of which the newest CandidateLimit.
 func clusterAll(set []labelled) []int64 {
 	bands := map[int64][]int{}
 	sigs := make([]Signature, len(set))
@@ -139,15 +142,22 @@ func clusterAll(set []labelled) []int64 {
 		stems[i] = Stems(l.text)
 		sigs[i] = Sign(stems[i])
 		seen := map[int]bool{}
-		var cands []Candidate
+		var near []int
 		keys := sigs[i].BandKeys()
 		for _, k := range keys {
-			for _, j := range bands[k] {
+			band := bands[k]
+			for _, j := range band[max(0, len(band)-2*CandidateLimit):] {
 				if !seen[j] {
 					seen[j] = true
-					cands = append(cands, Candidate{Ticket: int64(j), Cluster: cluster[j], Stems: stems[j]})
+					near = append(near, j)
 				}
 			}
+		}
+		slices.Sort(near)
+		near = near[max(0, len(near)-CandidateLimit):]
+		cands := make([]Candidate, 0, len(near))
+		for _, j := range slices.Backward(near) {
+			cands = append(cands, Candidate{Ticket: int64(j), Cluster: cluster[j], Stems: stems[j]})
 		}
 		if c, _, ok := Best(stems[i], cands); ok {
 			cluster[i] = c

@@ -373,3 +373,6 @@ func SetSearchDense(s *Store, hits int) { s.searchDense = hits }
 
 // SearchDenseHits is searchDenseHits, the default SetSearchDense restores.
 const SearchDenseHits = searchDenseHits
+
+// AnalyzeIfGrown is RunMaintenance's minute check of the statistics.
+func AnalyzeIfGrown(ctx context.Context, s *Store) (bool, error) { return s.analyzeIfGrown(ctx) }

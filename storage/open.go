@@ -330,7 +330,8 @@ func (s *Store) now() time.Time { return s.clock.Now().UTC().Truncate(time.Micro
 // on SQLite it checkpoints the WAL every second, so that the copy of
 // committed pages into the database file happens here instead of inside
 // a group commit that SMTP sessions are waiting for, and it keeps the
-// planner's statistics current (Optimize at start and every hour).
+// planner's statistics current (Optimize at start and every hour, and a
+// database that outgrew its statistics analyzed within a minute).
 // PostgreSQL's autovacuum does the latter there.
 func (s *Store) RunMaintenance(ctx context.Context) error {
 	period := time.Second
@@ -340,13 +341,19 @@ func (s *Store) RunMaintenance(ctx context.Context) error {
 	if err := s.Optimize(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("optimize", "err", err)
 	}
-	lastOptimize := s.now()
+	lastOptimize, lastGrowth := s.now(), s.now()
 	return every(ctx, period, func() {
 		if err := s.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("database maintenance", "err", err)
 		}
 		if err := s.Reclaim(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("reclaiming free pages", "err", err)
+		}
+		if s.now().Sub(lastGrowth) >= growthEvery {
+			lastGrowth = s.now()
+			if _, err := s.analyzeIfGrown(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("optimize", "err", err)
+			}
 		}
 		if s.now().Sub(lastOptimize) >= optimizeEvery {
 			lastOptimize = s.now()

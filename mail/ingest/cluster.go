@@ -13,9 +13,6 @@ import (
 // is stated in its first lines, and a long mail must not cost more.
 const clusterText = 8 << 10
 
-// clusterCandidates bounds the look-alikes compared per ticket.
-const clusterCandidates = 50
-
 // Clusterer places each new ticket in a cluster of tickets about the same
 // thing, by its subject and first customer message (package similar),
 // in the batch transaction of the message's parse, so every replica sees
@@ -51,7 +48,7 @@ func (c Clusterer) place(ctx context.Context, tx *storage.Tx, msg storage.Messag
 	}
 	stems := similar.Stems(msg.Subject + "\n" + replytext.Extract(text))
 	bands := similar.Sign(stems).BandKeys()
-	cands, err := tx.SimilarCandidates(ctx, ticket, bands, c.Clock.Now().Add(-c.Window), clusterCandidates)
+	cands, err := tx.SimilarCandidates(ctx, ticket, bands, c.Clock.Now().Add(-c.Window), similar.CandidateLimit)
 	if err != nil {
 		return err
 	}
