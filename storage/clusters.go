@@ -102,15 +102,23 @@ func similarQuerySQLite(bands []int64, depth int) (string, []any) {
 // changed with the number of distinct bands, so no plan was reused. As a
 // join, not an IN list: for an IN list PostgreSQL walked the tickets
 // newest first and ran the bands' subquery again for each (13-17 s a
-// message once the store held a few thousand tickets).
+// message once the store held a few thousand tickets). The candidates are
+// sorted first and each ticket is then looked up by key until the limit
+// is reached (the OFFSET 0 fences keep the planner from flattening the
+// lookup into a join): joined as a set, with a young table's statistics
+// PostgreSQL read and sorted every ticket of the window, stems and all,
+// for each new ticket (tend bench's busiest query, and growing with the
+// window).
 func similarQueryPostgres(bands []int64, depth int) (string, []any) {
 	keys := make([]string, len(bands))
 	for i, b := range bands {
 		keys[i] = strconv.FormatInt(b, 10)
 	}
-	return "SELECT tickets.id, tickets.cluster_id, tickets.stems FROM tickets JOIN (SELECT DISTINCT tb.ticket_id FROM unnest(?::bigint[]) AS b(band) " +
-			"CROSS JOIN LATERAL (SELECT ticket_id FROM ticket_bands WHERE ticket_bands.band = b.band ORDER BY ticket_id DESC LIMIT ?) tb) c " +
-			"ON tickets.id = c.ticket_id WHERE tickets.id <> ? AND tickets.created_at >= ? AND tickets.merged_into IS NULL ORDER BY tickets.id DESC LIMIT ?",
+	return "SELECT t.id, t.cluster_id, t.stems FROM (SELECT DISTINCT tb.ticket_id FROM unnest(?::bigint[]) AS b(band) " +
+			"CROSS JOIN LATERAL (SELECT ticket_id FROM ticket_bands WHERE ticket_bands.band = b.band ORDER BY ticket_id DESC LIMIT ?) tb " +
+			"ORDER BY tb.ticket_id DESC OFFSET 0) c " +
+			"CROSS JOIN LATERAL (SELECT tickets.id, tickets.cluster_id, tickets.stems FROM tickets WHERE tickets.id = c.ticket_id " +
+			"AND tickets.id <> ? AND tickets.created_at >= ? AND tickets.merged_into IS NULL OFFSET 0) t ORDER BY c.ticket_id DESC LIMIT ?",
 		[]any{"{" + strings.Join(keys, ",") + "}", depth}
 }
 

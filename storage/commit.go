@@ -337,6 +337,8 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 	for i := range pending {
 		pending[i] = i
 	}
+	c.s.committing.Store(time.Now().UnixNano())
+	defer c.s.committing.Store(0)
 	if len(batch) > 1 && c.applyAll(ctx, batch, results) {
 		pending = nil
 	}

@@ -86,6 +86,9 @@ type Store struct {
 	pack     *packer       // compresses raw messages (packing.go)
 	gate     writeGate     // SQLite's one writer, taken in turn (see write)
 	chunking atomic.Int64  // messages writing raw chunks right now
+	// committing is when the running group commit began (Unix ns; 0:
+	// none), for IngestWaiting on PostgreSQL.
+	committing atomic.Int64
 	// dropped counts the outbox bytes dropped since the outbox table was
 	// last vacuumed, messagesDropped since messages was (PostgreSQL; see
 	// vacuumDropped).

@@ -35,11 +35,26 @@ func (s *Store) write(ctx context.Context, urgent bool, fn func(tx *gorm.DB) err
 	return s.db.WithContext(ctx).Transaction(fn)
 }
 
-// IngestWaiting reports whether the group commit waits for SQLite's
-// writer: a long transaction (a processing batch) should end soon, so
-// that senders waiting for their 250 are not held up by background work.
-// Always false on PostgreSQL, whose writers do not queue for one lock.
-func (s *Store) IngestWaiting() bool { return s.driver == DriverSQLite && s.gate.urgentWaiting() }
+// IngestWaiting reports whether the group commit waits, so that a long
+// transaction (a processing batch) should end soon and senders waiting
+// for their 250 are not held up by background work. On SQLite it waits
+// for the one writer. On PostgreSQL it is a commit running longer than
+// ingestPatience: most likely it waits for a row lock a batch holds (the
+// ticket a reply arrives on, updated by the batch that processes the
+// message before it), which only that batch's commit releases; tend bench
+// at C=4 saw 1 s for a 250 that way.
+func (s *Store) IngestWaiting() bool {
+	if s.driver == DriverSQLite {
+		return s.gate.urgentWaiting()
+	}
+	start := s.committing.Load()
+	return start != 0 && time.Since(time.Unix(0, start)) > ingestPatience
+}
+
+// ingestPatience is how long a PostgreSQL group commit runs before
+// IngestWaiting says it waits: a commit of a few messages takes a few
+// milliseconds. This is scheduling, not business time: the real clock.
+const ingestPatience = 20 * time.Millisecond
 
 // Now is the store's clock, for callers that stamp rows inside a Tx.
 func (t *Tx) Now() time.Time { return t.s.now() }

@@ -81,7 +81,8 @@ type ProcessorOptions struct {
 	Busy     func() bool
 	MaxDefer time.Duration
 	// Interrupt, when set, tells whether a writer waits that a batch
-	// should commit for (the group commit, on SQLite): the batch then
+	// should commit for (the group commit: storage.Store.IngestWaiting,
+	// for SQLite's writer or a PostgreSQL row the batch holds): the batch then
 	// ends after the message in hand and the rest of it is released for
 	// the next one, so that a sender waiting for its 250 waits for one
 	// message's after-work, not a batch's.
