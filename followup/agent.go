@@ -230,6 +230,15 @@ func (x *Executor) sendAgentReply(sc *scope, ag *storage.Agent, text string, msg
 // ticket page offers; enmime's default parse would also run charset
 // detection on every text part (it was 12% of the pipeline's CPU).
 func (x *Executor) attachments(sc *scope, msg *storage.Message) ([]compose.Attachment, error) {
+	if pre := msg.Prepared; pre != nil && pre.HasAttachments {
+		// Kept from the processor's parse, the same header.ParseMIME:
+		// not read and parsed again inside the transaction.
+		out := make([]compose.Attachment, len(pre.Attachments))
+		for i, a := range pre.Attachments {
+			out[i] = compose.Attachment{Filename: a.Filename, ContentType: a.ContentType, Data: a.Data}
+		}
+		return out, nil
+	}
 	raw, err := sc.tx.Raw(sc.ctx, msg.RawHash)
 	if err != nil {
 		return nil, err

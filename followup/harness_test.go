@@ -156,7 +156,10 @@ func newWorldWith(t *testing.T, open func(testing.TB, storage.Clock) *storage.St
 		t.Fatal(err)
 	}
 	w.pipe = pipe
-	po := ingest.ProcessorOptions{Owner: "test", Clock: w.clock, AfterParse: w.exec.HandleMessage}
+	// As cmd/tend configures it: language and attachments prepared
+	// before the batch's transaction.
+	po := ingest.ProcessorOptions{Owner: "test", Clock: w.clock, AfterParse: w.exec.HandleMessage,
+		Prepare: w.exec.Prepare, KeepAttachments: w.exec.KeepAttachments()}
 	if tweak.proc != nil {
 		tweak.proc(w, &po)
 	}

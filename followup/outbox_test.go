@@ -2,6 +2,7 @@ package followup_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,56 @@ func restartSendsOnce(t *testing.T, open func(testing.TB, storage.Clock) *storag
 	drain()
 	if n := len(to(w.capture.take(), customer)); n != 1 {
 		t.Fatalf("after the lease ran out the customer got %d acknowledgements, want 1", n)
+	}
+}
+
+// TestSenderClaimsManyHoldsFew: a claim takes more mail than the sender
+// holds the bytes of at once (sendBatch rows, sendChunk bodies): every
+// mail still leaves once, with its own bytes, and mail to one recipient
+// in the order it was queued across the chunks.
+func TestSenderClaimsManyHoldsFew(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	const n = 150
+	var mails []storage.QueuedMail
+	for i := range n {
+		rcpt := []string{"a@example.com", "b@example.com"}[i%2]
+		subject := fmt.Sprintf("mail %03d", i)
+		mails = append(mails, storage.QueuedMail{
+			Outbox:  storage.OutboxMail{Kind: storage.OutboxToStaff, EnvTo: rcpt, Template: "test"},
+			Message: storage.Message{Subject: subject},
+			Build: func(id int64) ([]byte, string, string, error) {
+				msgID := fmt.Sprintf("m%d@tend.test", id)
+				raw := fmt.Sprintf("From: support@acme.test\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s>\r\n\r\nbody of %s\r\n", rcpt, subject, msgID, subject)
+				return []byte(raw), msgID, "bounce@tend.test", nil
+			},
+		})
+	}
+	if err := w.store.InTx(ctx, func(tx *storage.Tx) error {
+		_, err := tx.QueueMails(ctx, mails)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	got := w.capture.take()
+	if len(got) != n {
+		t.Fatalf("relay got %d mails, want %d", len(got), n)
+	}
+	last := map[string]int{}
+	for _, g := range got {
+		subject := g.Env.GetHeader("Subject")
+		var i int
+		if _, err := fmt.Sscanf(subject, "mail %d", &i); err != nil {
+			t.Fatalf("unexpected mail %q", subject)
+		}
+		if !strings.Contains(g.Env.Text, "body of "+subject) {
+			t.Errorf("%s arrived with another mail's bytes: %q", subject, g.Env.Text)
+		}
+		rcpt := g.To[0]
+		if prev, ok := last[rcpt]; ok && i < prev {
+			t.Errorf("to %s: mail %d after mail %d", rcpt, i, prev)
+		}
+		last[rcpt] = i
 	}
 }

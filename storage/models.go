@@ -215,6 +215,10 @@ type Message struct {
 
 	// Auth is the sender authentication verdict of a received message.
 	Auth SenderAuth `gorm:"embedded;embeddedPrefix:auth_"`
+
+	// Prepared is what the processor worked out of the message before
+	// its batch's transaction; nil on a message read from the database.
+	Prepared *Prepared `gorm:"-"`
 }
 
 // SenderAuth is the stored sender authentication verdict (see
@@ -285,7 +289,7 @@ type OutboxMail struct {
 	// Raw is the composed mail. It is kept in outbox_bodies (OutboxBody),
 	// not in this row: the row is rewritten at every claim and outcome,
 	// and on SQLite a rewrite of a row rewrites its blob with it. Only
-	// ClaimOutbox fills it; nil elsewhere.
+	// LoadOutboxBodies fills it; nil elsewhere.
 	Raw           []byte    `gorm:"-"`
 	Status        string    `gorm:"size:20;not null;index:idx_outbox_claim,priority:1"` // pending, sent, failed, held
 	Attempts      int       `gorm:"not null;default:0"`

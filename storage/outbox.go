@@ -44,30 +44,44 @@ func (t *Tx) AutoMailCounts(ctx context.Context, addr string, ticket int64) (toA
 	return int(a), int(b), nil
 }
 
-// ClaimOutbox leases up to limit due outbox rows to owner.
+// ClaimOutbox leases up to limit due outbox rows to owner, without their
+// bytes (see LoadOutboxBodies).
 func (s *Store) ClaimOutbox(ctx context.Context, owner string, limit int, lease time.Duration) ([]OutboxMail, error) {
 	ids, err := s.claim(ctx, outboxClaim, s.now(), owner, lease, limit)
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}
-	db := s.db.WithContext(ctx)
 	var os []OutboxMail
-	if err := db.Where("id IN ?", ids).Order("id").Find(&os).Error; err != nil {
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Order("id").Find(&os).Error; err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
-	// The bytes in one query for the batch, not one per mail.
+	return os, nil
+}
+
+// LoadOutboxBodies fills the Raw of each of rows, claimed mail, with its
+// composed bytes, in one query. It is a read: on SQLite it does not wait
+// for the writer, so a sender claims many rows in one turn of the writer
+// and holds the bytes of a few at a time.
+func (s *Store) LoadOutboxBodies(ctx context.Context, rows []OutboxMail) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(rows))
+	for i, o := range rows {
+		ids[i] = o.ID
+	}
 	var raws []OutboxBody
-	if err := db.Select("outbox_id, raw").Where("outbox_id IN ?", ids).Find(&raws).Error; err != nil {
-		return nil, fmt.Errorf("claim outbox: %w", err)
+	if err := s.db.WithContext(ctx).Select("outbox_id, raw").Where("outbox_id IN ?", ids).Find(&raws).Error; err != nil {
+		return fmt.Errorf("outbox bodies: %w", err)
 	}
 	byID := make(map[int64][]byte, len(raws))
 	for _, r := range raws {
 		byID[r.OutboxID] = r.Raw
 	}
-	for i := range os {
-		os[i].Raw = byID[os[i].ID]
+	for i := range rows {
+		rows[i].Raw = byID[rows[i].ID]
 	}
-	return os, nil
+	return nil
 }
 
 // OutboxResult is the outcome of one delivery attempt.

@@ -370,6 +370,9 @@ func TestUpgradeMovesOutboxBodies(t *testing.T) {
 				}
 			}
 			rows, err := s.ClaimOutbox(ctx, "sender", 10, time.Minute)
+			if err == nil {
+				err = s.LoadOutboxBodies(ctx, rows)
+			}
 			if err != nil || len(rows) != 1 || rows[0].ID != pending || !bytes.Equal(rows[0].Raw, big) {
 				t.Fatalf("claimed %d mails after the upgrade, %v; want mail %d with its %d bytes", len(rows), err, pending, len(big))
 			}

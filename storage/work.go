@@ -191,6 +191,30 @@ type ParsedAttachment struct {
 	Inline      bool
 }
 
+// Prepared is what ingest's processor computes of a message before its
+// batch's transaction, on every core at once, so that the after-parse
+// hooks, which run inside the transaction while it holds SQLite's one
+// writer, need not: on SQLite one batch's transaction at a time is what
+// bounds the processing rate. Each part says whether it was computed; a
+// hook computes what was not itself.
+type Prepared struct {
+	// Attachments are the message's attachments with their bytes, as
+	// header.ParseMIME cuts them, when HasAttachments: kept only for a
+	// message whose attachments are small enough to forward.
+	Attachments    []PreparedAttachment
+	HasAttachments bool
+	// Language is the language of the message's new text ("" when it
+	// cannot be told), when HasLanguage.
+	Language    string
+	HasLanguage bool
+}
+
+// PreparedAttachment is one attachment of a Prepared message.
+type PreparedAttachment struct {
+	Filename, ContentType string
+	Data                  []byte
+}
+
 // Parsed is the outcome of the full MIME parse of a message.
 type Parsed struct {
 	Text, HTML  string

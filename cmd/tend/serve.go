@@ -222,7 +222,8 @@ func serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, stdout 
 		if sender != nil {
 			sender.Wake()
 		}
-	}, Busy: func() bool { return committer.Busy() }, Interrupt: st.IngestWaiting, GiveUp: exec.UnprocessableVia(handle), OnBatch: processorMetrics(reg)}))
+	}, Busy: func() bool { return committer.Busy() }, Interrupt: st.IngestWaiting, GiveUp: exec.UnprocessableVia(handle), OnBatch: processorMetrics(reg),
+		Prepare: exec.Prepare, KeepAttachments: exec.KeepAttachments()}))
 	committer = st.NewCommitter(256, func(storage.Delivered) { proc.Wake() })
 	tc := threadingConfig(cfg, accepted)
 	tc.Signer = signer

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +66,8 @@ type Processor struct {
 	maxText     int
 	giveUpHook  GiveUp
 	onBatch     func(BatchStats)
+	prepare     func(*storage.Message)
+	keepAtt     int64
 }
 
 // ProcessorOptions configure a Processor.
@@ -108,6 +111,17 @@ type ProcessorOptions struct {
 	MaxText int
 	// GiveUp, when set, runs for a message that could not be processed.
 	GiveUp GiveUp
+	// Prepare, when set, works out of each parsed message, before the
+	// batch's transaction and on all cores at once, what AfterParse
+	// would otherwise compute inside it (followup.Executor.Prepare: the
+	// language of a new conversation), into msg.Prepared.
+	Prepare func(msg *storage.Message)
+	// KeepAttachments keeps the bytes of a message's attachments from
+	// its parse, in msg.Prepared, when they add up to at most this many
+	// bytes (the notifications' forwarding cap), so that forwarding them
+	// does not read and parse the message again inside the transaction;
+	// 0 keeps none.
+	KeepAttachments int64
 	// OnBatch, when set, is told about each committed batch (metrics).
 	OnBatch func(BatchStats)
 	// Workers is how many batches run at once (default 1). More than one
@@ -167,7 +181,7 @@ func NewProcessor(store WorkStore, opts ProcessorOptions) *Processor {
 		store: store, after: opts.AfterParse, commit: opts.AfterCommit, busy: opts.Busy, cut: opts.Interrupt, deferMax: opts.MaxDefer, owner: opts.Owner, clock: opts.Clock, log: opts.Logger,
 		wakes: wakes, inFlight: semaphore.NewWeighted(2 * opts.BatchBytes), budget: 2 * opts.BatchBytes, batch: 32, lease: opts.Lease, period: opts.Period,
 		maxAttempts: opts.MaxAttempts, retryBase: opts.RetryBackoff, batchBytes: opts.BatchBytes, maxText: opts.MaxText,
-		giveUpHook: opts.GiveUp, onBatch: opts.OnBatch,
+		giveUpHook: opts.GiveUp, onBatch: opts.OnBatch, prepare: opts.Prepare, keepAtt: opts.KeepAttachments,
 	}
 }
 
@@ -273,30 +287,9 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 	}
 	defer p.inFlight.Release(weight)
 	stats := BatchStats{Items: len(ws)}
-	parsed := make(map[int64]storage.Parsed, len(ws))
-	// unread are the items whose raw bytes could not be read (a damaged
-	// segment file): each fails as itself, like a message whose rules
-	// fail, so that it cannot hold up the queue behind it.
-	unread := map[int64]error{}
-	for _, w := range ws {
-		m, ok := msgs[w.MessageRowID]
-		if !ok || m.Parsed {
-			continue
-		}
-		raw, err := p.store.Raw(ctx, m.RawHash)
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
-		if err != nil {
-			unread[w.ID] = fmt.Errorf("read raw message: %w", err)
-			continue
-		}
-		stats.RawBytes += int64(len(raw))
-		pr := capParsed(shownHTML(Parse(raw)), p.maxText, m)
-		raw = nil // the parse is all the batch keeps of the message
-		stats.TextBytes += int64(len(pr.Text) + len(pr.HTML))
-		stats.Attachments += len(pr.Attachments)
-		parsed[m.ID] = pr
+	parsed, unread, err := p.prepareAll(ctx, ws, msgs, &stats)
+	if err != nil {
+		return 0, err
 	}
 	failed := map[int64]error{}
 	start := time.Now()
@@ -367,6 +360,74 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 	return len(ws), nil
 }
 
+// prepared is one message's parse and what Prepare made of it.
+type prepared struct {
+	parsed   storage.Parsed
+	prepared *storage.Prepared
+}
+
+// prepareAll reads and parses the batch's messages, and runs Prepare on
+// each, outside any transaction and as many at once as there are cores:
+// on SQLite the batch's transaction, one at a time, bounds the processing
+// rate, and this is the work that need not be in it. It returns the
+// parses by message row ID and, by work ID, the items whose raw bytes
+// could not be read (a damaged segment file): each fails as itself, like
+// a message whose rules fail, so that it cannot hold up the queue behind
+// it.
+func (p *Processor) prepareAll(ctx context.Context, ws []storage.Work, msgs map[int64]storage.Message, stats *BatchStats) (map[int64]prepared, map[int64]error, error) {
+	out := make([]prepared, len(ws))
+	errs := make([]error, len(ws))
+	todo := make([]bool, len(ws))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, w := range ws {
+		m, ok := msgs[w.MessageRowID]
+		if !ok || m.Parsed {
+			continue
+		}
+		todo[i] = true
+		g.Go(func() error {
+			raw, err := p.store.Raw(ctx, m.RawHash)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("read raw message: %w", err)
+				return nil
+			}
+			pr, atts, kept := parse(raw, p.keepAtt)
+			pr = capParsed(shownHTML(pr), p.maxText, m)
+			raw = nil // the parse is all the batch keeps of the message
+			pre := &storage.Prepared{Attachments: atts, HasAttachments: kept}
+			if p.prepare != nil {
+				m.Text, m.HTML, m.Parsed, m.ParseError, m.Prepared = pr.Text, pr.HTML, true, pr.Error, pre
+				p.prepare(&m)
+			}
+			out[i] = prepared{parsed: pr, prepared: pre}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	parsed := make(map[int64]prepared, len(ws))
+	unread := map[int64]error{}
+	for i, w := range ws {
+		switch {
+		case !todo[i]:
+		case errs[i] != nil:
+			unread[w.ID] = errs[i]
+		default:
+			pr := out[i].parsed
+			stats.RawBytes += msgs[w.MessageRowID].Size
+			stats.TextBytes += int64(len(pr.Text) + len(pr.HTML))
+			stats.Attachments += len(pr.Attachments)
+			parsed[w.MessageRowID] = out[i]
+		}
+	}
+	return parsed, unread, nil
+}
+
 // splitBusy divides a batch into the items to process and those whose
 // tickets are busy (another batch holds their customers).
 func splitBusy(ws []storage.Work, msgs map[int64]storage.Message, busy []int64) (todo, later []storage.Work) {
@@ -391,7 +452,7 @@ func splitBusy(ws []storage.Work, msgs map[int64]storage.Message, busy []int64) 
 // or, when that fails, the savepoint rolled back and the failure noted in
 // failed for a retry, or the message given up after its last attempt. An
 // error ends the batch's transaction.
-func (p *Processor) one(ctx context.Context, tx *storage.Tx, sp string, w storage.Work, msgs map[int64]storage.Message, parsed map[int64]storage.Parsed, unread, failed map[int64]error) error {
+func (p *Processor) one(ctx context.Context, tx *storage.Tx, sp string, w storage.Work, msgs map[int64]storage.Message, parsed map[int64]prepared, unread, failed map[int64]error) error {
 	err, bad := unread[w.ID]
 	if !bad {
 		err = p.process(ctx, tx, w, msgs, parsed)
@@ -490,14 +551,14 @@ func (p *Processor) backoff(attempts int) time.Duration {
 // GiveUp hook (the executor: a timeline entry, the acknowledgement from
 // the header block, the agents told) runs in its own savepoint, and the
 // work is completed even if that hook fails too.
-func (p *Processor) giveUp(ctx context.Context, tx *storage.Tx, sp string, w storage.Work, msg storage.Message, parsed map[int64]storage.Parsed, cause error) error {
+func (p *Processor) giveUp(ctx context.Context, tx *storage.Tx, sp string, w storage.Work, msg storage.Message, parsed map[int64]prepared, cause error) error {
 	p.log.Error("work failed for the last time: message could not be processed", "work", w.ID, "message", w.MessageRowID, "attempts", w.Attempts+1, "err", cause)
 	if msg.ID == 0 {
 		return tx.CompleteWork(ctx, w.ID)
 	}
 	// Keep what the parse found if it can be saved (the rules may be
 	// what failed); else only the text, else nothing but the error.
-	pr := parsed[msg.ID]
+	pr := parsed[msg.ID].parsed
 	pr.Error = strings.TrimPrefix(pr.Error+"; ", "; ") + "could not be processed: " + header.Text(cause.Error())
 	if err := tx.Savepoint(sp + "p"); err != nil {
 		return err
@@ -525,16 +586,17 @@ func (p *Processor) giveUp(ctx context.Context, tx *storage.Tx, sp string, w sto
 	return tx.CompleteWork(ctx, w.ID)
 }
 
-func (p *Processor) process(ctx context.Context, tx *storage.Tx, w storage.Work, msgs map[int64]storage.Message, parsed map[int64]storage.Parsed) error {
+func (p *Processor) process(ctx context.Context, tx *storage.Tx, w storage.Work, msgs map[int64]storage.Message, parsed map[int64]prepared) error {
 	msg, ok := msgs[w.MessageRowID]
 	if !ok {
 		return tx.CompleteWork(ctx, w.ID) // the message is gone (split and deleted): nothing to do
 	}
-	if pr, ok := parsed[msg.ID]; ok {
+	if pp, ok := parsed[msg.ID]; ok {
+		pr := pp.parsed
 		if err := tx.SaveParsed(ctx, msg.ID, pr); err != nil {
 			return err
 		}
-		msg.Text, msg.HTML, msg.Parsed, msg.ParseError = pr.Text, pr.HTML, true, pr.Error
+		msg.Text, msg.HTML, msg.Parsed, msg.ParseError, msg.Prepared = pr.Text, pr.HTML, true, pr.Error, pp.prepared
 	}
 	if p.after != nil {
 		if err := p.after(ctx, tx, msg); err != nil {
@@ -547,17 +609,36 @@ func (p *Processor) process(ctx context.Context, tx *storage.Tx, w storage.Work,
 // Parse runs the full MIME parse of raw (header.ParseMIME). It never
 // fails: broken MIME yields whatever enmime could recover, and as a last
 // resort the raw body as text, with the parser's complaints in Error.
-func Parse(raw []byte) (out storage.Parsed) {
+func Parse(raw []byte) storage.Parsed {
+	out, _, _ := parse(raw, 0)
+	return out
+}
+
+// parse is Parse, and also returns the attachments with their bytes when
+// they add up to at most keep bytes (kept reports it; see
+// ProcessorOptions.KeepAttachments).
+func parse(raw []byte, keep int64) (out storage.Parsed, atts []storage.PreparedAttachment, kept bool) {
 	defer func() {
 		// enmime is robust, but a message must never be lost to a parser
 		// bug: fall back to the raw text.
 		if r := recover(); r != nil {
-			out = storage.Parsed{Text: fallbackText(raw), Error: header.Text(fmt.Sprintf("parser panic: %v", r))}
+			out, atts, kept = storage.Parsed{Text: fallbackText(raw), Error: header.Text(fmt.Sprintf("parser panic: %v", r))}, nil, false
 		}
 	}()
 	env, err := header.ParseMIME(raw)
 	if err != nil {
-		return storage.Parsed{Text: fallbackText(raw), Error: header.Text(err.Error())}
+		return storage.Parsed{Text: fallbackText(raw), Error: header.Text(err.Error())}, nil, false
+	}
+	if keep > 0 {
+		var total int64
+		for _, a := range env.Attachments {
+			total += int64(len(a.Content))
+		}
+		if kept = total <= keep; kept {
+			for _, a := range env.Attachments {
+				atts = append(atts, storage.PreparedAttachment{Filename: a.FileName, ContentType: a.ContentType, Data: a.Content})
+			}
+		}
 	}
 	out.Text = header.Text(env.Text)
 	out.HTML = header.Text(env.HTML)
@@ -573,7 +654,7 @@ func Parse(raw []byte) (out storage.Parsed) {
 			Size: int64(len(a.Content)), Hash: hex.EncodeToString(sum[:]), Inline: a.Inline,
 		})
 	}
-	return out
+	return out, atts, kept
 }
 
 // fallbackText is the body after the header block, as valid UTF-8.

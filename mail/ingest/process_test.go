@@ -1,8 +1,10 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -404,6 +406,66 @@ func TestInterruptCutsTheBatch(t *testing.T) {
 				if !m.Parsed || !strings.Contains(m.Text, "a question") {
 					t.Errorf("message %d not processed: parsed %v, text %q", id, m.Parsed, m.Text)
 				}
+			}
+		})
+	}
+}
+
+// withAttachment is a customer's mail with one attachment of data.
+func withAttachment(subject string, data []byte) string {
+	return "From: Ann <ann@example.com>\r\nTo: support@acme.test\r\nSubject: " + subject + "\r\n" +
+		"Message-ID: <" + strings.ReplaceAll(subject, " ", ".") + "@example.com>\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe export is attached.\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"export.bin\"\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString(data) + "\r\n--b--\r\n"
+}
+
+// TestPrepareBeforeTheTransaction: Prepare sees each message parsed, and
+// what it and the parse worked out reaches AfterParse in msg.Prepared:
+// the attachments' bytes of a message under KeepAttachments, none of one
+// over it (the hooks then read the message themselves).
+func TestPrepareBeforeTheTransaction(t *testing.T) {
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			pi := newProcInstall(t, b)
+			small, large := bytes.Repeat([]byte{1, 2, 3}, 100), bytes.Repeat([]byte{4}, 5000)
+			pi.deliver(t, "small", withAttachment("small one", small))
+			pi.deliver(t, "large", withAttachment("large one", large))
+			pi.deliver(t, "plain", plainMail("plain one", "no attachment here"))
+			var mu sync.Mutex
+			prepared := map[string]string{}
+			seen := map[string]*storage.Prepared{}
+			p := ingest.NewProcessor(pi.store, ingest.ProcessorOptions{
+				Owner: "test", Clock: pi.clock, KeepAttachments: 1000,
+				Prepare: func(m *storage.Message) {
+					mu.Lock()
+					defer mu.Unlock()
+					prepared[m.Subject] = m.Text
+					m.Prepared.Language, m.Prepared.HasLanguage = "xx", true
+				},
+				AfterParse: func(_ context.Context, _ *storage.Tx, m storage.Message) error {
+					seen[m.Subject] = m.Prepared
+					return nil
+				},
+			})
+			drain(t, pi, p, 3)
+			for _, subj := range []string{"small", "large", "plain"} {
+				if !strings.Contains(prepared[subj], "attached") && !strings.Contains(prepared[subj], "no attachment") {
+					t.Errorf("%s: Prepare saw text %q, want the parsed text", subj, prepared[subj])
+				}
+				pre := seen[subj]
+				if pre == nil || !pre.HasLanguage || pre.Language != "xx" {
+					t.Fatalf("%s: AfterParse got Prepared %+v, want what Prepare set", subj, pre)
+				}
+			}
+			if pre := seen["small"]; !pre.HasAttachments || len(pre.Attachments) != 1 || !bytes.Equal(pre.Attachments[0].Data, small) || pre.Attachments[0].Filename != "export.bin" {
+				t.Errorf("small attachment: Prepared %+v, want its bytes kept", pre)
+			}
+			if pre := seen["large"]; pre.HasAttachments || len(pre.Attachments) != 0 {
+				t.Errorf("large attachment: kept %d attachments over KeepAttachments", len(pre.Attachments))
+			}
+			if pre := seen["plain"]; !pre.HasAttachments || len(pre.Attachments) != 0 {
+				t.Errorf("no attachment: Prepared %+v, want known to have none", pre)
 			}
 		})
 	}
