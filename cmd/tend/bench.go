@@ -109,6 +109,13 @@ func cmdBench(ctx context.Context, args, env []string, stdout, stderr io.Writer)
 		}
 		cs = append(cs, c)
 	}
+	if *profDir != "" {
+		// Made here: a missing directory failed each round's server at
+		// its start, reported as "tend serve exited".
+		if err := os.MkdirAll(*profDir, 0o755); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+	}
 	msgs := benchMessages(*n)
 	if *corpus != "" {
 		var err error

@@ -13,7 +13,8 @@ import (
 
 // TestBenchCommand runs `tend bench` as a user would, small: every
 // figure is filled, the relay sink got what tend marked sent (bench
-// itself fails otherwise), and no round left work behind.
+// itself fails otherwise), no round left work behind, and each round's
+// server wrote its CPU profile.
 func TestBenchCommand(t *testing.T) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
@@ -21,9 +22,16 @@ func TestBenchCommand(t *testing.T) {
 				Backend string
 				Runs    []benchRun
 			}
-			runBench(t, backend, &rep, "--messages", "30", "--concurrency", "1,3", "--quiet")
+			// A profile directory that does not exist yet is made.
+			prof := filepath.Join(t.TempDir(), "profiles", "today")
+			runBench(t, backend, &rep, "--messages", "30", "--concurrency", "1,3", "--quiet", "--cpuprofile", prof)
 			if rep.Backend != backend || len(rep.Runs) != 2 {
 				t.Fatalf("report %+v", rep)
+			}
+			for _, c := range []string{"1", "3"} {
+				if fi, err := os.Stat(filepath.Join(prof, "cpu-"+backend+"-c"+c+".pprof")); err != nil || fi.Size() == 0 {
+					t.Errorf("CPU profile of C=%s: %v", c, err)
+				}
 			}
 			for _, r := range rep.Runs {
 				if r.Messages != 30 || r.TicketsStored == 0 || r.Relayed < 30 || r.IngestRate <= 0 || r.DrainedRate <= 0 ||
