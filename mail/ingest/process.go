@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -68,6 +69,61 @@ type Processor struct {
 	onBatch     func(BatchStats)
 	prepare     func(*storage.Message)
 	keepAtt     int64
+	// carry keeps the parses of claimed messages a batch handed back
+	// unprocessed, for the batch that claims them next.
+	carry carried
+}
+
+// carried are parses made for messages a batch handed back (cut short for
+// a waiting commit, or their customer held by another batch), by message
+// row ID: a message's parse depends only on its stored bytes, so the
+// next batch takes it instead of parsing again. While ingest was busy at
+// one connection, a batch cut after each message had parsed all 32 it
+// claimed: each message was parsed up to 32 times (tend bench, C=1:
+// 24 ms of CPU a message, half of it in parses thrown away). It holds at
+// most max bytes; past that it starts over.
+type carried struct {
+	mu    sync.Mutex
+	items map[int64]prepared
+	bytes int64
+	max   int64
+}
+
+// take removes and returns the parse carried for message id, if any.
+func (c *carried) take(id int64) (prepared, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pp, ok := c.items[id]
+	if ok {
+		delete(c.items, id)
+		c.bytes -= pp.size()
+	}
+	return pp, ok
+}
+
+// put keeps pp for message id.
+func (c *carried) put(id int64, pp prepared) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.items == nil || c.bytes+pp.size() > c.max {
+		c.items, c.bytes = map[int64]prepared{}, 0
+	}
+	if old, ok := c.items[id]; ok {
+		c.bytes -= old.size()
+	}
+	c.items[id] = pp
+	c.bytes += pp.size()
+}
+
+// size is about the bytes pp holds.
+func (pp prepared) size() int64 {
+	n := int64(len(pp.parsed.Text) + len(pp.parsed.HTML) + len(pp.parsed.Error))
+	if pp.prepared != nil {
+		for _, a := range pp.prepared.Attachments {
+			n += int64(len(a.Data))
+		}
+	}
+	return n
 }
 
 // ProcessorOptions configure a Processor.
@@ -182,6 +238,7 @@ func NewProcessor(store WorkStore, opts ProcessorOptions) *Processor {
 		wakes: wakes, inFlight: semaphore.NewWeighted(2 * opts.BatchBytes), budget: 2 * opts.BatchBytes, batch: 32, lease: opts.Lease, period: opts.Period,
 		maxAttempts: opts.MaxAttempts, retryBase: opts.RetryBackoff, batchBytes: opts.BatchBytes, maxText: opts.MaxText,
 		giveUpHook: opts.GiveUp, onBatch: opts.OnBatch, prepare: opts.Prepare, keepAtt: opts.KeepAttachments,
+		carry: carried{max: 2 * opts.BatchBytes},
 	}
 }
 
@@ -336,6 +393,9 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 		ids := make([]int64, len(later))
 		for i, w := range later {
 			ids[i] = w.ID
+			if pp, ok := parsed[w.MessageRowID]; ok {
+				p.carry.put(w.MessageRowID, pp)
+			}
 		}
 		if err := p.store.ReleaseWork(ctx, ids); err != nil {
 			return 0, err
@@ -386,6 +446,10 @@ func (p *Processor) prepareAll(ctx context.Context, ws []storage.Work, msgs map[
 			continue
 		}
 		todo[i] = true
+		if pp, ok := p.carry.take(m.ID); ok {
+			out[i] = pp
+			continue
+		}
 		g.Go(func() error {
 			raw, err := p.store.Raw(ctx, m.RawHash)
 			if ctx.Err() != nil {

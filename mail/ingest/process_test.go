@@ -363,7 +363,8 @@ func TestStoredBodiesAreCapped(t *testing.T) {
 
 // TestInterruptCutsTheBatch: when Interrupt says a writer waits, the batch
 // commits after the message in hand and the rest is released, not lost:
-// every message is still processed, each in a batch of its own.
+// every message is still processed, each in a batch of its own, and
+// parsed once.
 func TestInterruptCutsTheBatch(t *testing.T) {
 	for _, b := range storagetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -374,9 +375,16 @@ func TestInterruptCutsTheBatch(t *testing.T) {
 				pi.deliver(t, fmt.Sprintf("q %d", i), plainMail(fmt.Sprintf("q %d", i), "a question"))
 			}
 			var batches []ingest.BatchStats
+			var mu sync.Mutex
+			prepared := map[string]int{}
 			p := ingest.NewProcessor(pi.store, ingest.ProcessorOptions{
 				Owner: "test", Clock: pi.clock, Interrupt: func() bool { return true },
 				OnBatch: func(s ingest.BatchStats) { batches = append(batches, s) },
+				Prepare: func(m *storage.Message) {
+					mu.Lock()
+					prepared[m.Subject]++
+					mu.Unlock()
+				},
 			})
 			for range n + 1 {
 				if _, err := p.RunOnce(ctx); err != nil {
@@ -396,6 +404,14 @@ func TestInterruptCutsTheBatch(t *testing.T) {
 			for i, s := range batches {
 				if s.Items != 1 {
 					t.Errorf("batch %d: %d items, want 1", i, s.Items)
+				}
+			}
+			// The messages a cut batch handed back were parsed once: the
+			// next batch takes their parse (each was parsed by every
+			// batch that claimed it, up to n times).
+			for i := range n {
+				if got := prepared[fmt.Sprintf("q %d", i)]; got != 1 {
+					t.Errorf("q %d parsed and prepared %d times, want once", i, got)
 				}
 			}
 			for id := int64(1); id <= n; id++ {
