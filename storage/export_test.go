@@ -376,3 +376,59 @@ const SearchDenseHits = searchDenseHits
 
 // AnalyzeIfGrown is RunMaintenance's minute check of the statistics.
 func AnalyzeIfGrown(ctx context.Context, s *Store) (bool, error) { return s.analyzeIfGrown(ctx) }
+
+// GroupedClustersForTest is what ContentClusters returned before
+// migration step 14: every open or recent ticket grouped by cluster, in
+// SQL, the oracle of TestContentClustersAsGrouped.
+func GroupedClustersForTest(ctx context.Context, s *Store, inbox string, visible []string, since time.Time, minCount, limit int) ([]ContentCluster, error) {
+	base := func() *gorm.DB {
+		q := s.db.WithContext(ctx).Table("tickets").
+			Where("tickets.id IN (SELECT o.id FROM tickets o WHERE o.attention < ? AND o.merged_into IS NULL "+
+				"UNION ALL SELECT r.id FROM tickets r WHERE r.created_at >= ? AND r.merged_into IS NULL)", AttentionDone, since).
+			Where("tickets.merged_into IS NULL AND tickets.cluster_id IS NOT NULL")
+		if inbox != "" {
+			q = q.Where(inboxExists, inbox)
+		}
+		return restrictVisible(q, visible)
+	}
+	var groups []struct {
+		ClusterID int64
+		N         int64
+		Customers int64
+		OpenN     int64
+		First     int64
+	}
+	err := base().Select("tickets.cluster_id, COUNT(*) AS n, COUNT(DISTINCT tickets.customer_id) AS customers, "+
+		"SUM(CASE WHEN tickets.state IN ? THEN 1 ELSE 0 END) AS open_n, MIN(tickets.id) AS first", openStates()).
+		Group("tickets.cluster_id").Having("COUNT(*) >= ?", max(minCount, 2)).
+		Order("n DESC").Order("first").Limit(max(limit, 1)).Scan(&groups).Error
+	if err != nil || len(groups) == 0 {
+		return nil, err
+	}
+	ids := make([]int64, len(groups))
+	for i, g := range groups {
+		ids[i] = g.ClusterID
+	}
+	var members []struct {
+		ID, ClusterID int64
+		Subject       string
+	}
+	if err := base().Select("tickets.id, tickets.cluster_id, tickets.subject").Where("tickets.cluster_id IN ?", ids).
+		Order("tickets.id").Scan(&members).Error; err != nil {
+		return nil, err
+	}
+	out := make([]ContentCluster, len(groups))
+	at := map[int64]int{}
+	for i, g := range groups {
+		out[i] = ContentCluster{ID: g.ClusterID, Customers: g.Customers, Open: g.OpenN}
+		at[g.ClusterID] = i
+	}
+	for _, m := range members {
+		c := &out[at[m.ClusterID]]
+		if len(c.Tickets) == 0 {
+			c.Label = m.Subject
+		}
+		c.Tickets = append(c.Tickets, m.ID)
+	}
+	return out, nil
+}

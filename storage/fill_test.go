@@ -236,7 +236,14 @@ func (f *benchFiller) tickets(n, customers int) ([]BenchTicket, error) {
 		}
 		row := []any{id, subject, strings.ToLower(subject), state, "normal", f.contact0 + int64(k), inbox, upd, upd}
 		if f.spec.Queue {
-			row = append(row, f.queueRow(i, state, upd)...)
+			// Content clusters: a tenth of the tickets joined the one
+			// before them (ticket i%20 == 1 and the two after it), the
+			// rest are clusters of their own.
+			cluster := id
+			if r := i % 20; r == 2 || r == 3 {
+				cluster = id - int64(r-1)
+			}
+			row = append(append(row, f.queueRow(i, state, upd)...), cluster)
 		}
 		trows = append(trows, row)
 		prows = append(prows, []any{id, bt.Customer, "customer", upd}, []any{id, fmt.Sprintf("agent%d@acme.example", i%20), "agent", upd})
@@ -249,7 +256,7 @@ func (f *benchFiller) tickets(n, customers int) ([]BenchTicket, error) {
 	}
 	cols := []string{"id", "subject", "norm_subject", "state", "priority", "customer_id", "inbox_id", "created_at", "updated_at"}
 	if f.spec.Queue {
-		cols = append(cols, queueFields...)
+		cols = append(append(cols, queueFields...), "cluster_id")
 	}
 	if err := f.insert("tickets", cols, trows); err != nil {
 		return nil, err

@@ -230,7 +230,7 @@ func TestUpgradeBackfillsQueueOrder(t *testing.T) {
 				clock.Advance(time.Minute)
 			}
 			var stmts []string
-			for _, ix := range []string{"idx_tickets_queue", "idx_tickets_queue_state", "idx_tickets_queue_assignee", "idx_tickets_queue_customer", "idx_tickets_queue_subject"} {
+			for _, ix := range []string{"idx_tickets_queue", "idx_tickets_queue_state", "idx_tickets_queue_assignee", "idx_tickets_queue_customer", "idx_tickets_queue_subject", "idx_tickets_grouped_open", "idx_tickets_grouped_recent"} {
 				stmts = append(stmts, "DROP INDEX "+ix)
 			}
 			stmts = append(stmts, "ALTER TABLE tickets DROP COLUMN attention", "ALTER TABLE tickets DROP COLUMN queue_since", "DELETE FROM schema_versions WHERE version >= 6")
