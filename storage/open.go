@@ -89,6 +89,9 @@ type Store struct {
 	// committing is when the running group commit began (Unix ns; 0:
 	// none), for IngestWaiting on PostgreSQL.
 	committing atomic.Int64
+	// analyzedAt is how many tickets there were when this process last
+	// ran ANALYZE (SQLite; see refreshStats).
+	analyzedAt atomic.Int64
 	// dropped counts the outbox bytes dropped since the outbox table was
 	// last vacuumed, messagesDropped since messages was (PostgreSQL; see
 	// vacuumDropped).

@@ -81,7 +81,9 @@ type Processor struct {
 // one connection, a batch cut after each message had parsed all 32 it
 // claimed: each message was parsed up to 32 times (tend bench, C=1:
 // 24 ms of CPU a message, half of it in parses thrown away). It holds at
-// most max bytes; past that it starts over.
+// most max bytes (2 × batch_bytes) besides the batches in flight
+// (inFlight), each parse itself bounded by max_body_text and
+// KeepAttachments; past that it starts over.
 type carried struct {
 	mu    sync.Mutex
 	items map[int64]prepared
