@@ -206,8 +206,8 @@ func (s *Store) ContentClusters(ctx context.Context, inbox string, visible []str
 	// UNION ALL: an IN list does not mind a ticket found twice. On
 	// PostgreSQL as an array, so that the few are looked up by key: as a
 	// set it hashed them against every ticket read whole.
-	sub := "SELECT o.id FROM tickets o WHERE o.attention < ? AND " + grouped("o") +
-		" UNION ALL SELECT r.id FROM tickets r WHERE r.created_at >= ? AND " + grouped("r")
+	sub := "SELECT o.id FROM tickets o WHERE o.attention < ? AND " + grouped("o.") +
+		" UNION ALL SELECT r.id FROM tickets r WHERE r.created_at >= ? AND " + grouped("r.")
 	in := "tickets.id IN (" + sub + ")"
 	if s.driver == DriverPostgres {
 		in = "tickets.id = ANY (ARRAY(" + sub + "))"

@@ -107,17 +107,15 @@ func steps() []step {
 	}
 }
 
-// groupedWhere is what groupedIndexes hold: live tickets that joined
-// another ticket's cluster (a cluster's first ticket has its own number
-// as cluster_id). A cluster of two or more open or recent tickets has at
-// least one such ticket among them, so ContentClusters starts from these
-// few instead of every open and recent ticket.
-const groupedWhere = "merged_into IS NULL AND cluster_id IS NOT NULL AND cluster_id <> id"
-
-// grouped is groupedWhere for the tickets of alias t, in the words a query
-// must use for the planner to take the indexes.
-func grouped(t string) string {
-	return t + ".merged_into IS NULL AND " + t + ".cluster_id IS NOT NULL AND " + t + ".cluster_id <> " + t + ".id"
+// grouped is what groupedIndexes hold: live tickets that joined another
+// ticket's cluster (a cluster's first ticket has its own number as
+// cluster_id), with its columns under prefix ("o." for a query's alias;
+// a query must say it in these words for the planner to take the
+// indexes). A cluster of two or more open or recent tickets has at least
+// one such ticket among them, so ContentClusters starts from these few
+// instead of every open and recent ticket.
+func grouped(prefix string) string {
+	return prefix + "merged_into IS NULL AND " + prefix + "cluster_id IS NOT NULL AND " + prefix + "cluster_id <> " + prefix + "id"
 }
 
 // groupedIndexes is migration step 14: the open and the recent tickets
@@ -125,8 +123,8 @@ func grouped(t string) string {
 // Store.ContentClusters).
 func groupedIndexes(tx *gorm.DB) error {
 	for _, st := range []string{
-		"CREATE INDEX IF NOT EXISTS idx_tickets_grouped_open ON tickets (attention, cluster_id) WHERE " + groupedWhere,
-		"CREATE INDEX IF NOT EXISTS idx_tickets_grouped_recent ON tickets (created_at, cluster_id) WHERE " + groupedWhere,
+		"CREATE INDEX IF NOT EXISTS idx_tickets_grouped_open ON tickets (attention, cluster_id) WHERE " + grouped(""),
+		"CREATE INDEX IF NOT EXISTS idx_tickets_grouped_recent ON tickets (created_at, cluster_id) WHERE " + grouped(""),
 	} {
 		if err := tx.Exec(st).Error; err != nil {
 			return fmt.Errorf("%s: %w", st, err)
