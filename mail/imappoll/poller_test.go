@@ -561,9 +561,9 @@ func TestFailingSince(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	// run stops the poller when the test ends, failed or not: a poller
+	// left running would log after the test and panic the package.
+	stop := run(t, p)
 	t1 := clock.Now()
 	waitFor(t, wait, "the login refused", func() bool { return p.Status().State == StateAuthFailed })
 	if s := p.Status(); !s.FailingSince.Equal(t1) || s.Stale || !strings.Contains(s.LastError, "authentication failed") {
@@ -579,13 +579,13 @@ func TestFailingSince(t *testing.T) {
 	password = testPass
 	mu.Unlock()
 	waitFor(t, wait, "the mail read", func() bool { return d.storedCount() == 1 })
+	// The pass is a success once it is over, a moment after the mail is
+	// stored: wait for that, then check what it cleared.
+	waitFor(t, wait, "the pass done", func() bool { return !p.Status().LastSuccess.IsZero() })
 	if s := p.Status(); !s.FailingSince.IsZero() || s.Stale || !s.LastSuccess.After(t1) {
 		t.Fatalf("after the login was fixed: %+v, want FailingSince cleared, not stale", s)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run = %v", err)
-	}
+	stop()
 }
 
 // TestBackfillRate: a rate throttles the quiet backfill (the poller waits
