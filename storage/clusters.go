@@ -54,10 +54,11 @@ func (t *Tx) SimilarCandidates(ctx context.Context, ticket int64, bands []int64,
 	var vars []any
 	if t.s.driver == DriverPostgres {
 		q, vars = similarQueryPostgres(bands, bandDepth(limit))
+		vars = append(vars, ticket, since, limit)
 	} else {
-		q, vars = similarQuerySQLite(bands, bandDepth(limit))
+		q, vars = similarQuerySQLite(bands, bandDepth(limit), limit)
+		vars = append(vars, ticket, since)
 	}
-	vars = append(vars, ticket, since, limit)
 	if err := t.db.WithContext(ctx).Raw(q, vars...).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("similar candidates of %d: %w", ticket, err)
 	}
@@ -81,10 +82,17 @@ func (t *Tx) SimilarCandidates(ctx context.Context, ticket int64, bands []int64,
 // every ticket of the window by created_at and test each against the
 // list, then sort them (4 ms a new ticket on tend bench's 1,200 tickets,
 // a quarter of its processing; the rowid lookups still serve the list).
-func similarQuerySQLite(bands []int64, depth int) (string, []any) {
+//
+// The LIMITs are written into the text, not bound: SQLite compiles a
+// statement again whenever a LIMIT parameter is bound (the planner may
+// use its value), and so this one, cached but re-bound for every ticket,
+// was compiled anew each time: a third of the placing's time
+// (BenchmarkClusterPlace). depth and limit are constants, so the text
+// still repeats and the compiled statement is reused.
+func similarQuerySQLite(bands []int64, depth, limit int) (string, []any) {
 	seen := make(map[int64]bool, len(bands))
 	parts := make([]string, 0, len(bands))
-	vars := make([]any, 0, 2*len(bands)+3)
+	vars := make([]any, 0, len(bands)+2)
 	for _, b := range bands {
 		if seen[b] {
 			continue
@@ -92,11 +100,11 @@ func similarQuerySQLite(bands []int64, depth int) (string, []any) {
 		seen[b] = true
 		// The alias and the outer SELECT let each band's ORDER BY and
 		// LIMIT stand inside a UNION.
-		parts = append(parts, fmt.Sprintf("SELECT ticket_id FROM (SELECT ticket_id FROM ticket_bands WHERE band = ? ORDER BY ticket_id DESC LIMIT ?) b%d", len(parts)))
-		vars = append(vars, b, depth)
+		parts = append(parts, fmt.Sprintf("SELECT ticket_id FROM (SELECT ticket_id FROM ticket_bands WHERE band = ? ORDER BY ticket_id DESC LIMIT %d) b%d", depth, len(parts)))
+		vars = append(vars, b)
 	}
 	return "SELECT tickets.id, tickets.cluster_id, tickets.stems FROM tickets NOT INDEXED WHERE tickets.id IN (" + strings.Join(parts, " UNION ALL ") +
-		") AND tickets.id <> ? AND tickets.created_at >= ? AND tickets.merged_into IS NULL ORDER BY tickets.id DESC LIMIT ?", vars
+		") AND tickets.id <> ? AND tickets.created_at >= ? AND tickets.merged_into IS NULL ORDER BY tickets.id DESC LIMIT " + strconv.Itoa(limit), vars
 }
 
 // similarQueryPostgres is SimilarCandidates' query on PostgreSQL: one

@@ -147,6 +147,11 @@ func TestSimilarCandidatesPlan(t *testing.T) {
 			if problem := sortProblem(plan); problem != "" {
 				t.Error(problem)
 			}
+			// A bound LIMIT makes SQLite compile the statement again at
+			// every execution (see similarQuerySQLite).
+			if strings.Contains(qs[0].SQL, "LIMIT ?") {
+				t.Errorf("the query binds a LIMIT, and is compiled again each time: %s", qs[0].SQL)
+			}
 		}
 		for _, line := range plan {
 			if ticketsWhole.MatchString(line) {

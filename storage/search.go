@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -183,8 +184,8 @@ func (s *Store) searchHits(ctx context.Context, term string, limit int) (int, er
 			UNION ALL SELECT tickets.id FROM search_contacts JOIN tickets ON tickets.customer_id = search_contacts.rowid
 				WHERE search_contacts MATCH ? AND tickets.merged_into IS NULL
 			UNION ALL SELECT rowid FROM search_messages WHERE search_messages MATCH ?
-			LIMIT ?)`
-		args = []any{match, match, match, limit}
+			LIMIT ` + strconv.Itoa(limit) + `)` // not bound: see similarQuerySQLite
+		args = []any{match, match, match}
 	}
 	var n int
 	if err := s.db.WithContext(ctx).Raw(q, args...).Row().Scan(&n); err != nil {

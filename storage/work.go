@@ -207,6 +207,11 @@ type Prepared struct {
 	// cannot be told), when HasLanguage.
 	Language    string
 	HasLanguage bool
+	// Stems and Bands are what content clustering compares and looks
+	// look-alikes up by (ingest.Clusterer.Prepare), when HasStems.
+	Stems    []string
+	Bands    []int64
+	HasStems bool
 }
 
 // PreparedAttachment is one attachment of a Prepared message.

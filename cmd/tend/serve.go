@@ -215,15 +215,18 @@ func serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, stdout 
 	timers := followup.NewTimers(st, exec, owner, lt.Period, lt.Lease, log)
 	var committer *storage.Committer
 	handle := guardAccess(exec)
+	prepare := exec.Prepare
 	if cfg.Clusters.Window > 0 {
-		handle = ingest.Clusterer{Window: cfg.Clusters.Window, Clock: storage.SystemClock{}}.Then(handle)
+		cl := ingest.Clusterer{Window: cfg.Clusters.Window, Clock: storage.SystemClock{}}
+		handle = cl.Then(handle)
+		prepare = func(m *storage.Message) { exec.Prepare(m); cl.Prepare(m) }
 	}
 	proc := ingest.NewProcessor(st, processorLimits(cfg, ingest.ProcessorOptions{Owner: owner, Lease: lt.Lease, Period: min(2*time.Second, lt.Period), Logger: log, AfterParse: handle, AfterCommit: func() {
 		if sender != nil {
 			sender.Wake()
 		}
 	}, Busy: func() bool { return committer.Busy() }, Interrupt: st.IngestWaiting, GiveUp: exec.UnprocessableVia(handle), OnBatch: processorMetrics(reg),
-		Prepare: exec.Prepare, KeepAttachments: exec.KeepAttachments()}))
+		Prepare: prepare, KeepAttachments: exec.KeepAttachments()}))
 	committer = st.NewCommitter(256, func(storage.Delivered) { proc.Wake() })
 	tc := threadingConfig(cfg, accepted)
 	tc.Signer = signer
