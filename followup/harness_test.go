@@ -40,7 +40,7 @@ const (
 // to a capture SMTP server. Nothing runs in the background except the
 // servers: the test moves the clock and calls settle.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	clock   *storagetest.FakeClock
 	store   *storage.Store
 	signer  *threading.Signer
@@ -56,19 +56,19 @@ type world struct {
 
 // newWorld assembles the world; opts change the executor's options (an
 // inbox's language and calendar).
-func newWorld(t *testing.T, with ...func(*followup.Options)) *world {
+func newWorld(t testing.TB, with ...func(*followup.Options)) *world {
 	t.Helper()
 	return newWorldOn(t, storagetest.OpenSQLite, with...)
 }
 
 // newWorldTuned is newWorld with the executor's options adjusted by tune.
-func newWorldTuned(t *testing.T, tune func(*followup.Options)) *world {
+func newWorldTuned(t testing.TB, tune func(*followup.Options)) *world {
 	t.Helper()
 	return newWorldWith(t, storagetest.OpenSQLite, &worldTweaks{exec: tune})
 }
 
 // newWorldOn is newWorld on the store that open makes (storagetest.Backends).
-func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store, with ...func(*followup.Options)) *world {
+func newWorldOn(t testing.TB, open func(testing.TB, storage.Clock) *storage.Store, with ...func(*followup.Options)) *world {
 	t.Helper()
 	return newWorldWith(t, open, &worldTweaks{exec: func(o *followup.Options) {
 		for _, f := range with {
@@ -78,7 +78,7 @@ func newWorldOn(t *testing.T, open func(testing.TB, storage.Clock) *storage.Stor
 }
 
 // newWorldAuth is newWorld with a sender verifier on the ingest path.
-func newWorldAuth(t *testing.T, auth ingest.Authenticator) *world {
+func newWorldAuth(t testing.TB, auth ingest.Authenticator) *world {
 	t.Helper()
 	return newWorldWith(t, storagetest.OpenSQLite, &worldTweaks{auth: auth})
 }
@@ -93,7 +93,7 @@ type worldTweaks struct {
 }
 
 // newWorldWith is newWorldOn with the options tweak changes.
-func newWorldWith(t *testing.T, open func(testing.TB, storage.Clock) *storage.Store, tweak *worldTweaks) *world {
+func newWorldWith(t testing.TB, open func(testing.TB, storage.Clock) *storage.Store, tweak *worldTweaks) *world {
 	t.Helper()
 	if tweak == nil {
 		tweak = &worldTweaks{}
@@ -261,7 +261,7 @@ type capture struct {
 	errs map[string][]*gosmtp.SMTPError
 }
 
-func startCapture(t *testing.T) *capture {
+func startCapture(t testing.TB) *capture {
 	c := &capture{codes: map[string][]int{}, errs: map[string][]*gosmtp.SMTPError{}}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) { return &capSession{c: c}, nil }))
 	srv.Domain = "capture.test"

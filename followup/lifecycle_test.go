@@ -16,7 +16,7 @@ import (
 
 // replyToUs is the customer answering the newest mail we sent them, as a
 // mail client does.
-func replyToUs(t *testing.T, last captured, msgID, body string) string {
+func replyToUs(t testing.TB, last captured, msgID, body string) string {
 	t.Helper()
 	id := last.Env.GetHeader("Message-Id")
 	return fmt.Sprintf("From: Ann Example <%s>\r\nTo: %s\r\nSubject: Re: %s\r\nMessage-ID: <%s>\r\nIn-Reply-To: %s\r\nReferences: %s\r\n"+

@@ -139,6 +139,14 @@ type Delivered struct {
 type Tx struct {
 	db *gorm.DB
 	s  *Store
+	// nextOutbox is, on SQLite, the next outbox ID this transaction
+	// hands out (0 until it has looked): the transaction is the one
+	// writer, and only QueueMails inserts outbox rows (outboxIDs).
+	nextOutbox int64
+	// agents is the agents list as this transaction first read it: the
+	// executor asks for it for every message of a batch, and nothing in
+	// a processing transaction changes it (SyncAgents runs in its own).
+	agents []Agent
 }
 
 // inboxIDs resolves inbox addresses to IDs, from the cache SyncInboxes

@@ -99,12 +99,19 @@ func (t *Tx) outboxIDs(ctx context.Context, n int) ([]int64, error) {
 		}
 		return ids, nil
 	}
-	var last int64
-	if err := db.Raw(`SELECT COALESCE(MAX(n), 0) FROM (SELECT seq AS n FROM sqlite_sequence WHERE name = 'outbox_mails' UNION ALL SELECT MAX(id) FROM outbox_mails)`).Scan(&last).Error; err != nil {
-		return nil, err
+	// Looked up once per transaction: a savepoint rolled back after
+	// taking IDs leaves a gap, which is allowed; an ID used twice is not,
+	// and none can be, as nothing else inserts outbox rows.
+	if t.nextOutbox == 0 {
+		var last int64
+		if err := db.Raw(`SELECT COALESCE(MAX(n), 0) FROM (SELECT seq AS n FROM sqlite_sequence WHERE name = 'outbox_mails' UNION ALL SELECT MAX(id) FROM outbox_mails)`).Scan(&last).Error; err != nil {
+			return nil, err
+		}
+		t.nextOutbox = last + 1
 	}
-	for i := range n {
-		ids = append(ids, last+1+int64(i))
+	for range n {
+		ids = append(ids, t.nextOutbox)
+		t.nextOutbox++
 	}
 	return ids, nil
 }

@@ -93,3 +93,102 @@ func TestQueueMails(t *testing.T) {
 		}
 	})
 }
+
+// TestQueueMailsOneTransaction: within one transaction (a processing
+// batch queues mail for many messages, each in its own savepoint) every
+// QueueMails gets new IDs, and the mails kept are exactly those not
+// rolled back. On SQLite the transaction looks the highest ID up once
+// and counts on from it, so the IDs a rolled-back savepoint took are not
+// handed out again in it (a gap, as the table allows); looked up anew
+// each time, they were.
+func TestQueueMailsOneTransaction(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		d, err := committer(t, s).Deliver(ctx, incoming("ann@example.com", "a1@example.com", "Batch", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk := d.Ticket
+		mails := func(n int) []storage.QueuedMail {
+			out := make([]storage.QueuedMail, n)
+			for i := range out {
+				out[i] = storage.QueuedMail{
+					Outbox:  storage.OutboxMail{TicketID: &tk, Kind: storage.OutboxToCustomer, EnvTo: "ann@example.com"},
+					Message: storage.Message{TicketID: &tk, ToAddrs: "ann@example.com", Subject: "batch"},
+					Build: func(id int64) ([]byte, string, string, error) {
+						return fmt.Appendf(nil, "Subject: %d\r\n\r\nx\r\n", id), fmt.Sprintf("q%d@tend.test", id), "b@tend.test", nil
+					},
+				}
+			}
+			return out
+		}
+		var kept, dropped, all []int64
+		if err := s.InTx(ctx, func(tx *storage.Tx) error {
+			ids, err := tx.QueueMails(ctx, mails(2))
+			if err != nil {
+				return err
+			}
+			kept = append(kept, ids...)
+			if err := tx.Savepoint("m2"); err != nil {
+				return err
+			}
+			if dropped, err = tx.QueueMails(ctx, mails(1)); err != nil {
+				return err
+			}
+			if err := tx.RollbackTo("m2"); err != nil {
+				return err
+			}
+			if err := tx.Release("m2"); err != nil {
+				return err
+			}
+			ids, err = tx.QueueMails(ctx, mails(3))
+			kept = append(kept, ids...)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		all = append(append(slices.Clone(kept[:2]), dropped...), kept[2:]...)
+		if !slices.IsSorted(all) || len(slices.Compact(slices.Clone(all))) != len(all) {
+			t.Fatalf("IDs %v (kept %v, rolled back %v): want distinct and ascending", all, kept, dropped)
+		}
+		rows, err := s.Outbox(ctx, tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, r := range rows {
+			got = append(got, r.ID)
+		}
+		if !slices.Equal(got, kept) {
+			t.Errorf("outbox rows %v, want the mails not rolled back %v", got, kept)
+		}
+	})
+}
+
+// TestAgentsInOneTransaction: a transaction reads the agents once and
+// answers later calls from what it read, each caller with its own copy.
+func TestAgentsInOneTransaction(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		if err := s.SyncAgents(ctx, []storage.AgentSpec{{Email: "alice@acme.test", Role: storage.RoleAgent}, {Email: "lena@acme.test", Role: storage.RoleLead}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.InTx(ctx, func(tx *storage.Tx) error {
+			first, err := tx.Agents(ctx)
+			if err != nil {
+				return err
+			}
+			first[0].Email = "changed by a caller"
+			again, err := tx.Agents(ctx)
+			if err != nil {
+				return err
+			}
+			if len(again) != 2 || again[0].Email != "alice@acme.test" || again[1].Email != "lena@acme.test" {
+				t.Errorf("the second call gave %+v, want alice and lena as stored", again)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
