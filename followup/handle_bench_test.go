@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
+	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"
 )
@@ -18,14 +18,11 @@ import (
 // It reports the handling's time per mail (tx-µs/msg), on a store that
 // already holds 200 such tickets.
 func BenchmarkHandleMessage(b *testing.B) {
-	var inTx time.Duration
+	var inTx testenv.Part
 	w := newWorldWith(b, nil, &worldTweaks{proc: func(_ *world, o *ingest.ProcessorOptions) {
 		next := o.AfterParse
 		o.AfterParse = func(ctx context.Context, tx *storage.Tx, m storage.Message) error {
-			t0 := time.Now()
-			err := next(ctx, tx, m)
-			inTx += time.Since(t0)
-			return err
+			return inTx.Time(func() error { return next(ctx, tx, m) })
 		}
 	}})
 	n := 0
@@ -40,12 +37,5 @@ func BenchmarkHandleMessage(b *testing.B) {
 		w.mustSend(from, []string{inbox}, raw)
 		w.capture.take()
 	}
-	for range 200 {
-		one()
-	}
-	inTx = 0
-	for b.Loop() {
-		one()
-	}
-	b.ReportMetric(float64(inTx.Microseconds())/float64(b.N), "tx-µs/msg")
+	inTx.Loop(b, 200, one, "tx-µs/msg")
 }

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"errors"
 	"runtime"
 	"testing"
 	"time"
@@ -59,5 +60,36 @@ func TestFakeClock(t *testing.T) {
 	c.Set(t1)
 	if got := c.Now(); !got.Equal(t1) {
 		t.Errorf("after Set: %v, want %v", got, t1)
+	}
+}
+
+// TestPart: Time passes fn's error on and counts only fn's time; Loop
+// counts only the iterations after the warm-up.
+func TestPart(t *testing.T) {
+	var p Part
+	boom := errors.New("boom")
+	var ran time.Duration
+	if err := p.Time(func() error {
+		t0 := time.Now()
+		for time.Since(t0) == 0 {
+		}
+		ran = time.Since(t0)
+		return boom
+	}); err != boom {
+		t.Errorf("Time returned %v, want fn's error", err)
+	}
+	if p.spent < ran {
+		t.Errorf("Time counted %v, want at least fn's %v", p.spent, ran)
+	}
+	calls := 0
+	res := testing.Benchmark(func(b *testing.B) {
+		calls = 0
+		p.Loop(b, 3, func() { calls++; _ = p.Time(func() error { return nil }) }, "x/op")
+	})
+	if calls != 3+res.N {
+		t.Errorf("one ran %d times for %d iterations, want the 3 warm-ups more", calls, res.N)
+	}
+	if _, ok := res.Extra["x/op"]; !ok {
+		t.Errorf("Loop reported %v, want the part's metric", res.Extra)
 	}
 }

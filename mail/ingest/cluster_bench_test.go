@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/mail/ingest"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
@@ -25,16 +26,12 @@ func BenchmarkClusterPlace(b *testing.B) {
 		for _, prepared := range []bool{false, true} {
 			b.Run(fmt.Sprintf("%s/prepared=%v", backend.Name, prepared), func(b *testing.B) {
 				pi := newProcInstall(b, backend)
-				ctx := context.Background()
 				cl := ingest.Clusterer{Window: 7 * 24 * time.Hour, Clock: pi.clock}
 				place := cl.Then(func(context.Context, *storage.Tx, storage.Message) error { return nil })
-				var inTx time.Duration
+				var inTx testenv.Part
 				opts := ingest.ProcessorOptions{Owner: "b", Clock: pi.clock,
 					AfterParse: func(ctx context.Context, tx *storage.Tx, m storage.Message) error {
-						t0 := time.Now()
-						err := place(ctx, tx, m)
-						inTx += time.Since(t0)
-						return err
+						return inTx.Time(func() error { return place(ctx, tx, m) })
 					}}
 				if prepared {
 					opts.Prepare = cl.Prepare
@@ -46,24 +43,9 @@ func BenchmarkClusterPlace(b *testing.B) {
 					n++
 					subject, body := complaint(rng)
 					pi.deliver(b, subject, plainMail(fmt.Sprintf("%s %d", subject, n), body))
-					for {
-						k, err := p.RunOnce(ctx)
-						if err != nil {
-							b.Fatal(err)
-						}
-						if k == 0 {
-							break
-						}
-					}
+					drain(b, pi, p, 1)
 				}
-				for range 1000 {
-					one()
-				}
-				inTx = 0
-				for b.Loop() {
-					one()
-				}
-				b.ReportMetric(float64(inTx.Microseconds())/float64(b.N), "tx-µs/ticket")
+				inTx.Loop(b, 1000, one, "tx-µs/ticket")
 			})
 		}
 	}

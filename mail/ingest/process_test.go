@@ -92,7 +92,7 @@ func deeplyNested(depth int) string {
 
 // drain runs the processor until no work is due, then moves the clock
 // past the longest backoff and runs it again, until no work is left.
-func drain(t *testing.T, pi *procInstall, p *ingest.Processor, rounds int) {
+func drain(t testing.TB, pi *procInstall, p *ingest.Processor, rounds int) {
 	t.Helper()
 	ctx := context.Background()
 	for range rounds {
