@@ -65,8 +65,11 @@ func TestHeldAndDeferredMail(t *testing.T) {
 			t.Fatalf("claimed %v, want only the row due now", ids)
 		}
 		err = s.InTx(ctx, func(tx *storage.Tx) error {
-			if n, err := tx.TicketMailSince(ctx, tk, now.Add(-time.Minute)); err != nil || n != 2 {
-				t.Errorf("TicketMailSince = %d, %v; want 2 (held mail not counted)", n, err)
+			if a, b, err := tx.TicketMailCounts(ctx, tk, now.Add(-time.Minute), now.Add(time.Second)); err != nil || a != 2 || b != 0 {
+				t.Errorf("TicketMailCounts = %d, %d, %v; want 2 (held mail not counted) and 0 (none since a second on)", a, b, err)
+			}
+			if a, b, err := tx.TicketMailCounts(ctx, tk, now.Add(time.Second), now.Add(-time.Hour)); err != nil || a != 0 || b != 2 {
+				t.Errorf("TicketMailCounts = %d, %d, %v; want 0 and 2", a, b, err)
 			}
 			last, ok, err := tx.LatestInStream(ctx, tk, "notify:1")
 			if err != nil || !ok || last.ID != later {

@@ -106,8 +106,8 @@ func TestQueryPlans(t *testing.T) {
 				_, _, err := tx.TicketByThreadRoot(ctx, tk.ThreadRoot)
 				return err
 			}},
-			{"TicketMailSince (the mail fuse)", func(ctx context.Context, tx *storage.Tx) error {
-				_, err := tx.TicketMailSince(ctx, tk.ID, clock.Now().Add(-10*time.Minute))
+			{"TicketMailCounts (the mail fuse)", func(ctx context.Context, tx *storage.Tx) error {
+				_, _, err := tx.TicketMailCounts(ctx, tk.ID, clock.Now().Add(-10*time.Minute), clock.Now().Add(-24*time.Hour))
 				return err
 			}},
 			{"AutoMailCounts", func(ctx context.Context, tx *storage.Tx) error {
