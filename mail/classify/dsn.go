@@ -385,7 +385,7 @@ func firstMsgID(v string) string {
 // inlineStatus returns the offset of delivery-status fields pasted into a
 // text bounce (the Reporting-MTA or first Final-Recipient line), or -1.
 func inlineStatus(text string) int {
-	l := strings.ToLower(text)
+	l := lowerInPlace(text)
 	for _, f := range []string{"\nreporting-mta:", "\nfinal-recipient:"} {
 		if i := strings.Index(l, f); i >= 0 {
 			return i + 1

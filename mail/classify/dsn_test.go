@@ -3,6 +3,7 @@ package classify
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -98,5 +99,26 @@ func TestParseDSNBroken(t *testing.T) {
 	d, err := ParseDSN([]byte(tests[4].raw))
 	if err != nil || len(d.Failed()) != 1 || d.Failed()[0].Address != "a@b.example" || d.Failed()[0].Status != "5.1.1" {
 		t.Errorf("CR-only qmail bounce: %+v, %v", d, err)
+	}
+}
+
+// TestLowerInPlace: letters are lowered where that keeps their length,
+// and every byte stays at its offset, invalid UTF-8 and letters whose
+// lower case is longer included.
+func TestLowerInPlace(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"Reporting-MTA: dns; X", "reporting-mta: dns; x"},
+		{"\xff\x7fFinal-Recipient", "\xff\x7ffinal-recipient"},
+		{"İSTANBUL Ünterwegs", "İstanbul ünterwegs"},
+		{"", ""},
+	} {
+		got := lowerInPlace(c.in)
+		if got != c.want || len(got) != len(c.in) {
+			t.Errorf("lowerInPlace(%q) = %q, want %q of the same length", c.in, got, c.want)
+		}
+	}
+	text := "\xff\xfe\xfdİİİ Some text\nReporting-MTA: dns; mx.example\n"
+	if i := inlineStatus(text); i < 0 || !strings.HasPrefix(text[i:], "Reporting-MTA:") {
+		t.Errorf("inlineStatus = %d, want the offset of the Reporting-MTA line in the text itself", i)
 	}
 }

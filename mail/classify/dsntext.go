@@ -4,6 +4,8 @@ import (
 	"net/textproto"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tendhq/tend/mail/header"
 	"github.com/tendhq/tend/vocab"
@@ -68,9 +70,31 @@ func looksLikeTextBounce(top textproto.MIMEHeader, text string) bool {
 	return false
 }
 
+// lowerInPlace lowers text's letters where that keeps each one's byte
+// length, and leaves every other byte where it was, so that an offset
+// found in the result is the same offset in text. strings.ToLower does
+// not keep offsets: invalid UTF-8 becomes U+FFFD (three bytes for one)
+// and some letters change length (İ), and a bounce sliced at an offset
+// found in its lowered copy panicked (FuzzParseDSN).
+func lowerInPlace(text string) string {
+	b := []byte(text)
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			i++
+			continue
+		}
+		if l := unicode.ToLower(r); l != r && utf8.RuneLen(l) == n {
+			utf8.EncodeRune(b[i:], l)
+		}
+		i += n
+	}
+	return string(b)
+}
+
 // explanationPart cuts text where the copy of the original message starts.
 func explanationPart(text string) (string, string) {
-	l := strings.ToLower(text)
+	l := lowerInPlace(text)
 	cut := -1
 	for _, m := range originalMarkers {
 		if i := strings.Index(l, m); i >= 0 && (cut < 0 || i < cut) {
