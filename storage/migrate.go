@@ -104,7 +104,19 @@ func steps() []step {
 		// The clusters' side panel read from two small indexes
 		// (groupedIndexes).
 		{14, "content clusters by index", groupedIndexes},
+		// outbox_mails' index of ticket_id alone goes: the index of
+		// (ticket_id, created_at) serves every query by ticket, and each
+		// outgoing mail wrote both.
+		{15, "one index of outgoing mail by ticket", dropOutboxTicketIndex},
 	}
+}
+
+// dropOutboxTicketIndex is migration step 15 (see steps).
+func dropOutboxTicketIndex(tx *gorm.DB) error {
+	if err := tx.Exec("DROP INDEX IF EXISTS idx_outbox_mails_ticket_id").Error; err != nil {
+		return fmt.Errorf("drop idx_outbox_mails_ticket_id: %w", err)
+	}
+	return nil
 }
 
 // grouped is what groupedIndexes hold: live tickets that joined another

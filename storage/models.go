@@ -280,8 +280,8 @@ type OutboxMail struct {
 	// The claim index ends in the id: a claim takes the due rows in
 	// (next_attempt_at, id) order straight from it, with no sort.
 	ID        int64  `gorm:"primaryKey;index:idx_outbox_claim,priority:3"`
-	TicketID  *int64 `gorm:"index;index:idx_outbox_ticket_created,priority:1"`
-	Kind      string `gorm:"size:30;not null"` // customer or staff
+	TicketID  *int64 `gorm:"index:idx_outbox_ticket_created,priority:1"` // no index of its own (migration step 15)
+	Kind      string `gorm:"size:30;not null"`                           // customer or staff
 	Auto      bool   `gorm:"not null;default:false"`
 	EnvFrom   string `gorm:"type:text;not null;default:''"`
 	EnvTo     string `gorm:"size:2000;not null;index:idx_outbox_to_created,priority:1"` // comma-separated

@@ -385,3 +385,34 @@ func TestUpgradeMovesOutboxBodies(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeDropsOutboxTicketIndex: a new database has one index of
+// outgoing mail by ticket, (ticket_id, created_at), and a database from
+// before schema step 15 loses its second, of ticket_id alone.
+func TestUpgradeDropsOutboxTicketIndex(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			ctx := context.Background()
+			s, opts := upgradeStore(t, backend)
+			count := func(s *storage.Store) int64 {
+				t.Helper()
+				q := "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'idx_outbox_mails_ticket_id'"
+				if backend == "postgres" {
+					q = "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'idx_outbox_mails_ticket_id'"
+				}
+				n, err := storage.QueryInt(ctx, s, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			if n := count(s); n != 0 {
+				t.Errorf("a new database has idx_outbox_mails_ticket_id (%d)", n)
+			}
+			s = reopenOlder(t, s, opts, "CREATE INDEX idx_outbox_mails_ticket_id ON outbox_mails (ticket_id)", "DELETE FROM schema_versions WHERE version >= 15")
+			if n := count(s); n != 0 {
+				t.Errorf("after the upgrade idx_outbox_mails_ticket_id is still there (%d)", n)
+			}
+		})
+	}
+}
