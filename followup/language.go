@@ -68,8 +68,7 @@ func (x *Executor) detectLanguage(sc *scope, msg *storage.Message) error {
 // writer. A message that starts a ticket otherwise is detected there as
 // before.
 func (x *Executor) Prepare(msg *storage.Message) {
-	if x.opts.Detector == nil || msg.Prepared == nil || msg.Direction != storage.DirectionIn ||
-		msg.Role != "customer" || msg.InReplyTo != "" || msg.References != "" {
+	if x.opts.Detector == nil || msg.Prepared == nil || !msg.StartsConversation() {
 		return
 	}
 	msg.Prepared.Language = x.opts.Detector.Detect(msg.Subject + "\n" + newText(msg))

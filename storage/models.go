@@ -221,6 +221,14 @@ type Message struct {
 	Prepared *Prepared `gorm:"-"`
 }
 
+// StartsConversation reports whether m is a customer's incoming mail that
+// answers nothing (no In-Reply-To, no References): the mail a new ticket
+// is most often opened by, which what is worked out before the
+// processing transaction (Prepared) is for.
+func (m *Message) StartsConversation() bool {
+	return m.Direction == DirectionIn && m.Role == "customer" && m.InReplyTo == "" && m.References == ""
+}
+
 // SenderAuth is the stored sender authentication verdict (see
 // mail/senderauth): results spelled as in Authentication-Results. An
 // empty Method means nothing was checked (local verification off and no

@@ -72,8 +72,7 @@ func (c Clusterer) place(ctx context.Context, tx *storage.Tx, msg storage.Messag
 // inside the transaction, which on SQLite holds the one writer; a
 // message that starts a ticket otherwise is worked out there as before.
 func (c Clusterer) Prepare(msg *storage.Message) {
-	if msg.Prepared == nil || msg.Direction != storage.DirectionIn || msg.Role != "customer" ||
-		msg.InReplyTo != "" || msg.References != "" {
+	if msg.Prepared == nil || !msg.StartsConversation() {
 		return
 	}
 	msg.Prepared.Stems, msg.Prepared.Bands = signature(*msg)
