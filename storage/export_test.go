@@ -365,14 +365,66 @@ func SearchFoldTable() (from, to []rune) {
 	return []rune(f), []rune(t)
 }
 
-// SetSearchDense sets how many index hits a search term may have for the
-// listed plan (searchDenseHits): a negative number checks every term on
-// each ticket, a large one lists the rarest term, so a test can run one
-// query through both plans.
-func SetSearchDense(s *Store, hits int) { s.searchDense = hits }
+// Search plans SetSearchPlan can force (see searchPlan).
+const (
+	SearchDefault = "default" // chosen by the terms' hits and shares
+	SearchListed  = "listed"  // every term listed
+	SearchChecked = "checked" // every term checked on each ticket, unbounded
+	SearchWalked  = "walked"  // every term walked (walkSearch)
+	SearchSeeded  = "seeded"  // the rarest term listed, the others checked
+	// SearchWalkedShort walks 25 tickets at most, then lists: a page
+	// is found across chunks, or the walk gives up.
+	SearchWalkedShort = "walked-short"
+)
 
-// SearchDenseHits is searchDenseHits, the default SetSearchDense restores.
-const SearchDenseHits = searchDenseHits
+// MergeSearch is Optimize's merge of the search index, with budget; it
+// reports whether the index is merged.
+func MergeSearch(ctx context.Context, s *Store, budget time.Duration) (bool, error) {
+	return s.mergeSearch(ctx, budget)
+}
+
+// SearchPlanOf names the plan s chooses for query: SearchSeeded,
+// SearchWalked or SearchListed.
+func SearchPlanOf(ctx context.Context, s *Store, query string) (string, error) {
+	p, err := s.planSearch(ctx, query)
+	switch {
+	case err != nil:
+		return "", err
+	case p.walk:
+		return SearchWalked, nil
+	case p.seed >= 0:
+		return SearchSeeded, nil
+	}
+	return SearchListed, nil
+}
+
+// SearchDefaultSeedHits is searchSeedHits.
+const SearchDefaultSeedHits = searchSeedHits
+
+// SetSearchSeedHits sets how many hits a term may have to seed a plan
+// (searchSeedHits), so that a small store has terms too common to seed.
+func SetSearchSeedHits(s *Store, hits int) { s.search.seedHits = hits }
+
+// SetSearchPlan forces one search plan on s, so that a test can run one
+// query through each.
+func SetSearchPlan(s *Store, plan string) {
+	s.search = searchTuning{seedHits: searchSeedHits, walkTickets: searchWalkTickets}
+	switch plan {
+	case SearchDefault:
+	case SearchListed:
+		s.search.force = searchList
+	case SearchChecked:
+		s.search.force = searchCheck
+	case SearchWalked:
+		s.search.force = searchWalkAll
+	case SearchSeeded:
+		s.search.force = searchSeedRarest
+	case SearchWalkedShort:
+		s.search.force, s.search.walkTickets = searchWalkAll, 25
+	default:
+		panic("unknown search plan " + plan)
+	}
+}
 
 // AnalyzeIfGrown is RunMaintenance's minute check of the statistics.
 func AnalyzeIfGrown(ctx context.Context, s *Store) (bool, error) { return s.analyzeIfGrown(ctx) }

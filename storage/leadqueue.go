@@ -151,20 +151,17 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 	if err != nil {
 		return nil, false, fmt.Errorf("queue: %w", err)
 	}
-	q := s.db.WithContext(ctx).Table("tickets").Select(ticketRowColumns + ", tickets.attention, tickets.queue_since")
-	q = p.where(f.where(q, s.now()), s.driver)
-	dir := ""
-	switch {
-	case f.Before != nil:
-		q = q.Where("(tickets.attention, tickets.queue_since, tickets.id) < (?, ?, ?)", f.Before.Attention, f.Before.Since, f.Before.Number)
-		dir = " DESC"
-	case f.After != nil:
-		q = q.Where("(tickets.attention, tickets.queue_since, tickets.id) > (?, ?, ?)", f.After.Attention, f.After.Since, f.After.Number)
+	now := s.now()
+	if err := s.walkSearch(ctx, &p, f.Limit+1, func(last *walkKey, n int) *gorm.DB {
+		q := f.where(s.db.WithContext(ctx).Table("tickets").Select("tickets.id, tickets.attention, tickets.queue_since"), now)
+		return queueOrder(q, f, last).Limit(n)
+	}); err != nil {
+		return nil, false, fmt.Errorf("queue: %w", err)
 	}
+	q := s.db.WithContext(ctx).Table("tickets").Select(ticketRowColumns + ", tickets.attention, tickets.queue_since")
+	q = queueOrder(p.where(f.where(q, now), s.driver), f, nil)
 	var rows []QueueRow
-	err = q.Order("tickets.attention" + dir).Order("tickets.queue_since" + dir).Order("tickets.id" + dir).
-		Limit(f.Limit + 1).Scan(&rows).Error
-	if err != nil {
+	if err := q.Limit(f.Limit + 1).Scan(&rows).Error; err != nil {
 		return nil, false, fmt.Errorf("queue: %w", err)
 	}
 	more := len(rows) > f.Limit
@@ -175,6 +172,29 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 		slices.Reverse(rows)
 	}
 	return rows, more, nil
+}
+
+// queueOrder orders a queue query in f's direction from f's cursor, or
+// from last (a search's walk: see walkSearch) when it is not nil.
+func queueOrder(q *gorm.DB, f QueueFilter, last *walkKey) *gorm.DB {
+	after, before := f.After, f.Before
+	if last != nil {
+		c := &Cursor{Attention: last.Attention, Since: last.QueueSince, Number: last.ID}
+		if before != nil {
+			before = c
+		} else {
+			after = c
+		}
+	}
+	dir := ""
+	switch {
+	case before != nil:
+		q = q.Where("(tickets.attention, tickets.queue_since, tickets.id) < (?, ?, ?)", before.Attention, before.Since, before.Number)
+		dir = " DESC"
+	case after != nil:
+		q = q.Where("(tickets.attention, tickets.queue_since, tickets.id) > (?, ?, ?)", after.Attention, after.Since, after.Number)
+	}
+	return q.Order("tickets.attention" + dir).Order("tickets.queue_since" + dir).Order("tickets.id" + dir)
 }
 
 // where adds the filter's conditions to a tickets query.

@@ -32,6 +32,10 @@ func TestQueuePlans(t *testing.T) {
 		if err := storage.ExecForTest(ctx, s, "INSERT INTO events (ticket_id, kind, actor, detail, created_at) SELECT id, 'opened', '', '', created_at FROM tickets"); err != nil {
 			t.Fatal(err)
 		}
+		// Text for the dense searches: "hello" in every message.
+		if err := storage.ExecForTest(ctx, s, "UPDATE messages SET text = "+searchBenchText); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.Optimize(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -78,6 +82,26 @@ func TestQueuePlans(t *testing.T) {
 				return err
 			})
 		}
+		// Searches whose every term is dense walk the listing in its
+		// order and check each chunk's tickets by key (walkSearch); the
+		// page and the count are then read by primary key.
+		for name, f := range map[string]storage.QueueFilter{
+			"search every message all": {Query: "hello", State: "all"},
+			"search two words inbox":   {Query: "hello refund", Inbox: "support@acme.test"},
+			"search word closed":       {Query: "refund", State: string(vocab.StateClosed)},
+		} {
+			// The sorts allowed are of the matches read by key, at most
+			// a page; the walk itself is the queue's ordered walk. (The
+			// API list walks the primary key, which SQLite's plan shows
+			// as the table's SCAN, as it does for the list unsearched.)
+			checkPlans(t, s, name, true, func(ctx context.Context) error {
+				if _, _, err := s.Queue(ctx, f); err != nil {
+					return err
+				}
+				_, _, err := s.QueueCount(ctx, f, storage.SearchCountLimit)
+				return err
+			})
+		}
 		// A ticket's own messages, events and inboxes: sorting them is
 		// bounded by the ticket.
 		checkPlans(t, s, "GetTicket", true, func(ctx context.Context) error { _, err := s.GetTicket(ctx, mid.ID); return err })
@@ -110,6 +134,9 @@ func checkPlans(t *testing.T, s *storage.Store, name string, maySort bool, fn fu
 			t.Fatal("ran no query")
 		}
 		for _, q := range qs {
+			if strings.HasPrefix(q.SQL, "EXPLAIN ") {
+				continue // the search's estimate (PostgreSQL) reads no row
+			}
 			plan, err := storage.Explain(ctx, s, q)
 			if err != nil {
 				t.Fatal(err)
@@ -140,6 +167,11 @@ func smallSort(line string) bool {
 	return err == nil && n <= smallSortRows
 }
 
+// ftsMatch is SQLite's plan line for a full-text table read through its
+// MATCH (the constraint codes after the colon: M for MATCH, = for a
+// rowid).
+var ftsMatch = regexp.MustCompile(`^SCAN search_\w+ VIRTUAL TABLE INDEX \d+:\S*M`)
+
 // listPlanProblem is planProblem for listings: an ordered walk of an index
 // ("SCAN tickets USING INDEX", read until LIMIT) is what they should do;
 // a walk of a table, a search without an index or (unless maySort) a sort
@@ -149,6 +181,16 @@ func listPlanProblem(driver string, plan []string, maySort bool) string {
 	for _, line := range plan {
 		l := strings.TrimLeft(line, " ->")
 		switch {
+		case driver == storage.DriverSQLite && ftsMatch.MatchString(l):
+			indexed = true // a full-text index read by its MATCH
+			continue
+		case driver == storage.DriverSQLite && (strings.HasPrefix(l, "SCAN json_each VIRTUAL TABLE") || strings.HasPrefix(l, "SCAN (subquery-") || l == "SCAN hits"):
+			continue // a list the query made: ids, a subquery's or a count's rows
+		case driver == storage.DriverSQLite && l == "SEARCH messages":
+			// MAX(id) of messages (the search's density sample): SQLite
+			// seeks to the end of the rowid b-tree.
+			indexed = true
+			continue
 		case driver == storage.DriverSQLite && strings.HasPrefix(l, "SCAN ") && !strings.Contains(l, " USING "):
 			return "scans a table: " + l
 		case driver == storage.DriverSQLite && strings.HasPrefix(l, "SEARCH ") && !strings.Contains(l, " USING "):

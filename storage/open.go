@@ -97,9 +97,8 @@ type Store struct {
 	// vacuumDropped).
 	dropped, messagesDropped atomic.Int64
 
-	// searchDense is searchDenseHits; tests move it to run one query
-	// through both search plans (see searchPlan).
-	searchDense int
+	// search chooses search plans (see searchPlan); tests force one.
+	search searchTuning
 
 	walPath  string // SQLite's write-ahead log
 	walLimit int64  // journal_size_limit
@@ -199,7 +198,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open %s: %w", opts.Driver, err)
 	}
-	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}, searchDense: searchDenseHits, walPath: walPath, walLimit: opts.WALSizeLimit,
+	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}, search: searchTuning{seedHits: searchSeedHits, walkTickets: searchWalkTickets}, walPath: walPath, walLimit: opts.WALSizeLimit,
 		chunkSem: make(chan struct{}, chunkWriters)}
 	s.dbClock = opts.DatabaseClock && opts.Driver == DriverPostgres
 	if opts.Driver == DriverPostgres {

@@ -39,7 +39,8 @@ const analyzeMin = 100
 // left to SQLite's defaults. On PostgreSQL autovacuum keeps statistics
 // current (see README, "PostgreSQL"), and its planner scales them by the
 // table's size now; Optimize runs ANALYZE, for after a bulk import that
-// autovacuum would only notice later.
+// autovacuum would only notice later. On SQLite it also merges the
+// search index's segments (mergeSearch).
 func (s *Store) Optimize(ctx context.Context) error {
 	if s.driver == DriverPostgres {
 		if err := s.db.WithContext(ctx).Exec("ANALYZE").Error; err != nil {
@@ -47,9 +48,16 @@ func (s *Store) Optimize(ctx context.Context) error {
 		}
 		return nil
 	}
-	_, err := s.refreshStats(ctx, true)
+	if _, err := s.refreshStats(ctx, true); err != nil {
+		return err
+	}
+	_, err := s.mergeSearch(ctx, searchMergeBudget)
 	return err
 }
+
+// searchMergeBudget bounds the search index's merge in one Optimize
+// (mergeSearch): what is left, the next round merges.
+const searchMergeBudget = 5 * time.Second
 
 // analyzeIfGrown analyzes a SQLite database whose tickets outgrew their
 // statistics (Optimize's rule) and reports whether it did: RunMaintenance

@@ -226,6 +226,9 @@ func TestQueryPlans(t *testing.T) {
 					t.Fatal("the lookup built no query")
 				}
 				for _, q := range qs {
+					if strings.HasPrefix(q.SQL, "EXPLAIN ") {
+						continue // the search's estimate (PostgreSQL) reads no row
+					}
 					plan, err := storage.Explain(ctx, s, q)
 					if err != nil {
 						t.Fatal(err)

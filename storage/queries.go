@@ -73,36 +73,50 @@ func (s *Store) ListTickets(ctx context.Context, f TicketFilter) ([]TicketRow, i
 	if f.Limit > 500 {
 		f.Limit = 500
 	}
-	q := s.db.WithContext(ctx).Table("tickets").
+	filter := func(q *gorm.DB) *gorm.DB {
+		q = q.Where("tickets.merged_into IS NULL")
+		switch f.State {
+		case "":
+			q = q.Where("tickets.state IN ?", openStates())
+		case "all":
+		default:
+			q = q.Where("tickets.state = ?", f.State)
+		}
+		if f.Inbox != "" {
+			q = q.Where("EXISTS (SELECT 1 FROM ticket_inboxes ti JOIN inboxes i ON i.id = ti.inbox_id WHERE ti.ticket_id = tickets.id AND i.address = ?)", f.Inbox)
+		}
+		return restrictVisible(q, f.Visible)
+	}
+	q := filter(s.db.WithContext(ctx).Table("tickets").
 		Select(`tickets.id AS number, tickets.subject, tickets.state, tickets.priority, tickets.breached,
 			tickets.repeat_contacts, tickets.tags, contacts.email AS customer, contacts.name AS customer_name,
 			COALESCE(agents.email, '') AS assignee, inboxes.address AS inbox, tickets.created_at, tickets.updated_at,
 			tickets.last_customer_at, tickets.last_agent_at, tickets.merged_into, ` + ticketRowExtra).
 		Joins("JOIN contacts ON contacts.id = tickets.customer_id").
 		Joins("JOIN inboxes ON inboxes.id = tickets.inbox_id").
-		Joins("LEFT JOIN agents ON agents.id = tickets.assignee_id").
-		Where("tickets.merged_into IS NULL")
-	switch f.State {
-	case "":
-		q = q.Where("tickets.state IN ?", openStates())
-	case "all":
-	default:
-		q = q.Where("tickets.state = ?", f.State)
-	}
-	if f.Inbox != "" {
-		q = q.Where("EXISTS (SELECT 1 FROM ticket_inboxes ti JOIN inboxes i ON i.id = ti.inbox_id WHERE ti.ticket_id = tickets.id AND i.address = ?)", f.Inbox)
-	}
-	q = restrictVisible(q, f.Visible)
+		Joins("LEFT JOIN agents ON agents.id = tickets.assignee_id"))
 	p, err := s.planSearch(ctx, f.Query)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list tickets: %w", err)
 	}
-	q = p.where(q, s.driver)
-	if f.Before > 0 {
-		q = q.Where("tickets.id < ?", f.Before)
+	before := func(q *gorm.DB, id int64) *gorm.DB {
+		if id > 0 {
+			q = q.Where("tickets.id < ?", id)
+		}
+		return q.Order("tickets.id DESC")
 	}
+	if err := s.walkSearch(ctx, &p, f.Limit+1, func(last *walkKey, n int) *gorm.DB {
+		from := f.Before
+		if last != nil {
+			from = last.ID
+		}
+		return before(filter(s.db.WithContext(ctx).Table("tickets").Select("tickets.id")), from).Limit(n)
+	}); err != nil {
+		return nil, 0, fmt.Errorf("list tickets: %w", err)
+	}
+	q = before(p.where(q, s.driver), f.Before)
 	var rows []TicketRow
-	if err := q.Order("tickets.id DESC").Limit(f.Limit + 1).Scan(&rows).Error; err != nil {
+	if err := q.Limit(f.Limit + 1).Scan(&rows).Error; err != nil {
 		return nil, 0, fmt.Errorf("list tickets: %w", err)
 	}
 	var next int64

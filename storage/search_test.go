@@ -66,10 +66,10 @@ func TestSearch(t *testing.T) {
 		ctx := context.Background()
 		w := seedSearch(t, s, clock)
 		for _, plan := range searchPlans {
-			storage.SetSearchDense(s, plan.hits)
-			searchCases(t, s, w, plan.name)
+			storage.SetSearchPlan(s, plan)
+			searchCases(t, s, w, plan)
 		}
-		storage.SetSearchDense(s, storage.SearchDenseHits)
+		storage.SetSearchPlan(s, storage.SearchDefault)
 		t.Run("count limit", func(t *testing.T) {
 			n, more, err := s.QueueCount(ctx, storage.QueueFilter{Query: "example", State: "all"}, 2)
 			if err != nil || n != 2 || !more {
@@ -109,14 +109,10 @@ func TestSearch(t *testing.T) {
 	})
 }
 
-// messageOf returns the first message row of ticket.
-// searchPlans run a search through each plan (see searchPlan): every term
-// listed by its hits, every term checked per ticket, or the default
-// (a rare term listed and the others checked, or all listed).
-var searchPlans = []struct {
-	name string
-	hits int
-}{{"listed", 1 << 30}, {"checked", -1}, {"default", storage.SearchDenseHits}}
+// searchPlans run a search through each plan SetSearchPlan forces, and
+// the default choice (see searchPlan).
+var searchPlans = []string{storage.SearchListed, storage.SearchSeeded, storage.SearchChecked,
+	storage.SearchWalked, storage.SearchWalkedShort, storage.SearchDefault}
 
 // searchCases runs TestSearch's table through the queue, its count and
 // the API list.
@@ -463,8 +459,48 @@ func TestSearchPlansAgree(t *testing.T) {
 		if err := storage.ExecForTest(ctx, s, "UPDATE messages SET text = "+searchBenchText); err != nil {
 			t.Fatal(err)
 		}
+		// Statistics as a maintained store has them: PostgreSQL's
+		// estimate of a word needs them.
+		if err := s.Optimize(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// A word in one message in 300 (20 hits): with seeds of at most
+		// 10 hits, too common to seed and too rare to walk.
+		if err := storage.ExecForTest(ctx, s, "UPDATE messages SET text = text || ' toner' WHERE id % 300 = 0"); err != nil {
+			t.Fatal(err)
+		}
+		// Statistics as a maintained store has them: PostgreSQL's
+		// estimate of a word needs them.
+		if err := s.Optimize(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The default choice: a rare term seeds, words in a tenth of the
+		// messages or more are walked, a word between is listed.
+		for _, c := range []struct {
+			q, want string
+			seed    int
+		}{
+			{"w3001", storage.SearchSeeded, storage.SearchDefaultSeedHits},
+			{"w3001 refund", storage.SearchSeeded, storage.SearchDefaultSeedHits},
+			{`"order 1234" hello`, storage.SearchSeeded, storage.SearchDefaultSeedHits},
+			{"hello", storage.SearchWalked, storage.SearchDefaultSeedHits},
+			{"refund", storage.SearchSeeded, storage.SearchDefaultSeedHits}, // 600 hits
+			{"refund", storage.SearchWalked, 100},
+			{"hello refund", storage.SearchWalked, 100},
+			{"toner", storage.SearchSeeded, storage.SearchDefaultSeedHits},
+			{"toner", storage.SearchListed, 10},
+			{"toner hello", storage.SearchListed, 10},
+		} {
+			storage.SetSearchSeedHits(s, c.seed)
+			if got, err := storage.SearchPlanOf(ctx, s, c.q); err != nil || got != c.want {
+				t.Errorf("plan of %q (seeds of %d hits) = %q %v, want %q", c.q, c.seed, got, err, c.want)
+			}
+		}
+		storage.SetSearchSeedHits(s, storage.SearchDefaultSeedHits)
 		for _, f := range []storage.QueueFilter{
 			{Query: "w3001", State: "all"},
+			{Query: "toner hello", State: "all"},
+			{Query: "toner"},
 			{Query: `"order 1234"`, State: "all"},
 			{Query: `"Customer 42"`, State: "all"},
 			{Query: "refund"},
@@ -479,15 +515,15 @@ func TestSearchPlansAgree(t *testing.T) {
 			{Query: "w3001 refund", State: "all"},
 		} {
 			t.Run(f.Query+"/"+f.State+f.Inbox+f.Assignee, func(t *testing.T) {
-				var got [3]string
+				got := make([]string, len(searchPlans))
 				for i, plan := range searchPlans {
-					storage.SetSearchDense(s, plan.hits)
+					storage.SetSearchPlan(s, plan)
 					got[i] = searchPages(t, s, f)
 				}
-				storage.SetSearchDense(s, storage.SearchDenseHits)
+				storage.SetSearchPlan(s, storage.SearchDefault)
 				for i := 1; i < len(got); i++ {
 					if got[i] != got[0] {
-						t.Errorf("listed plan:\n%s\n%s plan:\n%s", got[0], searchPlans[i].name, got[i])
+						t.Errorf("listed plan:\n%s\n%s plan:\n%s", got[0], searchPlans[i], got[i])
 					}
 				}
 				if got[0] == "" {
@@ -541,4 +577,50 @@ func searchPages(t *testing.T, s *storage.Store, f storage.QueueFilter) string {
 		ids = append(ids, r.Number)
 	}
 	return out + fmt.Sprintf("\ncount %d more=%v\nlist %v next %d", n, over, ids, next)
+}
+
+// TestMergeSearch: Optimize's merge of the search index (SQLite) runs in
+// steps under its budget, finishes, and loses no word; PostgreSQL has
+// nothing to merge.
+func TestMergeSearch(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		spec := planSpec(clock.Now(), 60)
+		spec.PerTicket = 3
+		if _, err := storage.BenchFill(ctx, s, spec); err != nil {
+			t.Fatal(err)
+		}
+		// One statement each: every one adds segments to the index.
+		for id := 1; id <= 60; id++ {
+			if err := storage.ExecForTest(ctx, s, fmt.Sprintf("UPDATE messages SET text = 'merged w%d' WHERE id = %d", id, id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done, err := storage.MergeSearch(ctx, s, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := s.Driver() != storage.DriverSQLite; done != want {
+			t.Errorf("merge with no time left = %v, want %v (a step done, more to do)", done, want)
+		}
+		if done, err = storage.MergeSearch(ctx, s, time.Minute); err != nil || !done {
+			t.Fatalf("merge = %v %v, want done", done, err)
+		}
+		if done, err = storage.MergeSearch(ctx, s, 0); err != nil || !done {
+			t.Errorf("merge of a merged index = %v %v, want done at once", done, err)
+		}
+		for _, q := range []string{"merged", "w17", "w60"} {
+			rows, _, err := s.Queue(ctx, storage.QueueFilter{Query: q, State: "all", Limit: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 1
+			if q == "merged" {
+				want = 20 // every ticket
+			}
+			if len(rows) != want {
+				t.Errorf("%q after the merge: %d tickets, want %d", q, len(rows), want)
+			}
+		}
+	})
 }
