@@ -170,7 +170,7 @@ func smallSort(line string) bool {
 // ftsMatch is SQLite's plan line for a full-text table read through its
 // MATCH (the constraint codes after the colon: M for MATCH, = for a
 // rowid).
-var ftsMatch = regexp.MustCompile(`^SCAN search_\w+ VIRTUAL TABLE INDEX \d+:\S*M`)
+var ftsMatch = regexp.MustCompile(`^SCAN search_\w+ (?:EXISTS )?VIRTUAL TABLE INDEX \d+:\S*M`)
 
 // listPlanProblem is planProblem for listings: an ordered walk of an index
 // ("SCAN tickets USING INDEX", read until LIMIT) is what they should do;
@@ -186,8 +186,8 @@ func listPlanProblem(driver string, plan []string, maySort bool) string {
 			continue
 		case driver == storage.DriverSQLite && (strings.HasPrefix(l, "SCAN json_each VIRTUAL TABLE") || strings.HasPrefix(l, "SCAN (subquery-") || l == "SCAN hits"):
 			continue // a list the query made: ids, a subquery's or a count's rows
-		case driver == storage.DriverSQLite && l == "SEARCH messages":
-			// MAX(id) of messages (the search's density sample): SQLite
+		case driver == storage.DriverSQLite && l == "SEARCH tickets":
+			// MAX(id) of tickets (the search's density sample): SQLite
 			// seeks to the end of the rowid b-tree.
 			indexed = true
 			continue

@@ -108,6 +108,8 @@ func steps() []step {
 		// (ticket_id, created_at) serves every query by ticket, and each
 		// outgoing mail wrote both.
 		{15, "one index of outgoing mail by ticket", dropOutboxTicketIndex},
+		// SQLite's search index keyed by ticket (searchByTicket).
+		{16, "search index by ticket (SQLite)", searchByTicket},
 	}
 }
 

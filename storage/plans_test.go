@@ -274,7 +274,7 @@ func planProblem(driver string, plan []string) string {
 			!strings.Contains(line, " USING INDEX ") && !strings.Contains(line, " USING COVERING INDEX ") && !strings.Contains(line, " USING INTEGER PRIMARY KEY ") && !strings.Contains(line, " USING PRIMARY KEY ") {
 			return "searches without an index: " + line
 		}
-		indexed = indexed || strings.Contains(line, "USING INDEX") || strings.Contains(line, "USING COVERING INDEX") ||
+		indexed = indexed || ftsMatch.MatchString(line) || strings.Contains(line, "USING INDEX") || strings.Contains(line, "USING COVERING INDEX") ||
 			strings.Contains(line, "USING INTEGER PRIMARY KEY") || strings.Contains(line, "USING PRIMARY KEY") ||
 			strings.Contains(line, "Index Scan") || strings.Contains(line, "Index Only Scan") || strings.Contains(line, "Bitmap Index Scan")
 	}

@@ -17,16 +17,21 @@ import (
 // Full-text search over ticket subjects, customer names and addresses and
 // message text (QueueFilter.Query, TicketFilter.Query).
 //
-// SQLite: three contentless FTS5 tables with the unicode61 tokenizer and
-// remove_diacritics 2 (search_tickets: subject, rowid = ticket id;
-// search_contacts: name and address, rowid = contact id; search_messages:
-// text, rowid = message id), kept by triggers on tickets, contacts and
-// messages, so every path that writes those rows (ingest, the full parse,
-// merges, retention, forget) updates the index in its own transaction.
-// unicode61 rather than trigram: trigram cannot drop diacritics in
-// SQLite 3.41 (the version tend first shipped), matches nothing under three characters
-// and makes the index about three times larger; a helpdesk searches for
-// words, names and addresses, not for substrings.
+// SQLite: one FTS5 table, search_docs (schema step 16; contentless, with
+// contentless_delete, the unicode61 tokenizer and remove_diacritics 2),
+// that holds each ticket's words as a run of rows keyed by the ticket:
+// rowid = ticket id << 32 + part, part 0 the subject, part 1 the
+// customer's name and address, and part 2 + (id mod 2^32 - 2) each message's
+// text. So a ticket's words are one rowid range, and checking a term on a
+// ticket is one MATCH over that range (searchChecked), where three tables
+// (subjects, customers, messages by id) took five; and a term's tickets are
+// its rowids shifted, with no join. Triggers on tickets, contacts and
+// messages keep it, so every path that writes those rows (ingest, the full
+// parse, merges, retention, forget) updates the index in its own
+// transaction; a customer's new name is rewritten on each of its tickets.
+// unicode61 rather than trigram: trigram matches nothing under three
+// characters and makes the index about three times larger; a helpdesk
+// searches for words, names and addresses, not for substrings.
 //
 // PostgreSQL: GIN expression indexes over tend_search_doc(…) of the same
 // columns, which PostgreSQL maintains with the rows themselves. The text
@@ -106,16 +111,21 @@ func SearchTerms(q string) []string {
 // key and sorts them in a few milliseconds.
 const searchSeedHits = 1000
 
-// searchDenseShare is the share of messages above which a term is dense:
-// a listing in its order meets a match every few tickets, so walking it
-// (walkSearch) fills a page long before searchWalkTickets, while listing
-// the term costs its hits (at a million tickets a term in 1% of the
-// messages has 30,000).
-const searchDenseShare = 0.01
+// A term is dense when a listing in its order meets a match every few
+// tickets, so that walking it (walkSearch) fills a page long before
+// searchWalkTickets, while listing the term costs all its hits (at a
+// million tickets a word in 1% of the messages has 30,000). SQLite
+// measures the share of the newest searchSampleTickets tickets the term
+// is on; PostgreSQL estimates the share of messages.
+const (
+	searchDenseTickets  = 0.05
+	searchDenseMessages = 0.01
+	searchSampleTickets = 1000
+)
 
-// searchSample is how many of the newest messages SQLite's density probe
-// reads a term's hits among (about a millisecond).
-const searchSample = 3000
+// searchPart is the span of search_docs rowids one ticket's words take
+// (see the header of this file): ticket id << 32 up to the next ticket's.
+const searchPart = 1 << 32
 
 // searchWalkTickets bounds how many tickets walkSearch checks before it
 // gives up and lists: a term dense in the whole store may be rare under
@@ -156,9 +166,9 @@ const (
 //   - a term with at most searchSeedHits hits (SQLite counts them
 //     exactly, to that limit; PostgreSQL estimates them) is the seed: it is listed and the others
 //     are checked on its few tickets;
-//   - when every term is dense (more than searchDenseShare of the
-//     messages: SQLite counts its hits among the newest searchSample
-//     messages, PostgreSQL reads its planner's estimate), the listing is
+//   - when every term is dense (on searchDenseTickets of the newest
+//     tickets on SQLite, counted; in searchDenseMessages of the messages
+//     by PostgreSQL's estimate), the listing is
 //     walked in its own order and every term checked on each ticket
 //     until the page (or the count) is full: walkSearch. A dense term
 //     matches every few tickets, so the walk stops after a few hundred;
@@ -230,7 +240,7 @@ func (s *Store) planSearch(ctx context.Context, query string) (searchPlan, error
 		if err != nil {
 			return p, err
 		}
-		if share < searchDenseShare {
+		if share < searchDenseTickets {
 			p.walk = false
 			break
 		}
@@ -256,7 +266,7 @@ func (s *Store) planSearchPostgres(ctx context.Context, p searchPlan) (searchPla
 		if err != nil {
 			return p, err
 		}
-		p.walk = p.walk && n >= searchDenseShare*total
+		p.walk = p.walk && n >= searchDenseMessages*total
 		if rarest < 0 || n < rarest {
 			rarest, p.seed = n, i
 		}
@@ -286,34 +296,30 @@ func (s *Store) pgPlanRows(ctx context.Context, query string) (float64, error) {
 	return plan[0].Plan.Rows, nil
 }
 
-// searchShareSQLite is the share of the newest searchSample messages
-// whose text has term (SQLite): the index reads only the rowids above
-// the sample's start.
+// searchShareSQLite is the share of the newest searchSampleTickets
+// tickets that term is on (SQLite): the index reads only the rowids of
+// those tickets.
 func (s *Store) searchShareSQLite(ctx context.Context, term string) (float64, error) {
 	var top int64
-	if err := s.db.WithContext(ctx).Raw("SELECT COALESCE(MAX(id), 0) FROM messages").Row().Scan(&top); err != nil {
+	if err := s.db.WithContext(ctx).Raw("SELECT COALESCE(MAX(id), 0) FROM tickets").Row().Scan(&top); err != nil {
 		return 0, fmt.Errorf("search sample: %w", err)
 	}
 	var n int64
-	err := s.db.WithContext(ctx).Raw("SELECT COUNT(*) FROM search_messages WHERE search_messages MATCH ? AND rowid > ?",
-		ftsPhrase(term), top-searchSample).Row().Scan(&n)
+	err := s.db.WithContext(ctx).Raw("SELECT COUNT(DISTINCT rowid >> 32) FROM search_docs WHERE search_docs MATCH ? AND rowid >= ?",
+		ftsPhrase(term), max(top-searchSampleTickets+1, 0)*searchPart).Row().Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("search sample: %w", err)
 	}
-	return float64(n) / float64(max(min(top, searchSample), 1)), nil
+	return float64(n) / float64(max(min(top, searchSampleTickets), 1)), nil
 }
 
-// searchHits counts term's index hits up to limit, without ordering them:
-// each index is read only until the limit is reached (SQLite).
+// searchHits counts term's index hits (subjects, customers on tickets,
+// messages) up to limit, without ordering them: the index is read only
+// until the limit is reached (SQLite).
 func (s *Store) searchHits(ctx context.Context, term string, limit int) (int, error) {
-	match := ftsPhrase(term)
-	q := `SELECT COUNT(*) FROM (SELECT rowid FROM search_tickets WHERE search_tickets MATCH ?
-		UNION ALL SELECT tickets.id FROM search_contacts JOIN tickets ON tickets.customer_id = search_contacts.rowid
-			WHERE search_contacts MATCH ? AND tickets.merged_into IS NULL
-		UNION ALL SELECT rowid FROM search_messages WHERE search_messages MATCH ?
-		LIMIT ` + strconv.Itoa(limit) + `)` // not bound: see similarQuerySQLite
+	q := `SELECT COUNT(*) FROM (SELECT rowid FROM search_docs WHERE search_docs MATCH ? LIMIT ` + strconv.Itoa(limit) + `)` // not bound: see similarQuerySQLite
 	var n int
-	if err := s.db.WithContext(ctx).Raw(q, match, match, match).Row().Scan(&n); err != nil {
+	if err := s.db.WithContext(ctx).Raw(q, ftsPhrase(term)).Row().Scan(&n); err != nil {
 		return 0, fmt.Errorf("search probe: %w", err)
 	}
 	return n, nil
@@ -461,8 +467,9 @@ func pgHits(term string) string {
 		UNION SELECT messages.ticket_id FROM messages WHERE ` + pgMessageDoc("messages") + ` @@ ` + lit
 }
 
-// searchListed keeps the tickets among term's hits, gathered from the
-// three indexes.
+// searchListed keeps the tickets among term's hits: on SQLite the ticket
+// ids of its search_docs rows, on PostgreSQL gathered from the three
+// indexes.
 func searchListed(q *gorm.DB, driver, term string) *gorm.DB {
 	if driver == DriverPostgres {
 		// = ANY(ARRAY(…)): the matches are collected once (an
@@ -471,17 +478,13 @@ func searchListed(q *gorm.DB, driver, term string) *gorm.DB {
 		// against every ticket instead.
 		return q.Where("tickets.id = ANY(ARRAY(" + pgHits(term) + "))")
 	}
-	match := ftsPhrase(term)
-	return q.Where(`tickets.id IN (
-		SELECT rowid FROM search_tickets WHERE search_tickets MATCH ?
-		UNION SELECT tickets.id FROM tickets WHERE tickets.customer_id IN (SELECT rowid FROM search_contacts WHERE search_contacts MATCH ?)
-		UNION SELECT messages.ticket_id FROM messages WHERE messages.id IN (SELECT rowid FROM search_messages WHERE search_messages MATCH ?))`,
-		match, match, match)
+	return q.Where(`tickets.id IN (SELECT rowid >> 32 FROM search_docs WHERE search_docs MATCH ?)`, ftsPhrase(term))
 }
 
 // searchChecked keeps the tickets matching term, checked on each ticket
-// the query reads: its messages first (a common word is most often in
-// the text), then its subject, then its customer, each by key.
+// the query reads: on SQLite one MATCH over the ticket's rowid range; on
+// PostgreSQL its messages first (a common word is most often in the
+// text), then its subject, then its customer, each by key.
 func searchChecked(q *gorm.DB, driver, term string) *gorm.DB {
 	if driver == DriverPostgres {
 		// Both probes stay correlated, by key: OFFSET 0 keeps the
@@ -494,14 +497,9 @@ func searchChecked(q *gorm.DB, driver, term string) *gorm.DB {
 			OR tend_search_doc(tickets.subject) @@ ` + lit + `
 			OR tend_search_doc((SELECT c.name || ' ' || c.email FROM contacts c WHERE c.id = tickets.customer_id)) @@ ` + lit + `)`)
 	}
-	match := ftsPhrase(term)
-	// CROSS JOIN keeps messages the outer loop: the ticket's few
-	// messages, each probed in the index by rowid, never the other way.
-	return q.Where(`(EXISTS (SELECT 1 FROM messages m CROSS JOIN search_messages WHERE m.ticket_id = tickets.id
-			AND search_messages.rowid = m.id AND search_messages MATCH ?)
-		OR EXISTS (SELECT 1 FROM search_tickets WHERE search_tickets MATCH ? AND search_tickets.rowid = tickets.id)
-		OR EXISTS (SELECT 1 FROM search_contacts WHERE search_contacts MATCH ? AND search_contacts.rowid = tickets.customer_id))`,
-		match, match, match)
+	return q.Where(`EXISTS (SELECT 1 FROM search_docs WHERE search_docs MATCH ?
+		AND search_docs.rowid >= tickets.id * `+strconv.Itoa(searchPart)+` AND search_docs.rowid < (tickets.id + 1) * `+strconv.Itoa(searchPart)+`)`,
+		ftsPhrase(term))
 }
 
 // ftsPhrase is term as an FTS5 phrase: a term has no quote in it
@@ -705,8 +703,8 @@ func searchFoldNormalize(tx *gorm.DB) error {
 // write lock is free for intake.
 const searchMergePages = 256
 
-// mergeSearch (SQLite) merges the search tables' segments in steps until
-// each is one b-tree or budget has passed, and reports whether it
+// mergeSearch (SQLite) merges the search index's segments in steps until
+// it is one b-tree or budget has passed, and reports whether it
 // finished. Every insert into an FTS5 table adds a segment; FTS5 merges
 // them only once several pile up on one level, and each MATCH reads each
 // segment. An index as the fill's bulk update left it answered a probe
@@ -723,28 +721,25 @@ func (s *Store) mergeSearch(ctx context.Context, budget time.Duration) (bool, er
 	deadline := s.now().Add(budget)
 	done := true
 	err := s.db.WithContext(ctx).Connection(func(db *gorm.DB) error {
-		for _, tbl := range []string{"search_tickets", "search_contacts", "search_messages"} {
-			for {
-				var before, after int64
-				if err := db.Raw("SELECT total_changes()").Row().Scan(&before); err != nil {
-					return err
-				}
-				if err := db.Exec("INSERT INTO " + tbl + "(" + tbl + ", rank) VALUES ('merge', -" + strconv.Itoa(searchMergePages) + ")").Error; err != nil {
-					return fmt.Errorf("merge %s: %w", tbl, err)
-				}
-				if err := db.Raw("SELECT total_changes()").Row().Scan(&after); err != nil {
-					return err
-				}
-				if after-before <= 1 {
-					break
-				}
-				if !s.now().Before(deadline) {
-					done = false
-					return nil
-				}
+		for {
+			var before, after int64
+			if err := db.Raw("SELECT total_changes()").Row().Scan(&before); err != nil {
+				return err
+			}
+			if err := db.Exec("INSERT INTO search_docs(search_docs, rank) VALUES ('merge', -" + strconv.Itoa(searchMergePages) + ")").Error; err != nil {
+				return err
+			}
+			if err := db.Raw("SELECT total_changes()").Row().Scan(&after); err != nil {
+				return err
+			}
+			if after-before <= 1 {
+				return nil
+			}
+			if !s.now().Before(deadline) {
+				done = false
+				return nil
 			}
 		}
-		return nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("search merge: %w", err)
@@ -760,9 +755,69 @@ func (s *Store) optimizeSearch(ctx context.Context) error {
 	if s.driver != DriverSQLite {
 		return nil
 	}
-	for _, tbl := range []string{"search_tickets", "search_contacts", "search_messages"} {
-		if err := s.db.WithContext(ctx).Exec("INSERT INTO " + tbl + "(" + tbl + ") VALUES ('optimize')").Error; err != nil {
-			return fmt.Errorf("optimize %s: %w", tbl, err)
+	if err := s.db.WithContext(ctx).Exec("INSERT INTO search_docs(search_docs) VALUES ('optimize')").Error; err != nil {
+		return fmt.Errorf("optimize search_docs: %w", err)
+	}
+	return nil
+}
+
+// searchByTicket is schema step 16 (SQLite): the three search tables of
+// step 8 (subjects, customers, messages by their own ids) become
+// search_docs, keyed by ticket (see the header of this file), filled from
+// the stored rows. contentless_delete (SQLite 3.43, bundled) deletes a
+// row by its rowid: the triggers no longer hand back the exact words
+// they indexed, which a customer's rename on each of its tickets could
+// not.
+func searchByTicket(tx *gorm.DB) error {
+	if tx.Dialector.Name() == "postgres" {
+		return nil
+	}
+	part := strconv.Itoa(searchPart)
+	body := func(v string) string { return "substr(" + v + ".text, 1, " + strconv.Itoa(searchTextLimit) + ")" }
+	msgKey := func(v string) string {
+		return v + ".ticket_id * " + part + " + 2 + " + v + ".id % " + strconv.Itoa(searchPart-2)
+	}
+	var stmts []string
+	for _, tbl := range []string{"tickets", "contacts", "messages"} {
+		for _, tr := range []string{"ai", "au", "ad"} {
+			stmts = append(stmts, "DROP TRIGGER IF EXISTS search_"+tbl+"_"+tr)
+		}
+		stmts = append(stmts, "DROP TABLE IF EXISTS search_"+tbl)
+	}
+	for _, tr := range []string{"tickets_ai", "tickets_subject", "tickets_customer", "tickets_ad", "contacts_au", "messages_ai", "messages_au", "messages_ad"} {
+		stmts = append(stmts, "DROP TRIGGER IF EXISTS search_docs_"+tr)
+	}
+	stmts = append(stmts, "DROP TABLE IF EXISTS search_docs",
+		`CREATE VIRTUAL TABLE search_docs USING fts5(body, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2')`,
+		`CREATE TRIGGER search_docs_tickets_ai AFTER INSERT ON tickets BEGIN
+			INSERT INTO search_docs(rowid, body) VALUES (new.id * `+part+`, new.subject);
+			INSERT INTO search_docs(rowid, body) SELECT new.id * `+part+` + 1, name || ' ' || email FROM contacts WHERE id = new.customer_id; END`,
+		`CREATE TRIGGER search_docs_tickets_subject AFTER UPDATE OF subject ON tickets BEGIN
+			DELETE FROM search_docs WHERE rowid = old.id * `+part+`;
+			INSERT INTO search_docs(rowid, body) VALUES (new.id * `+part+`, new.subject); END`,
+		`CREATE TRIGGER search_docs_tickets_customer AFTER UPDATE OF customer_id ON tickets BEGIN
+			DELETE FROM search_docs WHERE rowid = old.id * `+part+` + 1;
+			INSERT INTO search_docs(rowid, body) SELECT new.id * `+part+` + 1, name || ' ' || email FROM contacts WHERE id = new.customer_id; END`,
+		`CREATE TRIGGER search_docs_tickets_ad AFTER DELETE ON tickets BEGIN
+			DELETE FROM search_docs WHERE rowid IN (old.id * `+part+`, old.id * `+part+` + 1); END`,
+		`CREATE TRIGGER search_docs_contacts_au AFTER UPDATE OF name, email ON contacts BEGIN
+			DELETE FROM search_docs WHERE rowid IN (SELECT id * `+part+` + 1 FROM tickets WHERE customer_id = new.id);
+			INSERT INTO search_docs(rowid, body) SELECT id * `+part+` + 1, new.name || ' ' || new.email FROM tickets WHERE customer_id = new.id; END`,
+		`CREATE TRIGGER search_docs_messages_ai AFTER INSERT ON messages WHEN new.text <> '' BEGIN
+			INSERT INTO search_docs(rowid, body) VALUES (`+msgKey("new")+`, `+body("new")+`); END`,
+		`CREATE TRIGGER search_docs_messages_au AFTER UPDATE OF text, ticket_id ON messages BEGIN
+			DELETE FROM search_docs WHERE rowid = `+msgKey("old")+`;
+			INSERT INTO search_docs(rowid, body) SELECT `+msgKey("new")+`, `+body("new")+` WHERE new.text <> ''; END`,
+		`CREATE TRIGGER search_docs_messages_ad AFTER DELETE ON messages BEGIN
+			DELETE FROM search_docs WHERE rowid = `+msgKey("old")+`; END`,
+		`INSERT INTO search_docs(rowid, body) SELECT id * `+part+`, subject FROM tickets`,
+		`INSERT INTO search_docs(rowid, body) SELECT tickets.id * `+part+` + 1, contacts.name || ' ' || contacts.email
+			FROM tickets JOIN contacts ON contacts.id = tickets.customer_id`,
+		`INSERT INTO search_docs(rowid, body) SELECT `+msgKey("messages")+`, `+body("messages")+` FROM messages WHERE text <> ''`,
+	)
+	for _, st := range stmts {
+		if err := tx.Exec(st).Error; err != nil {
+			return fmt.Errorf("search by ticket: %w", err)
 		}
 	}
 	return nil
