@@ -152,10 +152,7 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 		return nil, false, fmt.Errorf("queue: %w", err)
 	}
 	now := s.now()
-	if err := s.walkSearch(ctx, &p, f.Limit+1, func(last *walkKey, n int) *gorm.DB {
-		q := f.where(s.db.WithContext(ctx).Table("tickets").Select("tickets.id, tickets.attention, tickets.queue_since"), now)
-		return queueOrder(q, f, last).Limit(n)
-	}); err != nil {
+	if err := s.walkSearch(ctx, &p, f.Limit+1, s.queueWalk(ctx, f, now)); err != nil {
 		return nil, false, fmt.Errorf("queue: %w", err)
 	}
 	q := s.db.WithContext(ctx).Table("tickets").Select(ticketRowColumns + ", tickets.attention, tickets.queue_since")
@@ -172,6 +169,15 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 		slices.Reverse(rows)
 	}
 	return rows, more, nil
+}
+
+// queueWalk is the queue of f as walkSearch reads it, without the
+// search.
+func (s *Store) queueWalk(ctx context.Context, f QueueFilter, now time.Time) walkFunc {
+	return func(last *walkKey, n int) *gorm.DB {
+		q := f.where(s.db.WithContext(ctx).Table("tickets").Select("tickets.id, tickets.attention, tickets.queue_since"), now)
+		return queueOrder(q, f, last).Limit(n)
+	}
 }
 
 // queueOrder orders a queue query in f's direction from f's cursor, or

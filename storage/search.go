@@ -234,9 +234,13 @@ func (s *Store) planSearch(ctx context.Context, query string) (searchPlan, error
 	if p.seed >= 0 || s.search.force == searchSeedRarest {
 		return p, nil
 	}
+	var top int64
+	if err := s.db.WithContext(ctx).Raw("SELECT COALESCE(MAX(id), 0) FROM tickets").Row().Scan(&top); err != nil {
+		return p, fmt.Errorf("search sample: %w", err)
+	}
 	p.walk = true
 	for _, term := range p.terms {
-		share, err := s.searchShareSQLite(ctx, term)
+		share, err := s.searchShareSQLite(ctx, term, top)
 		if err != nil {
 			return p, err
 		}
@@ -309,13 +313,9 @@ func (s *Store) pgPlanRows(ctx context.Context, query string) (float64, error) {
 }
 
 // searchShareSQLite is the share of the newest searchSampleTickets
-// tickets that term is on (SQLite): the index reads only the rowids of
-// those tickets.
-func (s *Store) searchShareSQLite(ctx context.Context, term string) (float64, error) {
-	var top int64
-	if err := s.db.WithContext(ctx).Raw("SELECT COALESCE(MAX(id), 0) FROM tickets").Row().Scan(&top); err != nil {
-		return 0, fmt.Errorf("search sample: %w", err)
-	}
+// tickets (top is the highest ticket id) that term is on (SQLite): the
+// index reads only the rowids of those tickets.
+func (s *Store) searchShareSQLite(ctx context.Context, term string, top int64) (float64, error) {
 	var n int64
 	err := s.db.WithContext(ctx).Raw("SELECT COUNT(DISTINCT rowid >> 32) FROM search_docs WHERE search_docs MATCH ? AND rowid >= ?",
 		ftsPhrase(term), max(top-searchSampleTickets+1, 0)*searchPart).Row().Scan(&n)
@@ -544,10 +544,7 @@ func (s *Store) QueueCount(ctx context.Context, f QueueFilter, limit int) (int64
 	}
 	f.After, f.Before = nil, nil
 	now := s.now()
-	if err := s.walkSearch(ctx, &p, limit+1, func(last *walkKey, n int) *gorm.DB {
-		q := f.where(s.db.WithContext(ctx).Table("tickets").Select("tickets.id, tickets.attention, tickets.queue_since"), now)
-		return queueOrder(q, f, last).Limit(n)
-	}); err != nil {
+	if err := s.walkSearch(ctx, &p, limit+1, s.queueWalk(ctx, f, now)); err != nil {
 		return 0, false, fmt.Errorf("queue count: %w", err)
 	}
 	q := p.where(f.where(s.db.WithContext(ctx).Table("tickets").Select("tickets.id"), now), s.driver)

@@ -106,6 +106,32 @@ func TestSearch(t *testing.T) {
 				}
 			}
 		})
+		t.Run("words follow a merge and a new customer", func(t *testing.T) {
+			// The VPN ticket's message moves to the login ticket: its
+			// words are found there, the merged ticket is gone from the
+			// results. The big log's ticket changes customer: it is
+			// found by the new one's name only.
+			if err := s.MergeTickets(ctx, w.vpn, w.login, "lead@acme.test"); err != nil {
+				t.Fatal(err)
+			}
+			if err := storage.ExecForTest(ctx, s, fmt.Sprintf("UPDATE tickets SET customer_id = (SELECT id FROM contacts WHERE email = 'carol@example.com') WHERE id = %d", w.big)); err != nil {
+				t.Fatal(err)
+			}
+			for q, want := range map[string][]int64{
+				"tunnel": {w.login}, "cafe": {w.login}, "dan": nil, "carol": {w.big, w.login},
+			} {
+				rows, _, err := s.Queue(ctx, storage.QueueFilter{Query: q, State: "all"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := numbers(rows)
+				slices.Sort(got)
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Errorf("after the merge %q = %v, want %v", q, got, want)
+				}
+			}
+		})
 	})
 }
 
