@@ -268,6 +268,13 @@ func QueryInt(ctx context.Context, s *Store, query string) (int64, error) {
 	return n, err
 }
 
+// QueryStrings runs a query that returns one column of text.
+func QueryStrings(ctx context.Context, s *Store, query string) ([]string, error) {
+	var out []string
+	err := s.db.WithContext(ctx).Raw(query).Scan(&out).Error
+	return out, err
+}
+
 // RawLocation is where the raw bytes of hash are: their segment (or
 // fileSegment, chunkSegment, 0 for the row), the offset of the body in it
 // and its size.

@@ -143,10 +143,7 @@ func (r QueueRow) Cursor() Cursor {
 // index order and stopped at the page: no sort, no OFFSET, no query per
 // row (TestQueryPlans).
 func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, error) {
-	if f.Limit <= 0 {
-		f.Limit = 50
-	}
-	f.Limit = min(f.Limit, 500)
+	f.Limit = queueLimit(f.Limit)
 	p, err := s.planSearch(ctx, f.Query)
 	if err != nil {
 		return nil, false, fmt.Errorf("queue: %w", err)
@@ -155,6 +152,19 @@ func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, err
 	if err := s.walkSearch(ctx, &p, f.Limit+1, s.queueWalk(ctx, f, now)); err != nil {
 		return nil, false, fmt.Errorf("queue: %w", err)
 	}
+	return s.queuePage(ctx, f, p, now)
+}
+
+// queueLimit is the page size Queue serves for a filter's Limit.
+func queueLimit(n int) int {
+	if n <= 0 {
+		return 50
+	}
+	return min(n, 500)
+}
+
+// queuePage reads Queue's page of f under the search plan p, walked.
+func (s *Store) queuePage(ctx context.Context, f QueueFilter, p searchPlan, now time.Time) ([]QueueRow, bool, error) {
 	q := s.db.WithContext(ctx).Table("tickets").Select(ticketRowColumns + ", tickets.attention, tickets.queue_since")
 	q = queueOrder(p.where(f.where(q, now), s.driver), f, nil)
 	var rows []QueueRow

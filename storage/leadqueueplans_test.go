@@ -98,7 +98,7 @@ func TestQueuePlans(t *testing.T) {
 				if _, _, err := s.Queue(ctx, f); err != nil {
 					return err
 				}
-				_, _, err := s.QueueCount(ctx, f, storage.SearchCountLimit)
+				_, _, _, err := s.QueueFound(ctx, f, storage.SearchCountLimit)
 				return err
 			})
 		}

@@ -110,6 +110,9 @@ func steps() []step {
 		{15, "one index of outgoing mail by ticket", dropOutboxTicketIndex},
 		// SQLite's search index keyed by ticket (searchByTicket).
 		{16, "search index by ticket (SQLite)", searchByTicket},
+		// PostgreSQL's search index keyed by ticket too; SQLite's
+		// message triggers mended (searchDocs).
+		{17, "search documents by ticket", searchDocs},
 	}
 }
 
@@ -226,7 +229,11 @@ func searchIndexesDirect(tx *gorm.DB) error {
 	if tx.Dialector.Name() != "postgres" {
 		return nil
 	}
-	for _, idx := range []string{"idx_search_tickets", "idx_search_contacts", "idx_search_messages"} {
+	old, err := pgOldSearchIndexes(tx)
+	if err != nil {
+		return err
+	}
+	for _, idx := range old {
 		if err := tx.Exec("ALTER INDEX " + idx + " SET (fastupdate = off)").Error; err != nil {
 			return err
 		}

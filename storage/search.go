@@ -33,8 +33,11 @@ import (
 // characters and makes the index about three times larger; a helpdesk
 // searches for words, names and addresses, not for substrings.
 //
-// PostgreSQL: GIN expression indexes over tend_search_doc(…) of the same
-// columns, which PostgreSQL maintains with the rows themselves. The text
+// PostgreSQL: a table of the same shape (schema step 17), search_docs
+// (ticket_id, part, doc): part 0 the subject, 1 the customer, 2 + id each
+// message, doc the stored tsvector tend_search_doc(…) of its text, with
+// one GIN index over doc and the primary key (ticket_id, part) for the
+// check of one ticket. plpgsql triggers keep it as SQLite's do. The text
 // search configuration is 'simple' (no stemming, no stop words) because
 // tickets arrive in many languages and a stemmer for one mangles the
 // others; it also answers like SQLite's unicode61. tend_search_fold
@@ -116,10 +119,10 @@ const searchSeedHits = 1000
 // searchWalkTickets, while listing the term costs all its hits (at a
 // million tickets a word in 1% of the messages has 30,000). SQLite
 // measures the share of the newest searchSampleTickets tickets the term
-// is on; PostgreSQL estimates the share of messages.
+// is on; PostgreSQL estimates the share of documents (search_docs rows).
 const (
 	searchDenseTickets  = 0.05
-	searchDenseMessages = 0.01
+	searchDenseDocs     = 0.01
 	searchSampleTickets = 1000
 )
 
@@ -153,21 +156,19 @@ const (
 
 // searchPlan is a parsed query and how it restricts a ticket listing.
 //
-// A term's matches are either listed (the union of the three indexes'
-// hits, gathered whole and read by primary key) or checked per ticket (a
-// correlated probe of the ticket's messages, subject and customer by key
-// on each ticket the listing reads). Listing costs the whole match set:
-// "hello" in every message lists 3,000,000 hits at a million tickets.
-// Checking costs a few index probes per ticket read (an FTS5 MATCH
-// restricted to one rowid costs some 30-70 µs at three million messages,
-// so a ticket without the word costs five of them). So the plan probes
-// the terms first:
+// A term's matches are either listed (its search_docs hits, gathered
+// whole and read by primary key) or checked per ticket (a correlated
+// probe of the ticket's search_docs rows on each ticket the listing
+// reads). Listing costs the whole match set: "hello" in every message
+// lists 3,000,000 hits at a million tickets. Checking costs one index
+// probe per ticket read (tens of µs). So the plan probes the terms
+// first:
 //
 //   - a term with at most searchSeedHits hits (SQLite counts them
 //     exactly, to that limit; PostgreSQL estimates them) is the seed: it is listed and the others
 //     are checked on its few tickets;
 //   - when every term is dense (on searchDenseTickets of the newest
-//     tickets on SQLite, counted; in searchDenseMessages of the messages
+//     tickets on SQLite, counted; in searchDenseDocs of the documents
 //     by PostgreSQL's estimate), the listing is
 //     walked in its own order and every term checked on each ticket
 //     until the page (or the count) is full: walkSearch. A dense term
@@ -253,37 +254,26 @@ func (s *Store) planSearch(ctx context.Context, query string) (searchPlan, error
 }
 
 // planSearchPostgres chooses by the planner's estimate of each term's
-// matching messages: counting hits under a LIMIT, as on SQLite, is not
-// cheap there (the planner scans tickets for a rare word instead of
-// reading the GIN index), and EXPLAIN costs a millisecond: of the
-// messages and of the subjects with the term. The estimate
-// of a word PostgreSQL has no statistics for is 0.5% of the rows, so a
+// documents (search_docs rows): counting hits under a LIMIT, as on
+// SQLite, is not cheap there (the planner may scan the table for a rare
+// word it takes for common instead of reading the GIN index), and
+// EXPLAIN costs a fraction of a millisecond. The estimate of a word
+// PostgreSQL has no statistics for is a small share of the rows, so a
 // rare word is never taken for dense.
 func (s *Store) planSearchPostgres(ctx context.Context, p searchPlan) (searchPlan, error) {
-	messages, err := s.pgPlanRows(ctx, "SELECT 1 FROM messages")
-	if err != nil {
-		return p, err
-	}
-	tickets, err := s.pgPlanRows(ctx, "SELECT 1 FROM tickets")
+	docs, err := s.pgPlanRows(ctx, "SELECT 1 FROM search_docs")
 	if err != nil {
 		return p, err
 	}
 	p.walk = true
 	rarest := -1.0
 	for i, term := range p.terms {
-		lit := pgSearchQuery(term)
-		inText, err := s.pgPlanRows(ctx, "SELECT 1 FROM messages WHERE "+pgMessageDoc("messages")+" @@ "+lit)
+		n, err := s.pgPlanRows(ctx, pgHits(term))
 		if err != nil {
 			return p, err
 		}
-		// Subjects too: a word in every eighth subject and in no text
-		// ("damaged" of "Order arrived damaged") is no seed.
-		inSubject, err := s.pgPlanRows(ctx, "SELECT 1 FROM tickets WHERE tend_search_doc(tickets.subject) @@ "+lit)
-		if err != nil {
-			return p, err
-		}
-		p.walk = p.walk && (inText >= searchDenseMessages*messages || inSubject >= searchDenseMessages*tickets)
-		if n := inText + inSubject; rarest < 0 || n < rarest {
+		p.walk = p.walk && n >= searchDenseDocs*docs
+		if rarest < 0 || n < rarest {
 			rarest, p.seed = n, i
 		}
 	}
@@ -469,19 +459,13 @@ func searchListedAll(q *gorm.DB, driver string, terms []string) *gorm.DB {
 	return q.Where("tickets.id = ANY(ARRAY(" + strings.Join(parts, " INTERSECT ") + "))")
 }
 
-// pgHits is the union of term's ticket ids from the three indexes
-// (PostgreSQL).
+// pgHits is term's ticket ids from search_docs (PostgreSQL).
 func pgHits(term string) string {
-	lit := pgSearchQuery(term)
-	return `SELECT tickets.id FROM tickets WHERE tend_search_doc(tickets.subject) @@ ` + lit + `
-		UNION SELECT tickets.id FROM tickets WHERE tickets.customer_id = ANY(ARRAY(
-			SELECT contacts.id FROM contacts WHERE tend_search_doc(contacts.name || ' ' || contacts.email) @@ ` + lit + `))
-		UNION SELECT messages.ticket_id FROM messages WHERE ` + pgMessageDoc("messages") + ` @@ ` + lit
+	return `SELECT ticket_id FROM search_docs WHERE doc @@ ` + pgSearchQuery(term)
 }
 
-// searchListed keeps the tickets among term's hits: on SQLite the ticket
-// ids of its search_docs rows, on PostgreSQL gathered from the three
-// indexes.
+// searchListed keeps the tickets among term's hits: the ticket ids of
+// its search_docs rows.
 func searchListed(q *gorm.DB, driver, term string) *gorm.DB {
 	if driver == DriverPostgres {
 		// = ANY(ARRAY(…)): the matches are collected once (an
@@ -494,20 +478,15 @@ func searchListed(q *gorm.DB, driver, term string) *gorm.DB {
 }
 
 // searchChecked keeps the tickets matching term, checked on each ticket
-// the query reads: on SQLite one MATCH over the ticket's rowid range; on
-// PostgreSQL its messages first (a common word is most often in the
-// text), then its subject, then its customer, each by key.
+// the query reads: one probe of the ticket's search_docs rows (on SQLite
+// a MATCH over its rowid range; on PostgreSQL its rows by the primary
+// key, their stored tsvectors tested).
 func searchChecked(q *gorm.DB, driver, term string) *gorm.DB {
 	if driver == DriverPostgres {
-		// Both probes stay correlated, by key: OFFSET 0 keeps the
-		// planner from turning the EXISTS into a join, and the customer
-		// is a scalar subquery, not an EXISTS it may hash. Either way it
-		// would gather every message or customer with the word first (a
-		// dense word's millions, or "gmail" in half the addresses).
-		lit := pgSearchQuery(term)
-		return q.Where(`(EXISTS (SELECT 1 FROM messages m WHERE m.ticket_id = tickets.id AND ` + pgMessageDoc("m") + ` @@ ` + lit + ` OFFSET 0)
-			OR tend_search_doc(tickets.subject) @@ ` + lit + `
-			OR tend_search_doc((SELECT c.name || ' ' || c.email FROM contacts c WHERE c.id = tickets.customer_id)) @@ ` + lit + `)`)
+		// OFFSET 0 keeps the probe correlated, by key: as a join the
+		// planner would gather every document with the word first (a
+		// dense word's millions).
+		return q.Where(`EXISTS (SELECT 1 FROM search_docs d WHERE d.ticket_id = tickets.id AND d.doc @@ ` + pgSearchQuery(term) + ` OFFSET 0)`)
 	}
 	return q.Where(`EXISTS (SELECT 1 FROM search_docs WHERE search_docs MATCH ?
 		AND search_docs.rowid >= tickets.id * `+strconv.Itoa(searchPart)+` AND search_docs.rowid < (tickets.id + 1) * `+strconv.Itoa(searchPart)+`)`,
@@ -524,38 +503,69 @@ func ftsPhrase(term string) string { return `"` + term + `"` }
 // letters, digits, marks and spaces (SearchTerms).
 func pgSearchQuery(term string) string { return "tend_search_query(" + pgEscapeString(term) + ")" }
 
-// pgMessageDoc is the indexed expression of idx_search_messages over the
-// messages row named alias.
-func pgMessageDoc(alias string) string {
-	return "tend_search_doc(left(" + alias + ".text, " + fmt.Sprint(searchTextLimit) + "))"
-}
-
-// SearchCountLimit bounds QueueCount: past it the queue says "more than".
+// SearchCountLimit is the count the web queue asks QueueFound for: past
+// it the queue says "more than".
 const SearchCountLimit = 100
 
-// QueueCount counts the tickets of f (every page; f.Limit and f.Offset
-// are ignored) up to limit, and whether there are more: the search's
-// result count. The filters are Queue's.
-func (s *Store) QueueCount(ctx context.Context, f QueueFilter, limit int) (int64, bool, error) {
+// SearchCount is how many tickets a search matches over all its pages:
+// N, at most the limit asked for, and whether there are More.
+type SearchCount struct {
+	N    int64
+	More bool
+}
+
+// QueueFound is Queue's page of f and, when f searches, the count of its
+// matches over every page (f.After and f.Before aside) up to limit: the
+// queue page with its "N found". Both share one search plan, and on the
+// first page one walk of a dense search (see searchPlan) serves both: it
+// reads the listing until limit+1 tickets match, of which the page is
+// the first.
+func (s *Store) QueueFound(ctx context.Context, f QueueFilter, limit int) ([]QueueRow, bool, SearchCount, error) {
+	f.Limit = queueLimit(f.Limit)
 	limit = max(limit, 1)
 	p, err := s.planSearch(ctx, f.Query)
 	if err != nil {
-		return 0, false, fmt.Errorf("queue count: %w", err)
+		return nil, false, SearchCount{}, fmt.Errorf("queue: %w", err)
 	}
-	f.After, f.Before = nil, nil
 	now := s.now()
-	if err := s.walkSearch(ctx, &p, limit+1, s.queueWalk(ctx, f, now)); err != nil {
-		return 0, false, fmt.Errorf("queue count: %w", err)
+	whole := f
+	whole.After, whole.Before = nil, nil
+	count := p
+	first := f.After == nil && f.Before == nil
+	want := f.Limit + 1
+	if first && len(p.terms) > 0 {
+		want = max(want, limit+1)
 	}
-	q := p.where(f.where(s.db.WithContext(ctx).Table("tickets").Select("tickets.id"), now), s.driver)
-	var n int64
-	if err := s.db.WithContext(ctx).Table("(?) AS hits", q.Limit(limit+1)).Count(&n).Error; err != nil {
-		return 0, false, fmt.Errorf("queue count: %w", err)
+	if err := s.walkSearch(ctx, &p, want, s.queueWalk(ctx, f, now)); err != nil {
+		return nil, false, SearchCount{}, fmt.Errorf("queue: %w", err)
+	}
+	rows, more, err := s.queuePage(ctx, f, p, now)
+	if err != nil || len(p.terms) == 0 {
+		return rows, more, SearchCount{}, err
+	}
+	if first {
+		count = p
+	} else if err := s.walkSearch(ctx, &count, limit+1, s.queueWalk(ctx, whole, now)); err != nil {
+		return nil, false, SearchCount{}, fmt.Errorf("queue count: %w", err)
+	}
+	found, err := s.queueCount(ctx, whole, count, now, limit)
+	return rows, more, found, err
+}
+
+// queueCount counts the tickets of f under the search plan p, walked, up
+// to limit: a walk that matched has them in hand.
+func (s *Store) queueCount(ctx context.Context, f QueueFilter, p searchPlan, now time.Time, limit int) (SearchCount, error) {
+	n := int64(len(p.ids))
+	if !p.matched {
+		q := p.where(f.where(s.db.WithContext(ctx).Table("tickets").Select("tickets.id"), now), s.driver)
+		if err := s.db.WithContext(ctx).Table("(?) AS hits", q.Limit(limit+1)).Count(&n).Error; err != nil {
+			return SearchCount{}, fmt.Errorf("queue count: %w", err)
+		}
 	}
 	if n > int64(limit) {
-		return int64(limit), true, nil
+		return SearchCount{N: int64(limit), More: true}, nil
 	}
-	return n, false, nil
+	return SearchCount{N: n}, nil
 }
 
 // searchFold is the diacritic folding tend_search_fold applies on
@@ -696,7 +706,11 @@ func searchFoldNormalize(tx *gorm.DB) error {
 			AS $fold$ SELECT translate(normalize(regexp_replace(regexp_replace(normalize($1, NFD),
 				'[\u0300-\u036f]', '', 'g'), '[!-/:-@\[-` + "`" + `{-~]', ' ', 'g'), NFC), 'øØđĐłŁħĦ', 'oOdDlLhH') $fold$`,
 	}
-	for _, idx := range []string{"idx_search_tickets", "idx_search_contacts", "idx_search_messages"} {
+	old, err := pgOldSearchIndexes(tx)
+	if err != nil {
+		return err
+	}
+	for _, idx := range old {
 		stmts = append(stmts, "REINDEX INDEX "+idx)
 	}
 	for _, st := range stmts {
@@ -783,9 +797,6 @@ func searchByTicket(tx *gorm.DB) error {
 	}
 	part := strconv.Itoa(searchPart)
 	body := func(v string) string { return "substr(" + v + ".text, 1, " + strconv.Itoa(searchTextLimit) + ")" }
-	msgKey := func(v string) string {
-		return v + ".ticket_id * " + part + " + 2 + " + v + ".id % " + strconv.Itoa(searchPart-2)
-	}
 	var stmts []string
 	for _, tbl := range []string{"tickets", "contacts", "messages"} {
 		for _, tr := range []string{"ai", "au", "ad"} {
@@ -812,22 +823,170 @@ func searchByTicket(tx *gorm.DB) error {
 		`CREATE TRIGGER search_docs_contacts_au AFTER UPDATE OF name, email ON contacts BEGIN
 			DELETE FROM search_docs WHERE rowid IN (SELECT id * `+part+` + 1 FROM tickets WHERE customer_id = new.id);
 			INSERT INTO search_docs(rowid, body) SELECT id * `+part+` + 1, new.name || ' ' || new.email FROM tickets WHERE customer_id = new.id; END`,
-		`CREATE TRIGGER search_docs_messages_ai AFTER INSERT ON messages WHEN new.text <> '' BEGIN
-			INSERT INTO search_docs(rowid, body) VALUES (`+msgKey("new")+`, `+body("new")+`); END`,
-		`CREATE TRIGGER search_docs_messages_au AFTER UPDATE OF text, ticket_id ON messages BEGIN
-			DELETE FROM search_docs WHERE rowid = `+msgKey("old")+`;
-			INSERT INTO search_docs(rowid, body) SELECT `+msgKey("new")+`, `+body("new")+` WHERE new.text <> ''; END`,
-		`CREATE TRIGGER search_docs_messages_ad AFTER DELETE ON messages BEGIN
-			DELETE FROM search_docs WHERE rowid = `+msgKey("old")+`; END`,
 		`INSERT INTO search_docs(rowid, body) SELECT id * `+part+`, subject FROM tickets`,
 		`INSERT INTO search_docs(rowid, body) SELECT tickets.id * `+part+` + 1, contacts.name || ' ' || contacts.email
 			FROM tickets JOIN contacts ON contacts.id = tickets.customer_id`,
-		`INSERT INTO search_docs(rowid, body) SELECT `+msgKey("messages")+`, `+body("messages")+` FROM messages WHERE text <> ''`,
+		`INSERT INTO search_docs(rowid, body) SELECT `+sqliteMessageKey("messages")+`, `+body("messages")+`
+			FROM messages WHERE text <> '' AND ticket_id IS NOT NULL`,
 	)
+	stmts = append(stmts, sqliteMessageTriggers()...)
 	for _, st := range stmts {
 		if err := tx.Exec(st).Error; err != nil {
 			return fmt.Errorf("search by ticket: %w", err)
 		}
 	}
 	return nil
+}
+
+// sqliteMessageTriggers (re)create the triggers that keep search_docs'
+// message rows (SQLite): only a message on a ticket has one. A message
+// on no ticket (one tend logs but places nowhere) would insert a NULL
+// rowid, for which FTS5 picks the next rowid, the next part of the
+// newest ticket's range: its words were found on that ticket.
+func sqliteMessageTriggers() []string {
+	part := strconv.Itoa(searchPart)
+	body := func(v string) string { return "substr(" + v + ".text, 1, " + strconv.Itoa(searchTextLimit) + ")" }
+	return []string{
+		"DROP TRIGGER IF EXISTS search_docs_messages_ai",
+		"DROP TRIGGER IF EXISTS search_docs_messages_au",
+		"DROP TRIGGER IF EXISTS search_docs_messages_ad",
+		`CREATE TRIGGER search_docs_messages_ai AFTER INSERT ON messages WHEN new.text <> '' AND new.ticket_id IS NOT NULL BEGIN
+			INSERT INTO search_docs(rowid, body) VALUES (` + sqliteMessageKey("new") + `, ` + body("new") + `); END`,
+		`CREATE TRIGGER search_docs_messages_au AFTER UPDATE OF text, ticket_id ON messages BEGIN
+			DELETE FROM search_docs WHERE rowid = ` + sqliteMessageKey("old") + `;
+			INSERT INTO search_docs(rowid, body) SELECT ` + sqliteMessageKey("new") + `, ` + body("new") + `
+				WHERE new.text <> '' AND new.ticket_id IS NOT NULL; END`,
+		`CREATE TRIGGER search_docs_messages_ad AFTER DELETE ON messages BEGIN
+			DELETE FROM search_docs WHERE rowid = ` + sqliteMessageKey("old") + `; END`,
+		// The rows of step 16's triggers for messages on no ticket: a
+		// message part no message of a ticket has.
+		`DELETE FROM search_docs WHERE rowid IN (SELECT rowid FROM search_docs WHERE rowid % ` + part + ` >= 2
+			EXCEPT SELECT ` + sqliteMessageKey("messages") + ` FROM messages WHERE ticket_id IS NOT NULL AND text <> '')`,
+	}
+}
+
+// sqliteMessageKey is the search_docs rowid of the messages row named v.
+func sqliteMessageKey(v string) string {
+	return v + ".ticket_id * " + strconv.Itoa(searchPart) + " + 2 + " + v + ".id % " + strconv.Itoa(searchPart-2)
+}
+
+// searchDocs is schema step 17. On PostgreSQL the search index becomes
+// a table keyed by ticket as SQLite's is (step 16): search_docs holds
+// each ticket's words as tsvectors, part 0 its subject, part 1 its
+// customer's name and address, part 2 + id each message's text, with one
+// GIN index over them. The expression indexes it replaces could find a
+// word's rows but not tell whether one ticket has it: that check
+// recomputed tend_search_doc over each message's text (some 10 µs for a
+// line, a millisecond for a page), and a dense word checks a thousand
+// tickets a page. Now it reads the stored tsvectors by the primary key.
+// The old indexes also recomputed their expression on every update of a
+// ticket or message row that was not HOT (a state change, a message
+// marked handled); the triggers compute a document only when its text
+// changes. Triggers, not generated columns: a tsvector column on the rows
+// themselves would travel with every SELECT * gorm runs.
+//
+// On SQLite the step mends the message triggers of step 16
+// (sqliteMessageTriggers).
+func searchDocs(tx *gorm.DB) error {
+	stmts := sqliteMessageTriggers()
+	if tx.Dialector.Name() == "postgres" {
+		stmts = pgSearchDocs()
+	}
+	for _, st := range stmts {
+		if err := tx.Exec(st).Error; err != nil {
+			return fmt.Errorf("search documents: %w", err)
+		}
+	}
+	return nil
+}
+
+// pgOldSearchIndexes are the expression indexes of step 8 that exist:
+// steps 10 and 12 run again, when some version records were lost, after
+// step 17 dropped them (and step 8 did not run again to make them).
+func pgOldSearchIndexes(tx *gorm.DB) ([]string, error) {
+	var names []string
+	for _, idx := range []string{"idx_search_tickets", "idx_search_contacts", "idx_search_messages"} {
+		var ok bool
+		if err := tx.Raw("SELECT to_regclass(?) IS NOT NULL", idx).Row().Scan(&ok); err != nil {
+			return nil, fmt.Errorf("search index %s: %w", idx, err)
+		}
+		if ok {
+			names = append(names, idx)
+		}
+	}
+	return names, nil
+}
+
+// pgSearchDocs is step 17's statements on PostgreSQL (see searchDocs):
+// the table, its triggers, the fill from the stored rows, the index built
+// once over the filled table, and the old indexes dropped. It rebuilds
+// the table whole, so that it also repairs a database whose version
+// records were lost.
+func pgSearchDocs() []string {
+	limit := strconv.Itoa(searchTextLimit)
+	return []string{
+		`CREATE TABLE IF NOT EXISTS search_docs (ticket_id bigint NOT NULL, part bigint NOT NULL, doc tsvector NOT NULL,
+			PRIMARY KEY (ticket_id, part))`,
+		`DROP INDEX IF EXISTS idx_search_docs`,
+		`TRUNCATE search_docs`,
+		// A trigger computes a document only when its words changed:
+		// UPDATE OF fires whenever the column is set, even to itself.
+		`CREATE OR REPLACE FUNCTION tend_search_tickets_sync() RETURNS trigger LANGUAGE plpgsql AS $f$
+		BEGIN
+			IF TG_OP = 'DELETE' THEN
+				DELETE FROM search_docs WHERE ticket_id = OLD.id AND part IN (0, 1);
+				RETURN NULL;
+			END IF;
+			IF TG_OP = 'INSERT' OR NEW.subject IS DISTINCT FROM OLD.subject THEN
+				INSERT INTO search_docs (ticket_id, part, doc) VALUES (NEW.id, 0, tend_search_doc(COALESCE(NEW.subject, '')))
+					ON CONFLICT (ticket_id, part) DO UPDATE SET doc = EXCLUDED.doc;
+			END IF;
+			IF TG_OP = 'INSERT' OR NEW.customer_id IS DISTINCT FROM OLD.customer_id THEN
+				DELETE FROM search_docs WHERE ticket_id = NEW.id AND part = 1;
+				INSERT INTO search_docs (ticket_id, part, doc)
+					SELECT NEW.id, 1, tend_search_doc(c.name || ' ' || c.email) FROM contacts c WHERE c.id = NEW.customer_id;
+			END IF;
+			RETURN NULL;
+		END $f$`,
+		`CREATE OR REPLACE FUNCTION tend_search_contacts_sync() RETURNS trigger LANGUAGE plpgsql AS $f$
+		BEGIN
+			IF NEW.name IS DISTINCT FROM OLD.name OR NEW.email IS DISTINCT FROM OLD.email THEN
+				UPDATE search_docs d SET doc = tend_search_doc(NEW.name || ' ' || NEW.email) FROM tickets t
+					WHERE t.customer_id = NEW.id AND d.ticket_id = t.id AND d.part = 1;
+			END IF;
+			RETURN NULL;
+		END $f$`,
+		`CREATE OR REPLACE FUNCTION tend_search_messages_sync() RETURNS trigger LANGUAGE plpgsql AS $f$
+		BEGIN
+			IF TG_OP = 'UPDATE' AND NEW.text IS NOT DISTINCT FROM OLD.text AND NEW.ticket_id IS NOT DISTINCT FROM OLD.ticket_id THEN
+				RETURN NULL;
+			END IF;
+			IF TG_OP <> 'INSERT' AND OLD.ticket_id IS NOT NULL THEN
+				DELETE FROM search_docs WHERE ticket_id = OLD.ticket_id AND part = OLD.id + 2;
+			END IF;
+			IF TG_OP <> 'DELETE' AND NEW.ticket_id IS NOT NULL AND NEW.text <> '' THEN
+				INSERT INTO search_docs (ticket_id, part, doc) VALUES (NEW.ticket_id, NEW.id + 2, tend_search_doc(left(NEW.text, ` + limit + `)));
+			END IF;
+			RETURN NULL;
+		END $f$`,
+		`DROP TRIGGER IF EXISTS search_docs_tickets ON tickets`,
+		`DROP TRIGGER IF EXISTS search_docs_contacts ON contacts`,
+		`DROP TRIGGER IF EXISTS search_docs_messages ON messages`,
+		`CREATE TRIGGER search_docs_tickets AFTER INSERT OR DELETE OR UPDATE OF subject, customer_id ON tickets
+			FOR EACH ROW EXECUTE FUNCTION tend_search_tickets_sync()`,
+		`CREATE TRIGGER search_docs_contacts AFTER UPDATE OF name, email ON contacts
+			FOR EACH ROW EXECUTE FUNCTION tend_search_contacts_sync()`,
+		`CREATE TRIGGER search_docs_messages AFTER INSERT OR DELETE OR UPDATE OF text, ticket_id ON messages
+			FOR EACH ROW EXECUTE FUNCTION tend_search_messages_sync()`,
+		`INSERT INTO search_docs (ticket_id, part, doc) SELECT id, 0, tend_search_doc(subject) FROM tickets`,
+		`INSERT INTO search_docs (ticket_id, part, doc) SELECT t.id, 1, tend_search_doc(c.name || ' ' || c.email)
+			FROM tickets t JOIN contacts c ON c.id = t.customer_id`,
+		`INSERT INTO search_docs (ticket_id, part, doc) SELECT ticket_id, id + 2, tend_search_doc(left(text, ` + limit + `))
+			FROM messages WHERE ticket_id IS NOT NULL AND text <> ''`,
+		// Without a pending list, as step 10 set the old ones.
+		`CREATE INDEX idx_search_docs ON search_docs USING GIN (doc) WITH (fastupdate = off)`,
+		`DROP INDEX IF EXISTS idx_search_tickets`,
+		`DROP INDEX IF EXISTS idx_search_contacts`,
+		`DROP INDEX IF EXISTS idx_search_messages`,
+	}
 }

@@ -264,23 +264,31 @@ func TestUpgradeBackfillsQueueOrder(t *testing.T) {
 // into the GIN search index at once, not into a pending list the index
 // keeps the pages of (issue 10: disk at most 1.5× the mail), and a
 // database from before schema step 10, whose indexes had one, gets them
-// merged and turned off by the upgrade.
+// merged and turned off by the upgrade, which also replaces them
+// (step 17).
 func TestSearchIndexesHaveNoPendingList(t *testing.T) {
 	ctx := context.Background()
 	s, opts := upgradeStore(t, "postgres")
 	n := 0
-	// pending stores a message with text and returns how many pages the
-	// search indexes' pending lists held, merging them.
+	// pending stores a message with text on a ticket and returns how
+	// many pages the search indexes' pending lists held, merging them.
 	pending := func(s *storage.Store) int64 {
 		t.Helper()
 		n++
-		stmt := fmt.Sprintf(`INSERT INTO messages (direction, message_id, raw_hash, text, received_at)
-			VALUES ('in', 'pending%d@example.com', 'pending%d', 'the printer prints blank pages again', CURRENT_TIMESTAMP)`, n, n)
-		if err := storage.ExecForTest(ctx, s, stmt); err != nil {
+		d, err := committer(t, s).Deliver(ctx, incoming(fmt.Sprintf("c%d@example.com", n), fmt.Sprintf("pending%d@example.com", n), "Printer", ""))
+		if err != nil {
 			t.Fatal(err)
 		}
+		if err := storage.ExecForTest(ctx, s, fmt.Sprintf("UPDATE messages SET text = 'the printer prints blank pages again' WHERE id = %d", d.MessageRowID)); err != nil {
+			t.Fatal(err)
+		}
+		idxs, err := storage.QueryStrings(ctx, s, `SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+			JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'gin' AND c.relname LIKE 'idx_search%'`)
+		if err != nil || len(idxs) == 0 {
+			t.Fatalf("search indexes %v: %v", idxs, err)
+		}
 		var pages int64
-		for _, idx := range []string{"idx_search_tickets", "idx_search_contacts", "idx_search_messages"} {
+		for _, idx := range idxs {
 			p, err := storage.QueryInt(ctx, s, "SELECT gin_clean_pending_list('"+idx+"'::regclass)")
 			if err != nil {
 				t.Fatal(err)
@@ -293,11 +301,7 @@ func TestSearchIndexesHaveNoPendingList(t *testing.T) {
 		t.Errorf("a new database's search indexes kept %d pending pages", p)
 	}
 	// As schema version 9 left them: GIN's default, a pending list.
-	var older []string
-	for _, idx := range []string{"idx_search_tickets", "idx_search_contacts", "idx_search_messages"} {
-		older = append(older, "ALTER INDEX "+idx+" RESET (fastupdate)")
-	}
-	for _, stmt := range older {
+	for _, stmt := range pgSearchBefore17(false) {
 		if err := storage.ExecForTest(ctx, s, stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
 		}
@@ -308,6 +312,24 @@ func TestSearchIndexesHaveNoPendingList(t *testing.T) {
 	s = reopenOlder(t, s, opts, "DELETE FROM schema_versions WHERE version >= 10")
 	if p := pending(s); p != 0 {
 		t.Errorf("after the upgrade the search indexes kept %d pending pages", p)
+	}
+}
+
+// pgSearchBefore17 turns PostgreSQL's search index back into the
+// expression indexes of steps 8 to 16, direct (step 10) or with GIN's
+// pending list (before it).
+func pgSearchBefore17(direct bool) []string {
+	with := ""
+	if direct {
+		with = " WITH (fastupdate = off)"
+	}
+	return []string{
+		"DROP TRIGGER search_docs_tickets ON tickets", "DROP TRIGGER search_docs_contacts ON contacts",
+		"DROP TRIGGER search_docs_messages ON messages", "DROP TABLE search_docs",
+		"DROP FUNCTION tend_search_tickets_sync()", "DROP FUNCTION tend_search_contacts_sync()", "DROP FUNCTION tend_search_messages_sync()",
+		"CREATE INDEX idx_search_tickets ON tickets USING GIN (tend_search_doc(subject))" + with,
+		"CREATE INDEX idx_search_contacts ON contacts USING GIN (tend_search_doc(name || ' ' || email))" + with,
+		"CREATE INDEX idx_search_messages ON messages USING GIN (tend_search_doc(left(text, 65536)))" + with,
 	}
 }
 

@@ -35,7 +35,8 @@ const messagesVacuumShare = 8 // 1/8
 // vacuumDropped is Checkpoint on PostgreSQL: once outboxVacuumAfter
 // bytes of outgoing bodies were dropped it vacuums outbox_bodies and
 // outbox_mails (whose rows every claim and outcome rewrites), and
-// messages as well once they are a messagesVacuumShare of its size.
+// messages and search_docs as well once they are a messagesVacuumShare
+// of its size.
 // Autovacuum would wait for a fifth of a table to be dead, and every
 // notification's bytes would add to the database meanwhile. VACUUM (not
 // FULL) takes no lock that blocks reads or writes, and SKIP_LOCKED
@@ -54,7 +55,7 @@ func (s *Store) vacuumDropped(ctx context.Context) error {
 	}
 	if m := s.messagesDropped.Add(n); m >= size/messagesVacuumShare {
 		s.messagesDropped.Add(-m)
-		tables += ", messages"
+		tables += ", messages, search_docs" // an emptied text is a dead search_docs row too
 	}
 	if err := db.Exec("VACUUM (SKIP_LOCKED) " + tables).Error; err != nil {
 		return fmt.Errorf("vacuum %s: %w", tables, err)

@@ -50,6 +50,11 @@ func (s leavingStore) Queue(ctx context.Context, f storage.QueueFilter) ([]stora
 	return s.Store.Queue(ctx, f)
 }
 
+func (s leavingStore) QueueFound(ctx context.Context, f storage.QueueFilter, limit int) ([]storage.QueueRow, bool, storage.SearchCount, error) {
+	leave(ctx)
+	return s.Store.QueueFound(ctx, f, limit)
+}
+
 func (s leavingStore) GetTicket(ctx context.Context, n int64) (storage.TicketDetail, error) {
 	leave(ctx)
 	return s.Store.GetTicket(ctx, n)

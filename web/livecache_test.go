@@ -18,9 +18,9 @@ type countingStore struct {
 	queues atomic.Int64
 }
 
-func (c *countingStore) Queue(ctx context.Context, f storage.QueueFilter) ([]storage.QueueRow, bool, error) {
+func (c *countingStore) QueueFound(ctx context.Context, f storage.QueueFilter, limit int) ([]storage.QueueRow, bool, storage.SearchCount, error) {
 	c.queues.Add(1)
-	return c.Store.Queue(ctx, f)
+	return c.Store.QueueFound(ctx, f, limit)
 }
 
 // TestQueueLiveShared: many tabs fetching the same queue view after a

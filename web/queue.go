@@ -190,16 +190,12 @@ func (s *Server) queueData(ctx context.Context, q queueQuery) (queueData, error)
 	if err != nil {
 		return queueData{}, err
 	}
-	rows, more, err := s.store.Queue(ctx, q.filter(visible, queuePageSize))
-	if err != nil {
-		return queueData{}, err
-	}
-	found, foundMore, clearURL, err := s.searchCount(ctx, q, visible)
+	rows, more, found, err := s.store.QueueFound(ctx, q.filter(visible, queuePageSize), storage.SearchCountLimit)
 	if err != nil {
 		return queueData{}, err
 	}
 	d := queueData{Q: q, LiveURL: q.url("/queue/live"), AllURL: q.with(func(q *queueQuery) { q.Subject = "" }),
-		Found: found, FoundMore: foundMore, ClearURL: clearURL}
+		Found: found.N, FoundMore: found.More, ClearURL: clearSearch(q)}
 	for _, row := range rows {
 		d.Rows = append(d.Rows, queueRow{QueueRow: row, Reason: reason(row), WaitingSince: waitingSince(row.TicketRow)})
 	}

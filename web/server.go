@@ -34,8 +34,8 @@ type Store interface {
 
 	// The lead's queue (storage/leadqueue.go).
 	Queue(ctx context.Context, f storage.QueueFilter) ([]storage.QueueRow, bool, error)
-	// QueueCount counts a search's matches for the queue.
-	QueueCount(ctx context.Context, f storage.QueueFilter, limit int) (int64, bool, error)
+	// QueueFound is the queue page with the count of a search's matches.
+	QueueFound(ctx context.Context, f storage.QueueFilter, limit int) ([]storage.QueueRow, bool, storage.SearchCount, error)
 	AttentionCounts(ctx context.Context, inbox string, visible []string) ([storage.AttentionDone + 1]int64, error)
 	ContentClusters(ctx context.Context, inbox string, visible []string, since time.Time, minCount, limit int) ([]storage.ContentCluster, error)
 	ClusterTickets(ctx context.Context, cluster int64, visible []string) ([]storage.TicketRow, error)
