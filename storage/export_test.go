@@ -405,6 +405,13 @@ func SearchPlanOf(ctx context.Context, s *Store, query string) (string, error) {
 	return SearchListed, nil
 }
 
+// SearchTermsOf is the terms of the plan s chooses for query, in the
+// order its checks run.
+func SearchTermsOf(ctx context.Context, s *Store, query string) ([]string, error) {
+	p, err := s.planSearch(ctx, query)
+	return p.terms, err
+}
+
 // SearchDefaultSeedHits is searchSeedHits.
 const SearchDefaultSeedHits = searchSeedHits
 

@@ -1,9 +1,11 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -240,7 +242,8 @@ func (s *Store) planSearch(ctx context.Context, query string) (searchPlan, error
 		return p, fmt.Errorf("search sample: %w", err)
 	}
 	p.walk = true
-	for _, term := range p.terms {
+	shares := make([]float64, len(p.terms))
+	for i, term := range p.terms {
 		share, err := s.searchShareSQLite(ctx, term, top)
 		if err != nil {
 			return p, err
@@ -249,8 +252,28 @@ func (s *Store) planSearch(ctx context.Context, query string) (searchPlan, error
 			p.walk = false
 			break
 		}
+		shares[i] = share
+	}
+	if p.walk {
+		p.rarestFirst(shares)
 	}
 	return p, nil
+}
+
+// rarestFirst orders a walked plan's terms by how common they are, the
+// rarest first: the walk's check of a ticket stops at the first term it
+// lacks, so the rarest term rules most tickets out with one probe.
+func (p *searchPlan) rarestFirst(share []float64) {
+	order := make([]int, len(p.terms))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(share[a], share[b]) })
+	terms := make([]string, len(order))
+	for i, o := range order {
+		terms[i] = p.terms[o]
+	}
+	p.terms = terms
 }
 
 // planSearchPostgres chooses by the planner's estimate of each term's
@@ -267,11 +290,13 @@ func (s *Store) planSearchPostgres(ctx context.Context, p searchPlan) (searchPla
 	}
 	p.walk = true
 	rarest := -1.0
+	estimates := make([]float64, len(p.terms))
 	for i, term := range p.terms {
 		n, err := s.pgPlanRows(ctx, pgHits(term))
 		if err != nil {
 			return p, err
 		}
+		estimates[i] = n
 		p.walk = p.walk && n >= searchDenseDocs*docs
 		if rarest < 0 || n < rarest {
 			rarest, p.seed = n, i
@@ -281,6 +306,9 @@ func (s *Store) planSearchPostgres(ctx context.Context, p searchPlan) (searchPla
 		p.walk = false
 	} else {
 		p.seed = -1
+	}
+	if p.walk {
+		p.rarestFirst(estimates)
 	}
 	return p, nil
 }

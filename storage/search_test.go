@@ -556,24 +556,31 @@ func TestSearchPlansAgree(t *testing.T) {
 		for _, c := range []struct {
 			q, want string
 			seed    int
+			terms   []string // the walk's order of checks: the rarest first
 		}{
-			{"w3001", storage.SearchSeeded, storage.SearchDefaultSeedHits},
-			{"w3001 refund", storage.SearchSeeded, storage.SearchDefaultSeedHits},
-			{`"order 1234" hello`, storage.SearchSeeded, storage.SearchDefaultSeedHits},
-			{"hello", storage.SearchWalked, storage.SearchDefaultSeedHits},
-			{"refund", storage.SearchSeeded, storage.SearchDefaultSeedHits}, // 600 hits
-			{"refund", storage.SearchWalked, 100},
-			{"hello refund", storage.SearchWalked, 100},
+			{"w3001", storage.SearchSeeded, storage.SearchDefaultSeedHits, nil},
+			{"w3001 refund", storage.SearchSeeded, storage.SearchDefaultSeedHits, nil},
+			{`"order 1234" hello`, storage.SearchSeeded, storage.SearchDefaultSeedHits, nil},
+			{"hello", storage.SearchWalked, storage.SearchDefaultSeedHits, nil},
+			{"refund", storage.SearchSeeded, storage.SearchDefaultSeedHits, nil}, // 600 hits
+			{"refund", storage.SearchWalked, 100, nil},
+			{"hello refund", storage.SearchWalked, 100, []string{"refund", "hello"}},
 			// "damaged" is in an eighth of the subjects and no text:
 			// too common to seed.
-			{"refund damaged", storage.SearchWalked, 100},
-			{"toner", storage.SearchSeeded, storage.SearchDefaultSeedHits},
-			{"toner", storage.SearchListed, 10},
-			{"toner hello", storage.SearchListed, 10},
+			{"refund damaged", storage.SearchWalked, 100, []string{"damaged", "refund"}},
+			{"damaged hello refund", storage.SearchWalked, 100, []string{"damaged", "refund", "hello"}},
+			{"toner", storage.SearchSeeded, storage.SearchDefaultSeedHits, nil},
+			{"toner", storage.SearchListed, 10, nil},
+			{"toner hello", storage.SearchListed, 10, nil},
 		} {
 			storage.SetSearchSeedHits(s, c.seed)
 			if got, err := storage.SearchPlanOf(ctx, s, c.q); err != nil || got != c.want {
 				t.Errorf("plan of %q (seeds of %d hits) = %q %v, want %q", c.q, c.seed, got, err, c.want)
+			}
+			if c.terms != nil {
+				if got, err := storage.SearchTermsOf(ctx, s, c.q); err != nil || !slices.Equal(got, c.terms) {
+					t.Errorf("checks of %q = %q %v, want %q", c.q, got, err, c.terms)
+				}
 			}
 		}
 		storage.SetSearchSeedHits(s, storage.SearchDefaultSeedHits)
