@@ -20,9 +20,6 @@ type TicketFilter struct {
 	Visible []string
 	Limit   int   // 1..500, default 50
 	Before  int64 // cursor: only tickets with a number below this
-
-	// Query is a full-text search (see SearchTerms); "" = all.
-	Query string
 }
 
 // TicketRow is a ticket as listed, with its customer, assignee and inbox.
@@ -95,26 +92,10 @@ func (s *Store) ListTickets(ctx context.Context, f TicketFilter) ([]TicketRow, i
 		Joins("JOIN contacts ON contacts.id = tickets.customer_id").
 		Joins("JOIN inboxes ON inboxes.id = tickets.inbox_id").
 		Joins("LEFT JOIN agents ON agents.id = tickets.assignee_id"))
-	p, err := s.planSearch(ctx, f.Query)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list tickets: %w", err)
+	if f.Before > 0 {
+		q = q.Where("tickets.id < ?", f.Before)
 	}
-	before := func(q *gorm.DB, id int64) *gorm.DB {
-		if id > 0 {
-			q = q.Where("tickets.id < ?", id)
-		}
-		return q.Order("tickets.id DESC")
-	}
-	if err := s.walkSearch(ctx, &p, f.Limit+1, func(last *walkKey, n int) *gorm.DB {
-		from := f.Before
-		if last != nil {
-			from = last.ID
-		}
-		return before(filter(s.db.WithContext(ctx).Table("tickets").Select("tickets.id")), from).Limit(n)
-	}); err != nil {
-		return nil, 0, fmt.Errorf("list tickets: %w", err)
-	}
-	q = before(p.where(q, s.driver), f.Before)
+	q = q.Order("tickets.id DESC")
 	var rows []TicketRow
 	if err := q.Limit(f.Limit + 1).Scan(&rows).Error; err != nil {
 		return nil, 0, fmt.Errorf("list tickets: %w", err)
