@@ -143,16 +143,8 @@ func (r QueueRow) Cursor() Cursor {
 // index order and stopped at the page: no sort, no OFFSET, no query per
 // row (TestQueryPlans).
 func (s *Store) Queue(ctx context.Context, f QueueFilter) ([]QueueRow, bool, error) {
-	f.Limit = queueLimit(f.Limit)
-	p, err := s.planSearch(ctx, f.Query)
-	if err != nil {
-		return nil, false, fmt.Errorf("queue: %w", err)
-	}
-	now := s.now()
-	if err := s.walkSearch(ctx, &p, f.Limit+1, s.queueWalk(ctx, f, now)); err != nil {
-		return nil, false, fmt.Errorf("queue: %w", err)
-	}
-	return s.queuePage(ctx, f, p, now)
+	rows, more, _, err := s.QueueFound(ctx, f, 0)
+	return rows, more, err
 }
 
 // queueLimit is the page size Queue serves for a filter's Limit.

@@ -70,28 +70,26 @@ func (s *Store) ListTickets(ctx context.Context, f TicketFilter) ([]TicketRow, i
 	if f.Limit > 500 {
 		f.Limit = 500
 	}
-	filter := func(q *gorm.DB) *gorm.DB {
-		q = q.Where("tickets.merged_into IS NULL")
-		switch f.State {
-		case "":
-			q = q.Where("tickets.state IN ?", openStates())
-		case "all":
-		default:
-			q = q.Where("tickets.state = ?", f.State)
-		}
-		if f.Inbox != "" {
-			q = q.Where("EXISTS (SELECT 1 FROM ticket_inboxes ti JOIN inboxes i ON i.id = ti.inbox_id WHERE ti.ticket_id = tickets.id AND i.address = ?)", f.Inbox)
-		}
-		return restrictVisible(q, f.Visible)
-	}
-	q := filter(s.db.WithContext(ctx).Table("tickets").
+	q := s.db.WithContext(ctx).Table("tickets").
 		Select(`tickets.id AS number, tickets.subject, tickets.state, tickets.priority, tickets.breached,
 			tickets.repeat_contacts, tickets.tags, contacts.email AS customer, contacts.name AS customer_name,
 			COALESCE(agents.email, '') AS assignee, inboxes.address AS inbox, tickets.created_at, tickets.updated_at,
 			tickets.last_customer_at, tickets.last_agent_at, tickets.merged_into, ` + ticketRowExtra).
 		Joins("JOIN contacts ON contacts.id = tickets.customer_id").
 		Joins("JOIN inboxes ON inboxes.id = tickets.inbox_id").
-		Joins("LEFT JOIN agents ON agents.id = tickets.assignee_id"))
+		Joins("LEFT JOIN agents ON agents.id = tickets.assignee_id").
+		Where("tickets.merged_into IS NULL")
+	switch f.State {
+	case "":
+		q = q.Where("tickets.state IN ?", openStates())
+	case "all":
+	default:
+		q = q.Where("tickets.state = ?", f.State)
+	}
+	if f.Inbox != "" {
+		q = q.Where("EXISTS (SELECT 1 FROM ticket_inboxes ti JOIN inboxes i ON i.id = ti.inbox_id WHERE ti.ticket_id = tickets.id AND i.address = ?)", f.Inbox)
+	}
+	q = restrictVisible(q, f.Visible)
 	if f.Before > 0 {
 		q = q.Where("tickets.id < ?", f.Before)
 	}

@@ -542,15 +542,14 @@ type SearchCount struct {
 	More bool
 }
 
-// QueueFound is Queue's page of f and, when f searches, the count of its
-// matches over every page (f.After and f.Before aside) up to limit: the
-// queue page with its "N found". Both share one search plan, and on the
+// QueueFound is Queue's page of f and, when f searches and limit is
+// positive, the count of its matches over every page (f.After and
+// f.Before aside) up to limit: the queue page with its "N found". Both share one search plan, and on the
 // first page one walk of a dense search (see searchPlan) serves both: it
 // reads the listing until limit+1 tickets match, of which the page is
 // the first.
 func (s *Store) QueueFound(ctx context.Context, f QueueFilter, limit int) ([]QueueRow, bool, SearchCount, error) {
 	f.Limit = queueLimit(f.Limit)
-	limit = max(limit, 1)
 	p, err := s.planSearch(ctx, f.Query)
 	if err != nil {
 		return nil, false, SearchCount{}, fmt.Errorf("queue: %w", err)
@@ -561,14 +560,15 @@ func (s *Store) QueueFound(ctx context.Context, f QueueFilter, limit int) ([]Que
 	count := p
 	first := f.After == nil && f.Before == nil
 	want := f.Limit + 1
-	if first && len(p.terms) > 0 {
+	counted := limit > 0 && len(p.terms) > 0
+	if first && counted {
 		want = max(want, limit+1)
 	}
 	if err := s.walkSearch(ctx, &p, want, s.queueWalk(ctx, f, now)); err != nil {
 		return nil, false, SearchCount{}, fmt.Errorf("queue: %w", err)
 	}
 	rows, more, err := s.queuePage(ctx, f, p, now)
-	if err != nil || len(p.terms) == 0 {
+	if err != nil || !counted {
 		return rows, more, SearchCount{}, err
 	}
 	if first {
