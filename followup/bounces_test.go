@@ -59,8 +59,8 @@ func TestCorpusBouncesFailTheirOutboxRows(t *testing.T) {
 			}
 			ticket := int64(1)
 			id, err = tx.QueueMail(ctx, storage.OutboxMail{TicketID: &ticket, Kind: storage.OutboxToCustomer, EnvTo: customer},
-				storage.Message{TicketID: &ticket}, func(int64) ([]byte, string, string, error) {
-					return []byte("Subject: x\r\n\r\nx\r\n"), dsn.OriginalMessageID, "bounce@" + domain, nil
+				storage.Message{TicketID: &ticket}, func(int64) (storage.Composed, error) {
+					return storage.Composed{MessageID: dsn.OriginalMessageID, EnvFrom: "bounce@" + domain, Raw: storage.Fixed([]byte("Subject: x\r\n\r\nx\r\n"))}, nil
 				})
 			return err
 		})

@@ -169,7 +169,7 @@ func (x *Executor) mailAdmins(ctx context.Context, tx *storage.Tx, h MailboxHeal
 		row := storage.OutboxMail{Kind: storage.OutboxToStaff, Auto: true, EnvTo: ag.Email, Template: template}
 		msg := storage.Message{FromAddr: h.Inbox, FromName: h.InboxName, ToAddrs: ag.Email, Subject: r.Subject,
 			Class: vocab.ClassHuman, Role: "system", Text: r.Text, HTML: r.HTML}
-		if _, err := tx.QueueMail(ctx, row, msg, func(id int64) ([]byte, string, string, error) {
+		if _, err := tx.QueueMail(ctx, row, msg, func(id int64) (storage.Composed, error) {
 			return x.build(0, id, true, m)
 		}); err != nil {
 			return err

@@ -134,11 +134,11 @@ func (x *Executor) notifyAll(sc *scope, ev rules.Event, template, to string, exc
 			Attachments: content.forward,
 		}
 		if waiting {
-			raw, _, _, err := x.build(sc.v.ID, last.ID, true, m)
+			c, err := x.build(sc.v.ID, last.ID, true, m)
 			if err != nil {
 				return err
 			}
-			done, err := sc.tx.RequeueMail(sc.ctx, last.ID, raw, data.Count, m.Text, m.HTML)
+			done, err := sc.tx.RequeueMail(sc.ctx, last.ID, c.Raw, data.Count, m.Text, m.HTML)
 			if err != nil {
 				return err
 			}

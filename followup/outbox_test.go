@@ -170,10 +170,10 @@ func TestSenderClaimsManyHoldsFew(t *testing.T) {
 		mails = append(mails, storage.QueuedMail{
 			Outbox:  storage.OutboxMail{Kind: storage.OutboxToStaff, EnvTo: rcpt, Template: "test"},
 			Message: storage.Message{Subject: subject},
-			Build: func(id int64) ([]byte, string, string, error) {
+			Build: func(id int64) (storage.Composed, error) {
 				msgID := fmt.Sprintf("m%d@tend.test", id)
 				raw := fmt.Sprintf("From: support@acme.test\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s>\r\n\r\nbody of %s\r\n", rcpt, subject, msgID, subject)
-				return []byte(raw), msgID, "bounce@tend.test", nil
+				return storage.Composed{MessageID: msgID, EnvFrom: "bounce@tend.test", Raw: storage.Fixed([]byte(raw))}, nil
 			},
 		})
 	}

@@ -108,7 +108,7 @@ func (x *Executor) queue(sc *scope, o outgoing, m compose.Message) (queued, erro
 		// 118 MB received).
 		msg.Text, msg.HTML = "", ""
 	}
-	mail := storage.QueuedMail{Outbox: row, Message: msg, Build: func(id int64) ([]byte, string, string, error) {
+	mail := storage.QueuedMail{Outbox: row, Message: msg, Build: func(id int64) (storage.Composed, error) {
 		return x.build(sc.v.ID, id, o.auto, m)
 	}}
 	var err error
@@ -145,12 +145,14 @@ func (x *Executor) batchMail(sc *scope, fn func() error) error {
 	return err
 }
 
-// build renders the outbox row id's raw message: our Message-ID, the loop
-// header on everything (so our own mail coming back is recognised), the
-// ticket header, the DKIM signature; and its VERP return path. Mail on no
-// ticket (ticket 0: a mailbox alert) gets a Message-ID that names no
-// ticket, so a reply to it cannot be threaded onto one.
-func (x *Executor) build(ticket, id int64, auto bool, m compose.Message) ([]byte, string, string, error) {
+// build makes the outbox row id's mail: our Message-ID, the loop header
+// on everything (so our own mail coming back is recognised), the ticket
+// header, the DKIM signature; and its VERP return path. Mail on no ticket
+// (ticket 0: a mailbox alert) gets a Message-ID that names no ticket, so
+// a reply to it cannot be threaded onto one. The header is checked here;
+// the bytes are written, and signed, by the Composed's Raw, which the
+// outbox runs beside the rest of the transaction.
+func (x *Executor) build(ticket, id int64, auto bool, m compose.Message) (storage.Composed, error) {
 	m.MessageID = x.opts.Signer.MessageID(ticket, id, x.opts.Domain)
 	if ticket == 0 {
 		m.MessageID = fmt.Sprintf("tend-staff.%d.%d@%s", id, x.opts.Clock.Now().UnixNano(), strings.ToLower(x.opts.Domain))
@@ -166,16 +168,19 @@ func (x *Executor) build(ticket, id int64, auto bool, m compose.Message) ([]byte
 		extra["X-Tend-Ticket"] = fmt.Sprint(ticket)
 	}
 	m.Extra = extra
-	raw, err := compose.Build(m)
+	d, err := compose.Check(m)
 	if err != nil {
-		return nil, "", "", err
+		return storage.Composed{}, err
 	}
-	if x.opts.DKIM != nil {
-		if raw, err = compose.Sign(raw, *x.opts.DKIM); err != nil {
-			return nil, "", "", err
+	key := x.opts.DKIM
+	raw := func() ([]byte, error) {
+		raw, err := d.Bytes()
+		if err != nil || key == nil {
+			return raw, err
 		}
+		return compose.Sign(raw, *key)
 	}
-	return raw, m.MessageID, x.opts.Signer.BounceAddress(id) + "@" + x.opts.Domain, nil
+	return storage.Composed{MessageID: m.MessageID, EnvFrom: x.opts.Signer.BounceAddress(id) + "@" + x.opts.Domain, Raw: raw}, nil
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -192,8 +192,8 @@ func TestPruneOutboxKeepsMetadata(t *testing.T) {
 					m.TicketID = &tk
 				}
 				var err error
-				id, err = tx.QueueMail(ctx, o, m, func(id int64) ([]byte, string, string, error) {
-					return []byte("Subject: x\r\n\r\n" + text), "out" + itoa(id) + "@acme.test", "bounce@acme.test", nil
+				id, err = tx.QueueMail(ctx, o, m, func(id int64) (storage.Composed, error) {
+					return storage.Composed{MessageID: "out" + itoa(id) + "@acme.test", EnvFrom: "bounce@acme.test", Raw: storage.Fixed([]byte("Subject: x\r\n\r\n" + text))}, nil
 				})
 				return err
 			})
@@ -336,8 +336,8 @@ func queueOutbox(t *testing.T, s *storage.Store, ticket int64, kind string) int6
 			m.TicketID = &tk
 		}
 		var err error
-		id, err = tx.QueueMail(ctx, storage.OutboxMail{TicketID: &tk, Kind: kind, EnvTo: "alice@acme.test"}, m, func(id int64) ([]byte, string, string, error) {
-			return []byte("Subject: x\r\n\r\nbody"), "out" + itoa(id) + "@acme.test", "bounce@acme.test", nil
+		id, err = tx.QueueMail(ctx, storage.OutboxMail{TicketID: &tk, Kind: kind, EnvTo: "alice@acme.test"}, m, func(id int64) (storage.Composed, error) {
+			return storage.Composed{MessageID: "out" + itoa(id) + "@acme.test", EnvFrom: "bounce@acme.test", Raw: storage.Fixed([]byte("Subject: x\r\n\r\nbody"))}, nil
 		})
 		return err
 	})
@@ -399,8 +399,8 @@ func TestDroppedBodiesFreePages(t *testing.T) {
 		err := s.InTx(ctx, func(tx *storage.Tx) error {
 			tk := d.Ticket
 			_, err := tx.QueueMail(ctx, storage.OutboxMail{TicketID: &tk, Kind: storage.OutboxToStaff, EnvTo: "alice@acme.test"},
-				storage.Message{Text: body, Role: "system"}, func(id int64) ([]byte, string, string, error) {
-					return []byte("Subject: x\r\n\r\n" + body), "out" + itoa(id) + "@acme.test", "bounce@acme.test", nil
+				storage.Message{Text: body, Role: "system"}, func(id int64) (storage.Composed, error) {
+					return storage.Composed{MessageID: "out" + itoa(id) + "@acme.test", EnvFrom: "bounce@acme.test", Raw: storage.Fixed([]byte("Subject: x\r\n\r\n" + body))}, nil
 				})
 			return err
 		})

@@ -136,7 +136,17 @@ func OutboxRaw(ctx context.Context, s *Store, id int64) ([]byte, error) { return
 // message row, which RequeueMail reaches only once its outbox row was
 // updated (never in a dry run), for TestQueryPlans.
 func (t *Tx) RequeueMessage(ctx context.Context, id int64) error {
-	return t.requeueMessage(ctx, id, 0, "", "")
+	return t.requeueMessage(ctx, id, "", "")
+}
+
+// SetOutboxSizes exposes the size update of the message rows of mail
+// whose bytes were just stored (flushBodies), for TestQueryPlans.
+func (t *Tx) SetOutboxSizes(ctx context.Context, ids ...int64) error {
+	rows := make([]OutboxBody, len(ids))
+	for i, id := range ids {
+		rows[i] = OutboxBody{OutboxID: id, Raw: []byte("x")}
+	}
+	return t.setOutboxSizes(ctx, rows)
 }
 
 // DroppedTextRows exposes the lookup of the message rows whose text goes

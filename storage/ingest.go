@@ -147,6 +147,11 @@ type Tx struct {
 	// executor asks for it for every message of a batch, and nothing in
 	// a processing transaction changes it (SyncAgents runs in its own).
 	agents []Agent
+	// bodies are the bytes of the outbox rows queued in this transaction,
+	// composed beside it and stored before it commits (flushBodies);
+	// marks keep them in step with the savepoints.
+	bodies []*bodyJob
+	marks  []savepointMark
 }
 
 // inboxIDs resolves inbox addresses to IDs, from the cache SyncInboxes

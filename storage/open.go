@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,9 +84,11 @@ type Store struct {
 	lock *os.File  // the raw directory's lock (lockRaw); nil on PostgreSQL
 
 	chunkSem chan struct{} // bounds the writers of raw chunks (PostgreSQL; see writeChunks)
-	pack     *packer       // compresses raw messages (packing.go)
-	gate     writeGate     // SQLite's one writer, taken in turn (see write)
-	chunking atomic.Int64  // messages writing raw chunks right now
+	// composers bounds the outgoing mails composed at once (Tx.startBody).
+	composers chan struct{}
+	pack      *packer      // compresses raw messages (packing.go)
+	gate      writeGate    // SQLite's one writer, taken in turn (see write)
+	chunking  atomic.Int64 // messages writing raw chunks right now
 	// committing is when the running group commit began (Unix ns; 0:
 	// none), for IngestWaiting on PostgreSQL.
 	committing atomic.Int64
@@ -199,7 +202,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", opts.Driver, err)
 	}
 	s := &Store{db: db, driver: opts.Driver, clock: opts.Clock, log: opts.Logger, inboxCache: map[string]int64{}, search: searchTuning{seedHits: searchSeedHits, walkTickets: searchWalkTickets}, walPath: walPath, walLimit: opts.WALSizeLimit,
-		chunkSem: make(chan struct{}, chunkWriters)}
+		chunkSem: make(chan struct{}, chunkWriters), composers: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	s.dbClock = opts.DatabaseClock && opts.Driver == DriverPostgres
 	if opts.Driver == DriverPostgres {
 		s.dsn = opts.DSN

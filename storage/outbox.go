@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // Outbox statuses.
@@ -341,9 +340,9 @@ func (t *Tx) LatestInStreams(ctx context.Context, ticket int64, streams []string
 
 // RequeueMail replaces the content of an outbox row that has not been
 // sent yet (a coalesced notification standing for one more event): its
-// raw bytes, its count, and the text of its message row. It reports
-// whether the row was still waiting.
-func (t *Tx) RequeueMail(ctx context.Context, id int64, raw []byte, count int, text, html string) (bool, error) {
+// raw bytes (made by raw, as Composed.Raw is), its count, and the text of
+// its message row. It reports whether the row was still waiting.
+func (t *Tx) RequeueMail(ctx context.Context, id int64, raw func() ([]byte, error), count int, text, html string) (bool, error) {
 	db := t.db.WithContext(ctx)
 	res := db.Model(&OutboxMail{}).Where("id = ? AND status IN ? AND lease_owner = ''", id, []string{OutboxPending, OutboxHeld}).
 		Update("count", count)
@@ -353,13 +352,10 @@ func (t *Tx) RequeueMail(ctx context.Context, id int64, raw []byte, count int, t
 	if res.RowsAffected == 0 {
 		return false, nil
 	}
-	// An upsert: a waiting mail has its bytes, but a row that lost them
-	// would otherwise be sent empty.
-	if err := db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "outbox_id"}}, DoUpdates: clause.AssignmentColumns([]string{"raw"})}).
-		Create(&OutboxBody{OutboxID: id, Raw: raw}).Error; err != nil {
-		return false, fmt.Errorf("requeue outbox %d: %w", id, err)
-	}
-	if err := t.requeueMessage(ctx, id, len(raw), text, html); err != nil {
+	// Stored as an upsert (flushBodies): a waiting mail has its bytes,
+	// but a row that lost them would otherwise be sent empty.
+	t.startBody(id, raw)
+	if err := t.requeueMessage(ctx, id, text, html); err != nil {
 		return false, fmt.Errorf("requeue outbox %d message: %w", id, err)
 	}
 	return true, nil

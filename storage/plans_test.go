@@ -133,6 +133,9 @@ func TestQueryPlans(t *testing.T) {
 			{"RequeueMail (the coalesced notification's message row)", func(ctx context.Context, tx *storage.Tx) error {
 				return tx.RequeueMessage(ctx, 1)
 			}},
+			{"the sizes of queued mail (flushBodies)", func(ctx context.Context, tx *storage.Tx) error {
+				return tx.SetOutboxSizes(ctx, 1, 2, 3)
+			}},
 			{"NewestOpenTicket", func(ctx context.Context, tx *storage.Tx) error {
 				_, err := tx.NewestOpenTicket(ctx, tk.Customer)
 				return err

@@ -8,18 +8,18 @@ import (
 // QueuedMail is one outgoing mail for QueueMails: its outbox row, the
 // message row that puts it on the ticket, and Build, called with the
 // row's new ID (for the Message-ID and the VERP return path), which
-// returns the raw message, its Message-ID and envelope sender.
+// returns the mail's Message-ID, envelope sender and the maker of its
+// bytes (Composed).
 type QueuedMail struct {
 	Outbox  OutboxMail
 	Message Message
-	Build   func(id int64) (raw []byte, messageID, envFrom string, err error)
+	Build   func(id int64) (Composed, error)
 }
 
 // QueueMail commits an outgoing mail: the outbox row, and a message row on
 // the ticket so that replies to it thread. build is called with the new
-// row's ID (for the Message-ID and the VERP return path) and returns the
-// raw message, its Message-ID and envelope sender.
-func (t *Tx) QueueMail(ctx context.Context, o OutboxMail, m Message, build func(id int64) (raw []byte, messageID, envFrom string, err error)) (int64, error) {
+// row's ID, as QueuedMail.Build is.
+func (t *Tx) QueueMail(ctx context.Context, o OutboxMail, m Message, build func(id int64) (Composed, error)) (int64, error) {
 	ids, err := t.QueueMails(ctx, []QueuedMail{{Outbox: o, Message: m, Build: build}})
 	if err != nil {
 		return 0, err
@@ -27,12 +27,13 @@ func (t *Tx) QueueMail(ctx context.Context, o OutboxMail, m Message, build func(
 	return ids[0], nil
 }
 
-// QueueMails commits outgoing mails as QueueMail does, in four
+// QueueMails commits outgoing mails as QueueMail does, in three
 // statements whatever their number: their IDs are taken first, so each
 // outbox row is inserted whole, with its Message-ID, instead of being
 // inserted and then updated (a second write of the row and its Message-ID
 // index entry), and all rows go in one multi-row INSERT per table (the
-// outbox rows, their composed bytes in outbox_bodies, the message rows).
+// outbox rows, the message rows). Their bytes are composed meanwhile and
+// stored with the transaction's others when it ends (flushBodies).
 // It returns the outbox IDs in the order of mails.
 func (t *Tx) QueueMails(ctx context.Context, mails []QueuedMail) ([]int64, error) {
 	if len(mails) == 0 {
@@ -45,8 +46,8 @@ func (t *Tx) QueueMails(ctx context.Context, mails []QueuedMail) ([]int64, error
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
 	outs := make([]OutboxMail, len(mails))
-	bodies := make([]OutboxBody, len(mails))
 	msgs := make([]Message, len(mails))
+	made := make([]Composed, len(mails))
 	for i, q := range mails {
 		o, m, id := q.Outbox, q.Message, ids[i]
 		// A row may be queued held (the ticket's fuse) or deferred (a
@@ -58,24 +59,23 @@ func (t *Tx) QueueMails(ctx context.Context, mails []QueuedMail) ([]int64, error
 			o.NextAttemptAt = now
 		}
 		o.ID, o.CreatedAt = id, now
-		raw, msgID, envFrom, err := q.Build(id)
+		c, err := q.Build(id)
 		if err != nil {
 			return nil, fmt.Errorf("outbox %d: compose: %w", id, err)
 		}
-		o.MessageID, o.EnvFrom = msgID, envFrom
-		bodies[i] = OutboxBody{OutboxID: id, Raw: raw}
-		m.Direction, m.MessageID, m.RawHash, m.OutboxID, m.ReceivedAt, m.Parsed, m.Handled = DirectionOut, msgID, outboxRawHash(id), &ids[i], now, true, true
-		m.Size = int64(len(raw))
-		outs[i], msgs[i] = o, m
+		o.MessageID, o.EnvFrom = c.MessageID, c.EnvFrom
+		// Size is set with the bytes (setOutboxSizes).
+		m.Direction, m.MessageID, m.RawHash, m.OutboxID, m.ReceivedAt, m.Parsed, m.Handled = DirectionOut, c.MessageID, outboxRawHash(id), &ids[i], now, true, true
+		outs[i], msgs[i], made[i] = o, m, c
 	}
 	if err := db.Create(&outs).Error; err != nil {
 		return nil, fmt.Errorf("outbox %d: %w", ids[0], err)
 	}
-	if err := db.Create(&bodies).Error; err != nil {
-		return nil, fmt.Errorf("outbox %d body: %w", ids[0], err)
-	}
 	if err := db.Create(&msgs).Error; err != nil {
 		return nil, fmt.Errorf("outbox %d message: %w", ids[0], err)
+	}
+	for i, c := range made {
+		t.startBody(ids[i], c.Raw)
 	}
 	return ids, nil
 }

@@ -2,12 +2,16 @@ package storage_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+	"github.com/tendhq/tend/vocab"
 )
 
 // TestQueueMails: on both backends, mails queued together each get their
@@ -19,8 +23,8 @@ func TestQueueMails(t *testing.T) {
 	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
 		ctx := context.Background()
 		c := committer(t, s)
-		build := func(id int64) ([]byte, string, string, error) {
-			return fmt.Appendf(nil, "Subject: mail %d\r\n\r\nbody %d\r\n", id, id), fmt.Sprintf("m%d@tend.test", id), fmt.Sprintf("b%d@tend.test", id), nil
+		build := func(id int64) (storage.Composed, error) {
+			return storage.Composed{MessageID: fmt.Sprintf("m%d@tend.test", id), EnvFrom: fmt.Sprintf("b%d@tend.test", id), Raw: storage.Fixed(fmt.Appendf(nil, "Subject: mail %d\r\n\r\nbody %d\r\n", id, id))}, nil
 		}
 		queue := func(tk int64, to ...string) []int64 {
 			t.Helper()
@@ -75,7 +79,8 @@ func TestQueueMails(t *testing.T) {
 			if row.Raw, err = s.OutboxRaw(ctx, id); err != nil {
 				t.Fatal(err)
 			}
-			raw, _, _, _ := build(id)
+			c, _ := build(id)
+			raw, _ := c.Raw()
 			if string(row.Raw) != string(raw) || row.MessageID != fmt.Sprintf("m%d@tend.test", id) || row.EnvFrom != fmt.Sprintf("b%d@tend.test", id) || row.Status != storage.OutboxPending {
 				t.Errorf("outbox row %d = raw %q, Message-ID %q, from %q, status %q; want what Build made for it, pending", id, row.Raw, row.MessageID, row.EnvFrom, row.Status)
 			}
@@ -115,8 +120,8 @@ func TestQueueMailsOneTransaction(t *testing.T) {
 				out[i] = storage.QueuedMail{
 					Outbox:  storage.OutboxMail{TicketID: &tk, Kind: storage.OutboxToCustomer, EnvTo: "ann@example.com"},
 					Message: storage.Message{TicketID: &tk, ToAddrs: "ann@example.com", Subject: "batch"},
-					Build: func(id int64) ([]byte, string, string, error) {
-						return fmt.Appendf(nil, "Subject: %d\r\n\r\nx\r\n", id), fmt.Sprintf("q%d@tend.test", id), "b@tend.test", nil
+					Build: func(id int64) (storage.Composed, error) {
+						return storage.Composed{MessageID: fmt.Sprintf("q%d@tend.test", id), EnvFrom: "b@tend.test", Raw: storage.Fixed(fmt.Appendf(nil, "Subject: %d\r\n\r\nx\r\n", id))}, nil
 					},
 				}
 			}
@@ -189,6 +194,113 @@ func TestAgentsInOneTransaction(t *testing.T) {
 			return nil
 		}); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestQueueMailsComposedBeside: the bytes of queued mail are made beside
+// the transaction (Composed.Raw runs while the transaction goes on, not
+// inside QueueMails) and stored before it commits; a mail queued again
+// in the same transaction keeps its last bytes and their size; what a
+// savepoint rolled back is not stored; a mail whose bytes cannot be made
+// (an error, a panic) is marked failed, on the ticket's timeline, and
+// the rest of the transaction commits.
+func TestQueueMailsComposedBeside(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		d, err := committer(t, s).Deliver(ctx, incoming("ann@example.com", "a1@example.com", "Beside", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk := d.Ticket
+		mail := func(raw func() ([]byte, error)) storage.QueuedMail {
+			return storage.QueuedMail{
+				Outbox:  storage.OutboxMail{TicketID: &tk, Kind: storage.OutboxToCustomer, EnvTo: "ann@example.com"},
+				Message: storage.Message{TicketID: &tk, ToAddrs: "ann@example.com", Subject: "beside"},
+				Build: func(id int64) (storage.Composed, error) {
+					return storage.Composed{MessageID: fmt.Sprintf("c%d@tend.test", id), EnvFrom: "b@tend.test", Raw: raw}, nil
+				},
+			}
+		}
+		queued := make(chan struct{})
+		waited := func() ([]byte, error) {
+			select {
+			case <-queued:
+				return []byte("Subject: first\r\n\r\nfirst\r\n"), nil
+			case <-time.After(30 * time.Second):
+				return nil, errors.New("Raw ran inside QueueMails, not beside the transaction")
+			}
+		}
+		again := []byte("Subject: again\r\n\r\nthe coalesced text, longer than the first\r\n")
+		var first, broken, panicked, undone int64
+		if err := s.InTx(ctx, func(tx *storage.Tx) error {
+			ids, err := tx.QueueMails(ctx, []storage.QueuedMail{
+				mail(waited),
+				mail(func() ([]byte, error) { return nil, errors.New("no bytes today") }),
+				mail(func() ([]byte, error) { panic("template data") }),
+			})
+			if err != nil {
+				return err
+			}
+			close(queued)
+			first, broken, panicked = ids[0], ids[1], ids[2]
+			if done, err := tx.RequeueMail(ctx, first, storage.Fixed(again), 2, "again", ""); err != nil || !done {
+				return fmt.Errorf("requeue = %v, %w", done, err)
+			}
+			if err := tx.Savepoint("undo"); err != nil {
+				return err
+			}
+			ids, err = tx.QueueMails(ctx, []storage.QueuedMail{mail(storage.Fixed([]byte("Subject: undone\r\n\r\nx\r\n")))})
+			if err != nil {
+				return err
+			}
+			undone = ids[0]
+			return tx.RollbackTo("undo")
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if raw, err := s.OutboxRaw(ctx, first); err != nil || string(raw) != string(again) {
+			t.Errorf("mail queued again: bytes %q, %v; want its last ones %q", raw, err, again)
+		}
+		rows, err := s.Outbox(ctx, tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status := map[int64]storage.OutboxMail{}
+		for _, r := range rows {
+			status[r.ID] = r
+		}
+		if _, ok := status[undone]; ok {
+			t.Errorf("the rolled-back mail %d is in the outbox", undone)
+		}
+		if raw, _ := s.OutboxRaw(ctx, undone); raw != nil {
+			t.Errorf("the rolled-back mail has bytes %q", raw)
+		}
+		for _, id := range []int64{broken, panicked} {
+			if r := status[id]; r.Status != storage.OutboxFailed || !strings.Contains(r.LastError, "compose") {
+				t.Errorf("mail %d whose bytes could not be made: status %q, error %q; want failed, saying why", id, r.Status, r.LastError)
+			}
+		}
+		if r := status[first]; r.Status != storage.OutboxPending {
+			t.Errorf("the good mail is %q, want pending", r.Status)
+		}
+		det, err := s.GetTicket(ctx, tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		failures := 0
+		for _, e := range det.Events {
+			if e.Kind == vocab.EventOutboxFailed && strings.Contains(e.Detail, "could not be composed") {
+				failures++
+			}
+		}
+		if failures != 2 {
+			t.Errorf("%d composition failures on the timeline, want 2: %+v", failures, det.Events)
+		}
+		if !slices.ContainsFunc(det.Messages, func(m storage.Message) bool {
+			return m.OutboxID != nil && *m.OutboxID == first && m.Size == int64(len(again))
+		}) {
+			t.Errorf("the message row of mail %d does not have the size of its last bytes (%d)", first, len(again))
 		}
 	})
 }

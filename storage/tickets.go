@@ -15,10 +15,14 @@ import (
 
 // InTx runs fn in one transaction: everything the rules decide for an
 // event (state, outbox rows, timers, timeline) commits together or not at
-// all.
+// all. The bytes of the mail fn queued are stored last (flushBodies).
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	return s.write(ctx, false, func(db *gorm.DB) error {
-		return fn(&Tx{db: db, s: s})
+		tx := &Tx{db: db, s: s}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return tx.flushBodies(ctx)
 	})
 }
 

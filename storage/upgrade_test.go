@@ -362,8 +362,8 @@ func TestUpgradeMovesOutboxBodies(t *testing.T) {
 			if err := s.InTx(ctx, func(tx *storage.Tx) error {
 				var err error
 				pending, err = tx.QueueMail(ctx, storage.OutboxMail{Kind: storage.OutboxToStaff, EnvTo: "alice@acme.test"}, storage.Message{Role: "system"},
-					func(id int64) ([]byte, string, string, error) {
-						return big, "big" + itoa(id) + "@acme.test", "bounce@acme.test", nil
+					func(id int64) (storage.Composed, error) {
+						return storage.Composed{MessageID: "big" + itoa(id) + "@acme.test", EnvFrom: "bounce@acme.test", Raw: storage.Fixed(big)}, nil
 					})
 				return err
 			}); err != nil {

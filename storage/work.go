@@ -141,16 +141,34 @@ func (s *Store) RetryWork(ctx context.Context, id int64, cause error, retryAt ti
 
 // Savepoint marks a point in the transaction that RollbackTo returns to,
 // so one item of a batch can fail without undoing the others.
-func (t *Tx) Savepoint(name string) error { return savepoint(t.db, name) }
+func (t *Tx) Savepoint(name string) error {
+	if err := savepoint(t.db, name); err != nil {
+		return err
+	}
+	t.markSavepoint(name)
+	return nil
+}
 
 // RollbackTo undoes everything since Savepoint(name).
-func (t *Tx) RollbackTo(name string) error { return rollbackTo(t.db, name) }
+func (t *Tx) RollbackTo(name string) error {
+	if err := rollbackTo(t.db, name); err != nil {
+		return err
+	}
+	t.rollbackMark(name)
+	return nil
+}
 
 // Release ends Savepoint(name) (and those set since), keeping what was
 // done. Savepoints left open nest until the commit, and SQLite journals
 // each page a savepoint touches for as long as it is open: a batch's
 // journal would grow with the batch instead of one message's.
-func (t *Tx) Release(name string) error { return release(t.db, name) }
+func (t *Tx) Release(name string) error {
+	if err := release(t.db, name); err != nil {
+		return err
+	}
+	t.releaseMark(name)
+	return nil
+}
 
 // The savepoint statements, run here rather than through gorm's SavePoint
 // and RollbackTo: the dialects run them on a copy of the session and drop

@@ -49,8 +49,8 @@ func (e *env) answerAsAgent(ticket int64, parentID, msgID, text string) (raw, co
 		id, err := tx.QueueMail(e.ctx, storage.OutboxMail{TicketID: &ticket, Kind: storage.OutboxToCustomer, EnvTo: "customer@example.com"},
 			storage.Message{TicketID: &ticket, FromAddr: support, FromName: "Alice Agent (Acme Support)", ToAddrs: "customer@example.com",
 				Subject: "Re: conversation", InReplyTo: "<" + parentID + ">", Class: "human", Role: "system", Text: text},
-			func(id int64) ([]byte, string, string, error) {
-				return []byte("Subject: Re: conversation\r\n\r\n" + text), fmt.Sprintf("<tend.%d.%d@acme.test>", ticket, id), "bounce@acme.test", nil
+			func(id int64) (storage.Composed, error) {
+				return storage.Composed{MessageID: fmt.Sprintf("<tend.%d.%d@acme.test>", ticket, id), EnvFrom: "bounce@acme.test", Raw: storage.Fixed([]byte("Subject: Re: conversation\r\n\r\n" + text))}, nil
 			})
 		if err != nil {
 			return err

@@ -100,13 +100,38 @@ type Message struct {
 // (RFC 5322 section 2.1.1). Multipart boundaries are derived from the
 // Message-ID, so the same Message always gives the same bytes.
 func Build(m Message) ([]byte, error) {
+	d, err := Check(m)
+	if err != nil {
+		return nil, err
+	}
+	return d.Bytes()
+}
+
+// Draft is a Message whose header fields Check has built and found valid:
+// all that is left is writing it out (Bytes), which is most of the work of
+// Build (the quoted-printable and base64 bodies). The outbox writes drafts
+// beside the rest of the transaction that queues them, off SQLite's one
+// writer (storage.QueueMails).
+type Draft struct {
+	m      Message
+	fields []field
+}
+
+// Check validates m's header (addresses, identifiers, extra fields), the
+// part of Build that fails on bad data, and returns the draft to write.
+func Check(m Message) (*Draft, error) {
 	fs, err := header(m)
 	if err != nil {
 		return nil, err
 	}
+	return &Draft{m: m, fields: fs}, nil
+}
+
+// Bytes renders the draft as Build renders its Message.
+func (d *Draft) Bytes() ([]byte, error) {
 	var buf bytes.Buffer
-	b := &builder{seed: m.MessageID, w: &buf, root: fs}
-	if err := b.write(m); err != nil {
+	b := &builder{seed: d.m.MessageID, w: &buf, root: d.fields}
+	if err := b.write(d.m); err != nil {
 		return nil, fmt.Errorf("compose: %w", err)
 	}
 	return buf.Bytes(), nil
