@@ -26,6 +26,9 @@ func TestPreparedMatchesUnprepared(t *testing.T) {
 		{"fleur@example.fr", mailFrom("fleur@example.fr", "p1@example.com", "Export bloqué", "Bonjour, mon export est bloqué depuis hier et j'ai besoin du rapport.")},
 		{"dora@example.de", mailFrom("dora@example.de", "p2@example.com", "Export hängt", "Hallo, mein Export hängt seit gestern und ich brauche den Bericht.")},
 		{customer, mailWithAttachment("p3@example.com", "Printer log", "The printer prints blank pages.", "log.pdf", 10<<10)},
+		// A reply to mail tend never saw opens a ticket all the same.
+		{"paula@example.es", strings.Replace(mailFrom("paula@example.es", "p4@example.com", "Re: Factura duplicada",
+			"Hola, nos han cobrado dos veces la factura de marzo y necesitamos la devolución."), "Message-ID:", "In-Reply-To: <elsewhere@example.es>\r\nMessage-ID:", 1)},
 	}
 	run := func(prepare bool) (out []string, langs []string, forwarded [][]byte) {
 		w := newWorldWith(t, storagetest.OpenSQLite, &worldTweaks{
@@ -58,8 +61,8 @@ func TestPreparedMatchesUnprepared(t *testing.T) {
 	}
 	mailA, langA, fwdA := run(true)
 	mailB, langB, fwdB := run(false)
-	if !slices.Equal(langA, []string{"fr", "de", "en"}) || !slices.Equal(langA, langB) {
-		t.Errorf("ticket languages prepared %v, unprepared %v; want [fr de en] both", langA, langB)
+	if !slices.Equal(langA, []string{"fr", "de", "en", "es"}) || !slices.Equal(langA, langB) {
+		t.Errorf("ticket languages prepared %v, unprepared %v; want [fr de en es] both", langA, langB)
 	}
 	if len(mailA) == 0 || !slices.Equal(mailA, mailB) {
 		t.Errorf("prepared and unprepared mail differ:\n%s\n--- unprepared:\n%s", strings.Join(mailA, "\n"), strings.Join(mailB, "\n"))
@@ -70,8 +73,9 @@ func TestPreparedMatchesUnprepared(t *testing.T) {
 }
 
 // TestPrepare: the language is prepared for a customer's message that
-// starts a conversation, in the language it is written in, and not for a
-// reply or an agent's mail (the ticket has its language by then).
+// opened its ticket, in the language it is written in, a reply to mail
+// tend never saw included, and not for a message on a ticket opened
+// before it or an agent's mail (the ticket has its language by then).
 func TestPrepare(t *testing.T) {
 	w := newWorldOn(t, storagetest.OpenSQLite, withPolicy(t, "en", "", ""))
 	text := "Bonjour, mon export est bloqué depuis hier et j'ai besoin du rapport."
@@ -80,10 +84,10 @@ func TestPrepare(t *testing.T) {
 		msg  storage.Message
 		want bool
 	}{
-		{"new conversation", storage.Message{Direction: storage.DirectionIn, Role: "customer"}, true},
-		{"a reply", storage.Message{Direction: storage.DirectionIn, Role: "customer", InReplyTo: "a@example.com"}, false},
-		{"a reply by References", storage.Message{Direction: storage.DirectionIn, Role: "customer", References: "a@example.com"}, false},
-		{"an agent", storage.Message{Direction: storage.DirectionIn, Role: "agent"}, false},
+		{"new conversation", storage.Message{Direction: storage.DirectionIn, Role: "customer", OpensTicket: true}, true},
+		{"a reply opening its ticket", storage.Message{Direction: storage.DirectionIn, Role: "customer", InReplyTo: "a@example.com", OpensTicket: true}, true},
+		{"on a ticket opened before", storage.Message{Direction: storage.DirectionIn, Role: "customer"}, false},
+		{"an agent", storage.Message{Direction: storage.DirectionIn, Role: "agent", OpensTicket: true}, false},
 	}
 	for _, c := range cases {
 		m := c.msg

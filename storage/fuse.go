@@ -73,7 +73,10 @@ type TemplateOutcome struct {
 // TemplateOutcomes returns, per template, the newest outbox row on ticket.
 func (t *Tx) TemplateOutcomes(ctx context.Context, ticket int64) (map[string]TemplateOutcome, error) {
 	var rows []OutboxMail
-	if err := t.db.WithContext(ctx).Where("ticket_id = ? AND template <> ''", ticket).Order("id").Find(&rows).Error; err != nil {
+	// The columns read, not the whole rows: a ticket's rows were read
+	// whole for every notification.
+	if err := t.db.WithContext(ctx).Select("id, template, status, next_attempt_at, created_at").
+		Where("ticket_id = ? AND template <> ''", ticket).Order("id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("ticket %d outcomes: %w", ticket, err)
 	}
 	out := map[string]TemplateOutcome{}

@@ -219,14 +219,20 @@ type Message struct {
 	// Prepared is what the processor worked out of the message before
 	// its batch's transaction; nil on a message read from the database.
 	Prepared *Prepared `gorm:"-"`
+
+	// OpensTicket, set by MessagesByID, is true when m is its ticket's
+	// first message: the one the door opened the ticket for.
+	OpensTicket bool `gorm:"-"`
 }
 
 // StartsConversation reports whether m is a customer's incoming mail that
-// answers nothing (no In-Reply-To, no References): the mail a new ticket
-// is most often opened by, which what is worked out before the
-// processing transaction (Prepared) is for.
+// opened its ticket, which is what is worked out before the processing
+// transaction (Prepared) is for: the new ticket's language and content
+// cluster. Judged by the mail answering nothing (no In-Reply-To), it
+// missed the replies to mail tend never saw, and those were worked out
+// inside the transaction, on SQLite the one writer.
 func (m *Message) StartsConversation() bool {
-	return m.Direction == DirectionIn && m.Role == "customer" && m.InReplyTo == "" && m.References == ""
+	return m.Direction == DirectionIn && m.Role == "customer" && m.OpensTicket
 }
 
 // SenderAuth is the stored sender authentication verdict (see

@@ -320,7 +320,9 @@ func (t *Tx) LatestInStream(ctx context.Context, ticket int64, stream string) (O
 
 // LatestInStreams is LatestInStream for several streams of ticket at
 // once (a notification's, one per agent): one query, not one per agent.
-// Streams with no row are absent from the map.
+// Streams with no row are absent from the map. Only what coalescing
+// needs is read of each row: ID, Stream, Status, Count, NextAttemptAt,
+// SentAt and LeaseOwner.
 func (t *Tx) LatestInStreams(ctx context.Context, ticket int64, streams []string) (map[string]OutboxMail, error) {
 	out := make(map[string]OutboxMail, len(streams))
 	if len(streams) == 0 {
@@ -329,7 +331,8 @@ func (t *Tx) LatestInStreams(ctx context.Context, ticket int64, streams []string
 	var rows []OutboxMail
 	// The ticket's rows by idx on ticket_id, as LatestInStream reads them;
 	// in id order, so the last of each stream is its newest.
-	if err := t.db.WithContext(ctx).Where("ticket_id = ? AND stream IN ?", ticket, streams).Order("id").Find(&rows).Error; err != nil {
+	if err := t.db.WithContext(ctx).Select("id, stream, status, count, next_attempt_at, sent_at, lease_owner").
+		Where("ticket_id = ? AND stream IN ?", ticket, streams).Order("id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("ticket %d streams: %w", ticket, err)
 	}
 	for _, r := range rows {

@@ -304,3 +304,37 @@ func TestQueueMailsComposedBeside(t *testing.T) {
 		}
 	})
 }
+
+// TestMessagesOpeningTheirTickets: MessagesByID tells the message that
+// opened its ticket (a new subject, or a reply to mail never seen) from
+// one that joined a ticket opened before it.
+func TestMessagesOpeningTheirTickets(t *testing.T) {
+	suite(t, func(t *testing.T, s *storage.Store, clock *storagetest.FakeClock) {
+		ctx := context.Background()
+		c := committer(t, s)
+		var rows []int64
+		for _, in := range []*storage.Incoming{
+			incoming("ann@example.com", "o1@example.com", "Opens", ""),
+			incoming("ann@example.com", "o2@example.com", "Re: Opens", "o1@example.com"),
+			incoming("bob@example.com", "o3@example.com", "Re: elsewhere", "never-seen@example.com"),
+		} {
+			d, err := c.Deliver(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows = append(rows, d.MessageRowID)
+		}
+		msgs, err := s.MessagesByID(ctx, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *msgs[rows[0]].TicketID != *msgs[rows[1]].TicketID {
+			t.Fatalf("the reply was not threaded onto the first ticket: %+v", msgs)
+		}
+		for i, want := range []bool{true, false, true} {
+			if got := msgs[rows[i]].OpensTicket; got != want {
+				t.Errorf("message %d opens its ticket = %v, want %v", i+1, got, want)
+			}
+		}
+	})
+}

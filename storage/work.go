@@ -186,14 +186,32 @@ func release(db *gorm.DB, name string) error {
 	return db.Exec("RELEASE SAVEPOINT " + db.Statement.Quote(name)).Error
 }
 
-// MessagesByID returns message rows by id.
+// MessagesByID returns message rows by id, with OpensTicket set.
 func (s *Store) MessagesByID(ctx context.Context, ids []int64) (map[int64]Message, error) {
 	var ms []Message
 	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&ms).Error; err != nil {
 		return nil, fmt.Errorf("messages: %w", err)
 	}
 	out := make(map[int64]Message, len(ms))
+	var tickets []int64
 	for _, m := range ms {
+		if m.TicketID != nil {
+			tickets = append(tickets, *m.TicketID)
+		}
+	}
+	first := map[int64]int64{}
+	if len(tickets) > 0 {
+		var rows []struct{ TicketID, First int64 }
+		if err := s.db.WithContext(ctx).Model(&Message{}).Select("ticket_id, MIN(id) AS first").
+			Where("ticket_id IN ?", tickets).Group("ticket_id").Find(&rows).Error; err != nil {
+			return nil, fmt.Errorf("messages: first of their tickets: %w", err)
+		}
+		for _, r := range rows {
+			first[r.TicketID] = r.First
+		}
+	}
+	for _, m := range ms {
+		m.OpensTicket = m.TicketID != nil && first[*m.TicketID] == m.ID
 		out[m.ID] = m
 	}
 	return out, nil
