@@ -114,7 +114,7 @@ func (x *Executor) notifyAll(sc *scope, ev rules.Event, template, to string, exc
 		if waiting {
 			data.Count = last.Count + 1
 		}
-		r, ok, err := x.render(sc, template, data)
+		subject, body, ok, err := x.renderLater(sc, template, data)
 		if !ok {
 			if err != nil {
 				return err
@@ -130,7 +130,7 @@ func (x *Executor) notifyAll(sc *scope, ev rules.Event, template, to string, exc
 			From:    compose.Address{Name: from, Email: sc.v.Inbox.Address},
 			To:      []compose.Address{{Name: ag.Name, Email: ag.Email}},
 			ReplyTo: []compose.Address{{Name: sc.v.Inbox.Name, Email: reply}},
-			Subject: threading.TagSubject(r.Subject, sc.v.ID, x.opts.TagPrefix), Text: r.Text, HTML: r.HTML,
+			Subject: threading.TagSubject(subject, sc.v.ID, x.opts.TagPrefix), Body: body,
 			Attachments: content.forward,
 		}
 		if waiting {
@@ -138,7 +138,7 @@ func (x *Executor) notifyAll(sc *scope, ev rules.Event, template, to string, exc
 			if err != nil {
 				return err
 			}
-			done, err := sc.tx.RequeueMail(sc.ctx, last.ID, c.Raw, data.Count, m.Text, m.HTML)
+			done, err := sc.tx.RequeueMail(sc.ctx, last.ID, c.Raw, data.Count)
 			if err != nil {
 				return err
 			}
@@ -161,10 +161,10 @@ func (x *Executor) notifyAll(sc *scope, ev rules.Event, template, to string, exc
 			// The waiting mail was claimed after it was rendered with a
 			// higher count: render this one afresh.
 			data.Count = 1
-			if r, ok, err = x.render(sc, template, data); !ok {
+			if subject, body, ok, err = x.renderLater(sc, template, data); !ok {
 				return err
 			}
-			m.Subject, m.Text, m.HTML = threading.TagSubject(r.Subject, sc.v.ID, x.opts.TagPrefix), r.Text, r.HTML
+			m.Subject, m.Body = threading.TagSubject(subject, sc.v.ID, x.opts.TagPrefix), body
 		}
 		if _, err := x.queue(sc, o, m); err != nil {
 			return err

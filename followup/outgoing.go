@@ -201,10 +201,29 @@ func (x *Executor) render(sc *scope, name string, data rules.TemplateData) (rule
 func (x *Executor) renderIn(sc *scope, name, lang string, data rules.TemplateData) (rules.Rendered, bool, error) {
 	r, err := x.opts.Templates.RenderIn(name, sc.v.Inbox.Address, lang, data)
 	if err != nil {
-		x.log.Error("template failed", "ticket", sc.v.ID, "template", name, "err", err)
-		return r, false, sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventMailFailed, "", fmt.Sprintf("template %s: %v", name, err), nil)
+		return r, false, x.templateFailed(sc, name, err)
 	}
 	return r, true, nil
+}
+
+// renderLater renders a staff template's subject as render does, and
+// leaves its body to the composition of the mail (compose.Message.Body),
+// which runs beside the transaction: a staff mail's message row keeps no
+// text (queue), so nothing in the transaction needs it. A body that fails
+// to render fails its mail (storage.Composed).
+func (x *Executor) renderLater(sc *scope, name string, data rules.TemplateData) (string, func() (string, string, error), bool, error) {
+	subject, body, err := x.opts.Templates.RenderLaterIn(name, sc.v.Inbox.Address, "", data)
+	if err != nil {
+		return "", nil, false, x.templateFailed(sc, name, err)
+	}
+	return subject, body, true, nil
+}
+
+// templateFailed puts a template's failure on the timeline; the mail is
+// not sent (templates are checked at load, so this is rare).
+func (x *Executor) templateFailed(sc *scope, name string, err error) error {
+	x.log.Error("template failed", "ticket", sc.v.ID, "template", name, "err", err)
+	return sc.tx.AddEvent(sc.ctx, sc.v.ID, vocab.EventMailFailed, "", fmt.Sprintf("template %s: %v", name, err), nil)
 }
 
 // sendTemplate mails a template to the customer in the ticket's thread,

@@ -378,26 +378,38 @@ func parsePair(fsys fs.FS, where, name string) (*pair, error) {
 
 func (p *pair) render(d TemplateData) (Rendered, error) {
 	var r Rendered
+	var err error
+	if r.Subject, err = p.renderSubject(d); err != nil {
+		return r, err
+	}
+	r.Text, r.HTML, err = p.renderBody(d)
+	return r, err
+}
+
+func (p *pair) renderSubject(d TemplateData) (string, error) {
 	var b bytes.Buffer
 	if err := p.subject.Execute(&b, d); err != nil {
-		return r, fmt.Errorf("subject: %w", err)
+		return "", fmt.Errorf("subject: %w", err)
 	}
 	// A subject is one header line: the customer's own subject may carry
 	// CR/LF or tabs, which must not become header injection (RFC 5322 §2.2).
-	r.Subject = strings.Join(strings.Fields(b.String()), " ")
-	b.Reset()
+	return strings.Join(strings.Fields(b.String()), " "), nil
+}
+
+func (p *pair) renderBody(d TemplateData) (text, html string, err error) {
+	var b bytes.Buffer
 	if err := p.text.Execute(&b, d); err != nil {
-		return r, fmt.Errorf("text: %w", err)
+		return "", "", fmt.Errorf("text: %w", err)
 	}
-	r.Text = b.String()
+	text = b.String()
 	if p.html != nil {
 		b.Reset()
 		if err := p.html.Execute(&b, d); err != nil {
-			return r, fmt.Errorf("html: %w", err)
+			return "", "", fmt.Errorf("html: %w", err)
 		}
-		r.HTML = b.String()
+		html = b.String()
 	}
-	return r, nil
+	return text, html, nil
 }
 
 // Has reports whether name is defined by some layer.
@@ -426,6 +438,23 @@ func (t *Templates) Render(name, inbox string, data TemplateData) (Rendered, err
 // English override, so that a customer is never answered in English
 // because an admin reworded the English text. Translations are text-only.
 func (t *Templates) RenderIn(name, inbox, lang string, data TemplateData) (Rendered, error) {
+	subject, body, err := t.RenderLaterIn(name, inbox, lang, data)
+	if err != nil {
+		return Rendered{}, err
+	}
+	r := Rendered{Subject: subject}
+	if r.Text, r.HTML, err = body(); err != nil {
+		return Rendered{}, err
+	}
+	return r, nil
+}
+
+// RenderLaterIn renders the subject of template name as RenderIn does,
+// and returns body, which renders its text and HTML when called, on any
+// goroutine: a notification's body, the bulk of its rendering, is made
+// beside the transaction that queues it (compose.Message.Body). data
+// must not change afterwards.
+func (t *Templates) RenderLaterIn(name, inbox, lang string, data TemplateData) (subject string, body func() (text, html string, err error), err error) {
 	p := t.perInbox[strings.ToLower(inbox)][name]
 	if p == nil && lang != "" {
 		if p = t.userLangs[lang][name]; p == nil {
@@ -439,13 +468,18 @@ func (t *Templates) RenderIn(name, inbox, lang string, data TemplateData) (Rende
 		p = t.defaults[name]
 	}
 	if p == nil {
-		return Rendered{}, fmt.Errorf("render %q: %w", name, ErrUnknownTemplate)
+		return "", nil, fmt.Errorf("render %q: %w", name, ErrUnknownTemplate)
 	}
-	r, err := p.render(data)
-	if err != nil {
-		return Rendered{}, fmt.Errorf("render %q: %w", name, err)
+	if subject, err = p.renderSubject(data); err != nil {
+		return "", nil, fmt.Errorf("render %q: %w", name, err)
 	}
-	return r, nil
+	return subject, func() (string, string, error) {
+		text, html, err := p.renderBody(data)
+		if err != nil {
+			return "", "", fmt.Errorf("render %q: %w", name, err)
+		}
+		return text, html, nil
+	}, nil
 }
 
 // sampleBodyMarker stands for the customer's text in SampleData.

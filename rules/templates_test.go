@@ -175,3 +175,33 @@ func TestDataFor(t *testing.T) {
 		t.Errorf("message data = %+v", d.Message)
 	}
 }
+
+// TestRenderLaterIn: rendering a template's subject now and its body
+// later gives what rendering it at once does, for every template.
+func TestRenderLaterIn(t *testing.T) {
+	tm, err := LoadTemplates("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := SampleData()
+	for _, name := range TemplateNames() {
+		now, err := tm.RenderIn(name, "support@example.com", "", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subject, body, err := tm.RenderLaterIn(name, "support@example.com", "", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, html, err := body()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (Rendered{Subject: subject, Text: text, HTML: html}) != now || text == "" {
+			t.Errorf("%s: later %q / %q / %q, at once %+v", name, subject, text, html, now)
+		}
+	}
+	if _, _, err := tm.RenderLaterIn("no_such_template", "support@example.com", "", data); !errors.Is(err, ErrUnknownTemplate) {
+		t.Errorf("unknown template: %v", err)
+	}
+}

@@ -132,13 +132,6 @@ func SetFaults(s *Store, fn func(phase string) error) { s.faults = fn }
 // OutboxRaw returns the stored bytes of outbox row id (nil once pruned).
 func OutboxRaw(ctx context.Context, s *Store, id int64) ([]byte, error) { return s.OutboxRaw(ctx, id) }
 
-// RequeueMessage exposes the rewrite of a coalesced notification's
-// message row, which RequeueMail reaches only once its outbox row was
-// updated (never in a dry run), for TestQueryPlans.
-func (t *Tx) RequeueMessage(ctx context.Context, id int64) error {
-	return t.requeueMessage(ctx, id, "", "")
-}
-
 // SetOutboxSizes exposes the size update of the message rows of mail
 // whose bytes were just stored (flushBodies), for TestQueryPlans.
 func (t *Tx) SetOutboxSizes(ctx context.Context, ids ...int64) error {

@@ -53,15 +53,6 @@ func (t *Tx) ReleaseHeldMail(ctx context.Context, ticket int64) (int, error) {
 	return int(res.RowsAffected), nil
 }
 
-// requeueMessage rewrites the message row of outbox row id, found by
-// its indexed outbox_id: without the index each coalesced notification
-// read the whole messages table, bodies and all (half of the after-work's
-// CPU in a burst).
-func (t *Tx) requeueMessage(ctx context.Context, id int64, text, html string) error {
-	return t.db.WithContext(ctx).Model(&Message{}).Where("outbox_id = ?", id).
-		Updates(map[string]any{"text": safeText(text), "html": safeText(html)}).Error
-}
-
 // TemplateOutcome is what became of the newest mail of one template on a
 // ticket, for texts that say what the customer was told.
 type TemplateOutcome struct {

@@ -343,9 +343,11 @@ func (t *Tx) LatestInStreams(ctx context.Context, ticket int64, streams []string
 
 // RequeueMail replaces the content of an outbox row that has not been
 // sent yet (a coalesced notification standing for one more event): its
-// raw bytes (made by raw, as Composed.Raw is), its count, and the text of
-// its message row. It reports whether the row was still waiting.
-func (t *Tx) RequeueMail(ctx context.Context, id int64, raw func() ([]byte, error), count int, text, html string) (bool, error) {
+// raw bytes (made by raw, as Composed.Raw is, and the size of its message
+// row with them) and its count. It reports whether the row was still
+// waiting. The message row of staff mail keeps no text (the ticket holds
+// it), so there is none to rewrite.
+func (t *Tx) RequeueMail(ctx context.Context, id int64, raw func() ([]byte, error), count int) (bool, error) {
 	db := t.db.WithContext(ctx)
 	res := db.Model(&OutboxMail{}).Where("id = ? AND status IN ? AND lease_owner = ''", id, []string{OutboxPending, OutboxHeld}).
 		Update("count", count)
@@ -358,8 +360,5 @@ func (t *Tx) RequeueMail(ctx context.Context, id int64, raw func() ([]byte, erro
 	// Stored as an upsert (flushBodies): a waiting mail has its bytes,
 	// but a row that lost them would otherwise be sent empty.
 	t.startBody(id, raw)
-	if err := t.requeueMessage(ctx, id, text, html); err != nil {
-		return false, fmt.Errorf("requeue outbox %d message: %w", id, err)
-	}
 	return true, nil
 }

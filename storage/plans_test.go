@@ -130,9 +130,6 @@ func TestQueryPlans(t *testing.T) {
 				_, err := tx.CustomerHistory(ctx, tk.Customer, 0)
 				return err
 			}},
-			{"RequeueMail (the coalesced notification's message row)", func(ctx context.Context, tx *storage.Tx) error {
-				return tx.RequeueMessage(ctx, 1)
-			}},
 			{"the sizes of queued mail (flushBodies)", func(ctx context.Context, tx *storage.Tx) error {
 				return tx.SetOutboxSizes(ctx, 1, 2, 3)
 			}},

@@ -244,7 +244,7 @@ func TestQueueMailsComposedBeside(t *testing.T) {
 			}
 			close(queued)
 			first, broken, panicked = ids[0], ids[1], ids[2]
-			if done, err := tx.RequeueMail(ctx, first, storage.Fixed(again), 2, "again", ""); err != nil || !done {
+			if done, err := tx.RequeueMail(ctx, first, storage.Fixed(again), 2); err != nil || !done {
 				return fmt.Errorf("requeue = %v, %w", done, err)
 			}
 			if err := tx.Savepoint("undo"); err != nil {

@@ -73,7 +73,12 @@ type Message struct {
 	// Text is the plain body. HTML, when set, makes the message
 	// multipart/alternative with Text first (RFC 2046 section 5.1.4: the
 	// last part is the preferred one).
-	Text, HTML  string
+	Text, HTML string
+	// Body, when set, makes Text and HTML when the message is written
+	// (Build, Draft.Bytes), on whatever goroutine writes it: the outbox
+	// writes drafts beside the transaction that queued them, and a
+	// notification's rendered body then costs that transaction nothing.
+	Body        func() (text, html string, err error)
 	Attachments []Attachment
 	// Auto marks automatic mail (acknowledgements, notifications): it adds
 	// Auto-Submitted: auto-replied (RFC 3834 section 5) and
@@ -129,9 +134,16 @@ func Check(m Message) (*Draft, error) {
 
 // Bytes renders the draft as Build renders its Message.
 func (d *Draft) Bytes() ([]byte, error) {
+	m := d.m
+	if m.Body != nil {
+		var err error
+		if m.Text, m.HTML, err = m.Body(); err != nil {
+			return nil, fmt.Errorf("compose: body: %w", err)
+		}
+	}
 	var buf bytes.Buffer
-	b := &builder{seed: d.m.MessageID, w: &buf, root: d.fields}
-	if err := b.write(d.m); err != nil {
+	b := &builder{seed: m.MessageID, w: &buf, root: d.fields}
+	if err := b.write(m); err != nil {
 		return nil, fmt.Errorf("compose: %w", err)
 	}
 	return buf.Bytes(), nil

@@ -346,3 +346,46 @@ func TestBuildAgentReplyIsNotAuto(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyMadeWhenWritten: a Message whose Body makes its text and HTML
+// when it is written gives the very bytes of one that carried them from
+// the start (Build and Check then Bytes alike), Check does not call Body
+// (it runs in the transaction that queues the mail; the body beside it),
+// and a Body that fails fails the writing, saying so.
+func TestBodyMadeWhenWritten(t *testing.T) {
+	whole := htmlReply()
+	want, err := Build(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	later := whole
+	later.Text, later.HTML = "", ""
+	later.Body = func() (string, string, error) {
+		calls++
+		return whole.Text, whole.HTML, nil
+	}
+	d, err := Check(later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 0 {
+		t.Fatalf("Check made the body (%d calls)", calls)
+	}
+	got, err := d.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	built, err := Build(later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) || !bytes.Equal(built, want) {
+		t.Errorf("a body made when written differs from one given:\n%s\n--- want:\n%s", got, want)
+	}
+	broken := later
+	broken.Body = func() (string, string, error) { return "", "", errors.New("html: no such field") }
+	if _, err := Build(broken); err == nil || !strings.Contains(err.Error(), "body") || !strings.Contains(err.Error(), "no such field") {
+		t.Errorf("a failing body: err %v, want it named", err)
+	}
+}
