@@ -13,6 +13,7 @@ import (
 	"github.com/tendhq/tend/internal/testenv"
 	"github.com/tendhq/tend/mail/classify"
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
 )
 
 // TestCorpusBouncesFailTheirOutboxRows delivers real bounces from the
@@ -60,7 +61,7 @@ func TestCorpusBouncesFailTheirOutboxRows(t *testing.T) {
 			ticket := int64(1)
 			id, err = tx.QueueMail(ctx, storage.OutboxMail{TicketID: &ticket, Kind: storage.OutboxToCustomer, EnvTo: customer},
 				storage.Message{TicketID: &ticket}, func(int64) (storage.Composed, error) {
-					return storage.Composed{MessageID: dsn.OriginalMessageID, EnvFrom: "bounce@" + domain, Raw: storage.Fixed([]byte("Subject: x\r\n\r\nx\r\n"))}, nil
+					return storage.Composed{MessageID: dsn.OriginalMessageID, EnvFrom: "bounce@" + domain, Raw: storagetest.Fixed([]byte("Subject: x\r\n\r\nx\r\n"))}, nil
 				})
 			return err
 		})

@@ -173,7 +173,7 @@ func TestSenderClaimsManyHoldsFew(t *testing.T) {
 			Build: func(id int64) (storage.Composed, error) {
 				msgID := fmt.Sprintf("m%d@tend.test", id)
 				raw := fmt.Sprintf("From: support@acme.test\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s>\r\n\r\nbody of %s\r\n", rcpt, subject, msgID, subject)
-				return storage.Composed{MessageID: msgID, EnvFrom: "bounce@tend.test", Raw: storage.Fixed([]byte(raw))}, nil
+				return storage.Composed{MessageID: msgID, EnvFrom: "bounce@tend.test", Raw: storagetest.Fixed([]byte(raw))}, nil
 			},
 		})
 	}

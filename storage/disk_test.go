@@ -193,7 +193,7 @@ func TestPruneOutboxKeepsMetadata(t *testing.T) {
 				}
 				var err error
 				id, err = tx.QueueMail(ctx, o, m, func(id int64) (storage.Composed, error) {
-					return storage.Composed{MessageID: "out" + itoa(id) + "@acme.test", EnvFrom: "bounce@acme.test", Raw: storage.Fixed([]byte("Subject: x\r\n\r\n" + text))}, nil
+					return storage.Composed{MessageID: "out" + itoa(id) + "@acme.test", EnvFrom: "bounce@acme.test", Raw: storagetest.Fixed([]byte("Subject: x\r\n\r\n" + text))}, nil
 				})
 				return err
 			})
@@ -337,7 +337,7 @@ func queueOutbox(t *testing.T, s *storage.Store, ticket int64, kind string) int6
 		}
 		var err error
 		id, err = tx.QueueMail(ctx, storage.OutboxMail{TicketID: &tk, Kind: kind, EnvTo: "alice@acme.test"}, m, func(id int64) (storage.Composed, error) {
-			return storage.Composed{MessageID: "out" + itoa(id) + "@acme.test", EnvFrom: "bounce@acme.test", Raw: storage.Fixed([]byte("Subject: x\r\n\r\nbody"))}, nil
+			return storage.Composed{MessageID: "out" + itoa(id) + "@acme.test", EnvFrom: "bounce@acme.test", Raw: storagetest.Fixed([]byte("Subject: x\r\n\r\nbody"))}, nil
 		})
 		return err
 	})
@@ -400,7 +400,7 @@ func TestDroppedBodiesFreePages(t *testing.T) {
 			tk := d.Ticket
 			_, err := tx.QueueMail(ctx, storage.OutboxMail{TicketID: &tk, Kind: storage.OutboxToStaff, EnvTo: "alice@acme.test"},
 				storage.Message{Text: body, Role: "system"}, func(id int64) (storage.Composed, error) {
-					return storage.Composed{MessageID: "out" + itoa(id) + "@acme.test", EnvFrom: "bounce@acme.test", Raw: storage.Fixed([]byte("Subject: x\r\n\r\n" + body))}, nil
+					return storage.Composed{MessageID: "out" + itoa(id) + "@acme.test", EnvFrom: "bounce@acme.test", Raw: storagetest.Fixed([]byte("Subject: x\r\n\r\n" + body))}, nil
 				})
 			return err
 		})

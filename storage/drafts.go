@@ -26,11 +26,6 @@ type Composed struct {
 	Raw                func() ([]byte, error)
 }
 
-// Fixed is a Composed.Raw for bytes made already.
-func Fixed(raw []byte) func() ([]byte, error) {
-	return func() ([]byte, error) { return raw, nil }
-}
-
 // bodyJob is one outbox row's bytes on their way: composed by a
 // goroutine, stored by flushBodies.
 type bodyJob struct {

@@ -126,7 +126,7 @@ func queue(t *testing.T, s *storage.Store, o storage.OutboxMail, msgTicket *int6
 		id, err := tx.QueueMail(ctx, o, storage.Message{TicketID: msgTicket, FromAddr: "support@acme.test", Text: body},
 			func(id int64) (storage.Composed, error) {
 				mid := fmt.Sprintf("out%d@mail.acme.test", id)
-				return storage.Composed{MessageID: mid, EnvFrom: "bounce@mail.acme.test", Raw: storage.Fixed([]byte("Message-ID: <" + mid + ">\r\nTo: " + o.EnvTo + "\r\n\r\n" + body + "\r\n"))}, nil
+				return storage.Composed{MessageID: mid, EnvFrom: "bounce@mail.acme.test", Raw: storagetest.Fixed([]byte("Message-ID: <" + mid + ">\r\nTo: " + o.EnvTo + "\r\n\r\n" + body + "\r\n"))}, nil
 			})
 		if err != nil || !sent {
 			return err

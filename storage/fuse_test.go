@@ -30,7 +30,7 @@ func TestHeldAndDeferredMail(t *testing.T) {
 			err := s.InTx(ctx, func(tx *storage.Tx) error {
 				var err error
 				id, err = tx.QueueMail(ctx, o, storage.Message{TicketID: &tk}, func(id int64) (storage.Composed, error) {
-					return storage.Composed{MessageID: fmt.Sprintf("m%d@tend.test", id), EnvFrom: "b@tend.test", Raw: storage.Fixed([]byte("Subject: x\r\n\r\nx\r\n"))}, nil
+					return storage.Composed{MessageID: fmt.Sprintf("m%d@tend.test", id), EnvFrom: "b@tend.test", Raw: storagetest.Fixed([]byte("Subject: x\r\n\r\nx\r\n"))}, nil
 				})
 				return err
 			})
@@ -75,7 +75,7 @@ func TestHeldAndDeferredMail(t *testing.T) {
 			if err != nil || !ok || last.ID != later {
 				t.Fatalf("LatestInStream = %+v %v %v", last, ok, err)
 			}
-			if done, err := tx.RequeueMail(ctx, later, storage.Fixed([]byte("Subject: y\r\n\r\ny\r\n")), 3); err != nil || !done {
+			if done, err := tx.RequeueMail(ctx, later, storagetest.Fixed([]byte("Subject: y\r\n\r\ny\r\n")), 3); err != nil || !done {
 				t.Errorf("RequeueMail of a waiting row = %v, %v", done, err)
 			}
 			if tripped, err := tx.HoldTicketMail(ctx, tk); err != nil || !tripped {
@@ -106,7 +106,7 @@ func TestHeldAndDeferredMail(t *testing.T) {
 			}
 		}
 		err = s.InTx(ctx, func(tx *storage.Tx) error {
-			if done, err := tx.RequeueMail(ctx, later, storage.Fixed([]byte("x")), 4); err != nil || done {
+			if done, err := tx.RequeueMail(ctx, later, storagetest.Fixed([]byte("x")), 4); err != nil || done {
 				t.Errorf("RequeueMail of a sent row = %v, %v; want refused", done, err)
 			}
 			n, err := tx.ReleaseHeldMail(ctx, tk)

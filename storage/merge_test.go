@@ -43,7 +43,7 @@ func queueReply(t *testing.T, s *storage.Store, ticket int64, msgID string) int6
 		id, err = tx.QueueMail(ctx, storage.OutboxMail{TicketID: &ticket, Kind: storage.OutboxToCustomer, EnvTo: "x@example.com"},
 			storage.Message{TicketID: &ticket, FromAddr: "support@acme.test", Subject: "Re: reply"},
 			func(int64) (storage.Composed, error) {
-				return storage.Composed{MessageID: msgID, EnvFrom: "bounces@acme.test", Raw: storage.Fixed([]byte("Message-ID: <" + msgID + ">\r\n\r\nhi\r\n"))}, nil
+				return storage.Composed{MessageID: msgID, EnvFrom: "bounces@acme.test", Raw: storagetest.Fixed([]byte("Message-ID: <" + msgID + ">\r\n\r\nhi\r\n"))}, nil
 			})
 		return err
 	})

@@ -24,7 +24,7 @@ func TestQueueMails(t *testing.T) {
 		ctx := context.Background()
 		c := committer(t, s)
 		build := func(id int64) (storage.Composed, error) {
-			return storage.Composed{MessageID: fmt.Sprintf("m%d@tend.test", id), EnvFrom: fmt.Sprintf("b%d@tend.test", id), Raw: storage.Fixed(fmt.Appendf(nil, "Subject: mail %d\r\n\r\nbody %d\r\n", id, id))}, nil
+			return storage.Composed{MessageID: fmt.Sprintf("m%d@tend.test", id), EnvFrom: fmt.Sprintf("b%d@tend.test", id), Raw: storagetest.Fixed(fmt.Appendf(nil, "Subject: mail %d\r\n\r\nbody %d\r\n", id, id))}, nil
 		}
 		queue := func(tk int64, to ...string) []int64 {
 			t.Helper()
@@ -121,7 +121,7 @@ func TestQueueMailsOneTransaction(t *testing.T) {
 					Outbox:  storage.OutboxMail{TicketID: &tk, Kind: storage.OutboxToCustomer, EnvTo: "ann@example.com"},
 					Message: storage.Message{TicketID: &tk, ToAddrs: "ann@example.com", Subject: "batch"},
 					Build: func(id int64) (storage.Composed, error) {
-						return storage.Composed{MessageID: fmt.Sprintf("q%d@tend.test", id), EnvFrom: "b@tend.test", Raw: storage.Fixed(fmt.Appendf(nil, "Subject: %d\r\n\r\nx\r\n", id))}, nil
+						return storage.Composed{MessageID: fmt.Sprintf("q%d@tend.test", id), EnvFrom: "b@tend.test", Raw: storagetest.Fixed(fmt.Appendf(nil, "Subject: %d\r\n\r\nx\r\n", id))}, nil
 					},
 				}
 			}
@@ -244,13 +244,13 @@ func TestQueueMailsComposedBeside(t *testing.T) {
 			}
 			close(queued)
 			first, broken, panicked = ids[0], ids[1], ids[2]
-			if done, err := tx.RequeueMail(ctx, first, storage.Fixed(again), 2); err != nil || !done {
+			if done, err := tx.RequeueMail(ctx, first, storagetest.Fixed(again), 2); err != nil || !done {
 				return fmt.Errorf("requeue = %v, %w", done, err)
 			}
 			if err := tx.Savepoint("undo"); err != nil {
 				return err
 			}
-			ids, err = tx.QueueMails(ctx, []storage.QueuedMail{mail(storage.Fixed([]byte("Subject: undone\r\n\r\nx\r\n")))})
+			ids, err = tx.QueueMails(ctx, []storage.QueuedMail{mail(storagetest.Fixed([]byte("Subject: undone\r\n\r\nx\r\n")))})
 			if err != nil {
 				return err
 			}

@@ -363,7 +363,7 @@ func TestUpgradeMovesOutboxBodies(t *testing.T) {
 				var err error
 				pending, err = tx.QueueMail(ctx, storage.OutboxMail{Kind: storage.OutboxToStaff, EnvTo: "alice@acme.test"}, storage.Message{Role: "system"},
 					func(id int64) (storage.Composed, error) {
-						return storage.Composed{MessageID: "big" + itoa(id) + "@acme.test", EnvFrom: "bounce@acme.test", Raw: storage.Fixed(big)}, nil
+						return storage.Composed{MessageID: "big" + itoa(id) + "@acme.test", EnvFrom: "bounce@acme.test", Raw: storagetest.Fixed(big)}, nil
 					})
 				return err
 			}); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tendhq/tend/storage"
+	"github.com/tendhq/tend/storage/storagetest"
 )
 
 // answerAsAgent stores what the executor leaves when an agent answers by
@@ -50,7 +51,7 @@ func (e *env) answerAsAgent(ticket int64, parentID, msgID, text string) (raw, co
 			storage.Message{TicketID: &ticket, FromAddr: support, FromName: "Alice Agent (Acme Support)", ToAddrs: "customer@example.com",
 				Subject: "Re: conversation", InReplyTo: "<" + parentID + ">", Class: "human", Role: "system", Text: text},
 			func(id int64) (storage.Composed, error) {
-				return storage.Composed{MessageID: fmt.Sprintf("<tend.%d.%d@acme.test>", ticket, id), EnvFrom: "bounce@acme.test", Raw: storage.Fixed([]byte("Subject: Re: conversation\r\n\r\n" + text))}, nil
+				return storage.Composed{MessageID: fmt.Sprintf("<tend.%d.%d@acme.test>", ticket, id), EnvFrom: "bounce@acme.test", Raw: storagetest.Fixed([]byte("Subject: Re: conversation\r\n\r\n" + text))}, nil
 			})
 		if err != nil {
 			return err

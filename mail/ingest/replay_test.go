@@ -239,7 +239,7 @@ func (ci *corpusInstall) recordSent(t *testing.T, ticket int64, raw []byte, h in
 	o := storage.OutboxMail{TicketID: &ticket, Kind: storage.OutboxToCustomer, EnvTo: strings.Join(h.To, ",")}
 	err := ci.store.InTx(ctx, func(tx *storage.Tx) error {
 		_, err := tx.QueueMail(ctx, o, m, func(int64) (storage.Composed, error) {
-			return storage.Composed{MessageID: h.MessageID, EnvFrom: "bounces@" + threadingtest.CorpusDomain, Raw: storage.Fixed(raw)}, nil
+			return storage.Composed{MessageID: h.MessageID, EnvFrom: "bounces@" + threadingtest.CorpusDomain, Raw: storagetest.Fixed(raw)}, nil
 		})
 		if err != nil {
 			return err
