@@ -307,9 +307,16 @@ func (x *Executor) ruleMessage(m *storage.Message, role string) *rules.Message {
 
 // event builds an event of type typ on the scope's ticket.
 func (x *Executor) event(sc *scope, typ vocab.EventKind) (rules.Event, error) {
-	lastHour, today, err := sc.tx.AutoMailCounts(sc.ctx, sc.v.Customer.Email, sc.v.ID)
+	now := x.opts.Clock.Now()
+	counts, err := sc.tx.MailCounts(sc.ctx, sc.v.Customer.Email, sc.v.ID, now.Add(-x.opts.FuseWindow), now.Add(-24*time.Hour))
 	if err != nil {
 		return rules.Event{}, err
+	}
+	lastHour, today := counts.ToAddrLastHour, counts.OnTicketToday
+	if sc.fuse.burst < 0 {
+		// Read with the flood counts: the fuse, asked before this
+		// event's first mail, need not read them again.
+		sc.fuse.burst, sc.fuse.day = counts.Burst, counts.Day
 	}
 	v := sc.v
 	t := rules.Ticket{

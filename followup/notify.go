@@ -63,10 +63,11 @@ func (x *Executor) notifyAll(sc *scope, ev rules.Event, template, to string, exc
 	if template == "notify_note" {
 		purpose = threading.PurposeNote
 	}
-	told, err := x.told(sc)
+	tm, err := sc.tx.TemplatedMail(sc.ctx, sc.v.ID)
 	if err != nil {
 		return err
 	}
+	told := x.told(tm.Outcomes)
 	now := x.opts.Clock.Now()
 	var content *notifyContent
 	hist, err := x.historyData(sc)
@@ -87,14 +88,9 @@ func (x *Executor) notifyAll(sc *scope, ev rules.Event, template, to string, exc
 		agents = append(agents, ag)
 		streams = append(streams, notifyStream(template, ag.ID))
 	}
-	// Every agent's waiting mail in one query.
-	latest, err := sc.tx.LatestInStreams(sc.ctx, sc.v.ID, streams)
-	if err != nil {
-		return err
-	}
 	for i, ag := range agents {
 		stream := streams[i]
-		last, found := latest[stream]
+		last, found := tm.Latest[stream]
 		data := rules.DataFor(ev, x.links(sc.v.ID))
 		// The ticket as the event's actions left it, not as the event saw it.
 		data.Ticket.State, data.Ticket.Priority, data.Ticket.RepeatContacts = sc.v.State, sc.v.Priority, sc.v.RepeatContacts
@@ -178,12 +174,9 @@ func (x *Executor) notifyAll(sc *scope, ev rules.Event, template, to string, exc
 func notifyStream(template string, agent int64) string { return fmt.Sprintf("%s:%d", template, agent) }
 
 // told describes what became of the newest mail of each customer template
-// on the ticket, for staff texts that say what the customer was told.
-func (x *Executor) told(sc *scope) (map[string]string, error) {
-	outs, err := sc.tx.TemplateOutcomes(sc.ctx, sc.v.ID)
-	if err != nil {
-		return nil, err
-	}
+// on the ticket (outs, TemplatedMail's), for staff texts that say what the
+// customer was told.
+func (x *Executor) told(outs map[string]storage.TemplateOutcome) map[string]string {
 	now := x.opts.Clock.Now()
 	out := map[string]string{}
 	for name, o := range outs {
@@ -199,7 +192,7 @@ func (x *Executor) told(sc *scope) (map[string]string, error) {
 			out[name] = "sent"
 		}
 	}
-	return out, nil
+	return out
 }
 
 func nameOr(name, addr string) string {

@@ -159,7 +159,7 @@ func (t *Tx) SetCluster(ctx context.Context, ticket, cluster int64, stems []stri
 			rows = append(rows, TicketBand{Band: b, TicketID: ticket})
 		}
 	}
-	if err := db.CreateInBatches(&rows, insertChunk).Error; err != nil {
+	if err := insertRows(ctx, t.s, db, rows, false); err != nil {
 		return fmt.Errorf("bands of %d: %w", ticket, err)
 	}
 	return nil

@@ -282,7 +282,7 @@ func (c *Committer) applyAll(ctx context.Context, batch []*commitReq, results []
 			}
 			results[i] = commitRes{d: d}
 		}
-		if err := l.flush(tx); err != nil {
+		if err := l.flush(c.s, tx); err != nil {
 			return err
 		}
 		if err := c.s.fault(FaultCommit); err != nil {

@@ -74,6 +74,7 @@ func (t *Tx) rollbackMark(name string) {
 		if t.marks[i].name == name {
 			// ROLLBACK TO keeps the savepoint itself open.
 			t.bodies = t.bodies[:t.marks[i].jobs]
+			t.parsedAttachments = nil
 			t.marks = t.marks[:i+1]
 			return
 		}

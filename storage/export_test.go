@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gorm.io/gorm/clause"
 	"os"
 	"path/filepath"
 	"slices"
@@ -144,9 +145,9 @@ func (t *Tx) SetOutboxSizes(ctx context.Context, ids ...int64) error {
 
 // DroppedTextRows exposes the lookup of the message rows whose text goes
 // with dropped outgoing mail, for TestDroppedTextPlan.
-func (t *Tx) DroppedTextRows(ctx context.Context, msgIDs, hashes []string) error {
+func (t *Tx) DroppedTextRows(ctx context.Context, outboxIDs []int64, hashes []string) error {
 	var ids []int64
-	return droppedTextRows(t.db.WithContext(ctx), msgIDs, hashes).Pluck("id", &ids).Error
+	return droppedTextRows(t.db.WithContext(ctx), outboxIDs, hashes).Pluck("id", &ids).Error
 }
 
 // ClaimCandidates exposes the query a claim of the outbox, the work
@@ -500,4 +501,25 @@ func GroupedClustersForTest(ctx context.Context, s *Store, inbox string, visible
 		c.Tickets = append(c.Tickets, m.ID)
 	}
 	return out, nil
+}
+
+// InsertRows runs insertRows of rows outside a transaction.
+func InsertRows[T any](ctx context.Context, s *Store, rows []T, doNothing bool) error {
+	return insertRows(ctx, s, s.db.WithContext(ctx), rows, doNothing)
+}
+
+// GormCreate is gorm's Create of rows, what InsertRows stands for.
+func GormCreate[T any](ctx context.Context, s *Store, rows []T, doNothing bool) error {
+	db := s.db.WithContext(ctx)
+	if doNothing {
+		db = db.Clauses(clause.OnConflict{DoNothing: true})
+	}
+	return db.Create(&rows).Error
+}
+
+// ReadAll reads every row of T's table in order.
+func ReadAll[T any](ctx context.Context, s *Store, order string) ([]T, error) {
+	var rows []T
+	err := s.db.WithContext(ctx).Order(order).Find(&rows).Error
+	return rows, err
 }

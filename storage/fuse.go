@@ -13,14 +13,17 @@ import (
 // idx_outbox_ticket_created (TestQueryPlans).
 func (t *Tx) TicketMailCounts(ctx context.Context, ticket int64, since1, since2 time.Time) (n1, n2 int, err error) {
 	var row struct{ N1, N2 int64 }
-	if err := t.db.WithContext(ctx).Raw(`SELECT
-		(SELECT COUNT(*) FROM outbox_mails WHERE ticket_id = ? AND created_at >= ? AND status <> ?) AS n1,
-		(SELECT COUNT(*) FROM outbox_mails WHERE ticket_id = ? AND created_at >= ? AND status <> ?) AS n2`,
+	if err := t.db.WithContext(ctx).Raw(`SELECT `+fuseCounts,
 		ticket, since1, OutboxHeld, ticket, since2, OutboxHeld).Scan(&row).Error; err != nil {
 		return 0, 0, fmt.Errorf("ticket %d mail count: %w", ticket, err)
 	}
 	return int(row.N1), int(row.N2), nil
 }
+
+// fuseCounts are TicketMailCounts' two subqueries (n1 and n2), for a
+// SELECT: its own, and MailCounts'.
+const fuseCounts = `(SELECT COUNT(*) FROM outbox_mails WHERE ticket_id = ? AND created_at >= ? AND status <> ?) AS n1,
+		(SELECT COUNT(*) FROM outbox_mails WHERE ticket_id = ? AND created_at >= ? AND status <> ?) AS n2`
 
 // HoldTicketMail trips ticket's fuse: the ticket is flagged from now on,
 // and its mail is queued held until ReleaseHeldMail. It reports whether
@@ -61,18 +64,35 @@ type TemplateOutcome struct {
 	CreatedAt     time.Time
 }
 
-// TemplateOutcomes returns, per template, the newest outbox row on ticket.
-func (t *Tx) TemplateOutcomes(ctx context.Context, ticket int64) (map[string]TemplateOutcome, error) {
+// TemplatedMail is what became of the mail rendered from templates on a
+// ticket: the newest outbox row of each template, for texts that say what
+// the customer was told, and of each coalescing stream (OutboxMail.Stream,
+// a notification's per agent), for the next notification to join.
+type TemplatedMail struct {
+	Outcomes map[string]TemplateOutcome
+	// Latest holds of each row only what coalescing needs: ID, Stream,
+	// Status, Count, NextAttemptAt, SentAt and LeaseOwner.
+	Latest map[string]OutboxMail
+}
+
+// TemplatedMail reads ticket's TemplatedMail. One query serves both
+// maps, as every row of a stream is rendered from a template: a
+// notification read the ticket's templated rows, and then its streams'
+// rows again.
+func (t *Tx) TemplatedMail(ctx context.Context, ticket int64) (TemplatedMail, error) {
 	var rows []OutboxMail
 	// The columns read, not the whole rows: a ticket's rows were read
 	// whole for every notification.
-	if err := t.db.WithContext(ctx).Select("id, template, status, next_attempt_at, created_at").
+	if err := t.db.WithContext(ctx).Select("id, template, stream, status, count, next_attempt_at, sent_at, lease_owner, created_at").
 		Where("ticket_id = ? AND template <> ''", ticket).Order("id").Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("ticket %d outcomes: %w", ticket, err)
+		return TemplatedMail{}, fmt.Errorf("ticket %d templated mail: %w", ticket, err)
 	}
-	out := map[string]TemplateOutcome{}
+	out := TemplatedMail{Outcomes: map[string]TemplateOutcome{}, Latest: map[string]OutboxMail{}}
 	for _, r := range rows {
-		out[r.Template] = TemplateOutcome{Status: r.Status, NextAttemptAt: r.NextAttemptAt, CreatedAt: r.CreatedAt}
+		out.Outcomes[r.Template] = TemplateOutcome{Status: r.Status, NextAttemptAt: r.NextAttemptAt, CreatedAt: r.CreatedAt}
+		if r.Stream != "" {
+			out.Latest[r.Stream] = r
+		}
 	}
 	return out, nil
 }

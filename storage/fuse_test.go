@@ -71,9 +71,15 @@ func TestHeldAndDeferredMail(t *testing.T) {
 			if a, b, err := tx.TicketMailCounts(ctx, tk, now.Add(time.Second), now.Add(-time.Hour)); err != nil || a != 0 || b != 2 {
 				t.Errorf("TicketMailCounts = %d, %d, %v; want 0 and 2", a, b, err)
 			}
-			last, ok, err := tx.LatestInStream(ctx, tk, "notify:1")
-			if err != nil || !ok || last.ID != later {
-				t.Fatalf("LatestInStream = %+v %v %v", last, ok, err)
+			// The executor's one statement for flood protection and the
+			// fuse: the same fuse counts, and none of the mail is auto.
+			mc, err := tx.MailCounts(ctx, "ann@example.com", tk, now.Add(-time.Minute), now.Add(-time.Hour))
+			if want := (storage.MailCounts{Burst: 2, Day: 2}); err != nil || mc != want {
+				t.Errorf("MailCounts = %+v, %v; want %+v", mc, err, want)
+			}
+			tm, err := tx.TemplatedMail(ctx, tk)
+			if last, ok := tm.Latest["notify:1"]; err != nil || !ok || last.ID != later {
+				t.Fatalf("TemplatedMail's latest of the stream = %+v %v %v", last, ok, err)
 			}
 			if done, err := tx.RequeueMail(ctx, later, storagetest.Fixed([]byte("Subject: y\r\n\r\ny\r\n")), 3); err != nil || !done {
 				t.Errorf("RequeueMail of a waiting row = %v, %v", done, err)

@@ -152,6 +152,12 @@ type Tx struct {
 	// marks keep them in step with the savepoints.
 	bodies []*bodyJob
 	marks  []savepointMark
+	// parsedAttachments are the attachment rows SaveParsed wrote in this
+	// transaction, by message row: the executor reads a message's
+	// attachments right after its parse is saved (their names for the
+	// acknowledgement, the files for the notifications), and these are
+	// those rows. A rollback to a savepoint forgets them all.
+	parsedAttachments map[int64][]Attachment
 }
 
 // inboxIDs resolves inbox addresses to IDs, from the cache SyncInboxes
@@ -193,42 +199,38 @@ type later struct {
 }
 
 // event stores ev now (l is nil) or with the batch's other rows.
-func (l *later) event(db *gorm.DB, ev Event) error {
+func (l *later) event(s *Store, db *gorm.DB, ev Event) error {
 	if l != nil {
 		l.events = append(l.events, ev)
 		return nil
 	}
-	if err := db.Create(&ev).Error; err != nil {
+	if err := insertRows(db.Statement.Context, s, db, []Event{ev}, false); err != nil {
 		return fmt.Errorf("event: %w", err)
 	}
 	return nil
 }
 
 // job stores w now (l is nil) or with the batch's other rows.
-func (l *later) job(db *gorm.DB, w Work) error {
+func (l *later) job(s *Store, db *gorm.DB, w Work) error {
 	if l != nil {
 		l.work = append(l.work, w)
 		return nil
 	}
-	if err := db.Create(&w).Error; err != nil {
+	if err := insertRows(db.Statement.Context, s, db, []Work{w}, false); err != nil {
 		return fmt.Errorf("work: %w", err)
 	}
 	return nil
 }
 
-// laterChunk bounds the rows of one multi-row INSERT: PostgreSQL takes
-// at most 65,535 parameters in a statement, SQLite 32,766.
-const laterChunk = 500
-
 // flush inserts the rows held, in the order they were added.
-func (l *later) flush(db *gorm.DB) error {
+func (l *later) flush(s *Store, db *gorm.DB) error {
 	if len(l.events) > 0 {
-		if err := db.CreateInBatches(&l.events, laterChunk).Error; err != nil {
+		if err := insertRows(db.Statement.Context, s, db, l.events, false); err != nil {
 			return fmt.Errorf("events: %w", err)
 		}
 	}
 	if len(l.work) > 0 {
-		if err := db.CreateInBatches(&l.work, laterChunk).Error; err != nil {
+		if err := insertRows(db.Statement.Context, s, db, l.work, false); err != nil {
 			return fmt.Errorf("work: %w", err)
 		}
 	}
@@ -267,7 +269,7 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming, l *later
 		d := Delivered{MessageRowID: dup.ID, Duplicate: true}
 		if dup.TicketID != nil {
 			d.Ticket = *dup.TicketID
-			if err := linkInboxes(db, d.Ticket, inboxIDs); err != nil {
+			if err := linkInboxes(s, db, d.Ticket, inboxIDs); err != nil {
 				return Delivered{}, err
 			}
 		}
@@ -337,10 +339,10 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming, l *later
 		}
 	}
 	if d.Ticket != 0 {
-		if err := linkInboxes(db, d.Ticket, inboxIDs); err != nil {
+		if err := linkInboxes(s, db, d.Ticket, inboxIDs); err != nil {
 			return Delivered{}, err
 		}
-		if err := addParticipants(db, d.Ticket, p.Participants, "cc", now); err != nil {
+		if err := addParticipants(s, db, d.Ticket, p.Participants, "cc", now); err != nil {
 			return Delivered{}, err
 		}
 	}
@@ -363,20 +365,20 @@ func (s *Store) deliver(ctx context.Context, db *gorm.DB, in *Incoming, l *later
 		msg.AgentID = &p.AgentID
 	}
 	msg.Note = p.Note
-	if err := db.Create(&msg).Error; err != nil {
+	if err := insertRow(ctx, s, db, &msg); err != nil {
 		return Delivered{}, fmt.Errorf("message: %w", err)
 	}
 	d.MessageRowID = msg.ID
-	if err := insertRefs(db, msg.ID, in.InReplyTo, in.References); err != nil {
+	if err := insertRefs(s, db, msg.ID, in.InReplyTo, in.References); err != nil {
 		return Delivered{}, err
 	}
 	if d.Ticket != 0 {
 		ev := Event{TicketID: d.Ticket, Kind: vocab.EventMessageReceived, Actor: in.From, Detail: p.Summary, MessageRowID: &msg.ID, CreatedAt: now}
-		if err := l.event(db, ev); err != nil {
+		if err := l.event(s, db, ev); err != nil {
 			return Delivered{}, err
 		}
 	}
-	if err := l.job(db, Work{Kind: WorkProcess, MessageRowID: msg.ID, NotBefore: now, CreatedAt: now}); err != nil {
+	if err := l.job(s, db, Work{Kind: WorkProcess, MessageRowID: msg.ID, NotBefore: now, CreatedAt: now}); err != nil {
 		return Delivered{}, err
 	}
 	return d, nil
@@ -430,17 +432,17 @@ func (s *Store) openTicket(db *gorm.DB, in *Incoming, inboxID int64, p Placement
 	if p.LinkedTo != 0 {
 		t.LinkedTo = &p.LinkedTo
 	}
-	if err := db.Create(&t).Error; err != nil {
+	if err := insertRow(db.Statement.Context, s, db, &t); err != nil {
 		return 0, fmt.Errorf("ticket: %w", err)
 	}
-	if err := addParticipants(db, t.ID, []string{in.From}, "customer", now); err != nil {
+	if err := addParticipants(s, db, t.ID, []string{in.From}, "customer", now); err != nil {
 		return 0, err
 	}
 	detail := "ticket opened"
 	if p.LinkedTo != 0 {
 		detail = fmt.Sprintf("ticket opened, linked to #%d", p.LinkedTo)
 	}
-	if err := l.event(db, Event{TicketID: t.ID, Kind: vocab.EventTicketCreated, Actor: in.From, Detail: detail, CreatedAt: now}); err != nil {
+	if err := l.event(s, db, Event{TicketID: t.ID, Kind: vocab.EventTicketCreated, Actor: in.From, Detail: detail, CreatedAt: now}); err != nil {
 		return 0, err
 	}
 	return t.ID, nil
@@ -496,7 +498,7 @@ func upsertContact(db *gorm.DB, email, name string, now time.Time) (int64, error
 	return ids[0], nil
 }
 
-func linkInboxes(db *gorm.DB, ticket int64, inboxIDs []int64) error {
+func linkInboxes(s *Store, db *gorm.DB, ticket int64, inboxIDs []int64) error {
 	if len(inboxIDs) == 0 {
 		return nil
 	}
@@ -504,13 +506,13 @@ func linkInboxes(db *gorm.DB, ticket int64, inboxIDs []int64) error {
 	for i, id := range inboxIDs {
 		rows[i] = TicketInbox{TicketID: ticket, InboxID: id}
 	}
-	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error; err != nil {
+	if err := insertRows(db.Statement.Context, s, db, rows, true); err != nil {
 		return fmt.Errorf("ticket inboxes: %w", err)
 	}
 	return nil
 }
 
-func addParticipants(db *gorm.DB, ticket int64, emails []string, role string, now time.Time) error {
+func addParticipants(s *Store, db *gorm.DB, ticket int64, emails []string, role string, now time.Time) error {
 	if len(emails) == 0 {
 		return nil
 	}
@@ -526,13 +528,13 @@ func addParticipants(db *gorm.DB, ticket int64, emails []string, role string, no
 	if len(rows) == 0 {
 		return nil
 	}
-	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error; err != nil {
+	if err := insertRows(db.Statement.Context, s, db, rows, true); err != nil {
 		return fmt.Errorf("participants: %w", err)
 	}
 	return nil
 }
 
-func insertRefs(db *gorm.DB, rowID int64, inReplyTo string, refs []string) error {
+func insertRefs(s *Store, db *gorm.DB, rowID int64, inReplyTo string, refs []string) error {
 	seen := map[string]bool{}
 	var rows []MessageRef
 	for _, r := range append([]string{inReplyTo}, refs...) {
@@ -545,7 +547,7 @@ func insertRefs(db *gorm.DB, rowID int64, inReplyTo string, refs []string) error
 	if len(rows) == 0 {
 		return nil
 	}
-	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error; err != nil {
+	if err := insertRows(db.Statement.Context, s, db, rows, true); err != nil {
 		return fmt.Errorf("refs: %w", err)
 	}
 	return nil

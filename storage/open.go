@@ -86,9 +86,11 @@ type Store struct {
 	chunkSem chan struct{} // bounds the writers of raw chunks (PostgreSQL; see writeChunks)
 	// composers bounds the outgoing mails composed at once (Tx.startBody).
 	composers chan struct{}
-	pack      *packer      // compresses raw messages (packing.go)
-	gate      writeGate    // SQLite's one writer, taken in turn (see write)
-	chunking  atomic.Int64 // messages writing raw chunks right now
+	// inserts are insertRows' plans, by model type.
+	inserts  sync.Map
+	pack     *packer      // compresses raw messages (packing.go)
+	gate     writeGate    // SQLite's one writer, taken in turn (see write)
+	chunking atomic.Int64 // messages writing raw chunks right now
 	// committing is when the running group commit began (Unix ns; 0:
 	// none), for IngestWaiting on PostgreSQL.
 	committing atomic.Int64

@@ -27,20 +27,32 @@ const (
 	OutboxToStaff    = "staff"
 )
 
-// AutoMailCounts counts automatic mail sent to addr in the last hour and
-// on ticket since the start of the day (UTC), for flood protection.
-func (t *Tx) AutoMailCounts(ctx context.Context, addr string, ticket int64) (toAddrLastHour, onTicketToday int, err error) {
+// MailCounts are the counts of a ticket's outgoing mail an event is
+// judged by: flood protection's (automatic mail to the customer's
+// address in the last hour, and on the ticket since the start of the
+// day, UTC) and the mail fuse's (TicketMailCounts).
+type MailCounts struct {
+	ToAddrLastHour, OnTicketToday int
+	// Burst and Day are TicketMailCounts' n1 and n2.
+	Burst, Day int
+}
+
+// MailCounts counts what MailCounts holds for mail to addr on ticket,
+// the fuse's since burstSince and daySince. One statement of four
+// subqueries, each served by its own index (TestQueryPlans): the executor
+// asks for every customer mail, and the fuse's two were another
+// statement.
+func (t *Tx) MailCounts(ctx context.Context, addr string, ticket int64, burstSince, daySince time.Time) (MailCounts, error) {
 	now := t.s.now()
-	// One statement of two subqueries, each served by its own index
-	// (TestQueryPlans): the executor asks for every customer mail.
-	var row struct{ A, B int64 }
+	var row struct{ A, B, N1, N2 int64 }
 	if err := t.db.WithContext(ctx).Raw(`SELECT
 		(SELECT COUNT(*) FROM outbox_mails WHERE auto = ? AND env_to = ? AND created_at >= ?) AS a,
-		(SELECT COUNT(*) FROM outbox_mails WHERE auto = ? AND ticket_id = ? AND created_at >= ? AND kind = ?) AS b`,
-		true, addr, now.Add(-time.Hour), true, ticket, now.Truncate(24*time.Hour), OutboxToCustomer).Scan(&row).Error; err != nil {
-		return 0, 0, fmt.Errorf("auto mail counts: %w", err)
+		(SELECT COUNT(*) FROM outbox_mails WHERE auto = ? AND ticket_id = ? AND created_at >= ? AND kind = ?) AS b, `+fuseCounts,
+		true, addr, now.Add(-time.Hour), true, ticket, now.Truncate(24*time.Hour), OutboxToCustomer,
+		ticket, burstSince, OutboxHeld, ticket, daySince, OutboxHeld).Scan(&row).Error; err != nil {
+		return MailCounts{}, fmt.Errorf("mail counts of ticket %d: %w", ticket, err)
 	}
-	return int(row.A), int(row.B), nil
+	return MailCounts{ToAddrLastHour: int(row.A), OnTicketToday: int(row.B), Burst: int(row.N1), Day: int(row.N2)}, nil
 }
 
 // ClaimOutbox leases up to limit due outbox rows to owner, without their
@@ -177,32 +189,31 @@ func (s *Store) dropBodies(db *gorm.DB, ids []int64) error {
 // dropOutboxText empties the text of the message rows that record the
 // outgoing mails ids when they are on no ticket (staff mail: copies made
 // for agents), and returns those rows' ids. Customer mail keeps its
-// text: it is the ticket's record of what was sent. The rows are found
-// through the dedup index (Message-ID, and the raw_hash QueueMail gives
-// them), not by a scan.
+// text: it is the ticket's record of what was sent. Staff mail is now
+// queued without its text (followup's queue), so only rows stored by
+// earlier versions hold any; rows without are neither written nor
+// repacked (each sent batch of notifications cost four statements that
+// changed nothing).
 func dropOutboxText(db *gorm.DB, ids []int64) ([]int64, error) {
-	var msgIDs []string
-	if err := db.Model(&OutboxMail{}).Where("id IN ?", ids).Pluck("message_id", &msgIDs).Error; err != nil {
-		return nil, err
-	}
 	hashes := make([]string, len(ids))
 	for i, id := range ids {
 		hashes[i] = outboxRawHash(id)
 	}
 	var rows []int64
-	if err := droppedTextRows(db, msgIDs, hashes).Pluck("id", &rows).Error; err != nil || len(rows) == 0 {
+	if err := droppedTextRows(db, ids, hashes).Pluck("id", &rows).Error; err != nil || len(rows) == 0 {
 		return nil, err
 	}
 	return rows, db.Model(&Message{}).Where("id IN ?", rows).Updates(map[string]any{"text": "", "html": ""}).Error
 }
 
-// droppedTextRows selects the message rows of outgoing mail by their
-// Message-IDs and raw hashes, when on no ticket. The unary plus keeps
-// ticket_id's index out of it: for more than one Message-ID SQLite chose
-// that index for "ticket_id IS NULL", which is every notification ever
-// sent, over the dedup index (TestDroppedTextPlan).
-func droppedTextRows(db *gorm.DB, msgIDs, hashes []string) *gorm.DB {
-	return db.Model(&Message{}).Where("message_id IN ? AND raw_hash IN ? AND +ticket_id IS NULL", msgIDs, hashes)
+// droppedTextRows selects the message rows of outgoing mails ids by
+// their Message-IDs and raw hashes, when on no ticket and holding text.
+// The unary plus keeps ticket_id's index out of it: for more than one
+// Message-ID SQLite chose that index for "ticket_id IS NULL", which is
+// every notification ever sent, over the dedup index
+// (TestDroppedTextPlan).
+func droppedTextRows(db *gorm.DB, ids []int64, hashes []string) *gorm.DB {
+	return db.Model(&Message{}).Where("message_id IN (SELECT message_id FROM outbox_mails WHERE id IN ?) AND raw_hash IN ? AND +ticket_id IS NULL AND (text <> '' OR html <> '')", ids, hashes)
 }
 
 // repackRows (SQLite) moves rows ids of table to another rowid and back,
@@ -302,43 +313,6 @@ func (s *Store) Outbox(ctx context.Context, ticket int64) ([]OutboxMail, error) 
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
 	return os, nil
-}
-
-// LatestInStream returns the newest outbox row of ticket in a coalescing
-// stream (OutboxMail.Stream), if any.
-func (t *Tx) LatestInStream(ctx context.Context, ticket int64, stream string) (OutboxMail, bool, error) {
-	var o OutboxMail
-	err := t.db.WithContext(ctx).Where("ticket_id = ? AND stream = ?", ticket, stream).Order("id DESC").Take(&o).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return OutboxMail{}, false, nil
-	}
-	if err != nil {
-		return OutboxMail{}, false, fmt.Errorf("ticket %d stream %s: %w", ticket, stream, err)
-	}
-	return o, true, nil
-}
-
-// LatestInStreams is LatestInStream for several streams of ticket at
-// once (a notification's, one per agent): one query, not one per agent.
-// Streams with no row are absent from the map. Only what coalescing
-// needs is read of each row: ID, Stream, Status, Count, NextAttemptAt,
-// SentAt and LeaseOwner.
-func (t *Tx) LatestInStreams(ctx context.Context, ticket int64, streams []string) (map[string]OutboxMail, error) {
-	out := make(map[string]OutboxMail, len(streams))
-	if len(streams) == 0 {
-		return out, nil
-	}
-	var rows []OutboxMail
-	// The ticket's rows by idx on ticket_id, as LatestInStream reads them;
-	// in id order, so the last of each stream is its newest.
-	if err := t.db.WithContext(ctx).Select("id, stream, status, count, next_attempt_at, sent_at, lease_owner").
-		Where("ticket_id = ? AND stream IN ?", ticket, streams).Order("id").Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("ticket %d streams: %w", ticket, err)
-	}
-	for _, r := range rows {
-		out[r.Stream] = r
-	}
-	return out, nil
 }
 
 // RequeueMail replaces the content of an outbox row that has not been

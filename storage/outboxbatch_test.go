@@ -96,9 +96,10 @@ func TestDroppedTextPlan(t *testing.T) {
 	s := storagetest.OpenSQLite(t, storagetest.NewFakeClock(t0))
 	ctx := context.Background()
 	for _, n := range []int{1, 3} {
-		var ids, hashes []string
+		var ids []int64
+		var hashes []string
 		for i := range n {
-			ids, hashes = append(ids, "out"+itoa(int64(i))+"@acme.test"), append(hashes, "outbox-"+itoa(int64(i)))
+			ids, hashes = append(ids, int64(i+1)), append(hashes, "outbox-"+itoa(int64(i+1)))
 		}
 		qs := storage.CaptureSQL(ctx, s, func(ctx context.Context, tx *storage.Tx) error { return tx.DroppedTextRows(ctx, ids, hashes) })
 		if len(qs) != 1 {

@@ -110,20 +110,12 @@ func TestQueryPlans(t *testing.T) {
 				_, _, err := tx.TicketMailCounts(ctx, tk.ID, clock.Now().Add(-10*time.Minute), clock.Now().Add(-24*time.Hour))
 				return err
 			}},
-			{"AutoMailCounts", func(ctx context.Context, tx *storage.Tx) error {
-				_, _, err := tx.AutoMailCounts(ctx, tk.Customer, tk.ID)
+			{"MailCounts (flood protection and the mail fuse)", func(ctx context.Context, tx *storage.Tx) error {
+				_, err := tx.MailCounts(ctx, tk.Customer, tk.ID, clock.Now().Add(-10*time.Minute), clock.Now().Add(-24*time.Hour))
 				return err
 			}},
-			{"LatestInStream (coalesced notifications)", func(ctx context.Context, tx *storage.Tx) error {
-				_, _, err := tx.LatestInStream(ctx, tk.ID, "notify_customer_message:1")
-				return err
-			}},
-			{"LatestInStreams (coalesced notifications, every agent)", func(ctx context.Context, tx *storage.Tx) error {
-				_, err := tx.LatestInStreams(ctx, tk.ID, []string{"notify_customer_message:1", "notify_customer_message:2"})
-				return err
-			}},
-			{"TemplateOutcomes", func(ctx context.Context, tx *storage.Tx) error {
-				_, err := tx.TemplateOutcomes(ctx, tk.ID)
+			{"TemplatedMail (what the customer was told, coalesced notifications)", func(ctx context.Context, tx *storage.Tx) error {
+				_, err := tx.TemplatedMail(ctx, tk.ID)
 				return err
 			}},
 			{"CustomerHistory", func(ctx context.Context, tx *storage.Tx) error {

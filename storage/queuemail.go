@@ -68,10 +68,10 @@ func (t *Tx) QueueMails(ctx context.Context, mails []QueuedMail) ([]int64, error
 		m.Direction, m.MessageID, m.RawHash, m.OutboxID, m.ReceivedAt, m.Parsed, m.Handled = DirectionOut, c.MessageID, outboxRawHash(id), &ids[i], now, true, true
 		outs[i], msgs[i], made[i] = o, m, c
 	}
-	if err := db.Create(&outs).Error; err != nil {
+	if err := insertRows(ctx, t.s, db, outs, false); err != nil {
 		return nil, fmt.Errorf("outbox %d: %w", ids[0], err)
 	}
-	if err := db.Create(&msgs).Error; err != nil {
+	if err := insertRows(ctx, t.s, db, msgs, false); err != nil {
 		return nil, fmt.Errorf("outbox %d message: %w", ids[0], err)
 	}
 	for i, c := range made {

@@ -77,29 +77,40 @@ type TicketView struct {
 
 // TicketView loads ticket number (following merges) for the rules.
 func (t *Tx) TicketView(ctx context.Context, number int64) (TicketView, error) {
-	info, ok, err := ticketInfo(ctx, t.db, number)
-	if err != nil {
-		return TicketView{}, err
-	}
-	if !ok {
-		return TicketView{}, fmt.Errorf("ticket %d: %w", number, ErrNotFound)
-	}
 	db := t.db.WithContext(ctx)
 	var v TicketView
-	// One statement, joined, rather than one per preloaded row: the
-	// executor reads a ticket like this for every message. Without the
-	// stems, which only clustering reads (SimilarCandidates).
-	if err := db.Joins("Customer").Joins("Assignee").Joins("Inbox").Omit("stems").
-		Where("tickets.id = ?", info.Number).Take(&v.Ticket).Error; err != nil {
-		return TicketView{}, fmt.Errorf("ticket %d: %w", number, err)
+	asked := number
+	for hops := 0; ; hops++ {
+		if hops == maxMergeHops {
+			return TicketView{}, fmt.Errorf("ticket %d: merge chain too long", asked)
+		}
+		// One statement, joined, rather than one per preloaded row: the
+		// executor reads a ticket like this for every message; a merged
+		// ticket is followed by reading the one it went into (rare), not
+		// by a lookup before every read. Without the stems, which only
+		// clustering reads (SimilarCandidates).
+		v.Ticket = Ticket{}
+		res := db.Joins("Customer").Joins("Assignee").Joins("Inbox").Omit("stems").
+			Where("tickets.id = ?", number).Limit(1).Find(&v.Ticket)
+		if res.Error != nil {
+			return TicketView{}, fmt.Errorf("ticket %d: %w", asked, res.Error)
+		}
+		if res.RowsAffected == 0 || v.Ticket.Customer == nil || v.Ticket.Inbox == nil {
+			return TicketView{}, fmt.Errorf("ticket %d: %w", asked, ErrNotFound)
+		}
+		if v.Ticket.MergedInto == nil {
+			break
+		}
+		number = *v.Ticket.MergedInto
 	}
 	v.Customer = *v.Ticket.Customer
 	v.Inbox = *v.Ticket.Inbox
 	v.Assignee = v.Ticket.Assignee
-	if err := db.Where("ticket_id = ?", info.Number).Order("created_at, email").Find(&v.Participants).Error; err != nil {
-		return TicketView{}, fmt.Errorf("ticket %d participants: %w", number, err)
+	if err := db.Where("ticket_id = ?", number).Order("created_at, email").Find(&v.Participants).Error; err != nil {
+		return TicketView{}, fmt.Errorf("ticket %d participants: %w", asked, err)
 	}
-	if v.Inboxes, err = ticketInboxes(ctx, t.db, info.Number); err != nil {
+	var err error
+	if v.Inboxes, err = ticketInboxes(ctx, t.db, number); err != nil {
 		return TicketView{}, err
 	}
 	return v, nil
@@ -214,7 +225,7 @@ func (t *Tx) UpdateTicket(ctx context.Context, number int64, u TicketUpdate) err
 // AddEvent puts an entry on a ticket's timeline.
 func (t *Tx) AddEvent(ctx context.Context, ticket int64, kind vocab.EventKind, actor, detail string, msgRow *int64) error {
 	ev := Event{TicketID: ticket, Kind: kind, Actor: safeText(actor), Detail: safeText(detail), MessageRowID: msgRow, CreatedAt: t.s.now()}
-	if err := t.db.WithContext(ctx).Create(&ev).Error; err != nil {
+	if err := insertRows(ctx, t.s, t.db, []Event{ev}, false); err != nil {
 		return fmt.Errorf("event on %d: %w", ticket, err)
 	}
 	return nil
@@ -222,7 +233,7 @@ func (t *Tx) AddEvent(ctx context.Context, ticket int64, kind vocab.EventKind, a
 
 // AddParticipants lets addresses take part in a ticket.
 func (t *Tx) AddParticipants(ctx context.Context, ticket int64, emails []string, role string) error {
-	return addParticipants(t.db.WithContext(ctx), ticket, emails, role, t.s.now())
+	return addParticipants(t.s, t.db.WithContext(ctx), ticket, emails, role, t.s.now())
 }
 
 // MarkHandled records that the rules ran for message rowID. It returns

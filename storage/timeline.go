@@ -113,10 +113,15 @@ const customerLocks int64 = 0x74656e64 << 32 // "tend"
 // AttachmentNames returns the file names of a message's attachments (not
 // inline parts), in order, for the acknowledgement and notifications.
 func (t *Tx) AttachmentNames(ctx context.Context, msgRowID int64) ([]string, error) {
+	rows, err := t.Attachments(ctx, msgRowID)
+	if err != nil {
+		return nil, err
+	}
 	var names []string
-	if err := t.db.WithContext(ctx).Model(&Attachment{}).Where("message_row_id = ? AND inline = ?", msgRowID, false).
-		Order("part").Pluck("filename", &names).Error; err != nil {
-		return nil, fmt.Errorf("attachments of %d: %w", msgRowID, err)
+	for _, a := range rows {
+		if !a.Inline {
+			names = append(names, a.Filename)
+		}
 	}
 	return names, nil
 }

@@ -26,7 +26,7 @@ func (t *Tx) Schedule(ctx context.Context, ticket int64, name string, due time.T
 	// Stored in UTC: SQLite compares times as text, so a due time in the
 	// inbox's zone would sort wrong against the clock's UTC.
 	tm := Timer{TicketID: ticket, Name: name, DueAt: due.UTC(), Status: TimerPending, CreatedAt: t.s.now()}
-	if err := t.db.WithContext(ctx).Create(&tm).Error; err != nil {
+	if err := insertRows(ctx, t.s, t.db, []Timer{tm}, false); err != nil {
 		return fmt.Errorf("schedule %s on %d: %w", name, ticket, err)
 	}
 	return nil

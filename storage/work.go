@@ -1,8 +1,10 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -280,19 +282,27 @@ func (t *Tx) SaveParsed(ctx context.Context, rowID int64, p Parsed) error {
 		if err := tx.Where("message_row_id = ?", rowID).Delete(&Attachment{}).Error; err != nil {
 			return err
 		}
-		if len(p.Attachments) == 0 {
-			return nil
-		}
 		rows := make([]Attachment, len(p.Attachments))
 		for i, a := range p.Attachments {
 			rows[i] = Attachment{MessageRowID: rowID, Part: a.Part, Filename: a.Filename, ContentType: a.ContentType, Size: a.Size, Hash: a.Hash, Inline: a.Inline}
 		}
-		// One INSERT of every row binds eight variables per attachment:
-		// a mail with thousands of parts passed SQLite's limit (32,766)
-		// and PostgreSQL's (65,535), and its parse could never be saved.
-		return tx.CreateInBatches(&rows, insertChunk).Error
+		if len(rows) > 0 {
+			// One INSERT of every row binds eight variables per attachment:
+			// a mail with thousands of parts passed SQLite's limit (32,766)
+			// and PostgreSQL's (65,535), and its parse could never be saved.
+			if err := insertRows(ctx, t.s, tx, rows, false); err != nil {
+				return err
+			}
+		}
+		slices.SortStableFunc(rows, func(a, b Attachment) int { return cmp.Compare(a.Part, b.Part) })
+		if t.parsedAttachments == nil {
+			t.parsedAttachments = map[int64][]Attachment{}
+		}
+		t.parsedAttachments[rowID] = rows
+		return nil
 	}(t.db.WithContext(ctx))
 	if err != nil {
+		delete(t.parsedAttachments, rowID)
 		return fmt.Errorf("save parsed %d: %w", rowID, err)
 	}
 	return nil
@@ -321,6 +331,9 @@ func (s *Store) ReleaseWork(ctx context.Context, ids []int64) error {
 // transaction sees them (the parse saved earlier in the same batch
 // included).
 func (t *Tx) Attachments(ctx context.Context, rowID int64) ([]Attachment, error) {
+	if rows, ok := t.parsedAttachments[rowID]; ok {
+		return slices.Clone(rows), nil
+	}
 	var rows []Attachment
 	if err := t.db.WithContext(ctx).Where("message_row_id = ?", rowID).Order("part").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("attachments %d: %w", rowID, err)
