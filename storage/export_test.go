@@ -145,9 +145,9 @@ func (t *Tx) SetOutboxSizes(ctx context.Context, ids ...int64) error {
 
 // DroppedTextRows exposes the lookup of the message rows whose text goes
 // with dropped outgoing mail, for TestDroppedTextPlan.
-func (t *Tx) DroppedTextRows(ctx context.Context, outboxIDs []int64, hashes []string) error {
+func (t *Tx) DroppedTextRows(ctx context.Context, outboxIDs []int64) error {
 	var ids []int64
-	return droppedTextRows(t.db.WithContext(ctx), outboxIDs, hashes).Pluck("id", &ids).Error
+	return droppedTextRows(t.db.WithContext(ctx), outboxIDs).Pluck("messages.id", &ids).Error
 }
 
 // ClaimCandidates exposes the query a claim of the outbox, the work

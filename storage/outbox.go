@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"gorm.io/gorm"
@@ -195,25 +196,23 @@ func (s *Store) dropBodies(db *gorm.DB, ids []int64) error {
 // repacked (each sent batch of notifications cost four statements that
 // changed nothing).
 func dropOutboxText(db *gorm.DB, ids []int64) ([]int64, error) {
-	hashes := make([]string, len(ids))
-	for i, id := range ids {
-		hashes[i] = outboxRawHash(id)
-	}
 	var rows []int64
-	if err := droppedTextRows(db, ids, hashes).Pluck("id", &rows).Error; err != nil || len(rows) == 0 {
+	if err := droppedTextRows(db, ids).Pluck("messages.id", &rows).Error; err != nil || len(rows) == 0 {
 		return nil, err
 	}
 	return rows, db.Model(&Message{}).Where("id IN ?", rows).Updates(map[string]any{"text": "", "html": ""}).Error
 }
 
-// droppedTextRows selects the message rows of outgoing mails ids by
-// their Message-IDs and raw hashes, when on no ticket and holding text.
-// The unary plus keeps ticket_id's index out of it: for more than one
-// Message-ID SQLite chose that index for "ticket_id IS NULL", which is
-// every notification ever sent, over the dedup index
+// droppedTextRows selects the message rows of outgoing mails ids, when
+// on no ticket and holding text: each outbox row's own, by its
+// Message-ID and the raw hash QueueMails gave it (outboxRawHash), through
+// the dedup index. The unary plus keeps ticket_id's index out of it: for
+// more than one Message-ID SQLite chose that index for "ticket_id IS
+// NULL", which is every notification ever sent, over the dedup index
 // (TestDroppedTextPlan).
-func droppedTextRows(db *gorm.DB, ids []int64, hashes []string) *gorm.DB {
-	return db.Model(&Message{}).Where("message_id IN (SELECT message_id FROM outbox_mails WHERE id IN ?) AND raw_hash IN ? AND +ticket_id IS NULL AND (text <> '' OR html <> '')", ids, hashes)
+func droppedTextRows(db *gorm.DB, ids []int64) *gorm.DB {
+	return db.Table("outbox_mails").Joins("JOIN messages ON messages.message_id = outbox_mails.message_id AND messages.raw_hash = '"+outboxHashPrefix+"' || outbox_mails.id").
+		Where("outbox_mails.id IN ? AND +messages.ticket_id IS NULL AND (messages.text <> '' OR messages.html <> '')", ids)
 }
 
 // repackRows (SQLite) moves rows ids of table to another rowid and back,
@@ -267,8 +266,11 @@ func (s *Store) deleteBodies(db *gorm.DB, ids []int64) error {
 
 // outboxRawHash is the raw_hash of the message row recording outgoing
 // mail id: its bytes live in outbox_bodies, and the column only needs
-// to be unique per message.
-func outboxRawHash(id int64) string { return fmt.Sprintf("outbox-%d", id) }
+// to be unique per message. droppedTextRows makes it in SQL.
+func outboxRawHash(id int64) string { return outboxHashPrefix + strconv.FormatInt(id, 10) }
+
+// outboxHashPrefix starts every outboxRawHash.
+const outboxHashPrefix = "outbox-"
 
 // FailOutbox marks an outbox row failed after the fact (a bounce came
 // back for it) and returns it. ok is false when there is no such row.

@@ -97,11 +97,10 @@ func TestDroppedTextPlan(t *testing.T) {
 	ctx := context.Background()
 	for _, n := range []int{1, 3} {
 		var ids []int64
-		var hashes []string
 		for i := range n {
-			ids, hashes = append(ids, int64(i+1)), append(hashes, "outbox-"+itoa(int64(i+1)))
+			ids = append(ids, int64(i+1))
 		}
-		qs := storage.CaptureSQL(ctx, s, func(ctx context.Context, tx *storage.Tx) error { return tx.DroppedTextRows(ctx, ids, hashes) })
+		qs := storage.CaptureSQL(ctx, s, func(ctx context.Context, tx *storage.Tx) error { return tx.DroppedTextRows(ctx, ids) })
 		if len(qs) != 1 {
 			t.Fatalf("%d queries, want 1", len(qs))
 		}
