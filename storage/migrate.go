@@ -113,6 +113,9 @@ func steps() []step {
 		// PostgreSQL's search index keyed by ticket too; SQLite's
 		// message triggers mended (searchDocs).
 		{17, "search documents by ticket", searchDocs},
+		// PostgreSQL's search folding at once for ASCII text
+		// (searchFoldASCII).
+		{18, "search folding at once for ASCII text (PostgreSQL)", searchFoldASCII},
 	}
 }
 
