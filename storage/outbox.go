@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,15 +60,7 @@ func (t *Tx) MailCounts(ctx context.Context, addr string, ticket int64, burstSin
 // ClaimOutbox leases up to limit due outbox rows to owner, without their
 // bytes (see LoadOutboxBodies).
 func (s *Store) ClaimOutbox(ctx context.Context, owner string, limit int, lease time.Duration) ([]OutboxMail, error) {
-	ids, err := s.claim(ctx, outboxClaim, s.now(), owner, lease, limit)
-	if err != nil || len(ids) == 0 {
-		return nil, err
-	}
-	var os []OutboxMail
-	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Order("id").Find(&os).Error; err != nil {
-		return nil, fmt.Errorf("claim outbox: %w", err)
-	}
-	return os, nil
+	return claim(ctx, s, outboxClaim, s.now(), owner, lease, limit, func(a, b OutboxMail) int { return cmp.Compare(a.ID, b.ID) })
 }
 
 // LoadOutboxBodies fills the Raw of each of rows, claimed mail, with its

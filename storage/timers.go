@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -45,15 +46,9 @@ func (t *Tx) Cancel(ctx context.Context, ticket int64, name string) error {
 
 // ClaimTimers leases up to limit due timers to owner.
 func (s *Store) ClaimTimers(ctx context.Context, owner string, limit int, lease time.Duration) ([]Timer, error) {
-	ids, err := s.claim(ctx, timerClaim, s.now(), owner, lease, limit)
-	if err != nil || len(ids) == 0 {
-		return nil, err
-	}
-	var ts []Timer
-	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Order("due_at, id").Find(&ts).Error; err != nil {
-		return nil, fmt.Errorf("claim timers: %w", err)
-	}
-	return ts, nil
+	return claim(ctx, s, timerClaim, s.now(), owner, lease, limit, func(a, b Timer) int {
+		return cmp.Or(a.DueAt.Compare(b.DueAt), cmp.Compare(a.ID, b.ID))
+	})
 }
 
 // FireTimer marks a claimed timer fired inside tx. It returns false when
