@@ -1,12 +1,14 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,6 +74,45 @@ type Processor struct {
 	// carry keeps the parses of claimed messages a batch handed back
 	// unprocessed, for the batch that claims them next.
 	carry carried
+	// held are the claimed items a batch cut short kept leased, for the
+	// next batch.
+	held heldWork
+}
+
+// heldWork are work items a batch cut short (by its bytes, or for a
+// waiting commit) keeps leased for the next batch, instead of giving them
+// back and claiming them again: while mail arrives one message at a time
+// each batch is cut after its first message, and every message cost an
+// UPDATE of the thirty-odd items handed back and another of them claimed
+// again. Items are held at most half their lease (measured on this
+// process's own clock, as the lease may be the database's): older ones
+// are given back, and the next claim finds them.
+type heldWork struct {
+	mu    sync.Mutex
+	items []storage.Work
+	since time.Time
+}
+
+// keep holds ws (leased just now or since the last take).
+func (h *heldWork) keep(ws []storage.Work) {
+	if len(ws) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.items) == 0 {
+		h.since = time.Now()
+	}
+	h.items = append(h.items, ws...)
+}
+
+// take returns the items held and forgets them; stale says they were held
+// longer than maxAge, and must be given back rather than worked on.
+func (h *heldWork) take(maxAge time.Duration) (ws []storage.Work, stale bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ws, h.items = h.items, nil
+	return ws, len(ws) > 0 && time.Since(h.since) > maxAge
 }
 
 // carried are parses made for messages a batch handed back (cut short for
@@ -262,7 +303,17 @@ func (p *Processor) Run(ctx context.Context) error {
 			return worker.Loop(ctx, worker.Options{Name: "processing work", Log: p.log, Wake: wake, Period: p.period, Linger: linger, Before: p.yield}, p.RunOnce)
 		})
 	}
-	return g.Wait()
+	err := g.Wait()
+	// What a cut batch held goes back for the next process (or this one
+	// started again) at once, not when its lease runs out.
+	if held, _ := p.held.take(0); len(held) > 0 {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if rerr := p.store.ReleaseWork(rctx, workIDs(held)); rerr != nil {
+			p.log.Warn("could not give back held work: it waits for its lease", "items", len(held), "err", rerr)
+		}
+	}
+	return err
 }
 
 // linger is how long a woken processor waits for more work to batch, so
@@ -303,19 +354,36 @@ func (p *Processor) yield(ctx context.Context) {
 // (its rules, its raw bytes) is retried with backoff and in the end given
 // up, and never holds up the messages claimed with it.
 func (p *Processor) RunOnce(ctx context.Context) (int, error) {
-	ws, err := p.store.ClaimWork(ctx, p.owner, p.batch, p.lease)
-	if err != nil || len(ws) == 0 {
-		return 0, err
+	ws, stale := p.held.take(p.lease / 2)
+	if stale {
+		if err := p.store.ReleaseWork(ctx, workIDs(ws)); err != nil {
+			return 0, err
+		}
+		ws = nil
+	}
+	if len(ws) < p.batch {
+		more, err := p.store.ClaimWork(ctx, p.owner, p.batch-len(ws), p.lease)
+		if err != nil {
+			p.held.keep(ws)
+			return 0, err
+		}
+		ws = append(ws, more...)
+		// In the queue's order: the held items were claimed first, and
+		// the claim's order is due time, then ID.
+		slices.SortStableFunc(ws, func(a, b storage.Work) int {
+			return cmp.Or(a.NotBefore.Compare(b.NotBefore), cmp.Compare(a.ID, b.ID))
+		})
+	}
+	if len(ws) == 0 {
+		return 0, nil
 	}
 	n, err := p.runBatch(ctx, ws)
 	if err != nil {
 		// Work already completed is gone and work already retried keeps
-		// its due time: releasing every claimed item is safe.
-		ids := make([]int64, len(ws))
-		for i, w := range ws {
-			ids[i] = w.ID
-		}
-		if rerr := p.store.ReleaseWork(ctx, ids); rerr != nil {
+		// its due time: releasing every claimed item is safe. Items held
+		// for the next batch are given back too.
+		held, _ := p.held.take(0)
+		if rerr := p.store.ReleaseWork(ctx, workIDs(append(ws, held...))); rerr != nil {
 			p.log.Warn("could not release work after a failed batch: it waits for its lease", "err", rerr)
 		}
 	}
@@ -333,9 +401,7 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 		return 0, err
 	}
 	ws, rest := cutBatch(ws, msgs, p.batchBytes)
-	if err := p.store.ReleaseWork(ctx, rest); err != nil {
-		return 0, err
-	}
+	p.held.keep(rest)
 	var size int64
 	for _, w := range ws {
 		size += msgs[w.MessageRowID].Size
@@ -391,15 +457,17 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 	if err != nil {
 		return 0, err
 	}
-	if later = append(later, todo[done:]...); len(later) > 0 {
-		ids := make([]int64, len(later))
-		for i, w := range later {
-			ids[i] = w.ID
-			if pp, ok := parsed[w.MessageRowID]; ok {
-				p.carry.put(w.MessageRowID, pp)
-			}
+	// The items cut off are held for the next batch; those whose
+	// customer another batch holds go back, for whichever batch is free
+	// first. Both keep their parses.
+	for _, w := range append(later, todo[done:]...) {
+		if pp, ok := parsed[w.MessageRowID]; ok {
+			p.carry.put(w.MessageRowID, pp)
 		}
-		if err := p.store.ReleaseWork(ctx, ids); err != nil {
+	}
+	p.held.keep(todo[done:])
+	if len(later) > 0 {
+		if err := p.store.ReleaseWork(ctx, workIDs(later)); err != nil {
 			return 0, err
 		}
 	}
@@ -549,18 +617,27 @@ type BatchStats struct {
 // cutBatch keeps the claimed items whose messages fit in budget bytes
 // (always the first, however big: it must be processed some time) and
 // returns the IDs of the others, to be released for the next batch.
-func cutBatch(ws []storage.Work, msgs map[int64]storage.Message, budget int64) (take []storage.Work, rest []int64) {
+func cutBatch(ws []storage.Work, msgs map[int64]storage.Message, budget int64) (take, rest []storage.Work) {
 	var total int64
 	for _, w := range ws {
 		size := msgs[w.MessageRowID].Size
 		if len(take) > 0 && total+size > budget {
-			rest = append(rest, w.ID)
+			rest = append(rest, w)
 			continue
 		}
 		take = append(take, w)
 		total += size
 	}
 	return take, rest
+}
+
+// workIDs are the IDs of ws.
+func workIDs(ws []storage.Work) []int64 {
+	ids := make([]int64, len(ws))
+	for i, w := range ws {
+		ids[i] = w.ID
+	}
+	return ids
 }
 
 // shownHTML drops the HTML body of a mail that has a text part of its

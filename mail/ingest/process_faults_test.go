@@ -125,6 +125,7 @@ func TestProcessorFaults(t *testing.T) {
 			t.Run("backoff", func(t *testing.T) { retriesWithBackoffThenGivesUp(t, pi) })
 			t.Run("retry fails", func(t *testing.T) { retryWorkFails(t, pi) })
 			t.Run("give up", func(t *testing.T) { giveUpPaths(t, pi) })
+			t.Run("cut batches hold their rest", func(t *testing.T) { cutBatchesHoldTheirRest(t, pi) })
 		})
 	}
 }
@@ -137,7 +138,9 @@ func TestProcessorFaults(t *testing.T) {
 // of a five-minute lease) does the whole batch, each message exactly
 // once.
 func batchFaults(t *testing.T, pi *procInstall) {
-	ops := []string{opClaim, opMessages, opRelease, opInTx} // Raw fails one message, not the batch: giveUpPaths
+	// Raw fails one message, not the batch: giveUpPaths. A batch that is
+	// not cut gives nothing back (ReleaseWork): cutBatchesHoldTheirRest.
+	ops := []string{opClaim, opMessages, opInTx}
 	r := newFaultRig(t, pi, nil)
 	for _, op := range ops {
 		t.Run(op, func(t *testing.T) {
@@ -377,5 +380,71 @@ func TestProcessorRunSurvivesFaults(t *testing.T) {
 	}
 	if n := strings.Count(r.logs.String(), "injected fault"); n != 2 {
 		t.Errorf("%d failures logged, want 2:\n%s", n, r.logs)
+	}
+}
+
+// cutBatchesHoldTheirRest: a batch cut short (here after every message)
+// keeps the rest of what it claimed leased for the next batch, giving
+// nothing back and claiming nothing twice; a failed batch gives back
+// what it held too, so that the next run does it at once; and a
+// processor that stops gives back what it held, so that another owner
+// claims it without waiting out the lease.
+func cutBatchesHoldTheirRest(t *testing.T, pi *procInstall) {
+	ctx := context.Background()
+	r := newFaultRig(t, pi, func(_ *faultRig, o *ingest.ProcessorOptions) { o.Interrupt = func() bool { return true } })
+	var ds []storage.Delivered
+	for i := range 4 {
+		s := fmt.Sprintf("held %d", i)
+		ds = append(ds, pi.deliver(t, s, plainMail(s, "hello")))
+	}
+	calls := func(op string) int {
+		r.fs.mu.Lock()
+		defer r.fs.mu.Unlock()
+		return r.fs.calls[op]
+	}
+	releases := calls(opRelease)
+	for i := range 2 {
+		if n, err := r.once(t); err != nil || n != 1 {
+			t.Fatalf("run %d: %d items, %v; want one (cut after each)", i+1, n, err)
+		}
+	}
+	if got := calls(opRelease) - releases; got != 0 {
+		t.Errorf("cut batches gave back work %d times, want none (held)", got)
+	}
+	// Another owner finds the held items leased.
+	if ws, err := pi.store.ClaimWork(ctx, "other", 10, time.Minute); err != nil || len(ws) != 0 {
+		t.Fatalf("another owner claimed %d held items, %v", len(ws), err)
+	}
+	// A failed batch gives back its items and the held one.
+	r.fs.fail(opInTx, 1, injected(opInTx))
+	if _, err := r.once(t); !errors.Is(err, errInjected) {
+		t.Fatalf("the failing run: %v", err)
+	}
+	if n := r.pending(t); n != 2 {
+		t.Fatalf("%d work items left, want 2", n)
+	}
+	// One more run holds the last item; stopping gives it back.
+	if n, err := r.once(t); err != nil || n != 1 {
+		t.Fatalf("run after the failure: %d, %v", n, err)
+	}
+	stopped, stop := context.WithCancel(ctx)
+	stop()
+	if err := r.p.Run(stopped); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	ws, err := pi.store.ClaimWork(ctx, "other", 10, time.Minute)
+	if err != nil || len(ws) != 1 {
+		t.Fatalf("after the stop another owner claimed %d items, %v; want the one held", len(ws), err)
+	}
+	if err := pi.store.ReleaseWork(ctx, []int64{ws[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.once(t); err != nil || n != 1 || r.pending(t) != 0 {
+		t.Fatalf("the last run: %d, %v; %d left", n, err, r.pending(t))
+	}
+	for _, d := range ds {
+		if c := r.committed(t, d, handledKind); c != 1 {
+			t.Errorf("message %d handled %d times, want once", d.MessageRowID, c)
+		}
 	}
 }
