@@ -84,35 +84,61 @@ type Processor struct {
 // back and claiming them again: while mail arrives one message at a time
 // each batch is cut after its first message, and every message cost an
 // UPDATE of the thirty-odd items handed back and another of them claimed
-// again. Items are held at most half their lease (measured on this
-// process's own clock, as the lease may be the database's): older ones
-// are given back, and the next claim finds them.
+// again. An item is worked on at most half its lease after it was claimed
+// (measured on the processor's clock, as the lease may be the
+// database's), however often it is held again: older ones are given back,
+// and the next claim finds them.
 type heldWork struct {
 	mu    sync.Mutex
 	items []storage.Work
-	since time.Time
+	// at is when each item held, or in a batch, was claimed; an item
+	// without one counts as too old.
+	at map[int64]time.Time
 }
 
-// keep holds ws (leased just now or since the last take).
-func (h *heldWork) keep(ws []storage.Work) {
-	if len(ws) == 0 {
-		return
-	}
+// claimed notes that ws were claimed at now.
+func (h *heldWork) claimed(ws []storage.Work, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.items) == 0 {
-		h.since = time.Now()
+	if h.at == nil {
+		h.at = map[int64]time.Time{}
 	}
+	for _, w := range ws {
+		h.at[w.ID] = now
+	}
+}
+
+// keep holds ws, claimed earlier.
+func (h *heldWork) keep(ws []storage.Work) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.items = append(h.items, ws...)
 }
 
-// take returns the items held and forgets them; stale says they were held
-// longer than maxAge, and must be given back rather than worked on.
-func (h *heldWork) take(maxAge time.Duration) (ws []storage.Work, stale bool) {
+// done forgets ws: worked on, given back, or retried later.
+func (h *heldWork) done(ws []storage.Work) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ws, h.items = h.items, nil
-	return ws, len(ws) > 0 && time.Since(h.since) > maxAge
+	for _, w := range ws {
+		delete(h.at, w.ID)
+	}
+}
+
+// take returns the items held and forgets them: fresh were claimed at most
+// maxAge before now, stale earlier (to be given back, not worked on).
+func (h *heldWork) take(now time.Time, maxAge time.Duration) (fresh, stale []storage.Work) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, w := range h.items {
+		if at, ok := h.at[w.ID]; ok && now.Sub(at) <= maxAge {
+			fresh = append(fresh, w)
+		} else {
+			stale = append(stale, w)
+			delete(h.at, w.ID)
+		}
+	}
+	h.items = nil
+	return fresh, stale
 }
 
 // carried are parses made for messages a batch handed back (cut short for
@@ -306,7 +332,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	err := g.Wait()
 	// What a cut batch held goes back for the next process (or this one
 	// started again) at once, not when its lease runs out.
-	if held, _ := p.held.take(0); len(held) > 0 {
+	if fresh, stale := p.held.take(time.Time{}, 0); len(fresh)+len(stale) > 0 {
+		held := append(fresh, stale...)
+		p.held.done(held)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if rerr := p.store.ReleaseWork(rctx, workIDs(held)); rerr != nil {
@@ -354,12 +382,12 @@ func (p *Processor) yield(ctx context.Context) {
 // (its rules, its raw bytes) is retried with backoff and in the end given
 // up, and never holds up the messages claimed with it.
 func (p *Processor) RunOnce(ctx context.Context) (int, error) {
-	ws, stale := p.held.take(p.lease / 2)
-	if stale {
-		if err := p.store.ReleaseWork(ctx, workIDs(ws)); err != nil {
+	ws, stale := p.held.take(p.clock.Now(), p.lease/2)
+	if len(stale) > 0 {
+		if err := p.store.ReleaseWork(ctx, workIDs(stale)); err != nil {
+			p.held.keep(ws)
 			return 0, err
 		}
-		ws = nil
 	}
 	if len(ws) < p.batch {
 		more, err := p.store.ClaimWork(ctx, p.owner, p.batch-len(ws), p.lease)
@@ -367,6 +395,7 @@ func (p *Processor) RunOnce(ctx context.Context) (int, error) {
 			p.held.keep(ws)
 			return 0, err
 		}
+		p.held.claimed(more, p.clock.Now())
 		ws = append(ws, more...)
 		// In the queue's order: the held items were claimed first, and
 		// the claim's order is due time, then ID.
@@ -382,8 +411,10 @@ func (p *Processor) RunOnce(ctx context.Context) (int, error) {
 		// Work already completed is gone and work already retried keeps
 		// its due time: releasing every claimed item is safe. Items held
 		// for the next batch are given back too.
-		held, _ := p.held.take(0)
-		if rerr := p.store.ReleaseWork(ctx, workIDs(append(ws, held...))); rerr != nil {
+		fresh, stale := p.held.take(time.Time{}, 0)
+		ws = append(append(ws, fresh...), stale...)
+		p.held.done(ws)
+		if rerr := p.store.ReleaseWork(ctx, workIDs(ws)); rerr != nil {
 			p.log.Warn("could not release work after a failed batch: it waits for its lease", "err", rerr)
 		}
 	}
@@ -466,7 +497,9 @@ func (p *Processor) runBatch(ctx context.Context, ws []storage.Work) (int, error
 		}
 	}
 	p.held.keep(todo[done:])
+	p.held.done(todo[:done])
 	if len(later) > 0 {
+		p.held.done(later)
 		if err := p.store.ReleaseWork(ctx, workIDs(later)); err != nil {
 			return 0, err
 		}

@@ -393,7 +393,7 @@ func cutBatchesHoldTheirRest(t *testing.T, pi *procInstall) {
 	ctx := context.Background()
 	r := newFaultRig(t, pi, func(_ *faultRig, o *ingest.ProcessorOptions) { o.Interrupt = func() bool { return true } })
 	var ds []storage.Delivered
-	for i := range 4 {
+	for i := range 5 {
 		s := fmt.Sprintf("held %d", i)
 		ds = append(ds, pi.deliver(t, s, plainMail(s, "hello")))
 	}
@@ -414,6 +414,17 @@ func cutBatchesHoldTheirRest(t *testing.T, pi *procInstall) {
 	// Another owner finds the held items leased.
 	if ws, err := pi.store.ClaimWork(ctx, "other", 10, time.Minute); err != nil || len(ws) != 0 {
 		t.Fatalf("another owner claimed %d held items, %v", len(ws), err)
+	}
+	// Held past half their lease (the processor's default, 5 minutes),
+	// however often held again, they are given back and claimed anew:
+	// their lease is never outlived.
+	pi.clock.Advance(3 * time.Minute)
+	claims := calls(opClaim)
+	if n, err := r.once(t); err != nil || n != 1 {
+		t.Fatalf("run after half the lease: %d items, %v", n, err)
+	}
+	if got := calls(opRelease) - releases; got != 1 || calls(opClaim) != claims+1 {
+		t.Errorf("after half the lease: %d releases, %d claims; want the old items given back once and claimed again", got, calls(opClaim)-claims)
 	}
 	// A failed batch gives back its items and the held one.
 	r.fs.fail(opInTx, 1, injected(opInTx))
