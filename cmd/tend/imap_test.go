@@ -16,6 +16,12 @@ import (
 
 // imapConfig writes a config whose inbox is fed from the Dovecot mailbox.
 func imapConfig(t *testing.T, d *dovecottest.Server) string {
+	return imapConfigWith(t, d, "")
+}
+
+// imapConfigWith is imapConfig with more keys in the mailbox's imap map
+// (", key: value" each).
+func imapConfigWith(t *testing.T, d *dovecottest.Server, imapKeys string) string {
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`data_dir: %s
 smtp: {listen: "127.0.0.1:0", hostname: mail.acme.test}
@@ -24,12 +30,12 @@ inboxes:
   - address: support@acme.test
     name: Acme Support
     response_time: 4h
-    imap: {addr: %q, tls: none, insecure: true, username: %q, password: %q, after: {move: Archive}, poll_interval: 1m}
+    imap: {addr: %q, tls: none, insecure: true, username: %q, password: %q, after: {move: Archive}, poll_interval: 1m%s}
 agents:
   - {email: alice@acme.test, name: Alice, role: agent}
 log: {level: info}
 sender_auth: {verify: false} # no live DNS in tests (see writeConfig)
-`, filepath.Join(dir, "data"), d.Addr, d.User, d.Password)
+`, filepath.Join(dir, "data"), d.Addr, d.User, d.Password, imapKeys)
 	p := filepath.Join(dir, "tend.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -135,7 +141,10 @@ func TestIMAPKilledDuringFirstSync(t *testing.T) {
 	for i := range n {
 		dovecottest.AppendWith(t, c, "INBOX", imapMail(i), time.Now().Add(-time.Hour))
 	}
-	cfg := imapConfig(t, d)
+	// Throttled (imap.backfill_rate), so that the kill lands mid-sync
+	// however fast the sync goes: unthrottled, a quiet machine finished
+	// the 2,000 between two looks at the mailbox.
+	cfg := imapConfigWith(t, d, ", backfill_rate: 250")
 	p := startTend(t, cfg)
 	waitFor(t, "a few hundred messages to be moved", 60*time.Second, func() bool { return d.Count(t, "Archive") >= 300 })
 	p.Kill()
