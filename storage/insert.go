@@ -16,9 +16,9 @@ import (
 // insertRows is gorm's Create of rows, for the rows the pipeline writes
 // for every message (messages, events, outbox rows, work, tickets,
 // participants). gorm builds each INSERT anew from the model's schema,
-// through its callback chain and clause builders: a fifth of the writer's
-// time on the statements that held the least work for SQLite (tend
-// bench's profile). insertRows builds the statement text once per model,
+// through its callback chain and clause builders: two fifths of the time
+// of queueing outgoing mail in tend bench's profile (0.72 of 1.76 s, the
+// rest SQLite's). insertRows builds the statement text once per model,
 // row count and conflict clause, binds the rows' values straight to the
 // transaction's connection, and gives each row its autoincrement key back
 // from RETURNING (SQLite 3.35, PostgreSQL), in the rows' order, as gorm's
