@@ -723,15 +723,8 @@ const pgFoldNormalized = `translate(normalize(regexp_replace(regexp_replace(norm
 // unchanged for every text (TestSearchFold), so the stored documents
 // stand.
 func searchFoldASCII(tx *gorm.DB) error {
-	if tx.Dialector.Name() != "postgres" {
-		return nil
-	}
-	var enc string
-	if err := tx.Raw("SELECT getdatabaseencoding()").Scan(&enc).Error; err != nil {
+	if ok, err := pgUTF8(tx); err != nil || !ok {
 		return err
-	}
-	if enc != "UTF8" {
-		return nil
 	}
 	st := `CREATE OR REPLACE FUNCTION tend_search_fold(text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 			AS $fold$ SELECT CASE WHEN octet_length($1) = char_length($1) THEN regexp_replace($1, ` + pgFoldPunct + `, ' ', 'g')
@@ -740,6 +733,19 @@ func searchFoldASCII(tx *gorm.DB) error {
 		return fmt.Errorf("search folding: %w", err)
 	}
 	return nil
+}
+
+// pgUTF8 reports whether tx is on a PostgreSQL database encoded in UTF8,
+// which normalize() needs.
+func pgUTF8(tx *gorm.DB) (bool, error) {
+	if tx.Dialector.Name() != "postgres" {
+		return false, nil
+	}
+	var enc string
+	if err := tx.Raw("SELECT getdatabaseencoding()").Scan(&enc).Error; err != nil {
+		return false, err
+	}
+	return enc == "UTF8", nil
 }
 
 // searchFoldNormalize is migration step 12 (PostgreSQL): tend_search_fold
@@ -756,15 +762,8 @@ func searchFoldASCII(tx *gorm.DB) error {
 // way. normalize() needs a UTF8 database (PostgreSQL 13 or later): any
 // other keeps the old function.
 func searchFoldNormalize(tx *gorm.DB) error {
-	if tx.Dialector.Name() != "postgres" {
-		return nil
-	}
-	var enc string
-	if err := tx.Raw("SELECT getdatabaseencoding()").Scan(&enc).Error; err != nil {
+	if ok, err := pgUTF8(tx); err != nil || !ok {
 		return err
-	}
-	if enc != "UTF8" {
-		return nil
 	}
 	stmts := []string{
 		`CREATE OR REPLACE FUNCTION tend_search_fold(text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
