@@ -41,15 +41,16 @@ func claimQuery(tx *gorm.DB, driver string, c claimSpec, due, now time.Time, lim
 }
 
 // claim leases up to limit rows of c due at due to owner and returns
-// them, in cmp's order. The conditional UPDATE re-checks the lease, so two
-// replicas that select the same rows never both win one: on PostgreSQL
+// them, sorted by order (the queue's). The conditional UPDATE re-checks
+// the lease, so two replicas that select the same rows never both win
+// one: on PostgreSQL
 // the second UPDATE waits for the first and then finds the lease taken; on
 // SQLite writers are serialised. Its RETURNING (SQLite 3.35, PostgreSQL)
 // names the rows it leased, whole: a claim was a lookup of the leased IDs
 // and a read of their rows after the UPDATE, two statements more for
 // every turn of the processor and the sender. Leases are judged by
 // leaseNow; whether a row is due, by the process clock that scheduled it.
-func claim[T any](ctx context.Context, s *Store, c claimSpec, due time.Time, owner string, lease time.Duration, limit int, cmp func(a, b T) int) ([]T, error) {
+func claim[T any](ctx context.Context, s *Store, c claimSpec, due time.Time, owner string, lease time.Duration, limit int, order func(a, b T) int) ([]T, error) {
 	var rows []T
 	err := s.write(ctx, false, func(tx *gorm.DB) error {
 		rows = nil
@@ -70,7 +71,7 @@ func claim[T any](ctx context.Context, s *Store, c claimSpec, due time.Time, own
 	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", c.table, err)
 	}
-	slices.SortFunc(rows, cmp)
+	slices.SortFunc(rows, order)
 	return rows, nil
 }
 
