@@ -88,6 +88,24 @@ func (x *Executor) notifyAll(sc *scope, ev rules.Event, template, to string, exc
 		agents = append(agents, ag)
 		streams = append(streams, notifyStream(template, ag.ID))
 	}
+	// The agents' mails share one written body when the template's body
+	// names no agent and their data agree (the same count): rendering and
+	// encoding it was the bulk of composing each, and it was done once per
+	// agent (compose.Content).
+	shareable := x.opts.Templates.AgentFreeBody(template, sc.v.Inbox.Address, "")
+	shared := map[int]*compose.Content{}
+	withBody := func(m compose.Message, count int) compose.Message {
+		if !shareable {
+			return m
+		}
+		c := shared[count]
+		if c == nil {
+			c = compose.NewContent(fmt.Sprintf("%d/%s/%d/%d", sc.v.ID, template, count, now.UnixNano()), m)
+			shared[count] = c
+		}
+		m.Body, m.Attachments, m.Content = nil, nil, c
+		return m
+	}
 	for i, ag := range agents {
 		stream := streams[i]
 		last, found := tm.Latest[stream]
@@ -130,7 +148,7 @@ func (x *Executor) notifyAll(sc *scope, ev rules.Event, template, to string, exc
 			Attachments: content.forward,
 		}
 		if waiting {
-			c, err := x.build(sc.v.ID, last.ID, true, m)
+			c, err := x.build(sc.v.ID, last.ID, true, withBody(m, data.Count))
 			if err != nil {
 				return err
 			}
@@ -162,7 +180,7 @@ func (x *Executor) notifyAll(sc *scope, ev rules.Event, template, to string, exc
 			}
 			m.Subject, m.Body = threading.TagSubject(subject, sc.v.ID, x.opts.TagPrefix), body
 		}
-		if _, err := x.queue(sc, o, m); err != nil {
+		if _, err := x.queue(sc, o, withBody(m, data.Count)); err != nil {
 			return err
 		}
 	}

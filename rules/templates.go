@@ -223,6 +223,8 @@ type pair struct {
 	subject *texttemplate.Template
 	text    *texttemplate.Template
 	html    *htmltemplate.Template // nil: text-only
+	// perAgent: the body names the Agent somewhere (AgentFreeBody).
+	perAgent bool
 }
 
 // Templates are the parsed mail templates: embedded defaults, overridden by
@@ -360,6 +362,7 @@ func parsePair(fsys fs.FS, where, name string) (*pair, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
+	p.perAgent = namesField(pairTrees(p.text, p.html), "Agent")
 	// Test-execute now: a missing field or a bad call fails here.
 	sample := SampleData()
 	r, err := p.render(sample)
@@ -455,18 +458,7 @@ func (t *Templates) RenderIn(name, inbox, lang string, data TemplateData) (Rende
 // beside the transaction that queues it (compose.Message.Body). data
 // must not change afterwards.
 func (t *Templates) RenderLaterIn(name, inbox, lang string, data TemplateData) (subject string, body func() (text, html string, err error), err error) {
-	p := t.perInbox[strings.ToLower(inbox)][name]
-	if p == nil && lang != "" {
-		if p = t.userLangs[lang][name]; p == nil {
-			p = t.langs[lang][name]
-		}
-	}
-	if p == nil {
-		p = t.global[name]
-	}
-	if p == nil {
-		p = t.defaults[name]
-	}
+	p := t.lookup(name, inbox, lang)
 	if p == nil {
 		return "", nil, fmt.Errorf("render %q: %w", name, ErrUnknownTemplate)
 	}
@@ -480,6 +472,33 @@ func (t *Templates) RenderLaterIn(name, inbox, lang string, data TemplateData) (
 		}
 		return text, html, nil
 	}, nil
+}
+
+// lookup is the layer's template RenderLaterIn renders (nil: none).
+func (t *Templates) lookup(name, inbox, lang string) *pair {
+	p := t.perInbox[strings.ToLower(inbox)][name]
+	if p == nil && lang != "" {
+		if p = t.userLangs[lang][name]; p == nil {
+			p = t.langs[lang][name]
+		}
+	}
+	if p == nil {
+		p = t.global[name]
+	}
+	if p == nil {
+		p = t.defaults[name]
+	}
+	return p
+}
+
+// AgentFreeBody reports whether the body of template name, as
+// RenderLaterIn would pick it, reads nothing of TemplateData.Agent: its
+// text and HTML are then the same for every agent given otherwise equal
+// data, and the agents' notifications can share one written body
+// (compose.Content). It is false for a template no layer defines.
+func (t *Templates) AgentFreeBody(name, inbox, lang string) bool {
+	p := t.lookup(name, inbox, lang)
+	return p != nil && !p.perAgent
 }
 
 // sampleBodyMarker stands for the customer's text in SampleData.

@@ -18,9 +18,11 @@ import (
 	netmail "net/mail"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/textproto"
 	"golang.org/x/net/idna"
 )
 
@@ -80,6 +82,10 @@ type Message struct {
 	// notification's rendered body then costs that transaction nothing.
 	Body        func() (text, html string, err error)
 	Attachments []Attachment
+	// Content, when set, is the body instead of Text, HTML, Body and
+	// Attachments (which must then be empty): written once and shared by
+	// every Message that holds it, each with its own header.
+	Content *Content
 	// Auto marks automatic mail (acknowledgements, notifications): it adds
 	// Auto-Submitted: auto-replied (RFC 3834 section 5) and
 	// X-Auto-Response-Suppress: All so that well-behaved responders,
@@ -125,6 +131,9 @@ type Draft struct {
 // Check validates m's header (addresses, identifiers, extra fields), the
 // part of Build that fails on bad data, and returns the draft to write.
 func Check(m Message) (*Draft, error) {
+	if m.Content != nil && (m.Text != "" || m.HTML != "" || m.Body != nil || len(m.Attachments) > 0) {
+		return nil, fmt.Errorf("compose: a message with shared content has a body of its own: %w", ErrInvalidHeader)
+	}
 	fs, err := header(m)
 	if err != nil {
 		return nil, err
@@ -134,6 +143,9 @@ func Check(m Message) (*Draft, error) {
 
 // Bytes renders the draft as Build renders its Message.
 func (d *Draft) Bytes() ([]byte, error) {
+	if d.m.Content != nil {
+		return d.shared()
+	}
 	m := d.m
 	if m.Body != nil {
 		var err error
@@ -147,6 +159,75 @@ func (d *Draft) Bytes() ([]byte, error) {
 		return nil, fmt.Errorf("compose: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// shared writes the draft's header fields before its shared content.
+// The content's entity begins with its own header (MIME-Version, then
+// the Content-* fields) and the root's fields would stand before it in
+// one block, so the draft's block is written without its closing empty
+// line: the bytes are those of the same message written alone with the
+// content's boundaries.
+func (d *Draft) shared() ([]byte, error) {
+	entity, err := d.m.Content.entity()
+	if err != nil {
+		return nil, err
+	}
+	var h message.Header
+	for i := len(d.fields) - 1; i >= 0; i-- {
+		h.Add(d.fields[i].k, d.fields[i].v)
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(entity) + 1024)
+	if err := textproto.WriteHeader(&buf, h.Header); err != nil {
+		return nil, fmt.Errorf("compose: %w", err)
+	}
+	buf.Truncate(buf.Len() - len("\r\n"))
+	buf.Write(entity)
+	return buf.Bytes(), nil
+}
+
+// Content is a message body (text, HTML, attachments) that several mails
+// carry unchanged under headers of their own: the notifications of one
+// event, one to each agent, each with its own recipient, signed Reply-To
+// and Message-ID. It is rendered and encoded once, by whichever of them
+// is written first, on any goroutine; the others reuse the bytes. Its
+// multipart boundaries are derived from seed instead of a Message-ID.
+type Content struct {
+	seed  string
+	body  Message // Text, HTML, Body and Attachments only
+	once  sync.Once
+	bytes []byte
+	err   error
+}
+
+// NewContent returns the shared body made of m's Text, HTML, Body and
+// Attachments (its header is ignored); seed names its boundaries, so the
+// same seed and body always give the same bytes.
+func NewContent(seed string, m Message) *Content {
+	return &Content{seed: seed, body: Message{Text: m.Text, HTML: m.HTML, Body: m.Body, Attachments: m.Attachments}}
+}
+
+// entity is the content as a MIME entity, header (from MIME-Version on)
+// and body, made on first use.
+func (c *Content) entity() ([]byte, error) {
+	c.once.Do(func() {
+		m := c.body
+		if m.Body != nil {
+			var err error
+			if m.Text, m.HTML, err = m.Body(); err != nil {
+				c.err = fmt.Errorf("compose: body: %w", err)
+				return
+			}
+		}
+		var buf bytes.Buffer
+		b := &builder{seed: c.seed, w: &buf}
+		if err := b.write(m); err != nil {
+			c.err = fmt.Errorf("compose: %w", err)
+			return
+		}
+		c.bytes = buf.Bytes()
+	})
+	return c.bytes, c.err
 }
 
 // field is one header field; fields are kept in a slice because the
