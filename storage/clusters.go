@@ -3,6 +3,7 @@ package storage
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strconv"
@@ -45,11 +46,6 @@ func (t *Tx) SimilarCandidates(ctx context.Context, ticket int64, bands []int64,
 	if len(bands) == 0 || limit < 1 {
 		return nil, nil
 	}
-	var rows []struct {
-		ID        int64
-		ClusterID *int64
-		Stems     string
-	}
 	var q string
 	var vars []any
 	if t.s.driver == DriverPostgres {
@@ -59,15 +55,27 @@ func (t *Tx) SimilarCandidates(ctx context.Context, ticket int64, bands []int64,
 		q, vars = similarQuerySQLite(bands, bandDepth(limit), limit)
 		vars = append(vars, ticket, since)
 	}
-	if err := t.db.WithContext(ctx).Raw(q, vars...).Scan(&rows).Error; err != nil {
+	rs, err := queryRows(ctx, t.db, t.s.driver == DriverPostgres, q, vars...)
+	if err != nil {
 		return nil, fmt.Errorf("similar candidates of %d: %w", ticket, err)
 	}
-	out := make([]SimilarTicket, len(rows))
-	for i, r := range rows {
-		out[i] = SimilarTicket{Ticket: r.ID, Cluster: r.ID, Stems: strings.Fields(r.Stems)}
-		if r.ClusterID != nil {
-			out[i].Cluster = *r.ClusterID
+	defer rs.Close()
+	var out []SimilarTicket
+	for rs.Next() {
+		var id int64
+		var cluster sql.NullInt64
+		var stems string
+		if err := rs.Scan(&id, &cluster, &stems); err != nil {
+			return nil, fmt.Errorf("similar candidates of %d: %w", ticket, err)
 		}
+		c := SimilarTicket{Ticket: id, Cluster: id, Stems: strings.Fields(stems)}
+		if cluster.Valid {
+			c.Cluster = cluster.Int64
+		}
+		out = append(out, c)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("similar candidates of %d: %w", ticket, err)
 	}
 	return out, nil
 }

@@ -80,19 +80,27 @@ type TemplatedMail struct {
 // notification read the ticket's templated rows, and then its streams'
 // rows again.
 func (t *Tx) TemplatedMail(ctx context.Context, ticket int64) (TemplatedMail, error) {
-	var rows []OutboxMail
 	// The columns read, not the whole rows: a ticket's rows were read
 	// whole for every notification.
-	if err := t.db.WithContext(ctx).Select("id, template, stream, status, count, next_attempt_at, sent_at, lease_owner, created_at").
-		Where("ticket_id = ? AND template <> ''", ticket).Order("id").Find(&rows).Error; err != nil {
+	rs, err := queryRows(ctx, t.db, t.s.driver == DriverPostgres, "SELECT id, template, stream, status, count, next_attempt_at, sent_at, lease_owner, created_at "+
+		"FROM outbox_mails WHERE ticket_id = ? AND template <> '' ORDER BY id", ticket)
+	if err != nil {
 		return TemplatedMail{}, fmt.Errorf("ticket %d templated mail: %w", ticket, err)
 	}
+	defer rs.Close()
 	out := TemplatedMail{Outcomes: map[string]TemplateOutcome{}, Latest: map[string]OutboxMail{}}
-	for _, r := range rows {
+	for rs.Next() {
+		var r OutboxMail
+		if err := rs.Scan(&r.ID, &r.Template, &r.Stream, &r.Status, &r.Count, &r.NextAttemptAt, &r.SentAt, &r.LeaseOwner, &r.CreatedAt); err != nil {
+			return TemplatedMail{}, fmt.Errorf("ticket %d templated mail: %w", ticket, err)
+		}
 		out.Outcomes[r.Template] = TemplateOutcome{Status: r.Status, NextAttemptAt: r.NextAttemptAt, CreatedAt: r.CreatedAt}
 		if r.Stream != "" {
 			out.Latest[r.Stream] = r
 		}
+	}
+	if err := rs.Err(); err != nil {
+		return TemplatedMail{}, fmt.Errorf("ticket %d templated mail: %w", ticket, err)
 	}
 	return out, nil
 }
