@@ -417,6 +417,11 @@ func (c *Committer) commit(ctx context.Context, batch []*commitReq) {
 			c.pause(ctx, attempt)
 		}
 	}
+	// The commit is over before anyone hears of it: a sender answered
+	// must not find IngestWaiting still saying a commit runs (on a busy
+	// machine the batch took longer than ingestPatience, and
+	// TestIngestWaitingForABatch saw it between its 250 and the defer).
+	c.s.committing.Store(0)
 	for i, r := range batch {
 		r.done <- results[i]
 		if results[i].err == nil && c.onCommit != nil {
