@@ -100,7 +100,7 @@ func (x *Executor) notifyAll(sc *scope, ev rules.Event, template, to string, exc
 		}
 		c := shared[count]
 		if c == nil {
-			c = compose.NewContent(fmt.Sprintf("%d/%s/%d/%d", sc.v.ID, template, count, now.UnixNano()), m)
+			c = compose.NewContent(fmt.Sprintf("%d/%s/%d", sc.v.ID, template, count), m)
 			shared[count] = c
 		}
 		m.Body, m.Attachments, m.Content = nil, nil, c
