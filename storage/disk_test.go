@@ -170,6 +170,59 @@ func TestWALIsBounded(t *testing.T) {
 	}
 }
 
+// TestWALTruncateNeverWaits checkpoints after a burst while a reader is
+// still in the log: the checkpoint must not wait for it (a TRUNCATE that
+// waits holds the writer's lock all the while, and every commit of the
+// door queues behind it), and a write meanwhile goes through. Once the
+// reader has left, the next checkpoint brings the log back under the
+// limit.
+func TestWALTruncateNeverWaits(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	const limit = 1 << 20
+	s, err := storage.Open(ctx, storage.Options{Driver: storage.DriverSQLite, DataDir: dir, Clock: storagetest.NewFakeClock(t0), WALSizeLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := storage.ExecForTest(ctx, s, "CREATE TABLE burst (b BLOB)"); err != nil {
+		t.Fatal(err)
+	}
+	for range 16 {
+		if err := storage.ExecForTest(ctx, s, "INSERT INTO burst VALUES (randomblob(1048576))"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release, err := storage.HoldSnapshot(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The deadline is far below the busy timeout (15 s) a waiting
+	// checkpoint would sit out, and far above what one that does not
+	// wait takes.
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.Checkpoint(dctx); err != nil {
+		t.Fatalf("checkpoint with a reader in the log: %v", err)
+	}
+	if err := storage.ExecForTest(dctx, s, "INSERT INTO burst VALUES (randomblob(16))"); err != nil {
+		t.Fatalf("write after the checkpoint: %v", err)
+	}
+	release()
+	for range 2 { // the first copies the last write, the second truncates
+		if err := s.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, "tend.db-wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > limit {
+		t.Errorf("WAL is %d bytes once the reader left, want at most %d", fi.Size(), limit)
+	}
+}
+
 // TestPruneOutboxKeepsMetadata prunes the bodies of outgoing mail sent
 // longer ago than the retention: their composed bytes and, for
 // notifications, the copied text are gone; recipient, status and
