@@ -552,3 +552,20 @@ func ReadAll[T any](ctx context.Context, s *Store, order string) ([]T, error) {
 	err := s.db.WithContext(ctx).Order(order).Find(&rows).Error
 	return rows, err
 }
+
+// SelectRows is selectRows of T from s, outside a transaction.
+func SelectRows[T any](ctx context.Context, s *Store, omit []string, tail string, args ...any) ([]T, error) {
+	return selectRows[T](ctx, s, s.db.WithContext(ctx), omit, tail, args...)
+}
+
+// GormFind is gorm's Find of T without omit, where and ordered: what
+// SelectRows stands for.
+func GormFind[T any](ctx context.Context, s *Store, omit []string, order, where string, args ...any) ([]T, error) {
+	var rows []T
+	db := s.db.WithContext(ctx)
+	if len(omit) > 0 {
+		db = db.Omit(omit...)
+	}
+	err := db.Where(where, args...).Order(order).Find(&rows).Error
+	return rows, err
+}

@@ -88,7 +88,9 @@ type Store struct {
 	// composers bounds the outgoing mails composed at once (Tx.startBody).
 	composers chan struct{}
 	// inserts are insertRows' plans, by model type.
-	inserts  sync.Map
+	inserts sync.Map
+	// selects are selectRows' plans, by model type and omitted columns.
+	selects  sync.Map
 	pack     *packer      // compresses raw messages (packing.go)
 	gate     writeGate    // SQLite's one writer, taken in turn (see write)
 	chunking atomic.Int64 // messages writing raw chunks right now
