@@ -116,6 +116,16 @@ func steps() []step {
 		// PostgreSQL's search folding at once for ASCII text
 		// (searchFoldASCII).
 		{18, "search folding at once for ASCII text (PostgreSQL)", searchFoldASCII},
+		// AutoMigrate added outbox_bodies.packed: an outgoing mail's
+		// bytes may now be stored zstd-compressed, which an older binary
+		// would relay as they are, so it must refuse. As for step 9,
+		// PostgreSQL keeps them out of line without pglz.
+		{19, "compressed outgoing mail (outbox_bodies.packed)", func(tx *gorm.DB) error {
+			if tx.Dialector.Name() != "postgres" {
+				return nil
+			}
+			return tx.Exec("ALTER TABLE outbox_bodies ALTER COLUMN raw SET STORAGE EXTERNAL").Error
+		}},
 	}
 }
 

@@ -333,6 +333,9 @@ type OutboxMail struct {
 type OutboxBody struct {
 	OutboxID int64  `gorm:"primaryKey;autoIncrement:false"`
 	Raw      []byte `gorm:"not null"`
+	// Packed is the size of the mail when Raw holds it zstd-compressed
+	// (packing.go), 0 when Raw is the mail as it is.
+	Packed int64 `gorm:"not null;default:0"`
 	// Mail only declares the foreign key: a body goes with its mail.
 	Mail *OutboxMail `gorm:"foreignKey:OutboxID;constraint:OnDelete:CASCADE"`
 }

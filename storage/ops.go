@@ -27,8 +27,11 @@ func (s *Store) Participants(ctx context.Context, number int64) ([]Participant, 
 // were pruned (retention.outbox_bodies), ErrNotFound when there is no such
 // row.
 func (s *Store) OutboxRaw(ctx context.Context, id int64) ([]byte, error) {
-	var rows []struct{ Raw []byte }
-	err := s.db.WithContext(ctx).Table("outbox_mails").Select("outbox_bodies.raw").
+	var rows []struct {
+		Raw    []byte
+		Packed *int64
+	}
+	err := s.db.WithContext(ctx).Table("outbox_mails").Select("outbox_bodies.raw, outbox_bodies.packed").
 		Joins("LEFT JOIN outbox_bodies ON outbox_bodies.outbox_id = outbox_mails.id").Where("outbox_mails.id = ?", id).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("outbox %d: %w", id, err)
@@ -36,7 +39,11 @@ func (s *Store) OutboxRaw(ctx context.Context, id int64) ([]byte, error) {
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("outbox %d: %w", id, ErrNotFound)
 	}
-	return rows[0].Raw, nil
+	r := OutboxBody{OutboxID: id, Raw: rows[0].Raw}
+	if p := rows[0].Packed; p != nil {
+		r.Packed = *p
+	}
+	return r.bytes(s.pack)
 }
 
 // PersonTickets returns the numbers of the (unmerged) tickets email takes

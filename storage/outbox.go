@@ -76,12 +76,16 @@ func (s *Store) LoadOutboxBodies(ctx context.Context, rows []OutboxMail) error {
 		ids[i] = o.ID
 	}
 	var raws []OutboxBody
-	if err := s.db.WithContext(ctx).Select("outbox_id, raw").Where("outbox_id IN ?", ids).Find(&raws).Error; err != nil {
+	if err := s.db.WithContext(ctx).Select("outbox_id, raw, packed").Where("outbox_id IN ?", ids).Find(&raws).Error; err != nil {
 		return fmt.Errorf("outbox bodies: %w", err)
 	}
 	byID := make(map[int64][]byte, len(raws))
 	for _, r := range raws {
-		byID[r.OutboxID] = r.Raw
+		b, err := r.bytes(s.pack)
+		if err != nil {
+			return fmt.Errorf("outbox bodies: %w", err)
+		}
+		byID[r.OutboxID] = b
 	}
 	for i := range rows {
 		rows[i].Raw = byID[rows[i].ID]

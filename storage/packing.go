@@ -107,11 +107,27 @@ func (p *packer) pack(body Body) ([]byte, error) {
 	if _, err := body.ReadAt(src, 0); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("raw packing: read spool: %w", err)
 	}
+	return p.packBytes(src), nil
+}
+
+// packBytes returns src compressed, or nil when that saves too little.
+// The caller has checked its size.
+func (p *packer) packBytes(src []byte) []byte {
+	size := int64(len(src))
 	out := p.enc.EncodeAll(src, make([]byte, 0, size/2))
 	if int64(len(out)) > size-size/packMinSaving {
-		return nil, nil
+		return nil
 	}
-	return out, nil
+	return out
+}
+
+// packMail is packBytes for an outgoing mail's composed bytes (see
+// OutboxBody): nil when it is too small, too large or saves too little.
+func (p *packer) packMail(raw []byte) []byte {
+	if len(raw) < packMin || len(raw) >= fileMin || p.off.Load() {
+		return nil
+	}
+	return p.packBytes(raw)
 }
 
 // unpack returns the size bytes that packed holds.

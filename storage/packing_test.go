@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
@@ -208,5 +209,93 @@ func TestPackedSegmentsUpgrade(t *testing.T) {
 	}
 	if rep := verify("damaged", 1); len(rep.Bad) == 1 && rep.Bad[0].Hash != ins[len(ins)-1].Hash {
 		t.Errorf("damaged record reported as %v, want %s", rep.Bad[0], ins[len(ins)-1].MessageID)
+	}
+}
+
+// TestOutboxBodiesPacked: an outgoing mail's bytes are stored compressed
+// when that saves enough, and every reader gets them back as composed:
+// the sender (LoadOutboxBodies), the ticket page (OutboxRaw), the size
+// on its message row. Bytes that do not shrink are stored as they are,
+// and a requeued mail that no longer packs is not read as packed.
+func TestOutboxBodiesPacked(t *testing.T) {
+	for _, b := range storagetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := b.Open(t, storagetest.NewFakeClock(t0))
+			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := committer(t, s).Deliver(ctx, incoming("ann@example.com", "packed@example.com", "Packed", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := []byte("Subject: [#1] Ann: Packed\r\n\r\n" + strings.Repeat("Ann wrote: my export stops at 80 percent.\r\n", 400))
+			rnd := rand.New(rand.NewPCG(5, 6))
+			noise := make([]byte, 3000)
+			for i := range noise {
+				noise[i] = byte(rnd.Uint32())
+			}
+			noise = append([]byte("Subject: noise\r\n\r\n"), noise...)
+			queue := func(raw []byte) int64 {
+				var id int64
+				err := s.InTx(ctx, func(tx *storage.Tx) error {
+					tk := d.Ticket
+					var err error
+					id, err = tx.QueueMail(ctx, storage.OutboxMail{TicketID: &tk, Kind: storage.OutboxToStaff, EnvTo: "alice@acme.test"},
+						storage.Message{Role: "system"}, func(id int64) (storage.Composed, error) {
+							return storage.Composed{MessageID: "p" + itoa(id) + "@acme.test", EnvFrom: "bounce@acme.test", Raw: storagetest.Fixed(raw)}, nil
+						})
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return id
+			}
+			packed, plain, requeued := queue(text), queue(noise), queue(text)
+			if err := s.InTx(ctx, func(tx *storage.Tx) error {
+				_, err := tx.RequeueMail(ctx, requeued, storagetest.Fixed(noise), 2)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			want := map[int64][]byte{packed: text, plain: noise, requeued: noise}
+			stored := func(id int64) (n, size int64) {
+				t.Helper()
+				var err error
+				if n, err = storage.QueryInt(ctx, s, "SELECT LENGTH(raw) FROM outbox_bodies WHERE outbox_id = "+itoa(id)); err != nil {
+					t.Fatal(err)
+				}
+				if size, err = storage.QueryInt(ctx, s, "SELECT size FROM messages WHERE outbox_id = "+itoa(id)); err != nil {
+					t.Fatal(err)
+				}
+				return n, size
+			}
+			if n, size := stored(packed); n >= int64(len(text))/4 || size != int64(len(text)) {
+				t.Errorf("a text of %d bytes is stored in %d, its message row says %d bytes", len(text), n, size)
+			}
+			for _, id := range []int64{plain, requeued} {
+				if n, size := stored(id); n != int64(len(noise)) || size != int64(len(noise)) {
+					t.Errorf("outbox %d: %d bytes that do not shrink are stored in %d, the message row says %d", id, len(noise), n, size)
+				}
+			}
+			for id, w := range want {
+				if got, err := storage.OutboxRaw(ctx, s, id); err != nil || !bytes.Equal(got, w) {
+					t.Errorf("OutboxRaw(%d) = %d bytes, %v; want the %d composed", id, len(got), err, len(w))
+				}
+			}
+			rows, err := s.ClaimOutbox(ctx, "sender", 10, time.Minute)
+			if err == nil {
+				err = s.LoadOutboxBodies(ctx, rows)
+			}
+			if err != nil || len(rows) != len(want) {
+				t.Fatalf("claimed %d mails, %v; want %d", len(rows), err, len(want))
+			}
+			for _, o := range rows {
+				if !bytes.Equal(o.Raw, want[o.ID]) {
+					t.Errorf("the sender got %d bytes of outbox %d, want the %d composed", len(o.Raw), o.ID, len(want[o.ID]))
+				}
+			}
+		})
 	}
 }
