@@ -102,9 +102,7 @@ func (x *Executor) openLinked(sc *scope) error {
 	if err != nil {
 		return err
 	}
-	if err := x.detectLanguage(nsc, msg); err != nil {
-		return err
-	}
+	x.detectLanguage(nsc, msg)
 	ev, err := x.event(nsc, vocab.EventTicketCreated)
 	if err != nil {
 		return err

@@ -136,6 +136,41 @@ type scope struct {
 	// committing it (batchMail).
 	batching bool
 	batch    []storage.QueuedMail
+	// pending is what the event changed on the ticket's row and has not
+	// written yet (change, flush).
+	pending storage.TicketUpdate
+	dirty   bool
+}
+
+// change records u for the scope's ticket. The row is written once, by
+// flush, before anything that reads or writes it otherwise: a new
+// ticket's language, repeat contact and priority were three UPDATEs of
+// its row (each rewriting its queue indexes and logging a change for the
+// live view), now one.
+func (sc *scope) change(u storage.TicketUpdate) {
+	sc.pending.Merge(u)
+	sc.dirty = true
+}
+
+// flush writes the changes recorded by change.
+func (sc *scope) flush() error {
+	if !sc.dirty {
+		return nil
+	}
+	u := sc.pending
+	sc.pending, sc.dirty = storage.TicketUpdate{}, false
+	return sc.tx.UpdateTicket(sc.ctx, sc.v.ID, u)
+}
+
+// deferrable are the actions that neither read nor write the ticket's row
+// (they read the scope's view of it): a change recorded before them can
+// wait until after them.
+func deferrable(k rules.ActionKind) bool {
+	switch k {
+	case rules.Send, rules.Notify, rules.Schedule, rules.Cancel, rules.SetPriority, rules.Record:
+		return true
+	}
+	return false
 }
 
 // notice is what became of one customer template: queued (held by the
@@ -183,9 +218,14 @@ func (x *Executor) handleMessage(ctx context.Context, tx *storage.Tx, msg storag
 		return err
 	}
 	if msg.AgentID != nil {
-		return x.agentMail(sc)
+		err = x.agentMail(sc)
+	} else {
+		err = x.customerMail(sc)
 	}
-	return x.customerMail(sc)
+	if err != nil {
+		return err
+	}
+	return sc.flush()
 }
 
 // open loads what an event needs.
@@ -215,9 +255,7 @@ func (x *Executor) customerMail(sc *scope) error {
 	evType := vocab.EventMessageReceived
 	if firstInbound(sc.msgs) == msg.ID {
 		evType = vocab.EventTicketCreated
-		if err := x.detectLanguage(sc, msg); err != nil {
-			return err
-		}
+		x.detectLanguage(sc, msg)
 	}
 	role := rules.RoleCustomer
 	if msg.FromAddr != sc.v.Customer.Email {
@@ -383,11 +421,16 @@ func (x *Executor) run(sc *scope, ev rules.Event) error {
 			}
 			continue
 		}
+		if !deferrable(a.Kind) {
+			if err := sc.flush(); err != nil {
+				return err
+			}
+		}
 		if err := x.apply(sc, ev, a); err != nil {
 			return fmt.Errorf("rule %s: %s: %w", a.Rule, a.Kind, err)
 		}
 	}
-	return nil
+	return sc.flush()
 }
 
 // apply carries out one action.
@@ -407,9 +450,7 @@ func (x *Executor) apply(sc *scope, ev rules.Event, a rules.Action) error {
 		}
 		return x.assign(sc, ag, "rule "+a.Rule)
 	case rules.SetPriority:
-		if err := tx.UpdateTicket(ctx, id, storage.TicketUpdate{Priority: &a.Priority}); err != nil {
-			return err
-		}
+		sc.change(storage.TicketUpdate{Priority: &a.Priority})
 		sc.v.Priority = a.Priority
 		return tx.AddEvent(ctx, id, vocab.EventPriority, "", fmt.Sprintf("priority %s (rule %s)", a.Priority, a.Rule), nil)
 	case rules.Tag:
@@ -435,9 +476,7 @@ func (x *Executor) apply(sc *scope, ev rules.Event, a rules.Action) error {
 			sc.v.Breached = true
 		}
 		if u.RepeatContacts != 0 || u.Breached != nil {
-			if err := tx.UpdateTicket(ctx, id, u); err != nil {
-				return err
-			}
+			sc.change(u)
 		}
 		return tx.AddEvent(ctx, id, vocab.EventRuleRecord, "", fmt.Sprintf("%s (rule %s)", a.Note, a.Rule), nil)
 	case rules.Suppress:

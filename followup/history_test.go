@@ -46,6 +46,11 @@ func TestCustomerRecognisedAcrossTickets(t *testing.T) {
 		if d.Priority != "high" {
 			t.Errorf("#2 priority %s, want high", d.Priority)
 		}
+		// Language, repeat contact and priority reach the row in one
+		// write (scope.change): none is lost on the way.
+		if d.Language != "en" {
+			t.Errorf("#2 language %q, want the inbox's en", d.Language)
+		}
 		var notice string
 		for _, m := range to(got, alice) {
 			notice += m.Env.Text

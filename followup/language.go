@@ -39,9 +39,9 @@ func (x *Executor) language(sc *scope) string {
 
 // detectLanguage remembers the language of a new ticket's first message,
 // or the inbox's when it cannot be told.
-func (x *Executor) detectLanguage(sc *scope, msg *storage.Message) error {
+func (x *Executor) detectLanguage(sc *scope, msg *storage.Message) {
 	if sc.v.Language != "" {
-		return nil
+		return
 	}
 	lang := ""
 	if pre := msg.Prepared; pre != nil && pre.HasLanguage {
@@ -52,11 +52,8 @@ func (x *Executor) detectLanguage(sc *scope, msg *storage.Message) error {
 	if lang == "" {
 		lang = x.policy(sc).Language
 	}
-	if err := sc.tx.SetLanguage(sc.ctx, sc.v.ID, lang); err != nil {
-		return err
-	}
+	sc.change(storage.TicketUpdate{Language: &lang})
 	sc.v.Language = lang
-	return nil
 }
 
 // Prepare works out, before the processing batch's transaction, what

@@ -23,9 +23,10 @@ func TestIngestWaitingForABatch(t *testing.T) {
 			t.Fatal("IngestWaiting with nothing running")
 		}
 		holding, release, batchDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		en := "en"
 		go func() {
 			batchDone <- s.InTx(ctx, func(tx *storage.Tx) error {
-				if err := tx.SetLanguage(ctx, first.Ticket, "en"); err != nil {
+				if err := tx.UpdateTicket(ctx, first.Ticket, storage.TicketUpdate{Language: &en}); err != nil {
 					return err
 				}
 				close(holding)

@@ -181,6 +181,39 @@ type TicketUpdate struct {
 	Breached        *bool
 	FirstResponseAt *time.Time
 	LastAgentAt     *time.Time
+	Language        *string // the customer's language (ISO 639-1)
+}
+
+// Merge adds v to u, as if v were applied after u: v's fields replace
+// u's, its repeat contacts add to u's, its tags join u's.
+func (u *TicketUpdate) Merge(v TicketUpdate) {
+	if v.State != nil {
+		u.State = v.State
+	}
+	if v.CloseReason != nil {
+		u.CloseReason = v.CloseReason
+	}
+	if v.Priority != nil {
+		u.Priority = v.Priority
+	}
+	if v.AssigneeID != nil {
+		u.AssigneeID = v.AssigneeID
+	}
+	if v.Breached != nil {
+		u.Breached = v.Breached
+	}
+	if v.FirstResponseAt != nil && u.FirstResponseAt == nil {
+		// The first one stands (COALESCE in UpdateTicket).
+		u.FirstResponseAt = v.FirstResponseAt
+	}
+	if v.LastAgentAt != nil {
+		u.LastAgentAt = v.LastAgentAt
+	}
+	if v.Language != nil {
+		u.Language = v.Language
+	}
+	u.RepeatContacts += v.RepeatContacts
+	u.AddTags = append(u.AddTags, v.AddTags...)
 }
 
 // UpdateTicket applies u to ticket number.
@@ -211,6 +244,9 @@ func (t *Tx) UpdateTicket(ctx context.Context, number int64, u TicketUpdate) err
 	}
 	if u.Breached != nil {
 		upd["breached"] = *u.Breached
+	}
+	if u.Language != nil {
+		upd["language"] = *u.Language
 	}
 	if u.FirstResponseAt != nil {
 		upd["first_response_at"] = gorm.Expr("COALESCE(first_response_at, ?)", *u.FirstResponseAt)
@@ -317,14 +353,6 @@ func (t *Tx) Snooze(ctx context.Context, ticket int64, until *time.Time) error {
 		Updates(map[string]any{"snoozed_until": until, "updated_at": t.s.now()}).Error
 	if err != nil {
 		return fmt.Errorf("snooze %d: %w", ticket, err)
-	}
-	return nil
-}
-
-// SetLanguage records the language the customer of ticket is written to in.
-func (t *Tx) SetLanguage(ctx context.Context, ticket int64, lang string) error {
-	if err := t.db.WithContext(ctx).Model(&Ticket{}).Where("id = ?", ticket).Update("language", lang).Error; err != nil {
-		return fmt.Errorf("language of %d: %w", ticket, err)
 	}
 	return nil
 }
