@@ -236,6 +236,23 @@ type Counts struct {
 	SentOutbox int64
 }
 
+// Backlog is what is left to do: work items not yet done and outgoing
+// mail due now, each counted through its claim index, so that it costs
+// what the backlog holds. tend bench polls it until a round has drained:
+// it polled Counts, which reads every table, twenty times a second, and
+// on PostgreSQL those reads took 2.7 s of the server's CPU in a round of
+// 2,000 messages, from the two cores tend was measured on.
+func (s *Store) Backlog(ctx context.Context) (work, dueOutbox int64, err error) {
+	db := s.db.WithContext(ctx)
+	if err := db.Model(&Work{}).Count(&work).Error; err != nil {
+		return 0, 0, fmt.Errorf("backlog: %w", err)
+	}
+	if err := db.Model(&OutboxMail{}).Where("status = ? AND next_attempt_at <= ?", OutboxPending, s.now()).Count(&dueOutbox).Error; err != nil {
+		return 0, 0, fmt.Errorf("backlog: %w", err)
+	}
+	return work, dueOutbox, nil
+}
+
 // Counts returns current totals, a few grouped queries.
 func (s *Store) Counts(ctx context.Context) (Counts, error) {
 	c := Counts{TicketsByState: map[vocab.State]int64{}}
