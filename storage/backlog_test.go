@@ -17,10 +17,7 @@ func TestBacklog(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			clock := storagetest.NewFakeClock(t0)
-			s := b.Open(t, clock)
-			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
-				t.Fatal(err)
-			}
+			s := openInbox(t, b, clock)
 			backlog := func(what string, work, due int64) {
 				t.Helper()
 				w, d, err := s.Backlog(ctx)

@@ -135,28 +135,13 @@ func TestCompactSegmentsReclaimsGarbage(t *testing.T) {
 // limit instead of keeping the burst's size.
 func TestWALIsBounded(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	const limit = 1 << 20
-	s, err := storage.Open(ctx, storage.Options{Driver: storage.DriverSQLite, DataDir: dir, Clock: storagetest.NewFakeClock(t0), WALSizeLimit: limit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := storage.ExecForTest(ctx, s, "CREATE TABLE burst (b BLOB)"); err != nil {
-		t.Fatal(err)
-	}
-	for range 16 {
-		if err := storage.ExecForTest(ctx, s, "INSERT INTO burst VALUES (randomblob(1048576))"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	wal := filepath.Join(dir, "tend.db-wal")
+	s, wal := walBurst(t)
 	fi, err := os.Stat(wal)
 	if err != nil {
 		t.Fatal(err)
 	}
 	peak := fi.Size()
-	if peak < 8*limit {
+	if peak < 8*walLimit {
 		t.Fatalf("the burst made a WAL of only %d bytes", peak)
 	}
 	if err := s.Checkpoint(ctx); err != nil {
@@ -165,8 +150,8 @@ func TestWALIsBounded(t *testing.T) {
 	if fi, err = os.Stat(wal); err != nil {
 		t.Fatal(err)
 	}
-	if fi.Size() > limit {
-		t.Errorf("WAL is %d bytes after a checkpoint (peak %d), want at most journal_size_limit %d", fi.Size(), peak, limit)
+	if fi.Size() > walLimit {
+		t.Errorf("WAL is %d bytes after a checkpoint (peak %d), want at most journal_size_limit %d", fi.Size(), peak, walLimit)
 	}
 }
 
@@ -178,21 +163,7 @@ func TestWALIsBounded(t *testing.T) {
 // limit.
 func TestWALTruncateNeverWaits(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	const limit = 1 << 20
-	s, err := storage.Open(ctx, storage.Options{Driver: storage.DriverSQLite, DataDir: dir, Clock: storagetest.NewFakeClock(t0), WALSizeLimit: limit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := storage.ExecForTest(ctx, s, "CREATE TABLE burst (b BLOB)"); err != nil {
-		t.Fatal(err)
-	}
-	for range 16 {
-		if err := storage.ExecForTest(ctx, s, "INSERT INTO burst VALUES (randomblob(1048576))"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, wal := walBurst(t)
 	release, err := storage.HoldSnapshot(ctx, s)
 	if err != nil {
 		t.Fatal(err)
@@ -214,13 +185,39 @@ func TestWALTruncateNeverWaits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fi, err := os.Stat(filepath.Join(dir, "tend.db-wal"))
+	fi, err := os.Stat(wal)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Size() > limit {
-		t.Errorf("WAL is %d bytes once the reader left, want at most %d", fi.Size(), limit)
+	if fi.Size() > walLimit {
+		t.Errorf("WAL is %d bytes once the reader left, want at most %d", fi.Size(), walLimit)
 	}
+}
+
+// walLimit is the WAL size limit of walBurst's store.
+const walLimit = 1 << 20
+
+// walBurst opens a SQLite store with a WAL size limit of walLimit and
+// writes 16 times that into it at once; it returns the store and the
+// path of its write-ahead log.
+func walBurst(t *testing.T) (*storage.Store, string) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := storage.Open(ctx, storage.Options{Driver: storage.DriverSQLite, DataDir: dir, Clock: storagetest.NewFakeClock(t0), WALSizeLimit: walLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := storage.ExecForTest(ctx, s, "CREATE TABLE burst (b BLOB)"); err != nil {
+		t.Fatal(err)
+	}
+	for range 16 {
+		if err := storage.ExecForTest(ctx, s, "INSERT INTO burst VALUES (randomblob(1048576))"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, filepath.Join(dir, "tend.db-wal")
 }
 
 // TestPruneOutboxKeepsMetadata prunes the bodies of outgoing mail sent

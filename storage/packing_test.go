@@ -221,10 +221,7 @@ func TestOutboxBodiesPacked(t *testing.T) {
 	for _, b := range storagetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			s := b.Open(t, storagetest.NewFakeClock(t0))
-			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
-				t.Fatal(err)
-			}
+			s := openInbox(t, b, storagetest.NewFakeClock(t0))
 			d, err := committer(t, s).Deliver(ctx, incoming("ann@example.com", "packed@example.com", "Packed", ""))
 			if err != nil {
 				t.Fatal(err)

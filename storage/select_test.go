@@ -19,10 +19,7 @@ func TestSelectRowsAsGorm(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			clock := storagetest.NewFakeClock(t0)
-			s := b.Open(t, clock)
-			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test", Name: "Acme Support"}}); err != nil {
-				t.Fatal(err)
-			}
+			s := openInbox(t, b, clock)
 			tk := deliver(t, committer(t, s), incoming("ann@example.com", "a1@example.com", "Printer", "")).Ticket
 			now := clock.Now()
 			later := now.Add(90 * time.Minute)

@@ -41,6 +41,16 @@ func committer(t *testing.T, s *storage.Store) *storage.Committer {
 	return storagetest.StartCommitter(t, s, 64)
 }
 
+// openInbox opens a store on backend b with the inbox support@acme.test.
+func openInbox(t *testing.T, b storagetest.Backend, clock storage.Clock) *storage.Store {
+	t.Helper()
+	s := b.Open(t, clock)
+	if err := s.SyncInboxes(context.Background(), []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // incoming builds a message; parent, when not empty, is threaded onto by
 // References.
 func incoming(from, msgID, subject, parent string, inboxes ...string) *storage.Incoming {

@@ -31,10 +31,7 @@ func TestTicketUpdateMerge(t *testing.T) {
 	for _, b := range storagetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			s := b.Open(t, storagetest.NewFakeClock(t0))
-			if err := s.SyncInboxes(ctx, []storage.InboxSpec{{Address: "support@acme.test"}}); err != nil {
-				t.Fatal(err)
-			}
+			s := openInbox(t, b, storagetest.NewFakeClock(t0))
 			c := committer(t, s)
 			for i, tc := range cases {
 				// Two customers: one customer's second ticket would be
