@@ -37,7 +37,9 @@ type bodyJob struct {
 }
 
 // savepointMark is how many body jobs a transaction had when a savepoint
-// was set: rolling back to it forgets the jobs queued since.
+// was set: rolling back to it forgets the jobs queued since. Timeline
+// entries are inserted before a savepoint is set (Tx.Savepoint): those
+// held at a rollback were all taken since.
 type savepointMark struct {
 	name string
 	jobs int
@@ -84,6 +86,7 @@ func (t *Tx) rollbackMark(name string) {
 		if t.marks[i].name == name {
 			// ROLLBACK TO keeps the savepoint itself open.
 			t.bodies = t.bodies[:t.marks[i].jobs]
+			t.events = t.events[:0]
 			t.parsedAttachments = nil
 			t.marks = t.marks[:i+1]
 			return

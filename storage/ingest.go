@@ -152,6 +152,10 @@ type Tx struct {
 	// marks keep them in step with the savepoints.
 	bodies []*bodyJob
 	marks  []savepointMark
+	// events are the timeline entries AddEvent took, inserted together
+	// (flushEvents) before the transaction commits, a savepoint is set,
+	// or anything reads or moves events.
+	events []Event
 	// parsedAttachments are the attachment rows SaveParsed wrote in this
 	// transaction, by message row: the executor reads a message's
 	// attachments right after its parse is saved (their names for the

@@ -135,6 +135,9 @@ func (t *Tx) MergeTickets(ctx context.Context, from, into int64, by string) erro
 // has) and then removed from from, so that no address is a participant of
 // the redirect: threading resolves from to into anyway.
 func (t *Tx) moveTicketRows(ctx context.Context, from, into int64) error {
+	if err := t.flushEvents(ctx); err != nil {
+		return err
+	}
 	db := t.db.WithContext(ctx)
 	for _, m := range []any{&Message{}, &Event{}, &OutboxMail{}} {
 		if err := db.Model(m).Where("ticket_id = ?", from).Update("ticket_id", into).Error; err != nil {
@@ -306,6 +309,9 @@ func (t *Tx) openSplitTicket(ctx context.Context, m Message, inboxID int64, o Sp
 // moveMessage moves message id and its timeline entries from ticket old to
 // the split ticket n and records the split on both timelines.
 func (t *Tx) moveMessage(ctx context.Context, id, old, n int64, o SplitOptions, now time.Time) error {
+	if err := t.flushEvents(ctx); err != nil {
+		return err
+	}
 	db := t.db.WithContext(ctx)
 	if err := db.Model(&Message{}).Where("id = ?", id).Update("ticket_id", n).Error; err != nil {
 		return fmt.Errorf("move message: %w", err)

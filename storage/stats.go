@@ -135,6 +135,9 @@ func (t *Tx) Stats(ctx context.Context, f StatsFilter) (StatsReport, error) {
 	// Reopens happen after creation, so events since From cover every
 	// ticket of the range.
 	var reopenedIDs []int64
+	if err := t.flushEvents(ctx); err != nil {
+		return StatsReport{}, err
+	}
 	if err := t.db.WithContext(ctx).Table("events").Distinct("ticket_id").
 		Where("kind = ? AND created_at >= ?", vocab.EventReopened, f.From).Pluck("ticket_id", &reopenedIDs).Error; err != nil {
 		return StatsReport{}, fmt.Errorf("stats: reopened: %w", err)

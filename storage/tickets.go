@@ -22,7 +22,10 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		return tx.flushBodies(ctx)
+		if err := tx.flushBodies(ctx); err != nil {
+			return err
+		}
+		return tx.flushEvents(ctx)
 	})
 }
 
@@ -276,12 +279,23 @@ func (t *Tx) UpdateTicket(ctx context.Context, number int64, u TicketUpdate) err
 	return nil
 }
 
-// AddEvent puts an entry on a ticket's timeline.
+// AddEvent puts an entry on a ticket's timeline. It is inserted with the
+// transaction's others (flushEvents): a message's handling puts three or
+// four on its timeline, each an INSERT of its own before.
 func (t *Tx) AddEvent(ctx context.Context, ticket int64, kind vocab.EventKind, actor, detail string, msgRow *int64) error {
-	ev := Event{TicketID: ticket, Kind: kind, Actor: safeText(actor), Detail: safeText(detail), MessageRowID: msgRow, CreatedAt: t.s.now()}
-	if err := insertRows(ctx, t.s, t.db, []Event{ev}, false); err != nil {
-		return fmt.Errorf("event on %d: %w", ticket, err)
+	t.events = append(t.events, Event{TicketID: ticket, Kind: kind, Actor: safeText(actor), Detail: safeText(detail), MessageRowID: msgRow, CreatedAt: t.s.now()})
+	return nil
+}
+
+// flushEvents inserts the timeline entries AddEvent took, in order.
+func (t *Tx) flushEvents(ctx context.Context) error {
+	if len(t.events) == 0 {
+		return nil
 	}
+	if err := insertRows(ctx, t.s, t.db, t.events, false); err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	t.events = t.events[:0]
 	return nil
 }
 

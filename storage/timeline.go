@@ -16,6 +16,9 @@ import (
 // happened since a moment: who answered the customer, which reply is held,
 // when resolution was proposed.
 func (t *Tx) Events(ctx context.Context, ticket int64, kinds ...vocab.EventKind) ([]Event, error) {
+	if err := t.flushEvents(ctx); err != nil {
+		return nil, err
+	}
 	q := t.db.WithContext(ctx).Where("ticket_id = ?", ticket)
 	if len(kinds) > 0 {
 		q = q.Where("kind IN ?", kinds)

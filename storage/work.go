@@ -135,6 +135,11 @@ func (s *Store) RetryWork(ctx context.Context, id int64, cause error, retryAt ti
 // Savepoint marks a point in the transaction that RollbackTo returns to,
 // so one item of a batch can fail without undoing the others.
 func (t *Tx) Savepoint(name string) error {
+	// The entries taken before the savepoint are inserted before it, so
+	// that rolling back to it cannot take them with it.
+	if err := t.flushEvents(t.db.Statement.Context); err != nil {
+		return err
+	}
 	if err := savepoint(t.db, name); err != nil {
 		return err
 	}
