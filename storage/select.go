@@ -38,13 +38,10 @@ func selectRows[T any](ctx context.Context, s *Store, db *gorm.DB, omit []string
 		return nil, fmt.Errorf("select %s: %w", p.table, err)
 	}
 	defer rs.Close()
-	dest := make([]any, len(p.cols))
+	dest := make([]any, 0, len(p.cols))
 	for rs.Next() {
 		var row T
-		rv := reflect.ValueOf(&row).Elem()
-		for i, f := range p.cols {
-			dest[i] = rv.FieldByIndex(f.StructField.Index).Addr().Interface()
-		}
+		dest = p.fields(&row, dest[:0])
 		if err := rs.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("select %s: %w", p.table, err)
 		}
@@ -61,8 +58,28 @@ func selectRows[T any](ctx context.Context, s *Store, db *gorm.DB, omit []string
 type selectPlan struct {
 	table, quoted string
 	cols          []*schema.Field
-	list          string // the columns, quoted and qualified
+	names         []string // the columns, quoted
+	list          string   // the columns, quoted and qualified by the table
 	postgres      bool
+}
+
+// fields appends to dest a pointer to each of row's fields that the
+// plan's columns fill, in their order; row points to the model.
+func (p *selectPlan) fields(row any, dest []any) []any {
+	rv := reflect.ValueOf(row).Elem()
+	for _, f := range p.cols {
+		dest = append(dest, rv.FieldByIndex(f.StructField.Index).Addr().Interface())
+	}
+	return dest
+}
+
+// columns is the plan's column list qualified by alias, for a join.
+func (p *selectPlan) columns(alias string) string {
+	out := make([]string, len(p.names))
+	for i, n := range p.names {
+		out[i] = alias + "." + n
+	}
+	return strings.Join(out, ", ")
 }
 
 // selectKey tells plans apart: a model and the columns it leaves out.
@@ -84,7 +101,7 @@ func planSelect[T any](s *Store, db *gorm.DB, omit []string) (*selectPlan, error
 	}
 	sch := stmt.Schema
 	p := &selectPlan{table: sch.Table, quoted: stmt.Quote(sch.Table), postgres: s.driver == DriverPostgres}
-	names := make([]string, 0, len(sch.DBNames))
+	qualified := make([]string, 0, len(sch.DBNames))
 	for _, f := range sch.Fields {
 		if f.DBName == "" || !f.Readable || slices.Contains(omit, f.DBName) {
 			continue
@@ -96,9 +113,10 @@ func planSelect[T any](s *Store, db *gorm.DB, omit []string) (*selectPlan, error
 			return nil, fmt.Errorf("select plan %s: column %s is not scanned in place", sch.Table, f.DBName)
 		}
 		p.cols = append(p.cols, f)
-		names = append(names, p.quoted+"."+stmt.Quote(f.DBName))
+		p.names = append(p.names, stmt.Quote(f.DBName))
+		qualified = append(qualified, p.quoted+"."+stmt.Quote(f.DBName))
 	}
-	p.list = strings.Join(names, ", ")
+	p.list = strings.Join(qualified, ", ")
 	got, _ := s.selects.LoadOrStore(key, p)
 	return got.(*selectPlan), nil
 }

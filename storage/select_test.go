@@ -47,6 +47,38 @@ func TestSelectRowsAsGorm(t *testing.T) {
 			same[storage.Inbox](t, ctx, s, nil, "id", "id > ?", 0)
 			same[storage.Agent](t, ctx, s, nil, "id", "id > ?", 0)
 			same[storage.Agent](t, ctx, s, nil, "id", "id < ?", 0) // none
+
+			// The ticket the rules read: its parts as gorm reads them.
+			for _, id := range []int64{tk, tk + 1} {
+				var v storage.TicketView
+				if err := s.InTx(ctx, func(tx *storage.Tx) error {
+					var err error
+					v, err = tx.TicketView(ctx, id)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				tks, err := storage.GormFind[storage.Ticket](ctx, s, []string{"stems"}, "id", "id = ?", id)
+				if err != nil || len(tks) != 1 {
+					t.Fatalf("ticket %d by gorm: %d rows, %v", id, len(tks), err)
+				}
+				cs, err := storage.GormFind[storage.Contact](ctx, s, nil, "id", "id = ?", tks[0].CustomerID)
+				if err != nil || len(cs) != 1 {
+					t.Fatalf("customer of %d by gorm: %d rows, %v", id, len(cs), err)
+				}
+				is, err := storage.GormFind[storage.Inbox](ctx, s, nil, "id", "id = ?", tks[0].InboxID)
+				if err != nil || len(is) != 1 {
+					t.Fatalf("inbox of %d by gorm: %d rows, %v", id, len(is), err)
+				}
+				got := v.Ticket
+				got.Customer, got.Inbox, got.Assignee = nil, nil, nil
+				if !reflect.DeepEqual(got, tks[0]) || !reflect.DeepEqual(v.Customer, cs[0]) || !reflect.DeepEqual(v.Inbox, is[0]) {
+					t.Errorf("TicketView(%d):\n%+v\n%+v\n%+v\nby gorm:\n%+v\n%+v\n%+v", id, got, v.Customer, v.Inbox, tks[0], cs[0], is[0])
+				}
+				if (v.Assignee != nil) != (tks[0].AssigneeID != nil) {
+					t.Errorf("TicketView(%d): assignee %+v for assignee id %v", id, v.Assignee, tks[0].AssigneeID)
+				}
+			}
 		})
 	}
 }

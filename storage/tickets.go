@@ -87,38 +87,22 @@ func (t *Tx) TicketView(ctx context.Context, number int64) (TicketView, error) {
 		if hops == maxMergeHops {
 			return TicketView{}, fmt.Errorf("ticket %d: merge chain too long", asked)
 		}
-		// The executor reads a ticket like this for every message: each
-		// part by its key (selectRows), which cost less than gorm's one
-		// joined statement; a merged ticket is followed by reading the
-		// one it went into (rare), not by a lookup before every read.
-		// Without the stems, which only clustering reads
-		// (SimilarCandidates).
-		ts, err := selectRows[Ticket](ctx, t.s, db, []string{"stems"}, "WHERE id = ?", number)
+		// The executor reads a ticket like this for every message: a
+		// merged ticket is followed by reading the one it went into
+		// (rare), not by a lookup before every read.
+		ok, err := t.ticketParts(ctx, db, number, &v)
 		if err != nil {
 			return TicketView{}, fmt.Errorf("ticket %d: %w", asked, err)
 		}
-		if len(ts) == 0 {
+		if !ok {
 			return TicketView{}, fmt.Errorf("ticket %d: %w", asked, ErrNotFound)
 		}
-		v.Ticket = ts[0]
 		if v.Ticket.MergedInto == nil {
 			break
 		}
 		number = *v.Ticket.MergedInto
 	}
-	cs, err := selectRows[Contact](ctx, t.s, db, nil, "WHERE id = ?", v.Ticket.CustomerID)
-	if err != nil {
-		return TicketView{}, fmt.Errorf("ticket %d customer: %w", asked, err)
-	}
-	is, err := selectRows[Inbox](ctx, t.s, db, nil, "WHERE id = ?", v.Ticket.InboxID)
-	if err != nil {
-		return TicketView{}, fmt.Errorf("ticket %d inbox: %w", asked, err)
-	}
-	if len(cs) == 0 || len(is) == 0 {
-		return TicketView{}, fmt.Errorf("ticket %d: %w", asked, ErrNotFound)
-	}
-	v.Customer, v.Inbox = cs[0], is[0]
-	v.Ticket.Customer, v.Ticket.Inbox = &cs[0], &is[0]
+	v.Ticket.Customer, v.Ticket.Inbox = &v.Customer, &v.Inbox
 	if id := v.Ticket.AssigneeID; id != nil {
 		as, err := selectRows[Agent](ctx, t.s, db, nil, "WHERE id = ?", *id)
 		if err != nil {
@@ -128,6 +112,7 @@ func (t *Tx) TicketView(ctx context.Context, number int64) (TicketView, error) {
 			v.Assignee, v.Ticket.Assignee = &as[0], &as[0]
 		}
 	}
+	var err error
 	if v.Participants, err = selectRows[Participant](ctx, t.s, db, nil, "WHERE ticket_id = ? ORDER BY created_at, email", number); err != nil {
 		return TicketView{}, fmt.Errorf("ticket %d participants: %w", asked, err)
 	}
@@ -135,6 +120,49 @@ func (t *Tx) TicketView(ctx context.Context, number int64) (TicketView, error) {
 		return TicketView{}, err
 	}
 	return v, nil
+}
+
+// ticketParts reads ticket number (without the stems, which only
+// clustering reads), its customer and its inbox into v in one joined
+// statement, each column scanned straight into its field (selectRows'
+// plans): gorm's joined Find of the three was 3.6% of tend bench's CPU,
+// and one statement a part cost PostgreSQL two more round trips a
+// message. ok is false when there is no such ticket.
+func (t *Tx) ticketParts(ctx context.Context, db *gorm.DB, number int64, v *TicketView) (ok bool, err error) {
+	tp, err := planSelect[Ticket](t.s, db, []string{"stems"})
+	if err != nil {
+		return false, err
+	}
+	cp, err := planSelect[Contact](t.s, db, nil)
+	if err != nil {
+		return false, err
+	}
+	ip, err := planSelect[Inbox](t.s, db, nil)
+	if err != nil {
+		return false, err
+	}
+	q := "SELECT " + tp.columns("t") + ", " + cp.columns("c") + ", " + ip.columns("i") +
+		" FROM tickets t JOIN contacts c ON c.id = t.customer_id JOIN inboxes i ON i.id = t.inbox_id WHERE t.id = ?"
+	if db.DryRun {
+		// CaptureSQL records the statement; nothing runs.
+		return false, db.Raw(q, number).Scan(&struct{}{}).Error
+	}
+	rs, err := queryRows(ctx, db, tp.postgres, q, number)
+	if err != nil {
+		return false, err
+	}
+	defer rs.Close()
+	if !rs.Next() {
+		return false, rs.Err()
+	}
+	v.Ticket, v.Customer, v.Inbox = Ticket{}, Contact{}, Inbox{}
+	dest := tp.fields(&v.Ticket, nil)
+	dest = cp.fields(&v.Customer, dest)
+	dest = ip.fields(&v.Inbox, dest)
+	if err := rs.Scan(dest...); err != nil {
+		return false, err
+	}
+	return true, rs.Err()
 }
 
 // ticketInboxes are the addresses of the inboxes that see a ticket.
