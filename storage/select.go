@@ -73,7 +73,8 @@ func (p *selectPlan) fields(row any, dest []any) []any {
 	return dest
 }
 
-// columns is the plan's column list qualified by alias, for a join.
+// columns is the plan's column list qualified by alias (the table, or
+// its alias in a join).
 func (p *selectPlan) columns(alias string) string {
 	out := make([]string, len(p.names))
 	for i, n := range p.names {
@@ -101,7 +102,6 @@ func planSelect[T any](s *Store, db *gorm.DB, omit []string) (*selectPlan, error
 	}
 	sch := stmt.Schema
 	p := &selectPlan{table: sch.Table, quoted: stmt.Quote(sch.Table), postgres: s.driver == DriverPostgres}
-	qualified := make([]string, 0, len(sch.DBNames))
 	for _, f := range sch.Fields {
 		if f.DBName == "" || !f.Readable || slices.Contains(omit, f.DBName) {
 			continue
@@ -114,9 +114,8 @@ func planSelect[T any](s *Store, db *gorm.DB, omit []string) (*selectPlan, error
 		}
 		p.cols = append(p.cols, f)
 		p.names = append(p.names, stmt.Quote(f.DBName))
-		qualified = append(qualified, p.quoted+"."+stmt.Quote(f.DBName))
 	}
-	p.list = strings.Join(qualified, ", ")
+	p.list = p.columns(p.quoted)
 	got, _ := s.selects.LoadOrStore(key, p)
 	return got.(*selectPlan), nil
 }
