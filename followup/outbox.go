@@ -212,6 +212,10 @@ func (s *Sender) send(ctx, sendCtx context.Context, rows []storage.OutboxMail, r
 						return nil // stopping: the rest waits for the next owner
 					}
 					o := rows[i]
+					if o.RawErr != nil {
+						results[i], tried[i] = storage.OutboxResult{Failed: true, Permanent: true, Error: "the stored mail cannot be read: " + o.RawErr.Error()}, true
+						continue
+					}
 					err := sess.Send(o.EnvFrom, strings.Split(o.EnvTo, ","), o.Raw)
 					results[i], tried[i] = s.outcome(o, err), true
 					results[i].DropBody = results[i].Sent && o.Kind == storage.OutboxToStaff && !s.keepStaff

@@ -304,7 +304,10 @@ type OutboxMail struct {
 	// not in this row: the row is rewritten at every claim and outcome,
 	// and on SQLite a rewrite of a row rewrites its blob with it. Only
 	// LoadOutboxBodies fills it; nil elsewhere.
-	Raw           []byte    `gorm:"-"`
+	Raw []byte `gorm:"-"`
+	// RawErr is why LoadOutboxBodies could not give Raw (stored bytes
+	// that no longer unpack): the mail cannot be sent as composed.
+	RawErr        error     `gorm:"-"`
 	Status        string    `gorm:"size:20;not null;index:idx_outbox_claim,priority:1"` // pending, sent, failed, held
 	Attempts      int       `gorm:"not null;default:0"`
 	NextAttemptAt time.Time `gorm:"not null;index:idx_outbox_claim,priority:2"`

@@ -79,16 +79,20 @@ func (s *Store) LoadOutboxBodies(ctx context.Context, rows []OutboxMail) error {
 	if err := s.db.WithContext(ctx).Select("outbox_id, raw, packed").Where("outbox_id IN ?", ids).Find(&raws).Error; err != nil {
 		return fmt.Errorf("outbox bodies: %w", err)
 	}
-	byID := make(map[int64][]byte, len(raws))
+	byID := make(map[int64]OutboxBody, len(raws))
 	for _, r := range raws {
-		b, err := r.bytes(s.pack)
-		if err != nil {
-			return fmt.Errorf("outbox bodies: %w", err)
-		}
-		byID[r.OutboxID] = b
+		byID[r.OutboxID] = r
 	}
 	for i := range rows {
-		rows[i].Raw = byID[rows[i].ID]
+		r, ok := byID[rows[i].ID]
+		if !ok {
+			rows[i].Raw = nil
+			continue
+		}
+		// One mail whose bytes do not unpack fails on its own; failing
+		// the load would hold back every mail claimed with it, claim
+		// after claim.
+		rows[i].Raw, rows[i].RawErr = r.bytes(s.pack)
 	}
 	return nil
 }

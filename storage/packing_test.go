@@ -216,7 +216,9 @@ func TestPackedSegmentsUpgrade(t *testing.T) {
 // when that saves enough, and every reader gets them back as composed:
 // the sender (LoadOutboxBodies), the ticket page (OutboxRaw), the size
 // on its message row. Bytes that do not shrink are stored as they are,
-// and a requeued mail that no longer packs is not read as packed.
+// a requeued mail that no longer packs is not read as packed, and bytes
+// that no longer unpack fail their own mail, not the others loaded
+// with it.
 func TestOutboxBodiesPacked(t *testing.T) {
 	for _, b := range storagetest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -291,6 +293,19 @@ func TestOutboxBodiesPacked(t *testing.T) {
 			for _, o := range rows {
 				if !bytes.Equal(o.Raw, want[o.ID]) {
 					t.Errorf("the sender got %d bytes of outbox %d, want the %d composed", len(o.Raw), o.ID, len(want[o.ID]))
+				}
+			}
+			// Stored bytes that no longer unpack fail their own mail only.
+			if err := storage.ExecForTest(ctx, s, "UPDATE outbox_bodies SET packed = packed + 1 WHERE outbox_id = "+itoa(packed)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.LoadOutboxBodies(ctx, rows); err != nil {
+				t.Fatalf("one body that does not unpack failed the whole load: %v", err)
+			}
+			for _, o := range rows {
+				bad := o.ID == packed
+				if bad && (o.RawErr == nil || o.Raw != nil) || !bad && (o.RawErr != nil || !bytes.Equal(o.Raw, want[o.ID])) {
+					t.Errorf("outbox %d after the corruption: %d bytes, error %v", o.ID, len(o.Raw), o.RawErr)
 				}
 			}
 		})
