@@ -5,7 +5,6 @@
 package relay
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -351,7 +350,7 @@ func (c *Client) dial(ctx context.Context, host string) (net.Conn, net.Conn, err
 	if err != nil {
 		return nil, nil, err
 	}
-	conn := net.Conn(newTimeoutConn(raw, c.cfg.Timeout))
+	conn := net.Conn(&timeoutConn{Conn: raw, timeout: c.cfg.Timeout})
 	if c.cfg.TLS != TLSImplicit {
 		return raw, conn, nil
 	}
@@ -548,55 +547,21 @@ func isLoopback(host string) bool {
 
 // timeoutConn gives every read and write its own deadline, so a server
 // that stops answering or stops reading is noticed after Timeout.
-//
-// It also holds what is written until the next read, up to
-// relayWriteBuffer: go-smtp writes the body of DATA through a 4 KiB
-// buffer, one system call (and, under TLS, one record) per 4 KiB, and
-// those calls were 4% of the whole pipeline's CPU in tend bench. A client
-// always reads the server's reply after what it wrote (with or without
-// PIPELINING), so flushing before each read sends everything in time.
 type timeoutConn struct {
 	net.Conn
 	timeout time.Duration
-	w       *bufio.Writer
 }
 
-// relayWriteBuffer is how much a relay connection writes at once.
-const relayWriteBuffer = 32 << 10
-
-func newTimeoutConn(conn net.Conn, timeout time.Duration) *timeoutConn {
-	c := &timeoutConn{Conn: conn, timeout: timeout}
-	c.w = bufio.NewWriterSize(deadlineWriter{c}, relayWriteBuffer)
-	return c
+func (c *timeoutConn) Write(b []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
 }
-
-func (c *timeoutConn) Write(b []byte) (int, error) { return c.w.Write(b) }
 
 func (c *timeoutConn) Read(b []byte) (int, error) {
-	if c.w.Buffered() > 0 {
-		if err := c.w.Flush(); err != nil {
-			return 0, err
-		}
-	}
 	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
 	return c.Conn.Read(b)
-}
-
-// Close sends what is still held (a QUIT whose reply is not awaited),
-// within the write timeout, and closes.
-func (c *timeoutConn) Close() error {
-	_ = c.w.Flush()
-	return c.Conn.Close()
-}
-
-// deadlineWriter writes to the connection under its write timeout.
-type deadlineWriter struct{ c *timeoutConn }
-
-func (d deadlineWriter) Write(b []byte) (int, error) {
-	if err := d.c.Conn.SetWriteDeadline(time.Now().Add(d.c.timeout)); err != nil {
-		return 0, err
-	}
-	return d.c.Conn.Write(b)
 }

@@ -2,12 +2,10 @@ package relay
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -300,52 +298,5 @@ func wantTemporary(t *testing.T, err error) {
 	var se *SendError
 	if !errors.As(err, &se) || !se.Temporary {
 		t.Fatalf("err = %v, want temporary SendError", err)
-	}
-}
-
-// countingConn counts the writes that reach the socket.
-type countingConn struct {
-	net.Conn
-	writes *atomic.Int64
-}
-
-func (c countingConn) Write(b []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(b)
-}
-
-// TestSendWritesInFewCalls sends a large body, in the clear and under
-// STARTTLS: it arrives whole, in a few writes to the socket rather than
-// one per 4 KiB go-smtp hands on (each a system call, under TLS each a
-// record).
-func TestSendWritesInFewCalls(t *testing.T) {
-	t.Parallel()
-	body := bytes.Repeat([]byte("a line of a long notification, quoted-printable as composed\r\n"), 4000)
-	msg := append([]byte("From: support@acme.example\r\nTo: anna@example.ru\r\nSubject: big\r\n\r\n"), body...)
-	for _, mode := range []string{TLSNone, TLSStartTLS} {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			srv := &captureServer{}
-			addr, clientTLS := srv.start(t, mode)
-			c := New(Config{Addr: addr, TLS: mode, Timeout: 10 * time.Second, HelloName: "tend.test", TLSConfig: clientTLS})
-			var writes atomic.Int64
-			c.dialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-				conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-				return countingConn{Conn: conn, writes: &writes}, err
-			}
-			if err := c.Send(context.Background(), "bounce+1@acme.example", []string{"anna@example.ru"}, msg); err != nil {
-				t.Fatalf("Send: %v", err)
-			}
-			msgs := srv.messages()
-			if len(msgs) != 1 || !bytes.Equal(bytes.TrimRight(msgs[0].data, "\r\n"), bytes.TrimRight(msg, "\r\n")) {
-				t.Fatalf("%d messages arrived, not the %d bytes sent", len(msgs), len(msg))
-			}
-			// EHLO, (STARTTLS, its handshake, EHLO again,) MAIL, RCPT,
-			// DATA, the body and QUIT: one write each at most, and the
-			// body in writes of relayWriteBuffer.
-			if most := int64(12 + len(msg)/relayWriteBuffer); writes.Load() > most {
-				t.Errorf("%d bytes sent in %d writes, want at most %d", len(msg), writes.Load(), most)
-			}
-		})
 	}
 }
