@@ -2,7 +2,9 @@ package followup_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,8 @@ import (
 	"github.com/tendhq/tend/mail/relay"
 	"github.com/tendhq/tend/storage"
 	"github.com/tendhq/tend/storage/storagetest"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite", for the damage from outside
 )
 
 // outbox returns ticket 1's mail to the customer.
@@ -203,5 +207,52 @@ func TestSenderClaimsManyHoldsFew(t *testing.T) {
 			t.Errorf("to %s: mail %d after mail %d", rcpt, i, prev)
 		}
 		last[rcpt] = i
+	}
+}
+
+// TestUnreadableBodyFailsAlone: the acknowledgement's stored bytes are
+// damaged on disk before the sender gets to them. That mail fails, with
+// the reason on its row and the agents told; the notifications queued
+// with it still go out, and nothing waits to be claimed again.
+func TestUnreadableBodyFailsAlone(t *testing.T) {
+	w := newWorldWith(t, nil, nil)
+	ctx := context.Background()
+	if err := w.send(customer, []string{inbox}, customerMail("u1@example.com", "Printer", "My printer prints nothing at all since the update.")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		n, err := w.proc.RunOnce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	// A second handle on the database file, as damage from outside.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(w.dataDir, "tend.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.ExecContext(ctx, `UPDATE outbox_bodies SET packed = packed + 1 WHERE packed > 0
+		AND outbox_id IN (SELECT id FROM outbox_mails WHERE kind = ?)`, storage.OutboxToCustomer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		t.Fatalf("damaged %d stored acknowledgements, %v; want the one, packed", n, err)
+	}
+	w.settle()
+	rows := w.customerOutbox()
+	if len(rows) != 1 || rows[0].Status != storage.OutboxFailed || !strings.Contains(rows[0].LastError, "cannot be read") {
+		t.Fatalf("outbox = %+v, want the acknowledgement failed as unreadable", rows)
+	}
+	got := w.capture.take()
+	if len(to(got, customer)) != 0 {
+		t.Error("the customer got a mail whose bytes could not be read")
+	}
+	if n := len(to(got, alice)); n < 2 {
+		t.Errorf("alice got %d mails, want the notification and the failure notice", n)
 	}
 }
