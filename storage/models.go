@@ -306,7 +306,8 @@ type OutboxMail struct {
 	// LoadOutboxBodies fills it; nil elsewhere.
 	Raw []byte `gorm:"-"`
 	// RawErr is why LoadOutboxBodies could not give Raw (stored bytes
-	// that no longer unpack): the mail cannot be sent as composed.
+	// that no longer unpack, or none): the mail cannot be sent as
+	// composed.
 	RawErr        error     `gorm:"-"`
 	Status        string    `gorm:"size:20;not null;index:idx_outbox_claim,priority:1"` // pending, sent, failed, held
 	Attempts      int       `gorm:"not null;default:0"`

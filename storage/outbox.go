@@ -86,7 +86,10 @@ func (s *Store) LoadOutboxBodies(ctx context.Context, rows []OutboxMail) error {
 	for i := range rows {
 		r, ok := byID[rows[i].ID]
 		if !ok {
-			rows[i].Raw = nil
+			// Nothing prunes or drops the bytes of mail still to send;
+			// should a row have lost them anyway, it must fail, not go
+			// out empty.
+			rows[i].Raw, rows[i].RawErr = nil, errNoBody
 			continue
 		}
 		// One mail whose bytes do not unpack fails on its own; failing
@@ -96,6 +99,9 @@ func (s *Store) LoadOutboxBodies(ctx context.Context, rows []OutboxMail) error {
 	}
 	return nil
 }
+
+// errNoBody is the RawErr of a mail to send whose bytes are not stored.
+var errNoBody = errors.New("no stored bytes")
 
 // OutboxResult is the outcome of one delivery attempt.
 type OutboxResult struct {

@@ -302,8 +302,15 @@ func TestOutboxBodiesPacked(t *testing.T) {
 			if err := s.LoadOutboxBodies(ctx, rows); err != nil {
 				t.Fatalf("one body that does not unpack failed the whole load: %v", err)
 			}
+			// Nor does a mail whose bytes are gone altogether go out empty.
+			if err := storage.ExecForTest(ctx, s, "DELETE FROM outbox_bodies WHERE outbox_id = "+itoa(plain)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.LoadOutboxBodies(ctx, rows); err != nil {
+				t.Fatalf("a mail without its bytes failed the whole load: %v", err)
+			}
 			for _, o := range rows {
-				bad := o.ID == packed
+				bad := o.ID == packed || o.ID == plain
 				if bad && (o.RawErr == nil || o.Raw != nil) || !bad && (o.RawErr != nil || !bytes.Equal(o.Raw, want[o.ID])) {
 					t.Errorf("outbox %d after the corruption: %d bytes, error %v", o.ID, len(o.Raw), o.RawErr)
 				}
